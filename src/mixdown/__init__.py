@@ -1,0 +1,52 @@
+"""mixdown: a declarative, Makefile-style audio renderer.
+
+A show (``project.toml`` + Jinja2 templates in ``stanzas/``) becomes a doit
+graph of content-hashed targets — voice lines, SFX, music-bed segments —
+then one mix and one master per script and variant. Only what changed is
+rendered again.
+"""
+
+from __future__ import annotations
+
+from .cache import Cache
+from .errors import (
+    AudioError,
+    ConfigError,
+    MixdownError,
+    ProjectError,
+    RenderError,
+    RendererUnavailable,
+    RenderFailed,
+    TemplateError,
+)
+from .keys import content_key
+from .loader import DOIT_CONFIG, MixdownLoader, Show, load_show
+from .project import Project, load, render_scripts
+from .renderers import Registry, Renderer, RendererBase, RenderRequest, RenderResult
+
+__all__ = [
+    "DOIT_CONFIG",
+    "AudioError",
+    "Cache",
+    "ConfigError",
+    "MixdownError",
+    "MixdownLoader",
+    "Project",
+    "ProjectError",
+    "Registry",
+    "RenderError",
+    "RenderFailed",
+    "RenderRequest",
+    "RenderResult",
+    "Renderer",
+    "RendererBase",
+    "RendererUnavailable",
+    "Show",
+    "TemplateError",
+    "content_key",
+    "load",
+    "load_show",
+    "render_scripts",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,153 @@
+"""The actions doit runs: render an asset, mix a rendition, master it.
+
+Each action takes a :class:`Context` and one plan entry. User-facing
+failures come back as doit ``TaskFailed`` with mixdown's one-line message, so
+doit reports the failed target without a traceback; nothing partial reaches
+the cache or ``build/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import Cache, safe_params
+from .errors import MixdownError, RenderFailed
+from .graph import Asset, MixPlan
+from .project import Project
+from .renderers import Registry
+
+# The DSP modules (numpy, scipy) load when the first action runs, so that
+# listing or checking a show stays fast.
+
+__all__ = ["Context", "build_master", "build_mix", "render_asset", "stamp_matches"]
+
+MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
+
+
+@dataclass
+class Context:
+    """What every action needs: the project, its cache and its renderers."""
+
+    project: Project
+    cache: Cache
+    registry: Registry
+
+
+def render_asset(context: Context, asset: Asset) -> Any:
+    """doit action: render one asset into the cache."""
+    return _reported(_render_asset, context, asset)
+
+
+def build_mix(context: Context, plan: MixPlan) -> Any:
+    """doit action: mix one rendition into the cache."""
+    return _reported(_build_mix, context, plan)
+
+
+def build_master(context: Context, plan: MixPlan) -> Any:
+    """doit action: master one rendition and write its deliverables."""
+    return _reported(_build_master, context, plan)
+
+
+def _reported(action: Any, context: Context, item: Any) -> Any:
+    """Run ``action``; a :class:`MixdownError` becomes doit's ``TaskFailed`` (no traceback)."""
+    try:
+        return action(context, item)
+    except MixdownError as err:
+        from doit.exceptions import TaskFailed
+
+        return TaskFailed(str(err))
+
+
+def _render_asset(context: Context, asset: Asset) -> None:
+    """Render one asset and store it under its key."""
+    import numpy as np
+
+    from .audio import valid_audio
+
+    renderer = context.registry.instance(asset.renderer)
+    result = renderer.render(asset.request)
+    try:
+        audio = valid_audio(result.audio, what=asset.task)
+    except MixdownError as err:
+        raise RenderFailed(f"{asset.task}: renderer '{asset.renderer}' returned bad audio: {err}") from None
+    seconds = len(audio) / result.sample_rate if result.sample_rate > 0 else 0.0
+    if seconds < MIN_SECONDS[asset.kind] or np.abs(audio).max() > 4.0:
+        raise RenderFailed(
+            f"{asset.task}: renderer '{asset.renderer}' returned implausible audio "
+            f"({seconds:.3f} s, peak {np.abs(audio).max():.2f}); nothing was cached"
+        )
+    meta = {
+        "kind": asset.kind,
+        "renderer": asset.renderer,
+        "version": getattr(context.registry.cls(asset.renderer), "version", "1"),
+        "params": safe_params(asset.request.params),
+        **({"text": asset.request.text} if asset.kind == "voice" else {}),
+        **({"segment": asset.request.segment} if asset.request.segment else {}),
+        **safe_params(result.meta),
+    }
+    context.cache.put(asset.key, audio, result.sample_rate, meta)
+
+
+def _build_mix(context: Context, plan: MixPlan) -> None:
+    """Mix a rendition's timeline from cached assets and store the mix."""
+    from . import mix as mixing
+    from .audio import resample
+
+    timeline = plan.timeline
+    sections = [mixing.Section(tuple(_item(context, it) for it in s["items"]), music=s["music"])
+                for s in timeline["sections"]]  # fmt: skip
+    bed = None
+    if timeline["bed"] is not None:
+        segments = {name: context.cache.get(timeline["bed"][name]) for name in ("intro", "main", "outro")}
+        rates = {sr for _, sr in segments.values()}
+        sr = max(rates)
+        parts = {name: resample(y, s, sr) for name, (y, s) in segments.items()}
+        bed = mixing.Bed(parts["intro"], parts["main"], parts["outro"], sr, gain_db=timeline["bed"]["gain_db"])
+    settings = mixing.MixSettings(sample_rate=timeline["sample_rate"], channels=timeline["channels"],
+                                  **timeline["settings"])  # fmt: skip
+    stems = mixing.mix(sections, bed=bed, settings=settings)
+    context.cache.put(plan.key, stems.mixdown(), stems.sample_rate, {"kind": "mix", "name": plan.name})
+
+
+def _item(context: Context, item: list[Any]) -> Any:
+    from . import mix as mixing
+
+    kind = item[0]
+    if kind == "pause":
+        return mixing.Pause(item[1])
+    audio, sr = context.cache.get(item[1])
+    if kind == "sting":
+        return mixing.Sting(audio, sr, gain_db=item[2])
+    cues = []
+    for cue_key, at, gain_db, offset in item[3]:
+        cue_audio, cue_sr = context.cache.get(cue_key)
+        cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=gain_db, offset=offset))
+    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2])
+
+
+def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
+    """Master the mix (or reuse a cached master) and write ``build/`` files."""
+    from .master import MasterSettings, export, master
+
+    settings = MasterSettings(**plan.master)
+    cache = context.cache
+    if plan.master_key in cache:
+        y, sr = cache.get(plan.master_key)
+    else:
+        mixed, sr = cache.get(plan.key)
+        y, loudness = master(mixed, sr, settings)
+        cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name,
+                                            "loudness": str(loudness)})  # fmt: skip
+    for path in plan.outputs:
+        loudness = export(y, sr, path, settings=settings)
+        rel = path.relative_to(context.project.root) if path.is_relative_to(context.project.root) else path
+        print(f"master:{plan.name}  {loudness}  {len(y) / sr:6.1f} s  {rel}", file=sys.stdout)
+    return {"stamp": plan.stamp}
+
+
+def stamp_matches(task: Any, values: dict[str, Any], stamp: str) -> bool:
+    """doit ``uptodate``: the files in ``build/`` were made from this master."""
+    return bool(values.get("stamp") == stamp)
+

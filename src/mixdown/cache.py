@@ -1,0 +1,134 @@
+"""The content-addressed store of rendered audio.
+
+Layout under the cache directory (``cache/`` in the project by default;
+``[project] cache`` or the ``MIXDOWN_CACHE`` environment variable move it)::
+
+    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key
+    objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
+
+An object exists only once it is complete: audio and record are written to
+temporary files in the same directory and renamed into place, the record
+first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
+a half-written object. The presence of the ``.wav`` is what marks a key as
+rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import AudioError
+
+if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
+    import numpy as np
+
+__all__ = ["Cache", "safe_params"]
+
+_SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
+
+
+def safe_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop any setting whose name looks like a credential."""
+    return {k: v for k, v in params.items() if not _SECRET.search(k)}
+
+
+class Cache:
+    """A directory of immutable, content-addressed audio objects."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self._known: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        """Where the audio of ``key`` lives (whether or not it exists yet)."""
+        return self.objects / key[:2] / f"{key}.wav"
+
+    def meta_path(self, key: str) -> Path:
+        """Where the metadata record of ``key`` lives."""
+        return self.objects / key[:2] / f"{key}.json"
+
+    def keys(self) -> set[str]:
+        """Every key with a complete object, read once with ``scandir``."""
+        with self._lock:
+            if self._known is None:
+                self._known = self._scan()
+            return self._known
+
+    def _scan(self) -> set[str]:
+        found: set[str] = set()
+        try:
+            shards = [e.path for e in os.scandir(self.objects) if e.is_dir()]
+        except FileNotFoundError:
+            return found
+        for shard in shards:
+            found.update(e.name[:-4] for e in os.scandir(shard) if e.name.endswith(".wav"))
+        return found
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys() or self.path(key).exists()
+
+    def put(
+        self, key: str, audio: np.ndarray, sample_rate: int, meta: Mapping[str, Any]
+    ) -> Path:
+        """Store ``audio`` under ``key`` with its metadata record; return the path.
+
+        ``meta`` is filtered through :func:`safe_params` at every level that
+        names parameters, so credentials never reach disk.
+        """
+        from .audio import valid_audio, write_audio_atomic
+
+        audio = valid_audio(audio, what=f"cache object {key[:12]}")
+        if len(audio) == 0:
+            raise AudioError(f"cache object {key[:12]}: refusing to store empty audio")
+        record = {
+            **{k: v for k, v in safe_params(meta).items() if k != "params"},
+            "params": safe_params(meta.get("params", {})),
+            "key": key,
+            "duration": round(len(audio) / sample_rate, 6),
+            "sample_rate": sample_rate,
+            "channels": int(audio.shape[1]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        path = self.path(key)
+        _write_text_atomic(self.meta_path(key), json.dumps(record, indent=1, sort_keys=True))
+        write_audio_atomic(path, audio, sample_rate, format="WAV", subtype="FLOAT")
+        with self._lock:
+            if self._known is not None:
+                self._known.add(key)
+        return path
+
+    def get(self, key: str) -> tuple[np.ndarray, int]:
+        """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate."""
+        from .audio import read_audio
+
+        return read_audio(self.path(key))
+
+    def meta(self, key: str) -> dict[str, Any]:
+        """The metadata record of ``key``."""
+        data: dict[str, Any] = json.loads(self.meta_path(key).read_text("utf-8"))
+        return data
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

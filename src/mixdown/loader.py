@@ -1,0 +1,141 @@
+"""mixdown as a doit task loader: ``doit`` in a show's directory builds it.
+
+Configure it once in the show's ``pyproject.toml`` (or the same keys in
+``doit.cfg``)::
+
+    [tool.doit]
+    loader = "mixdown"
+
+    [tool.doit.plugins.LOADER]
+    mixdown = "mixdown.loader:MixdownLoader"
+
+Every voice line, SFX and music-bed segment is a task (``voice:…``,
+``sfx:…``, ``music:…``), then ``mix:…`` and ``master:…`` per script and
+variant. All of doit's commands work on them. For a plain ``doit`` (run,
+no task names) the loader checks the cache itself and hands doit only the
+assets that are missing, printing ``-- name`` for the cached ones as doit
+would: doit's per-task scheduling would otherwise dominate a no-op build of
+a large show (see ``benchmarks/noop.py``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2, opt_cwd
+from doit.exceptions import InvalidDodoFile
+from doit.loader import generate_tasks
+
+from .build import Context
+from .cache import Cache
+from .errors import MixdownError
+from .graph import Plan, plan, task_dicts
+from .project import load, render_scripts
+from .renderers import Registry
+
+__all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show"]
+
+#: doit settings for a show: mixdown's own state file, an explicit backend,
+#: threads for parallel renders (``doit -n 4``).
+DOIT_CONFIG: dict[str, Any] = {
+    "dep_file": ".mixdown-doit.sqlite3",
+    "backend": "sqlite3",
+    "par_type": "thread",
+    "verbosity": 1,
+}
+
+GROUP_DOCS = {
+    "voice": "every voice line (text to speech)",
+    "sfx": "every sound effect",
+    "music": "every music-bed segment",
+    "mix": "every mix (one per script and variant)",
+    "master": "every mastered deliverable in build/",
+}
+
+
+@dataclass
+class Show:
+    """A loaded show: its context (project, cache, renderers) and its plan."""
+
+    context: Context
+    plan: Plan
+
+
+def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None) -> Show:
+    """Load, validate and plan the show in ``root``.
+
+    Raises a :class:`~mixdown.errors.MixdownError` with a one-line message
+    for anything wrong with the show; reads files only, writes nothing.
+    """
+    root = Path(root).resolve()
+    registry = registry or Registry(root)
+    project = load(root, registry=registry)
+    renditions = render_scripts(project)
+    return Show(Context(project, Cache(project.cache_dir), registry), plan(project, renditions, registry))
+
+
+class MixdownLoader(TaskLoader2):
+    """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
+
+    cmd_options = (opt_cwd,)
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        registry: Registry | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """``root``, ``registry`` and extra doit ``config`` are for embedding; doit passes none."""
+        super().__init__()
+        self.root = Path(root) if root is not None else None
+        self.registry = registry
+        self.extra_config = dict(config or {})
+        self.show: Show | None = None
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        """Find the show directory: ``-d DIR``, else the working directory."""
+        if self.root is None:
+            self.root = Path(opt_values.get("cwdPath") or os.getcwd())
+        self.root = self.root.resolve()
+
+    def load_doit_config(self) -> dict[str, Any]:
+        """mixdown's doit settings, with the state file inside the show."""
+        assert self.root is not None
+        return {**DOIT_CONFIG, "dep_file": str(self.root / DOIT_CONFIG["dep_file"]), **self.extra_config}
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
+        """Build the show's tasks; a plain ``run`` gets only missing assets."""
+        assert self.root is not None
+        try:
+            self.show = load_show(self.root, registry=self.registry)
+        except MixdownError as err:
+            raise InvalidDodoFile(str(err)) from None
+        cache = self.show.context.cache
+        cached = cache.keys()
+        only_missing = cmd.name == "run" and not pos_args
+        dicts = task_dicts(self.show.plan, self.show.context, cached=cached, only_missing=only_missing)
+        if only_missing:
+            _report_cached(self.show.plan, cached, self.extra_config.get("outfile", sys.stdout))
+        tasks: list[Any] = []
+        for basename, items in dicts.items():
+            tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
+        gc.freeze()  # thousands of long-lived task objects: keep the collector off them
+        return tasks
+
+
+def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield {"name": None, "doc": GROUP_DOCS[basename]}
+    yield from items
+
+
+def _report_cached(plan: Plan, cached: set[str], out: Any) -> None:
+    """Print ``-- name`` for assets found in the cache, as doit does for up-to-date tasks."""
+    lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
+    out.write("".join(lines))

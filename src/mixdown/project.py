@@ -1,0 +1,471 @@
+"""The project model: ``project.toml`` + ``stanzas/`` + variants → scripts.
+
+:func:`load` reads and validates ``project.toml``; :func:`render_scripts`
+renders every script template (once per variant row) with Jinja2 and parses
+it with :mod:`mixdown.stanza`. Every problem is a one-line
+:class:`~mixdown.errors.ProjectError` naming the file, the line where it can
+be found, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import stanza
+from .errors import ConfigError, TemplateError
+
+__all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
+
+#: Settings that shape the mix, not the rendered asset: kept out of keys.
+MIX_KEYS = {"voice": {"gain_db"}, "sfx": {"gain_db", "offset"}, "music": {"gain_db"}}
+MIX_SETTINGS = {
+    "line_gap": 0.35, "section_gap": 0.9, "lead_in": 1.5, "tail": 2.0, "duck_db": -12.0,
+    "duck_attack": 0.08, "duck_release": 0.6, "duck_hold": 0.3, "crossfade": 0.5,
+}  # fmt: skip
+MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
+FORMATS = ("wav", "mp3", "flac")
+PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
+SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
+MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
+TOP_KEYS = {"project", "voices", "sfx", "music", "modules", "scripts", "mix", "master", "pronunciations"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A declared voice, SFX or music bed: which renderer, with what settings."""
+
+    name: str
+    kind: str
+    renderer: str
+    params: dict[str, Any]
+    mix: dict[str, float]
+    where: str
+
+
+@dataclass(frozen=True)
+class Script:
+    """One script template and how to render it."""
+
+    name: str
+    template: str
+    voice: str
+    music: str | None
+    variants: str | None
+    vars: dict[str, Any]
+    where: str
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated show."""
+
+    root: Path
+    name: str
+    sample_rate: int
+    channels: int
+    cache_dir: Path
+    build_dir: Path
+    voices: dict[str, Source]
+    sfx: dict[str, Source]
+    music: dict[str, Source]
+    scripts: dict[str, Script]
+    pronunciations: dict[str, str]
+    mix: dict[str, float]
+    master: dict[str, Any]
+
+
+@dataclass
+class Rendition:
+    """A script rendered for one variant row (``variant`` is ``None`` without variants)."""
+
+    script: Script
+    variant: str | None
+    sections: list[stanza.Section] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """``module/script`` or ``module/script@variant``."""
+        return self.script.name + (f"@{self.variant}" if self.variant else "")
+
+
+def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
+    """Read and validate ``root/project.toml``.
+
+    ``registry`` (a :class:`~mixdown.renderers.Registry`) is used to check
+    renderer names and their settings; without one, only names are checked
+    against the built-ins at graph time.
+    """
+    root = Path(root).resolve()
+    path = root / "project.toml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run mixdown in a show's directory (with project.toml)")
+    text = path.read_text("utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"project.toml: {err}") from None
+    toml = _Toml(text, root)
+    toml.check_keys(data, TOP_KEYS, [])
+    top = toml.table(data, "project")
+    toml.check_keys(top, PROJECT_KEYS, ["project"])
+    sources = {kind: _sources(toml, data, table, kind, registry)
+               for kind, table in (("voice", "voices"), ("sfx", "sfx"), ("music", "music"))}  # fmt: skip
+    if not sources["voice"]:
+        raise ConfigError(f"project.toml:{toml.line(['voices'])}: declare at least one [voices.NAME]")
+    default_voice = toml.typed(top, "voice", str, ["project"], next(iter(sources["voice"])))
+    cache = os.environ.get("MIXDOWN_CACHE") or toml.typed(top, "cache", str, ["project"], "cache")
+    return Project(
+        root=root,
+        name=toml.typed(top, "name", str, ["project"], root.name),
+        sample_rate=_rate(toml, top),
+        channels=_channels(toml, top),
+        cache_dir=(root / cache).resolve(),
+        build_dir=_inside(root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]),
+        voices=sources["voice"],
+        sfx=sources["sfx"],
+        music=sources["music"],
+        scripts=_scripts(toml, data, top, default_voice, sources),
+        pronunciations=_pronunciations(toml, data),
+        mix=_numbers(toml, data, "mix", MIX_SETTINGS),
+        master=_master(toml, data),
+    )
+
+
+class _Toml:
+    """Typed access to parsed TOML with errors that point at the source line."""
+
+    def __init__(self, text: str, root: Path) -> None:
+        self.lines = text.splitlines()
+        self.root = root
+
+    def line(self, path: list[str]) -> int:
+        """The line of ``path`` (a table header, or a key in a table); 1 if not found."""
+        headers = [parts for _, parts in self._headers()]
+        header, want_key = (path, None) if path in headers or not path else (path[:-1], path[-1])
+        current: list[str] = []
+        found = 1
+        for number, raw in enumerate(self.lines, start=1):
+            parts = _header(raw)
+            if parts is not None:
+                current = parts
+                found = number if parts == header and found == 1 else found
+            elif want_key and current == header and re.match(rf'^\s*"?{re.escape(want_key)}"?\s*=', raw):
+                return number
+        return found
+
+    def _headers(self) -> list[tuple[int, list[str]]]:
+        return [(n, h) for n, raw in enumerate(self.lines, start=1) if (h := _header(raw)) is not None]
+
+    def where(self, path: list[str]) -> str:
+        return f"project.toml:{self.line(path)}"
+
+    def table(self, data: Mapping[str, Any], key: str, path: list[str] | None = None) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.where([*(path or []), key])}: '{key}' must be a table")
+        return value
+
+    def check_keys(self, data: Mapping[str, Any], allowed: set[str], path: list[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                scope = f"[{'.'.join(path)}]" if path else "the top level"
+                raise ConfigError(
+                    f"{self.where([*path, key])}: unknown key '{key}' in {scope}; "
+                    f"allowed: {', '.join(sorted(allowed))}"
+                )
+
+    def typed(self, data: Mapping[str, Any], key: str, kind: Any, path: list[str], default: Any) -> Any:
+        value = data.get(key, default)
+        if value is not None and not _is(value, kind):
+            raise ConfigError(f"{self.where([*path, key])}: '{key}' must be {_kind_name(kind)}")
+        return value
+
+
+def _header(raw: str) -> list[str] | None:
+    """The dotted parts of a ``[table]`` header line, quotes removed; ``None`` otherwise."""
+    m = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?", raw)
+    if m is None:
+        return None
+    return [p.strip('"') for p in re.findall(r'"[^"]*"|[^."\s]+', m.group(1))]
+
+
+def _is(value: Any, kind: Any) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def _kind_name(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             dict: "a table", list: "a list"}  # fmt: skip
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, registry: Any) -> dict[str, Source]:
+    out: dict[str, Source] = {}
+    for name, entry in toml.table(data, table).items():
+        path = [table, name]
+        _check_name(name, toml, path)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{toml.where(path)}: [{table}.{name}] must be a table")
+        renderer = toml.typed(entry, "renderer", str, path, None)
+        if renderer is None:
+            raise ConfigError(f"{toml.where(path)}: [{table}.{name}] needs renderer = \"…\"")
+        mix_keys = MIX_KEYS[kind]
+        mix = {k: float(toml.typed(entry, k, (int, float), path, 0.0)) for k in mix_keys if k in entry}
+        params = {k: v for k, v in entry.items() if k != "renderer" and k not in mix_keys}
+        if registry is not None:
+            _check_params(toml, registry, renderer, kind, params, path, mix_keys)
+        out[name] = Source(name, kind, renderer, params, mix, toml.where(path))
+    return out
+
+
+def _check_params(toml: _Toml, registry: Any, renderer: str, kind: str,
+                  params: dict[str, Any], path: list[str], mix_keys: set[str]) -> None:  # fmt: skip
+    try:
+        cls = registry.cls(renderer)
+    except ConfigError as err:
+        raise ConfigError(f"{toml.where([*path, 'renderer'])}: {err}") from None
+    kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
+    if kind not in kinds:
+        raise ConfigError(f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; it renders {', '.join(sorted(kinds))}")
+    allowed = dict(getattr(cls, "params", {}))
+    toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
+    for key, value in params.items():
+        toml.typed(params, key, allowed[key], path, None)
+    try:
+        getattr(cls, "check", lambda p: None)(params)
+    except ValueError as err:
+        raise ConfigError(f"{toml.where(path)}: [{'.'.join(path)}] {err}") from None
+
+
+def _check_name(name: str, toml: _Toml, path: list[str]) -> None:
+    if not stanza.NAME.match(name):
+        raise ConfigError(
+            f"{toml.where(path)}: name {name!r} may use only letters, digits, '_', '-' and '.' "
+            "(it becomes part of file and target names)"
+        )
+
+
+def _inside(root: Path, relative: str, toml: _Toml, path: list[str]) -> Path:
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(f"{toml.where(path)}: {relative!r} points outside the project; keep it inside")
+    return resolved
+
+
+def _rate(toml: _Toml, top: Mapping[str, Any]) -> int:
+    rate = toml.typed(top, "sample_rate", int, ["project"], 48000)
+    if rate not in (22050, 24000, 32000, 44100, 48000, 88200, 96000):
+        raise ConfigError(f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; use 44100 or 48000")
+    return int(rate)
+
+
+def _channels(toml: _Toml, top: Mapping[str, Any]) -> int:
+    channels = toml.typed(top, "channels", int, ["project"], 2)
+    if channels not in (1, 2):
+        raise ConfigError(f"{toml.where(['project', 'channels'])}: channels must be 1 or 2")
+    return int(channels)
+
+
+def _numbers(toml: _Toml, data: Mapping[str, Any], table: str, defaults: dict[str, float]) -> dict[str, float]:
+    given = toml.table(data, table)
+    toml.check_keys(given, set(defaults), [table])
+    return {k: float(toml.typed(given, k, (int, float), [table], v)) for k, v in defaults.items()}
+
+
+def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
+    given = dict(toml.table(data, "master"))
+    formats = toml.typed(given, "formats", list, ["master"], ["wav", "mp3"])
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"{toml.where(['master', 'formats'])}: formats must be a non-empty list of {', '.join(FORMATS)}")
+    given.pop("formats", None)
+    master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
+    master["formats"] = list(dict.fromkeys(formats))
+    return master
+
+
+def _pronunciations(toml: _Toml, data: Mapping[str, Any]) -> dict[str, str]:
+    table = toml.table(data, "pronunciations")
+    for word in table:
+        toml.typed(table, word, str, ["pronunciations"], None)
+    return dict(table)
+
+
+def _scripts(toml: _Toml, data: Mapping[str, Any], top: Mapping[str, Any], default_voice: str,
+             sources: dict[str, dict[str, Source]]) -> dict[str, Script]:  # fmt: skip
+    modules = toml.table(data, "modules")
+    for name, module in modules.items():
+        _check_name(name, toml, ["modules", name])
+        toml.check_keys(toml.table(modules, name, ["modules"]), MODULE_KEYS, ["modules", name])
+    scripts: dict[str, Script] = {}
+    for name, entry in toml.table(data, "scripts").items():
+        path = ["scripts", name]
+        _check_name(name, toml, path)
+        entry = toml.table(toml.table(data, "scripts"), name, ["scripts"])
+        toml.check_keys(entry, SCRIPT_KEYS, path)
+        script = _script(toml, name, entry, modules, top, default_voice, sources)
+        scripts[script.name] = script
+    if not scripts:
+        raise ConfigError(f"project.toml:{toml.line(['scripts'])}: declare at least one [scripts.NAME] with template = \"stanzas/….j2\"")
+    return scripts
+
+
+def _script(toml: _Toml, name: str, entry: dict[str, Any], modules: dict[str, Any], top: Mapping[str, Any],
+            default_voice: str, sources: dict[str, dict[str, Source]]) -> Script:  # fmt: skip
+    path = ["scripts", name]
+    module_name = toml.typed(entry, "module", str, path, None)
+    if module_name is not None and module_name not in modules:
+        raise ConfigError(f"{toml.where([*path, 'module'])}: unknown module '{module_name}'; declare [modules.{module_name}]")
+    module = modules.get(module_name, {}) if module_name else {}
+    merged = {**module, **entry}
+
+    def origin(key: str) -> list[str]:
+        """Where ``key`` was set: the script's table, else its module's."""
+        return [*path, key] if key in entry or not module_name else ["modules", module_name, key]
+
+    template = toml.typed(entry, "template", str, path, None)
+    if template is None:
+        raise ConfigError(f"{toml.where(path)}: [scripts.{name}] needs template = \"stanzas/{name}.j2\"")
+    _must_exist(toml, [*path, "template"], template)
+    voice = toml.typed(merged, "voice", str, path, default_voice)
+    if voice not in sources["voice"]:
+        raise ConfigError(f"{toml.where(origin('voice'))}: unknown voice '{voice}'; declared voices: {', '.join(sources['voice'])}")
+    music = toml.typed(merged, "music", str, path, None)
+    if music not in (None, "none") and music not in sources["music"]:
+        raise ConfigError(f"{toml.where(origin('music'))}: unknown music bed '{music}'; declared: {', '.join(sources['music']) or 'none'}")
+    variants = toml.typed(merged, "variants", str, path, None)
+    if variants is not None:
+        _must_exist(toml, origin("variants"), variants)
+    variables = {**toml.typed(top, "vars", dict, ["project"], {}), **toml.typed(module, "vars", dict, path, {}),
+                 **toml.typed(entry, "vars", dict, path, {})}  # fmt: skip
+    return Script(
+        name=f"{module_name}/{name}" if module_name else name,
+        template=template,
+        voice=voice,
+        music=None if music == "none" else music,
+        variants=variants,
+        vars=variables,
+        where=toml.where(path),
+    )
+
+
+def _must_exist(toml: _Toml, path: list[str], relative: str) -> None:
+    resolved = _inside(toml.root, relative, toml, path)
+    if not resolved.is_file():
+        raise ConfigError(f"{toml.where(path)}: {relative!r} does not exist; check the path")
+
+
+def render_scripts(project: Project) -> list[Rendition]:
+    """Render every script once per variant row and parse it into sections.
+
+    Checks every voice and SFX a script refers to; errors name the template
+    file and line.
+    """
+    env = _jinja(project.root)
+    out: list[Rendition] = []
+    for script in project.scripts.values():
+        for variant, row in _variant_rows(project.root, script):
+            text = _render(env, script, {**script.vars, **row})
+            rendition = Rendition(script, variant, stanza.parse(text, source=script.template))
+            _check_refs(project, rendition)
+            out.append(rendition)
+    return out
+
+
+def _jinja(root: Path) -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _render(env: Any, script: Script, variables: dict[str, Any]) -> str:
+    import jinja2
+
+    try:
+        rendered: str = env.get_template(script.template).render(**variables)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"{err.name or script.template}:{err.lineno}: {err.message}") from None
+    except jinja2.UndefinedError as err:
+        raise TemplateError(
+            f"{_template_line(err, script.template)}: {err.message}; "
+            "define it in vars or the variants file"
+        ) from None
+    except jinja2.TemplateNotFound as err:
+        raise TemplateError(f"{script.template}: included template {err.name!r} not found") from None
+    return rendered
+
+
+def _template_line(err: BaseException, template: str) -> str:
+    """Find the template line an exception was raised from, via the traceback."""
+    where = template
+    tb = err.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith(".j2") or name.endswith(template):
+            where = f"{Path(name).name if not name.endswith(template) else template}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str, str]]]:
+    if script.variants is None:
+        return [(None, {})]
+    path = root / script.variants
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+            columns = list(rows[0].keys()) if rows else []
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"{script.variants}: cannot read variants ({err})") from None
+    if not rows:
+        raise ConfigError(f"{script.variants}: no rows; add a header line and one row per variant")
+    column = "id" if "id" in columns else columns[0]
+    seen: set[str] = set()
+    out: list[tuple[str | None, dict[str, str]]] = []
+    for number, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise ConfigError(f"{script.variants}:{number}: wrong number of fields; every row needs {len(columns)}")
+        vid = row[column].strip()
+        if not stanza.NAME.match(vid) or vid in seen:
+            problem = "repeats an earlier id" if vid in seen else "is not a usable name (letters, digits, _ - .)"
+            raise ConfigError(f"{script.variants}:{number}: variant id {vid!r} in column '{column}' {problem}")
+        seen.add(vid)
+        out.append((vid, {**row, "variant": vid}))
+    return out
+
+
+def _check_refs(project: Project, rendition: Rendition) -> None:
+    source = rendition.script.template
+    for section in rendition.sections:
+        voice = section.settings.get("voice")
+        if voice is not None and voice not in project.voices:
+            raise TemplateError(f"{source}:{section.line}: unknown voice '{voice}'; declared: {', '.join(project.voices)}")
+        for item in section.items:
+            refs: list[tuple[str, str]] = []
+            if isinstance(item, stanza.Say):
+                refs = [("sfx", c.sfx) for c in item.cues] + ([("voice", item.voice)] if item.voice else [])
+            elif isinstance(item, stanza.Play):
+                refs = [("sfx", item.sfx)]
+            for kind, name in refs:
+                declared = project.voices if kind == "voice" else project.sfx
+                if name not in declared:
+                    raise TemplateError(
+                        f"{source}:{item.line}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
+                        f" (add [{'voices' if kind == 'voice' else 'sfx'}.{name}] to project.toml)"
+                    )

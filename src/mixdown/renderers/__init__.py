@@ -1,0 +1,157 @@
+"""Renderers: the contract, and a registry that finds them by name.
+
+Three places provide renderers, looked up in this order:
+
+1. a content repo's own ``renderers/<name>.py`` exposing ``Renderer``;
+2. mixdown's built-ins (imported only when used);
+3. installed packages, through the ``mixdown.renderers`` entry-point group.
+
+Unknown names list the known ones; a built-in whose optional dependency is
+missing raises :class:`~mixdown.errors.RendererUnavailable` with the install
+hint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, RendererUnavailable
+from .base import Renderer, RendererBase, RenderRequest, RenderResult
+
+__all__ = [
+    "BUILTINS",
+    "Registry",
+    "RenderRequest",
+    "RenderResult",
+    "Renderer",
+    "RendererBase",
+]
+
+#: name → ("module:Class", install hint for its optional dependency)
+BUILTINS: dict[str, tuple[str, str | None]] = {
+    "piper": ("mixdown.renderers.piper:Piper", "pip install 'mixdown[piper]'"),
+    "synth": ("mixdown.renderers.synth:Synth", None),
+    "file": ("mixdown.renderers.file:File", None),
+    "silence": ("mixdown.renderers.silence:Silence", None),
+}
+
+ENTRY_POINT_GROUP = "mixdown.renderers"
+
+
+class _Serialised:
+    """Wraps a renderer that is not thread-safe so calls take turns."""
+
+    def __init__(self, inner: Renderer) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def render(self, request: RenderRequest) -> RenderResult:
+        with self._lock:
+            return self.inner.render(request)
+
+    def close(self) -> None:
+        getattr(self.inner, "close", lambda: None)()
+
+
+class Registry:
+    """Name → renderer class, and one shared instance per name.
+
+    ``extra`` maps names to classes or instances and wins over every other
+    source; tests use it to pass fakes.
+    """
+
+    def __init__(self, project_root: Path | None = None, extra: dict[str, Any] | None = None):
+        self.project_root = project_root
+        self.extra = dict(extra or {})
+        self._classes: dict[str, Any] = {}
+        self._instances: dict[str, Renderer] = {}
+        self._lock = threading.Lock()
+
+    def known(self) -> list[str]:
+        """Every name this registry can resolve (local, built-in, entry point)."""
+        names = set(self.extra) | set(BUILTINS) | set(self._local_files())
+        names |= {ep.name for ep in _entry_points()}
+        return sorted(names)
+
+    def cls(self, name: str) -> Any:
+        """The renderer class (or factory) registered as ``name``."""
+        if name not in self._classes:
+            self._classes[name] = self._resolve(name)
+        return self._classes[name]
+
+    def instance(self, name: str) -> Renderer:
+        """The shared renderer instance for ``name``, created on first use."""
+        with self._lock:
+            if name not in self._instances:
+                self._instances[name] = self._create(name)
+            return self._instances[name]
+
+    def close(self) -> None:
+        """Close every instance created so far."""
+        for inst in self._instances.values():
+            getattr(inst, "close", lambda: None)()
+        self._instances.clear()
+
+    def _create(self, name: str) -> Renderer:
+        made = self.cls(name)
+        inst: Renderer = made() if callable(made) and isinstance(made, type) else made
+        if not getattr(made, "thread_safe", True):
+            return _Serialised(inst)
+        return inst
+
+    def _resolve(self, name: str) -> Any:
+        if name in self.extra:
+            return self.extra[name]
+        local = self._local_files().get(name)
+        if local is not None:
+            return _load_local(name, local)
+        if name in BUILTINS:
+            return _import_builtin(name)
+        for ep in _entry_points():
+            if ep.name == name:
+                return ep.load()
+        known = ", ".join(self.known())
+        raise ConfigError(f"unknown renderer {name!r}; known renderers: {known}")
+
+    def _local_files(self) -> dict[str, Path]:
+        if self.project_root is None:
+            return {}
+        folder = self.project_root / "renderers"
+        if not folder.is_dir():
+            return {}
+        return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+
+
+def _import_builtin(name: str) -> Any:
+    target, hint = BUILTINS[name]
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:  # pragma: no cover - only without optional deps
+        raise RendererUnavailable(f"renderer {name!r} needs {err.name}: {hint}") from None
+    return getattr(module, attr)
+
+
+def _load_local(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"mixdown_local_renderers.{name}", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - only for odd files
+        raise ConfigError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        raise ConfigError(f"{path}: failed to import ({type(err).__name__}: {err})") from None
+    made = getattr(module, "Renderer", None)
+    if made is None:
+        raise ConfigError(f"{path}: defines no 'Renderer'; add a class named Renderer")
+    return made
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))

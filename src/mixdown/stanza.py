@@ -1,0 +1,264 @@
+"""The stanza syntax: a rendered script template → sections of items.
+
+::
+
+    ## intro music=intro
+    Good morning, {{ name }}! [sfx:chime] Here is the news.
+
+    [voice:ben] Thanks, Anna. [pause 0.8s] First, the weather.
+
+    [sfx:door]
+
+    ## weather voice=ben
+    …
+
+* ``## name key=value …`` starts a section. Settings: ``voice`` (a declared
+  voice), ``music`` (``auto``, ``intro``, ``main``, ``outro`` or ``none``).
+  Text before the first heading belongs to a section named ``main``.
+* Paragraphs (separated by blank lines) become voice lines; line breaks
+  inside a paragraph are spaces.
+* ``[voice:name]`` at the start of a paragraph speaks it with that voice.
+* ``[sfx:name]`` inside text plays a cue anchored at that point of the line;
+  alone in a paragraph it plays in sequence, taking its own time.
+* ``[pause 1.5s]`` / ``[pause 300ms]`` / ``[pause]`` (0.5 s) inserts silence;
+  inside a paragraph it splits the line in two.
+
+Other bracketed text (``[laughs]``) is spoken as written; ``[word:…]`` with an
+unknown word is an error, so typos in directives do not reach a voice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import TemplateError
+
+__all__ = ["MUSIC_CHOICES", "CueRef", "Play", "Rest", "Say", "Section", "parse", "pronounce", "split_line"]
+
+MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
+SECTION_SETTINGS = ("voice", "music")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HEADING = re.compile(r"^##(?!#)\s*(.*)$")
+_DIRECTIVE = re.compile(r"\[(sfx|voice|pause)(?::\s*([^\]\s]*))?(?:\s+([^\]]*))?\]")
+_UNKNOWN = re.compile(r"\[([A-Za-z_]+):[^\]]*\]")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
+
+
+@dataclass(frozen=True)
+class CueRef:
+    """An SFX cue anchored at character ``at`` of its line's text."""
+
+    sfx: str
+    at: int
+
+
+@dataclass(frozen=True)
+class Say:
+    """A voice line: ``voice`` (``None`` = the section's) speaks ``text``."""
+
+    text: str
+    voice: str | None
+    cues: tuple[CueRef, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Rest:
+    """Silence in the sequence."""
+
+    seconds: float
+    line: int
+
+
+@dataclass(frozen=True)
+class Play:
+    """An SFX played in sequence, taking its own time."""
+
+    sfx: str
+    line: int
+
+
+@dataclass
+class Section:
+    """A named part of a script with its settings and items in order."""
+
+    name: str
+    line: int
+    settings: dict[str, str] = field(default_factory=dict)
+    items: list[Say | Rest | Play] = field(default_factory=list)
+
+
+def parse(text: str, *, source: str) -> list[Section]:
+    """Parse rendered stanza ``text``; ``source`` names the file in errors."""
+    sections: list[Section] = []
+    paragraph: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if paragraph:
+            if not sections:
+                sections.append(Section("main", paragraph[0][0]))
+            sections[-1].items.extend(_paragraph(paragraph, source))
+            paragraph.clear()
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        heading = _HEADING.match(raw.strip())
+        if heading:
+            flush()
+            sections.append(_heading(heading.group(1), number, source, sections))
+        elif raw.strip():
+            paragraph.append((number, raw.strip()))
+        else:
+            flush()
+    flush()
+    if not sections:
+        raise TemplateError(f"{source}: the script is empty; add a '## section' with text")
+    for section in sections:
+        if not any(isinstance(item, (Say, Play)) for item in section.items):
+            raise TemplateError(
+                f"{source}:{section.line}: section '{section.name}' is empty; add text or remove it"
+            )
+    return sections
+
+
+def _heading(rest: str, number: int, source: str, before: list[Section]) -> Section:
+    words = rest.split()
+    where = f"{source}:{number}"
+    if not words or not NAME.match(words[0]):
+        raise TemplateError(f"{where}: a section heading needs a name: '## intro'")
+    name = words[0]
+    if any(s.name == name for s in before):
+        raise TemplateError(f"{where}: section '{name}' appears twice; section names are unique")
+    settings: dict[str, str] = {}
+    for word in words[1:]:
+        key, eq, value = word.partition("=")
+        if not eq or key not in SECTION_SETTINGS or not value:
+            raise TemplateError(
+                f"{where}: bad section setting {word!r}; use "
+                + " or ".join(f"{k}=…" for k in SECTION_SETTINGS)
+            )
+        settings[key] = value
+    if settings.get("music", "auto") not in MUSIC_CHOICES:
+        raise TemplateError(f"{where}: music={settings['music']} ; use one of {', '.join(MUSIC_CHOICES)}")
+    return Section(name, number, settings)
+
+
+def _paragraph(lines: list[tuple[int, str]], source: str) -> list[Say | Rest | Play]:
+    first = lines[0][0]
+    text = " ".join(part for _, part in lines)
+    where = f"{source}:{first}"
+    bad = next((m for m in _UNKNOWN.finditer(text) if m.group(1) not in ("sfx", "voice")), None)
+    if bad:
+        raise TemplateError(f"{where}: unknown directive {bad.group(0)!r}; use [sfx:name], [voice:name] or [pause 1s]")
+    voice: str | None = None
+    items: list[Say | Rest | Play] = []
+    spoken: list[str] = []
+    cues: list[CueRef] = []
+    pos = 0
+
+    def emit_line() -> None:
+        said = re.sub(r"\s+", " ", "".join(spoken))
+        lead = len(said) - len(said.lstrip())
+        said = said.strip()
+        anchored = tuple(CueRef(c.sfx, min(max(c.at - lead, 0), len(said))) for c in cues)
+        if said:
+            items.append(Say(said, voice, anchored, first))
+        else:
+            items.extend(Play(c.sfx, first) for c in cues)
+        spoken.clear()
+        cues.clear()
+
+    for m in _DIRECTIVE.finditer(text):
+        spoken.append(text[pos : m.start()])
+        pos = m.end()
+        kind, name, arg = m.group(1), m.group(2), m.group(3)
+        if kind == "sfx":
+            cues.append(CueRef(_named(name, m.group(0), where), len(re.sub(r"\s+", " ", "".join(spoken)))))
+        elif kind == "voice":
+            if "".join(spoken).strip() or items:
+                raise TemplateError(f"{where}: [voice:…] must open the paragraph")
+            voice = _named(name, m.group(0), where)
+        else:
+            emit_line()
+            items.append(Rest(_seconds(arg or name or "", m.group(0), where), first))
+    spoken.append(text[pos:])
+    emit_line()
+    return items
+
+
+def _named(name: str | None, directive: str, where: str) -> str:
+    if not name or not NAME.match(name):
+        raise TemplateError(f"{where}: {directive!r} needs a name, like [sfx:chime]")
+    return name
+
+
+def _seconds(arg: str, directive: str, where: str) -> float:
+    arg = arg.strip()
+    if not arg:
+        return 0.5
+    m = _DURATION.match(arg)
+    if not m:
+        raise TemplateError(f"{where}: bad pause {directive!r}; write [pause 1.5s] or [pause 300ms]")
+    value = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    if not 0 < value <= 60:
+        raise TemplateError(f"{where}: pause {directive!r} must be between 0 and 60 seconds")
+    return value
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
+
+
+def split_line(say: Say, max_chars: int | None) -> list[Say]:
+    """Split a voice line into lines of at most ``max_chars`` characters.
+
+    Splits at sentence boundaries (then at commas or spaces for a sentence
+    that alone is too long), so each piece is a natural unit for a renderer's
+    per-request limit. Cues keep their place in the piece they fall in.
+    """
+    if max_chars is None or len(say.text) <= max_chars:
+        return [say]
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    for cut in _cut_points(say.text, max_chars):
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, len(say.text)))
+    out: list[Say] = []
+    for begin, end in pieces:
+        chunk = say.text[begin:end]
+        lead = len(chunk) - len(chunk.lstrip())
+        text = chunk.strip()
+        last = end == len(say.text)
+        cues = tuple(
+            CueRef(c.sfx, min(max(c.at - begin - lead, 0), len(text)))
+            for c in say.cues
+            if begin <= c.at < end or (last and c.at == end)
+        )
+        out.append(Say(text, say.voice, cues, say.line))
+    return out
+
+
+def _cut_points(text: str, limit: int) -> list[int]:
+    """Positions to cut ``text`` at so that no piece exceeds ``limit``."""
+    bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
+    cuts: list[int] = []
+    start = 0
+    while len(text[start:].strip()) > limit:
+        fitting = [b for b in bounds if start < b and len(text[start:b].strip()) <= limit]
+        if not fitting:
+            window = text[start : start + limit]
+            soft = max(window.rfind(", "), window.rfind("; "))
+            space = window.rfind(" ")
+            fitting = [start + (soft + 2 if soft > limit // 3 else space + 1 if space > 0 else limit)]
+        cuts.append(fitting[-1])
+        start = fitting[-1]
+    return cuts
+
+
+def pronounce(text: str, rules: dict[str, str]) -> str:
+    """Apply whole-word pronunciation rules (``{"SQL": "sequel"}``) to ``text``."""
+    if not rules:
+        return text
+    words = sorted(rules, key=len, reverse=True)
+    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)")
+    return pattern.sub(lambda m: rules[m.group(0)], text)

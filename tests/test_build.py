@@ -1,0 +1,214 @@
+"""End to end through doit: the incremental cases, counting renderer calls exactly."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+from doit.doit_cmd import DoitMain
+
+from mixdown.loader import MixdownLoader
+from mixdown.renderers import Registry, RendererBase, RenderRequest, RenderResult
+
+from .conftest import BASIC_TOML
+
+VOICE_ASSETS = 8  # see test_graph: 12 assets, 4 of them sfx/music
+
+
+def doit(root: Path, fakes: dict[str, Any], *args: str) -> tuple[int, str, str]:
+    """Run doit in-process on the show in ``root``; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    loader = MixdownLoader(root, registry=Registry(root, extra=fakes), config={"outfile": out})
+    with redirect_stdout(out), redirect_stderr(err):
+        code = DoitMain(loader, config_filenames=()).run(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def ran(stdout: str) -> list[str]:
+    return [line[3:] for line in stdout.splitlines() if line.startswith(".  ")]
+
+
+def voice_calls(fakes: dict[str, Any]) -> list[str]:
+    calls: list[str] = fakes["fake"].calls
+    return calls
+
+
+@pytest.fixture
+def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
+    root = show()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    fakes["fake"].calls.clear()
+    fakes["noise"].calls.clear()
+    return root
+
+
+def test_first_build_renders_each_asset_once_and_masters(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    root = show()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert len(voice_calls(fakes)) == VOICE_ASSETS
+    assert len(set(voice_calls(fakes))) == VOICE_ASSETS - 1  # "Here is the news." by two voices
+    assert sorted(fakes["noise"].calls) == ["music:bed/intro", "music:bed/main", "music:bed/outro", "sfx:ding"]
+    for name in ("news/briefing@anna", "news/briefing@kofi", "news/extra"):
+        y, sr = sf.read(root / "build" / f"{name}.wav", always_2d=True)
+        assert sr == 48000 and y.shape[1] == 2 and len(y) > sr
+        assert pyloudnorm.Meter(sr).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+        assert 20 * np.log10(np.abs(y).max()) <= -1.0
+        assert f"master:{name}" in out and "LUFS" in out
+    assert not list(root.glob("build/**/*.tmp"))
+
+
+def test_noop_renders_nothing_and_reports_up_to_date(built: Path, fakes: dict[str, Any]) -> None:
+    code, out, _ = doit(built, fakes)
+    assert code == 0
+    assert voice_calls(fakes) == [] and fakes["noise"].calls == []
+    assert ran(out) == []
+    assert "-- voice:news/briefing/intro/0@anna" in out and "-- master:news/extra" in out
+
+
+def test_one_edited_sentence_renders_one_line_then_remixes(built: Path, fakes: dict[str, Any]) -> None:
+    extra = built / "stanzas" / "extra.j2"
+    original = extra.read_text()
+    extra.write_text(original.replace("The bridge opened today.", "The bridge opened at noon."))
+    code, out, _ = doit(built, fakes)
+    assert code == 0
+    assert voice_calls(fakes) == ["The bridge opened at noon."]
+    assert set(ran(out)) == {"voice:news/extra/only/1", "mix:news/extra", "master:news/extra"}
+
+    extra.write_text(original)  # revert: the old audio comes back from the cache
+    code, out, _ = doit(built, fakes)
+    assert code == 0 and voice_calls(fakes) == ["The bridge opened at noon."]
+    assert set(ran(out)) == {"master:news/extra"}  # re-exported from the cached master
+
+
+def test_rename_and_reorder_sections_render_nothing(built: Path, fakes: dict[str, Any]) -> None:
+    briefing = built / "stanzas" / "briefing.j2"
+    text = briefing.read_text()
+    intro, story, close = text.split("\n## ")
+    briefing.write_text("\n## ".join([intro.replace("## intro", "## hello"), close, story]) + "\n")
+    code, out, _ = doit(built, fakes)
+    assert code == 0 and voice_calls(fakes) == [] and fakes["noise"].calls == []
+    assert "mix:news/briefing@anna" in ran(out)  # a new order is a new mix, from cached lines
+
+
+def test_switching_git_branches_renders_nothing_again(built: Path, fakes: dict[str, Any]) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=built, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "show", "--allow-empty")
+    git("add", "project.toml", "stanzas", "data")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "show")
+    git("checkout", "-qb", "rewrite")
+    (built / "stanzas" / "extra.j2").write_text("## only\nA different story entirely.\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "rewrite")
+    assert doit(built, fakes)[0] == 0
+    assert voice_calls(fakes) == ["A different story entirely."]
+    for branch in ("main", "rewrite", "main"):
+        git("checkout", "-q", branch)
+        code, out, _ = doit(built, fakes)
+        assert code == 0 and voice_calls(fakes) == ["A different story entirely."], branch
+    y, _ = sf.read(built / "build" / "news" / "extra.wav")
+    assert len(y) / 48000 > 2.5  # main's two lines, not the rewrite's one
+
+
+def test_voice_speed_renders_exactly_that_voices_lines(built: Path, fakes: dict[str, Any]) -> None:
+    (built / "project.toml").write_text(BASIC_TOML.replace("speed = 1.2", "speed = 1.25"))
+    assert doit(built, fakes)[0] == 0
+    assert sorted(voice_calls(fakes)) == ["Here is the news.", "It is long.", "The bridge opened today."]
+
+
+def test_variants_render_only_their_own_lines(built: Path, fakes: dict[str, Any]) -> None:
+    people = built / "data" / "people.csv"
+    people.write_text(people.read_text() + "mei,Mei\n")
+    code, out, _ = doit(built, fakes)
+    assert code == 0
+    assert sorted(voice_calls(fakes)) == ["Goodbye Mei.", "Hello Mei, this is Test Show."]
+    assert (built / "build" / "news" / "briefing@mei.wav").is_file()
+
+
+def test_list_info_select_clean_forget(built: Path, fakes: dict[str, Any]) -> None:
+    code, out, _ = doit(built, fakes, "list", "--all")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    for name in ("voice:news/briefing/intro/1", "sfx:ding", "music:bed/main", "mix:news/extra", "master:news/extra"):
+        assert name in names
+    assert len([n for n in names if n.startswith("voice:")]) == VOICE_ASSETS
+
+    code, out, _ = doit(built, fakes, "info", "voice:news/briefing/intro/1")
+    assert code == 0 and "Here is the news." in out and "up-to-date" in out
+
+    code, out, _ = doit(built, fakes, "voice:news/extra/only/0")
+    assert code == 0 and out.strip() == "-- voice:news/extra/only/0"
+
+    code, out, _ = doit(built, fakes, "clean", "master:news/extra")
+    assert code in (0, None) and not (built / "build" / "news" / "extra.wav").exists()
+    assert (built / "build" / "news" / "briefing@anna.wav").exists()
+
+    code, out, _ = doit(built, fakes, "forget", "master:news/briefing@anna")
+    assert code in (0, None)  # doit's clean and forget return None for success
+    code, out, _ = doit(built, fakes)
+    assert set(ran(out)) == {"master:news/extra", "master:news/briefing@anna"}
+    assert voice_calls(fakes) == []
+
+
+def test_parallel_threads_render_everything_once(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    root = show()
+    code, out, err = doit(root, fakes, "-n", "4", "-P", "thread")
+    assert code == 0, out + err
+    assert len(voice_calls(fakes)) == VOICE_ASSETS
+    assert len(list((root / "build").rglob("*.wav"))) == 3
+
+
+def test_user_error_is_one_line_and_writes_nothing(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    root = show(stanzas__extra_dot_j2="## only\nHello {{ nobody }}.\n")
+    code, out, err = doit(root, fakes)
+    assert code == 3
+    assert err == "ERROR: stanzas/extra.j2:2: 'nobody' is undefined; define it in vars or the variants file\n"
+    assert "Traceback" not in out + err
+    assert voice_calls(fakes) == []
+    assert not (root / "cache").exists() and not (root / "build").exists()
+
+
+class Refusing(RendererBase):
+    """A voice renderer that refuses one text, like a provider rejecting a request."""
+
+    kinds = frozenset({"voice"})
+    params = {"speed": (int, float)}
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.refuse = "It is long."
+
+    def render(self, request: RenderRequest) -> RenderResult:
+        if request.text == self.refuse:
+            from mixdown.errors import RenderFailed
+
+            raise RenderFailed(f"{request.target}: provider refused the text")
+        result: RenderResult = self.inner.render(request)
+        return result
+
+
+def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    root = show()
+    refusing = Refusing(fakes["fake"])
+    code, out, err = doit(root, {**fakes, "fake": refusing}, "--continue")
+    assert code == 2  # doit: a task failed and its dependents could not run
+    assert "TaskFailed - taskid:voice:news/briefing/story/1" in out + err
+    assert "voice:news/briefing/story/1: provider refused the text" in out + err
+    assert "Traceback" not in out + err
+    assert not (root / "build" / "news" / "briefing@anna.wav").exists()
+    assert (root / "build" / "news" / "extra.wav").exists()  # unaffected targets still built
+    fakes["fake"].calls.clear()
+    refusing.refuse = ""
+    code, out, _ = doit(root, {**fakes, "fake": refusing})
+    assert code == 0 and voice_calls(fakes) == ["It is long."]

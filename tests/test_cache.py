@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown.cache import Cache
+from mixdown.errors import AudioError
+
+KEY = "ab" + "0" * 62
+
+
+def tone(n: int = 4800, channels: int = 1) -> np.ndarray:
+    t = np.arange(n) / 48000
+    return np.repeat((0.5 * np.sin(2 * np.pi * 440 * t))[:, None], channels, axis=1).astype(np.float32)
+
+
+def test_put_get_roundtrip_is_exact(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    y = tone(channels=2)
+    path = cache.put(KEY, y, 48000, {"renderer": "synth", "params": {"preset": "chime"}})
+    assert path == tmp_path / "objects" / "ab" / f"{KEY}.wav"
+    back, sr = cache.get(KEY)
+    assert sr == 48000 and back.shape == (4800, 2)
+    np.testing.assert_array_equal(back, y)  # float32 WAV keeps samples bit-exact
+    assert KEY in cache and KEY in Cache(tmp_path).keys()
+
+
+def test_metadata_record_has_facts_and_no_secrets(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    meta = {"renderer": "cloud", "params": {"voice": "x", "api_key": "sk-secret"}, "Authorization": "Bearer z"}
+    cache.put(KEY, tone(), 48000, meta)
+    record = cache.meta(KEY)
+    assert record["duration"] == pytest.approx(0.1)
+    assert (record["sample_rate"], record["channels"], record["key"]) == (48000, 1, KEY)
+    assert record["params"] == {"voice": "x"}
+    text = cache.meta_path(KEY).read_text()
+    assert "secret" not in text and "Bearer" not in text
+    assert json.loads(text)["created"].endswith("Z")
+
+
+def test_failed_write_leaves_no_object_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache(tmp_path)
+
+    def broken_write(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sf, "write", broken_write)
+    with pytest.raises(OSError):
+        cache.put(KEY, tone(), 48000, {})
+    assert KEY not in Cache(tmp_path)
+    leftovers = [p.name for p in (tmp_path / "objects" / "ab").iterdir() if p.suffix != ".json"]
+    assert leftovers == []
+
+
+def test_refuses_bad_audio(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    with pytest.raises(AudioError, match="NaN"):
+        cache.put(KEY, np.full((10, 1), np.nan, dtype=np.float32), 48000, {})
+    with pytest.raises(AudioError, match="shape"):
+        cache.put(KEY, np.zeros(10, dtype=np.float32), 48000, {})
+    with pytest.raises(AudioError, match="empty"):
+        cache.put(KEY, np.zeros((0, 1), dtype=np.float32), 48000, {})
+    assert not (tmp_path / "objects" / "ab" / f"{KEY}.wav").exists()
+
+
+def test_keys_sees_only_complete_objects(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.put(KEY, tone(), 48000, {})
+    shard = tmp_path / "objects" / "cd"
+    shard.mkdir(parents=True)
+    (shard / ".cd11.wav.x.tmp").write_bytes(b"half")
+    (shard / ("cd" + "1" * 62 + ".json")).write_text("{}")  # record without audio: not an object
+    assert Cache(tmp_path).keys() == {KEY}

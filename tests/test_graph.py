@@ -1,0 +1,110 @@
+"""The plan and its doit task dicts, checked as plain data (no doit run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mixdown.build import build_master, build_mix, render_asset
+from mixdown.graph import Plan, plan, task_dicts
+from mixdown.project import load, render_scripts
+from mixdown.renderers import Registry
+
+
+def planned(root: Path, fakes: dict[str, Any]) -> Plan:
+    registry = Registry(root, extra=fakes)
+    project = load(root, registry=registry)
+    return plan(project, render_scripts(project), registry)
+
+
+def tasks(p: Plan) -> list[str]:
+    return [a.task for a in p.assets.values()]
+
+
+def test_identical_lines_are_one_asset_named_by_first_use(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    p = planned(show(), fakes)
+    assert tasks(p) == [
+        "voice:news/briefing/intro/0@anna",
+        "voice:news/briefing/intro/1",
+        "voice:news/briefing/story/0",
+        "voice:news/briefing/story/1",
+        "voice:news/briefing/close/0@anna",
+        "sfx:ding",
+        "music:bed/intro",
+        "music:bed/main",
+        "music:bed/outro",
+        "voice:news/briefing/intro/0@kofi",
+        "voice:news/briefing/close/0@kofi",
+        "voice:news/extra/only/0",  # "Here is the news." by ben: anna spoke it in the briefing
+    ]
+    texts = {a.task: a.request.text for a in p.assets.values()}
+    assert texts["voice:news/briefing/intro/0@kofi"] == "Hello Kofi, this is Test Show."
+    # "The bridge opened today." by ben in the extra script is the briefing's story line: one asset.
+    assert sum(a.request.text == "The bridge opened today." for a in p.assets.values()) == 1
+
+
+def test_section_names_and_order_do_not_change_keys(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    before = set(planned(show(), fakes).assets)
+    renamed = "## opening\nHere is the news.\n\n## only\nThe bridge opened today.\n"
+    after = planned(show(stanzas__extra_dot_j2=renamed), fakes)
+    assert set(after.assets) == before
+    assert "voice:news/briefing/intro/1" in tasks(after)
+
+
+def test_voice_speed_changes_exactly_that_voices_keys(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    from .conftest import BASIC_TOML
+
+    base = planned(show(), fakes)
+    faster = planned(show(project_dot_toml=BASIC_TOML.replace("speed = 1.2", "speed = 1.3")), fakes)
+    changed = {base.assets[k].task for k in set(base.assets) - set(faster.assets)}
+    assert changed == {"voice:news/briefing/story/0", "voice:news/briefing/story/1", "voice:news/extra/only/0"}
+
+
+def test_mix_timeline_is_keys_and_settings_only(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    p = planned(show(), fakes)
+    anna = p.mixes[0]
+    assert anna.name == "news/briefing@anna"
+    intro = anna.timeline["sections"][0]
+    assert intro["music"] == "auto"
+    line_key = intro["items"][0][1]
+    assert p.assets[line_key].task == "voice:news/briefing/intro/0@anna"
+    ding = intro["items"][0][3][0]
+    assert p.assets[ding[0]].task == "sfx:ding"
+    assert ding[1] == round(len("Hello Anna, this is Test Show.") / len("Hello Anna, this is Test Show."), 6)
+    story = anna.timeline["sections"][1]["items"]
+    assert [it[0] for it in story] == ["line", "pause", "line", "sting"]
+    assert "story" not in str(anna.timeline) and "anna" not in str(anna.timeline)
+    assert [m.key for m in p.mixes] == [m.key for m in planned(show(), fakes).mixes]
+    assert len({m.key for m in p.mixes}) == 3
+
+
+def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    p = planned(show(), fakes)
+    context = object()
+    some = next(iter(p.assets))
+    dicts = task_dicts(p, context, cached={some})
+    assert list(dicts) == ["voice", "sfx", "music", "mix", "master"]
+    first = dicts["voice"][0]
+    assert first["name"] == "news/briefing/intro/0@anna"
+    assert first["actions"] == [(render_asset, [context, p.assets[some]])]
+    assert first["uptodate"] == [True]
+    assert all(d["uptodate"] == [False] for d in dicts["voice"][1:])
+    mix = dicts["mix"][0]
+    assert mix["actions"][0][0] is build_mix and mix["uptodate"] == [False]
+    assert "voice:news/briefing/intro/0@anna" in mix["task_dep"] and "sfx:ding" in mix["task_dep"]
+    assert "voice:news/briefing/intro/0@kofi" not in mix["task_dep"]
+    master = dicts["master"][0]
+    assert master["actions"][0][0] is build_master and master["task_dep"] == ["mix:news/briefing@anna"]
+    assert master["targets"] == [str(p.mixes[0].outputs[0])] and master["targets"][0].endswith("build/news/briefing@anna.wav")
+    assert master["clean"] is True
+
+
+def test_only_missing_leaves_cached_assets_out(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    p = planned(show(), fakes)
+    cached = set(list(p.assets)[:5])
+    dicts = task_dicts(p, None, cached=cached, only_missing=True)
+    names = {f"{kind}:{d['name']}" for kind in ("voice", "sfx", "music") for d in dicts[kind]}
+    assert names == {p.assets[k].task for k in set(p.assets) - cached}
+    for mix in dicts["mix"]:
+        assert set(mix["task_dep"]) <= names

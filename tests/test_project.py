@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown.errors import ConfigError, ProjectError, TemplateError
+from mixdown.project import load, render_scripts
+from mixdown.renderers import Registry
+from mixdown.stanza import Play, Say
+
+from .conftest import BASIC_TOML
+
+
+def load_with(root: Path, fakes: dict[str, Any]) -> Any:
+    return load(root, registry=Registry(root, extra=fakes))
+
+
+def test_loads_sources_scripts_and_defaults(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    project = load_with(show(), fakes)
+    assert project.name == "Test Show" and (project.sample_rate, project.channels) == (48000, 2)
+    assert project.voices["ben"].params == {"speed": 1.2}
+    assert project.music["bed"].mix == {"gain_db": -24.0} and "gain_db" not in project.music["bed"].params
+    briefing = project.scripts["news/briefing"]
+    assert (briefing.voice, briefing.music, briefing.variants) == ("anna", "bed", "data/people.csv")
+    assert project.scripts["news/extra"].voice == "ben"
+    assert project.master == {"target_lufs": -16.0, "ceiling_dbtp": -1.0, "formats": ["wav"]}
+    assert project.cache_dir == project.root / "cache" and project.build_dir == project.root / "build"
+
+
+def test_cache_location_from_environment(show: Callable[..., Path], fakes: dict[str, Any],
+                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("MIXDOWN_CACHE", str(tmp_path / "shared"))
+    assert load_with(show(), fakes).cache_dir == tmp_path / "shared"
+
+
+def test_renders_one_rendition_per_variant_row(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    renditions = render_scripts(load_with(show(), fakes))
+    assert [r.name for r in renditions] == ["news/briefing@anna", "news/briefing@kofi", "news/extra"]
+    intro = renditions[1].sections[0]
+    assert isinstance(intro.items[0], Say) and intro.items[0].text == "Hello Kofi, this is Test Show."
+    assert isinstance(renditions[0].sections[1].items[-1], Play)
+
+
+def toml_with(old: str, new: str) -> str:
+    assert old in BASIC_TOML
+    return BASIC_TOML.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("files", "error", "message"),
+    [
+        ({"project_dot_toml": "[project\nname = 1\n"}, ConfigError, "project.toml: Expected ']'"),
+        ({"project_dot_toml": toml_with('speed = 1.2', 'speed = 1.2\ncolour = "red"')}, ConfigError,
+         "project.toml:14: unknown key 'colour' in [voices.ben]; allowed: gain_db, pitch, renderer, speed"),
+        ({"project_dot_toml": toml_with('name = "Test Show"', 'name = "Test Show"\ncolor = 1')}, ConfigError,
+         "project.toml:4: unknown key 'color' in [project]"),
+        ({"project_dot_toml": toml_with('speed = 1.2', 'speed = "fast"')}, ConfigError,
+         "project.toml:13: 'speed' must be an integer or a number"),
+        ({"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "nope"')}, ConfigError,
+         "project.toml:12: unknown renderer 'nope'; known renderers: fake, file, noise, piper, silence, synth"),
+        ({"project_dot_toml": toml_with('voice = "ben"', 'voice = "carl"')}, ConfigError,
+         "project.toml:37: unknown voice 'carl'; declared voices: anna, ben"),
+        ({"project_dot_toml": toml_with('music = "bed"', 'music = "jazz"')}, ConfigError,
+         "project.toml:27: unknown music bed 'jazz'"),
+        ({"project_dot_toml": toml_with('stanzas/extra.j2', 'stanzas/missing.j2')}, ConfigError,
+         "project.toml:36: 'stanzas/missing.j2' does not exist"),
+        ({"project_dot_toml": toml_with('stanzas/extra.j2', '../outside.j2')}, ConfigError,
+         "project.toml:36: '../outside.j2' points outside the project"),
+        ({"project_dot_toml": toml_with('[scripts.extra]', '[scripts."../../etc"]')}, ConfigError,
+         "project.toml:34: name '../../etc' may use only letters"),
+        ({"project_dot_toml": toml_with('[master]', '[project.extra]\n[master]')}, ConfigError, "project.toml"),
+        ({"stanzas__extra_dot_j2": "## only\nHi {{ nobody }}.\n"}, TemplateError,
+         "stanzas/extra.j2:2: 'nobody' is undefined; define it in vars or the variants file"),
+        ({"stanzas__extra_dot_j2": "## only\nHi {% if %}.\n"}, TemplateError, "stanzas/extra.j2:2:"),
+        ({"stanzas__extra_dot_j2": "## only\n\n## two\nText.\n"}, TemplateError,
+         "stanzas/extra.j2:1: section 'only' is empty"),
+        ({"stanzas__extra_dot_j2": "## only\nHi [sfx:bang].\n"}, TemplateError,
+         "stanzas/extra.j2:2: unknown sfx 'bang'; declared: ding"),
+        ({"stanzas__extra_dot_j2": "## only voice=carl\nHi.\n"}, TemplateError,
+         "stanzas/extra.j2:1: unknown voice 'carl'"),
+        ({"data__people_dot_csv": "id,name\nanna,Anna\nanna,Other\n"}, ConfigError,
+         "data/people.csv:3: variant id 'anna' in column 'id' repeats an earlier id"),
+        ({"data__people_dot_csv": "id,name\nanna,Anna,extra\n"}, ConfigError,
+         "data/people.csv:2: wrong number of fields"),
+        ({"data__people_dot_csv": "id,name\n"}, ConfigError, "data/people.csv: no rows"),
+    ],
+)
+def test_bad_input_is_one_line_naming_file_and_problem(
+    show: Callable[..., Path], fakes: dict[str, Any], files: dict[str, str], error: type, message: str
+) -> None:
+    root = show(**files)
+    with pytest.raises(error) as err:
+        render_scripts(load_with(root, fakes))
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+    assert isinstance(err.value, ProjectError)
+
+
+def test_media_errors_name_the_source(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    from mixdown.graph import plan
+
+    def planned(root: Path) -> Any:
+        registry = Registry(root, extra=fakes)
+        project = load(root, registry=registry)
+        return plan(project, render_scripts(project), registry)
+
+    missing = toml_with('renderer = "noise"\nseconds = 0.3\nseed = 1', 'renderer = "file"\npath = "media/ding.wav"')
+    root = show(project_dot_toml=missing)
+    with pytest.raises(ConfigError, match=r"project.toml:15: media file 'media/ding.wav' does not exist"):
+        planned(root)
+    (root / "media").mkdir()
+    (root / "media" / "ding.wav").write_bytes(b"not audio at all")
+    with pytest.raises(ConfigError, match=r"project.toml:15: 'media/ding.wav' is not readable audio"):
+        planned(root)
+    sf.write(root / "media" / "ding.wav", np.zeros((100, 1)), 8000)
+    assert any(a.task == "sfx:ding" for a in planned(root).assets.values())
