@@ -39,7 +39,7 @@ class Renderer(RendererBase):
         for start in (strokes * SR).astype(int):
             out[start : start + len(click)] += click[: n - start] * rng.uniform(0.4, 1.0)
         bell = _bell()
-        out[n - len(bell) :] += bell[: n] * 0.5
+        out[n - len(bell) :] += bell[:n] * 0.5
         out *= 0.7 / max(np.abs(out).max(), 1e-9)
         stereo = np.stack([out, np.roll(out, 24)], axis=1).astype(np.float32)
         return RenderResult(stereo, SR, {"seed": p.get("seed", 0)})

@@ -51,13 +51,20 @@ def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
     return root
 
 
-def test_first_build_renders_each_asset_once_and_masters(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+def test_first_build_renders_each_asset_once_and_masters(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     root = show()
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
     assert len(voice_calls(fakes)) == VOICE_ASSETS
     assert len(set(voice_calls(fakes))) == VOICE_ASSETS - 1  # "Here is the news." by two voices
-    assert sorted(fakes["noise"].calls) == ["music:bed/intro", "music:bed/main", "music:bed/outro", "sfx:ding"]
+    assert sorted(fakes["noise"].calls) == [
+        "music:bed/intro",
+        "music:bed/main",
+        "music:bed/outro",
+        "sfx:ding",
+    ]
     for name in ("news/briefing@anna", "news/briefing@kofi", "news/extra"):
         y, sr = sf.read(root / "build" / f"{name}.wav", always_2d=True)
         assert sr == 48000 and y.shape[1] == 2 and len(y) > sr
@@ -140,7 +147,13 @@ def test_list_info_select_clean_forget(built: Path, fakes: dict[str, Any]) -> No
     code, out, _ = doit(built, fakes, "list", "--all")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    for name in ("voice:news/briefing/intro/1", "sfx:ding", "music:bed/main", "mix:news/extra", "master:news/extra"):
+    for name in (
+        "voice:news/briefing/intro/1",
+        "sfx:ding",
+        "music:bed/main",
+        "mix:news/extra",
+        "master:news/extra",
+    ):
         assert name in names
     assert len([n for n in names if n.startswith("voice:")]) == VOICE_ASSETS
 

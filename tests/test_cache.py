@@ -31,7 +31,11 @@ def test_put_get_roundtrip_is_exact(tmp_path: Path) -> None:
 
 def test_metadata_record_has_facts_and_no_secrets(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    meta = {"renderer": "cloud", "params": {"voice": "x", "api_key": "sk-secret"}, "Authorization": "Bearer z"}
+    meta = {
+        "renderer": "cloud",
+        "params": {"voice": "x", "api_key": "sk-secret"},
+        "Authorization": "Bearer z",
+    }
     cache.put(KEY, tone(), 48000, meta)
     record = cache.meta(KEY)
     assert record["duration"] == pytest.approx(0.1)
@@ -42,7 +46,9 @@ def test_metadata_record_has_facts_and_no_secrets(tmp_path: Path) -> None:
     assert json.loads(text)["created"].endswith("Z")
 
 
-def test_failed_write_leaves_no_object_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_no_object_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = Cache(tmp_path)
 
     def broken_write(*args: object, **kwargs: object) -> None:

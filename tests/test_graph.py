@@ -22,7 +22,9 @@ def tasks(p: Plan) -> list[str]:
     return [a.task for a in p.assets.values()]
 
 
-def test_identical_lines_are_one_asset_named_by_first_use(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+def test_identical_lines_are_one_asset_named_by_first_use(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     p = planned(show(), fakes)
     assert tasks(p) == [
         "voice:news/briefing/intro/0@anna",
@@ -52,13 +54,19 @@ def test_section_names_and_order_do_not_change_keys(show: Callable[..., Path], f
     assert "voice:news/briefing/intro/1" in tasks(after)
 
 
-def test_voice_speed_changes_exactly_that_voices_keys(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+def test_voice_speed_changes_exactly_that_voices_keys(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     from .conftest import BASIC_TOML
 
     base = planned(show(), fakes)
     faster = planned(show(project_dot_toml=BASIC_TOML.replace("speed = 1.2", "speed = 1.3")), fakes)
     changed = {base.assets[k].task for k in set(base.assets) - set(faster.assets)}
-    assert changed == {"voice:news/briefing/story/0", "voice:news/briefing/story/1", "voice:news/extra/only/0"}
+    assert changed == {
+        "voice:news/briefing/story/0",
+        "voice:news/briefing/story/1",
+        "voice:news/extra/only/0",
+    }
 
 
 def test_mix_timeline_is_keys_and_settings_only(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
@@ -96,7 +104,9 @@ def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     assert "voice:news/briefing/intro/0@kofi" not in mix["task_dep"]
     master = dicts["master"][0]
     assert master["actions"][0][0] is build_master and master["task_dep"] == ["mix:news/briefing@anna"]
-    assert master["targets"] == [str(p.mixes[0].outputs[0])] and master["targets"][0].endswith("build/news/briefing@anna.wav")
+    assert master["targets"] == [str(p.mixes[0].outputs[0])] and master["targets"][0].endswith(
+        "build/news/briefing@anna.wav"
+    )
     assert master["clean"] is True
 
 

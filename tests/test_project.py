@@ -32,8 +32,9 @@ def test_loads_sources_scripts_and_defaults(show: Callable[..., Path], fakes: di
     assert project.cache_dir == project.root / "cache" and project.build_dir == project.root / "build"
 
 
-def test_cache_location_from_environment(show: Callable[..., Path], fakes: dict[str, Any],
-                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+def test_cache_location_from_environment(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MIXDOWN_CACHE", str(tmp_path / "shared"))
     assert load_with(show(), fakes).cache_dir == tmp_path / "shared"
 
@@ -55,38 +56,87 @@ def toml_with(old: str, new: str) -> str:
     ("files", "error", "message"),
     [
         ({"project_dot_toml": "[project\nname = 1\n"}, ConfigError, "project.toml: Expected ']'"),
-        ({"project_dot_toml": toml_with('speed = 1.2', 'speed = 1.2\ncolour = "red"')}, ConfigError,
-         "project.toml:14: unknown key 'colour' in [voices.ben]; allowed: gain_db, pitch, renderer, speed"),
-        ({"project_dot_toml": toml_with('name = "Test Show"', 'name = "Test Show"\ncolor = 1')}, ConfigError,
-         "project.toml:4: unknown key 'color' in [project]"),
-        ({"project_dot_toml": toml_with('speed = 1.2', 'speed = "fast"')}, ConfigError,
-         "project.toml:13: 'speed' must be an integer or a number"),
-        ({"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "nope"')}, ConfigError,
-         "project.toml:12: unknown renderer 'nope'; known renderers: fake, file, noise, piper, silence, synth"),
-        ({"project_dot_toml": toml_with('voice = "ben"', 'voice = "carl"')}, ConfigError,
-         "project.toml:37: unknown voice 'carl'; declared voices: anna, ben"),
-        ({"project_dot_toml": toml_with('music = "bed"', 'music = "jazz"')}, ConfigError,
-         "project.toml:27: unknown music bed 'jazz'"),
-        ({"project_dot_toml": toml_with('stanzas/extra.j2', 'stanzas/missing.j2')}, ConfigError,
-         "project.toml:36: 'stanzas/missing.j2' does not exist"),
-        ({"project_dot_toml": toml_with('stanzas/extra.j2', '../outside.j2')}, ConfigError,
-         "project.toml:36: '../outside.j2' points outside the project"),
-        ({"project_dot_toml": toml_with('[scripts.extra]', '[scripts."../../etc"]')}, ConfigError,
-         "project.toml:34: name '../../etc' may use only letters"),
-        ({"project_dot_toml": toml_with('[master]', '[project.extra]\n[master]')}, ConfigError, "project.toml"),
-        ({"stanzas__extra_dot_j2": "## only\nHi {{ nobody }}.\n"}, TemplateError,
-         "stanzas/extra.j2:2: 'nobody' is undefined; define it in vars or the variants file"),
+        (
+            {"project_dot_toml": toml_with("speed = 1.2", 'speed = 1.2\ncolour = "red"')},
+            ConfigError,
+            "project.toml:14: unknown key 'colour' in [voices.ben]; allowed: gain_db, pitch, renderer, speed",
+        ),
+        (
+            {"project_dot_toml": toml_with('name = "Test Show"', 'name = "Test Show"\ncolor = 1')},
+            ConfigError,
+            "project.toml:4: unknown key 'color' in [project]",
+        ),
+        (
+            {"project_dot_toml": toml_with("speed = 1.2", 'speed = "fast"')},
+            ConfigError,
+            "project.toml:13: 'speed' must be an integer or a number",
+        ),
+        (
+            {"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "nope"')},
+            ConfigError,
+            "project.toml:12: unknown renderer 'nope'; known renderers: fake, file, noise, piper, silence, synth",
+        ),
+        (
+            {"project_dot_toml": toml_with('voice = "ben"', 'voice = "carl"')},
+            ConfigError,
+            "project.toml:37: unknown voice 'carl'; declared voices: anna, ben",
+        ),
+        (
+            {"project_dot_toml": toml_with('music = "bed"', 'music = "jazz"')},
+            ConfigError,
+            "project.toml:27: unknown music bed 'jazz'",
+        ),
+        (
+            {"project_dot_toml": toml_with("stanzas/extra.j2", "stanzas/missing.j2")},
+            ConfigError,
+            "project.toml:36: 'stanzas/missing.j2' does not exist",
+        ),
+        (
+            {"project_dot_toml": toml_with("stanzas/extra.j2", "../outside.j2")},
+            ConfigError,
+            "project.toml:36: '../outside.j2' points outside the project",
+        ),
+        (
+            {"project_dot_toml": toml_with("[scripts.extra]", '[scripts."../../etc"]')},
+            ConfigError,
+            "project.toml:34: name '../../etc' may use only letters",
+        ),
+        (
+            {"project_dot_toml": toml_with("[master]", "[project.extra]\n[master]")},
+            ConfigError,
+            "project.toml",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "## only\nHi {{ nobody }}.\n"},
+            TemplateError,
+            "stanzas/extra.j2:2: 'nobody' is undefined; define it in vars or the variants file",
+        ),
         ({"stanzas__extra_dot_j2": "## only\nHi {% if %}.\n"}, TemplateError, "stanzas/extra.j2:2:"),
-        ({"stanzas__extra_dot_j2": "## only\n\n## two\nText.\n"}, TemplateError,
-         "stanzas/extra.j2:1: section 'only' is empty"),
-        ({"stanzas__extra_dot_j2": "## only\nHi [sfx:bang].\n"}, TemplateError,
-         "stanzas/extra.j2:2: unknown sfx 'bang'; declared: ding"),
-        ({"stanzas__extra_dot_j2": "## only voice=carl\nHi.\n"}, TemplateError,
-         "stanzas/extra.j2:1: unknown voice 'carl'"),
-        ({"data__people_dot_csv": "id,name\nanna,Anna\nanna,Other\n"}, ConfigError,
-         "data/people.csv:3: variant id 'anna' in column 'id' repeats an earlier id"),
-        ({"data__people_dot_csv": "id,name\nanna,Anna,extra\n"}, ConfigError,
-         "data/people.csv:2: wrong number of fields"),
+        (
+            {"stanzas__extra_dot_j2": "## only\n\n## two\nText.\n"},
+            TemplateError,
+            "stanzas/extra.j2:1: section 'only' is empty",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "## only\nHi [sfx:bang].\n"},
+            TemplateError,
+            "stanzas/extra.j2:2: unknown sfx 'bang'; declared: ding",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "## only voice=carl\nHi.\n"},
+            TemplateError,
+            "stanzas/extra.j2:1: unknown voice 'carl'",
+        ),
+        (
+            {"data__people_dot_csv": "id,name\nanna,Anna\nanna,Other\n"},
+            ConfigError,
+            "data/people.csv:3: variant id 'anna' in column 'id' repeats an earlier id",
+        ),
+        (
+            {"data__people_dot_csv": "id,name\nanna,Anna,extra\n"},
+            ConfigError,
+            "data/people.csv:2: wrong number of fields",
+        ),
         ({"data__people_dot_csv": "id,name\n"}, ConfigError, "data/people.csv: no rows"),
     ],
 )
@@ -109,7 +159,9 @@ def test_media_errors_name_the_source(show: Callable[..., Path], fakes: dict[str
         project = load(root, registry=registry)
         return plan(project, render_scripts(project), registry)
 
-    missing = toml_with('renderer = "noise"\nseconds = 0.3\nseed = 1', 'renderer = "file"\npath = "media/ding.wav"')
+    missing = toml_with(
+        'renderer = "noise"\nseconds = 0.3\nseed = 1', 'renderer = "file"\npath = "media/ding.wav"'
+    )
     root = show(project_dot_toml=missing)
     with pytest.raises(ConfigError, match=r"project.toml:15: media file 'media/ding.wav' does not exist"):
         planned(root)

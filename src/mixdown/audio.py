@@ -56,7 +56,8 @@ def as_channels(y: np.ndarray, channels: int) -> np.ndarray:
     if have == 1:
         return np.repeat(y, channels, axis=1)
     if channels == 1:
-        return y.mean(axis=1, keepdims=True, dtype=np.float32)
+        mono: np.ndarray = y.mean(axis=1, keepdims=True, dtype=np.float32)
+        return mono
     raise AudioError(f"cannot map {have} channels to {channels}; use mono or matching channels")
 
 

@@ -96,17 +96,22 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     from .audio import resample
 
     timeline = plan.timeline
-    sections = [mixing.Section(tuple(_item(context, it) for it in s["items"]), music=s["music"])
-                for s in timeline["sections"]]  # fmt: skip
+    sections = [
+        mixing.Section(tuple(_item(context, it) for it in s["items"]), music=s["music"])
+        for s in timeline["sections"]
+    ]
     bed = None
     if timeline["bed"] is not None:
         segments = {name: context.cache.get(timeline["bed"][name]) for name in ("intro", "main", "outro")}
         rates = {sr for _, sr in segments.values()}
         sr = max(rates)
         parts = {name: resample(y, s, sr) for name, (y, s) in segments.items()}
-        bed = mixing.Bed(parts["intro"], parts["main"], parts["outro"], sr, gain_db=timeline["bed"]["gain_db"])
-    settings = mixing.MixSettings(sample_rate=timeline["sample_rate"], channels=timeline["channels"],
-                                  **timeline["settings"])  # fmt: skip
+        bed = mixing.Bed(
+            parts["intro"], parts["main"], parts["outro"], sr, gain_db=timeline["bed"]["gain_db"]
+        )
+    settings = mixing.MixSettings(
+        sample_rate=timeline["sample_rate"], channels=timeline["channels"], **timeline["settings"]
+    )
     stems = mixing.mix(sections, bed=bed, settings=settings)
     context.cache.put(plan.key, stems.mixdown(), stems.sample_rate, {"kind": "mix", "name": plan.name})
 
@@ -138,8 +143,7 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     else:
         mixed, sr = cache.get(plan.key)
         y, loudness = master(mixed, sr, settings)
-        cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name,
-                                            "loudness": str(loudness)})  # fmt: skip
+        cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name, "loudness": str(loudness)})
     for path in plan.outputs:
         loudness = export(y, sr, path, settings=settings)
         rel = path.relative_to(context.project.root) if path.is_relative_to(context.project.root) else path
@@ -150,4 +154,3 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
 def stamp_matches(task: Any, values: dict[str, Any], stamp: str) -> bool:
     """doit ``uptodate``: the files in ``build/`` were made from this master."""
     return bool(values.get("stamp") == stamp)
-

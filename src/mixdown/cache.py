@@ -80,9 +80,7 @@ class Cache:
     def __contains__(self, key: str) -> bool:
         return key in self.keys() or self.path(key).exists()
 
-    def put(
-        self, key: str, audio: np.ndarray, sample_rate: int, meta: Mapping[str, Any]
-    ) -> Path:
+    def put(self, key: str, audio: np.ndarray, sample_rate: int, meta: Mapping[str, Any]) -> Path:
         """Store ``audio`` under ``key`` with its metadata record; return the path.
 
         ``meta`` is filtered through :func:`safe_params` at every level that

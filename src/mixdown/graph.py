@@ -30,6 +30,10 @@ KINDS = ("voice", "sfx", "music")
 SEGMENTS = ("intro", "main", "outro")
 MIX_VERSION = "1"  # bump when the mix stage would sound different for the same timeline
 MASTER_VERSION = "1"  # likewise for mastering
+# doit captures a python-action's output by swapping the global sys.stdout, which
+# races between worker threads (`doit -n 4`) and can leave a dead stream behind;
+# mixdown's actions print only their own one-line results, so output is not captured.
+UNCAPTURED = {"capture": False}
 
 
 @dataclass(frozen=True)
@@ -106,15 +110,21 @@ class _Planner:
         """Every voice line of a rendition, in order."""
         out = []
         for section in rendition.sections:
-            pieces = [p for item in section.items if isinstance(item, stanza.Say)
-                      for p in self._split(rendition, section, item)]  # fmt: skip
+            pieces = [
+                p
+                for item in section.items
+                if isinstance(item, stanza.Say)
+                for p in self._split(rendition, section, item)
+            ]
             for index, (say, source) in enumerate(pieces):
                 position = f"{rendition.script.name}/{section.name}/{index}"
                 key, request = self._voice_key(say, source)
                 out.append(_Line(position, key, source.renderer, request, say.text[:60]))
         return out
 
-    def _split(self, rendition: Rendition, section: stanza.Section, say: stanza.Say) -> list[tuple[stanza.Say, Source]]:
+    def _split(
+        self, rendition: Rendition, section: stanza.Section, say: stanza.Say
+    ) -> list[tuple[stanza.Say, Source]]:
         voice = say.voice or section.settings.get("voice") or rendition.script.voice
         source = self.project.voices[voice]
         limit = getattr(self.registry.cls(source.renderer), "max_chars", None)
@@ -134,8 +144,13 @@ class _Planner:
                 self._source_keys[memo] = cls.key_params(source.params, self.project.root)
             except ValueError as err:
                 raise ConfigError(f"{source.where}: {err}") from None
-        return {"kind": source.kind, "renderer": source.renderer, "version": getattr(cls, "version", "1"),
-                "params": self._source_keys[memo], **extra}  # fmt: skip
+        return {
+            "kind": source.kind,
+            "renderer": source.renderer,
+            "version": getattr(cls, "version", "1"),
+            "params": self._source_keys[memo],
+            **extra,
+        }
 
     def _add(self, line: _Line, task: str) -> None:
         if line.key not in self.assets:
@@ -175,8 +190,14 @@ class _Planner:
         outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
         return MixPlan(rendition.name, timeline, key, master_key, master, outputs, list(used))
 
-    def _items(self, rendition: Rendition, section: stanza.Section, item: Any,
-               voice_lines: Iterator[_Line], used: dict[str, None]) -> list[list[Any]]:  # fmt: skip
+    def _items(
+        self,
+        rendition: Rendition,
+        section: stanza.Section,
+        item: Any,
+        voice_lines: Iterator[_Line],
+        used: dict[str, None],
+    ) -> list[list[Any]]:
         if isinstance(item, stanza.Rest):
             return [["pause", item.seconds]]
         if isinstance(item, stanza.Play):
@@ -229,7 +250,9 @@ def _shared_positions(renditions: list[Rendition], lines: list[list[_Line]]) -> 
     return {p for p, k in keys.items() if len(k) == 1 and count[p] == variants[script_of[p]]}
 
 
-def task_dicts(plan: Plan, context: Any, *, cached: set[str], only_missing: bool = False) -> dict[str, list[dict[str, Any]]]:
+def task_dicts(
+    plan: Plan, context: Any, *, cached: set[str], only_missing: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     """doit task dicts for a plan, grouped by basename (``voice``, …, ``master``).
 
     ``cached`` is the set of keys already in the store. An asset task is up to
@@ -246,30 +269,38 @@ def task_dicts(plan: Plan, context: Any, *, cached: set[str], only_missing: bool
         if only_missing and done:
             continue
         present.add(asset.key)
-        out[asset.kind].append({
-            "name": asset.task.split(":", 1)[1],
-            "actions": [(render_asset, [context, asset])],
-            "uptodate": [done],
-            "doc": asset.doc or f"{asset.renderer} {asset.kind}",
-        })  # fmt: skip
+        out[asset.kind].append(
+            {
+                "name": asset.task.split(":", 1)[1],
+                "actions": [(render_asset, [context, asset])],
+                "uptodate": [done],
+                "doc": asset.doc or f"{asset.renderer} {asset.kind}",
+                "io": UNCAPTURED,
+            }
+        )
     for mix in plan.mixes:
         deps = [plan.assets[key].task for key in mix.assets if key in present]
-        out["mix"].append({
-            "name": mix.name,
-            "actions": [(build_mix, [context, mix])],
-            "task_dep": deps,
-            "uptodate": [mix.key in cached],
-            "doc": f"mix {len(mix.assets)} assets",
-        })  # fmt: skip
-        out["master"].append({
-            "name": mix.name,
-            "actions": [(build_master, [context, mix])],
-            "task_dep": [f"mix:{mix.name}"],
-            "targets": [str(p) for p in mix.outputs],
-            "uptodate": [(stamp_matches, [mix.stamp])],
-            "clean": True,
-            "verbosity": 2,
-            "doc": f"master to {mix.master['target_lufs']:g} LUFS: "
-            + ", ".join(p.name for p in mix.outputs),
-        })  # fmt: skip
+        out["mix"].append(
+            {
+                "name": mix.name,
+                "actions": [(build_mix, [context, mix])],
+                "task_dep": deps,
+                "uptodate": [mix.key in cached],
+                "doc": f"mix {len(mix.assets)} assets",
+                "io": UNCAPTURED,
+            }
+        )
+        out["master"].append(
+            {
+                "name": mix.name,
+                "actions": [(build_master, [context, mix])],
+                "task_dep": [f"mix:{mix.name}"],
+                "targets": [str(p) for p in mix.outputs],
+                "uptodate": [(stamp_matches, [mix.stamp])],
+                "clean": True,
+                "io": UNCAPTURED,
+                "doc": f"master to {mix.master['target_lufs']:g} LUFS: "
+                + ", ".join(p.name for p in mix.outputs),
+            }
+        )
     return out

@@ -39,7 +39,10 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     Media files and voice models enter content keys by what they contain, not
     by their name; the memo keeps a no-op build from re-hashing them.
     """
+    from .memo import record
+
     p = Path(path)
+    record(p)
     st = p.stat()
     memo = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     with _digests_lock:

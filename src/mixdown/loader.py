@@ -6,7 +6,7 @@ Configure it once in the show's ``pyproject.toml`` (or the same keys in
     [tool.doit]
     loader = "mixdown"
 
-    [tool.doit.plugins.LOADER]
+    [tool.doit.plugins.loader]
     mixdown = "mixdown.loader:MixdownLoader"
 
 Every voice line, SFX and music-bed segment is a task (``voice:…``,
@@ -32,6 +32,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
+from . import memo
 from .build import Context
 from .cache import Cache
 from .errors import MixdownError
@@ -43,8 +44,10 @@ __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show"]
 
 #: doit settings for a show: mixdown's own state file, an explicit backend,
 #: threads for parallel renders (``doit -n 4``).
+STATE_DIR = ".mixdown"  # machine-local state: doit's database and the plan memo
+
 DOIT_CONFIG: dict[str, Any] = {
-    "dep_file": ".mixdown-doit.sqlite3",
+    "dep_file": f"{STATE_DIR}/doit.sqlite3",
     "backend": "sqlite3",
     "par_type": "thread",
     "verbosity": 1,
@@ -71,16 +74,27 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     """Load, validate and plan the show in ``root``.
 
     Raises a :class:`~mixdown.errors.MixdownError` with a one-line message
-    for anything wrong with the show; reads files only, writes nothing.
+    for anything wrong with the show. Writes nothing but the plan memo in
+    ``.mixdown/`` (see :mod:`mixdown.memo`), which is used only with the
+    show's own renderers (no ``registry`` given).
     """
     root = Path(root).resolve()
+    use_memo = registry is None
     registry = registry or Registry(root)
-    project = load(root, registry=registry)
-    renditions = render_scripts(project)
-    return Show(Context(project, Cache(project.cache_dir), registry), plan(project, renditions, registry))
+    memo_path = root / STATE_DIR / "plan.pickle"
+    remembered = memo.load(memo_path) if use_memo else None
+    if remembered is not None:
+        project, the_plan = remembered
+    else:
+        with memo.read_inputs() as inputs:
+            project = load(root, registry=registry)
+            the_plan = plan(project, render_scripts(project), registry)
+        if use_memo:
+            memo.save(memo_path, (project, the_plan), inputs)
+    return Show(Context(project, Cache(project.cache_dir), registry), the_plan)
 
 
-class MixdownLoader(TaskLoader2):
+class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
     cmd_options = (opt_cwd,)
@@ -108,6 +122,7 @@ class MixdownLoader(TaskLoader2):
     def load_doit_config(self) -> dict[str, Any]:
         """mixdown's doit settings, with the state file inside the show."""
         assert self.root is not None
+        (self.root / STATE_DIR).mkdir(exist_ok=True)
         return {**DOIT_CONFIG, "dep_file": str(self.root / DOIT_CONFIG["dep_file"]), **self.extra_config}
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:

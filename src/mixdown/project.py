@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import stanza
+from . import memo, stanza
 from .errors import ConfigError, TemplateError
 
 __all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
@@ -26,9 +26,16 @@ __all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
 #: Settings that shape the mix, not the rendered asset: kept out of keys.
 MIX_KEYS = {"voice": {"gain_db"}, "sfx": {"gain_db", "offset"}, "music": {"gain_db"}}
 MIX_SETTINGS = {
-    "line_gap": 0.35, "section_gap": 0.9, "lead_in": 1.5, "tail": 2.0, "duck_db": -12.0,
-    "duck_attack": 0.08, "duck_release": 0.6, "duck_hold": 0.3, "crossfade": 0.5,
-}  # fmt: skip
+    "line_gap": 0.35,
+    "section_gap": 0.9,
+    "lead_in": 1.5,
+    "tail": 2.0,
+    "duck_db": -12.0,
+    "duck_attack": 0.08,
+    "duck_release": 0.6,
+    "duck_hold": 0.3,
+    "crossfade": 0.5,
+}
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
 FORMATS = ("wav", "mp3", "flac")
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
@@ -106,6 +113,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     path = root / "project.toml"
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run mixdown in a show's directory (with project.toml)")
+    memo.record(path)
     text = path.read_text("utf-8")
     try:
         data = tomllib.loads(text)
@@ -115,8 +123,10 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     toml.check_keys(data, TOP_KEYS, [])
     top = toml.table(data, "project")
     toml.check_keys(top, PROJECT_KEYS, ["project"])
-    sources = {kind: _sources(toml, data, table, kind, registry)
-               for kind, table in (("voice", "voices"), ("sfx", "sfx"), ("music", "music"))}  # fmt: skip
+    sources = {
+        kind: _sources(toml, data, table, kind, registry)
+        for kind, table in (("voice", "voices"), ("sfx", "sfx"), ("music", "music"))
+    }
     if not sources["voice"]:
         raise ConfigError(f"project.toml:{toml.line(['voices'])}: declare at least one [voices.NAME]")
     default_voice = toml.typed(top, "voice", str, ["project"], next(iter(sources["voice"])))
@@ -127,7 +137,9 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         sample_rate=_rate(toml, top),
         channels=_channels(toml, top),
         cache_dir=(root / cache).resolve(),
-        build_dir=_inside(root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]),
+        build_dir=_inside(
+            root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]
+        ),
         voices=sources["voice"],
         sfx=sources["sfx"],
         music=sources["music"],
@@ -204,8 +216,14 @@ def _is(value: Any, kind: Any) -> bool:
 
 
 def _kind_name(kind: Any) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             dict: "a table", list: "a list"}  # fmt: skip
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        dict: "a table",
+        list: "a list",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
@@ -219,7 +237,7 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
             raise ConfigError(f"{toml.where(path)}: [{table}.{name}] must be a table")
         renderer = toml.typed(entry, "renderer", str, path, None)
         if renderer is None:
-            raise ConfigError(f"{toml.where(path)}: [{table}.{name}] needs renderer = \"…\"")
+            raise ConfigError(f'{toml.where(path)}: [{table}.{name}] needs renderer = "…"')
         mix_keys = MIX_KEYS[kind]
         mix = {k: float(toml.typed(entry, k, (int, float), path, 0.0)) for k in mix_keys if k in entry}
         params = {k: v for k, v in entry.items() if k != "renderer" and k not in mix_keys}
@@ -229,18 +247,27 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
     return out
 
 
-def _check_params(toml: _Toml, registry: Any, renderer: str, kind: str,
-                  params: dict[str, Any], path: list[str], mix_keys: set[str]) -> None:  # fmt: skip
+def _check_params(
+    toml: _Toml,
+    registry: Any,
+    renderer: str,
+    kind: str,
+    params: dict[str, Any],
+    path: list[str],
+    mix_keys: set[str],
+) -> None:
     try:
         cls = registry.cls(renderer)
     except ConfigError as err:
         raise ConfigError(f"{toml.where([*path, 'renderer'])}: {err}") from None
     kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
     if kind not in kinds:
-        raise ConfigError(f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; it renders {', '.join(sorted(kinds))}")
+        raise ConfigError(
+            f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; it renders {', '.join(sorted(kinds))}"
+        )
     allowed = dict(getattr(cls, "params", {}))
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
-    for key, value in params.items():
+    for key in params:
         toml.typed(params, key, allowed[key], path, None)
     try:
         getattr(cls, "check", lambda p: None)(params)
@@ -266,7 +293,9 @@ def _inside(root: Path, relative: str, toml: _Toml, path: list[str]) -> Path:
 def _rate(toml: _Toml, top: Mapping[str, Any]) -> int:
     rate = toml.typed(top, "sample_rate", int, ["project"], 48000)
     if rate not in (22050, 24000, 32000, 44100, 48000, 88200, 96000):
-        raise ConfigError(f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; use 44100 or 48000")
+        raise ConfigError(
+            f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; use 44100 or 48000"
+        )
     return int(rate)
 
 
@@ -277,7 +306,9 @@ def _channels(toml: _Toml, top: Mapping[str, Any]) -> int:
     return int(channels)
 
 
-def _numbers(toml: _Toml, data: Mapping[str, Any], table: str, defaults: dict[str, float]) -> dict[str, float]:
+def _numbers(
+    toml: _Toml, data: Mapping[str, Any], table: str, defaults: dict[str, float]
+) -> dict[str, float]:
     given = toml.table(data, table)
     toml.check_keys(given, set(defaults), [table])
     return {k: float(toml.typed(given, k, (int, float), [table], v)) for k, v in defaults.items()}
@@ -288,7 +319,9 @@ def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
     formats = toml.typed(given, "formats", list, ["master"], ["wav", "mp3"])
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise ConfigError(f"{toml.where(['master', 'formats'])}: formats must be a non-empty list of {', '.join(FORMATS)}")
+        raise ConfigError(
+            f"{toml.where(['master', 'formats'])}: formats must be a non-empty list of {', '.join(FORMATS)}"
+        )
     given.pop("formats", None)
     master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
     master["formats"] = list(dict.fromkeys(formats))
@@ -302,10 +335,15 @@ def _pronunciations(toml: _Toml, data: Mapping[str, Any]) -> dict[str, str]:
     return dict(table)
 
 
-def _scripts(toml: _Toml, data: Mapping[str, Any], top: Mapping[str, Any], default_voice: str,
-             sources: dict[str, dict[str, Source]]) -> dict[str, Script]:  # fmt: skip
+def _scripts(
+    toml: _Toml,
+    data: Mapping[str, Any],
+    top: Mapping[str, Any],
+    default_voice: str,
+    sources: dict[str, dict[str, Source]],
+) -> dict[str, Script]:
     modules = toml.table(data, "modules")
-    for name, module in modules.items():
+    for name in modules:
         _check_name(name, toml, ["modules", name])
         toml.check_keys(toml.table(modules, name, ["modules"]), MODULE_KEYS, ["modules", name])
     scripts: dict[str, Script] = {}
@@ -317,16 +355,27 @@ def _scripts(toml: _Toml, data: Mapping[str, Any], top: Mapping[str, Any], defau
         script = _script(toml, name, entry, modules, top, default_voice, sources)
         scripts[script.name] = script
     if not scripts:
-        raise ConfigError(f"project.toml:{toml.line(['scripts'])}: declare at least one [scripts.NAME] with template = \"stanzas/….j2\"")
+        raise ConfigError(
+            f'project.toml:{toml.line(["scripts"])}: declare at least one [scripts.NAME] with template = "stanzas/….j2"'
+        )
     return scripts
 
 
-def _script(toml: _Toml, name: str, entry: dict[str, Any], modules: dict[str, Any], top: Mapping[str, Any],
-            default_voice: str, sources: dict[str, dict[str, Source]]) -> Script:  # fmt: skip
+def _script(
+    toml: _Toml,
+    name: str,
+    entry: dict[str, Any],
+    modules: dict[str, Any],
+    top: Mapping[str, Any],
+    default_voice: str,
+    sources: dict[str, dict[str, Source]],
+) -> Script:
     path = ["scripts", name]
     module_name = toml.typed(entry, "module", str, path, None)
     if module_name is not None and module_name not in modules:
-        raise ConfigError(f"{toml.where([*path, 'module'])}: unknown module '{module_name}'; declare [modules.{module_name}]")
+        raise ConfigError(
+            f"{toml.where([*path, 'module'])}: unknown module '{module_name}'; declare [modules.{module_name}]"
+        )
     module = modules.get(module_name, {}) if module_name else {}
     merged = {**module, **entry}
 
@@ -336,19 +385,26 @@ def _script(toml: _Toml, name: str, entry: dict[str, Any], modules: dict[str, An
 
     template = toml.typed(entry, "template", str, path, None)
     if template is None:
-        raise ConfigError(f"{toml.where(path)}: [scripts.{name}] needs template = \"stanzas/{name}.j2\"")
+        raise ConfigError(f'{toml.where(path)}: [scripts.{name}] needs template = "stanzas/{name}.j2"')
     _must_exist(toml, [*path, "template"], template)
     voice = toml.typed(merged, "voice", str, path, default_voice)
     if voice not in sources["voice"]:
-        raise ConfigError(f"{toml.where(origin('voice'))}: unknown voice '{voice}'; declared voices: {', '.join(sources['voice'])}")
+        raise ConfigError(
+            f"{toml.where(origin('voice'))}: unknown voice '{voice}'; declared voices: {', '.join(sources['voice'])}"
+        )
     music = toml.typed(merged, "music", str, path, None)
     if music not in (None, "none") and music not in sources["music"]:
-        raise ConfigError(f"{toml.where(origin('music'))}: unknown music bed '{music}'; declared: {', '.join(sources['music']) or 'none'}")
+        raise ConfigError(
+            f"{toml.where(origin('music'))}: unknown music bed '{music}'; declared: {', '.join(sources['music']) or 'none'}"
+        )
     variants = toml.typed(merged, "variants", str, path, None)
     if variants is not None:
         _must_exist(toml, origin("variants"), variants)
-    variables = {**toml.typed(top, "vars", dict, ["project"], {}), **toml.typed(module, "vars", dict, path, {}),
-                 **toml.typed(entry, "vars", dict, path, {})}  # fmt: skip
+    variables = {
+        **toml.typed(top, "vars", dict, ["project"], {}),
+        **toml.typed(module, "vars", dict, path, {}),
+        **toml.typed(entry, "vars", dict, path, {}),
+    }
     return Script(
         name=f"{module_name}/{name}" if module_name else name,
         template=template,
@@ -386,8 +442,16 @@ def render_scripts(project: Project) -> list[Rendition]:
 def _jinja(root: Path) -> Any:
     import jinja2
 
+    class RecordingLoader(jinja2.FileSystemLoader):
+        """Notes every template file read (includes too) for the plan memo."""
+
+        def get_source(self, environment: Any, template: str) -> Any:
+            source = super().get_source(environment, template)
+            memo.record(source[1])
+            return source
+
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
+        loader=RecordingLoader(str(root)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -403,8 +467,7 @@ def _render(env: Any, script: Script, variables: dict[str, Any]) -> str:
         raise TemplateError(f"{err.name or script.template}:{err.lineno}: {err.message}") from None
     except jinja2.UndefinedError as err:
         raise TemplateError(
-            f"{_template_line(err, script.template)}: {err.message}; "
-            "define it in vars or the variants file"
+            f"{_template_line(err, script.template)}: {err.message}; define it in vars or the variants file"
         ) from None
     except jinja2.TemplateNotFound as err:
         raise TemplateError(f"{script.template}: included template {err.name!r} not found") from None
@@ -427,6 +490,7 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
     if script.variants is None:
         return [(None, {})]
     path = root / script.variants
+    memo.record(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
@@ -440,11 +504,17 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
     out: list[tuple[str | None, dict[str, str]]] = []
     for number, row in enumerate(rows, start=2):
         if None in row or any(v is None for v in row.values()):
-            raise ConfigError(f"{script.variants}:{number}: wrong number of fields; every row needs {len(columns)}")
+            raise ConfigError(
+                f"{script.variants}:{number}: wrong number of fields; every row needs {len(columns)}"
+            )
         vid = row[column].strip()
         if not stanza.NAME.match(vid) or vid in seen:
-            problem = "repeats an earlier id" if vid in seen else "is not a usable name (letters, digits, _ - .)"
-            raise ConfigError(f"{script.variants}:{number}: variant id {vid!r} in column '{column}' {problem}")
+            problem = (
+                "repeats an earlier id" if vid in seen else "is not a usable name (letters, digits, _ - .)"
+            )
+            raise ConfigError(
+                f"{script.variants}:{number}: variant id {vid!r} in column '{column}' {problem}"
+            )
         seen.add(vid)
         out.append((vid, {**row, "variant": vid}))
     return out
@@ -455,7 +525,9 @@ def _check_refs(project: Project, rendition: Rendition) -> None:
     for section in rendition.sections:
         voice = section.settings.get("voice")
         if voice is not None and voice not in project.voices:
-            raise TemplateError(f"{source}:{section.line}: unknown voice '{voice}'; declared: {', '.join(project.voices)}")
+            raise TemplateError(
+                f"{source}:{section.line}: unknown voice '{voice}'; declared: {', '.join(project.voices)}"
+            )
         for item in section.items:
             refs: list[tuple[str, str]] = []
             if isinstance(item, stanza.Say):

@@ -149,7 +149,9 @@ def _paragraph(lines: list[tuple[int, str]], source: str) -> list[Say | Rest | P
     where = f"{source}:{first}"
     bad = next((m for m in _UNKNOWN.finditer(text) if m.group(1) not in ("sfx", "voice")), None)
     if bad:
-        raise TemplateError(f"{where}: unknown directive {bad.group(0)!r}; use [sfx:name], [voice:name] or [pause 1s]")
+        raise TemplateError(
+            f"{where}: unknown directive {bad.group(0)!r}; use [sfx:name], [voice:name] or [pause 1s]"
+        )
     voice: str | None = None
     items: list[Say | Rest | Play] = []
     spoken: list[str] = []

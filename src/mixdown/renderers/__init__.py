@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, RendererUnavailable
+from ..memo import record
 from .base import Renderer, RendererBase, RenderRequest, RenderResult
 
 __all__ = [
@@ -121,6 +122,7 @@ class Registry:
         if self.project_root is None:
             return {}
         folder = self.project_root / "renderers"
+        record(folder)  # a renderer added here may shadow a built-in
         if not folder.is_dir():
             return {}
         return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
@@ -137,6 +139,7 @@ def _import_builtin(name: str) -> Any:
 
 
 def _load_local(name: str, path: Path) -> Any:
+    record(path)
     spec = importlib.util.spec_from_file_location(f"mixdown_local_renderers.{name}", path)
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd files
         raise ConfigError(f"{path}: cannot be imported as a Python module")

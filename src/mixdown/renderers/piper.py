@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RenderFailed, RendererUnavailable
+from ..errors import RendererUnavailable, RenderFailed
 from ..keys import file_digest
 from .base import RendererBase, RenderRequest, RenderResult
 from .file import resolve_media
@@ -61,7 +61,7 @@ class Piper(RendererBase):
     thread_safe = False  # espeak-ng phonemisation keeps global state
 
     def __init__(self) -> None:
-        self._voices: dict[str, Any] = {}
+        self._voices: dict[str | None, Any] = {}  # model path (None: the bundled voice) → voice
         self._lock = threading.Lock()
 
     @classmethod

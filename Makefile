@@ -1,0 +1,31 @@
+# Developer commands. The root dodo-less doit setup (pyproject.toml [tool.doit])
+# belongs to the demo show; these targets set up the environment around it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean-demo
+
+## demo: set up and render the demo show into build/
+demo: $(STAMP)
+	$(BIN)/doit -n 2
+
+## test: set up and run the test suite (with lint and type checks)
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks renderers
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+## bench: the benchmarks under benchmarks/ (prints figures and ratios)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/noop.py
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[piper,dev]'
+	touch $(STAMP)
+
+clean-demo:
+	rm -rf build .mixdown

@@ -1,0 +1,331 @@
+"""Master stage: loudness normalisation, a true-peak limiter and export.
+
+:func:`measure` reads integrated loudness (ITU-R BS.1770-4 via pyloudnorm with
+the standard's filter coefficients, ``filter_class="DeMan"``) and true peak
+(oversampled). :func:`master` normalises a mix to a loudness target and limits
+it under a true-peak ceiling; :func:`export` writes a master as WAV, FLAC or
+MP3 and checks the *decoded* file against the ceiling, since lossy codecs
+overshoot.
+
+All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import db_to_gain, read_audio, resample, valid_audio, write_audio_atomic
+from .errors import AudioError
+
+__all__ = ["Loudness", "MasterSettings", "export", "limit", "master", "measure", "true_peak"]
+
+_BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
+_MAX_METER_CHANNELS = 5  # BS.1770 weights cover L, R, C, Ls, Rs
+_CHUNK = 1 << 16  # frames oversampled at a time for peak detection
+_CONTEXT = 64  # frames of context on each side of a chunk (filter half-length is 10)
+_LIMIT_PASSES = 4
+_AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
+_MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
+_NORMALISE_PASSES = 3
+_LOUDNESS_TOLERANCE = 0.05  # LU: master() stops correcting its gain within this
+_EXPORT_REWRITES = 2
+_EXPORT_MARGIN_DB = 0.2  # extra headroom when a decoded file overshoots
+_MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+_MP3_FALLBACK_RATE = 44100
+_FORMATS = {  # suffix -> (libsndfile format, subtype)
+    ".wav": ("WAV", "PCM_24"),
+    ".flac": ("FLAC", "PCM_24"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    """A delivery target: integrated loudness (LUFS) and true-peak ceiling (dBTP)."""
+
+    target_lufs: float = -16.0
+    ceiling_dbtp: float = -1.0
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """Integrated loudness (LUFS) and true peak (dBTP); ``-inf`` for silence."""
+
+    integrated_lufs: float
+    true_peak_dbtp: float
+
+    def __str__(self) -> str:
+        return f"{self.integrated_lufs:.1f} LUFS  {self.true_peak_dbtp:.1f} dBTP"
+
+
+def measure(y: np.ndarray, sr: int) -> Loudness:
+    """Measure integrated loudness and true peak.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        Audio, at most 5 channels (L, R, C, Ls, Rs).
+    sr : int
+        Sample rate of ``y``.
+
+    Returns
+    -------
+    Loudness
+        ``-inf`` for both values on digital silence. A program shorter than
+        one 400 ms gating block is measured as if looped to fill one block,
+        so its reading is its own mean loudness rather than diluted by padding.
+    """
+    y = valid_audio(y)
+    return Loudness(_integrated(y, sr), _to_db(true_peak(y, sr)))
+
+
+def true_peak(y: np.ndarray, sr: int) -> float:
+    """Return the true peak of ``y`` as a linear amplitude.
+
+    The signal is oversampled 4x below 96 kHz, 2x below 192 kHz (as
+    libebur128 does) with scipy's polyphase FIR, and the largest absolute
+    value over all channels is returned (0.0 for empty input).
+    """
+    return float(_peak_envelope(valid_audio(y), sr).max(initial=0.0))
+
+
+def limit(
+    y: np.ndarray,
+    sr: int,
+    *,
+    ceiling_dbtp: float,
+    lookahead: float = 0.005,
+    release: float = 0.08,
+) -> np.ndarray:
+    """Limit ``y`` so that its true peak does not exceed ``ceiling_dbtp``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        Audio to limit; not modified.
+    sr : int
+        Sample rate of ``y``.
+    ceiling_dbtp : float
+        True-peak ceiling in dBTP.
+    lookahead : float
+        Seconds over which the gain ramps down before a peak (and back up
+        after it, before the release).
+    release : float
+        Time constant, in seconds, of the exponential recovery of the gain
+        reduction (in dB).
+
+    Returns
+    -------
+    np.ndarray [shape=(n, channels)]
+        A new float32 array with true peak <= the ceiling.
+
+    Notes
+    -----
+    Per sample, the required gain is ``ceiling / peak`` from the oversampled
+    peaks of all channels (one gain for all channels). It is min-filtered over
+    the look-ahead window, given an exponential release, and averaged over the
+    same window: the average of values that are each <= the required gain at
+    the peak cannot exceed it, and the curve has no steps. Gain changes move
+    inter-sample peaks a little, so the pass repeats on what still exceeds
+    the ceiling (at most 4 passes); a plain gain settles any last excess.
+    """
+    y = valid_audio(y)
+    ceiling = db_to_gain(ceiling_dbtp)
+    window = max(1, round(lookahead * sr))
+    out = y.copy()
+    for _ in range(_LIMIT_PASSES):
+        peaks = _peak_envelope(out, sr)
+        if peaks.max(initial=0.0) <= ceiling:
+            return out
+        aim = ceiling * _AIM
+        need = aim / np.maximum(peaks.astype(np.float64), aim)  # 1 where under the aim
+        out *= _gain_curve(need, window, max(release * sr, 1.0)).astype(np.float32)[:, None]
+    peak = true_peak(out, sr)
+    if peak > ceiling:
+        out *= np.float32(ceiling * _AIM / peak)
+    return out
+
+
+def master(
+    y: np.ndarray,
+    sr: int,
+    settings: MasterSettings = MasterSettings(),  # noqa: B008 - frozen, never mutated
+) -> tuple[np.ndarray, Loudness]:
+    """Normalise ``y`` to the target loudness and limit it under the ceiling.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        The mix.
+    sr : int
+        Sample rate of ``y``.
+    settings : MasterSettings
+        Loudness target and true-peak ceiling.
+
+    Returns
+    -------
+    mastered : np.ndarray [shape=(n, channels)]
+        Float32, limited to ``ceiling_dbtp - 0.3`` dBTP (headroom for
+        resampling and codecs).
+    loudness : Loudness
+        The measurement of ``mastered``.
+
+    Notes
+    -----
+    Limiting lowers the loudness of peaky material a little, so the gain is
+    corrected by the measured error and the limiter rerun (at most 3 passes,
+    stopping within 0.05 LU). Digital silence is returned unchanged.
+    """
+    y = valid_audio(y)
+    loudness = _integrated(y, sr)
+    if not math.isfinite(loudness):
+        return y.copy(), Loudness(loudness, _to_db(true_peak(y, sr)))
+    gain_db = settings.target_lufs - loudness
+    ceiling = settings.ceiling_dbtp - _MASTER_MARGIN_DB
+    for _ in range(_NORMALISE_PASSES):
+        out = limit(y * np.float32(db_to_gain(gain_db)), sr, ceiling_dbtp=ceiling)
+        error = settings.target_lufs - _integrated(out, sr)
+        if abs(error) <= _LOUDNESS_TOLERANCE:
+            break
+        gain_db += error
+    return out, Loudness(settings.target_lufs - error, _to_db(true_peak(out, sr)))
+
+
+def export(y: np.ndarray, sr: int, path: Path, *, settings: MasterSettings) -> Loudness:
+    """Write a master to ``path`` and verify the decoded file's true peak.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        A master, as returned by :func:`master`; its loudness is not changed
+        here (only lowered if the file overshoots the ceiling).
+    sr : int
+        Sample rate of ``y``.
+    path : Path
+        Output file; the suffix picks the format: ``.wav`` (24-bit PCM),
+        ``.flac`` (24-bit) or ``.mp3`` (libsndfile's LAME, at most 2
+        channels, resampled to 44.1 kHz unless ``sr`` is an MP3 rate).
+    settings : MasterSettings
+        The delivery target; ``ceiling_dbtp`` is enforced on the decoded file.
+
+    Returns
+    -------
+    Loudness
+        The measurement of the file as decoded.
+
+    Notes
+    -----
+    The file is written atomically, decoded and measured. If its true peak
+    exceeds the ceiling (lossy codecs overshoot), the gain is lowered by the
+    excess plus 0.2 dB and the file rewritten, at most twice; the returned
+    measurement then tells whether the file is in spec.
+    """
+    path = Path(path)
+    file_format, subtype = _format_for(path)
+    y, sr = _deliverable(valid_audio(y), sr, file_format)
+    gain_db = 0.0
+    for _ in range(_EXPORT_REWRITES + 1):
+        data = y * np.float32(db_to_gain(gain_db)) if gain_db else y
+        write_audio_atomic(path, data, sr, format=file_format, subtype=subtype)
+        decoded = measure(*read_audio(path))
+        excess = decoded.true_peak_dbtp - settings.ceiling_dbtp
+        if excess <= 0:
+            break
+        gain_db -= excess + _EXPORT_MARGIN_DB
+    return decoded
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _to_db(gain: float) -> float:
+    """Convert a linear amplitude to dB (``-inf`` for 0)."""
+    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
+
+
+def _integrated(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness of valid audio, in LUFS (``-inf`` for silence)."""
+    import pyloudnorm
+
+    if y.shape[1] > _MAX_METER_CHANNELS:
+        raise AudioError(f"cannot measure {y.shape[1]} channels; the meter takes 1 to 5")
+    if len(y) == 0:
+        return -math.inf
+    block = math.ceil(_BLOCK * sr)
+    if len(y) < block:
+        y = np.tile(y, (-(-block // len(y)), 1))[:block]
+    meter = pyloudnorm.Meter(sr, filter_class="DeMan")
+    return float(meter.integrated_loudness(y.astype(np.float64)))
+
+
+def _oversampling(sr: int) -> int:
+    """Oversampling factor for true peak: at least 4x of 48 kHz."""
+    return 4 if sr < 96000 else 2 if sr < 192000 else 1
+
+
+def _peak_envelope(y: np.ndarray, sr: int) -> np.ndarray:
+    """Per sample, the largest oversampled magnitude over its phases and channels.
+
+    Returns float32 ``[shape=(n,)]``; the signal is oversampled in chunks with
+    enough context that the result equals oversampling it whole.
+    """
+    from scipy.signal import resample_poly
+
+    factor, (n, channels) = _oversampling(sr), y.shape
+    envelope = np.empty(n, dtype=np.float32)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        lo, hi = max(start - _CONTEXT, 0), min(stop + _CONTEXT, n)
+        up = resample_poly(y[lo:hi], factor, 1, axis=0) if factor > 1 else y[lo:hi]
+        part = up[factor * (start - lo) : factor * (stop - lo)]
+        envelope[start:stop] = np.abs(part).reshape(stop - start, factor * channels).max(axis=1)
+    return envelope
+
+
+def _gain_curve(need: np.ndarray, window: int, tau: float) -> np.ndarray:
+    """Smooth per-sample required gains into a limiter gain that never exceeds them."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    held = minimum_filter1d(need, window, origin=-(window // 2), mode="nearest")  # i..i+w-1
+    released = _release(held, tau)
+    smooth: np.ndarray = uniform_filter1d(released, window, origin=(window - 1) // 2, mode="nearest")
+    return smooth  # mean over i-w+1..i
+
+
+def _release(gain: np.ndarray, tau: float) -> np.ndarray:
+    """Let gain reduction (in dB) decay exponentially with time constant ``tau`` samples.
+
+    ``r[i] = max_{j<=i} d[j] * exp(-(i - j) / tau)`` for reductions ``d``: an
+    instant-attack, exponential-release follower, computed without a loop as
+    a running maximum in the log domain. The result is never above ``gain``.
+    """
+    reduction = -20.0 * np.log10(gain)
+    with np.errstate(divide="ignore"):
+        log_reduction = np.log(reduction)
+    t = np.arange(len(gain)) / tau
+    reduction = np.exp(np.maximum.accumulate(log_reduction + t) - t)
+    return 10.0 ** (-reduction / 20.0)
+
+
+def _format_for(path: Path) -> tuple[str, str]:
+    """Return the libsndfile format and subtype for ``path``'s suffix."""
+    try:
+        return _FORMATS[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(sorted(_FORMATS))
+        raise ValueError(f"{path}: cannot export {path.suffix or 'no suffix'}; use {known}") from None
+
+
+def _deliverable(y: np.ndarray, sr: int, file_format: str) -> tuple[np.ndarray, int]:
+    """Fit ``y`` to what the format can hold (MP3: rate and at most 2 channels)."""
+    if file_format != "MP3":
+        return y, sr
+    if y.shape[1] > 2:
+        raise AudioError(f"MP3 holds 1 or 2 channels, got {y.shape[1]}; export WAV or FLAC")
+    if sr in _MP3_RATES:
+        return y, sr
+    return resample(y, sr, _MP3_FALLBACK_RATE), _MP3_FALLBACK_RATE

@@ -1,0 +1,104 @@
+"""A memo of the planned show, so that a no-op build does not plan it again.
+
+Planning a show renders every template, parses every line and hashes every
+asset spec: about 0.1 ms per voice line, which is most of a no-op build of a
+large show. The plan depends only on files the planner read, so it is kept in
+``.mixdown/plan.pickle`` next to the list of those files with their size and
+modification time, and reused while none of them changed and the
+environment (mixdown, Python, installed packages, ``MIXDOWN_CACHE``) is the
+same.
+
+Every input is recorded where it is read: ``project.toml``, each template
+Jinja loads (includes too), variants files, the show's ``renderers/`` and
+every file whose content enters a key (media, voice models). The memo is
+machine-local state like doit's own database: git-ignored, never shared,
+rebuilt whenever it is missing, stale or unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["load", "read_inputs", "record", "save"]
+
+VERSION = 1
+_lock = threading.Lock()
+_recording: set[str] | None = None
+
+
+def record(path: str | os.PathLike[str]) -> None:
+    """Note that planning read ``path`` (a file or a directory listing)."""
+    with _lock:
+        if _recording is not None:
+            _recording.add(os.path.abspath(path))
+
+
+@contextmanager
+def read_inputs() -> Iterator[set[str]]:
+    """Collect every path :func:`record` sees inside the ``with`` block."""
+    global _recording
+    with _lock:
+        found: set[str] = set()
+        _recording = found
+    try:
+        yield found
+    finally:
+        with _lock:
+            _recording = None
+
+
+def _signature(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _environment() -> tuple[Any, ...]:
+    from . import __version__
+
+    packages = []
+    for entry in sys.path:
+        try:
+            packages += [e.name for e in os.scandir(entry) if e.name.endswith(".dist-info")]
+        except OSError:
+            continue
+    return (VERSION, __version__, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
+
+
+def load(path: Path) -> Any | None:
+    """The memoised value at ``path`` if every recorded input is unchanged, else ``None``."""
+    try:
+        with path.open("rb") as fh:
+            stored = pickle.load(fh)
+        environment, inputs, value = stored
+    except Exception:  # missing, truncated or from another version: plan afresh
+        return None
+    if environment != _environment():
+        return None
+    if any(_signature(name) != signature for name, signature in inputs):
+        return None
+    return value
+
+
+def save(path: Path, value: Any, inputs: set[str]) -> None:
+    """Store ``value`` with the signatures of ``inputs``, atomically."""
+    signed = [(name, _signature(name)) for name in sorted(inputs)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".plan.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump((_environment(), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

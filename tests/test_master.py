@@ -1,0 +1,198 @@
+"""Numeric tests of the master stage: meter, true peak, limiter, export."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+from scipy.signal import butter, resample_poly, sosfilt
+
+from mixdown.errors import AudioError
+from mixdown.master import Loudness, MasterSettings, export, limit, master, measure, true_peak
+
+SR = 48000
+CEILING = -1.0
+
+
+def db(x: float) -> float:
+    return 20 * math.log10(x)
+
+
+def lufs(y: np.ndarray, sr: int = SR) -> float:
+    """Independent reading with pyloudnorm's BS.1770 meter."""
+    return pyloudnorm.Meter(sr, filter_class="DeMan").integrated_loudness(y.astype(np.float64))
+
+
+def sine(seconds: float, freq: float, amp: float, phase: float = 0.0, sr: int = SR) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    y = amp * np.sin(2 * np.pi * freq * t + phase)
+    return np.repeat(y[:, None], 2, axis=1).astype(np.float32)
+
+
+def faded(y: np.ndarray, seconds: float = 0.02) -> np.ndarray:
+    """Fade in and out, so filter ringing at a hard onset does not move the peak."""
+    k = round(seconds * SR)
+    ramp = np.linspace(0, 1, k, dtype=np.float32)[:, None]
+    y = y.copy()
+    y[:k] *= ramp
+    y[-k:] *= ramp[::-1]
+    return y
+
+
+def speech_like(seconds: int, seed: int) -> np.ndarray:
+    """Speech-band noise in syllables and words, with plosive-like transients.
+
+    Its peak-to-loudness ratio is ~20 dB, so mastering to -16 LUFS under
+    -1.3 dBTP needs several dB of limiting.
+    """
+    rng = np.random.default_rng(seed)
+    n = round(seconds * SR)
+    band = butter(4, [150, 4000], btype="bandpass", fs=SR, output="sos")
+    y = sosfilt(band, rng.standard_normal((n, 2)), axis=0)
+    syllables = np.clip(np.sin(2 * np.pi * 4 * np.arange(n) / SR), 0, None) ** 2
+    words = np.repeat(rng.random(3 * seconds + 3) < 0.8, SR // 3)[:n]
+    y *= (syllables * words)[:, None]
+    for at in rng.integers(0, n - 200, 20):
+        y[at : at + 200] *= 3
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+# -- meter ----------------------------------------------------------------------
+
+
+def test_ebu_3341_case_1() -> None:
+    loud = measure(sine(20, 1000, 10 ** (-23 / 20)), SR)
+    assert loud.integrated_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_ebu_3341_true_peak_fs4_at_45_degrees() -> None:
+    y = faded(sine(1.0, SR / 4, 0.5, phase=np.pi / 4))
+    assert db(np.abs(y).max()) == pytest.approx(-9.03, abs=0.05)  # sample peak
+    assert -6.02 - 0.4 <= db(true_peak(y, SR)) <= -6.02 + 0.2
+
+
+def test_measure_silence_and_short_programs() -> None:
+    silence = measure(np.zeros((SR, 2), np.float32), SR)
+    assert silence.integrated_lufs == -math.inf and silence.true_peak_dbtp == -math.inf
+    assert str(silence) == "-inf LUFS  -inf dBTP"
+    assert measure(np.zeros((0, 1), np.float32), SR).integrated_lufs == -math.inf
+    short = measure(sine(0.1, 1000, 10 ** (-23 / 20)), SR)  # shorter than one 400 ms block
+    assert short.integrated_lufs == pytest.approx(-23.0, abs=0.5)
+    assert str(Loudness(-16.04, -1.26)) == "-16.0 LUFS  -1.3 dBTP"
+
+
+def test_bad_shape_raises_audio_error() -> None:
+    with pytest.raises(AudioError):
+        measure(np.zeros(SR, np.float32), SR)
+    with pytest.raises(AudioError):
+        limit(np.zeros((SR, 2), np.int16), SR, ceiling_dbtp=CEILING)
+
+
+# -- limiter --------------------------------------------------------------------
+
+
+def square(seconds: float) -> np.ndarray:
+    return np.sign(sine(seconds, 1000, 1.0, phase=0.1))
+
+
+def fs4_overs(seconds: float) -> np.ndarray:
+    return sine(seconds, SR / 4, 1.41, phase=np.pi / 4)  # samples at 1.0, true peak +3 dBTP
+
+
+def transient(seconds: float) -> np.ndarray:
+    y = np.zeros((round(seconds * SR), 2), np.float32)
+    burst = np.random.default_rng(1).uniform(-1, 1, (SR // 4, 2)).astype(np.float32)
+    y[SR : SR + len(burst)] = burst
+    y[SR] = 1.0  # a full-scale first sample straight after silence
+    return y
+
+
+@pytest.mark.parametrize("signal", [square, fs4_overs, transient])
+def test_limit_keeps_true_peak_under_the_ceiling(signal: Callable[[float], np.ndarray]) -> None:
+    y = signal(2.0)
+    assert db(true_peak(y, SR)) > CEILING + 2
+    out = limit(y, SR, ceiling_dbtp=CEILING)
+    assert out.shape == y.shape and out.dtype == np.float32
+    assert db(true_peak(out, SR)) <= CEILING
+    assert db(true_peak(out, SR)) > CEILING - 0.1  # limited, not merely turned down
+    finer = np.abs(resample_poly(out, 16, 1, axis=0)).max()
+    assert db(finer) <= CEILING + 0.2  # 16x oversampling agrees within EBU's tolerance
+
+
+def test_limit_leaves_quiet_audio_alone() -> None:
+    y = sine(1.0, 440, 0.5)
+    np.testing.assert_array_equal(limit(y, SR, ceiling_dbtp=CEILING), y)
+
+
+def test_limiter_gain_is_smooth() -> None:
+    y = np.full((SR, 1), 0.25, np.float32)
+    y[SR // 2 : SR // 2 + 4800] = 2.0  # a 100 ms block 18 dB over the ceiling
+    out = limit(y, SR, ceiling_dbtp=CEILING)
+    gain = out[:, 0] / y[:, 0]
+    lookahead = round(0.005 * SR)
+    depth = 1 - gain.min()
+    assert depth > 0.5
+    assert np.abs(np.diff(gain)).max() <= 1.5 * depth / lookahead  # ramps, no steps
+    assert gain[SR // 2 - 2 * lookahead] == 1.0  # untouched well before the peak
+    assert gain[-1] == pytest.approx(1.0, abs=0.01)  # released afterwards
+
+
+# -- master and export ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: speech_like(8, 2),
+        lambda: 0.05 * np.random.default_rng(3).standard_normal((8 * SR, 2)).astype(np.float32),
+    ],
+)
+def test_master_reaches_target_under_ceiling(make: Callable[[], np.ndarray]) -> None:
+    y = make()
+    out, loud = master(y, SR, MasterSettings(target_lufs=-16.0, ceiling_dbtp=CEILING))
+    assert lufs(out) == pytest.approx(-16.0, abs=0.2)
+    assert loud.integrated_lufs == pytest.approx(lufs(out), abs=0.01)
+    assert loud.true_peak_dbtp <= CEILING - 0.3 + 1e-6
+    assert loud.true_peak_dbtp == pytest.approx(db(true_peak(out, SR)), abs=1e-6)
+
+
+def test_master_of_silence_is_silence() -> None:
+    out, loud = master(np.zeros((SR, 2), np.float32), SR)
+    assert not out.any() and loud.integrated_lufs == -math.inf
+
+
+@pytest.fixture(scope="module")
+def mastered() -> np.ndarray:
+    return master(speech_like(8, 4), SR, MasterSettings())[0]
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac"])
+def test_export_decodes_in_spec(mastered: np.ndarray, tmp_path: Path, suffix: str) -> None:
+    settings = MasterSettings()
+    path = tmp_path / f"show{suffix}"
+    loud = export(mastered, SR, path, settings=settings)
+    decoded, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == SR and decoded.shape[1] == 2
+    assert db(true_peak(decoded, sr)) <= settings.ceiling_dbtp
+    assert lufs(decoded, sr) == pytest.approx(settings.target_lufs, abs=0.5)
+    assert loud == measure(decoded, sr)
+    if suffix != ".mp3":
+        assert sf.info(path).subtype == "PCM_24"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_export_lowers_an_overshooting_file_and_resamples_mp3(tmp_path: Path) -> None:
+    y = resample_poly(fs4_overs(1.0), 37, 48, axis=0).astype(np.float32)  # +3 dBTP at 37 kHz
+    loud = export(y, 37000, tmp_path / "hot.mp3", settings=MasterSettings())
+    assert sf.info(tmp_path / "hot.mp3").samplerate == 44100
+    assert loud.true_peak_dbtp <= -1.0
+
+
+def test_export_rejects_unknown_formats(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=".ogg"):
+        export(np.zeros((SR, 2), np.float32), SR, tmp_path / "x.ogg", settings=MasterSettings())

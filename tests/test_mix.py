@@ -1,0 +1,278 @@
+"""Numeric tests of the mix stage: layout to the sample, cues, bed, ducking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.signal import correlate
+
+from mixdown.audio import as_channels, resample
+from mixdown.errors import AudioError
+from mixdown.mix import Bed, Cue, Line, MixSettings, Pause, Section, Stems, Sting, mix
+
+SR = 48000
+NO_DUCK = MixSettings(duck_db=0.0)
+
+
+def dc(seconds: float, value: float, sr: int = SR, channels: int = 2) -> np.ndarray:
+    """A constant signal: its placement can be read back exactly."""
+    return np.full((round(seconds * sr), channels), value, dtype=np.float32)
+
+
+def noise(seconds: float, seed: int, sr: int = SR, channels: int = 2, amp: float = 0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (amp * rng.standard_normal((round(seconds * sr), channels))).astype(np.float32)
+
+
+def tone(seconds: float, freq: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    return np.repeat((amp * np.sin(2 * np.pi * freq * t))[:, None], 2, axis=1).astype(np.float32)
+
+
+def onsets(bus: np.ndarray) -> list[int]:
+    """Sample indices where a bus goes from silent to sounding."""
+    sounding = np.concatenate([[False], np.abs(bus).max(axis=1) > 0])
+    return np.flatnonzero(sounding[1:] & ~sounding[:-1]).tolist()
+
+
+def dc_bed(gain_db: float = 0.0) -> Bed:
+    """A constant bed: the music stem divided by it is the bed gain curve."""
+    empty = np.zeros((0, 2), np.float32)
+    return Bed(empty, dc(4.0, 0.5), empty, SR, gain_db=gain_db)
+
+
+def duck_curve_db(sections: list[Section], settings: MixSettings) -> np.ndarray:
+    """The ducking gain in dB, per sample: ducked music over unducked music."""
+    bed = dc_bed()
+    ducked = mix(sections, bed=bed, settings=settings).music[:, 0]
+    plain = mix(sections, bed=bed, settings=replace(settings, duck_db=0.0)).music[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 20 * np.log10(ducked / plain)
+
+
+def speech_like(seconds: float, seed: int) -> np.ndarray:
+    """Noise 'words' of 0.2-0.4 s separated by 0.1-0.2 s gaps."""
+    rng = np.random.default_rng(seed)
+    y = noise(seconds, seed)
+    t, n = 0, len(y)
+    while t < n:
+        word, gap = rng.integers(int(0.2 * SR), int(0.4 * SR)), rng.integers(int(0.1 * SR), int(0.2 * SR))
+        y[t + word : t + word + gap] = 0
+        t += word + gap
+    y[-int(0.05 * SR) :] = 0.3  # end on sound, so the speech extent is known
+    return y
+
+
+# -- layout ---------------------------------------------------------------------
+
+
+def test_timeline_positions_are_exact_to_the_sample() -> None:
+    a, b, c, d = dc(1.0, 0.1), dc(0.5, 0.2), dc(0.25, 0.3), dc(0.3, 0.4)
+    sections = [
+        Section((Line(a, SR), Line(b, SR))),
+        Section((Pause(0.25), Line(c, SR), Pause(0.5), Line(d, SR))),
+    ]
+    stems = mix(sections, bed=Bed(noise(2, 0), noise(2, 1), noise(2, 2), SR), settings=MixSettings())
+
+    start_a = 72000  # lead_in 1.5 s
+    start_b = start_a + 48000 + 16800  # + line_gap 0.35 s
+    start_c = start_b + 24000 + 43200 + 12000  # + section_gap 0.9 s + leading pause 0.25 s
+    start_d = start_c + 12000 + 16800 + 24000  # a pause adds its seconds to the one gap
+    assert onsets(stems.voice) == [start_a, start_b, start_c, start_d]
+    assert stems.voice[start_a + 47999, 0] == np.float32(0.1) and stems.voice[start_a + 48000, 0] == 0
+    assert len(stems.voice) == start_d + 14400 + 96000  # + tail 2.0 s
+
+
+def test_without_bed_starts_at_zero_with_a_short_tail_and_silent_music() -> None:
+    stems = mix([Section((Line(dc(1.0, 0.1), SR), Sting(dc(0.5, 0.2), SR)))])
+    assert onsets(stems.voice) == [0]
+    assert onsets(stems.sfx) == [48000 + 16800]
+    assert len(stems.voice) == 48000 + 16800 + 24000 + 14400  # tail 0.3 s
+    assert not stems.music.any()
+
+
+def test_cues_are_placed_at_their_anchor() -> None:
+    click = dc(0.01, 0.5)
+    line = Line(
+        dc(1.0, 0.1),
+        SR,
+        cues=(Cue(click, SR, at=0.5), Cue(click, SR, at=0.25, offset=-0.1, gain_db=-6.0)),
+    )
+    stems = mix([Section((line,))])
+    assert onsets(stems.sfx) == [12000 - 4800, 24000]
+    np.testing.assert_allclose(stems.sfx[7200, 0], 0.5 * 10 ** (-6 / 20), rtol=1e-6)
+
+
+def test_cue_before_start_is_clamped_and_cue_past_end_grows_the_program() -> None:
+    line = Line(
+        dc(1.0, 0.1),
+        SR,
+        cues=(Cue(dc(0.01, 0.5), SR, at=0.0, offset=-1.0), Cue(dc(1.0, 0.2), SR, at=1.0)),
+    )
+    stems = mix([Section((line,))])
+    assert onsets(stems.sfx) == [0, 48000]
+    assert len(stems.sfx) == 96000  # past end + 0.3 s tail
+
+
+def test_stems_have_equal_length_and_sum_to_the_mixdown() -> None:
+    line = Line(noise(1.0, 1), SR, cues=(Cue(noise(0.8, 2), SR, at=0.9),))
+    bed = Bed(noise(1.0, 3), noise(2.0, 4), noise(1.5, 5), SR)
+    stems = mix([Section((line, Sting(noise(0.3, 6), SR))), Section((line,))], bed=bed)
+    assert isinstance(stems, Stems) and stems.sample_rate == SR
+    shapes = {stems.voice.shape, stems.sfx.shape, stems.music.shape}
+    assert len(shapes) == 1 and shapes.pop()[1] == 2
+    out = stems.mixdown()
+    assert out.dtype == np.float32 and all(
+        s.dtype == np.float32 for s in (stems.voice, stems.sfx, stems.music)
+    )
+    np.testing.assert_allclose(out, stems.voice + stems.sfx + stems.music, atol=1e-7)
+
+
+def test_mono_22050_input_is_resampled_and_spread_to_stereo() -> None:
+    line = noise(1.0, 7, sr=22050, channels=1)
+    stems = mix([Section((Line(line, 22050),))])
+    assert stems.voice.shape == (48000 + 14400, 2)
+    np.testing.assert_array_equal(stems.voice[:, 0], stems.voice[:, 1])
+    expected = resample(line, 22050, SR)[:, 0]
+    np.testing.assert_allclose(stems.voice[:48000, 0], expected, atol=1e-7)
+    assert np.sqrt(np.mean(stems.voice[:48000] ** 2)) == pytest.approx(0.3, rel=0.05)
+
+
+def test_empty_sections_are_rejected_and_an_empty_section_takes_no_time() -> None:
+    with pytest.raises(ValueError, match="no sections"):
+        mix([])
+    line = Line(dc(1.0, 0.1), SR)
+    alone = mix([Section((line,))])
+    padded = mix([Section(()), Section((line,)), Section(())])
+    np.testing.assert_array_equal(alone.voice, padded.voice)
+
+
+def test_bad_input_shape_raises_audio_error() -> None:
+    with pytest.raises(AudioError, match="section 0, item 0"):
+        mix([Section((Line(np.zeros(100, np.float32), SR),))])
+    with pytest.raises(AudioError, match="bed.main"):
+        mix([Section(())], bed=Bed(dc(1, 0.1), np.zeros((5, 2, 1), np.float32), dc(1, 0.1), SR))
+
+
+# -- music bed ------------------------------------------------------------------
+
+
+def prepared(y: np.ndarray, sr: int, gain_db: float = -20.0) -> np.ndarray:
+    return as_channels(resample(y, sr, SR), 2) * np.float32(10 ** (gain_db / 20))
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_auto_music_opens_with_the_intro_and_ends_exactly_with_the_outro(count: int) -> None:
+    bed_sr = 44100
+    intro, main, outro = (
+        noise(s, seed, sr=bed_sr, channels=1) for s, seed in ((1.0, 8), (2.0, 9), (1.5, 10))
+    )
+    sections = [Section((Line(dc(1.5, 0.1), SR),)) for _ in range(count)]
+    music = mix(sections, bed=Bed(intro, main, outro, bed_sr), settings=NO_DUCK).music
+    xf = round(0.5 * SR)
+    head, tail = prepared(intro, bed_sr), prepared(outro, bed_sr)
+    np.testing.assert_allclose(music[: len(head) - xf], head[:-xf], atol=1e-7)
+    np.testing.assert_allclose(music[-(len(tail) - xf) :], tail[xf:], atol=1e-7)
+    # the outro's last sample is the program's last sample: correlation peaks at lag 0
+    corr = np.correlate(music[-len(tail) - 2000 :, 0], tail[-24000:, 0], mode="valid")
+    assert int(np.argmax(corr)) == len(corr) - 1
+
+
+def test_middle_sections_play_the_main_loop() -> None:
+    intro, main, outro = noise(1.0, 11), noise(3.0, 12), noise(1.0, 13)
+    sections = [Section((Line(dc(2.0, 0.1), SR),)) for _ in range(3)]
+    stems = mix(sections, bed=Bed(intro, main, outro, SR, gain_db=0.0), settings=NO_DUCK)
+    start = onsets(stems.voice)[1]  # second section's line
+    seg = stems.music[start : start + SR, 0]
+    for name, ref, expected in (("main", main, True), ("intro", intro, False), ("outro", outro, False)):
+        corr = correlate(seg, ref[:, 0]) / (np.linalg.norm(seg) * np.linalg.norm(ref[:, 0]))
+        assert (corr.max() > 0.3) == expected, name
+
+
+def test_outro_longer_than_its_span_is_cut_at_its_head_with_a_fade() -> None:
+    outro = noise(8.0, 14)
+    stems = mix(
+        [Section((Line(dc(0.5, 0.1), SR),))],
+        bed=Bed(noise(1.0, 15), noise(2.0, 16), outro, SR, gain_db=0.0),
+        settings=NO_DUCK,
+    )
+    n, xf = len(stems.music), 24000
+    assert n == 48000 * 4  # 1.5 + 0.5 + 2.0 s: shorter than the outro
+    np.testing.assert_allclose(stems.music[xf:], outro[-(n - xf) :], atol=1e-7)
+    assert np.abs(stems.music[:100]).max() < 0.02  # faded in from silence
+
+
+def test_music_none_section_is_silent() -> None:
+    sections = [Section((Line(dc(2.0, 0.1), SR),), music=m) for m in ("auto", "none", "auto")]
+    stems = mix(sections, bed=Bed(noise(1, 17), noise(2, 18), noise(1, 19), SR), settings=NO_DUCK)
+    starts = onsets(stems.voice)
+    assert np.abs(stems.music[starts[1] : starts[2]]).max() == 0.0  # section 2's whole span
+    assert np.abs(stems.music[starts[1] - SR : starts[1] - 24000]).max() > 0.01
+    assert np.abs(stems.music[starts[2] + 24000 : starts[2] + SR]).max() > 0.01
+
+
+def test_main_loop_repeats_have_no_clicks() -> None:
+    freq, amp = 440.0, 0.5
+    main = tone(1.013, freq, amp=amp)  # 445.7 cycles: a hard splice would jump ~amp
+    empty = np.zeros((0, 2), np.float32)
+    stems = mix(
+        [Section((Pause(6.0),), music="main")],
+        bed=Bed(empty, main, empty, SR, gain_db=0.0),
+        settings=NO_DUCK,
+    )
+    body = stems.music[SR // 2 : -SR // 2, 0]  # between the edge fades; several repeats
+    sine_step = amp * 2 * np.pi * freq / SR
+    assert np.abs(np.diff(body)).max() < 1.5 * sine_step
+    assert np.sqrt(np.mean(body**2)) == pytest.approx(amp / np.sqrt(2), rel=0.15)
+
+
+def test_consecutive_main_sections_continue_the_loop() -> None:
+    lines = [Line(dc(1.0, 0.1), SR), Line(dc(1.3, 0.1), SR)]
+    bed = Bed(noise(1, 20), noise(1.7, 21), noise(1, 22), SR)
+    settings = MixSettings(duck_db=0.0, section_gap=0.35)  # same layout as one section
+    split = mix([Section((lines[0],), "main"), Section((lines[1],), "main")], bed=bed, settings=settings)
+    whole = mix([Section(tuple(lines), "main")], bed=bed, settings=settings)
+    np.testing.assert_array_equal(split.music, whole.music)
+
+
+# -- ducking --------------------------------------------------------------------
+
+
+def test_ducking_depth_and_no_pumping_between_words() -> None:
+    speech = speech_like(4.0, 23)
+    settings = MixSettings(lead_in=3.0)
+    gain = duck_curve_db([Section((Line(speech, SR),))], settings)
+    start, end = 3 * SR, 7 * SR
+    assert np.abs(gain[SR : 2 * SR]).max() < 0.01  # long speech-free stretch: undisturbed
+    during = gain[start : end - SR // 10]
+    assert np.median(during) == pytest.approx(-12.0, abs=1.5)
+    assert during.max() - during.min() < 1.0  # held through the gaps between words
+
+
+def test_ducking_attack_and_release_times() -> None:
+    settings = MixSettings(lead_in=3.0, tail=4.0)
+    gain = duck_curve_db([Section((Line(noise(2.0, 24), SR),))], settings)
+
+    def crossing(level_db: float, after: int, falling: bool) -> int:
+        seg = gain[after:]
+        return after + int(np.argmax(seg < level_db if falling else seg > level_db))
+
+    attack_start, attack_end = crossing(-1.2, SR, True), crossing(-10.8, SR, True)
+    release_start = crossing(-10.8, attack_end + SR, False)
+    release_end = crossing(-1.2, release_start, False)
+    attack, release = (attack_end - attack_start) / SR, (release_end - release_start) / SR
+    assert 0.08 / 2 <= attack <= 0.08 * 2
+    assert 0.6 / 2 <= release <= 0.6 * 2
+    assert attack_end <= 3 * SR  # ducked by the time the line starts
+    assert 5 * SR + 0.3 * SR <= release_start  # held after the line ends
+
+
+def test_ducking_is_smooth() -> None:
+    settings = MixSettings(lead_in=2.0)
+    bed = dc_bed()
+    music = mix([Section((Line(speech_like(3.0, 25), SR),))], bed=bed, settings=settings).music[:, 0]
+    step = np.abs(np.diff(music[SR // 2 : -SR])).max()
+    mean_attack_slope = 0.5 * (1 - 10 ** (-12 / 20)) / (0.08 * SR)  # 0.5 bed down 12 dB in 80 ms
+    assert step < 3 * mean_attack_slope  # a staircase at the 10 ms control rate steps ~100x more

