@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mixdown.build import build_master, build_mix, render_asset
-from mixdown.graph import Plan, plan, task_dicts
+from mixdown.graph import Plan, task_dicts
+from mixdown.planner import plan
 from mixdown.project import load, render_scripts
 from mixdown.renderers import Registry
 
@@ -40,10 +41,10 @@ def test_identical_lines_are_one_asset_named_by_first_use(
         "voice:news/briefing/close/0@kofi",
         "voice:news/extra/only/0",  # "Here is the news." by ben: anna spoke it in the briefing
     ]
-    texts = {a.task: a.request.text for a in p.assets.values()}
+    texts = {a.task: a.text for a in p.assets.values()}
     assert texts["voice:news/briefing/intro/0@kofi"] == "Hello Kofi, this is Test Show."
     # "The bridge opened today." by ben in the extra script is the briefing's story line: one asset.
-    assert sum(a.request.text == "The bridge opened today." for a in p.assets.values()) == 1
+    assert sum(a.text == "The bridge opened today." for a in p.assets.values()) == 1
 
 
 def test_section_names_and_order_do_not_change_keys(show: Callable[..., Path], fakes: dict[str, Any]) -> None:

@@ -228,6 +228,19 @@ def test_main_loop_repeats_have_no_clicks() -> None:
     assert np.sqrt(np.mean(body**2)) == pytest.approx(amp / np.sqrt(2), rel=0.15)
 
 
+def test_seamless_main_loop_is_tiled_exactly() -> None:
+    main = noise(1.25, 30)  # a bar-grid loop: repeats must keep their length
+    empty = np.zeros((0, 2), np.float32)
+    stems = mix(
+        [Section((Pause(5.0),), music="main")],
+        bed=Bed(empty, main, empty, SR, gain_db=0.0, seamless=True),
+        settings=MixSettings(duck_db=0.0, lead_in=0.0, tail=0.0, crossfade=0.5),
+    )
+    xf = SR // 2  # the edge fades of the section
+    tiled = np.tile(main, (5, 1))[: len(stems.music)]
+    np.testing.assert_allclose(stems.music[xf:-xf], tiled[xf:-xf], atol=1e-6)
+
+
 def test_consecutive_main_sections_continue_the_loop() -> None:
     lines = [Line(dc(1.0, 0.1), SR), Line(dc(1.3, 0.1), SR)]
     bed = Bed(noise(1, 20), noise(1.7, 21), noise(1, 22), SR)

@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_naming_file_and_problem(
 
 
 def test_media_errors_name_the_source(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
-    from mixdown.graph import plan
+    from mixdown.planner import plan
 
     def planned(root: Path) -> Any:
         registry = Registry(root, extra=fakes)

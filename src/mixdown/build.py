@@ -14,7 +14,7 @@ from typing import Any
 
 from .cache import Cache, safe_params
 from .errors import MixdownError, RenderFailed
-from .graph import Asset, MixPlan
+from .graph import Asset, MixPlan, request_for
 from .project import Project
 from .renderers import Registry
 
@@ -67,7 +67,8 @@ def _render_asset(context: Context, asset: Asset) -> None:
     from .audio import valid_audio
 
     renderer = context.registry.instance(asset.renderer)
-    result = renderer.render(asset.request)
+    request = request_for(asset, context.project)
+    result = renderer.render(request)
     try:
         audio = valid_audio(result.audio, what=asset.task)
     except MixdownError as err:
@@ -82,9 +83,9 @@ def _render_asset(context: Context, asset: Asset) -> None:
         "kind": asset.kind,
         "renderer": asset.renderer,
         "version": getattr(context.registry.cls(asset.renderer), "version", "1"),
-        "params": safe_params(asset.request.params),
-        **({"text": asset.request.text} if asset.kind == "voice" else {}),
-        **({"segment": asset.request.segment} if asset.request.segment else {}),
+        "params": safe_params(request.params),
+        **({"text": asset.text} if asset.kind == "voice" else {}),
+        **({"segment": asset.segment} if asset.segment else {}),
         **safe_params(result.meta),
     }
     context.cache.put(asset.key, audio, result.sample_rate, meta)
@@ -106,8 +107,14 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
         rates = {sr for _, sr in segments.values()}
         sr = max(rates)
         parts = {name: resample(y, s, sr) for name, (y, s) in segments.items()}
+        seamless = context.cache.meta(timeline["bed"]["main"]).get("loop") == "seamless"
         bed = mixing.Bed(
-            parts["intro"], parts["main"], parts["outro"], sr, gain_db=timeline["bed"]["gain_db"]
+            parts["intro"],
+            parts["main"],
+            parts["outro"],
+            sr,
+            gain_db=timeline["bed"]["gain_db"],
+            seamless=seamless,
         )
     settings = mixing.MixSettings(
         sample_rate=timeline["sample_rate"], channels=timeline["channels"], **timeline["settings"]

@@ -36,8 +36,7 @@ from . import memo
 from .build import Context
 from .cache import Cache
 from .errors import MixdownError
-from .graph import Plan, plan, task_dicts
-from .project import load, render_scripts
+from .graph import Plan, task_dicts
 from .renderers import Registry
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show"]
@@ -86,6 +85,9 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     if remembered is not None:
         project, the_plan = remembered
     else:
+        from .planner import plan
+        from .project import load, render_scripts
+
         with memo.read_inputs() as inputs:
             project = load(root, registry=registry)
             the_plan = plan(project, render_scripts(project), registry)

@@ -155,6 +155,9 @@ class Bed:
 
     ``intro`` or ``outro`` may be empty (``(0, channels)``): the main loop
     plays in their place. ``main`` must hold at least two samples.
+    ``seamless`` says ``main`` already loops exactly when tiled (a bar-grid
+    loop from the ``synth`` renderer): repeats are then butted, not
+    crossfaded, so the loop keeps its length and its beat.
     """
 
     intro: np.ndarray
@@ -162,6 +165,7 @@ class Bed:
     outro: np.ndarray
     sample_rate: int
     gain_db: float = -20.0
+    seamless: bool = False
 
 
 @dataclass(frozen=True)
@@ -381,12 +385,14 @@ class _Clip:
 
 @dataclass(frozen=True, eq=False)
 class _Segments:
-    """The bed at the mix rate and channels, gain applied; ``xf`` is the crossfade."""
+    """The bed at the mix rate and channels, gain applied; ``xf`` is the crossfade
+    between segments, ``loop_xf`` the one between repeats of ``main``."""
 
     intro: np.ndarray
     main: np.ndarray
     outro: np.ndarray
     xf: int
+    loop_xf: int
 
 
 def _music_bus(
@@ -410,7 +416,7 @@ def _prepare_bed(bed: Bed, settings: MixSettings) -> _Segments:
         raise AudioError(f"bed.main: needs at least 2 samples to loop, got {len(main)}")
     lengths = [len(main) // 2] + [len(y) for y in (intro, outro) if len(y)]
     xf = min(_samples(settings.crossfade, settings.sample_rate), *lengths)
-    return _Segments(intro, main, outro, xf)
+    return _Segments(intro, main, outro, xf, 0 if bed.seamless else xf)
 
 
 def _segments_of(music: str, index: int, count: int) -> tuple[bool, bool] | None:
@@ -488,7 +494,7 @@ def _render_group(bus: np.ndarray, clips: Sequence[_Clip], end: int, segments: _
 def _clip_audio(clip: _Clip, n: int, segments: _Segments) -> np.ndarray:
     """Return ``n`` samples of a clip (a segment zero-padded, or the main loop)."""
     if clip.kind == "main":
-        return _loop(segments.main, n, segments.xf)
+        return _loop(segments.main, n, segments.loop_xf)
     source = segments.intro if clip.kind == "intro" else segments.outro
     out = np.zeros((n, source.shape[1]), dtype=np.float32)
     part = source[clip.skip : clip.skip + n]

@@ -9,17 +9,22 @@ be found, and what is allowed.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import memo, stanza
+from . import memo
 from .errors import ConfigError, TemplateError
+
+if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
+    from . import stanza
+
+#: What a name in project.toml, a section or a variant id may look like; it
+#: becomes part of target names and of file names under build/.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 __all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
 
@@ -113,6 +118,8 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     path = root / "project.toml"
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run mixdown in a show's directory (with project.toml)")
+    import tomllib
+
     memo.record(path)
     text = path.read_text("utf-8")
     try:
@@ -276,7 +283,7 @@ def _check_params(
 
 
 def _check_name(name: str, toml: _Toml, path: list[str]) -> None:
-    if not stanza.NAME.match(name):
+    if not NAME.match(name):
         raise ConfigError(
             f"{toml.where(path)}: name {name!r} may use only letters, digits, '_', '-' and '.' "
             "(it becomes part of file and target names)"
@@ -428,6 +435,8 @@ def render_scripts(project: Project) -> list[Rendition]:
     Checks every voice and SFX a script refers to; errors name the template
     file and line.
     """
+    from . import stanza
+
     env = _jinja(project.root)
     out: list[Rendition] = []
     for script in project.scripts.values():
@@ -489,6 +498,8 @@ def _template_line(err: BaseException, template: str) -> str:
 def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str, str]]]:
     if script.variants is None:
         return [(None, {})]
+    import csv
+
     path = root / script.variants
     memo.record(path)
     try:
@@ -508,7 +519,7 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
                 f"{script.variants}:{number}: wrong number of fields; every row needs {len(columns)}"
             )
         vid = row[column].strip()
-        if not stanza.NAME.match(vid) or vid in seen:
+        if not NAME.match(vid) or vid in seen:
             problem = (
                 "repeats an earlier id" if vid in seen else "is not a usable name (letters, digits, _ - .)"
             )
@@ -521,6 +532,8 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
 
 
 def _check_refs(project: Project, rendition: Rendition) -> None:
+    from . import stanza
+
     source = rendition.script.template
     for section in rendition.sections:
         voice = section.settings.get("voice")

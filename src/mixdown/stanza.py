@@ -33,12 +33,12 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import TemplateError
+from .project import NAME
 
 __all__ = ["MUSIC_CHOICES", "CueRef", "Play", "Rest", "Say", "Section", "parse", "pronounce", "split_line"]
 
 MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
 SECTION_SETTINGS = ("voice", "music")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HEADING = re.compile(r"^##(?!#)\s*(.*)$")
 _DIRECTIVE = re.compile(r"\[(sfx|voice|pause)(?::\s*([^\]\s]*))?(?:\s+([^\]]*))?\]")
 _UNKNOWN = re.compile(r"\[([A-Za-z_]+):[^\]]*\]")

@@ -661,5 +661,7 @@ class Synth(RendererBase):
         else:
             tempo = float(p.get("tempo", MUSIC_PRESETS[p["preset"]]))
             meta |= {"segment": request.segment, "tempo": tempo, "bars": segment_bars(request.segment, tempo)}
+            if request.segment == "main":
+                meta["loop"] = "seamless"  # the mix tiles it without crossfades
             audio = render_music(p["preset"], request.segment, seed=seed, tempo=tempo, pitch=pitch)
         return RenderResult(audio=audio, sample_rate=SR, meta=meta)
