@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,47 @@ def test_keys_sees_only_complete_objects(tmp_path: Path) -> None:
     (shard / ".cd11.wav.x.tmp").write_bytes(b"half")
     (shard / ("cd" + "1" * 62 + ".json")).write_text("{}")  # record without audio: not an object
     assert Cache(tmp_path).keys() == {KEY}
+
+
+def age(path: Path, seconds: float = 10.0) -> None:
+    """Make a directory look last changed ``seconds`` ago (outside the racy window)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_index_reuses_unchanged_shards_and_sees_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "state" / "index.pickle"
+    other = "cd" + "2" * 62
+    Cache(tmp_path / "c").put(KEY, tone(), 48000, {})
+    Cache(tmp_path / "c").put(other, tone(), 48000, {})
+    for shard in ("ab", "cd"):
+        age(tmp_path / "c" / "objects" / shard)
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY, other}
+
+    listed: list[str] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: listed.append(str(p)) or real_listdir(p))
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY, other}
+    assert listed == [str(tmp_path / "c" / "objects")]  # no shard listed again
+
+    (tmp_path / "c" / "objects" / "cd" / f"{other}.wav").unlink()  # a re-roll deletes an object
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY}
+    third = "ab" + "3" * 62
+    Cache(tmp_path / "c").put(third, tone(), 48000, {})
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY, third}
+
+
+def test_index_retakes_a_listing_taken_right_after_a_change(tmp_path: Path) -> None:
+    index = tmp_path / "index.pickle"
+    cache = Cache(tmp_path / "c")
+    cache.put(KEY, tone(), 48000, {})
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY}  # shard changed just now: racy
+    # A file added in the same timestamp tick would leave the mtime unchanged:
+    shard = tmp_path / "c" / "objects" / "ab"
+    mtime = shard.stat().st_mtime_ns
+    late = "ab" + "4" * 62
+    Cache(tmp_path / "c").put(late, tone(), 48000, {})
+    os.utime(shard, ns=(mtime, mtime))
+    assert Cache(tmp_path / "c", index=index).keys() == {KEY, late}

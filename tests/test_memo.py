@@ -43,7 +43,9 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "data").mkdir()
     (tmp_path / "media").mkdir()
     (tmp_path / "project.toml").write_text(textwrap.dedent(SHOW))
-    (tmp_path / "stanzas" / "talk.j2").write_text("## a\n{% include 'stanzas/hello.j2' %} {{ name }}. [sfx:knock]\n")
+    (tmp_path / "stanzas" / "talk.j2").write_text(
+        "## a\n{% include 'stanzas/hello.j2' %} {{ name }}. [sfx:knock]\n"
+    )
     (tmp_path / "stanzas" / "hello.j2").write_text("Hello")
     (tmp_path / "data" / "rows.csv").write_text("id,name\nx,Xena\n")
     sf.write(tmp_path / "media" / "knock.wav", np.full((800, 1), 0.1), 8000)
@@ -101,7 +103,9 @@ def test_changed_media_changes_the_key(root: Path) -> None:
 def test_a_new_local_renderer_is_noticed(root: Path) -> None:
     load_show(root)
     (root / "renderers").mkdir()
-    (root / "renderers" / "silence.py").write_text("raise RuntimeError('the shadowing renderer was loaded')\n")
+    (root / "renderers" / "silence.py").write_text(
+        "raise RuntimeError('the shadowing renderer was loaded')\n"
+    )
     with pytest.raises(ConfigError, match="silence.py: failed to import .*shadowing renderer was loaded"):
         load_show(root)
 
@@ -113,13 +117,17 @@ def test_corrupt_memo_is_ignored(root: Path) -> None:
 
 
 def test_the_doit_command_uses_the_loader_plugin(root: Path) -> None:
-    (root / "doit.cfg").write_text("[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n")
+    (root / "doit.cfg").write_text(
+        "[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     done = subprocess.run(
         [sys.executable, "-m", "doit", "list", "--all"], cwd=root, capture_output=True, text=True, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines() if line.startswith("voice:")] == ["voice:talk/a/0"]
+    assert [line.split()[0] for line in done.stdout.splitlines() if line.startswith("voice:")] == [
+        "voice:talk/a/0"
+    ]
     built = subprocess.run([sys.executable, "-m", "doit"], cwd=root, capture_output=True, text=True, env=env)
     assert built.returncode == 0, built.stderr
     assert (root / "build" / "talk@x.wav").is_file()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import tempfile
 import threading
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
 
 __all__ = ["Cache", "safe_params"]
 
+_RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
@@ -43,9 +45,12 @@ def safe_params(params: Mapping[str, Any]) -> dict[str, Any]:
 class Cache:
     """A directory of immutable, content-addressed audio objects."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, index: str | os.PathLike[str] | None = None) -> None:
+        """``index`` names a local file where the listing of each shard is kept
+        between runs (see :meth:`keys`); without it every run lists every shard."""
         self.root = Path(root)
         self.objects = self.root / "objects"
+        self.index = Path(index) if index is not None else None
         self._known: set[str] | None = None
         self._lock = threading.Lock()
 
@@ -68,18 +73,53 @@ class Cache:
             return self._known
 
     def _scan(self) -> set[str]:
-        # listdir beats scandir here: names are all that is needed (about 2 µs
-        # an object), and this runs on every build.
-        found: set[str] = set()
+        """List the shards, reusing a shard's remembered listing while its
+        directory is unchanged.
+
+        A directory's mtime changes whenever an entry is added or removed, so
+        an unchanged mtime means an unchanged listing — unless the listing was
+        taken within the timestamp granularity of that change (a "racy"
+        listing, as git calls it), which is then taken again.
+        """
         try:
-            shards = os.listdir(self.objects)
+            shards = [s for s in os.listdir(self.objects) if len(s) == 2]
         except FileNotFoundError:
-            return found
+            return set()
+        remembered = self._load_index()
+        listings: dict[str, tuple[int, int, tuple[str, ...]]] = {}
         for shard in shards:
-            if len(shard) == 2:
-                names = os.listdir(os.path.join(self.objects, shard))
-                found.update(name[:-4] for name in names if name[-4:] == ".wav")
-        return found
+            path = os.path.join(self.objects, shard)
+            mtime = os.stat(path).st_mtime_ns
+            old = remembered.get(shard)
+            if old is not None and old[0] == mtime and old[1] - mtime > _RACY_NS:
+                listings[shard] = old
+            else:
+                listed_at = time.time_ns()
+                names = os.listdir(path)
+                listings[shard] = (mtime, listed_at, tuple(n[:-4] for n in names if n[-4:] == ".wav"))
+        if listings != remembered:
+            self._save_index(listings)
+        return {key for _, _, keys in listings.values() for key in keys}
+
+    def _load_index(self) -> dict[str, tuple[int, int, tuple[str, ...]]]:
+        if self.index is None:
+            return {}
+        try:
+            with self.index.open("rb") as fh:
+                stored = pickle.load(fh)
+        except Exception:  # missing or unreadable: list every shard
+            return {}
+        if not isinstance(stored, tuple) or stored[0] != str(self.objects.resolve()):
+            return {}
+        listings: dict[str, tuple[int, int, tuple[str, ...]]] = stored[1]
+        return listings
+
+    def _save_index(self, listings: dict[str, tuple[int, int, tuple[str, ...]]]) -> None:
+        if self.index is None:
+            return
+        self.index.parent.mkdir(parents=True, exist_ok=True)
+        blob = pickle.dumps((str(self.objects.resolve()), listings), protocol=pickle.HIGHEST_PROTOCOL)
+        _write_bytes_atomic(self.index, blob)
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys() or self.path(key).exists()
@@ -125,11 +165,15 @@ class Cache:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    _write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

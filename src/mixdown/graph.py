@@ -11,6 +11,7 @@ imports nothing that only planning needs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -66,12 +67,18 @@ class MixPlan:
     """The mix and master of one rendition (a script, or a script for one variant)."""
 
     name: str
-    timeline: dict[str, Any]
+    timeline_json: str  # kept as text: only a mix that runs reads it, and text loads fast
     key: str
     master_key: str
     master: dict[str, Any]
     outputs: list[Path]
     assets: list[str] = field(default_factory=list)  # asset keys, in first-use order
+
+    @property
+    def timeline(self) -> dict[str, Any]:
+        """Sections of ``["line" | "pause" | "sting", …]`` items, bed and settings."""
+        value: dict[str, Any] = json.loads(self.timeline_json)
+        return value
 
     @property
     def stamp(self) -> str:

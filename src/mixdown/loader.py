@@ -93,7 +93,8 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             the_plan = plan(project, render_scripts(project), registry)
         if use_memo:
             memo.save(memo_path, (project, the_plan), inputs)
-    return Show(Context(project, Cache(project.cache_dir), registry), the_plan)
+    cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
+    return Show(Context(project, cache, registry), the_plan)
 
 
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints

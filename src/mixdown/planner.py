@@ -10,6 +10,7 @@ enter a key; they only name the targets.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -133,7 +134,7 @@ class _Planner:
         master = {k: v for k, v in project.master.items() if k != "formats"}
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
         outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
-        return MixPlan(rendition.name, timeline, key, master_key, master, outputs, list(used))
+        return MixPlan(rendition.name, json.dumps(timeline), key, master_key, master, outputs, list(used))
 
     def _items(
         self,
