@@ -93,6 +93,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             the_plan = plan(project, render_scripts(project), registry)
         if use_memo:
             memo.save(memo_path, (project, the_plan), inputs)
+    registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
     return Show(Context(project, cache, registry), the_plan)
 

@@ -66,13 +66,15 @@ def _signature(path: str) -> tuple[int, int] | None:
 def _environment() -> tuple[Any, ...]:
     from . import __version__
 
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = sorted((name, _signature(os.path.join(here, name))) for name in os.listdir(here) if name.endswith(".py"))
     packages = []
     for entry in sys.path:
         try:
             packages += [e.name for e in os.scandir(entry) if e.name.endswith(".dist-info")]
         except OSError:
             continue
-    return (VERSION, __version__, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
+    return (VERSION, __version__, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
 
 
 def load(path: Path) -> Any | None:

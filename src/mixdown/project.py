@@ -46,7 +46,7 @@ FORMATS = ("wav", "mp3", "flac")
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
-TOP_KEYS = {"project", "voices", "sfx", "music", "modules", "scripts", "mix", "master", "pronunciations"}
+TOP_KEYS = {"project", "voices", "sfx", "music", "modules", "scripts", "mix", "master", "pronunciations", "providers"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class Project:
     pronunciations: dict[str, str]
     mix: dict[str, float]
     master: dict[str, Any]
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)  # never part of a key
 
 
 @dataclass
@@ -154,6 +155,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         pronunciations=_pronunciations(toml, data),
         mix=_numbers(toml, data, "mix", MIX_SETTINGS),
         master=_master(toml, data),
+        providers=_providers(toml, data),
     )
 
 
@@ -333,6 +335,16 @@ def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
     master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
     master["formats"] = list(dict.fromkeys(formats))
     return master
+
+
+def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    from .http import SETTINGS_KEYS
+
+    tables = toml.table(data, "providers")
+    for name in tables:
+        table = toml.table(tables, name, ["providers"])
+        toml.check_keys(table, set(SETTINGS_KEYS), ["providers", name])
+    return {name: dict(table) for name, table in tables.items()}
 
 
 def _pronunciations(toml: _Toml, data: Mapping[str, Any]) -> dict[str, str]:

@@ -38,6 +38,11 @@ BUILTINS: dict[str, tuple[str, str | None]] = {
     "synth": ("mixdown.renderers.synth:Synth", None),
     "file": ("mixdown.renderers.file:File", None),
     "silence": ("mixdown.renderers.silence:Silence", None),
+    "elevenlabs": ("mixdown.renderers.elevenlabs:ElevenLabs", None),
+    "openai": ("mixdown.renderers.openai:OpenAI", None),
+    "stability": ("mixdown.renderers.stability:Stability", None),
+    "audiostack": ("mixdown.renderers.audiostack:AudioStack", None),
+    "suno": ("mixdown.renderers.suno:Suno", None),
 }
 
 ENTRY_POINT_GROUP = "mixdown.renderers"
@@ -65,9 +70,15 @@ class Registry:
     source; tests use it to pass fakes.
     """
 
-    def __init__(self, project_root: Path | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        project_root: Path | None = None,
+        extra: dict[str, Any] | None = None,
+        providers: dict[str, dict[str, Any]] | None = None,
+    ):
         self.project_root = project_root
         self.extra = dict(extra or {})
+        self.providers = dict(providers or {})  # the show's [providers.NAME] tables
         self._classes: dict[str, Any] = {}
         self._instances: dict[str, Renderer] = {}
         self._lock = threading.Lock()
@@ -97,9 +108,19 @@ class Registry:
             getattr(inst, "close", lambda: None)()
         self._instances.clear()
 
+    def configure(self, providers: dict[str, dict[str, Any]]) -> None:
+        """Set the show's ``[providers.NAME]`` tables, used when cloud renderers are created."""
+        self.providers = dict(providers)
+
     def _create(self, name: str) -> Renderer:
         made = self.cls(name)
-        inst: Renderer = made() if callable(made) and isinstance(made, type) else made
+        provider = getattr(made, "provider", None)
+        if isinstance(made, type) and provider is not None:
+            from ..http import configure
+
+            inst: Renderer = made(configure(provider, self.providers.get(provider.name)))
+        else:
+            inst = made() if isinstance(made, type) else made
         if not getattr(made, "thread_safe", True):
             return _Serialised(inst)
         return inst

@@ -88,6 +88,11 @@ class RendererBase:
     thread_safe: ClassVar[bool] = True
 
     @classmethod
+    def text_limit(cls, params: Mapping[str, Any]) -> int | None:
+        """The per-request text limit for these settings (some vary by model)."""
+        return cls.max_chars
+
+    @classmethod
     def check(cls, params: Mapping[str, Any]) -> None:
         """Reject bad setting *values* with ``ValueError`` (one sentence: what is
         allowed). Unknown keys and wrong types are caught before this from
