@@ -74,7 +74,7 @@ def toml_with(old: str, new: str) -> str:
         (
             {"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "nope"')},
             ConfigError,
-            "project.toml:12: unknown renderer 'nope'; known renderers: fake, file, noise, piper, silence, synth",
+            "project.toml:12: unknown renderer 'nope'; known renderers: audiostack, elevenlabs, fake, file, noise, openai, piper, silence, stability, suno, synth",
         ),
         (
             {"project_dot_toml": toml_with('voice = "ben"', 'voice = "carl"')},

@@ -19,19 +19,30 @@ from mixdown.renderers.silence import Silence
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigError, match="unknown renderer 'nope'; known renderers: file, piper, silence, synth"
+        ConfigError,
+        match="unknown renderer 'nope'; known renderers: audiostack, elevenlabs, file, openai, piper, silence, stability, suno, synth",
     ):
         Registry(tmp_path).cls("nope")
 
 
 def test_builtins_import_lazily() -> None:
     # Listing or checking a show must not import numpy-heavy renderers or piper.
-    code = "import sys, mixdown.loader; print(sorted(m for m in sys.modules if m.startswith(('piper', 'numpy', 'scipy', 'mixdown.renderers.'))))"
+    code = "import sys, mixdown.loader; print(sorted(m for m in sys.modules if m.startswith(('piper', 'numpy', 'scipy', 'httpx', 'mixdown.renderers.'))))"
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['mixdown.renderers.base']"
-    assert set(BUILTINS) == {"piper", "synth", "file", "silence"}
+    assert set(BUILTINS) == {
+        "piper",
+        "synth",
+        "file",
+        "silence",
+        "elevenlabs",
+        "openai",
+        "stability",
+        "audiostack",
+        "suno",
+    }
 
 
 def test_project_local_renderer_is_found_by_file_name(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, RenderFailed, RendererUnavailable
+from .errors import ConfigError, RendererUnavailable, RenderFailed
 
 if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every build
     import httpx
@@ -43,7 +43,15 @@ if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every b
 __all__ = ["RETRYABLE", "Client", "ProviderSettings", "Refusal", "configure", "retry_delay"]
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-SETTINGS_KEYS = ("base_url", "concurrency", "timeout", "connect_timeout", "max_retries", "backoff", "max_backoff")
+SETTINGS_KEYS = (
+    "base_url",
+    "concurrency",
+    "timeout",
+    "connect_timeout",
+    "max_retries",
+    "backoff",
+    "max_backoff",
+)
 
 
 @dataclass(frozen=True)
@@ -79,14 +87,17 @@ def configure(defaults: ProviderSettings, table: Mapping[str, Any] | None) -> Pr
         given["base_url"] = os.environ[env + "BASE_URL"]
     if os.environ.get(env + "CONCURRENCY"):
         given["concurrency"] = int(os.environ[env + "CONCURRENCY"])
-    types = {f.name: f.type for f in fields(ProviderSettings)}
-    for key, value in given.items():
-        expected = float if types[key] == "float" else int if types[key] == "int" else str
-        if not isinstance(value, (int, float) if expected is float else expected) or isinstance(value, bool):
-            raise ConfigError(f"project.toml: [providers.{defaults.name}] {key} must be a {expected.__name__}")
+    kinds = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string")}
+    for f in fields(ProviderSettings):
+        if f.name in given:
+            allowed, described = kinds[str(f.type)]
+            if not isinstance(given[f.name], allowed) or isinstance(given[f.name], bool):
+                raise ConfigError(f"project.toml: [providers.{defaults.name}] {f.name} must be {described}")
     settings = replace(defaults, **given)
     if settings.concurrency < 1 or settings.max_retries < 0:
-        raise ConfigError(f"project.toml: [providers.{defaults.name}] concurrency must be >= 1, max_retries >= 0")
+        raise ConfigError(
+            f"project.toml: [providers.{defaults.name}] concurrency must be >= 1, max_retries >= 0"
+        )
     return settings
 
 
@@ -219,7 +230,9 @@ class Client:
                 problem = self._problem(response, target, key)
             if attempt < limit:
                 wait = retry_delay(response) if response is not None else None
-                self._sleep(min(wait if wait is not None else self._backoff(attempt), self.settings.max_backoff))
+                self._sleep(
+                    min(wait if wait is not None else self._backoff(attempt), self.settings.max_backoff)
+                )
         raise RenderFailed(f"{target}: {name} failed after {limit + 1} attempts: {problem}")
 
     def _problem(self, response: httpx.Response, target: str, key: str) -> str:
@@ -232,7 +245,9 @@ class Client:
                 f"{target}: {self.settings.name} refused (HTTP {response.status_code}): {refusal}; {detail}"
             ) from None
         if response.status_code not in RETRYABLE:
-            raise RenderFailed(f"{target}: {self.settings.name} refused (HTTP {response.status_code}): {detail}")
+            raise RenderFailed(
+                f"{target}: {self.settings.name} refused (HTTP {response.status_code}): {detail}"
+            )
         return f"HTTP {response.status_code}: {detail}"
 
     def _backoff(self, attempt: int) -> float:

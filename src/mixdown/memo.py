@@ -67,7 +67,9 @@ def _environment() -> tuple[Any, ...]:
     from . import __version__
 
     here = os.path.dirname(os.path.abspath(__file__))
-    code = sorted((name, _signature(os.path.join(here, name))) for name in os.listdir(here) if name.endswith(".py"))
+    code = sorted(
+        (name, _signature(os.path.join(here, name))) for name in os.listdir(here) if name.endswith(".py")
+    )
     packages = []
     for entry in sys.path:
         try:

@@ -79,7 +79,9 @@ class _Planner:
         voice = say.voice or section.settings.get("voice") or rendition.script.voice
         source = self.project.voices[voice]
         cls = self.registry.cls(source.renderer)
-        limit = cls.text_limit(source.params) if hasattr(cls, "text_limit") else getattr(cls, "max_chars", None)
+        limit = (
+            cls.text_limit(source.params) if hasattr(cls, "text_limit") else getattr(cls, "max_chars", None)
+        )
         return [(piece, source) for piece in stanza.split_line(say, limit)]
 
     def _spec(self, source: Source, **extra: Any) -> dict[str, Any]:

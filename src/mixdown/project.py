@@ -46,7 +46,18 @@ FORMATS = ("wav", "mp3", "flac")
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
-TOP_KEYS = {"project", "voices", "sfx", "music", "modules", "scripts", "mix", "master", "pronunciations", "providers"}
+TOP_KEYS = {
+    "project",
+    "voices",
+    "sfx",
+    "music",
+    "modules",
+    "scripts",
+    "mix",
+    "master",
+    "pronunciations",
+    "providers",
+}
 
 
 @dataclass(frozen=True)

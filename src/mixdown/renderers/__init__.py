@@ -62,6 +62,9 @@ class _Serialised:
     def close(self) -> None:
         getattr(self.inner, "close", lambda: None)()
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # voices(), settings, …: only render() takes turns
+
 
 class Registry:
     """Name → renderer class, and one shared instance per name.

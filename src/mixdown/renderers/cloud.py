@@ -45,7 +45,9 @@ class CloudRenderer(RendererBase):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or self.provider
-        self.client = Client(self.settings, auth=self.auth, classify=self.classify, transport=transport, sleep=sleep)
+        self.client = Client(
+            self.settings, auth=self.auth, classify=self.classify, transport=transport, sleep=sleep
+        )
 
     def auth(self, key: str) -> dict[str, str]:
         """Request headers carrying ``key``."""
@@ -83,7 +85,9 @@ def decode_audio(content: bytes, *, target: str, what: str = "response") -> tupl
     try:
         y, sr = sf.read(io.BytesIO(content), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile reports truncated and foreign data in several ways
-        raise RenderFailed(f"{target}: the {what} did not decode as audio ({err}); nothing was cached") from None
+        raise RenderFailed(
+            f"{target}: the {what} did not decode as audio ({err}); nothing was cached"
+        ) from None
     return y, int(sr)
 
 
@@ -94,7 +98,9 @@ def decode_pcm(content: bytes, *, sample_rate: int, channels: int = 1, target: s
     frame = 2 * channels
     if not content:
         raise RenderFailed(f"{target}: the response was empty; nothing was cached")
-    if content[:1] in (b"{", b"<") or len(content) % frame:
+    if content.lstrip()[:1] in (b"{", b"[", b"<"):
+        raise RenderFailed(f"{target}: the response was not audio ({content[:40]!r}…); nothing was cached")
+    if len(content) % frame:
         raise RenderFailed(
             f"{target}: the response was not whole 16-bit PCM frames ({len(content)} bytes); nothing was cached"
         )
@@ -121,7 +127,9 @@ def check_duration(
         low, high = 0.05, 3600.0
     if not low <= got <= high:
         expected = f"{low:.1f}–{high:.1f} s"
-        raise RenderFailed(f"{target}: got {got:.2f} s of audio, expected {expected} (truncated?); nothing was cached")
+        raise RenderFailed(
+            f"{target}: got {got:.2f} s of audio, expected {expected} (truncated?); nothing was cached"
+        )
 
 
 def params_without(params: Mapping[str, Any], *names: str) -> dict[str, Any]:

