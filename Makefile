@@ -20,6 +20,7 @@ test: $(STAMP)
 ## bench: the benchmarks under benchmarks/ (prints figures and ratios)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/noop.py
+	$(BIN)/python benchmarks/cloud.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

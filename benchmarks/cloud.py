@@ -65,6 +65,7 @@ def main() -> None:
         (root / "stanzas" / "lines.j2").write_text("## all\n" + text + "\n")
         env = {**os.environ, "ELEVENLABS_API_KEY": KEY}
         start = time.perf_counter()
+        started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "doit", "-n", "16", "-P", "thread", "voice"],
             cwd=root,
@@ -73,14 +74,20 @@ def main() -> None:
             text=True,
         )
         elapsed = time.perf_counter() - start
+        ended = time.monotonic()
         if done.returncode != 0:
             raise SystemExit(f"doit failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
         rendered = len(list((root / "cache" / "objects").rglob("*.wav")))
+    first, last = server.first_request or started, server.last_answer or ended
     print(f"{args.lines} lines, {args.latency * 1000:.0f} ms latency, concurrency limit {args.limit}")
     print(f"ideal (lines x latency / limit)   {ideal:7.2f} s")
     print(f"doit -n 16 -P thread voice        {elapsed:7.2f} s   ratio to ideal {elapsed / ideal:5.2f}x")
     print(
         f"rendered {rendered}; most requests in flight {server.most_active}; 429s sent {server.limit_refusals}"
+    )
+    print(
+        f"  start-up and planning {first - started:5.2f} s, requests {last - first:5.2f} s, "
+        f"after the last answer {ended - last:5.2f} s"
     )
     if rendered != args.lines or server.limit_refusals:
         raise SystemExit("FAILED: every line must render, with no 429 from exceeding the limit")

@@ -4,7 +4,7 @@ It speaks the real wire contracts (see ``reference/providers.md``) for
 ``POST /v1/text-to-speech/{voice_id}`` (ElevenLabs: ``xi-api-key``,
 ``output_format`` in the query, headless S16LE PCM back with ``request-id``
 and ``character-cost``) and ``POST /v1/audio/speech`` (OpenAI: Bearer key,
-24 kHz PCM back with ``x-request-id``), with a per-request latency, a
+24 kHz PCM back with ``x-request-id``), with a per-request latency (arrival to answer), a
 concurrency limit enforced the way ElevenLabs does (429
 ``too_many_concurrent_requests``), and scripted faults per line of text:
 
@@ -62,6 +62,8 @@ class FakeSpeechServer:
         self.limit_refusals = 0  # 429s caused by exceeding ``limit``
         self.active = 0
         self.most_active = 0
+        self.first_request: float | None = None  # time.monotonic() of the first request
+        self.last_answer: float | None = None
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -93,8 +95,10 @@ class FakeSpeechServer:
                 pass
 
             def do_POST(self) -> None:
+                self.arrived = time.monotonic()
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with server._lock:
+                    server.first_request = server.first_request or time.monotonic()
                     server.active += 1
                     server.most_active = max(server.most_active, server.active)
                     over = server.active > server.limit
@@ -107,11 +111,11 @@ class FakeSpeechServer:
                             "message": "Too many concurrent requests",
                         }
                         return self._json(429, {"detail": detail}, {"retry-after-ms": "200"})
-                    time.sleep(server.latency)
                     self._route(json.loads(body or b"{}"))
                 finally:
                     with server._lock:
                         server.active -= 1
+                        server.last_answer = time.monotonic()
 
             def _route(self, payload: dict[str, Any]) -> None:
                 url = urlparse(self.path)
@@ -161,6 +165,8 @@ class FakeSpeechServer:
             def _send(
                 self, status: int, data: bytes, kind: str, headers: dict[str, str], length: int = -1
             ) -> None:
+                if status != 429:  # an answer takes `latency` from arrival; a refusal is immediate
+                    time.sleep(max(0.0, server.latency - (time.monotonic() - self.arrived)))
                 with server._lock:
                     server.status[status] += 1
                 self.send_response(status)
