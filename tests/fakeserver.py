@@ -9,6 +9,7 @@ concurrency limit enforced the way ElevenLabs does (429
 ``too_many_concurrent_requests``), and scripted faults per line of text:
 
 ``429``       429 with ``retry-after-ms`` and the ElevenLabs detail shape
+``429-retry-after``  the same with ``Retry-After: 1`` (seconds)
 ``500``       a bare 500 ``internal_server_error``
 ``stall``     answer only after ``stall_seconds`` (past the client's timeout)
 ``truncated`` announce a longer body than is sent, then close the connection
@@ -140,6 +141,9 @@ class FakeSpeechServer:
                 if fault == "429":
                     detail = {"status": "system_busy", "message": "busy"}
                     return self._json(429, {"detail": detail}, {"retry-after-ms": "100"})
+                if fault == "429-retry-after":
+                    detail = {"status": "too_many_concurrent_requests", "message": "busy"}
+                    return self._json(429, {"detail": detail}, {"retry-after": "1"})
                 if fault == "500":
                     return self._json(500, {"status": "internal_server_error", "message": "oops"})
                 if fault == "quota":

@@ -225,3 +225,21 @@ def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes
     refusing.refuse = ""
     code, out, _ = doit(root, {**fakes, "fake": refusing})
     assert code == 0 and voice_calls(fakes) == ["It is long."]
+
+
+def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
+    from mixdown.build import Context, _item, aligned_anchor
+    from mixdown.cache import Cache
+
+    text = "Hello there, listener."
+    # Spoken slowly at first: the 11th of 22 characters starts 1.6 s into a 2 s line.
+    alignment = [[c, (1.6 * i / 11) if i < 11 else 1.6 + 0.4 * (i - 11) / 11] for i, c in enumerate(text)]
+    cache = Cache(tmp_path)
+    line_key, cue_key = "aa" + "1" * 62, "bb" + "2" * 62
+    cache.put(line_key, np.full((32000, 1), 0.1, np.float32), 16000, {"alignment": alignment})
+    cache.put(cue_key, np.full((800, 1), 0.2, np.float32), 16000, {})
+    context = Context(project=None, cache=cache, registry=None)  # type: ignore[arg-type]
+    line = _item(context, ["line", line_key, 0.0, [[cue_key, 0.5, 0.0, 0.0]]])
+    assert line.cues[0].at == pytest.approx(0.8)  # 1.6 s of 2 s, not half-way
+    assert aligned_anchor([], 0.5, 2.0) == 0.5  # no timing: keep the character estimate
+    assert aligned_anchor(alignment, 1.0, 2.0) == 1.0

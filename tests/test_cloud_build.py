@@ -62,6 +62,7 @@ def test_faults_fail_only_their_targets_and_a_rerun_renders_only_what_is_missing
 ) -> None:
     server.faults = {
         line(3): ["429"],  # retried after retry-after-ms
+        line(15): ["429-retry-after"],  # retried after Retry-After: 1 (seconds)
         line(5): ["500", "500"],  # retried twice, third attempt succeeds
         line(7): ["stall"],  # times out once
         line(9): ["truncated"] * 3,  # every attempt cut short: fails after 3 attempts
@@ -77,6 +78,7 @@ def test_faults_fail_only_their_targets_and_a_rerun_renders_only_what_is_missing
     assert "quota" in report and "not audio" in report and "failed after 3 attempts" in report
     assert server.attempts[line(13)] == 1 and server.attempts[line(9)] == 3
     assert server.attempts[line(3)] == 2 and server.attempts[line(5)] == 3 and server.attempts[line(7)] == 2
+    assert server.attempts[line(15)] == 2
     assert KEY not in report
 
     cache = show / "cache" / "objects"
@@ -97,3 +99,18 @@ def test_faults_fail_only_their_targets_and_a_rerun_renders_only_what_is_missing
     assert sorted(t for t in ran(out) if t.startswith("voice:")) == sorted(failed)
     assert (show / "build" / "news.wav").is_file()
     assert not (show / ".mixdown" / "doit.sqlite3").read_bytes().count(KEY.encode())
+
+
+def test_long_paragraphs_are_split_to_the_providers_limit_before_any_call(tmp_path: Path) -> None:
+    from mixdown.loader import load_show
+
+    sentence = "The committee met again on Tuesday to discuss the budget for the coming year. "
+    paragraph = (sentence * 80).strip()  # about 6,300 characters: over OpenAI's 4,096
+    (tmp_path / "stanzas").mkdir()
+    (tmp_path / "stanzas" / "long.j2").write_text("## all\n" + paragraph + "\n")
+    (tmp_path / "project.toml").write_text(
+        '[voices.v]\nrenderer = "openai"\n\n[scripts.long]\ntemplate = "stanzas/long.j2"\n'
+    )
+    pieces = [a.text for a in load_show(tmp_path).plan.assets.values()]
+    assert len(pieces) == 2 and all(len(p) <= 4096 for p in pieces)
+    assert all(p.endswith(".") for p in pieces) and " ".join(pieces) == paragraph

@@ -21,7 +21,7 @@ from .renderers import Registry
 # The DSP modules (numpy, scipy) load when the first action runs, so that
 # listing or checking a show stays fast.
 
-__all__ = ["Context", "build_master", "build_mix", "render_asset", "stamp_matches"]
+__all__ = ["Context", "aligned_anchor", "build_master", "build_mix", "render_asset", "stamp_matches"]
 
 MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
 
@@ -133,10 +133,27 @@ def _item(context: Context, item: list[Any]) -> Any:
     if kind == "sting":
         return mixing.Sting(audio, sr, gain_db=item[2])
     cues = []
+    alignment = context.cache.meta(item[1]).get("alignment") if item[3] else None
     for cue_key, at, gain_db, offset in item[3]:
         cue_audio, cue_sr = context.cache.get(cue_key)
+        if alignment:
+            at = aligned_anchor(alignment, at, len(audio) / sr)
         cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=gain_db, offset=offset))
     return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2])
+
+
+def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> float:
+    """Move a cue's anchor from its character position to when that character is spoken.
+
+    ``alignment`` is a renderer's ``[[character, start_seconds], …]`` for the
+    line (ElevenLabs with-timestamps); ``at`` is the cue's place as a fraction
+    of the text. Returns the fraction of the line's duration.
+    """
+    if seconds <= 0 or not alignment:
+        return at
+    index = min(round(at * len(alignment)), len(alignment))
+    spoken = alignment[index][1] if index < len(alignment) else seconds
+    return min(max(float(spoken) / seconds, 0.0), 1.0)
 
 
 def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
