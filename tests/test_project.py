@@ -138,6 +138,11 @@ def toml_with(old: str, new: str) -> str:
             "data/people.csv:2: wrong number of fields",
         ),
         ({"data__people_dot_csv": "id,name\n"}, ConfigError, "data/people.csv: no rows"),
+        (
+            {"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "elevenlabs"')},
+            ConfigError,
+            "project.toml:11: [voices.ben] the 'elevenlabs' renderer needs 'voice_id' for voice",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_problem(

@@ -289,6 +289,11 @@ def _check_params(
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
     for key in params:
         toml.typed(params, key, allowed[key], path, None)
+    missing = [k for k in getattr(cls, "required", {}).get(kind, ()) if k not in params]
+    if missing:
+        raise ConfigError(
+            f"{toml.where(path)}: [{'.'.join(path)}] the '{renderer}' renderer needs '{missing[0]}' for {kind}"
+        )
     try:
         getattr(cls, "check", lambda p: None)(params)
     except ValueError as err:

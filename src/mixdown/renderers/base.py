@@ -15,6 +15,8 @@ may load a model or need a key):
 ``params``
     Allowed settings and their types; anything else in ``project.toml`` is
     an error naming the allowed keys.
+``required``
+    Per kind, the settings that must be given (checked when the show loads).
 ``max_chars``
     The per-request text limit; longer voice lines are split at sentence
     boundaries before rendering.
@@ -84,6 +86,7 @@ class RendererBase:
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"voice", "sfx", "music"})
     params: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
+    required: ClassVar[Mapping[str, tuple[str, ...]]] = {}  # kind -> settings it cannot do without
     max_chars: ClassVar[int | None] = None
     thread_safe: ClassVar[bool] = True
 

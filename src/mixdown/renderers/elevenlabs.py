@@ -129,6 +129,7 @@ class ElevenLabs(CloudRenderer):
     )
     version = "1"
     kinds = frozenset({"voice", "sfx", "music"})
+    required = {"voice": ("voice_id",), "sfx": ("text",), "music": ("prompt",)}
     params = {
         "voice_id": str,
         "model_id": str,

@@ -82,6 +82,7 @@ class Stability(CloudRenderer):
     )
     version = "1"
     kinds = frozenset({"sfx", "music"})
+    required = {"sfx": ("prompt",), "music": ("prompt",)}
     params = {
         "prompt": str,
         "model": str,
