@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import RenderFailed
 from ..http import Client, ProviderSettings
@@ -131,7 +131,3 @@ def check_duration(
             f"{target}: got {got:.2f} s of audio, expected {expected} (truncated?); nothing was cached"
         )
 
-
-def params_without(params: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    """``params`` minus ``names``: the fields a renderer handles itself."""
-    return {k: v for k, v in params.items() if k not in names}
