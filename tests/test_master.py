@@ -79,7 +79,7 @@ def test_ebu_3341_true_peak_fs4_at_45_degrees() -> None:
 def test_measure_silence_and_short_programs() -> None:
     silence = measure(np.zeros((SR, 2), np.float32), SR)
     assert silence.integrated_lufs == -math.inf and silence.true_peak_dbtp == -math.inf
-    assert str(silence) == "-inf LUFS  -inf dBTP"
+    assert str(silence) == "-inf LUFS  -inf dBTP  LRA 0.0"
     assert measure(np.zeros((0, 1), np.float32), SR).integrated_lufs == -math.inf
     short = measure(sine(0.1, 1000, 10 ** (-23 / 20)), SR)  # shorter than one 400 ms block
     assert short.integrated_lufs == pytest.approx(-23.0, abs=0.5)

@@ -25,8 +25,6 @@ __all__ = ["Loudness", "MasterSettings", "export", "limit", "master", "measure",
 
 _BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
 _MAX_METER_CHANNELS = 5  # BS.1770 weights cover L, R, C, Ls, Rs
-_CHUNK = 1 << 16  # frames oversampled at a time for peak detection
-_CONTEXT = 64  # frames of context on each side of a chunk (filter half-length is 10)
 _LIMIT_PASSES = 4
 _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
@@ -53,13 +51,18 @@ class MasterSettings:
 
 @dataclass(frozen=True)
 class Loudness:
-    """Integrated loudness (LUFS) and true peak (dBTP); ``-inf`` for silence."""
+    """Integrated loudness (LUFS), true peak (dBTP) and loudness range (LU).
+
+    ``-inf`` for silence; ``lra`` is NaN when it was not measured.
+    """
 
     integrated_lufs: float
     true_peak_dbtp: float
+    lra: float = math.nan
 
     def __str__(self) -> str:
-        return f"{self.integrated_lufs:.1f} LUFS  {self.true_peak_dbtp:.1f} dBTP"
+        text = f"{self.integrated_lufs:.1f} LUFS  {self.true_peak_dbtp:.1f} dBTP"
+        return text if math.isnan(self.lra) else f"{text}  LRA {self.lra:.1f}"
 
 
 def measure(y: np.ndarray, sr: int) -> Loudness:
@@ -79,18 +82,21 @@ def measure(y: np.ndarray, sr: int) -> Loudness:
         one 400 ms gating block is measured as if looped to fill one block,
         so its reading is its own mean loudness rather than diluted by padding.
     """
+    from .loudness import measure as meter
+
     y = valid_audio(y)
-    return Loudness(_integrated(y, sr), _to_db(true_peak(y, sr)))
+    if y.shape[1] > _MAX_METER_CHANNELS:
+        raise AudioError(f"cannot measure {y.shape[1]} channels; the meter takes 1 to 5")
+    found = meter(y, sr)
+    integrated = found.integrated if len(y) >= math.ceil(_BLOCK * sr) else _integrated(y, sr)
+    return Loudness(integrated, found.true_peak, found.lra)
 
 
 def true_peak(y: np.ndarray, sr: int) -> float:
-    """Return the true peak of ``y`` as a linear amplitude.
+    """Return the true peak of ``y`` as a linear amplitude (see :mod:`mixdown.loudness`)."""
+    from .loudness import true_peak as meter_true_peak
 
-    The signal is oversampled 4x below 96 kHz, 2x below 192 kHz (as
-    libebur128 does) with scipy's polyphase FIR, and the largest absolute
-    value over all channels is returned (0.0 for empty input).
-    """
-    return float(_peak_envelope(valid_audio(y), sr).max(initial=0.0))
+    return meter_true_peak(valid_audio(y), sr)
 
 
 def limit(
@@ -140,11 +146,11 @@ def limit(
     for _ in range(_LIMIT_PASSES):
         peaks = _peak_envelope(out, sr)
         if peaks.max(initial=0.0) <= ceiling:
-            return out
+            break
         aim = ceiling * _AIM
         need = aim / np.maximum(peaks.astype(np.float64), aim)  # 1 where under the aim
         out *= _gain_curve(need, window, max(release * sr, 1.0)).astype(np.float32)[:, None]
-    peak = true_peak(out, sr)
+    peak = true_peak(out, sr)  # the meter's interpolator has the last word
     if peak > ceiling:
         out *= np.float32(ceiling * _AIM / peak)
     return out
@@ -248,8 +254,12 @@ def _to_db(gain: float) -> float:
 
 
 def _integrated(y: np.ndarray, sr: int) -> float:
-    """Integrated loudness of valid audio, in LUFS (``-inf`` for silence)."""
-    import pyloudnorm
+    """Integrated loudness of valid audio, in LUFS (``-inf`` for silence).
+
+    A programme shorter than one 400 ms gating block is measured as if looped
+    to fill one, so a short sting reads its own loudness.
+    """
+    from .loudness import measure as meter
 
     if y.shape[1] > _MAX_METER_CHANNELS:
         raise AudioError(f"cannot measure {y.shape[1]} channels; the meter takes 1 to 5")
@@ -258,32 +268,29 @@ def _integrated(y: np.ndarray, sr: int) -> float:
     block = math.ceil(_BLOCK * sr)
     if len(y) < block:
         y = np.tile(y, (-(-block // len(y)), 1))[:block]
-    meter = pyloudnorm.Meter(sr, filter_class="DeMan")
-    return float(meter.integrated_loudness(y.astype(np.float64)))
-
-
-def _oversampling(sr: int) -> int:
-    """Oversampling factor for true peak: at least 4x of 48 kHz."""
-    return 4 if sr < 96000 else 2 if sr < 192000 else 1
+    return meter(y, sr, true_peak=False).integrated
 
 
 def _peak_envelope(y: np.ndarray, sr: int) -> np.ndarray:
     """Per sample, the largest oversampled magnitude over its phases and channels.
 
-    Returns float32 ``[shape=(n,)]``; the signal is oversampled in chunks with
-    enough context that the result equals oversampling it whole.
+    Returns float32 ``[shape=(n,)]``. Oversampling uses the loudness meter's
+    own interpolation filter, so the limiter and the meter agree on peaks.
     """
-    from scipy.signal import resample_poly
+    from scipy.signal import upfirdn
 
-    factor, (n, channels) = _oversampling(sr), y.shape
-    envelope = np.empty(n, dtype=np.float32)
-    for start in range(0, n, _CHUNK):
-        stop = min(start + _CHUNK, n)
-        lo, hi = max(start - _CONTEXT, 0), min(stop + _CONTEXT, n)
-        up = resample_poly(y[lo:hi], factor, 1, axis=0) if factor > 1 else y[lo:hi]
-        part = up[factor * (start - lo) : factor * (stop - lo)]
-        envelope[start:stop] = np.abs(part).reshape(stop - start, factor * channels).max(axis=1)
-    return envelope
+    from .loudness import interpolation_filter, oversampling
+
+    factor, (n, channels) = oversampling(sr), y.shape
+    envelope = np.abs(y).max(axis=1) if n else np.zeros(0, np.float32)
+    if factor == 1 or n == 0:
+        return envelope.astype(np.float32)
+    h = interpolation_filter(factor).astype(np.float32)
+    delay = (len(h) - 1) // 2
+    for c in range(channels):
+        up = upfirdn(h, y[:, c], up=factor)[delay : delay + n * factor]
+        np.maximum(envelope, np.abs(up).reshape(n, factor).max(axis=1), out=envelope)
+    return envelope.astype(np.float32)
 
 
 def _gain_curve(need: np.ndarray, window: int, tau: float) -> np.ndarray:

@@ -130,4 +130,3 @@ def check_duration(
         raise RenderFailed(
             f"{target}: got {got:.2f} s of audio, expected {expected} (truncated?); nothing was cached"
         )
-
