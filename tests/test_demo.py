@@ -87,6 +87,11 @@ def test_every_deliverable_is_on_target(demo: Path, piper: Any) -> None:
         assert meter.integrated_loudness(wav) == pytest.approx(-16.0, abs=0.3), name
         assert meter.integrated_loudness(mp3) == pytest.approx(-16.0, abs=0.5), name
         assert true_peak_db(wav) <= -1.0 + 0.05 and true_peak_db(mp3) <= -1.0 + 0.1, name
+        alexa = demo / "build" / f"{name}.alexa.mp3"  # [deliveries.alexa]: its own preset and format
+        flash, flash_sr = sf.read(alexa, always_2d=True)
+        assert (flash_sr, flash.shape[1]) == (24000, 1)
+        assert abs(pyloudnorm.Meter(24000).integrated_loudness(flash) + 14.0) <= 5.0
+        assert true_peak_db(flash) <= -2.0 + 0.1
     briefing, _ = sf.read(demo / "build" / "daily" / "briefing@anna.wav")
     assert 30 < len(briefing) / 48000 < 90
 

@@ -93,7 +93,8 @@ def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     context = object()
     some = next(iter(p.assets))
     dicts = task_dicts(p, context, cached={some})
-    assert list(dicts) == ["voice", "sfx", "music", "mix", "master"]
+    assert list(dicts) == ["voice", "sfx", "music", "mix", "master", "deliver"]
+    assert dicts["deliver"] == []  # the test show declares no [deliveries]
     first = dicts["voice"][0]
     assert first["name"] == "news/briefing/intro/0@anna"
     assert first["actions"] == [(render_asset, [context, p.assets[some]])]
@@ -119,3 +120,18 @@ def test_only_missing_leaves_cached_assets_out(show: Callable[..., Path], fakes:
     assert names == {p.assets[k].task for k in set(p.assets) - cached}
     for mix in dicts["mix"]:
         assert set(mix["task_dep"]) <= names
+
+
+def test_each_delivery_is_its_own_target(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    from mixdown.build import build_delivery
+
+    from .conftest import BASIC_TOML
+
+    p = planned(show(project_dot_toml=BASIC_TOML + '\n[deliveries.alexa]\npreset = "alexa"\n'), fakes)
+    dicts = task_dicts(p, None, cached=set())
+    names = [d["name"] for d in dicts["deliver"]]
+    assert names == ["news/briefing@anna/alexa", "news/briefing@kofi/alexa", "news/extra/alexa"]
+    first = dicts["deliver"][0]
+    assert first["actions"] == [(build_delivery, [None, (p.mixes[0], "alexa")])]
+    assert first["task_dep"] == ["master:news/briefing@anna"]
+    assert [Path(t).name for t in first["targets"]] == ["briefing@anna.alexa.mp3"]

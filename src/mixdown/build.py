@@ -21,7 +21,15 @@ from .renderers import Registry
 # The DSP modules (numpy, scipy) load when the first action runs, so that
 # listing or checking a show stays fast.
 
-__all__ = ["Context", "aligned_anchor", "build_master", "build_mix", "render_asset", "stamp_matches"]
+__all__ = [
+    "Context",
+    "aligned_anchor",
+    "build_delivery",
+    "build_master",
+    "build_mix",
+    "render_asset",
+    "stamp_matches",
+]
 
 MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
 
@@ -43,6 +51,11 @@ def render_asset(context: Context, asset: Asset) -> Any:
 def build_mix(context: Context, plan: MixPlan) -> Any:
     """doit action: mix one rendition into the cache."""
     return _reported(_build_mix, context, plan)
+
+
+def build_delivery(context: Context, item: tuple[MixPlan, str]) -> Any:
+    """doit action: one extra delivery of a rendition, spec-checked."""
+    return _reported(_build_delivery, context, item)
 
 
 def build_master(context: Context, plan: MixPlan) -> Any:
@@ -156,22 +169,51 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
     return min(max(float(spoken) / seconds, 0.0), 1.0)
 
 
-def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
-    """Master the mix (or reuse a cached master) and write ``build/`` files."""
-    from .master import MasterSettings, export, master
+def _mastered(context: Context, plan: MixPlan) -> tuple[Any, int]:
+    """The master of ``plan`` from the cache, made from its mix if missing."""
+    from .master import MasterSettings, master
 
-    settings = MasterSettings(**plan.master)
     cache = context.cache
     if plan.master_key in cache:
-        y, sr = cache.get(plan.master_key)
-    else:
-        mixed, sr = cache.get(plan.key)
-        y, loudness = master(mixed, sr, settings)
-        cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name, "loudness": str(loudness)})
+        return cache.get(plan.master_key)
+    mixed, sr = cache.get(plan.key)
+    y, loudness = master(mixed, sr, MasterSettings(**plan.master))
+    cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name, "loudness": str(loudness)})
+    return y, sr
+
+
+def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
+    """Bring the master to a delivery preset, encode, check the files and publish them."""
+    from .deliver import deliver, delivery_from
+    from .keys import content_key
+
+    plan, name = item
+    table, files = next((t, f) for n, t, f in plan.deliveries if n == name)
+    delivery = delivery_from(table, f"[deliveries.{name}]")
+    y, sr = _mastered(context, plan)
+    stem = files[0].with_name(files[0].name.rsplit(".", 1)[0])
+    for path, found in deliver(y, sr, stem, delivery, target=f"deliver:{plan.name}/{name}"):
+        print(f"deliver:{plan.name}/{name}  {found}  {_relative(context, path)}", file=sys.stdout)
+    return {"stamp": content_key([plan.master_key, table, [p.name for p in files]])}
+
+
+def _relative(context: Context, path: Any) -> Any:
+    root = context.project.root
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
+def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
+    """Master the mix (or reuse a cached master) and write ``build/`` files."""
+    from .master import MasterSettings, export
+
+    settings = MasterSettings(**plan.master)
+    y, sr = _mastered(context, plan)
     for path in plan.outputs:
         loudness = export(y, sr, path, settings=settings)
-        rel = path.relative_to(context.project.root) if path.is_relative_to(context.project.root) else path
-        print(f"master:{plan.name}  {loudness}  {len(y) / sr:6.1f} s  {rel}", file=sys.stdout)
+        print(
+            f"master:{plan.name}  {loudness}  {len(y) / sr:6.1f} s  {_relative(context, path)}",
+            file=sys.stdout,
+        )
     return {"stamp": plan.stamp}
 
 

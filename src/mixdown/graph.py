@@ -73,6 +73,9 @@ class MixPlan:
     master: dict[str, Any]
     outputs: list[Path]
     assets: list[str] = field(default_factory=list)  # asset keys, in first-use order
+    deliveries: list[tuple[str, dict[str, Any], list[Path]]] = field(
+        default_factory=list
+    )  # name, table, files
 
     @property
     def timeline(self) -> dict[str, Any]:
@@ -104,9 +107,9 @@ def task_dicts(
     ones are left out altogether (a plain ``doit`` over a large show hands
     doit only the work there is). ``context`` is passed to every action.
     """
-    from .build import build_master, build_mix, render_asset, stamp_matches
+    from .build import build_delivery, build_master, build_mix, render_asset, stamp_matches
 
-    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master")}
+    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master", "deliver")}
     present: set[str] = set()
     for asset in plan.assets.values():
         done = asset.key in cached
@@ -147,4 +150,19 @@ def task_dicts(
                 + ", ".join(p.name for p in mix.outputs),
             }
         )
+        for name, table, files in mix.deliveries:
+            out["deliver"].append(
+                {
+                    "name": f"{mix.name}/{name}",
+                    "actions": [(build_delivery, [context, (mix, name)])],
+                    "task_dep": [f"master:{mix.name}"],
+                    "targets": [str(p) for p in files],
+                    "uptodate": [
+                        (stamp_matches, [content_key([mix.master_key, table, [p.name for p in files]])])
+                    ],
+                    "clean": True,
+                    "io": UNCAPTURED,
+                    "doc": f"deliver '{table.get('preset', 'podcast')}': " + ", ".join(p.name for p in files),
+                }
+            )
     return out

@@ -58,6 +58,7 @@ GROUP_DOCS = {
     "music": "every music-bed segment",
     "mix": "every mix (one per script and variant)",
     "master": "every mastered deliverable in build/",
+    "deliver": "every extra delivery ([deliveries.NAME] presets) in build/",
 }
 
 

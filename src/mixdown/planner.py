@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import stanza
+from .deliver import delivery_from
 from .errors import ConfigError
 from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, Asset, MixPlan, Plan
 from .keys import content_key
@@ -137,7 +138,15 @@ class _Planner:
         master = {k: v for k, v in project.master.items() if k != "formats"}
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
         outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
-        return MixPlan(rendition.name, json.dumps(timeline), key, master_key, master, outputs, list(used))
+        deliveries = []
+        for name, table in project.deliveries.items():
+            formats = delivery_from(table, name).formats
+            deliveries.append(
+                (name, table, [project.build_dir / f"{rendition.name}.{name}.{f}" for f in formats])
+            )
+        return MixPlan(
+            rendition.name, json.dumps(timeline), key, master_key, master, outputs, list(used), deliveries
+        )
 
     def _items(
         self,

@@ -57,6 +57,7 @@ TOP_KEYS = {
     "master",
     "pronunciations",
     "providers",
+    "deliveries",
 }
 
 
@@ -103,6 +104,7 @@ class Project:
     mix: dict[str, float]
     master: dict[str, Any]
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)  # never part of a key
+    deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)  # [deliveries.NAME], validated
 
 
 @dataclass
@@ -167,6 +169,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         mix=_numbers(toml, data, "mix", MIX_SETTINGS),
         master=_master(toml, data),
         providers=_providers(toml, data),
+        deliveries=_deliveries(toml, data),
     )
 
 
@@ -340,7 +343,19 @@ def _numbers(
 
 
 def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
+    from .deliver import PRESETS
+
     given = dict(toml.table(data, "master"))
+    preset = given.pop("preset", "podcast")
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"{toml.where(['master', 'preset'])}: unknown preset {preset!r}; use one of {', '.join(PRESETS)}"
+        )
+    given = {
+        "target_lufs": PRESETS[preset].target_lufs,
+        "ceiling_dbtp": PRESETS[preset].ceiling_dbtp,
+        **given,
+    }
     formats = toml.typed(given, "formats", list, ["master"], ["wav", "mp3"])
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -351,6 +366,16 @@ def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
     master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
     master["formats"] = list(dict.fromkeys(formats))
     return master
+
+
+def _deliveries(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    from .deliver import delivery_from
+
+    tables = toml.table(data, "deliveries")
+    for name in tables:
+        _check_name(name, toml, ["deliveries", name])
+        delivery_from(toml.table(tables, name, ["deliveries"]), toml.where(["deliveries", name]))
+    return {name: dict(table) for name, table in tables.items()}
 
 
 def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""Delivery presets: every written file passes its own spec check, or nothing is published."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown import deliver as delivering
+from mixdown.deliver import PRESETS, Delivery, deliver, delivery_from
+from mixdown.errors import ConfigError, RenderFailed
+from mixdown.loudness import Measurement, measure
+
+SR = 48000
+
+
+def programme(seconds: float = 6.0, seed: int = 5) -> np.ndarray:
+    """Speech-like: band-limited noise in syllable bursts, with pauses, in stereo."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    noise = np.convolve(rng.standard_normal(n), np.ones(12) / 12, mode="same")
+    t = np.arange(n) / SR
+    syllables = np.clip(np.sin(2 * np.pi * 3.3 * t), 0, None) ** 2
+    phrases = (np.sin(2 * np.pi * 0.25 * t) > -0.6).astype(float)
+    y = 0.3 * noise * syllables * phrases
+    return np.stack([y, 0.9 * y], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(set(PRESETS) - {"custom"}))
+def test_every_preset_writes_files_that_pass_its_spec(tmp_path: Path, name: str) -> None:
+    preset = PRESETS[name]
+    formats = preset.formats if name == "alexa" else ("wav", "flac", "mp3")
+    delivery = Delivery(**{**preset.__dict__, "formats": formats})
+    written = deliver(programme(), SR, tmp_path / "show", delivery, target=f"deliver:show/{name}")
+    assert [p.name for p, _ in written] == [f"show.{f}" for f in formats]
+    for path, reported in written:
+        y, sr = sf.read(path, always_2d=True)
+        found = measure(y.astype(np.float32), sr)  # measured again here, independently of deliver()
+        assert abs(found.integrated - preset.target_lufs) <= preset.tolerance_lu, path.name
+        assert found.true_peak <= preset.ceiling_dbtp, path.name
+        assert found.integrated == pytest.approx(reported.integrated, abs=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"show.{f}" for f in formats)
+
+
+def test_alexa_is_48_kbps_mono_mp3_at_24_khz(tmp_path: Path) -> None:
+    ((path, _),) = deliver(programme(10.0), SR, tmp_path / "flash", PRESETS["alexa"], target="t")
+    info = sf.info(str(path))
+    assert (info.samplerate, info.channels, path.suffix) == (24000, 1, ".mp3")
+    kbps = path.stat().st_size * 8 / info.duration / 1000
+    assert kbps == pytest.approx(48, rel=0.05)
+
+
+def test_out_of_spec_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "show.wav").write_bytes(b"yesterday's good file")
+    quiet = Measurement(-30.0, -20.0, -20.0, 3.0, -28.0, -29.0)
+    monkeypatch.setattr(delivering, "_measure_file", lambda path: quiet)
+    with pytest.raises(
+        RenderFailed, match=r"deliver:show/podcast: show.wav is out of spec for 'podcast' \(-30.0 LUFS"
+    ):
+        deliver(programme(), SR, tmp_path / "show", PRESETS["podcast"], target="deliver:show/podcast")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["show.wav"]  # untouched, no temporaries
+    assert (tmp_path / "show.wav").read_bytes() == b"yesterday's good file"
+
+
+def test_custom_deliveries_from_project_tables() -> None:
+    custom = delivery_from({"preset": "custom", "target_lufs": -18, "ceiling_dbtp": -1.5, "formats": ["flac"],
+                            "sample_rate": 44100, "bit_depth": 16}, "project.toml:9")  # fmt: skip
+    assert (custom.target_lufs, custom.ceiling_dbtp, custom.formats, custom.sample_rate) == (
+        -18,
+        -1.5,
+        ("flac",),
+        44100,
+    )
+    assert delivery_from({}, "x") == PRESETS["podcast"]
+    with pytest.raises(ConfigError, match="project.toml:9: unknown preset 'radio'; use one of podcast"):
+        delivery_from({"preset": "radio"}, "project.toml:9")
+    with pytest.raises(ConfigError, match="project.toml:9: unknown key 'loudness'"):
+        delivery_from({"loudness": -16}, "project.toml:9")
+    with pytest.raises(ConfigError, match="formats must be a non-empty list of wav, flac, mp3"):
+        delivery_from({"formats": ["ogg"]}, "project.toml:9")
+    assert math.isfinite(PRESETS["atsc-a85"].target_lufs) and PRESETS["atsc-a85"].ceiling_dbtp == -2.0
