@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pyloudnorm
 import pytest
-import soundfile as sf
 from scipy.signal import butter, resample_poly, sosfilt
 
 from mixdown.errors import AudioError
-from mixdown.master import Loudness, MasterSettings, export, limit, master, measure, true_peak
+from mixdown.master import Loudness, MasterSettings, limit, master, measure, true_peak
 
 SR = 48000
 CEILING = -1.0
@@ -164,35 +162,3 @@ def test_master_reaches_target_under_ceiling(make: Callable[[], np.ndarray]) -> 
 def test_master_of_silence_is_silence() -> None:
     out, loud = master(np.zeros((SR, 2), np.float32), SR)
     assert not out.any() and loud.integrated_lufs == -math.inf
-
-
-@pytest.fixture(scope="module")
-def mastered() -> np.ndarray:
-    return master(speech_like(8, 4), SR, MasterSettings())[0]
-
-
-@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac"])
-def test_export_decodes_in_spec(mastered: np.ndarray, tmp_path: Path, suffix: str) -> None:
-    settings = MasterSettings()
-    path = tmp_path / f"show{suffix}"
-    loud = export(mastered, SR, path, settings=settings)
-    decoded, sr = sf.read(path, dtype="float32", always_2d=True)
-    assert sr == SR and decoded.shape[1] == 2
-    assert db(true_peak(decoded, sr)) <= settings.ceiling_dbtp
-    assert lufs(decoded, sr) == pytest.approx(settings.target_lufs, abs=0.5)
-    assert loud == measure(decoded, sr)
-    if suffix != ".mp3":
-        assert sf.info(path).subtype == "PCM_24"
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
-
-
-def test_export_lowers_an_overshooting_file_and_resamples_mp3(tmp_path: Path) -> None:
-    y = resample_poly(fs4_overs(1.0), 37, 48, axis=0).astype(np.float32)  # +3 dBTP at 37 kHz
-    loud = export(y, 37000, tmp_path / "hot.mp3", settings=MasterSettings())
-    assert sf.info(tmp_path / "hot.mp3").samplerate == 44100
-    assert loud.true_peak_dbtp <= -1.0
-
-
-def test_export_rejects_unknown_formats(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=".ogg"):
-        export(np.zeros((SR, 2), np.float32), SR, tmp_path / "x.ogg", settings=MasterSettings())

@@ -203,16 +203,22 @@ def _relative(context: Context, path: Any) -> Any:
 
 
 def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
-    """Master the mix (or reuse a cached master) and write ``build/`` files."""
-    from .master import MasterSettings, export
+    """Master the mix (or reuse a cached master) and write the [master] formats to ``build/``.
 
-    settings = MasterSettings(**plan.master)
+    The files go through the same encode, decode and spec check as every
+    delivery, against the master's own target and ceiling (±1 LU).
+    """
+    from .deliver import Delivery, deliver
+
+    settings = plan.master
+    formats = tuple(p.suffix[1:] for p in plan.outputs)
+    delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
     y, sr = _mastered(context, plan)
-    for path in plan.outputs:
-        loudness = export(y, sr, path, settings=settings)
+    first = plan.outputs[0]
+    stem = first.with_name(first.name[: -len(first.suffix)])
+    for path, found in deliver(y, sr, stem, delivery, target=f"master:{plan.name}"):
         print(
-            f"master:{plan.name}  {loudness}  {len(y) / sr:6.1f} s  {_relative(context, path)}",
-            file=sys.stdout,
+            f"master:{plan.name}  {found}  {len(y) / sr:6.1f} s  {_relative(context, path)}", file=sys.stdout
         )
     return {"stamp": plan.stamp}
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a de
 __all__ = ["FORMATS", "PRESETS", "Delivery", "deliver", "delivery_from"]
 
 FORMATS = ("wav", "flac", "mp3")
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 LOSSY_HEADROOM_DB = 1.0  # MP3 decodes with inter-sample peaks above its input's: start this far under
 SETTINGS = (
     "preset",
@@ -116,6 +117,8 @@ def deliver(y: np.ndarray, sr: int, stem: Path, delivery: Delivery, *, target: s
         y = as_channels(y, delivery.channels)
     if delivery.sample_rate is not None and delivery.sample_rate != sr:
         y, sr = resample(y, sr, delivery.sample_rate), delivery.sample_rate
+    if "mp3" in delivery.formats and sr not in MP3_RATES:
+        y, sr = resample(y, sr, 44100), 44100
     written: list[tuple[Path, Path, Any]] = []
     try:
         for fmt in delivery.formats:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .audio import db_to_gain, read_audio, resample, valid_audio, write_audio_atomic
+from .audio import db_to_gain, valid_audio
 from .errors import AudioError
 
-__all__ = ["Loudness", "MasterSettings", "export", "limit", "master", "measure", "true_peak"]
+__all__ = ["Loudness", "MasterSettings", "limit", "master", "measure", "true_peak"]
 
 _BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
 _MAX_METER_CHANNELS = 5  # BS.1770 weights cover L, R, C, Ls, Rs
@@ -30,15 +29,6 @@ _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceilin
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
 _NORMALISE_PASSES = 6
 _LOUDNESS_TOLERANCE = 0.05  # LU: master() stops correcting its gain within this
-_EXPORT_REWRITES = 2
-_EXPORT_MARGIN_DB = 0.2  # extra headroom when a decoded file overshoots
-_MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-_MP3_FALLBACK_RATE = 44100
-_FORMATS = {  # suffix -> (libsndfile format, subtype)
-    ".wav": ("WAV", "PCM_24"),
-    ".flac": ("FLAC", "PCM_24"),
-    ".mp3": ("MP3", "MPEG_LAYER_III"),
-}
 
 
 @dataclass(frozen=True)
@@ -201,50 +191,6 @@ def master(
     return out, Loudness(settings.target_lufs - error, _to_db(true_peak(out, sr)))
 
 
-def export(y: np.ndarray, sr: int, path: Path, *, settings: MasterSettings) -> Loudness:
-    """Write a master to ``path`` and verify the decoded file's true peak.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n, channels)]
-        A master, as returned by :func:`master`; its loudness is not changed
-        here (only lowered if the file overshoots the ceiling).
-    sr : int
-        Sample rate of ``y``.
-    path : Path
-        Output file; the suffix picks the format: ``.wav`` (24-bit PCM),
-        ``.flac`` (24-bit) or ``.mp3`` (libsndfile's LAME, at most 2
-        channels, resampled to 44.1 kHz unless ``sr`` is an MP3 rate).
-    settings : MasterSettings
-        The delivery target; ``ceiling_dbtp`` is enforced on the decoded file.
-
-    Returns
-    -------
-    Loudness
-        The measurement of the file as decoded.
-
-    Notes
-    -----
-    The file is written atomically, decoded and measured. If its true peak
-    exceeds the ceiling (lossy codecs overshoot), the gain is lowered by the
-    excess plus 0.2 dB and the file rewritten, at most twice; the returned
-    measurement then tells whether the file is in spec.
-    """
-    path = Path(path)
-    file_format, subtype = _format_for(path)
-    y, sr = _deliverable(valid_audio(y), sr, file_format)
-    gain_db = 0.0
-    for _ in range(_EXPORT_REWRITES + 1):
-        data = y * np.float32(db_to_gain(gain_db)) if gain_db else y
-        write_audio_atomic(path, data, sr, format=file_format, subtype=subtype)
-        decoded = measure(*read_audio(path))
-        excess = decoded.true_peak_dbtp - settings.ceiling_dbtp
-        if excess <= 0:
-            break
-        gain_db -= excess + _EXPORT_MARGIN_DB
-    return decoded
-
-
 # -- helpers --------------------------------------------------------------------
 
 
@@ -316,23 +262,3 @@ def _release(gain: np.ndarray, tau: float) -> np.ndarray:
     t = np.arange(len(gain)) / tau
     reduction = np.exp(np.maximum.accumulate(log_reduction + t) - t)
     return 10.0 ** (-reduction / 20.0)
-
-
-def _format_for(path: Path) -> tuple[str, str]:
-    """Return the libsndfile format and subtype for ``path``'s suffix."""
-    try:
-        return _FORMATS[path.suffix.lower()]
-    except KeyError:
-        known = ", ".join(sorted(_FORMATS))
-        raise ValueError(f"{path}: cannot export {path.suffix or 'no suffix'}; use {known}") from None
-
-
-def _deliverable(y: np.ndarray, sr: int, file_format: str) -> tuple[np.ndarray, int]:
-    """Fit ``y`` to what the format can hold (MP3: rate and at most 2 channels)."""
-    if file_format != "MP3":
-        return y, sr
-    if y.shape[1] > 2:
-        raise AudioError(f"MP3 holds 1 or 2 channels, got {y.shape[1]}; export WAV or FLAC")
-    if sr in _MP3_RATES:
-        return y, sr
-    return resample(y, sr, _MP3_FALLBACK_RATE), _MP3_FALLBACK_RATE
