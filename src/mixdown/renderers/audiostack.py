@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape
 from ..errors import RenderFailed
 from ..http import ProviderSettings, Refusal
 from .base import RenderRequest, RenderResult
-from .cloud import CloudRenderer, check_duration, decode_audio
+from .cloud import Backoff, CloudRenderer, check_duration, decode_audio, poll
 
 if TYPE_CHECKING:
     import httpx
@@ -189,21 +189,21 @@ class AudioStack(CloudRenderer):
 
     def _wait(self, speech_id: str, target: str) -> dict[str, Any]:
         """Poll the speech job until it answers 200, backing off, within ``settings.timeout``."""
-        limit = self.settings.timeout
-        start = self._clock()
-        delay = POLL_FIRST
-        while True:
-            remaining = limit - (self._clock() - start)
-            if remaining <= 0:
-                raise RenderFailed(
-                    f"{target}: AudioStack did not finish within {limit:g} s (speechId {speech_id}); nothing was cached"
-                )
-            self._sleep(min(delay, remaining))
-            delay = min(delay * POLL_GROWTH, POLL_MAX)
-            path = f"/speech/tts/{quote(speech_id, safe='')}"
+        path = f"/speech/tts/{quote(speech_id, safe='')}"
+
+        def step() -> dict[str, Any] | None:
             response = self.client.request("GET", path, target=target, expect=(200, 202))
-            if response.status_code == 200:
-                return _json(response, target, "speech")
+            return _json(response, target, "speech") if response.status_code == 200 else None
+
+        limit = self.settings.timeout
+        return poll(
+            step,
+            backoff=Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
+            timeout=limit,
+            sleep=self._sleep,
+            clock=self._clock,
+            on_timeout=f"{target}: AudioStack did not finish within {limit:g} s (speechId {speech_id}); nothing was cached",
+        )
 
 
 def _section_url(reply: Mapping[str, Any], target: str) -> str:

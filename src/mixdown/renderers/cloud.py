@@ -17,7 +17,8 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from ..errors import RenderFailed
 from ..http import Client, ProviderSettings
@@ -27,9 +28,45 @@ if TYPE_CHECKING:
     import httpx
     import numpy as np
 
-__all__ = ["CloudRenderer", "check_duration", "decode_audio", "decode_pcm"]
+__all__ = ["CloudRenderer", "Backoff", "check_duration", "decode_audio", "decode_pcm", "poll"]
 
 SPEECH_SECONDS_PER_CHAR = (0.02, 1.0)  # plausible range for any voice at any speed
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between polls of an asynchronous job: ``first``, growing by ``growth``, at most ``most``."""
+
+    first: float
+    growth: float
+    most: float
+
+
+def poll(
+    step: Callable[[], T | None],
+    *,
+    backoff: Backoff,
+    timeout: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    on_timeout: str,
+) -> T:
+    """Wait, then call ``step`` until it returns a value; :class:`RenderFailed` after ``timeout`` s.
+
+    For providers whose jobs answer "not yet" for a while (AudioStack's 202,
+    Suno's pending statuses). ``on_timeout`` is the failure message.
+    """
+    start, delay = clock(), backoff.first
+    while True:
+        remaining = timeout - (clock() - start)
+        if remaining <= 0:
+            raise RenderFailed(on_timeout)
+        sleep(min(delay, remaining))
+        delay = min(delay * backoff.growth, backoff.most)
+        result = step()
+        if result is not None:
+            return result
 
 
 class CloudRenderer(RendererBase):

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RenderFailed
 from ..http import Client, ProviderSettings, Refusal
 from .base import RenderRequest, RenderResult
-from .cloud import CloudRenderer, check_duration, decode_audio
+from .cloud import Backoff, CloudRenderer, check_duration, decode_audio, poll
 
 if TYPE_CHECKING:
     import httpx
@@ -220,29 +220,29 @@ class Suno(CloudRenderer):
 
     def _wait(self, task_id: str, target: str) -> dict[str, Any]:
         """Poll the task until ``SUCCESS``, backing off, within ``settings.timeout``; its ``data``."""
-        limit = self.settings.timeout
-        start = self._clock()
-        delay = POLL_FIRST
-        while True:
-            remaining = limit - (self._clock() - start)
-            if remaining <= 0:
-                raise RenderFailed(
-                    f"{target}: Suno did not finish within {limit:g} s (taskId {task_id}); nothing was cached"
-                )
-            self._sleep(min(delay, remaining))
-            delay = min(delay * POLL_GROWTH, POLL_MAX)
+
+        def step() -> dict[str, Any] | None:
             response = self.client.request("GET", RECORD, target=target, params={"taskId": task_id})
             reply = _json(response, target, "record-info")
             code = reply.get("code")
             if code in RETRY_CODES:
-                continue
+                return None
             if code != 200:
                 raise RenderFailed(
                     f"{target}: suno refused the status query (code {code}): {_msg(reply, self.settings.key_env, self.client.api_key())}"
                 )
             data = reply.get("data")
-            if isinstance(data, dict) and _finished(data, task_id, target):
-                return data
+            return data if isinstance(data, dict) and _finished(data, task_id, target) else None
+
+        limit = self.settings.timeout
+        return poll(
+            step,
+            backoff=Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
+            timeout=limit,
+            sleep=self._sleep,
+            clock=self._clock,
+            on_timeout=f"{target}: Suno did not finish within {limit:g} s (taskId {task_id}); nothing was cached",
+        )
 
 
 def generate_body(params: Mapping[str, Any], segment: str | None, target: str = "suno") -> dict[str, Any]:
