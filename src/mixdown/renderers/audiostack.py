@@ -34,8 +34,7 @@ documents no per-script limit, and longer lines are split at sentences.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
@@ -43,7 +42,7 @@ from xml.sax.saxutils import escape
 from ..errors import RenderFailed
 from ..http import ProviderSettings, Refusal
 from .base import RenderRequest, RenderResult
-from .cloud import Backoff, CloudRenderer, check_duration, decode_audio, poll
+from .cloud import Backoff, CloudRenderer, check_duration, decode_audio
 
 if TYPE_CHECKING:
     import httpx
@@ -80,18 +79,6 @@ class AudioStack(CloudRenderer):
     kinds = frozenset({"voice"})
     params = {"voice": str, "speed": (int, float)}
     max_chars = 5000  # ours, not AudioStack's: it documents no limit
-
-    def __init__(
-        self,
-        settings: ProviderSettings | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep)
-        self._sleep = sleep
-        self._clock = clock
 
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> None:
@@ -196,13 +183,10 @@ class AudioStack(CloudRenderer):
             return _json(response, target, "speech") if response.status_code == 200 else None
 
         limit = self.settings.timeout
-        return poll(
+        return self.wait_for(
             step,
-            backoff=Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
-            timeout=limit,
-            sleep=self._sleep,
-            clock=self._clock,
-            on_timeout=f"{target}: AudioStack did not finish within {limit:g} s (speechId {speech_id}); nothing was cached",
+            Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
+            f"{target}: AudioStack did not finish within {limit:g} s (speechId {speech_id}); nothing was cached",
         )
 
 

@@ -80,10 +80,23 @@ class CloudRenderer(RendererBase):
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._sleep, self._clock = sleep, clock  # tests pass fakes: no real waiting
         self.settings = settings or self.provider
         self.client = Client(
             self.settings, auth=self.auth, classify=self.classify, transport=transport, sleep=sleep
+        )
+
+    def wait_for(self, step: Callable[[], T | None], backoff: Backoff, on_timeout: str) -> T:
+        """:func:`poll` ``step`` within the provider's ``timeout``."""
+        return poll(
+            step,
+            backoff=backoff,
+            timeout=self.settings.timeout,
+            sleep=self._sleep,
+            clock=self._clock,
+            on_timeout=on_timeout,
         )
 
     def auth(self, key: str) -> dict[str, str]:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RenderFailed
 from ..http import Client, ProviderSettings, Refusal
 from .base import RenderRequest, RenderResult
-from .cloud import Backoff, CloudRenderer, check_duration, decode_audio, poll
+from .cloud import Backoff, CloudRenderer, check_duration, decode_audio
 
 if TYPE_CHECKING:
     import httpx
@@ -119,9 +119,7 @@ class Suno(CloudRenderer):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep)
-        self._sleep = sleep
-        self._clock = clock
+        super().__init__(settings, transport=transport, sleep=sleep, clock=clock)
         # Audio files live on the reseller's file host and need no key: keep it off those requests.
         self._files = Client(self.settings, auth=lambda key: {}, transport=transport, sleep=sleep)
 
@@ -235,13 +233,10 @@ class Suno(CloudRenderer):
             return data if isinstance(data, dict) and _finished(data, task_id, target) else None
 
         limit = self.settings.timeout
-        return poll(
+        return self.wait_for(
             step,
-            backoff=Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
-            timeout=limit,
-            sleep=self._sleep,
-            clock=self._clock,
-            on_timeout=f"{target}: Suno did not finish within {limit:g} s (taskId {task_id}); nothing was cached",
+            Backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX),
+            f"{target}: Suno did not finish within {limit:g} s (taskId {task_id}); nothing was cached",
         )
 
 
