@@ -243,3 +243,25 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
     assert line.cues[0].at == pytest.approx(0.8)  # 1.6 s of 2 s, not half-way
     assert aligned_anchor([], 0.5, 2.0) == 0.5  # no timing: keep the character estimate
     assert aligned_anchor(alignment, 1.0, 2.0) == 1.0
+
+
+def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
+    from mixdown.build import Context, _item, leveling_gain
+    from mixdown.cache import Cache
+    from mixdown.loudness import measure
+
+    t = np.arange(32000) / 16000
+    quiet = (0.02 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
+    loud = (0.5 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)[:, None]
+    cache = Cache(tmp_path)
+    context = Context(project=None, cache=cache, registry=None)  # type: ignore[arg-type]
+    levels = []
+    for n, y in enumerate((quiet, loud)):
+        key = f"{n:02d}" + "5" * 62
+        cache.put(key, y, 16000, {})
+        line = _item(context, ["line", key, -1.0, []], -20.0)
+        gained = y * 10 ** (line.gain_db / 20)
+        levels.append(measure(gained, 16000, true_peak=False).integrated)
+    assert levels == pytest.approx([-21.0, -21.0], abs=0.05)  # -20 LUFS, then the voice's own -1 dB
+    assert leveling_gain(quiet[:3000], 16000, -20.0) == 0.0  # too short to measure: untouched
+    assert leveling_gain(quiet, 16000, None) == 0.0

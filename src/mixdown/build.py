@@ -27,6 +27,7 @@ __all__ = [
     "build_delivery",
     "build_master",
     "build_mix",
+    "leveling_gain",
     "render_asset",
     "stamp_matches",
 ]
@@ -110,8 +111,10 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     from .audio import resample
 
     timeline = plan.timeline
+    settings = dict(timeline["settings"])
+    line_lufs = settings.pop("line_lufs", None)
     sections = [
-        mixing.Section(tuple(_item(context, it) for it in s["items"]), music=s["music"])
+        mixing.Section(tuple(_item(context, it, line_lufs) for it in s["items"]), music=s["music"])
         for s in timeline["sections"]
     ]
     bed = None
@@ -129,14 +132,17 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             gain_db=timeline["bed"]["gain_db"],
             seamless=seamless,
         )
-    settings = mixing.MixSettings(
-        sample_rate=timeline["sample_rate"], channels=timeline["channels"], **timeline["settings"]
+    stems = mixing.mix(
+        sections,
+        bed=bed,
+        settings=mixing.MixSettings(
+            sample_rate=timeline["sample_rate"], channels=timeline["channels"], **settings
+        ),
     )
-    stems = mixing.mix(sections, bed=bed, settings=settings)
     context.cache.put(plan.key, stems.mixdown(), stems.sample_rate, {"kind": "mix", "name": plan.name})
 
 
-def _item(context: Context, item: list[Any]) -> Any:
+def _item(context: Context, item: list[Any], line_lufs: float | None = None) -> Any:
     from . import mix as mixing
 
     kind = item[0]
@@ -152,7 +158,23 @@ def _item(context: Context, item: list[Any]) -> Any:
         if alignment:
             at = aligned_anchor(alignment, at, len(audio) / sr)
         cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=gain_db, offset=offset))
-    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2])
+    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2] + leveling_gain(audio, sr, line_lufs))
+
+
+def leveling_gain(audio: Any, sr: int, line_lufs: float | None) -> float:
+    """dB that bring a voice line to ``line_lufs``, so voices from different renderers match.
+
+    Lines too short to measure (under 400 ms) and silent lines are left as
+    they are; the voice's own ``gain_db`` still applies on top.
+    """
+    import math
+
+    from .loudness import measure
+
+    if line_lufs is None:
+        return 0.0
+    loudness = measure(audio, sr, true_peak=False).integrated
+    return float(line_lufs - loudness) if math.isfinite(loudness) else 0.0
 
 
 def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> float:

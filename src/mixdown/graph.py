@@ -24,7 +24,7 @@ __all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for", "task_dicts"]
 
 KINDS = ("voice", "sfx", "music")
 SEGMENTS = ("intro", "main", "outro")
-MIX_VERSION = "1"  # bump when the mix stage would sound different for the same timeline
+MIX_VERSION = "2"  # bump when the mix stage would sound different for the same timeline
 MASTER_VERSION = "1"  # likewise for mastering
 # doit captures a python-action's output by swapping the global sys.stdout, which
 # races between worker threads (`doit -n 4`) and can leave a dead stream behind;

@@ -40,6 +40,7 @@ MIX_SETTINGS = {
     "duck_release": 0.6,
     "duck_hold": 0.3,
     "crossfade": 0.5,
+    "line_lufs": -20.0,  # every voice line is brought to this loudness before mixing
 }
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
 FORMATS = ("wav", "mp3", "flac")
