@@ -265,3 +265,18 @@ def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
     assert levels == pytest.approx([-21.0, -21.0], abs=0.05)  # -20 LUFS, then the voice's own -1 dB
     assert leveling_gain(quiet[:3000], 16000, -20.0) == 0.0  # too short to measure: untouched
     assert leveling_gain(quiet, 16000, None) == 0.0
+
+
+def test_stems_are_written_and_sum_to_the_mix(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    from mixdown.loader import load_show
+
+    root = show(project_dot_toml=BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav"]\nstems = true'))
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    show_ = load_show(root, registry=Registry(root, extra=fakes))
+    plan = next(m for m in show_.plan.mixes if m.name == "news/briefing@kofi")
+    mixed, sr = show_.context.cache.get(plan.key)
+    folder = root / "build" / "news" / "briefing@kofi.stems"
+    buses = [sf.read(folder / f"{bus}.wav", always_2d=True)[0] for bus in ("voice", "sfx", "music")]
+    assert all(len(b) == len(mixed) for b in buses) and all(np.abs(b).max() > 0.001 for b in buses)
+    np.testing.assert_allclose(sum(buses), mixed, atol=1e-5)  # 24-bit WAVs of the buses, before mastering

@@ -28,7 +28,7 @@ def test_loads_sources_scripts_and_defaults(show: Callable[..., Path], fakes: di
     briefing = project.scripts["news/briefing"]
     assert (briefing.voice, briefing.music, briefing.variants) == ("anna", "bed", "data/people.csv")
     assert project.scripts["news/extra"].voice == "ben"
-    assert project.master == {"target_lufs": -16.0, "ceiling_dbtp": -1.0, "formats": ["wav"]}
+    assert project.master == {"target_lufs": -16.0, "ceiling_dbtp": -1.0, "formats": ["wav"], "stems": False}
     assert project.cache_dir == project.root / "cache" and project.build_dir == project.root / "build"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .cache import Cache, safe_params
 from .errors import MixdownError, RenderFailed
-from .graph import Asset, MixPlan, request_for
+from .graph import STEMS, Asset, MixPlan, request_for
 from .project import Project
 from .renderers import Registry
 
@@ -139,6 +139,9 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             sample_rate=timeline["sample_rate"], channels=timeline["channels"], **settings
         ),
     )
+    for bus in STEMS:
+        meta = {"kind": "stem", "bus": bus, "name": plan.name}
+        context.cache.put(plan.stem_key(bus), getattr(stems, bus), stems.sample_rate, meta)
     context.cache.put(plan.key, stems.mixdown(), stems.sample_rate, {"kind": "mix", "name": plan.name})
 
 
@@ -233,16 +236,29 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     from .deliver import Delivery, deliver
 
     settings = plan.master
-    formats = tuple(p.suffix[1:] for p in plan.outputs)
+    files = [p for p in plan.outputs if p.parent.suffix != ".stems"]
+    formats = tuple(p.suffix[1:] for p in files)
     delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
     y, sr = _mastered(context, plan)
-    first = plan.outputs[0]
-    stem = first.with_name(first.name[: -len(first.suffix)])
+    stem = files[0].with_name(files[0].name[: -len(files[0].suffix)])
     for path, found in deliver(y, sr, stem, delivery, target=f"master:{plan.name}"):
         print(
             f"master:{plan.name}  {found}  {len(y) / sr:6.1f} s  {_relative(context, path)}", file=sys.stdout
         )
+    _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     return {"stamp": plan.stamp}
+
+
+def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
+    """Write the mix's buses as 24-bit WAVs: before mastering, they sum to the mix."""
+    from .audio import write_audio_atomic
+
+    if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
+        _build_mix(context, plan)  # a mix cached before stems were asked for
+    for path in paths:
+        y, sr = context.cache.get(plan.stem_key(path.stem))
+        write_audio_atomic(path, y, sr, format="WAV", subtype="PCM_24")
+        print(f"master:{plan.name}  stem {path.stem:<5}  {_relative(context, path)}", file=sys.stdout)
 
 
 def stamp_matches(task: Any, values: dict[str, Any], stamp: str) -> bool:

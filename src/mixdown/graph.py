@@ -24,6 +24,7 @@ __all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for", "task_dicts"]
 
 KINDS = ("voice", "sfx", "music")
 SEGMENTS = ("intro", "main", "outro")
+STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
 MIX_VERSION = "2"  # bump when the mix stage would sound different for the same timeline
 MASTER_VERSION = "1"  # likewise for mastering
 # doit captures a python-action's output by swapping the global sys.stdout, which
@@ -82,6 +83,10 @@ class MixPlan:
         """Sections of ``["line" | "pause" | "sting", …]`` items, bed and settings."""
         value: dict[str, Any] = json.loads(self.timeline_json)
         return value
+
+    def stem_key(self, bus: str) -> str:
+        """The cache key of one bus of this mix, before mastering."""
+        return content_key({"stem": bus, "mix": self.key})
 
     @property
     def stamp(self) -> str:

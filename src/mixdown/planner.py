@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from . import stanza
 from .deliver import delivery_from
 from .errors import ConfigError
-from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, Asset, MixPlan, Plan
+from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, STEMS, Asset, MixPlan, Plan
 from .keys import content_key
 from .project import Project, Rendition, Source
 from .renderers import Registry
@@ -135,9 +135,11 @@ class _Planner:
             "bed": self._bed(rendition, used),
         }
         key = content_key({"mix": MIX_VERSION, **timeline})
-        master = {k: v for k, v in project.master.items() if k != "formats"}
+        master = {k: v for k, v in project.master.items() if k not in ("formats", "stems")}
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
         outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
+        if project.master["stems"]:
+            outputs += [project.build_dir / f"{rendition.name}.stems" / f"{bus}.wav" for bus in STEMS]
         deliveries = []
         for name, table in project.deliveries.items():
             formats = delivery_from(table, name).formats

@@ -363,9 +363,12 @@ def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"{toml.where(['master', 'formats'])}: formats must be a non-empty list of {', '.join(FORMATS)}"
         )
+    stems = toml.typed(given, "stems", bool, ["master"], False)
     given.pop("formats", None)
+    given.pop("stems", None)
     master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
     master["formats"] = list(dict.fromkeys(formats))
+    master["stems"] = stems
     return master
 
 
