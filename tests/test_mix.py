@@ -289,3 +289,18 @@ def test_ducking_is_smooth() -> None:
     step = np.abs(np.diff(music[SR // 2 : -SR])).max()
     mean_attack_slope = 0.5 * (1 - 10 ** (-12 / 20)) / (0.08 * SR)  # 0.5 bed down 12 dB in 80 ms
     assert step < 3 * mean_attack_slope  # a staircase at the 10 ms control rate steps ~100x more
+
+
+def test_fixed_length_is_exact_to_the_sample_and_the_outro_lands_on_it() -> None:
+    intro, main, outro = noise(1.0, 40), noise(2.0, 41), noise(1.5, 42)
+    sections = [Section((Line(dc(2.0, 0.1), SR),)), Section((Line(dc(3.0, 0.1), SR),))]
+    settings = MixSettings(duck_db=0.0, length=17.25)
+    stems = mix(sections, bed=Bed(intro, main, outro, SR, gain_db=0.0), settings=settings)
+    assert len(stems.music) == len(stems.voice) == round(17.25 * SR)
+    tail = prepared(outro, SR, gain_db=0.0)
+    xf = round(settings.crossfade * SR)
+    np.testing.assert_allclose(
+        stems.music[-(len(tail) - xf) :], tail[xf:], atol=1e-7
+    )  # the outro ends the programme
+    with pytest.raises(AudioError, match=r"needs 7\.\d+ s but length is 6 s"):
+        mix(sections, bed=Bed(intro, main, outro, SR), settings=MixSettings(length=6.0))

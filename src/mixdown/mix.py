@@ -79,6 +79,7 @@ _TIMES = (
     "duck_release",
     "duck_hold",
     "crossfade",
+    "length",
 )
 
 
@@ -183,6 +184,7 @@ class MixSettings:
     duck_release: float = 0.6
     duck_hold: float = 0.3
     crossfade: float = 0.5
+    length: float = 0.0  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.channels < 1:
@@ -257,6 +259,8 @@ def mix(
     timeline = _layout(sections, settings, start=lead_in)
     tail = settings.tail if bed is not None else _NO_BED_TAIL
     n = max(timeline.end + _samples(tail, sr), timeline.reach())
+    if settings.length > 0:
+        n = _fixed_length(settings.length, sr, max(timeline.end, timeline.reach()))
     voice = _bus(timeline.voice, n, settings.channels)
     sfx = _bus(timeline.sfx, n, settings.channels)
     if bed is None:
@@ -283,6 +287,17 @@ class _Timeline:
     def reach(self) -> int:
         """Return the end of the last-ending clip on any bus (0 if none)."""
         return max((start + len(y) for start, y in self.voice + self.sfx), default=0)
+
+
+def _fixed_length(seconds: float, sr: int, needed: int) -> int:
+    """The programme's length in samples when ``length`` is set; it must hold everything."""
+    n = _samples(seconds, sr)
+    if needed > n:
+        raise AudioError(
+            f"mix: the programme needs {needed / sr:.2f} s but length is {seconds:g} s; "
+            "raise [mix] length or shorten the script"
+        )
+    return n
 
 
 def _samples(seconds: float, sr: int) -> int:

@@ -41,6 +41,7 @@ MIX_SETTINGS = {
     "duck_hold": 0.3,
     "crossfade": 0.5,
     "line_lufs": -20.0,  # every voice line is brought to this loudness before mixing
+    "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
 }
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
 FORMATS = ("wav", "mp3", "flac")
