@@ -117,6 +117,8 @@ def test_corrupt_memo_is_ignored(root: Path) -> None:
 
 
 def test_the_doit_command_uses_the_loader_plugin(root: Path) -> None:
+    # Something to master: a placeholder voice is silent, and a silent programme is out of any spec.
+    sf.write(root / "media" / "knock.wav", np.random.default_rng(3).uniform(-0.3, 0.3, (8000, 1)), 8000)
     (root / "doit.cfg").write_text(
         "[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n"
     )
