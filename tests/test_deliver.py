@@ -45,6 +45,16 @@ def test_every_preset_writes_files_that_pass_its_spec(tmp_path: Path, name: str)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"show.{f}" for f in formats)
 
 
+def test_ogg_vorbis_and_opus_pass_the_spec_too(tmp_path: Path) -> None:
+    delivery = Delivery(**{**PRESETS["streaming"].__dict__, "formats": ("ogg", "opus"), "sample_rate": 44100})
+    written = deliver(programme(), SR, tmp_path / "show", delivery, target="deliver:show/web")
+    for path, found in written:
+        info = sf.info(str(path))
+        assert info.format == "OGG" and info.subtype == ("VORBIS" if path.suffix == ".ogg" else "OPUS")
+        assert abs(found.integrated + 14.0) <= 1.0 and found.true_peak <= -1.0
+    assert sf.info(str(tmp_path / "show.opus")).samplerate == 48000  # Opus has no 44.1 kHz
+
+
 def test_alexa_is_48_kbps_mono_mp3_at_24_khz(tmp_path: Path) -> None:
     ((path, _),) = deliver(programme(10.0), SR, tmp_path / "flash", PRESETS["alexa"], target="t")
     info = sf.info(str(path))
@@ -79,6 +89,6 @@ def test_custom_deliveries_from_project_tables() -> None:
         delivery_from({"preset": "radio"}, "project.toml:9")
     with pytest.raises(ConfigError, match="project.toml:9: unknown key 'loudness'"):
         delivery_from({"loudness": -16}, "project.toml:9")
-    with pytest.raises(ConfigError, match="formats must be a non-empty list of wav, flac, mp3"):
-        delivery_from({"formats": ["ogg"]}, "project.toml:9")
+    with pytest.raises(ConfigError, match="formats must be a non-empty list of wav, flac, mp3, ogg, opus"):
+        delivery_from({"formats": ["aiff"]}, "project.toml:9")
     assert math.isfinite(PRESETS["atsc-a85"].target_lufs) and PRESETS["atsc-a85"].ceiling_dbtp == -2.0

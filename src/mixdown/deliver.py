@@ -36,7 +36,9 @@ if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a de
 
 __all__ = ["FORMATS", "PRESETS", "Delivery", "deliver", "delivery_from"]
 
-FORMATS = ("wav", "flac", "mp3")
+FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Ogg
+LOSSY = frozenset({"mp3", "ogg", "opus"})
+OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 LOSSY_HEADROOM_DB = 1.0  # MP3 decodes with inter-sample peaks above its input's: start this far under
 SETTINGS = (
@@ -117,13 +119,14 @@ def deliver(y: np.ndarray, sr: int, stem: Path, delivery: Delivery, *, target: s
         y = as_channels(y, delivery.channels)
     if delivery.sample_rate is not None and delivery.sample_rate != sr:
         y, sr = resample(y, sr, delivery.sample_rate), delivery.sample_rate
-    if "mp3" in delivery.formats and sr not in MP3_RATES:
-        y, sr = resample(y, sr, 44100), 44100
     written: list[tuple[Path, Path, Any]] = []
+    programme, programme_sr = y, sr
     try:
         for fmt in delivery.formats:
+            sr = _rate_for(fmt, programme_sr)
+            y = resample(programme, programme_sr, sr)
             path = stem.with_name(f"{stem.name}.{fmt}")
-            margin = LOSSY_HEADROOM_DB if fmt == "mp3" else 0.0
+            margin = LOSSY_HEADROOM_DB if fmt in LOSSY else 0.0
             for attempt in range(4):  # encoders overshoot: aim lower by the excess, encode again
                 data, _ = normalise(
                     y, sr, MasterSettings(delivery.target_lufs, delivery.ceiling_dbtp - margin)
@@ -165,10 +168,21 @@ def _encode(y: np.ndarray, sr: int, path: Path, fmt: str, delivery: Delivery) ->
     tmp = Path(name)
     if fmt == "mp3":
         tmp.write_bytes(_mp3(y, sr, delivery))
+    elif fmt in ("ogg", "opus"):
+        write_audio_atomic(tmp, y, sr, format="OGG", subtype="VORBIS" if fmt == "ogg" else "OPUS")
     else:
         subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT" if fmt == "wav" else "PCM_24"}[delivery.bit_depth]
         write_audio_atomic(tmp, y, sr, format=fmt.upper(), subtype=subtype)
     return tmp
+
+
+def _rate_for(fmt: str, sr: int) -> int:
+    """The rate a format is written at: MP3 and Opus take only some rates."""
+    if fmt == "mp3" and sr not in MP3_RATES:
+        return 44100
+    if fmt == "opus" and sr not in OPUS_RATES:
+        return 48000
+    return sr
 
 
 def _mp3(y: np.ndarray, sr: int, delivery: Delivery) -> bytes:

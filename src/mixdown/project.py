@@ -44,7 +44,7 @@ MIX_SETTINGS = {
     "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
 }
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
-FORMATS = ("wav", "mp3", "flac")
+FORMATS = ("wav", "mp3", "flac", "ogg", "opus")
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
