@@ -1,11 +1,11 @@
-# Developer commands. The root dodo-less doit setup (pyproject.toml [tool.doit])
-# belongs to the demo show; these targets set up the environment around it.
+# Set-up and developer commands. `doit` itself builds the demo show (see
+# [tool.doit] in pyproject.toml); these targets make the environment it runs in.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-demo
+.PHONY: demo test bench clean-demo
 
 ## demo: set up and render the demo show into build/
 demo: $(STAMP)
