@@ -210,16 +210,15 @@ def _mastered(context: Context, plan: MixPlan) -> tuple[Any, int]:
 def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
     """Bring the master to a delivery preset, encode, check the files and publish them."""
     from .deliver import deliver, delivery_from
-    from .keys import content_key
 
     plan, name = item
-    table, files = next((t, f) for n, t, f in plan.deliveries if n == name)
+    table, files = plan.delivery(name)
     delivery = delivery_from(table, f"[deliveries.{name}]")
     y, sr = _mastered(context, plan)
     stem = files[0].with_name(files[0].name.rsplit(".", 1)[0])
     for path, found in deliver(y, sr, stem, delivery, target=f"deliver:{plan.name}/{name}"):
         print(f"deliver:{plan.name}/{name}  {found}  {_relative(context, path)}", file=sys.stdout)
-    return {"stamp": content_key([plan.master_key, table, [p.name for p in files]])}
+    return {"stamp": plan.delivery_stamp(name)}
 
 
 def _relative(context: Context, path: Any) -> Any:

@@ -120,17 +120,22 @@ def deliver(y: np.ndarray, sr: int, stem: Path, delivery: Delivery, *, target: s
     if delivery.sample_rate is not None and delivery.sample_rate != sr:
         y, sr = resample(y, sr, delivery.sample_rate), delivery.sample_rate
     written: list[tuple[Path, Path, Any]] = []
-    programme, programme_sr = y, sr
+    levelled: dict[tuple[int, float], np.ndarray] = {}  # (rate, ceiling) -> audio: wav and flac share one
+
+    def at(sr: int, ceiling: float) -> np.ndarray:
+        if (sr, ceiling) not in levelled:
+            source = resample(y, programme_sr, sr)
+            levelled[sr, ceiling] = normalise(source, sr, MasterSettings(delivery.target_lufs, ceiling))[0]
+        return levelled[sr, ceiling]
+
+    programme_sr = sr
     try:
         for fmt in delivery.formats:
             sr = _rate_for(fmt, programme_sr)
-            y = resample(programme, programme_sr, sr)
             path = stem.with_name(f"{stem.name}.{fmt}")
             margin = LOSSY_HEADROOM_DB if fmt in LOSSY else 0.0
             for attempt in range(4):  # encoders overshoot: aim lower by the excess, encode again
-                data, _ = normalise(
-                    y, sr, MasterSettings(delivery.target_lufs, delivery.ceiling_dbtp - margin)
-                )
+                data = at(sr, delivery.ceiling_dbtp - margin)
                 tmp = _encode(data, sr, path, fmt, delivery)
                 found = _measure_file(tmp)
                 excess = found.true_peak - delivery.ceiling_dbtp

@@ -93,6 +93,15 @@ class MixPlan:
         """What the files in ``build/`` must have been made from to be current."""
         return content_key([self.master_key, [p.name for p in self.outputs]])
 
+    def delivery_stamp(self, name: str) -> str:
+        """Likewise for the files of one ``[deliveries.NAME]``."""
+        table, files = self.delivery(name)
+        return content_key([self.master_key, table, [p.name for p in files]])
+
+    def delivery(self, name: str) -> tuple[dict[str, Any], list[Path]]:
+        """The settings table and the files of one delivery."""
+        return next((table, files) for n, table, files in self.deliveries if n == name)
+
 
 @dataclass
 class Plan:
@@ -162,9 +171,7 @@ def task_dicts(
                     "actions": [(build_delivery, [context, (mix, name)])],
                     "task_dep": [f"master:{mix.name}"],
                     "targets": [str(p) for p in files],
-                    "uptodate": [
-                        (stamp_matches, [content_key([mix.master_key, table, [p.name for p in files]])])
-                    ],
+                    "uptodate": [(stamp_matches, [mix.delivery_stamp(name)])],
                     "clean": True,
                     "io": UNCAPTURED,
                     "doc": f"deliver '{table.get('preset', 'podcast')}': " + ", ".join(p.name for p in files),

@@ -1,11 +1,10 @@
-"""Master stage: loudness normalisation, a true-peak limiter and export.
+"""Master stage: loudness normalisation and a true-peak limiter.
 
-:func:`measure` reads integrated loudness (ITU-R BS.1770-4 via pyloudnorm with
-the standard's filter coefficients, ``filter_class="DeMan"``) and true peak
-(oversampled). :func:`master` normalises a mix to a loudness target and limits
-it under a true-peak ceiling; :func:`export` writes a master as WAV, FLAC or
-MP3 and checks the *decoded* file against the ceiling, since lossy codecs
-overshoot.
+:func:`measure` reads integrated loudness, true peak and loudness range with
+:mod:`mixdown.loudness` (ITU-R BS.1770-4 / EBU R128). :func:`master`
+normalises a mix to a loudness target and limits it under a true-peak
+ceiling. Encoding and the spec check of written files are in
+:mod:`mixdown.deliver`.
 
 All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 """
@@ -18,12 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import db_to_gain, valid_audio
-from .errors import AudioError
 
 __all__ = ["Loudness", "MasterSettings", "limit", "master", "measure", "true_peak"]
 
 _BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
-_MAX_METER_CHANNELS = 5  # BS.1770 weights cover L, R, C, Ls, Rs
 _LIMIT_PASSES = 4
 _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
@@ -75,8 +72,6 @@ def measure(y: np.ndarray, sr: int) -> Loudness:
     from .loudness import measure as meter
 
     y = valid_audio(y)
-    if y.shape[1] > _MAX_METER_CHANNELS:
-        raise AudioError(f"cannot measure {y.shape[1]} channels; the meter takes 1 to 5")
     found = meter(y, sr)
     integrated = found.integrated if len(y) >= math.ceil(_BLOCK * sr) else _integrated(y, sr)
     return Loudness(integrated, found.true_peak, found.lra)
@@ -207,8 +202,6 @@ def _integrated(y: np.ndarray, sr: int) -> float:
     """
     from .loudness import measure as meter
 
-    if y.shape[1] > _MAX_METER_CHANNELS:
-        raise AudioError(f"cannot measure {y.shape[1]} channels; the meter takes 1 to 5")
     if len(y) == 0:
         return -math.inf
     block = math.ceil(_BLOCK * sr)

@@ -44,7 +44,6 @@ MIX_SETTINGS = {
     "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
 }
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
-FORMATS = ("wav", "mp3", "flac", "ogg", "opus")
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
@@ -345,7 +344,7 @@ def _numbers(
 
 
 def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
-    from .deliver import PRESETS
+    from .deliver import FORMATS, PRESETS
 
     given = dict(toml.table(data, "master"))
     preset = given.pop("preset", "podcast")

@@ -83,6 +83,7 @@ class CloudRenderer(RendererBase):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sleep, self._clock = sleep, clock  # tests pass fakes: no real waiting
+        self._transport = transport
         self.settings = settings or self.provider
         self.client = Client(
             self.settings, auth=self.auth, classify=self.classify, transport=transport, sleep=sleep

@@ -47,8 +47,8 @@ generation makes two clips; both ids and durations are kept in ``meta``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RenderFailed
@@ -111,17 +111,10 @@ class Suno(CloudRenderer):
         "custom": bool,
     }
 
-    def __init__(
-        self,
-        settings: ProviderSettings | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep, clock=clock)
-        # Audio files live on the reseller's file host and need no key: keep it off those requests.
-        self._files = Client(self.settings, auth=lambda key: {}, transport=transport, sleep=sleep)
+    @cached_property
+    def _files(self) -> Client:
+        """Audio files live on the reseller's file host and need no key: keep it off those requests."""
+        return Client(self.settings, auth=lambda key: {}, transport=self._transport, sleep=self._sleep)
 
     @classmethod
     def check(cls, params: Mapping[str, Any]) -> None:
@@ -193,7 +186,8 @@ class Suno(CloudRenderer):
     def close(self) -> None:
         """Close the API and file connections."""
         super().close()
-        self._files.close()
+        if "_files" in self.__dict__:  # only if a file was downloaded
+            self._files.close()
 
     def _submit(self, body: dict[str, Any], target: str) -> str:
         """Start a generation; retry body codes that mean "too fast"; return the ``taskId``."""
