@@ -135,3 +135,55 @@ def test_each_delivery_is_its_own_target(show: Callable[..., Path], fakes: dict[
     assert first["actions"] == [(build_delivery, [None, (p.mixes[0], "alexa")])]
     assert first["task_dep"] == ["master:news/briefing@anna"]
     assert [Path(t).name for t in first["targets"]] == ["briefing@anna.alexa.mp3"]
+
+
+MARKED = """\
+## only at=1:30 duck_db=-18 duck_attack=100ms
+Here is the news.
+
+The bridge opened today.
+"""
+
+
+def _key_without_new_settings(timeline: dict[str, Any]) -> str:
+    """The mix key as it was computed before sections could carry ``at``/``duck``."""
+    from mixdown.graph import MIX_VERSION
+    from mixdown.keys import content_key
+
+    sections = [{"music": s["music"], "items": s["items"]} for s in timeline["sections"]]
+    return content_key({"mix": MIX_VERSION, **timeline, "sections": sections})
+
+
+def test_sections_carry_at_and_duck_only_when_set(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    base = planned(show(), fakes)
+    for mix in base.mixes:
+        assert all(set(s) == {"music", "items"} for s in mix.timeline["sections"])
+        assert mix.key == _key_without_new_settings(mix.timeline)  # shows without them keep their keys
+    marked = planned(show(stanzas__extra_dot_j2=MARKED), fakes)
+    (only,) = marked.mixes[2].timeline["sections"]
+    assert only["at"] == 90.0 and isinstance(only["at"], float)
+    assert only["duck"] == {"duck_db": -18.0, "duck_attack": 0.1}
+    assert set(only) == {"music", "items", "at", "duck"}
+    duck_only = planned(show(stanzas__extra_dot_j2="## only duck_hold=0.4s\nHere is the news.\n"), fakes)
+    assert duck_only.mixes[2].timeline["sections"][0].keys() == {"music", "items", "duck"}
+    at_only = planned(show(stanzas__extra_dot_j2="## only at=0\nHere is the news.\n"), fakes)
+    assert at_only.mixes[2].timeline["sections"][0] == {
+        "music": "auto",
+        "items": base.mixes[2].timeline["sections"][0]["items"][:1],
+        "at": 0.0,
+    }
+
+
+def test_markers_and_ducking_change_only_that_mixs_key(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    base = planned(show(), fakes)
+    marked = planned(show(stanzas__extra_dot_j2=MARKED), fakes)
+    assert set(marked.assets) == set(base.assets)  # mix settings: nothing renders again
+    assert [m.key for m in marked.mixes[:2]] == [m.key for m in base.mixes[:2]]
+    assert marked.mixes[2].key != base.mixes[2].key
+    assert marked.mixes[2].master_key != base.mixes[2].master_key
+    same = MARKED.replace("at=1:30", "at=90s").replace("duck_attack=100ms", "duck_attack=0.1")
+    assert planned(show(stanzas__extra_dot_j2=same), fakes).mixes[2].key == marked.mixes[2].key
+    other = MARKED.replace("at=1:30", "at=1:31")
+    assert planned(show(stanzas__extra_dot_j2=other), fakes).mixes[2].key != marked.mixes[2].key

@@ -128,6 +128,16 @@ def toml_with(old: str, new: str) -> str:
             "stanzas/extra.j2:1: unknown voice 'carl'",
         ),
         (
+            {"stanzas__extra_dot_j2": "## only at=1:30\nHi.\n## two at=1:00\nBye.\n"},
+            TemplateError,
+            "stanzas/extra.j2:3: section 'two' at=1:00 is not after section 'only' (line 1) at 1:30;",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "## only duck_db=+6\nHi.\n"},
+            TemplateError,
+            "stanzas/extra.j2:1: 'duck_db=+6' would raise the bed; use 0 or less",
+        ),
+        (
             {"data__people_dot_csv": "id,name\nanna,Anna\nanna,Other\n"},
             ConfigError,
             "data/people.csv:3: variant id 'anna' in column 'id' repeats an earlier id",

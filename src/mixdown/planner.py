@@ -126,7 +126,12 @@ class _Planner:
             items: list[list[Any]] = []
             for item in section.items:
                 items.extend(self._items(rendition, section, item, voice_lines, used))
-            sections.append({"music": section.settings.get("music", "auto"), "items": items})
+            entry: dict[str, Any] = {"music": section.settings.get("music", "auto"), "items": items}
+            if section.at is not None:  # only when set: a show without markers keeps its mix keys
+                entry["at"] = section.at
+            if section.duck:
+                entry["duck"] = dict(section.duck)
+            sections.append(entry)
         timeline = {
             "sample_rate": project.sample_rate,
             "channels": project.channels,

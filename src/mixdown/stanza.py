@@ -12,9 +12,22 @@
     ## weather voice=ben
     …
 
+    ## news at=1:30 duck_db=-18
+    …
+
 * ``## name key=value …`` starts a section. Settings: ``voice`` (a declared
-  voice), ``music`` (``auto``, ``intro``, ``main``, ``outro`` or ``none``).
-  Text before the first heading belongs to a section named ``main``.
+  voice), ``music`` (``auto``, ``intro``, ``main``, ``outro`` or ``none``),
+  ``at`` and ``duck_*`` (below). Text before the first heading belongs to a
+  section named ``main``.
+* ``at=TIME`` pins the section: its first item starts exactly TIME after the
+  start of the programme, whatever came before (the gap before it stretches;
+  the build fails if the content before runs past it). TIME is ``90``,
+  ``90s``, ``1500ms``, ``1:30`` or ``1:02:03.5``; markers must increase from
+  section to section. Parsed into :attr:`Section.at` (seconds).
+* ``duck_db``, ``duck_attack``, ``duck_release``, ``duck_hold`` override the
+  ``[mix]`` ducking settings under this section's speech: ``duck_db=-18``
+  (dB, at most 0), ``duck_attack=0.1`` / ``0.1s`` / ``100ms`` (seconds, at
+  least 0). Parsed into :attr:`Section.duck` (only the ones given).
 * Paragraphs (separated by blank lines) become voice lines; line breaks
   inside a paragraph are spaces.
 * ``[voice:name]`` at the start of a paragraph speaks it with that voice.
@@ -35,14 +48,29 @@ from dataclasses import dataclass, field
 from .errors import TemplateError
 from .project import NAME
 
-__all__ = ["MUSIC_CHOICES", "CueRef", "Play", "Rest", "Say", "Section", "parse", "pronounce", "split_line"]
+__all__ = [
+    "DUCK_SETTINGS",
+    "MUSIC_CHOICES",
+    "CueRef",
+    "Play",
+    "Rest",
+    "Say",
+    "Section",
+    "parse",
+    "pronounce",
+    "split_line",
+]
 
 MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
-SECTION_SETTINGS = ("voice", "music")
+#: Per-section overrides of the ``[mix]`` ducking settings, in this order in a timeline.
+DUCK_SETTINGS = ("duck_db", "duck_attack", "duck_release", "duck_hold")
+SECTION_SETTINGS = ("voice", "music", "at", *DUCK_SETTINGS)
 _HEADING = re.compile(r"^##(?!#)\s*(.*)$")
 _DIRECTIVE = re.compile(r"\[(sfx|voice|pause)(?::\s*([^\]\s]*))?(?:\s+([^\]]*))?\]")
 _UNKNOWN = re.compile(r"\[([A-Za-z_]+):[^\]]*\]")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)$")  # [h:]m:s
+_DECIBELS = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -81,12 +109,20 @@ class Play:
 
 @dataclass
 class Section:
-    """A named part of a script with its settings and items in order."""
+    """A named part of a script with its settings and items in order.
+
+    ``settings`` holds ``voice`` and ``music`` as written; ``at`` is the fixed
+    start of the section's first item in seconds from the programme start
+    (``None``: it follows the section before), and ``duck`` the ducking
+    settings the heading overrides (names from :data:`DUCK_SETTINGS`).
+    """
 
     name: str
     line: int
     settings: dict[str, str] = field(default_factory=dict)
     items: list[Say | Rest | Play] = field(default_factory=list)
+    at: float | None = None
+    duck: dict[str, float] = field(default_factory=dict)
 
 
 def parse(text: str, *, source: str) -> list[Section]:
@@ -129,18 +165,89 @@ def _heading(rest: str, number: int, source: str, before: list[Section]) -> Sect
     name = words[0]
     if any(s.name == name for s in before):
         raise TemplateError(f"{where}: section '{name}' appears twice; section names are unique")
-    settings: dict[str, str] = {}
+    section = Section(name, number)
+    given: dict[str, str] = {}
     for word in words[1:]:
         key, eq, value = word.partition("=")
         if not eq or key not in SECTION_SETTINGS or not value:
             raise TemplateError(
                 f"{where}: bad section setting {word!r}; use "
-                + " or ".join(f"{k}=…" for k in SECTION_SETTINGS)
+                + ", ".join(f"{k}=…" for k in SECTION_SETTINGS[:-1])
+                + f" or {SECTION_SETTINGS[-1]}=…"
             )
-        settings[key] = value
-    if settings.get("music", "auto") not in MUSIC_CHOICES:
-        raise TemplateError(f"{where}: music={settings['music']} ; use one of {', '.join(MUSIC_CHOICES)}")
-    return Section(name, number, settings)
+        if key in given:
+            raise TemplateError(f"{where}: section setting {key}= is given twice; keep one")
+        given[key] = word
+        if key == "at":
+            section.at = _marker(value, word, where)
+        elif key == "duck_db":
+            section.duck[key] = _decibels(value, word, where)
+        elif key in DUCK_SETTINGS:
+            section.duck[key] = _time(value, word, where)
+        else:
+            section.settings[key] = value
+    if section.settings.get("music", "auto") not in MUSIC_CHOICES:
+        raise TemplateError(
+            f"{where}: music={section.settings['music']} ; use one of {', '.join(MUSIC_CHOICES)}"
+        )
+    section.duck = {k: section.duck[k] for k in DUCK_SETTINGS if k in section.duck}
+    if section.at is not None:
+        last = next((s for s in reversed(before) if s.at is not None), None)
+        if last is not None and last.at is not None and section.at <= last.at:
+            raise TemplateError(
+                f"{where}: section '{name}' {given['at']} is not after section '{last.name}' "
+                f"(line {last.line}) at {_clock(last.at)}; "
+                "markers must increase down the script; put the sections in time order"
+            )
+    return section
+
+
+def _marker(value: str, word: str, where: str) -> float:
+    """Parse ``at=`` TIME: ``90``, ``90s``, ``1500ms``, ``1:30`` or ``1:02:03.5``."""
+    hint = "write at=90, at=90s, at=1500ms, at=1:30 or at=1:02:03.5"
+    if value.startswith("-"):
+        raise TemplateError(f"{where}: {word!r} is before the programme starts; {hint}")
+    clock = _CLOCK.match(value)
+    if clock:
+        hours, minutes, seconds = clock.group(1), clock.group(2), clock.group(3)
+        if float(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
+            raise TemplateError(f"{where}: bad time {word!r}: minutes and seconds go up to 59; {hint}")
+        return int(hours or 0) * 3600.0 + int(minutes) * 60.0 + float(seconds)
+    m = _DURATION.match(value)
+    if not m:
+        raise TemplateError(f"{where}: bad time {word!r}; {hint}")
+    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+
+def _time(value: str, word: str, where: str) -> float:
+    """Parse a ducking time: ``0.1``, ``0.1s`` or ``100ms``, at least 0."""
+    key = word.partition("=")[0]
+    m = _DURATION.match(value)
+    if not m:
+        problem = "cannot be negative" if value.startswith("-") else "is not a time"
+        raise TemplateError(f"{where}: {word!r} {problem}; write {key}=0.1, {key}=0.1s or {key}=100ms")
+    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+
+def _decibels(value: str, word: str, where: str) -> float:
+    """Parse ``duck_db=``: a number of dB, at most 0."""
+    if not _DECIBELS.match(value):
+        raise TemplateError(f"{where}: {word!r} is not a number of dB; write duck_db=-18")
+    db = float(value)
+    if db > 0:
+        raise TemplateError(f"{where}: {word!r} would raise the bed; use 0 or less, like duck_db=-18")
+    return db + 0.0  # -0 → 0
+
+
+def _clock(seconds: float) -> str:
+    """``seconds`` as a marker is written: ``45``, ``1:30``, ``1:02:03.5``."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:g}"
+    if not minutes and not hours:
+        return text
+    text = f"{int(minutes)}:{'0' if secs < 10 else ''}{text}"
+    return f"{int(hours)}:{'0' if minutes < 10 else ''}{text}" if hours else text
 
 
 def _paragraph(lines: list[tuple[int, str]], source: str) -> list[Say | Rest | Play]:
