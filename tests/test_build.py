@@ -246,22 +246,24 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
 
 
 def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
-    from mixdown.build import Context, _item, leveling_gain
+    from mixdown.build import Context, _item
     from mixdown.cache import Cache
     from mixdown.loudness import measure
+    from mixdown.mix import MixSettings, Section, leveling_gain, mix
 
     t = np.arange(32000) / 16000
     quiet = (0.02 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
     loud = (0.5 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)[:, None]
     cache = Cache(tmp_path)
     context = Context(project=None, cache=cache, registry=None)  # type: ignore[arg-type]
-    levels = []
+    settings = MixSettings(sample_rate=16000, channels=1, line_lufs=-20.0, line_gap=1.0)
+    lines = []
     for n, y in enumerate((quiet, loud)):
         key = f"{n:02d}" + "5" * 62
         cache.put(key, y, 16000, {})
-        line = _item(context, ["line", key, -1.0, []], -20.0)
-        gained = y * 10 ** (line.gain_db / 20)
-        levels.append(measure(gained, 16000, true_peak=False).integrated)
+        lines.append(_item(context, ["line", key, -1.0, []]))
+    voice = mix([Section(tuple(lines))], settings=settings).voice
+    levels = [measure(voice[:32000], 16000).integrated, measure(voice[48000:80000], 16000).integrated]
     assert levels == pytest.approx([-21.0, -21.0], abs=0.05)  # -20 LUFS, then the voice's own -1 dB
     assert leveling_gain(quiet[:3000], 16000, -20.0) == 0.0  # too short to measure: untouched
     assert leveling_gain(quiet, 16000, None) == 0.0

@@ -55,7 +55,7 @@ def test_failed_write_leaves_no_object_and_no_temp_file(
     def broken_write(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(sf, "write", broken_write)
+    monkeypatch.setattr(sf.SoundFile, "write", broken_write)
     with pytest.raises(OSError):
         cache.put(KEY, tone(), 48000, {})
     assert KEY not in Cache(tmp_path)

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from mixdown import deliver as delivering
+from mixdown.audio import Source
 from mixdown.deliver import PRESETS, Delivery, deliver, delivery_from
 from mixdown.errors import ConfigError, RenderFailed
 from mixdown.loudness import Measurement, measure
@@ -34,7 +35,9 @@ def test_every_preset_writes_files_that_pass_its_spec(tmp_path: Path, name: str)
     preset = PRESETS[name]
     formats = preset.formats if name == "alexa" else ("wav", "flac", "mp3")
     delivery = Delivery(**{**preset.__dict__, "formats": formats})
-    written = deliver(programme(), SR, tmp_path / "show", delivery, target=f"deliver:show/{name}")
+    written = deliver(
+        Source.of_array(programme(), SR), tmp_path / "show", delivery, target=f"deliver:show/{name}"
+    )
     assert [p.name for p, _ in written] == [f"show.{f}" for f in formats]
     for path, reported in written:
         y, sr = sf.read(path, always_2d=True)
@@ -47,7 +50,9 @@ def test_every_preset_writes_files_that_pass_its_spec(tmp_path: Path, name: str)
 
 def test_ogg_vorbis_and_opus_pass_the_spec_too(tmp_path: Path) -> None:
     delivery = Delivery(**{**PRESETS["streaming"].__dict__, "formats": ("ogg", "opus"), "sample_rate": 44100})
-    written = deliver(programme(), SR, tmp_path / "show", delivery, target="deliver:show/web")
+    written = deliver(
+        Source.of_array(programme(), SR), tmp_path / "show", delivery, target="deliver:show/web"
+    )
     for path, found in written:
         info = sf.info(str(path))
         assert info.format == "OGG" and info.subtype == ("VORBIS" if path.suffix == ".ogg" else "OPUS")
@@ -56,7 +61,9 @@ def test_ogg_vorbis_and_opus_pass_the_spec_too(tmp_path: Path) -> None:
 
 
 def test_alexa_is_48_kbps_mono_mp3_at_24_khz(tmp_path: Path) -> None:
-    ((path, _),) = deliver(programme(10.0), SR, tmp_path / "flash", PRESETS["alexa"], target="t")
+    ((path, _),) = deliver(
+        Source.of_array(programme(10.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
+    )
     info = sf.info(str(path))
     assert (info.samplerate, info.channels, path.suffix) == (24000, 1, ".mp3")
     kbps = path.stat().st_size * 8 / info.duration / 1000
@@ -70,7 +77,12 @@ def test_out_of_spec_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(
         RenderFailed, match=r"deliver:show/podcast: show.wav is out of spec for 'podcast' \(-30.0 LUFS"
     ):
-        deliver(programme(), SR, tmp_path / "show", PRESETS["podcast"], target="deliver:show/podcast")
+        deliver(
+            Source.of_array(programme(), SR),
+            tmp_path / "show",
+            PRESETS["podcast"],
+            target="deliver:show/podcast",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["show.wav"]  # untouched, no temporaries
     assert (tmp_path / "show.wav").read_bytes() == b"yesterday's good file"
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .errors import AudioError
 
+BLOCK = 1 << 17  # frames per block when a stage streams (2.7 s at 48 kHz, 1 MiB in stereo float32)
+
 __all__ = [
+    "BLOCK",
+    "Source",
+    "Stream",
     "as_channels",
     "db_to_gain",
     "read_audio",
     "resample",
     "valid_audio",
     "write_audio_atomic",
+    "write_blocks_atomic",
 ]
 
 
@@ -110,6 +118,92 @@ def write_audio_atomic(
             sf.write(fh, y, sr, format=format, subtype=subtype)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Stream(Protocol):
+    """Audio read in blocks, as often as needed: what the streaming stages take."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+    def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Yield float32 blocks ``[shape=(<= size, channels)]`` from the start."""
+        ...
+
+
+class Source:
+    """Audio that a stage reads in blocks, as often as it needs: an array or a file.
+
+    A file is read block by block (libsndfile), never whole, so a ten-hour
+    programme costs a block of memory per pass.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        frames: int,
+        *,
+        array: np.ndarray | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.sample_rate, self.channels, self.frames = sample_rate, channels, frames
+        self._array, self._path = array, path
+
+    @classmethod
+    def of_array(cls, y: np.ndarray, sr: int) -> Source:
+        """A source over an in-memory array ``[shape=(n, channels)]``."""
+        return cls(sr, y.shape[1], len(y), array=y)
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike[str]) -> Source:
+        """A source over an audio file (read lazily)."""
+        import soundfile as sf
+
+        try:
+            info = sf.info(os.fspath(path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as err:
+            raise AudioError(f"{path}: cannot read audio ({err}); use WAV, FLAC, OGG or MP3") from None
+        return cls(int(info.samplerate), int(info.channels), int(info.frames), path=Path(path))
+
+    def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Yield float32 blocks ``[shape=(<= size, channels)]`` from the start."""
+        if self._array is not None:
+            for start in range(0, len(self._array), size):
+                yield self._array[start : start + size]
+            return
+        import soundfile as sf
+
+        assert self._path is not None
+        with sf.SoundFile(os.fspath(self._path)) as fh:
+            while True:
+                block = fh.read(size, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+
+
+def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype: str) -> None:
+    """Copy ``source`` into a WAV at ``path`` block by block, atomically (RF64 past 4 GiB)."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width = {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
+    big = source.frames * source.channels * width > (1 << 32) - (1 << 16)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with sf.SoundFile(
+            tmp, "w", source.sample_rate, source.channels, subtype, format="RF64" if big else "WAV"
+        ) as fh:
+            for block in source.blocks():
+                fh.write(block)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -27,7 +27,6 @@ __all__ = [
     "build_delivery",
     "build_master",
     "build_mix",
-    "leveling_gain",
     "render_asset",
     "stamp_matches",
 ]
@@ -106,15 +105,21 @@ def _render_asset(context: Context, asset: Asset) -> None:
 
 
 def _build_mix(context: Context, plan: MixPlan) -> None:
-    """Mix a rendition's timeline from cached assets and store the mix."""
+    """Mix a rendition's timeline from cached assets, block by block, into the cache.
+
+    The stems are stored beside the mix when the show asks for them.
+    """
     from . import mix as mixing
     from .audio import resample
 
     timeline = plan.timeline
-    settings = dict(timeline["settings"])
-    line_lufs = settings.pop("line_lufs", None)
     sections = [
-        mixing.Section(tuple(_item(context, it, line_lufs) for it in s["items"]), music=s["music"])
+        mixing.Section(
+            tuple(_item(context, it) for it in s["items"]),
+            music=s["music"],
+            at=s.get("at"),
+            duck=s.get("duck", {}),
+        )
         for s in timeline["sections"]
     ]
     bed = None
@@ -132,52 +137,92 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             gain_db=timeline["bed"]["gain_db"],
             seamless=seamless,
         )
-    stems = mixing.mix(
-        sections,
-        bed=bed,
-        settings=mixing.MixSettings(
-            sample_rate=timeline["sample_rate"], channels=timeline["channels"], **settings
-        ),
+    settings = _mix_settings(timeline)
+    program = mixing.Mix(sections, bed=bed, settings=settings)
+    sr, channels, frames = program.sample_rate, program.channels, program.frames
+    buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
+    writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
+    writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
+    try:
+        progress = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
+        for done, stems in enumerate(program.blocks()):
+            for bus in buses:
+                writers[bus].write(getattr(stems, bus))
+            writers["mix"].write(stems.mixdown())
+            progress.show(done * len(stems.voice))
+        for bus in buses:
+            writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
+        writers["mix"].commit({"kind": "mix", "name": plan.name})
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+
+
+def _mix_settings(timeline: dict[str, Any]) -> Any:
+    """The mixer's settings from a timeline: [mix] plus the project's rate and channels."""
+    from . import mix as mixing
+
+    settings = dict(timeline["settings"])
+    speech = settings.pop("speech", None)
+    if isinstance(speech, dict):
+        from .speech import SpeechSettings
+
+        speech = SpeechSettings(**speech)
+    return mixing.MixSettings(
+        sample_rate=timeline["sample_rate"], channels=timeline["channels"], speech=speech, **settings
     )
-    for bus in STEMS:
-        meta = {"kind": "stem", "bus": bus, "name": plan.name}
-        context.cache.put(plan.stem_key(bus), getattr(stems, bus), stems.sample_rate, meta)
-    context.cache.put(plan.key, stems.mixdown(), stems.sample_rate, {"kind": "mix", "name": plan.name})
 
 
-def _item(context: Context, item: list[Any], line_lufs: float | None = None) -> Any:
+class _Progress:
+    """Prints how far a long step has got (programmes over ten minutes), at most every 10 %."""
+
+    def __init__(self, target: str, verb: str, frames: int, sr: int) -> None:
+        self.target, self.verb, self.frames, self.sr = target, verb, frames, sr
+        self.long = frames > 600 * sr
+        self._next = 0.1
+
+    def show(self, done: int) -> None:
+        if self.long and done >= self._next * self.frames:
+            print(f"{self.target}  {self.verb} {_clock(done / self.sr)} of {_clock(self.frames / self.sr)}")
+            self._next += 0.1
+
+    def say(self, text: str) -> None:
+        if self.long:
+            print(f"{self.target}  {text}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def _item(context: Context, item: list[Any]) -> Any:
+    """A mixer item from a timeline entry; its audio is read when the mix reaches it."""
     from . import mix as mixing
 
     kind = item[0]
     if kind == "pause":
         return mixing.Pause(item[1])
-    audio, sr = context.cache.get(item[1])
+    audio, sr = _lazy(context, item[1])
     if kind == "sting":
         return mixing.Sting(audio, sr, gain_db=item[2])
     cues = []
     alignment = context.cache.meta(item[1]).get("alignment") if item[3] else None
     for cue_key, at, gain_db, offset in item[3]:
-        cue_audio, cue_sr = context.cache.get(cue_key)
+        cue_audio, cue_sr = _lazy(context, cue_key)
         if alignment:
-            at = aligned_anchor(alignment, at, len(audio) / sr)
+            at = aligned_anchor(alignment, at, audio.frames / sr)
         cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=gain_db, offset=offset))
-    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2] + leveling_gain(audio, sr, line_lufs))
+    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item[2])
 
 
-def leveling_gain(audio: Any, sr: int, line_lufs: float | None) -> float:
-    """dB that bring a voice line to ``line_lufs``, so voices from different renderers match.
+def _lazy(context: Context, key: str) -> tuple[Any, int]:
+    """A cache object as the mixer's :class:`~mixdown.mix.Lazy` audio, and its rate."""
+    from .mix import Lazy
 
-    Lines too short to measure (under 400 ms) and silent lines are left as
-    they are; the voice's own ``gain_db`` still applies on top.
-    """
-    import math
-
-    from .loudness import measure
-
-    if line_lufs is None:
-        return 0.0
-    loudness = measure(audio, sr, true_peak=False).integrated
-    return float(line_lufs - loudness) if math.isfinite(loudness) else 0.0
+    frames, sr = context.cache.info(key)
+    return Lazy(frames, lambda: context.cache.get(key)[0]), sr
 
 
 def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> float:
@@ -194,17 +239,39 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
     return min(max(float(spoken) / seconds, 0.0), 1.0)
 
 
-def _mastered(context: Context, plan: MixPlan) -> tuple[Any, int]:
-    """The master of ``plan`` from the cache, made from its mix if missing."""
-    from .master import MasterSettings, master
+def _mastered(context: Context, plan: MixPlan) -> tuple[Any, Any]:
+    """The master of ``plan`` (a block source over its cache object) and its loudness.
+
+    Made from the mix if missing: two streaming passes (measure, then gain
+    and limiter), written block by block into the cache.
+    """
+    from .audio import Source
+    from .master import Loudness, MasterSettings, master_stream
 
     cache = context.cache
     if plan.master_key in cache:
-        return cache.get(plan.master_key)
-    mixed, sr = cache.get(plan.key)
-    y, loudness = master(mixed, sr, MasterSettings(**plan.master))
-    cache.put(plan.master_key, y, sr, {"kind": "master", "name": plan.name, "loudness": str(loudness)})
-    return y, sr
+        meta = cache.meta(plan.master_key)
+        found = meta.get("measured")
+        loudness = Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
+        return Source.of_file(cache.path(plan.master_key)), loudness
+    mixed = Source.of_file(cache.path(plan.key))
+    writers: list[Any] = []
+
+    def open_sink() -> Any:
+        writers.append(cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames))
+        return writers[-1]
+
+    progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
+    try:
+        loudness = master_stream(mixed, MasterSettings(**plan.master), open_sink, progress=progress.say)
+    except BaseException:
+        for writer in writers:
+            writer.discard()
+        raise
+    measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
+    meta = {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
+    path = writers[-1].commit(meta)
+    return Source.of_file(path), loudness
 
 
 def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
@@ -214,10 +281,11 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     plan, name = item
     table, files = plan.delivery(name)
     delivery = delivery_from(table, f"[deliveries.{name}]")
-    y, sr = _mastered(context, plan)
+    source, loudness = _mastered(context, plan)
     stem = files[0].with_name(files[0].name.rsplit(".", 1)[0])
-    for path, found in deliver(y, sr, stem, delivery, target=f"deliver:{plan.name}/{name}"):
-        print(f"deliver:{plan.name}/{name}  {found}  {_relative(context, path)}", file=sys.stdout)
+    target = f"deliver:{plan.name}/{name}"
+    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness):
+        print(f"{target}  {found}  {_relative(context, path)}", file=sys.stdout)
     return {"stamp": plan.delivery_stamp(name)}
 
 
@@ -238,25 +306,24 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     files = [p for p in plan.outputs if p.parent.suffix != ".stems"]
     formats = tuple(p.suffix[1:] for p in files)
     delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
-    y, sr = _mastered(context, plan)
+    source, loudness = _mastered(context, plan)
     stem = files[0].with_name(files[0].name[: -len(files[0].suffix)])
-    for path, found in deliver(y, sr, stem, delivery, target=f"master:{plan.name}"):
-        print(
-            f"master:{plan.name}  {found}  {len(y) / sr:6.1f} s  {_relative(context, path)}", file=sys.stdout
-        )
+    seconds = source.frames / source.sample_rate
+    for path, found in deliver(source, stem, delivery, target=f"master:{plan.name}", loudness=loudness):
+        print(f"master:{plan.name}  {found}  {seconds:6.1f} s  {_relative(context, path)}", file=sys.stdout)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     return {"stamp": plan.stamp}
 
 
 def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
     """Write the mix's buses as 24-bit WAVs: before mastering, they sum to the mix."""
-    from .audio import write_audio_atomic
+    from .audio import Source, write_blocks_atomic
 
     if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
         _build_mix(context, plan)  # a mix cached before stems were asked for
     for path in paths:
-        y, sr = context.cache.get(plan.stem_key(path.stem))
-        write_audio_atomic(path, y, sr, format="WAV", subtype="PCM_24")
+        source = Source.of_file(context.cache.path(plan.stem_key(path.stem)))
+        write_blocks_atomic(path, source, subtype="PCM_24")
         print(f"master:{plan.name}  stem {path.stem:<5}  {_relative(context, path)}", file=sys.stdout)
 
 

@@ -31,7 +31,7 @@ from .errors import AudioError
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
     import numpy as np
 
-__all__ = ["Cache", "safe_params"]
+__all__ = ["Cache", "ObjectWriter", "safe_params"]
 
 _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
@@ -130,27 +130,32 @@ class Cache:
         ``meta`` is filtered through :func:`safe_params` at every level that
         names parameters, so credentials never reach disk.
         """
-        from .audio import valid_audio, write_audio_atomic
+        from .audio import valid_audio
 
         audio = valid_audio(audio, what=f"cache object {key[:12]}")
-        if len(audio) == 0:
-            raise AudioError(f"cache object {key[:12]}: refusing to store empty audio")
-        record = {
-            **{k: v for k, v in safe_params(meta).items() if k != "params"},
-            "params": safe_params(meta.get("params", {})),
-            "key": key,
-            "duration": round(len(audio) / sample_rate, 6),
-            "sample_rate": sample_rate,
-            "channels": int(audio.shape[1]),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        path = self.path(key)
-        _write_text_atomic(self.meta_path(key), json.dumps(record, indent=1, sort_keys=True))
-        write_audio_atomic(path, audio, sample_rate, format="WAV", subtype="FLOAT")
+        with self.writer(key, sample_rate, int(audio.shape[1]), frames=len(audio)) as writer:
+            writer.write(audio)
+            return writer.commit(meta)
+
+    def writer(self, key: str, sample_rate: int, channels: int, *, frames: int = 0) -> ObjectWriter:
+        """Start writing the object ``key`` block by block (see :class:`ObjectWriter`).
+
+        ``frames`` is the expected length: objects over 4 GiB are written as
+        RF64 (a WAV with 64-bit sizes, read like any other).
+        """
+        return ObjectWriter(self, key, sample_rate, channels, frames=frames)
+
+    def info(self, key: str) -> tuple[int, int]:
+        """The length in samples and the sample rate of the object ``key``, from its header."""
+        import soundfile as sf
+
+        info = sf.info(str(self.path(key)))
+        return int(info.frames), int(info.samplerate)
+
+    def _added(self, key: str) -> None:
         with self._lock:
             if self._known is not None:
                 self._known.add(key)
-        return path
 
     def get(self, key: str) -> tuple[np.ndarray, int]:
         """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate."""
@@ -162,6 +167,73 @@ class Cache:
         """The metadata record of ``key``."""
         data: dict[str, Any] = json.loads(self.meta_path(key).read_text("utf-8"))
         return data
+
+
+class ObjectWriter:
+    """A cache object written in blocks: it exists only once :meth:`commit` succeeds.
+
+    The audio goes to a temporary file beside the object; :meth:`commit`
+    flushes it to disk, writes the record and renames the audio into place
+    (the same order as :meth:`Cache.put`); :meth:`discard` removes it. Used
+    as a context manager, an exception discards.
+    """
+
+    _RIFF_LIMIT = (1 << 32) - (1 << 16)
+
+    def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int = 0) -> None:
+        import soundfile as sf
+
+        self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
+        self.frames = 0
+        path = cache.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self._tmp = Path(name)
+        big = frames * channels * 4 > self._RIFF_LIMIT
+        self._file: Any = sf.SoundFile(
+            name, "w", sample_rate, channels, "FLOAT", format="RF64" if big else "WAV"
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        """Append samples ``[shape=(n, channels)]``."""
+        self._file.write(block)
+        self.frames += len(block)
+
+    def commit(self, meta: Mapping[str, Any]) -> Path:
+        """Make the object visible under its key with the record ``meta``; return its path."""
+        self._file.close()
+        if self.frames == 0:
+            self.discard()
+            raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
+        with open(self._tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        record = {
+            **{k: v for k, v in safe_params(meta).items() if k != "params"},
+            "params": safe_params(meta.get("params", {})),
+            "key": self.key,
+            "duration": round(self.frames / self.sample_rate, 6),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _write_text_atomic(self.cache.meta_path(self.key), json.dumps(record, indent=1, sort_keys=True))
+        path = self.cache.path(self.key)
+        os.replace(self._tmp, path)
+        self.cache._added(self.key)
+        return path
+
+    def discard(self) -> None:
+        """Throw away what was written."""
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is not None:
+            self.discard()
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

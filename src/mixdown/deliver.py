@@ -17,8 +17,11 @@ preset         target      true peak   tolerance  format
 ``custom``     given       given       ±1 LU      given
 =============  ==========  ==========  =========  ===============================
 
-MP3 is encoded with LAME (``lameenc``): exact bitrates, CBR or VBR, and
-several times faster than libsndfile's MP3 writer.
+MP3 is encoded with LAME (``lameenc``) in a child process, beside the
+other formats: exact bitrates, CBR or VBR, and several times faster than
+libsndfile's MP3 writer. Every stage streams: a ten-hour programme is read,
+mastered, encoded and checked a block at a time (WAVs over 4 GiB are
+written as RF64).
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, RenderFailed
 
 if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a delivery runs
+    from collections.abc import Iterator
+
     import numpy as np
+
+    from .audio import Source, Stream
+    from .master import Loudness
 
 __all__ = ["FORMATS", "PRESETS", "Delivery", "deliver", "delivery_from"]
 
@@ -40,6 +48,7 @@ FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Og
 LOSSY = frozenset({"mp3", "ogg", "opus"})
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+_WAV_LIMIT = (1 << 32) - (1 << 16)  # bytes of samples a RIFF WAV can hold
 LOSSY_HEADROOM_DB = 1.0  # MP3 decodes with inter-sample peaks above its input's: start this far under
 SETTINGS = (
     "preset",
@@ -102,55 +111,216 @@ def delivery_from(table: dict[str, Any], where: str) -> Delivery:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def deliver(y: np.ndarray, sr: int, stem: Path, delivery: Delivery, *, target: str) -> list[tuple[Path, Any]]:
+def deliver(
+    source: Source,
+    stem: Path,
+    delivery: Delivery,
+    *,
+    target: str,
+    loudness: Loudness | None = None,
+) -> list[tuple[Path, Any]]:
     """Write ``stem.<format>`` for each format of ``delivery``; return (path, measurement) pairs.
+
+    ``source`` is read in blocks, never whole. Formats that share a sample
+    rate and a ceiling (lossy formats get :data:`LOSSY_HEADROOM_DB` more) are
+    written in one pass. ``loudness`` is what is known of the source (a
+    master's own measurement): when the source already has the delivery's
+    rate, channels and loudness and sits under its ceiling, it is encoded as
+    it is; otherwise it is mastered again for the delivery first (two passes,
+    :func:`mixdown.master.master_stream`, into a temporary file).
 
     Each file is written beside its destination under a temporary name,
     decoded and measured, and renamed into place only if it meets the
     delivery's loudness tolerance and ceiling; otherwise :class:`RenderFailed`
     names ``target`` and what was measured, and no file of this call is left.
     """
-    from .audio import as_channels, resample, valid_audio
-    from .master import MasterSettings
-    from .master import master as normalise
-
-    y = valid_audio(y)
-    if delivery.channels is not None:
-        y = as_channels(y, delivery.channels)
-    if delivery.sample_rate is not None and delivery.sample_rate != sr:
-        y, sr = resample(y, sr, delivery.sample_rate), delivery.sample_rate
     written: list[tuple[Path, Path, Any]] = []
-    levelled: dict[tuple[int, float], np.ndarray] = {}  # (rate, ceiling) -> audio: wav and flac share one
-
-    def at(sr: int, ceiling: float) -> np.ndarray:
-        if (sr, ceiling) not in levelled:
-            source = resample(y, programme_sr, sr)
-            levelled[sr, ceiling] = normalise(source, sr, MasterSettings(delivery.target_lufs, ceiling))[0]
-        return levelled[sr, ceiling]
-
-    programme_sr = sr
     try:
+        groups: dict[tuple[int, float], list[str]] = {}
         for fmt in delivery.formats:
-            sr = _rate_for(fmt, programme_sr)
-            path = stem.with_name(f"{stem.name}.{fmt}")
+            rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
             margin = LOSSY_HEADROOM_DB if fmt in LOSSY else 0.0
+            groups.setdefault((rate, delivery.ceiling_dbtp - margin), []).append(fmt)
+        for (rate, ceiling), formats in groups.items():
             for attempt in range(4):  # encoders overshoot: aim lower by the excess, encode again
-                data = at(sr, delivery.ceiling_dbtp - margin)
-                tmp = _encode(data, sr, path, fmt, delivery)
-                found = _measure_file(tmp)
-                excess = found.true_peak - delivery.ceiling_dbtp
+                files = _write_group(source, stem, formats, rate, ceiling, delivery, loudness)
+                excess = max(found.true_peak for _, found in files) - delivery.ceiling_dbtp
                 if excess <= 0 or attempt == 3:
                     break
-                tmp.unlink()
-                margin += excess + 0.2
-            written.append((tmp, path, found))
-            _check(found, delivery, target, path)
+                for tmp, _ in files:
+                    tmp.unlink()
+                ceiling -= excess + 0.2
+            for fmt, (tmp, found) in zip(formats, files, strict=True):
+                path = stem.with_name(f"{stem.name}.{fmt}")
+                written.append((tmp, path, found))
+                _check(found, delivery, target, path)
         for tmp, path, _ in written:
             os.replace(tmp, path)
     finally:
         for tmp, _, _ in written:
             tmp.unlink(missing_ok=True)
-    return [(path, found) for _, path, found in written]
+    order = {fmt: i for i, fmt in enumerate(delivery.formats)}
+    return sorted(((path, found) for _, path, found in written), key=lambda pf: order[pf[0].suffix[1:]])
+
+
+def _write_group(
+    source: Source,
+    stem: Path,
+    formats: list[str],
+    sr: int,
+    ceiling: float,
+    delivery: Delivery,
+    loudness: Loudness | None,
+) -> list[tuple[Path, Any]]:
+    """Encode ``formats`` at ``sr`` under ``ceiling`` in one pass; decode and measure each file."""
+    from .audio import Source as Audio
+    from .master import _MASTER_MARGIN_DB, MasterSettings, master_stream
+
+    channels = delivery.channels or source.channels
+    converted = _converted(source, channels, sr)
+    ready = (
+        loudness is not None
+        and converted is source
+        and abs(loudness.integrated_lufs - delivery.target_lufs) <= 0.1
+        and loudness.true_peak_dbtp <= ceiling - _MASTER_MARGIN_DB + 0.01
+    )
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    scratch: Path | None = None
+    temporaries: list[Path] = []
+    try:
+        feed: Any = converted
+        if not ready:
+            scratch = _temporary(stem, "wav")
+            sinks: list[_Writer] = []
+
+            def open_sink() -> _Writer:
+                assert scratch is not None
+                sinks.append(_Writer(scratch, sr, channels, "WAV", "FLOAT", frames=converted.frames))
+                return sinks[-1]
+
+            master_stream(converted, MasterSettings(delivery.target_lufs, ceiling), open_sink)
+            sinks[-1].close()
+            feed = Audio.of_file(scratch)
+        encoders = []
+        for fmt in formats:
+            temporaries.append(_temporary(stem, fmt))
+            encoders.append(_encoder(temporaries[-1], fmt, sr, channels, delivery, feed.frames))
+        try:
+            for block in feed.blocks():
+                for encoder in encoders:
+                    encoder.write(block)
+        except BaseException:
+            for encoder in encoders:
+                encoder.abort()
+            raise
+        for encoder in encoders:
+            encoder.close()
+        return list(zip(temporaries, _measure_files(temporaries), strict=True))
+    except BaseException:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if scratch is not None:
+            scratch.unlink(missing_ok=True)
+
+
+def _converted(source: Source, channels: int, sr: int) -> Stream:
+    """``source`` itself if it has ``channels`` at ``sr``, else a :class:`_Converted` view."""
+    if source.channels == channels and source.sample_rate == sr:
+        return source
+    return _Converted(source, channels, sr)
+
+
+class _Converted:
+    """``source`` mapped to ``channels`` and resampled to ``sr`` block by block (soxr, streaming)."""
+
+    def __init__(self, source: Source, channels: int, sr: int) -> None:
+        self.source, self.channels, self.sample_rate = source, channels, sr
+        self.frames = round(source.frames * sr / source.sample_rate)
+
+    def blocks(self, size: int = 1 << 17) -> Iterator[np.ndarray]:
+        import numpy as np
+        import soxr
+
+        from .audio import as_channels
+
+        same_rate = self.source.sample_rate == self.sample_rate
+        stream = (
+            None
+            if same_rate
+            else soxr.ResampleStream(
+                self.source.sample_rate, self.sample_rate, self.channels, dtype="float32", quality="HQ"
+            )
+        )
+        for block in self.source.blocks(size):
+            block = as_channels(block, self.channels)
+            if stream is None:
+                yield block
+                continue
+            out = stream.resample_chunk(np.ascontiguousarray(block))
+            if len(out):
+                yield out.reshape(-1, self.channels)
+        if stream is not None:
+            out = stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+            if len(out):
+                yield out.reshape(-1, self.channels)
+
+
+class _Writer:
+    """A libsndfile writer of float blocks (WAV, FLAC, OGG Vorbis, Opus)."""
+
+    def __init__(self, path: Path, sr: int, channels: int, fmt: str, subtype: str, *, frames: int) -> None:
+        import soundfile as sf
+
+        if fmt == "WAV" and frames * channels * 4 > _WAV_LIMIT:
+            fmt = "RF64"  # a RIFF WAV stops at 4 GiB; RF64 is the same file with 64-bit sizes
+        self.path, self._chunk = path, 1 << 16 if fmt == "OGG" else 0
+        self._file = sf.SoundFile(os.fspath(path), "w", sr, channels, subtype, format=fmt)
+
+    def write(self, block: np.ndarray) -> None:
+        if not self._chunk:
+            self._file.write(block)
+            return
+        for start in range(0, len(block), self._chunk):  # libvorbis crashes on very long writes
+            self._file.write(block[start : start + self._chunk])
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._file.close()
+
+    abort = close
+
+
+def _temporary(stem: Path, fmt: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{stem.name}.", suffix=f".tmp.{fmt}", dir=stem.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _encoder(tmp: Path, fmt: str, sr: int, channels: int, delivery: Delivery, frames: int) -> Any:
+    """A writer of ``fmt`` into ``tmp`` (see :class:`_Writer` and :class:`mixdown.lame.Mp3Writer`)."""
+    if fmt == "mp3":
+        from .lame import Mp3Writer
+
+        return Mp3Writer(tmp, sr, channels, bitrate=delivery.bitrate, vbr=delivery.vbr)
+    if fmt in ("ogg", "opus"):
+        return _Writer(tmp, sr, channels, "OGG", "VORBIS" if fmt == "ogg" else "OPUS", frames=frames)
+    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT" if fmt == "wav" else "PCM_24"}[delivery.bit_depth]
+    return _Writer(tmp, sr, channels, fmt.upper(), subtype, frames=frames)
+
+
+def _measure_files(paths: list[Path]) -> list[Any]:
+    """Decode and measure each file, side by side on the meter's threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(paths) == 1:
+        return [_measure_file(paths[0])]
+    with ThreadPoolExecutor(max_workers=len(paths), thread_name_prefix="mixdown-check") as pool:
+        return list(pool.map(_measure_file, paths))
 
 
 def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
@@ -163,24 +333,6 @@ def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
         )
 
 
-def _encode(y: np.ndarray, sr: int, path: Path, fmt: str, delivery: Delivery) -> Path:
-    """Encode to a temporary file beside ``path``; return the temporary path."""
-    from .audio import write_audio_atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp.{fmt}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    if fmt == "mp3":
-        tmp.write_bytes(_mp3(y, sr, delivery))
-    elif fmt in ("ogg", "opus"):
-        write_audio_atomic(tmp, y, sr, format="OGG", subtype="VORBIS" if fmt == "ogg" else "OPUS")
-    else:
-        subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT" if fmt == "wav" else "PCM_24"}[delivery.bit_depth]
-        write_audio_atomic(tmp, y, sr, format=fmt.upper(), subtype=subtype)
-    return tmp
-
-
 def _rate_for(fmt: str, sr: int) -> int:
     """The rate a format is written at: MP3 and Opus take only some rates."""
     if fmt == "mp3" and sr not in MP3_RATES:
@@ -190,25 +342,13 @@ def _rate_for(fmt: str, sr: int) -> int:
     return sr
 
 
-def _mp3(y: np.ndarray, sr: int, delivery: Delivery) -> bytes:
-    import lameenc
-    import numpy as np
-
-    encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(sr)
-    encoder.set_channels(y.shape[1])
-    encoder.set_quality(2)
-    if delivery.vbr:
-        encoder.set_vbr(4)
-        encoder.set_vbr_mean_bitrate_kbps(delivery.bitrate)
-    else:
-        encoder.set_bit_rate(delivery.bitrate)
-    pcm = (np.clip(y, -1.0, 32767 / 32768) * 32768).astype("<i2")
-    return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
-
-
 def _measure_file(path: Path) -> Any:
-    from .audio import read_audio
-    from .loudness import measure
+    """Decode ``path`` block by block and measure it (BS.1770, true peak)."""
+    from .audio import Source as Audio
+    from .loudness import Meter
 
-    return measure(*read_audio(path))
+    source = Audio.of_file(path)
+    meter = Meter(source.sample_rate, source.channels)
+    for block in source.blocks():
+        meter.add(block)
+    return meter.result()

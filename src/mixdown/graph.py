@@ -25,8 +25,8 @@ __all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for", "task_dicts"]
 KINDS = ("voice", "sfx", "music")
 SEGMENTS = ("intro", "main", "outro")
 STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
-MIX_VERSION = "2"  # bump when the mix stage would sound different for the same timeline
-MASTER_VERSION = "1"  # likewise for mastering
+MIX_VERSION = "3"  # bump when the mix stage would sound different for the same timeline
+MASTER_VERSION = "2"  # likewise for mastering
 # doit captures a python-action's output by swapping the global sys.stdout, which
 # races between worker threads (`doit -n 4`) and can leave a dead stream behind;
 # mixdown's actions print only their own one-line results, so output is not captured.

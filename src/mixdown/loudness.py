@@ -87,7 +87,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .audio import valid_audio
 from .errors import AudioError
 
-__all__ = ["Measurement", "Meter", "interpolation_filter", "measure", "oversampling", "true_peak"]
+__all__ = [
+    "Measurement",
+    "Meter",
+    "interpolation_filter",
+    "measure",
+    "oversampling",
+    "peak_envelope",
+    "true_peak",
+]
 
 _OFFSET = -0.691  # LUFS of a unit mean-square K-weighted signal, BS.1770 eq. 2
 _ABS_GATE = -70.0  # LUFS
@@ -118,6 +126,8 @@ _TP_CHUNK = 1 << 16  # samples per chunk (a multiple of _TP_ROW * _TP_BATCH)
 _TP_MARGIN = 1.0001  # float32 rounding allowance on the skip bound
 _BLOCK = 1 << 20  # frames per block in measure() and true_peak()
 _PARALLEL_FRAMES = 1 << 14  # below this, a block is not worth a thread hand-off
+ENVELOPE_BEFORE = _TP_TAPS // 2 - 1  # context peak_envelope() needs before a sample (15)
+ENVELOPE_AFTER = _TP_TAPS // 2  # and after it (16)
 
 
 @dataclass(frozen=True)
@@ -560,6 +570,57 @@ def _interpolator(factor: int) -> _Interpolator:
     matrix[taps - 1 + j - k, j, :] = phases.T[k]
     gain = float(np.abs(phases).sum(axis=1).max())
     return _Interpolator(taps, matrix.reshape(width, -1).astype(np.float32), gain)
+
+
+def peak_envelope(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
+    """Per sample, the largest magnitude of the oversampled signal from it to the next.
+
+    Parameters
+    ----------
+    z : np.ndarray [shape=(m,)]
+        One channel, float32, with :data:`ENVELOPE_BEFORE` samples of context
+        before the first sample of interest and :data:`ENVELOPE_AFTER` after
+        the last one.
+    sr : int
+        Sample rate (sets the oversampling, as for the meter).
+    above : float
+        Only values above this matter to the caller: where the interpolator
+        cannot exceed it (sample peak of the neighbourhood times the filter's
+        largest gain), the sample magnitude is returned without interpolating.
+
+    Returns
+    -------
+    np.ndarray [shape=(m - ENVELOPE_BEFORE - ENVELOPE_AFTER,)]
+        float32: ``max(|z[i]|, |interpolated values between z[i] and z[i + 1]|)``
+        for each sample of interest, with the meter's own interpolation filter,
+        so that what a limiter keeps under a ceiling is what the meter reads.
+    """
+    factor = oversampling(int(sr))
+    n = len(z) - ENVELOPE_BEFORE - ENVELOPE_AFTER
+    if n <= 0:
+        return np.zeros(0, dtype=np.float32)
+    magnitude: np.ndarray = np.abs(z[ENVELOPE_BEFORE : ENVELOPE_BEFORE + n]).astype(np.float32)
+    if factor == 1:
+        return magnitude
+    interp = _interpolator(factor)
+    rows = -(-n // _TP_ROW)
+    padded = np.zeros(rows * _TP_ROW + interp.taps - 1, dtype=np.float32)
+    padded[: len(z)] = z
+    # A row's outputs depend on its 63-sample window, which lies in two 32-sample blocks.
+    span = np.zeros((rows + 1) * _TP_ROW, dtype=np.float32)
+    span[: len(padded)] = np.abs(padded)
+    block_max = span.reshape(rows + 1, _TP_ROW).max(axis=1)
+    bound = np.maximum(block_max[:-1], block_max[1:]) * np.float32(interp.gain * _TP_MARGIN)
+    busy = np.flatnonzero(bound > above)
+    envelope = np.zeros(rows * _TP_ROW, dtype=np.float32)
+    envelope[:n] = magnitude
+    if len(busy):
+        windows = sliding_window_view(padded, _TP_ROW + interp.taps - 1)[::_TP_ROW][busy]
+        values = np.abs(windows @ interp.matrix).reshape(len(busy), _TP_ROW, factor - 1).max(axis=2)
+        view = envelope.reshape(rows, _TP_ROW)
+        view[busy] = np.maximum(view[busy], values)
+    result: np.ndarray = envelope[:n]
+    return result
 
 
 class _PeakTracker:

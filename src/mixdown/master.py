@@ -12,20 +12,37 @@ All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .audio import db_to_gain, valid_audio
 
-__all__ = ["Loudness", "MasterSettings", "limit", "master", "measure", "true_peak"]
+if TYPE_CHECKING:
+    from .audio import Stream
+
+__all__ = [
+    "Limiter",
+    "Loudness",
+    "MasterSettings",
+    "Sink",
+    "limit",
+    "master",
+    "master_stream",
+    "measure",
+    "true_peak",
+]
 
 _BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
 _LIMIT_PASSES = 4
 _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
-_NORMALISE_PASSES = 6
+_NORMALISE_PASSES = 4
 _LOUDNESS_TOLERANCE = 0.05  # LU: master() stops correcting its gain within this
+_LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
+_RELEASE = 0.08  # s, the time constant of its release
 
 
 @dataclass(frozen=True)
@@ -89,8 +106,8 @@ def limit(
     sr: int,
     *,
     ceiling_dbtp: float,
-    lookahead: float = 0.005,
-    release: float = 0.08,
+    lookahead: float = _LOOKAHEAD,
+    release: float = _RELEASE,
 ) -> np.ndarray:
     """Limit ``y`` so that its true peak does not exceed ``ceiling_dbtp``.
 
@@ -116,29 +133,112 @@ def limit(
 
     Notes
     -----
-    Per sample, the required gain is ``ceiling / peak`` from the oversampled
-    peaks of all channels (one gain for all channels). It is min-filtered over
-    the look-ahead window, given an exponential release, and averaged over the
-    same window: the average of values that are each <= the required gain at
-    the peak cannot exceed it, and the curve has no steps. Gain changes move
-    inter-sample peaks a little, so the pass repeats on what still exceeds
-    the ceiling (at most 4 passes); a plain gain settles any last excess.
+    Runs :class:`Limiter` over the array. Gain changes move inter-sample
+    peaks a little, so a pass that leaves any excess is repeated on its own
+    output with the aim lowered by that excess (at most 4 passes); a plain
+    gain settles whatever is left.
     """
     y = valid_audio(y)
     ceiling = db_to_gain(ceiling_dbtp)
-    window = max(1, round(lookahead * sr))
-    out = y.copy()
+    out, aim = y, _AIM
     for _ in range(_LIMIT_PASSES):
-        peaks = _peak_envelope(out, sr)
-        if peaks.max(initial=0.0) <= ceiling:
-            break
-        aim = ceiling * _AIM
-        need = aim / np.maximum(peaks.astype(np.float64), aim)  # 1 where under the aim
-        out *= _gain_curve(need, window, max(release * sr, 1.0)).astype(np.float32)[:, None]
+        peak = true_peak(out, sr)
+        if peak <= ceiling:
+            return out if out is not y else y.copy()
+        limiter = Limiter(sr, y.shape[1], ceiling_dbtp=ceiling_dbtp, lookahead=lookahead, release=release)
+        limiter.aim *= aim / _AIM
+        out = np.concatenate([limiter.process(out), limiter.flush()])
+        aim *= _AIM
     peak = true_peak(out, sr)  # the meter's interpolator has the last word
     if peak > ceiling:
         out *= np.float32(ceiling * _AIM / peak)
     return out
+
+
+class Limiter:
+    """A streaming look-ahead true-peak limiter.
+
+    Feed blocks of ``[shape=(n, channels)]`` in order to :meth:`process`,
+    then call :meth:`flush` once; the outputs, concatenated, are the input
+    limited, sample for sample (the limiter's delay is absorbed). Memory is
+    a block plus a few milliseconds, whatever the length of the programme.
+
+    Per sample, the required gain is ``aim / peak`` from the oversampled
+    magnitude over all channels (one gain for all channels, with the meter's
+    interpolation filter). It is min-filtered over the look-ahead window,
+    given an instant-attack exponential release (in dB), and averaged over
+    the same window: the average of values that are each <= the required
+    gain at the peak cannot exceed it, and the curve has no steps. The
+    result does not depend on how the input is split into blocks.
+    """
+
+    def __init__(
+        self,
+        sr: int,
+        channels: int,
+        *,
+        ceiling_dbtp: float,
+        lookahead: float = _LOOKAHEAD,
+        release: float = _RELEASE,
+    ) -> None:
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE
+
+        self.sr = sr
+        self.aim = db_to_gain(ceiling_dbtp) * _AIM
+        self._window = w = max(1, round(lookahead * sr))
+        self._tau = max(release * sr, 1.0)
+        self._before = w - 1 + ENVELOPE_BEFORE  # input kept before the next output sample
+        self._after = w - 1 + ENVELOPE_AFTER  # input needed after the last output sample
+        self._buffer = np.zeros((self._before, channels), dtype=np.float32)
+        self._state = 0.0  # gain reduction (dB) just before the released span of the next step
+        self._done = 0  # output samples produced
+        self._fed = 0  # input samples taken
+        self.reduction_db = 0.0  # the largest gain reduction applied so far
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Take the next input samples; return the output that is now complete."""
+        self._fed += len(block)
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
+        return self._step(len(self._buffer) - self._before - self._after)
+
+    def flush(self) -> np.ndarray:
+        """Return the rest of the output (the input ends here)."""
+        pad = np.zeros((self._after, self._buffer.shape[1]), dtype=np.float32)
+        self._buffer = np.concatenate([self._buffer, pad])
+        return self._step(self._fed - self._done)
+
+    def _step(self, count: int) -> np.ndarray:
+        from scipy.ndimage import minimum_filter1d
+
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, peak_envelope
+
+        buffer, w = self._buffer, self._window
+        if count <= 0:
+            return buffer[:0].copy()
+        # Required gains for the span the window needs: [a - w + 1, b + w - 1).
+        span = count + 2 * (w - 1)
+        z = buffer[: span + ENVELOPE_BEFORE + ENVELOPE_AFTER]
+        envelope = peak_envelope(np.ascontiguousarray(z[:, 0]), self.sr, above=self.aim)
+        for c in range(1, z.shape[1]):
+            np.maximum(
+                envelope, peak_envelope(np.ascontiguousarray(z[:, c]), self.sr, above=self.aim), out=envelope
+            )
+        x = buffer[self._before : self._before + count]
+        if envelope.max(initial=0.0) <= self.aim and self._state == 0.0:
+            out = x.copy()  # nothing to do here, and no release still running
+        else:
+            need = self.aim / np.maximum(envelope.astype(np.float64), self.aim)
+            held = minimum_filter1d(need, w, origin=-(w // 2), mode="nearest")[: count + w - 1]
+            released, self._state = _release(held, self._tau, self._state, keep=count - 1)
+            csum = np.concatenate([[0.0], np.cumsum(released)])
+            gain = (csum[w:] - csum[:-w]) / w  # mean over i - w + 1 .. i, for each output i
+            out = x * gain.astype(np.float32)[:, None]
+            self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(gain.min())))
+            if self._state < 1e-6:  # a release decayed to nothing: let quiet spans pass untouched
+                self._state = 0.0
+        self._buffer = buffer[count:]
+        self._done += count
+        return out
 
 
 def master(
@@ -148,14 +248,7 @@ def master(
 ) -> tuple[np.ndarray, Loudness]:
     """Normalise ``y`` to the target loudness and limit it under the ceiling.
 
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n, channels)]
-        The mix.
-    sr : int
-        Sample rate of ``y``.
-    settings : MasterSettings
-        Loudness target and true-peak ceiling.
+    The in-memory form of :func:`master_stream` (same result).
 
     Returns
     -------
@@ -164,26 +257,122 @@ def master(
         resampling and codecs).
     loudness : Loudness
         The measurement of ``mastered``.
-
-    Notes
-    -----
-    Limiting lowers the loudness of peaky material a little, so the gain is
-    corrected by the measured error and the limiter rerun (at most 3 passes,
-    stopping within 0.05 LU). Digital silence is returned unchanged.
     """
+    from .audio import Source
+
     y = valid_audio(y)
-    loudness = _integrated(y, sr)
+    sink = _Collect()
+    loudness = master_stream(Source.of_array(y, sr), settings, lambda: sink)
+    return sink.audio(y.shape[1]), loudness
+
+
+class Sink(Protocol):
+    """Where :func:`master_stream` writes: blocks in order, then kept or thrown away."""
+
+    def write(self, block: np.ndarray) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class _Collect:
+    """A sink that keeps the blocks in memory (for :func:`master`)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+    def discard(self) -> None:
+        self.blocks = []
+
+    def audio(self, channels: int) -> np.ndarray:
+        if not self.blocks:
+            return np.zeros((0, channels), dtype=np.float32)
+        return np.concatenate(self.blocks)
+
+
+def master_stream(
+    source: Stream,
+    settings: MasterSettings,
+    open_sink: Callable[[], Sink],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Loudness:
+    """Normalise and limit ``source`` block by block into a sink; return what was measured.
+
+    Two passes over the source: one measures its integrated loudness, the
+    next applies the gain and the :class:`Limiter` and meters what it writes
+    (loudness, true peak, LRA). Limiting takes a little loudness off peaky
+    material: when the result is more than 0.05 LU off the target, or over
+    the ceiling, the second pass runs again with the gain corrected by the
+    measured error (at most 3 more times, each into a new sink; the caller
+    keeps only the last one). Memory stays at a few blocks whatever the length.
+
+    The sink returned by ``open_sink`` receives the master; on a retry it is
+    told to :meth:`Sink.discard` what it got. Digital silence passes unchanged.
+    """
+    from .loudness import Meter
+
+    say = progress or (lambda _: None)
+    sr, channels = source.sample_rate, source.channels
+    meter = Meter(sr, channels, true_peak=False)
+    for block in source.blocks():
+        meter.add(block)
+    loudness = _integrated_of(meter, source.frames, sr, source)
+    say(f"measured {loudness:.1f} LUFS")
     if not math.isfinite(loudness):
-        return y.copy(), Loudness(loudness, _to_db(true_peak(y, sr)))
-    gain_db = settings.target_lufs - loudness
-    ceiling = settings.ceiling_dbtp - _MASTER_MARGIN_DB
-    for _ in range(_NORMALISE_PASSES):
-        out = limit(y * np.float32(db_to_gain(gain_db)), sr, ceiling_dbtp=ceiling)
-        error = settings.target_lufs - _integrated(out, sr)
-        if abs(error) <= _LOUDNESS_TOLERANCE:
-            break
+        sink = open_sink()
+        meter = Meter(sr, channels)
+        for block in source.blocks():
+            sink.write(block)
+            meter.add(block)
+        return Loudness(loudness, meter.result().true_peak)
+    ceiling_dbtp = settings.ceiling_dbtp - _MASTER_MARGIN_DB
+    ceiling = db_to_gain(ceiling_dbtp)
+    gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
+    for attempt in range(_NORMALISE_PASSES + 1):
+        sink = open_sink()
+        limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
+        limiter.aim *= aim
+        gain = np.float32(db_to_gain(gain_db))
+        meter = Meter(sr, channels)
+        for block in source.blocks():
+            _emit(limiter.process(block * gain), trim, sink, meter)
+        _emit(limiter.flush(), trim, sink, meter)
+        found = meter.result()
+        result = _integrated_of(meter, source.frames, sr)
+        error, over = settings.target_lufs - result, db_to_gain(found.true_peak) / ceiling
+        say(f"pass {attempt + 1}: {result:.2f} LUFS, {found.true_peak:.2f} dBTP")
+        if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or attempt >= _NORMALISE_PASSES - 1):
+            return Loudness(result, found.true_peak, found.lra)
+        sink.discard()
+        if attempt >= _NORMALISE_PASSES - 1:
+            trim *= _AIM / over  # the last resort: a plain gain scales the true peak exactly
+            continue
         gain_db += error
-    return out, Loudness(settings.target_lufs - error, _to_db(true_peak(out, sr)))
+        if over > 1.0:
+            aim *= _AIM / over
+    raise AssertionError("unreachable: the trimmed pass is always under the ceiling")
+
+
+def _emit(block: np.ndarray, trim: float, sink: Sink, meter: Any) -> None:
+    if trim != 1.0:
+        block *= np.float32(trim)
+    if len(block):
+        sink.write(block)
+        meter.add(block)
+
+
+def _integrated_of(meter: Any, frames: int, sr: int, source: Stream | None = None) -> float:
+    """A meter's integrated loudness; a programme under one gating block reads as if looped."""
+    if frames >= math.ceil(_BLOCK * sr):
+        return float(meter.result().integrated)
+    if frames == 0:
+        return -math.inf
+    if source is None:
+        raise AssertionError("short programmes are measured from their source")
+    return _integrated(np.concatenate(list(source.blocks())), sr)
 
 
 # -- helpers --------------------------------------------------------------------
@@ -210,48 +399,26 @@ def _integrated(y: np.ndarray, sr: int) -> float:
     return meter(y, sr, true_peak=False).integrated
 
 
-def _peak_envelope(y: np.ndarray, sr: int) -> np.ndarray:
-    """Per sample, the largest oversampled magnitude over its phases and channels.
-
-    Returns float32 ``[shape=(n,)]``. Oversampling uses the loudness meter's
-    own interpolation filter, so the limiter and the meter agree on peaks.
-    """
-    from scipy.signal import upfirdn
-
-    from .loudness import interpolation_filter, oversampling
-
-    factor, (n, channels) = oversampling(sr), y.shape
-    envelope = np.abs(y).max(axis=1) if n else np.zeros(0, np.float32)
-    if factor == 1 or n == 0:
-        return envelope.astype(np.float32)
-    h = interpolation_filter(factor).astype(np.float32)
-    delay = (len(h) - 1) // 2
-    for c in range(channels):
-        up = upfirdn(h, y[:, c], up=factor)[delay : delay + n * factor]
-        np.maximum(envelope, np.abs(up).reshape(n, factor).max(axis=1), out=envelope)
-    return envelope.astype(np.float32)
-
-
-def _gain_curve(need: np.ndarray, window: int, tau: float) -> np.ndarray:
-    """Smooth per-sample required gains into a limiter gain that never exceeds them."""
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-
-    held = minimum_filter1d(need, window, origin=-(window // 2), mode="nearest")  # i..i+w-1
-    released = _release(held, tau)
-    smooth: np.ndarray = uniform_filter1d(released, window, origin=(window - 1) // 2, mode="nearest")
-    return smooth  # mean over i-w+1..i
-
-
-def _release(gain: np.ndarray, tau: float) -> np.ndarray:
+def _release(held: np.ndarray, tau: float, state: float, *, keep: int) -> tuple[np.ndarray, float]:
     """Let gain reduction (in dB) decay exponentially with time constant ``tau`` samples.
 
-    ``r[i] = max_{j<=i} d[j] * exp(-(i - j) / tau)`` for reductions ``d``: an
-    instant-attack, exponential-release follower, computed without a loop as
-    a running maximum in the log domain. The result is never above ``gain``.
+    ``r[i] = max(d[i], r[i - 1] * exp(-1 / tau))`` for the reductions ``d``
+    of the gains ``held``, starting from ``r[-1] = state``: an instant-attack,
+    exponential-release follower, computed without a loop as a running
+    maximum in the log domain. Returns the released gains (never above
+    ``held``) and ``r[keep]``, the state for a step starting ``keep + 1``
+    samples later.
     """
-    reduction = -20.0 * np.log10(gain)
+    reduction = np.empty(len(held) + 1)
+    reduction[0] = state
+    np.log10(held, out=reduction[1:])
+    reduction[1:] *= -20.0
     with np.errstate(divide="ignore"):
         log_reduction = np.log(reduction)
-    t = np.arange(len(gain)) / tau
-    reduction = np.exp(np.maximum.accumulate(log_reduction + t) - t)
-    return 10.0 ** (-reduction / 20.0)
+    t = np.arange(-1, len(held)) / tau
+    log_reduction += t
+    np.maximum.accumulate(log_reduction, out=log_reduction)
+    log_reduction -= t
+    reduction = np.exp(log_reduction[1:])
+    gains: np.ndarray = 10.0 ** (-reduction / 20.0)
+    return gains, float(reduction[keep]) if 0 <= keep < len(reduction) else state

@@ -45,24 +45,31 @@ The bed is then ducked under the voice bus (see :func:`mix`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from .audio import as_channels, db_to_gain, resample, valid_audio
+from .audio import BLOCK, as_channels, db_to_gain, resample, valid_audio
 from .errors import AudioError
 
 __all__ = [
     "Bed",
     "Cue",
     "Item",
+    "Lazy",
     "Line",
+    "Mix",
     "MixSettings",
     "Pause",
     "Section",
     "Stems",
     "Sting",
+    "leveling_gain",
     "mix",
 ]
 
@@ -70,6 +77,7 @@ _NO_BED_TAIL = 0.3  # s of silence after the last item when there is no bed
 _DUCK_FRAME = 0.01  # s, control period of the ducker (100 Hz)
 _SPEECH_THRESHOLD_DB = -35.0  # a voice frame is speech within this of the loudest frame
 _MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
+_DUCKING = ("duck_db", "duck_attack", "duck_release", "duck_hold")
 _TIMES = (
     "line_gap",
     "section_gap",
@@ -83,6 +91,21 @@ _TIMES = (
 )
 
 
+@dataclass(frozen=True, eq=False)
+class Lazy:
+    """Audio read only when the mix reaches it: ``frames`` long, ``load()`` returns it.
+
+    Any item's ``audio`` may be a :class:`Lazy`: a long programme then holds
+    only the lines that sound in the block being mixed, not all of them.
+    """
+
+    frames: int
+    load: Callable[[], np.ndarray]
+
+
+Audio = np.ndarray | Lazy
+
+
 # Audio-bearing records compare by identity (eq=False): field-wise equality
 # of numpy arrays is ambiguous, and identity hashing keeps them usable as keys.
 @dataclass(frozen=True, eq=False)
@@ -94,7 +117,7 @@ class Cue:
     added to the anchor time and may be negative.
     """
 
-    audio: np.ndarray
+    audio: Audio
     sample_rate: int
     at: float
     gain_db: float = 0.0
@@ -109,7 +132,7 @@ class Cue:
 class Line:
     """A voice line, with the cues anchored in it."""
 
-    audio: np.ndarray
+    audio: Audio
     sample_rate: int
     cues: tuple[Cue, ...] = ()
     gain_db: float = 0.0
@@ -130,7 +153,7 @@ class Pause:
 class Sting:
     """A standalone sound effect occupying its own time in the sequence."""
 
-    audio: np.ndarray
+    audio: Audio
     sample_rate: int
     gain_db: float = 0.0
 
@@ -140,14 +163,29 @@ Item = Line | Pause | Sting
 
 @dataclass(frozen=True)
 class Section:
-    """Items played in order, and which bed segment plays under them."""
+    """Items played in order, and which bed segment plays under them.
+
+    ``at`` pins the section's start (seconds from the start of the
+    programme): the gap before it stretches to reach it. ``duck`` overrides
+    the :class:`MixSettings` ducking (``duck_db``, ``duck_attack``,
+    ``duck_release``, ``duck_hold``) while this section plays.
+    """
 
     items: tuple[Item, ...]
     music: str = "auto"
+    at: float | None = None
+    duck: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.music not in _MUSIC_CHOICES:
             raise ValueError(f"Section.music must be one of {_MUSIC_CHOICES}, got {self.music!r}")
+        if self.at is not None and self.at < 0:
+            raise ValueError(f"Section.at must be >= 0 seconds, got {self.at}")
+        unknown = set(self.duck) - set(_DUCKING)
+        if unknown:
+            raise ValueError(
+                f"Section.duck: unknown setting {sorted(unknown)[0]!r}; use {', '.join(_DUCKING)}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,6 +223,8 @@ class MixSettings:
     duck_hold: float = 0.3
     crossfade: float = 0.5
     length: float = 0.0  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
+    line_lufs: float | None = None  # bring every voice line to this loudness before its gain
+    speech: Any = None  # a mixdown.speech.SpeechSettings applied to every voice line, or None
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.channels < 1:
@@ -233,7 +273,8 @@ def mix(
     -------
     Stems
         ``voice``, ``sfx`` and ``music`` of identical length at
-        ``settings.sample_rate``.
+        ``settings.sample_rate``: :meth:`Mix.blocks` joined (use those for a
+        long programme, so that it is never held whole).
 
     Notes
     -----
@@ -243,6 +284,7 @@ def mix(
     ``duck_attack`` (so the bed is fully down when a line starts); the gain
     then moves linearly in dB, reaching full depth in ``duck_attack`` and
     recovering in ``duck_release``, and is interpolated to the sample rate.
+    A section's ``duck`` settings apply while it plays.
 
     Raises
     ------
@@ -250,43 +292,168 @@ def mix(
         If ``sections`` is empty.
     AudioError
         If an input is not float audio of shape ``(n, channels)``, or its
-        channels cannot be mapped to ``settings.channels``.
+        channels cannot be mapped to ``settings.channels``, or a marker
+        cannot be met.
     """
-    if not sections:
-        raise ValueError("mix: no sections to mix; give at least one Section")
-    sr = settings.sample_rate
-    lead_in = _samples(settings.lead_in, sr) if bed is not None else 0
-    timeline = _layout(sections, settings, start=lead_in)
-    tail = settings.tail if bed is not None else _NO_BED_TAIL
-    n = max(timeline.end + _samples(tail, sr), timeline.reach())
-    if settings.length > 0:
-        n = _fixed_length(settings.length, sr, max(timeline.end, timeline.reach()))
-    voice = _bus(timeline.voice, n, settings.channels)
-    sfx = _bus(timeline.sfx, n, settings.channels)
-    if bed is None:
-        return Stems(voice, sfx, np.zeros_like(voice), sr)
-    music = _music_bus(bed, sections, timeline.starts, n, settings)
-    duck = _duck_gain(voice, settings)
-    if duck is not None:
-        music *= duck[:, None]
-    return Stems(voice, sfx, music, sr)
+    program = Mix(sections, bed=bed, settings=settings)
+    parts = list(program.blocks())
+    if not parts:
+        empty = np.zeros((0, settings.channels), dtype=np.float32)
+        return Stems(empty, empty.copy(), empty.copy(), settings.sample_rate)
+    voice, sfx, music = (
+        np.concatenate([getattr(part, bus) for part in parts]) for bus in ("voice", "sfx", "music")
+    )
+    return Stems(voice, sfx, music, settings.sample_rate)
+
+
+class Mix:
+    """A programme laid out on its timeline, mixed block by block.
+
+    Laying out needs only the length of each item (a :class:`Lazy` item is
+    not read); :meth:`blocks` then reads, resamples and processes each item
+    when the mix reaches it and lets it go once the mix has passed it, so
+    memory holds a block of each bus and the items sounding in it.
+    """
+
+    def __init__(
+        self,
+        sections: Sequence[Section],
+        *,
+        bed: Bed | None = None,
+        settings: MixSettings = MixSettings(),  # noqa: B008 - frozen, never mutated
+    ) -> None:
+        if not sections:
+            raise ValueError("mix: no sections to mix; give at least one Section")
+        sr = settings.sample_rate
+        self.settings, self.sections, self.bed = settings, tuple(sections), bed
+        self.sample_rate, self.channels = sr, settings.channels
+        lead_in = _samples(settings.lead_in, sr) if bed is not None else 0
+        self._timeline = timeline = _layout(sections, settings, start=lead_in)
+        tail = settings.tail if bed is not None else _NO_BED_TAIL
+        n = max(timeline.end + _samples(tail, sr), timeline.reach())
+        if settings.length > 0:
+            n = _fixed_length(settings.length, sr, max(timeline.end, timeline.reach()))
+        self.frames = n
+
+    def blocks(self, size: int = BLOCK) -> Iterator[Stems]:
+        """Yield the three buses in consecutive blocks of ``size`` frames (the last may be shorter).
+
+        With a bed to duck, the voice bus is mixed first into an anonymous
+        temporary file while its speech activity is measured (the ducker's
+        threshold depends on the loudest voice frame of the whole programme);
+        the second pass reads it back beside the sfx and music.
+        """
+        settings, n, channels = self.settings, self.frames, self.channels
+        hop = max(1, round(self.sample_rate * _DUCK_FRAME))
+        size = max(hop, size // hop * hop)  # blocks fall on ducking frames
+        sfx = _Bus(self._timeline.sfx, channels)
+        music = _Music(self.bed, self.sections, self._timeline.starts, n, settings) if self.bed else None
+        ducked = music is not None and any(d.duck_db < 0 for d in _section_ducking(self.sections, settings))
+        if not ducked:
+            speech = _Bus(self._timeline.voice, channels)
+            for start in range(0, n, size):
+                stop = min(start + size, n)
+                bed = music.render(start, stop) if music else np.zeros((stop - start, channels), np.float32)
+                yield Stems(speech.render(start, stop), sfx.render(start, stop), bed, self.sample_rate)
+            return
+        assert music is not None
+        with tempfile.TemporaryFile(prefix="mixdown-voice-") as scratch:
+            frames = _voice_pass(_Bus(self._timeline.voice, channels), n, size, hop, scratch)
+            duck = _Ducker(frames, self.sections, self._timeline.starts, n, hop, settings)
+            scratch.seek(0)
+            for start in range(0, n, size):
+                stop = min(start + size, n)
+                voice = np.empty((stop - start, channels), dtype=np.float32)
+                scratch.readinto(voice.data.cast("B"))
+                bed = music.render(start, stop)
+                bed *= duck.gain(start, stop)[:, None]
+                yield Stems(voice, sfx.render(start, stop), bed, self.sample_rate)
+
+
+def _voice_pass(voice: _Bus, n: int, size: int, hop: int, scratch: Any) -> np.ndarray:
+    """Mix the voice bus into ``scratch``; return the mean power of each ``hop``-sample frame."""
+    powers = np.zeros(-(-n // hop))
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        block = voice.render(start, stop)
+        scratch.write(block.data.cast("B"))
+        energy = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        frames = -(-len(block) // hop)
+        padded = np.zeros(frames * hop)
+        padded[: len(block)] = energy
+        powers[start // hop : start // hop + frames] = padded.reshape(frames, hop).sum(axis=1)
+    return powers / (hop * voice.channels)
+
+
+def leveling_gain(audio: np.ndarray, sr: int, line_lufs: float | None) -> float:
+    """dB that bring a voice line to ``line_lufs``, so voices from different renderers match.
+
+    Lines too short to measure (under 400 ms) and silent lines are left as
+    they are; the voice's own ``gain_db`` still applies on top.
+    """
+    from .loudness import measure
+
+    if line_lufs is None:
+        return 0.0
+    loudness = measure(audio, sr, true_peak=False).integrated
+    return float(line_lufs - loudness) if math.isfinite(loudness) else 0.0
 
 
 # -- layout ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class _Placed:
+    """An item on a bus: where it starts, how long it is, and how to make its samples."""
+
+    start: int
+    length: int
+    make: Callable[[], np.ndarray]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
 @dataclass
 class _Timeline:
-    """Placed clips (start sample, audio) per bus, and section boundaries."""
+    """Placed clips per bus, and section boundaries."""
 
-    voice: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    sfx: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    voice: list[_Placed] = field(default_factory=list)
+    sfx: list[_Placed] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     end: int = 0  # end of the last item: where the tail starts
 
     def reach(self) -> int:
         """Return the end of the last-ending clip on any bus (0 if none)."""
-        return max((start + len(y) for start, y in self.voice + self.sfx), default=0)
+        return max((clip.end for clip in self.voice + self.sfx), default=0)
+
+
+class _Bus:
+    """Sums placed clips block by block, making each when first needed and dropping it after."""
+
+    def __init__(self, clips: Sequence[_Placed], channels: int) -> None:
+        self.channels = channels
+        self._pending = sorted((c for c in clips if c.length > 0), key=lambda c: c.start)
+        self._next = 0
+        self._active: list[tuple[_Placed, np.ndarray]] = []
+
+    def render(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((stop - start, self.channels), dtype=np.float32)
+        pending = self._pending
+        while self._next < len(pending) and pending[self._next].start < stop:
+            clip = pending[self._next]
+            self._active.append((clip, clip.make()))
+            self._next += 1
+        keep = []
+        for clip, y in self._active:
+            lo, hi = max(clip.start, start), min(clip.end, stop)
+            if lo < hi:
+                out[lo - start : hi - start] += y[lo - clip.start : hi - clip.start]
+            if clip.end > stop:
+                keep.append((clip, y))
+        self._active = keep
+        return out
 
 
 def _fixed_length(seconds: float, sr: int, needed: int) -> int:
@@ -305,23 +472,64 @@ def _samples(seconds: float, sr: int) -> int:
     return int(round(seconds * sr))
 
 
-def _prepare(y: np.ndarray, sr: int, gain_db: float, settings: MixSettings, what: str) -> np.ndarray:
-    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array)."""
+def _frames_at(audio: Audio, sr: int, target: int) -> int:
+    """How many samples ``audio`` at ``sr`` has once resampled to ``target`` (see audio.resample)."""
+    frames = audio.frames if isinstance(audio, Lazy) else len(audio)
+    return frames if sr == target else int(round(frames * target / sr))
+
+
+def _maker(
+    audio: Audio, sr: int, gain_db: float, settings: MixSettings, what: str, *, speech: bool = False
+) -> Callable[[], np.ndarray]:
+    """A function making the item's samples at the mix rate and channels, gain applied."""
+
+    def make() -> np.ndarray:
+        return _prepare(
+            audio.load() if isinstance(audio, Lazy) else audio, sr, gain_db, settings, what, speech
+        )
+
+    return make
+
+
+def _prepare(
+    y: np.ndarray, sr: int, gain_db: float, settings: MixSettings, what: str, speech: bool = False
+) -> np.ndarray:
+    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array).
+
+    A voice line (``speech``) is also processed by ``settings.speech`` and
+    levelled to ``settings.line_lufs`` first.
+    """
     y = valid_audio(y, what=what)
     if sr <= 0:
         raise AudioError(f"{what}: sample rate must be positive, got {sr}")
-    y = as_channels(resample(y, sr, settings.sample_rate), settings.channels)
+    y = resample(y, sr, settings.sample_rate)
+    if speech and settings.speech is not None:
+        from .speech import process
+
+        y = process(y, settings.sample_rate, settings.speech)
+    if speech:
+        gain_db += leveling_gain(y, settings.sample_rate, settings.line_lufs)
+    y = as_channels(y, settings.channels)
     return y * np.float32(db_to_gain(gain_db))
 
 
 def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> _Timeline:
     """Place every item of every section, starting at sample ``start``."""
+    sr = settings.sample_rate
     timeline = _Timeline(end=start)
-    gap = _samples(settings.section_gap, settings.sample_rate)
+    gap = _samples(settings.section_gap, sr)
     cursor, started = start, False
     for index, section in enumerate(sections):
         if section.items and started:
             cursor += gap
+        if section.at is not None:
+            mark = _samples(section.at, sr)
+            if mark < cursor - (gap if section.items and started else 0):
+                raise AudioError(
+                    f"mix: section {index + 1} is marked at {section.at:g} s but what comes before it "
+                    f"runs to {cursor / sr:.2f} s; move the marker later or shorten the sections before it"
+                )
+            cursor = mark
         started = started or bool(section.items)
         timeline.starts.append(cursor)
         cursor = _layout_section(timeline, section, cursor, settings, f"section {index}")
@@ -343,14 +551,36 @@ def _layout_section(
         if not isinstance(item, Line | Sting):
             raise TypeError(f"{what}: expected Line, Pause or Sting, got {type(item).__name__}")
         cursor += gap if after_item else 0
-        y = _prepare(item.audio, item.sample_rate, item.gain_db, settings, what)
+        _check_rate(item.sample_rate, what)
+        length = _frames_at(item.audio, item.sample_rate, sr)
         if isinstance(item, Line):
-            timeline.voice.append((cursor, y))
-            _place_cues(timeline, item.cues, cursor, len(y), settings, what)
+            make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what, speech=True)
+            timeline.voice.append(_Placed(cursor, length, _fitted(make, length)))
+            _place_cues(timeline, item.cues, cursor, length, settings, what)
         else:
-            timeline.sfx.append((cursor, y))
-        cursor, after_item = cursor + len(y), True
+            make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what)
+            timeline.sfx.append(_Placed(cursor, length, _fitted(make, length)))
+        cursor, after_item = cursor + length, True
     return cursor
+
+
+def _check_rate(sr: int, what: str) -> None:
+    if sr <= 0:
+        raise AudioError(f"{what}: sample rate must be positive, got {sr}")
+
+
+def _fitted(make: Callable[[], np.ndarray], length: int) -> Callable[[], np.ndarray]:
+    """``make`` held to exactly ``length`` samples (a lazy item may differ from its stated length)."""
+
+    def fitted() -> np.ndarray:
+        y = make()
+        if len(y) == length:
+            return y
+        out = np.zeros((length, y.shape[1]), dtype=np.float32)
+        out[: min(length, len(y))] = y[:length]
+        return out
+
+    return fitted
 
 
 def _place_cues(
@@ -362,18 +592,14 @@ def _place_cues(
     what: str,
 ) -> None:
     """Place a line's cues on the sfx bus relative to the line at ``start``."""
+    sr = settings.sample_rate
     for index, cue in enumerate(cues):
-        y = _prepare(cue.audio, cue.sample_rate, cue.gain_db, settings, f"{what}, cue {index}")
-        at = start + round(cue.at * length) + _samples(cue.offset, settings.sample_rate)
-        timeline.sfx.append((max(at, 0), y))
-
-
-def _bus(clips: Sequence[tuple[int, np.ndarray]], n: int, channels: int) -> np.ndarray:
-    """Sum placed clips into a silent bus of ``n`` samples."""
-    bus = np.zeros((n, channels), dtype=np.float32)
-    for start, y in clips:
-        bus[start : start + len(y)] += y
-    return bus
+        where = f"{what}, cue {index}"
+        _check_rate(cue.sample_rate, where)
+        at = start + round(cue.at * length) + _samples(cue.offset, sr)
+        n = _frames_at(cue.audio, cue.sample_rate, sr)
+        make = _maker(cue.audio, cue.sample_rate, cue.gain_db, settings, where)
+        timeline.sfx.append(_Placed(max(at, 0), n, _fitted(make, n)))
 
 
 # -- music bed ------------------------------------------------------------------
@@ -410,15 +636,67 @@ class _Segments:
     loop_xf: int
 
 
-def _music_bus(
-    bed: Bed, sections: Sequence[Section], starts: Sequence[int], n: int, settings: MixSettings
-) -> np.ndarray:
-    """Render the (unducked) music bus of ``n`` samples."""
-    segments = _prepare_bed(bed, settings)
-    bus = np.zeros((n, settings.channels), dtype=np.float32)
-    for group in _groups(_spans(sections, starts, n)):
-        _render_group(bus, _clips(group, segments), group[-1].end, segments)
-    return bus
+@dataclass(frozen=True)
+class _Piece:
+    """A placed clip's extent ``[start, stop)`` and its fades, in samples."""
+
+    clip: _Clip
+    stop: int
+    fade_in: int
+    fade_out: int
+
+
+class _Music:
+    """The (unducked) music bus, rendered for any range of samples."""
+
+    def __init__(
+        self, bed: Bed, sections: Sequence[Section], starts: Sequence[int], n: int, settings: MixSettings
+    ) -> None:
+        self.segments = segments = _prepare_bed(bed, settings)
+        self.channels = settings.channels
+        self.pieces: list[_Piece] = []
+        for group in _groups(_spans(sections, starts, n)):
+            clips, end = _clips(group, segments), group[-1].end
+            for index, clip in enumerate(clips):
+                last = index == len(clips) - 1
+                stop = end if last else min(clips[index + 1].start + segments.xf, end)
+                clean_start = index == 0 and clip.kind != "main" and clip.skip == 0
+                fade_in = 0 if clean_start else segments.xf
+                fade_out = 0 if last and clip.kind == "outro" else segments.xf
+                self.pieces.append(_Piece(clip, stop, fade_in, fade_out))
+        self._loop_unit = _loop_unit(segments.main, segments.loop_xf)
+
+    def render(self, start: int, stop: int) -> np.ndarray:
+        """The music bus over ``[start, stop)``."""
+        out = np.zeros((stop - start, self.channels), dtype=np.float32)
+        for piece in self.pieces:
+            lo, hi = max(piece.clip.start, start), min(piece.stop, stop)
+            if lo < hi:
+                y = self._piece(piece, lo - piece.clip.start, hi - piece.clip.start)
+                out[lo - start : hi - start] += y
+        return out
+
+    def _piece(self, piece: _Piece, first: int, last: int) -> np.ndarray:
+        """Samples ``first..last`` (offsets from the clip's start) of a piece, faded."""
+        clip, segments = piece.clip, self.segments
+        if clip.kind == "main":
+            y = _loop_range(segments.main, self._loop_unit, segments.loop_xf, first, last)
+        else:
+            source = segments.intro if clip.kind == "intro" else segments.outro
+            y = np.zeros((last - first, source.shape[1]), dtype=np.float32)
+            part = source[clip.skip + first : clip.skip + last]
+            y[: len(part)] = part
+        if piece.fade_in and first < piece.fade_in:
+            k = min(piece.fade_in, last) - first
+            y[:k] *= _fades(piece.fade_in)[0][first : first + k]
+        length = piece.stop - clip.start
+        fade_from = length - min(piece.fade_out, length)  # the fade-out covers [fade_from, length)
+        if piece.fade_out and last > fade_from:
+            lo = max(first, fade_from)
+            curve = _fades(piece.fade_out)[1]
+            offset = piece.fade_out - length  # curve index of offset o is o + offset
+            y[lo - first :] *= curve[lo + offset : last + offset]
+        return y
 
 
 def _prepare_bed(bed: Bed, settings: MixSettings) -> _Segments:
@@ -492,90 +770,111 @@ def _add_outro(clips: list[_Clip], span: _Span, length: int) -> None:
     clips.append(_Clip(start, "outro", skip))
 
 
-def _render_group(bus: np.ndarray, clips: Sequence[_Clip], end: int, segments: _Segments) -> None:
-    """Add ``clips`` to ``bus``, each crossfading into the next; the run stops at ``end``."""
-    xf = segments.xf
-    for index, clip in enumerate(clips):
-        last = index == len(clips) - 1
-        stop = end if last else min(clips[index + 1].start + xf, end)
-        y = _clip_audio(clip, stop - clip.start, segments)
-        clean_start = index == 0 and clip.kind != "main" and clip.skip == 0
-        fade_in = 0 if clean_start else xf
-        fade_out = 0 if last and clip.kind == "outro" else xf
-        _apply_fades(y, fade_in, fade_out)
-        bus[clip.start : stop] += y
-
-
-def _clip_audio(clip: _Clip, n: int, segments: _Segments) -> np.ndarray:
-    """Return ``n`` samples of a clip (a segment zero-padded, or the main loop)."""
-    if clip.kind == "main":
-        return _loop(segments.main, n, segments.loop_xf)
-    source = segments.intro if clip.kind == "intro" else segments.outro
-    out = np.zeros((n, source.shape[1]), dtype=np.float32)
-    part = source[clip.skip : clip.skip + n]
-    out[: len(part)] = part
-    return out
-
-
-def _loop(main: np.ndarray, n: int, xf: int) -> np.ndarray:
-    """Return ``n`` samples of ``main`` repeated, each repeat crossfading over ``xf``."""
+def _loop_unit(main: np.ndarray, xf: int) -> np.ndarray:
+    """One period of the main loop: its head crossfaded with the tail of the repeat before."""
     period = len(main) - xf
     fade_in, fade_out = _fades(xf)
     unit = main[:period].copy()
     unit[:xf] = main[:xf] * fade_in + main[period:] * fade_out
-    out = np.tile(unit, (-(-n // period), 1))[:n]
-    head = min(xf, n)
-    out[:head] = main[:head]  # the first pass starts clean, not mid-crossfade
+    return unit
+
+
+def _loop_range(main: np.ndarray, unit: np.ndarray, xf: int, first: int, last: int) -> np.ndarray:
+    """Samples ``first..last`` of ``main`` repeated, each repeat crossfading over ``xf``.
+
+    The first pass starts clean (``main`` itself), not mid-crossfade.
+    """
+    period = len(unit)
+    out = np.empty((last - first, main.shape[1]), dtype=np.float32)
+    pos = first
+    while pos < last:
+        offset = pos % period
+        take = min(period - offset, last - pos)
+        out[pos - first : pos - first + take] = unit[offset : offset + take]
+        pos += take
+    if first < xf:
+        head = min(xf, last)
+        out[: head - first] = main[first:head]
     return out
 
 
+@lru_cache(maxsize=8)
 def _fades(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-power fade-in and fade-out curves of ``[shape=(n, 1)]``."""
+    """Equal-power fade-in and fade-out curves of ``[shape=(n, 1)]`` (shared: read only)."""
     x = (np.arange(n) + 0.5) * (np.pi / 2 / max(n, 1))
-    return np.sin(x).astype(np.float32)[:, None], np.cos(x).astype(np.float32)[:, None]
-
-
-def _apply_fades(y: np.ndarray, fade_in: int, fade_out: int) -> None:
-    """Fade ``y`` in and out in place (a clip shorter than a fade gets part of it)."""
-    if fade_in:
-        k = min(fade_in, len(y))
-        y[:k] *= _fades(fade_in)[0][:k]
-    if fade_out:
-        k = min(fade_out, len(y))
-        y[len(y) - k :] *= _fades(fade_out)[1][fade_out - k :]
+    fade_in, fade_out = np.sin(x).astype(np.float32)[:, None], np.cos(x).astype(np.float32)[:, None]
+    fade_in.flags.writeable = fade_out.flags.writeable = False
+    return fade_in, fade_out
 
 
 # -- ducking --------------------------------------------------------------------
 
 
-def _duck_gain(voice: np.ndarray, settings: MixSettings) -> np.ndarray | None:
-    """Return the music gain ``[shape=(n,)]`` under ``voice``, or None if there is none."""
-    hop = max(1, round(settings.sample_rate * _DUCK_FRAME))
-    active = _speech_frames(voice, hop)
-    if settings.duck_db == 0 or not active.any():
-        return None
-    rate = settings.sample_rate / hop  # control frames per second
-    back, ahead = round(settings.duck_hold * rate), round(settings.duck_attack * rate)
-    held = _window_max(active, back=back, ahead=ahead)
-    target = np.where(held, settings.duck_db, 0.0)
-    depth = -settings.duck_db
-    down = depth / max(settings.duck_attack * rate, 1.0)
-    up = depth / max(settings.duck_release * rate, 1.0)
-    return _to_samples(_slew(target, down=down, up=up), hop, len(voice))
+@dataclass(frozen=True)
+class _Ducking:
+    """One section's ducking: depth (dB) and times (s)."""
+
+    duck_db: float
+    duck_attack: float
+    duck_release: float
+    duck_hold: float
 
 
-def _speech_frames(voice: np.ndarray, hop: int) -> np.ndarray:
-    """Flag ``hop``-sample frames whose power is within the threshold of the loudest."""
-    n, channels = voice.shape
-    frames = -(-n // hop)
-    power = np.zeros(frames * hop, dtype=np.float32)
-    power[:n] = np.einsum("ij,ij->i", voice, voice) / channels
-    mean = power.reshape(frames, hop).mean(axis=1)
-    loudest = mean.max(initial=0.0)
-    if loudest <= 0:
-        return np.zeros(frames, dtype=bool)
-    active: np.ndarray = mean > loudest * 10.0 ** (_SPEECH_THRESHOLD_DB / 10.0)
-    return active
+def _section_ducking(sections: Sequence[Section], settings: MixSettings) -> list[_Ducking]:
+    """Each section's ducking: the settings', overridden by the section's own."""
+    base = {name: float(getattr(settings, name)) for name in _DUCKING}
+    return [_Ducking(**{**base, **section.duck}) for section in sections]
+
+
+class _Ducker:
+    """The music gain under the voice bus, from its speech activity per 10 ms frame.
+
+    ``powers`` are the voice bus's mean powers per ``hop``-sample frame over
+    the whole programme. Frames within 35 dB of the loudest are speech. Per
+    section, activity is held ``duck_hold`` after speech and anticipated by
+    ``duck_attack``; the gain moves linearly in dB towards ``duck_db`` while
+    active (reaching it in ``duck_attack``) and back to 0 dB otherwise (in
+    ``duck_release``), and is interpolated to the sample rate.
+    """
+
+    def __init__(
+        self,
+        powers: np.ndarray,
+        sections: Sequence[Section],
+        starts: Sequence[int],
+        n: int,
+        hop: int,
+        settings: MixSettings,
+    ) -> None:
+        self.hop, self.frames = hop, len(powers)
+        loudest = powers.max(initial=0.0)
+        active = powers > loudest * 10.0 ** (_SPEECH_THRESHOLD_DB / 10.0)  # none in silence
+        rate = settings.sample_rate / hop  # control frames per second
+        bounds = [0, *starts[1:], n]
+        target = np.zeros(len(powers))
+        down, up = np.zeros(len(powers)), np.zeros(len(powers))
+        for index, ducking in enumerate(_section_ducking(sections, settings)):
+            first, last = bounds[index] // hop, -(-bounds[index + 1] // hop)
+            if first >= last:
+                continue
+            back, ahead = round(ducking.duck_hold * rate), round(ducking.duck_attack * rate)
+            lo, hi = max(first - back, 0), min(last + ahead, len(powers))
+            held = _window_max(active[lo:hi], back=back, ahead=ahead)[first - lo : last - lo]
+            target[first:last] = np.where(held, ducking.duck_db, 0.0)
+            depth = -ducking.duck_db
+            down[first:last] = depth / max(ducking.duck_attack * rate, 1.0)
+            up[first:last] = depth / max(ducking.duck_release * rate, 1.0)
+        db = _slew(target, down=down, up=up)
+        self._gain = (10.0 ** (db / 20.0)).astype(np.float32)
+        self._step = np.append(self._gain[1:], self._gain[-1:]) - self._gain
+
+    def gain(self, start: int, stop: int) -> np.ndarray:
+        """Linear gain per sample over ``[start, stop)`` (``start`` on a frame boundary)."""
+        hop = self.hop
+        first, last = start // hop, -(-stop // hop)
+        ramp = np.arange(hop, dtype=np.float32) / np.float32(hop)
+        curve = self._gain[first:last, None] + self._step[first:last, None] * ramp
+        return curve.reshape(-1)[: stop - start]
 
 
 def _window_max(x: np.ndarray, *, back: int, ahead: int) -> np.ndarray:
@@ -588,21 +887,13 @@ def _window_max(x: np.ndarray, *, back: int, ahead: int) -> np.ndarray:
     return held.astype(bool)
 
 
-def _slew(target: np.ndarray, *, down: float, up: float) -> np.ndarray:
+def _slew(target: np.ndarray, *, down: np.ndarray, up: np.ndarray) -> np.ndarray:
     """Follow ``target`` (dB per frame) moving at most ``down``/``up`` dB per frame.
 
     A loop over ~100 Hz control frames, not samples.
     """
     out, gain = [], 0.0
-    for value in target.tolist():
-        gain = max(value, gain - down) if value < gain else min(value, gain + up)
+    for value, fall, rise in zip(target.tolist(), down.tolist(), up.tolist(), strict=True):
+        gain = max(value, gain - fall) if value < gain else min(value, gain + rise)
         out.append(gain)
     return np.asarray(out)
-
-
-def _to_samples(db: np.ndarray, hop: int, n: int) -> np.ndarray:
-    """Turn per-frame dB into linear gain, interpolated linearly over ``n`` samples."""
-    gain = (10.0 ** (db / 20.0)).astype(np.float32)
-    step = np.append(gain[1:], gain[-1]) - gain
-    ramp = np.arange(hop, dtype=np.float32) / np.float32(hop)
-    return (gain[:, None] + step[:, None] * ramp).reshape(-1)[:n]

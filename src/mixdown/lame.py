@@ -1,0 +1,87 @@
+"""MP3 encoding in a child process, so that it runs beside the rest of a delivery.
+
+LAME holds the GIL while it encodes, and on a long programme it is the
+slowest step of a delivery: :class:`Mp3Writer` feeds 16-bit PCM to
+``python -m mixdown.lame`` through a pipe, and the parent goes on metering
+and writing the other formats on the other core.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RenderFailed
+
+__all__ = ["QUALITY", "Mp3Writer", "main"]
+
+QUALITY = 3  # LAME's algorithm quality (0 best .. 9 fastest); 3 is the lame command's default
+_CHUNK = 1 << 20  # bytes read from the pipe at a time
+
+
+class Mp3Writer:
+    """Write an MP3 file from float blocks ``[shape=(n, channels)]`` through a LAME child process."""
+
+    def __init__(self, path: Path, sr: int, channels: int, *, bitrate: int, vbr: bool) -> None:
+        self.path = path
+        args = [str(path), str(sr), str(channels), str(bitrate), "1" if vbr else "0", str(QUALITY)]
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "mixdown.lame", *args],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        pcm = np.clip(block * np.float32(32768), -32768, 32767).astype("<i2")
+        assert self._child.stdin is not None
+        try:
+            self._child.stdin.write(pcm.data.cast("B"))
+        except BrokenPipeError:
+            self.close()  # raises with the child's own message
+
+    def close(self) -> None:
+        """Finish the file; raise :class:`RenderFailed` if the encoder failed."""
+        _, err = self._child.communicate()
+        if self._child.returncode != 0:
+            message = err.decode("utf-8", "replace").strip().splitlines()
+            raise RenderFailed(
+                f"{self.path.name}: the MP3 encoder failed: {message[-1] if message else 'no output'}"
+            )
+
+    def abort(self) -> None:
+        """Stop the child without finishing the file."""
+        self._child.kill()
+        self._child.communicate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Encode 16-bit PCM from stdin to the MP3 file named first: path rate channels kbps vbr quality."""
+    import lameenc
+
+    path, sr, channels, bitrate, vbr, quality = (argv if argv is not None else sys.argv[1:])[:6]
+    encoder = lameenc.Encoder()
+    encoder.set_in_sample_rate(int(sr))
+    encoder.set_channels(int(channels))
+    encoder.set_quality(int(quality))
+    if vbr == "1":
+        encoder.set_vbr(4)
+        encoder.set_vbr_mean_bitrate_kbps(int(bitrate))
+    else:
+        encoder.set_bit_rate(int(bitrate))
+    frame = 2 * int(channels)
+    with open(path, "wb") as out:
+        pending = b""
+        while chunk := sys.stdin.buffer.read(_CHUNK):
+            data = pending + chunk
+            whole = len(data) // frame * frame
+            out.write(encoder.encode(data[:whole]))
+            pending = data[whole:]
+        out.write(encoder.flush())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
