@@ -163,13 +163,17 @@ class Limiter:
     limited, sample for sample (the limiter's delay is absorbed). Memory is
     a block plus a few milliseconds, whatever the length of the programme.
 
-    Per sample, the required gain is ``aim / peak`` from the oversampled
-    magnitude over all channels (one gain for all channels, with the meter's
-    interpolation filter). It is min-filtered over the look-ahead window,
-    given an instant-attack exponential release (in dB), and averaged over
-    the same window: the average of values that are each <= the required
-    gain at the peak cannot exceed it, and the curve has no steps. The
-    result does not depend on how the input is split into blocks.
+    The gain is computed per row of 32 samples (0.67 ms at 48 kHz): each
+    row's peak is the largest oversampled magnitude over its samples and all
+    channels (one gain for all channels, with the meter's interpolation
+    filter), and its required gain ``aim / peak``. Required gains are
+    min-filtered over the look-ahead window plus one row, given an
+    instant-attack exponential release (in dB), and averaged over the
+    look-ahead window; within a row the gain moves linearly between the
+    averages at the ends of the row before and of this one. Both are averages
+    of values that are each <= the required gain of the row, so no sample
+    gets more than its row allows, and the curve has no steps. The result
+    does not depend on how the input is split into blocks.
     """
 
     def __init__(
@@ -181,63 +185,68 @@ class Limiter:
         lookahead: float = _LOOKAHEAD,
         release: float = _RELEASE,
     ) -> None:
-        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW
 
         self.sr = sr
         self.aim = db_to_gain(ceiling_dbtp) * _AIM
-        self._window = w = max(1, round(lookahead * sr))
-        self._tau = max(release * sr, 1.0)
-        self._before = w - 1 + ENVELOPE_BEFORE  # input kept before the next output sample
-        self._after = w - 1 + ENVELOPE_AFTER  # input needed after the last output sample
+        self._window = w = max(1, math.ceil(lookahead * sr / ROW))  # rows
+        self._tau = max(release * sr / ROW, 1e-3)  # rows
+        self._before = w * ROW + ENVELOPE_BEFORE  # input kept before the next output sample
+        self._after = w * ROW + ENVELOPE_AFTER  # input needed after the last output sample
         self._buffer = np.zeros((self._before, channels), dtype=np.float32)
-        self._state = 0.0  # gain reduction (dB) just before the released span of the next step
+        self._state = 0.0  # gain reduction (dB) of the row before the released span of the next step
         self._done = 0  # output samples produced
         self._fed = 0  # input samples taken
         self.reduction_db = 0.0  # the largest gain reduction applied so far
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Take the next input samples; return the output that is now complete."""
+        from .loudness import ROW
+
         self._fed += len(block)
         self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
-        return self._step(len(self._buffer) - self._before - self._after)
+        ready = len(self._buffer) - self._before - self._after
+        return self._step(ready // ROW * ROW)
 
     def flush(self) -> np.ndarray:
         """Return the rest of the output (the input ends here)."""
-        pad = np.zeros((self._after, self._buffer.shape[1]), dtype=np.float32)
-        self._buffer = np.concatenate([self._buffer, pad])
-        return self._step(self._fed - self._done)
+        from .loudness import ROW
+
+        count = self._fed - self._done
+        rows = -(-count // ROW)
+        pad = rows * ROW - count + self._after
+        self._buffer = np.concatenate([self._buffer, np.zeros((pad, self._buffer.shape[1]), np.float32)])
+        return self._step(rows * ROW)[:count]
 
     def _step(self, count: int) -> np.ndarray:
         from scipy.ndimage import minimum_filter1d
 
-        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, peak_envelope
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW, peak_rows
 
         buffer, w = self._buffer, self._window
         if count <= 0:
             return buffer[:0].copy()
-        # Required gains for the span the window needs: [a - w + 1, b + w - 1).
-        span = count + 2 * (w - 1)
-        z = buffer[: span + ENVELOPE_BEFORE + ENVELOPE_AFTER]
-        envelope = peak_envelope(np.ascontiguousarray(z[:, 0]), self.sr, above=self.aim)
-        for c in range(1, z.shape[1]):
-            np.maximum(
-                envelope, peak_envelope(np.ascontiguousarray(z[:, c]), self.sr, above=self.aim), out=envelope
-            )
+        rows = count // ROW
+        # Row peaks for rows [ra - w, rb + w) of the output rows [ra, rb).
+        span = (rows + 2 * w) * ROW + ENVELOPE_BEFORE + ENVELOPE_AFTER
+        peaks = peak_rows(buffer[:span], self.sr, above=self.aim)
         x = buffer[self._before : self._before + count]
-        if envelope.max(initial=0.0) <= self.aim and self._state == 0.0:
-            out = x.copy()  # nothing to do here, and no release still running
-        else:
-            need = self.aim / np.maximum(envelope.astype(np.float64), self.aim)
-            held = minimum_filter1d(need, w, origin=-(w // 2), mode="nearest")[: count + w - 1]
-            released, self._state = _release(held, self._tau, self._state, keep=count - 1)
-            csum = np.concatenate([[0.0], np.cumsum(released)])
-            gain = (csum[w:] - csum[:-w]) / w  # mean over i - w + 1 .. i, for each output i
-            out = x * gain.astype(np.float32)[:, None]
-            self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(gain.min())))
-            if self._state < 1e-6:  # a release decayed to nothing: let quiet spans pass untouched
-                self._state = 0.0
         self._buffer = buffer[count:]
         self._done += count
+        if peaks.max(initial=0.0) <= self.aim and self._state == 0.0:
+            return x  # nothing to do here, and no release still running (a view: never written to)
+        need = self.aim / np.maximum(peaks.astype(np.float64), self.aim)
+        held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[: rows + w]
+        released, self._state = _release(held, self._tau, self._state, keep=rows - 1)
+        csum = np.concatenate([[0.0], np.cumsum(released)])
+        smooth = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [ra - 1, rb)
+        ends = smooth.astype(np.float32)
+        ramp = np.arange(1, ROW + 1, dtype=np.float32) / np.float32(ROW)
+        gain = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)
+        self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(smooth.min())))
+        if self._state < 1e-6:  # a release decayed to nothing: let quiet spans pass untouched
+            self._state = 0.0
+        out: np.ndarray = x * gain[:, None]
         return out
 
 
