@@ -164,11 +164,12 @@ def _mix_settings(timeline: dict[str, Any]) -> Any:
     from . import mix as mixing
 
     settings = dict(timeline["settings"])
-    speech = settings.pop("speech", None)
-    if isinstance(speech, dict):
+    switches = settings.pop("speech", None)
+    speech = None
+    if isinstance(switches, dict) and any(switches.values()):
         from .speech import SpeechSettings
 
-        speech = SpeechSettings(**speech)
+        speech = SpeechSettings(**switches)
     return mixing.MixSettings(
         sample_rate=timeline["sample_rate"], channels=timeline["channels"], speech=speech, **settings
     )

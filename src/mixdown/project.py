@@ -43,6 +43,8 @@ MIX_SETTINGS = {
     "line_lufs": -20.0,  # every voice line is brought to this loudness before mixing
     "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
 }
+#: Processing of every voice line before it is levelled (see mixdown.speech).
+SPEECH_SWITCHES = {"speech_compress": True, "speech_eq": False, "speech_rotate": False}
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
@@ -167,7 +169,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         music=sources["music"],
         scripts=_scripts(toml, data, top, default_voice, sources),
         pronunciations=_pronunciations(toml, data),
-        mix=_numbers(toml, data, "mix", MIX_SETTINGS),
+        mix=_mix(toml, data),
         master=_master(toml, data),
         providers=_providers(toml, data),
         deliveries=_deliveries(toml, data),
@@ -341,6 +343,18 @@ def _numbers(
     given = toml.table(data, table)
     toml.check_keys(given, set(defaults), [table])
     return {k: float(toml.typed(given, k, (int, float), [table], v)) for k, v in defaults.items()}
+
+
+def _mix(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
+    """[mix]: layout and ducking numbers, and which speech processing voice lines get."""
+    given = dict(toml.table(data, "mix"))
+    toml.check_keys(given, set(MIX_SETTINGS) | set(SPEECH_SWITCHES), ["mix"])
+    switches = {k: toml.typed(given, k, bool, ["mix"], v) for k, v in SPEECH_SWITCHES.items()}
+    for key in SPEECH_SWITCHES:
+        given.pop(key, None)
+    mix: dict[str, Any] = _numbers(toml, {"mix": given}, "mix", MIX_SETTINGS)
+    mix["speech"] = {key.removeprefix("speech_"): on for key, on in switches.items()}
+    return mix
 
 
 def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
