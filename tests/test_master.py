@@ -10,8 +10,9 @@ import pyloudnorm
 import pytest
 from scipy.signal import butter, resample_poly, sosfilt
 
+from mixdown.audio import Source
 from mixdown.errors import AudioError
-from mixdown.master import Loudness, MasterSettings, limit, master, measure, true_peak
+from mixdown.master import Limiter, Loudness, MasterSettings, limit, master, master_stream, measure, true_peak
 
 SR = 48000
 CEILING = -1.0
@@ -162,3 +163,55 @@ def test_master_reaches_target_under_ceiling(make: Callable[[], np.ndarray]) -> 
 def test_master_of_silence_is_silence() -> None:
     out, loud = master(np.zeros((SR, 2), np.float32), SR)
     assert not out.any() and loud.integrated_lufs == -math.inf
+
+
+# -- streaming ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 777, 48000])
+def test_limiter_output_does_not_depend_on_block_boundaries(size: int) -> None:
+    y = transient(1.5)
+    y[: SR // 2] += sine(0.5, 997, 1.3)  # a loud stretch to limit, then silence, then the burst
+    whole = Limiter(SR, 2, ceiling_dbtp=CEILING)
+    reference = np.concatenate([whole.process(y), whole.flush()])
+    limiter = Limiter(SR, 2, ceiling_dbtp=CEILING)
+    chunks = [limiter.process(y[i : i + size]) for i in range(0, len(y), size)] + [limiter.flush()]
+    out = np.concatenate(chunks)
+    assert out.shape == y.shape
+    np.testing.assert_allclose(out, reference, atol=1e-6)
+    assert limiter.reduction_db > 3.0
+
+
+class Recorder:
+    """A sink that keeps what it is given and remembers being discarded."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.discarded = False
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block.copy())
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+def test_master_stream_keeps_only_its_last_sink_and_matches_master() -> None:
+    y = speech_like(8, 7) * np.float32(4.0)  # peaky: limiting moves the loudness, so a pass repeats
+    sinks: list[Recorder] = []
+
+    def open_sink() -> Recorder:
+        sinks.append(Recorder())
+        return sinks[-1]
+
+    settings = MasterSettings(target_lufs=-14.0, ceiling_dbtp=CEILING)
+    loud = master_stream(Source.of_array(y, SR), settings, open_sink)
+    assert len(sinks) >= 2 and all(s.discarded for s in sinks[:-1]) and not sinks[-1].discarded
+    out = np.concatenate(sinks[-1].blocks)
+    assert out.shape == y.shape
+    assert lufs(out) == pytest.approx(-14.0, abs=0.1) and loud.integrated_lufs == pytest.approx(
+        lufs(out), abs=1e-6
+    )
+    assert db(true_peak(out, SR)) <= CEILING - 0.3 + 1e-6
+    in_memory, _ = master(y, SR, settings)
+    np.testing.assert_array_equal(in_memory, out)

@@ -10,7 +10,7 @@ from scipy.signal import correlate
 
 from mixdown.audio import as_channels, resample
 from mixdown.errors import AudioError
-from mixdown.mix import Bed, Cue, Line, MixSettings, Pause, Section, Stems, Sting, mix
+from mixdown.mix import Bed, Cue, Lazy, Line, Mix, MixSettings, Pause, Section, Stems, Sting, mix
 
 SR = 48000
 NO_DUCK = MixSettings(duck_db=0.0)
@@ -304,3 +304,101 @@ def test_fixed_length_is_exact_to_the_sample_and_the_outro_lands_on_it() -> None
     )  # the outro ends the programme
     with pytest.raises(AudioError, match=r"needs 7\.\d+ s but length is 6 s"):
         mix(sections, bed=Bed(intro, main, outro, SR), settings=MixSettings(length=6.0))
+
+
+# -- streaming, markers, per-section ducking, speech processing ---------------------
+
+
+def busy_programme() -> tuple[list[Section], Bed]:
+    """Lines at several rates (some lazy), cues, a sting, pauses and a segmented bed."""
+    lazy = Lazy(len(noise(1.3, 52, sr=22050, channels=1)), lambda: noise(1.3, 52, sr=22050, channels=1))
+    sections = [
+        Section((Line(speech_like(2.0, 50), SR, cues=(Cue(noise(0.3, 51), SR, at=0.5),)), Pause(0.4))),
+        Section((Line(lazy, 22050), Sting(noise(0.5, 53, sr=24000), 24000), Line(speech_like(1.5, 54), SR))),
+        Section((Line(speech_like(2.5, 55), SR),), music="outro"),
+    ]
+    return sections, Bed(noise(1.0, 56), noise(2.0, 57), noise(1.5, 58), SR, gain_db=-6.0)
+
+
+@pytest.mark.parametrize("size", [480, 4800 * 7, 1 << 17])
+def test_blocks_of_any_size_join_into_the_whole_mix(size: int) -> None:
+    sections, bed = busy_programme()
+    whole = mix(sections, bed=bed)
+    program = Mix(sections, bed=bed)
+    parts = list(program.blocks(size))
+    assert (
+        all(len(p.voice) <= max(size, 480) for p in parts)
+        and sum(len(p.voice) for p in parts) == program.frames
+    )
+    for bus in ("voice", "sfx", "music"):
+        np.testing.assert_array_equal(np.concatenate([getattr(p, bus) for p in parts]), getattr(whole, bus))
+
+
+def test_lazy_audio_is_read_only_while_it_sounds() -> None:
+    reads: list[int] = []
+
+    def loader(index: int) -> Lazy:
+        def load() -> np.ndarray:
+            reads.append(index)
+            return dc(1.0, 0.1)
+
+        return Lazy(SR, load)
+
+    program = Mix([Section(tuple(Line(loader(i), SR) for i in range(6)))], settings=NO_DUCK)
+    first = next(program.blocks(SR // 2))  # the first half second: only the first line sounds
+    assert reads == [0] and first.voice.any()
+
+
+def test_a_marker_pins_its_section_to_the_sample() -> None:
+    sections = [Section((Line(dc(1.0, 0.1), SR),)), Section((Line(dc(0.5, 0.2), SR),), at=4.25)]
+    voice = mix(sections, settings=NO_DUCK).voice
+    assert onsets(voice) == [0, round(4.25 * SR)]
+
+
+def test_a_marker_the_content_overruns_fails_with_the_times() -> None:
+    sections = [Section((Line(dc(3.0, 0.1), SR),)), Section((Line(dc(0.5, 0.2), SR),), at=2.0)]
+    with pytest.raises(
+        AudioError, match=r"section 2 is marked at 2 s but what comes before it runs to 3.00 s"
+    ):
+        mix(sections, settings=NO_DUCK)
+
+
+def test_sections_duck_with_their_own_settings() -> None:
+    speech = speech_like(3.0, 60)
+    sections = [
+        Section((Line(speech, SR),)),
+        Section((Line(speech, SR),), duck={"duck_db": -24.0}),
+        Section((Line(speech, SR),), duck={"duck_db": 0.0}),
+    ]
+    settings = MixSettings(lead_in=2.0, section_gap=3.0)
+    bed = dc_bed()
+    ducked = mix(sections, bed=bed, settings=settings).music[:, 0]
+    flat = [replace(section, duck={"duck_db": 0.0}) for section in sections]
+    gain = 20 * np.log10(ducked / mix(flat, bed=bed, settings=settings).music[:, 0])
+    starts = [2 * SR, 8 * SR, 14 * SR]  # 3 s lines, 3 s gaps
+    depths = [float(np.median(gain[s + SR // 2 : s + 5 * SR // 2])) for s in starts]
+    assert depths[0] == pytest.approx(-12.0, abs=1.5)
+    assert depths[1] == pytest.approx(-24.0, abs=2.0)
+    assert depths[2] == pytest.approx(0.0, abs=0.01)
+
+
+def test_speech_compression_lowers_the_peak_to_loudness_ratio_of_lines() -> None:
+    from mixdown.loudness import measure
+    from mixdown.speech import SpeechSettings
+
+    rng = np.random.default_rng(61)
+    line = speech_like(4.0, 61)[:, :1].copy()
+    line[rng.integers(0, len(line), 40)] *= 4.0  # plosive-like spikes
+
+    def plr(settings: MixSettings) -> float:
+        voice = mix([Section((Line(line, SR),))], settings=settings).voice
+        found = measure(voice, SR)
+        return float(found.true_peak - found.integrated)
+
+    plain = MixSettings(channels=1, duck_db=0.0, line_lufs=-20.0)
+    processed = replace(plain, speech=SpeechSettings(compress=True))
+    assert plr(processed) < plr(plain) - 2.0
+    loudness = measure(mix([Section((Line(line, SR),))], settings=processed).voice, SR).integrated
+    assert loudness == pytest.approx(
+        -20.0, abs=0.3
+    )  # levelled after processing (edges of silence read a little lower)

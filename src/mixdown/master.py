@@ -41,6 +41,7 @@ _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceilin
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
 _NORMALISE_PASSES = 4
 _LOUDNESS_TOLERANCE = 0.05  # LU: master() stops correcting its gain within this
+_MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
 _LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
 _RELEASE = 0.08  # s, the time constant of its release
 
@@ -312,11 +313,13 @@ def master_stream(
 
     Two passes over the source: one measures its integrated loudness, the
     next applies the gain and the :class:`Limiter` and meters what it writes
-    (loudness, true peak, LRA). Limiting takes a little loudness off peaky
-    material: when the result is more than 0.05 LU off the target, or over
-    the ceiling, the second pass runs again with the gain corrected by the
-    measured error (at most 3 more times, each into a new sink; the caller
-    keeps only the last one). Memory stays at a few blocks whatever the length.
+    (loudness, true peak, LRA). Limiting takes loudness off peaky material:
+    when the result is more than 0.05 LU off the target, or over the
+    ceiling, the second pass runs again with the gain corrected by the error
+    over the loudness gained per dB in the passes so far (at most 3 more
+    times, each into a new sink; the caller keeps only the last one; the
+    limiter is never driven more than 12 dB past the first estimate).
+    Memory stays at a few blocks whatever the length.
 
     The sink returned by ``open_sink`` receives the master; on a retry it is
     told to :meth:`Sink.discard` what it got. Digital silence passes unchanged.
@@ -340,6 +343,7 @@ def master_stream(
     ceiling_dbtp = settings.ceiling_dbtp - _MASTER_MARGIN_DB
     ceiling = db_to_gain(ceiling_dbtp)
     gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
+    first_gain, tried = gain_db, list[tuple[float, float]]()
     for attempt in range(_NORMALISE_PASSES + 1):
         sink = open_sink()
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
@@ -359,7 +363,15 @@ def master_stream(
         if attempt >= _NORMALISE_PASSES - 1:
             trim *= _AIM / over  # the last resort: a plain gain scales the true peak exactly
             continue
-        gain_db += error
+        # Into a limiter, loudness rises less than the gain (0.2-1 LU per dB): step by the
+        # slope seen between the last two passes (a secant), within _MAX_PUSH_DB of the start.
+        slope = 1.0
+        if tried:
+            last_gain, last_result = tried[-1]
+            if gain_db != last_gain:
+                slope = min(max((result - last_result) / (gain_db - last_gain), 0.1), 1.0)
+        tried.append((gain_db, result))
+        gain_db = min(gain_db + error / slope, first_gain + _MAX_PUSH_DB)
         if over > 1.0:
             aim *= _AIM / over
     raise AssertionError("unreachable: the trimmed pass is always under the ceiling")

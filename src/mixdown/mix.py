@@ -502,11 +502,11 @@ def _prepare(
     y = valid_audio(y, what=what)
     if sr <= 0:
         raise AudioError(f"{what}: sample rate must be positive, got {sr}")
-    y = resample(y, sr, settings.sample_rate)
     if speech and settings.speech is not None:
         from .speech import process
 
-        y = process(y, settings.sample_rate, settings.speech)
+        y = process(y, sr, settings.speech)  # at the line's own rate: often half the mix's
+    y = resample(y, sr, settings.sample_rate)
     if speech:
         gain_db += leveling_gain(y, settings.sample_rate, settings.line_lufs)
     y = as_channels(y, settings.channels)
@@ -523,11 +523,11 @@ def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -
         if section.items and started:
             cursor += gap
         if section.at is not None:
-            mark = _samples(section.at, sr)
-            if mark < cursor - (gap if section.items and started else 0):
+            mark, before = _samples(section.at, sr), cursor - (gap if section.items and started else 0)
+            if mark < before:
                 raise AudioError(
                     f"mix: section {index + 1} is marked at {section.at:g} s but what comes before it "
-                    f"runs to {cursor / sr:.2f} s; move the marker later or shorten the sections before it"
+                    f"runs to {before / sr:.2f} s; move the marker later or shorten the sections before it"
                 )
             cursor = mark
         started = started or bool(section.items)
@@ -851,20 +851,24 @@ class _Ducker:
         active = powers > loudest * 10.0 ** (_SPEECH_THRESHOLD_DB / 10.0)  # none in silence
         rate = settings.sample_rate / hop  # control frames per second
         bounds = [0, *starts[1:], n]
-        target = np.zeros(len(powers))
-        down, up = np.zeros(len(powers)), np.zeros(len(powers))
+        target, depth = np.zeros(len(powers)), np.zeros(len(powers))
+        attack, release = np.ones(len(powers)), np.ones(len(powers))
+        before = 0.0  # the depth of the section before: a section recovers from it at its own pace
         for index, ducking in enumerate(_section_ducking(sections, settings)):
-            first, last = bounds[index] // hop, -(-bounds[index + 1] // hop)
+            back, ahead = round(ducking.duck_hold * rate), round(ducking.duck_attack * rate)
+            # A section rules from `ahead` frames before it starts, so that it anticipates its own speech.
+            first = max(bounds[index] // hop - (ahead if index else 0), 0)
+            last = min(-(-bounds[index + 1] // hop), len(powers))
             if first >= last:
                 continue
-            back, ahead = round(ducking.duck_hold * rate), round(ducking.duck_attack * rate)
             lo, hi = max(first - back, 0), min(last + ahead, len(powers))
             held = _window_max(active[lo:hi], back=back, ahead=ahead)[first - lo : last - lo]
             target[first:last] = np.where(held, ducking.duck_db, 0.0)
-            depth = -ducking.duck_db
-            down[first:last] = depth / max(ducking.duck_attack * rate, 1.0)
-            up[first:last] = depth / max(ducking.duck_release * rate, 1.0)
-        db = _slew(target, down=down, up=up)
+            depth[first:last] = max(-ducking.duck_db, before)
+            attack[first:last] = max(ducking.duck_attack * rate, 1.0)
+            release[first:last] = max(ducking.duck_release * rate, 1.0)
+            before = -ducking.duck_db
+        db = _slew(target, depth=depth, attack=attack, release=release)
         self._gain = (10.0 ** (db / 20.0)).astype(np.float32)
         self._step = np.append(self._gain[1:], self._gain[-1:]) - self._gain
 
@@ -887,13 +891,19 @@ def _window_max(x: np.ndarray, *, back: int, ahead: int) -> np.ndarray:
     return held.astype(bool)
 
 
-def _slew(target: np.ndarray, *, down: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """Follow ``target`` (dB per frame) moving at most ``down``/``up`` dB per frame.
+def _slew(target: np.ndarray, *, depth: np.ndarray, attack: np.ndarray, release: np.ndarray) -> np.ndarray:
+    """Follow ``target`` (dB per frame), moving in ``attack``/``release`` frames over the depth.
 
+    A frame moves ``depth / attack`` dB down or ``depth / release`` up (at
+    least ``|gain|`` over those times): full depth takes the attack and
+    release times, and a section that ducks less (or not at all) still
+    recovers from the section before it.
     A loop over ~100 Hz control frames, not samples.
     """
     out, gain = [], 0.0
-    for value, fall, rise in zip(target.tolist(), down.tolist(), up.tolist(), strict=True):
-        gain = max(value, gain - fall) if value < gain else min(value, gain + rise)
+    rows = zip(target.tolist(), depth.tolist(), attack.tolist(), release.tolist(), strict=True)
+    for value, full, fall, rise in rows:
+        span = max(full, -gain)
+        gain = max(value, gain - span / fall) if value < gain else min(value, gain + span / rise)
         out.append(gain)
     return np.asarray(out)
