@@ -264,7 +264,8 @@ def _mastered(context: Context, plan: MixPlan) -> tuple[Any, Any]:
 
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     try:
-        loudness = master_stream(mixed, MasterSettings(**plan.master), open_sink, progress=progress.say)
+        settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+        loudness = master_stream(mixed, settings, open_sink, progress=progress.say)
     except BaseException:
         for writer in writers:
             writer.discard()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import stanza
-from .deliver import delivery_from
+from .deliver import LOSSY, LOSSY_HEADROOM_DB, delivery_from
 from .errors import ConfigError
 from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, STEMS, Asset, MixPlan, Plan
 from .keys import content_key
@@ -141,6 +141,10 @@ class _Planner:
         }
         key = content_key({"mix": MIX_VERSION, **timeline})
         master = {k: v for k, v in project.master.items() if k not in ("formats", "stems")}
+        # One master feeds every [master] format: with a lossy one among them, it is
+        # limited with that format's extra headroom, so no format needs limiting again.
+        lossy = any(fmt in LOSSY for fmt in project.master["formats"])
+        master["limit_dbtp"] = master["ceiling_dbtp"] - (LOSSY_HEADROOM_DB if lossy else 0.0)
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
         outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
         if project.master["stems"]:
