@@ -18,7 +18,7 @@ from .errors import RenderFailed
 
 __all__ = ["QUALITY", "Mp3Writer", "main"]
 
-QUALITY = 3  # LAME's algorithm quality (0 best .. 9 fastest); 3 is the lame command's default
+QUALITY = 5  # LAME algorithm quality (0 best .. 9 fastest): at 2-3, 48 kbps MPEG-2 streams held frames mpg123 rejects
 _CHUNK = 1 << 20  # bytes read from the pipe at a time
 
 

@@ -39,7 +39,7 @@ _BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can meas
 _LIMIT_PASSES = 4
 _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
-_NORMALISE_PASSES = 4
+_NORMALISE_PASSES = 6
 _LOUDNESS_TOLERANCE = 0.05  # LU: master() stops correcting its gain within this
 _MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
 _LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
@@ -316,9 +316,11 @@ def master_stream(
     (loudness, true peak, LRA). Limiting takes loudness off peaky material:
     when the result is more than 0.05 LU off the target, or over the
     ceiling, the second pass runs again with the gain corrected by the error
-    over the loudness gained per dB in the passes so far (at most 3 more
-    times, each into a new sink; the caller keeps only the last one; the
-    limiter is never driven more than 12 dB past the first estimate).
+    over the loudness gained per dB in the passes so far (at most 5 more
+    times, each into a new sink; the caller keeps only the last one). The
+    limiter is never driven more than 12 dB past the first estimate: a
+    target that needs more (very peaky speech at -14 LUFS under -3 dBTP)
+    stops at the loudest the limiter reaches, and the measurement says so.
     Memory stays at a few blocks whatever the length.
 
     The sink returned by ``open_sink`` receives the master; on a retry it is
@@ -357,7 +359,10 @@ def master_stream(
         result = _integrated_of(meter, source.frames, sr)
         error, over = settings.target_lufs - result, db_to_gain(found.true_peak) / ceiling
         say(f"pass {attempt + 1}: {result:.2f} LUFS, {found.true_peak:.2f} dBTP")
-        if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or attempt >= _NORMALISE_PASSES - 1):
+        stuck = (
+            bool(tried) and abs(result - tried[-1][1]) < _LOUDNESS_TOLERANCE / 2
+        )  # the limiter is saturated
+        if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or stuck or attempt >= _NORMALISE_PASSES - 1):
             return Loudness(result, found.true_peak, found.lra)
         sink.discard()
         if attempt >= _NORMALISE_PASSES - 1:
