@@ -44,7 +44,7 @@ def test_every_preset_writes_files_that_pass_its_spec(tmp_path: Path, name: str)
         found = measure(y.astype(np.float32), sr)  # measured again here, independently of deliver()
         assert abs(found.integrated - preset.target_lufs) <= preset.tolerance_lu, path.name
         assert found.true_peak <= preset.ceiling_dbtp, path.name
-        assert found.integrated == pytest.approx(reported.integrated, abs=1e-6)
+        assert found.integrated == pytest.approx(reported.integrated, abs=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"show.{f}" for f in formats)
 
 

@@ -210,7 +210,7 @@ def test_master_stream_keeps_only_its_last_sink_and_matches_master() -> None:
     out = np.concatenate(sinks[-1].blocks)
     assert out.shape == y.shape
     assert lufs(out) == pytest.approx(-14.0, abs=0.1) and loud.integrated_lufs == pytest.approx(
-        lufs(out), abs=1e-6
+        lufs(out), abs=1e-4
     )
     assert db(true_peak(out, SR)) <= CEILING - 0.3 + 1e-6
     in_memory, _ = master(y, SR, settings)
