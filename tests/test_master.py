@@ -196,8 +196,24 @@ class Recorder:
         self.discarded = True
 
 
-def test_master_stream_keeps_only_its_last_sink_and_matches_master() -> None:
+def test_the_predicted_gain_lands_on_target_in_one_limiting_pass() -> None:
+    y = speech_like(8, 7) * np.float32(4.0)  # peaky: limiting takes off over a dB
+    passes: list[str] = []
+    settings = MasterSettings(target_lufs=-14.0, ceiling_dbtp=CEILING)
+    loud = master_stream(Source.of_array(y, SR), settings, Recorder, progress=passes.append)
+    assert [m for m in passes if m.startswith("pass")] == [
+        f"pass 1: {loud.integrated_lufs:.2f} LUFS, {loud.true_peak_dbtp:.2f} dBTP"
+    ]
+    assert loud.integrated_lufs == pytest.approx(-14.0, abs=0.1)
+
+
+def test_master_stream_keeps_only_its_last_sink_and_matches_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mixdown.master as mastering
+
     y = speech_like(8, 7) * np.float32(4.0)  # peaky: limiting moves the loudness, so a pass repeats
+    monkeypatch.setattr(
+        mastering._Predictor, "gain_for", lambda self, target, gain_db, limiter, meter: gain_db
+    )
     sinks: list[Recorder] = []
 
     def open_sink() -> Recorder:

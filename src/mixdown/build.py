@@ -240,11 +240,14 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
     return min(max(float(spoken) / seconds, 0.0), 1.0)
 
 
-def _mastered(context: Context, plan: MixPlan) -> tuple[Any, Any]:
+def _mastered(context: Context, plan: MixPlan, encode: Any = None) -> tuple[Any, Any, list[Any]]:
     """The master of ``plan`` (a block source over its cache object) and its loudness.
 
     Made from the mix if missing: two streaming passes (measure, then gain
-    and limiter), written block by block into the cache.
+    and limiter), written block by block into the cache. ``encode(frames)``,
+    if given, opens a :class:`~mixdown.deliver.Formats` sink that receives
+    the master as it is made; the files it wrote come back third (empty when
+    the master was already cached).
     """
     from .audio import Source
     from .master import Loudness, MasterSettings, master_stream
@@ -254,26 +257,45 @@ def _mastered(context: Context, plan: MixPlan) -> tuple[Any, Any]:
         meta = cache.meta(plan.master_key)
         found = meta.get("measured")
         loudness = Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
-        return Source.of_file(cache.path(plan.master_key)), loudness
+        return Source.of_file(cache.path(plan.master_key)), loudness, []
     mixed = Source.of_file(cache.path(plan.key))
-    writers: list[Any] = []
+    sinks: list[_Tee] = []
 
-    def open_sink() -> Any:
-        writers.append(cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames))
-        return writers[-1]
+    def open_sink() -> _Tee:
+        writer = cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames)
+        sinks.append(_Tee(writer, encode(mixed.frames) if encode else None))
+        return sinks[-1]
 
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
+    settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     try:
-        settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
         loudness = master_stream(mixed, settings, open_sink, progress=progress.say)
+        encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
-        for writer in writers:
-            writer.discard()
+        if sinks:
+            sinks[-1].discard()
         raise
     measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
     meta = {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
-    path = writers[-1].commit(meta)
-    return Source.of_file(path), loudness
+    path = sinks[-1].writer.commit(meta)
+    return Source.of_file(path), loudness, encoded
+
+
+class _Tee:
+    """A master_stream sink feeding the cache object and, optionally, the deliverables."""
+
+    def __init__(self, writer: Any, formats: Any) -> None:
+        self.writer, self.formats = writer, formats
+
+    def write(self, block: Any) -> None:
+        self.writer.write(block)
+        if self.formats is not None:
+            self.formats.write(block)
+
+    def discard(self) -> None:
+        self.writer.discard()
+        if self.formats is not None:
+            self.formats.discard()
 
 
 def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
@@ -283,7 +305,7 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     plan, name = item
     table, files = plan.delivery(name)
     delivery = delivery_from(table, f"[deliveries.{name}]")
-    source, loudness = _mastered(context, plan)
+    source, loudness, _ = _mastered(context, plan)
     stem = files[0].with_name(files[0].name.rsplit(".", 1)[0])
     target = f"deliver:{plan.name}/{name}"
     for path, found in deliver(source, stem, delivery, target=target, loudness=loudness):
@@ -302,17 +324,24 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     The files go through the same encode, decode and spec check as every
     delivery, against the master's own target and ceiling (±1 LU).
     """
-    from .deliver import Delivery, deliver
+    from .deliver import Delivery, Formats, _rate_for, deliver
 
     settings = plan.master
     files = [p for p in plan.outputs if p.parent.suffix != ".stems"]
     formats = tuple(p.suffix[1:] for p in files)
     delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
-    source, loudness = _mastered(context, plan)
     stem = files[0].with_name(files[0].name[: -len(files[0].suffix)])
+    sr = plan.timeline["sample_rate"]
+    direct = [fmt for fmt in formats if _rate_for(fmt, sr) == sr]  # encoded while the master is made
+
+    def encode(frames: int) -> Any:
+        return Formats(stem, direct, sr, plan.timeline["channels"], delivery, frames) if direct else None
+
+    source, loudness, written = _mastered(context, plan, encode)
     seconds = source.frames / source.sample_rate
-    for path, found in deliver(source, stem, delivery, target=f"master:{plan.name}", loudness=loudness):
-        print(f"master:{plan.name}  {found}  {seconds:6.1f} s  {_relative(context, path)}", file=sys.stdout)
+    target = f"master:{plan.name}"
+    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness, written=written):
+        print(f"{target}  {found}  {seconds:6.1f} s  {_relative(context, path)}", file=sys.stdout)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     return {"stamp": plan.stamp}
 

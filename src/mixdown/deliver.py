@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, RenderFailed
 
 if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a delivery runs
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import numpy as np
 
     from .audio import Source, Stream
     from .master import Loudness
 
-__all__ = ["FORMATS", "PRESETS", "Delivery", "deliver", "delivery_from"]
+__all__ = ["FORMATS", "PRESETS", "Delivery", "Formats", "deliver", "delivery_from"]
 
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Ogg
 LOSSY = frozenset({"mp3", "ogg", "opus"})
@@ -118,6 +118,7 @@ def deliver(
     *,
     target: str,
     loudness: Loudness | None = None,
+    written: Sequence[tuple[str, Path, Any]] = (),
 ) -> list[tuple[Path, Any]]:
     """Write ``stem.<format>`` for each format of ``delivery``; return (path, measurement) pairs.
 
@@ -126,41 +127,111 @@ def deliver(
     written in one pass. ``loudness`` is what is known of the source (a
     master's own measurement): when the source already has the delivery's
     rate, channels and loudness and sits under its ceiling, it is encoded as
-    it is; otherwise it is mastered again for the delivery first (two passes,
-    :func:`mixdown.master.master_stream`, into a temporary file).
+    it is; otherwise it is mastered again for the delivery, straight into the
+    encoders (:func:`mixdown.master.master_stream`). ``written`` are files
+    of this delivery already encoded and measured by a :class:`Formats` sink
+    (format, temporary path, measurement): they are checked and published
+    with the rest.
 
     Each file is written beside its destination under a temporary name,
     decoded and measured, and renamed into place only if it meets the
     delivery's loudness tolerance and ceiling; otherwise :class:`RenderFailed`
     names ``target`` and what was measured, and no file of this call is left.
     """
-    written: list[tuple[Path, Path, Any]] = []
+    files: dict[str, tuple[Path, Any]] = {}
     try:
+        for fmt, tmp, found in written:
+            if found.true_peak > delivery.ceiling_dbtp:  # the encoder overshot: made again below
+                tmp.unlink(missing_ok=True)
+            else:
+                files[fmt] = (tmp, found)
         groups: dict[tuple[int, float], list[str]] = {}
         for fmt in delivery.formats:
-            rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
-            margin = LOSSY_HEADROOM_DB if fmt in LOSSY else 0.0
-            groups.setdefault((rate, delivery.ceiling_dbtp - margin), []).append(fmt)
+            if fmt not in files:
+                rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
+                groups.setdefault((rate, delivery.ceiling_dbtp - _margin(fmt)), []).append(fmt)
         for (rate, ceiling), formats in groups.items():
             for attempt in range(4):  # encoders overshoot: aim lower by the excess, encode again
-                files = _write_group(source, stem, formats, rate, ceiling, delivery, loudness)
-                excess = max(found.true_peak for _, found in files) - delivery.ceiling_dbtp
+                made = _write_group(source, stem, formats, rate, ceiling, delivery, loudness)
+                excess = max(found.true_peak for _, found in made.values()) - delivery.ceiling_dbtp
                 if excess <= 0 or attempt == 3:
                     break
-                for tmp, _ in files:
+                for tmp, _ in made.values():
                     tmp.unlink()
                 ceiling -= excess + 0.2
-            for fmt, (tmp, found) in zip(formats, files, strict=True):
-                path = stem.with_name(f"{stem.name}.{fmt}")
-                written.append((tmp, path, found))
-                _check(found, delivery, target, path)
-        for tmp, path, _ in written:
-            os.replace(tmp, path)
+            files.update(made)
+        return _publish(files, stem, delivery, target)
     finally:
-        for tmp, _, _ in written:
+        for tmp, _ in files.values():
             tmp.unlink(missing_ok=True)
-    order = {fmt: i for i, fmt in enumerate(delivery.formats)}
-    return sorted(((path, found) for _, path, found in written), key=lambda pf: order[pf[0].suffix[1:]])
+
+
+def _publish(
+    files: dict[str, tuple[Path, Any]], stem: Path, delivery: Delivery, target: str
+) -> list[tuple[Path, Any]]:
+    """Check every file, then move them all into place (none if one fails)."""
+    for fmt in delivery.formats:
+        _check(files[fmt][1], delivery, target, stem.with_name(f"{stem.name}.{fmt}"))
+    published = []
+    for fmt in delivery.formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        os.replace(files[fmt][0], path)
+        published.append((path, files[fmt][1]))
+    return published
+
+
+def _margin(fmt: str) -> float:
+    return LOSSY_HEADROOM_DB if fmt in LOSSY else 0.0
+
+
+class Formats:
+    """A sink writing one or more formats of a delivery at once, block by block.
+
+    Each format goes to a temporary file beside ``stem``; :meth:`finish`
+    closes them, decodes each and measures it. :meth:`discard` (or an error)
+    removes them. :func:`mixdown.master.master_stream` can write into it
+    directly, so a master is encoded as it is made.
+    """
+
+    def __init__(
+        self, stem: Path, formats: Sequence[str], sr: int, channels: int, delivery: Delivery, frames: int
+    ) -> None:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        self.formats = list(formats)
+        self.paths: list[Path] = []
+        self._encoders: list[Any] = []
+        try:
+            for fmt in self.formats:
+                self.paths.append(_temporary(stem, fmt))
+                self._encoders.append(_encoder(self.paths[-1], fmt, sr, channels, delivery, frames))
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        try:
+            for encoder in self._encoders:
+                encoder.write(block)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        for encoder in self._encoders:
+            encoder.abort()
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+
+    def finish(self) -> list[tuple[str, Path, Any]]:
+        """Close the files; return (format, temporary path, measurement of the decoded file)."""
+        try:
+            for encoder in self._encoders:
+                encoder.close()
+            found = _measure_files(self.paths)
+        except BaseException:
+            self.discard()
+            raise
+        return list(zip(self.formats, self.paths, found, strict=True))
 
 
 def _write_group(
@@ -171,9 +242,8 @@ def _write_group(
     ceiling: float,
     delivery: Delivery,
     loudness: Loudness | None,
-) -> list[tuple[Path, Any]]:
+) -> dict[str, tuple[Path, Any]]:
     """Encode ``formats`` at ``sr`` under ``ceiling`` in one pass; decode and measure each file."""
-    from .audio import Source as Audio
     from .master import _MASTER_MARGIN_DB, MasterSettings, master_stream
 
     channels = delivery.channels or source.channels
@@ -184,45 +254,19 @@ def _write_group(
         and abs(loudness.integrated_lufs - delivery.target_lufs) <= 0.1
         and loudness.true_peak_dbtp <= ceiling - _MASTER_MARGIN_DB + 0.01
     )
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    scratch: Path | None = None
-    temporaries: list[Path] = []
-    try:
-        feed: Any = converted
-        if not ready:
-            scratch = _temporary(stem, "wav")
-            sinks: list[_Writer] = []
+    sinks: list[Formats] = []
 
-            def open_sink() -> _Writer:
-                assert scratch is not None
-                sinks.append(_Writer(scratch, sr, channels, "WAV", "FLOAT", frames=converted.frames))
-                return sinks[-1]
+    def open_sink() -> Formats:
+        sinks.append(Formats(stem, formats, sr, channels, delivery, converted.frames))
+        return sinks[-1]
 
-            master_stream(converted, MasterSettings(delivery.target_lufs, ceiling), open_sink)
-            sinks[-1].close()
-            feed = Audio.of_file(scratch)
-        encoders = []
-        for fmt in formats:
-            temporaries.append(_temporary(stem, fmt))
-            encoders.append(_encoder(temporaries[-1], fmt, sr, channels, delivery, feed.frames))
-        try:
-            for block in feed.blocks():
-                for encoder in encoders:
-                    encoder.write(block)
-        except BaseException:
-            for encoder in encoders:
-                encoder.abort()
-            raise
-        for encoder in encoders:
-            encoder.close()
-        return list(zip(temporaries, _measure_files(temporaries), strict=True))
-    except BaseException:
-        for tmp in temporaries:
-            tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        if scratch is not None:
-            scratch.unlink(missing_ok=True)
+    if ready:
+        sink = open_sink()
+        for block in converted.blocks():
+            sink.write(block)
+    else:
+        master_stream(converted, MasterSettings(delivery.target_lufs, ceiling), open_sink)
+    return {fmt: (tmp, found) for fmt, tmp, found in sinks[-1].finish()}
 
 
 def _converted(source: Source, channels: int, sr: int) -> Stream:

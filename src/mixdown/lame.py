@@ -52,9 +52,10 @@ class Mp3Writer:
             )
 
     def abort(self) -> None:
-        """Stop the child without finishing the file."""
-        self._child.kill()
-        self._child.communicate()
+        """Stop the child without finishing the file (nothing if it has finished)."""
+        if self._child.returncode is None:
+            self._child.kill()
+            self._child.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -320,11 +320,20 @@ class Meter:
             max_short_term=_max_lufs(short),
         )
 
-    def _window_powers(self, hops: int) -> np.ndarray:
-        """Mean-square (weighted, summed over channels) of every complete window of ``hops`` hops."""
+    def hop_energies(self) -> np.ndarray:
+        """The K-weighted energy (weighted, summed over channels) of every complete 100 ms hop."""
         if len(self._hops) > 1:
             self._hops = [np.concatenate(self._hops)]
-        energy = self._hops[0] if self._hops else np.empty(0)
+        return self._hops[0] if self._hops else np.empty(0)
+
+    def integrated_with(self, scale: np.ndarray) -> float:
+        """The integrated loudness had each hop's energy been multiplied by ``scale``."""
+        return _integrated(self._window_powers(_MOMENTARY_HOPS, self.hop_energies() * scale))
+
+    def _window_powers(self, hops: int, energy: np.ndarray | None = None) -> np.ndarray:
+        """Mean-square (weighted, summed over channels) of every complete window of ``hops`` hops."""
+        if energy is None:
+            energy = self.hop_energies()
         if len(energy) < hops:
             return np.empty(0)
         sums = sliding_window_view(energy, hops).sum(axis=1)
