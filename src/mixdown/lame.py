@@ -16,9 +16,14 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["QUALITY", "Mp3Writer", "main"]
+__all__ = ["QUALITY", "QUALITY_HIGH_BITRATE", "Mp3Writer", "main"]
 
-QUALITY = 5  # LAME algorithm quality (0 best .. 9 fastest): at 2-3, 48 kbps MPEG-2 streams held frames mpg123 rejects
+# LAME's algorithm quality (0 best .. 9 fastest). At 2-3, 48 kbps MPEG-2 streams held
+# frames mpg123 rejects. From 128 kbps up, 7 is 1.6x faster than 5 (an hour of stereo
+# speech: 32 s against 53 s here) where the bitrate, not the search, sets what is heard.
+QUALITY = 5
+QUALITY_HIGH_BITRATE = 7
+HIGH_BITRATE = 128
 _CHUNK = 1 << 20  # bytes read from the pipe at a time
 
 
@@ -27,7 +32,8 @@ class Mp3Writer:
 
     def __init__(self, path: Path, sr: int, channels: int, *, bitrate: int, vbr: bool) -> None:
         self.path = path
-        args = [str(path), str(sr), str(channels), str(bitrate), "1" if vbr else "0", str(QUALITY)]
+        quality = QUALITY_HIGH_BITRATE if bitrate >= HIGH_BITRATE else QUALITY
+        args = [str(path), str(sr), str(channels), str(bitrate), "1" if vbr else "0", str(quality)]
         self._child = subprocess.Popen(
             [sys.executable, "-m", "mixdown.lame", *args],
             stdin=subprocess.PIPE,

@@ -12,7 +12,7 @@ All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +41,7 @@ _AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceilin
 _MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
 _NORMALISE_PASSES = 6
 _LOUDNESS_TOLERANCE = 0.1  # LU: master() stops correcting its gain within this (EBU QC: 0.2)
+_SIMULATION_ROWS = 1 << 20  # rows per chunk of the predictor's limiter simulation
 _MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
 _LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
 _RELEASE = 0.08  # s, the time constant of its release
@@ -434,8 +435,11 @@ class _Predictor:
 
         def loudness(db: float) -> float:
             g = db_to_gain(db)
-            rows = _simulate(peaks * np.float32(g), limiter)
-            kept = np.bincount(hop_of_row, energy * rows * rows, minlength=hops + 1)[:hops] / total
+            kept = np.zeros(hops + 1)
+            for first, gains in _simulate(peaks, np.float32(g), limiter):
+                rows = slice(first, first + len(gains))
+                kept += np.bincount(hop_of_row[rows], energy[rows] * gains * gains, minlength=hops + 1)
+            kept = kept[:hops] / total
             kept[total == 1.0] = 1.0
             return float(meter.integrated_with(g * g * kept))
 
@@ -455,18 +459,27 @@ class _Predictor:
         return tried[-1][0]
 
 
-def _simulate(peaks: np.ndarray, limiter: Limiter) -> np.ndarray:
-    """The gain :class:`Limiter` would give each row of these (already scaled) row peaks."""
+def _simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterator[tuple[int, np.ndarray]]:
+    """The gain :class:`Limiter` would give each row of ``peaks * scale``, in chunks.
+
+    Yields (first row, gains) for consecutive chunks of rows, with the
+    limiter's state carried across, so memory stays bounded on a long
+    programme (a ten-hour one has 54 million rows).
+    """
     from scipy.ndimage import minimum_filter1d
 
-    w = limiter._window
-    need = limiter.aim / np.maximum(peaks.astype(np.float64), limiter.aim)
-    held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")
-    released, _ = _release(held, limiter._tau, 0.0, keep=0)
-    padded = np.concatenate([np.ones(w), released])  # unity gain before the start
-    csum = np.concatenate([[0.0], np.cumsum(padded)])
-    gains: np.ndarray = (csum[w + 1 :] - csum[1:-w]) / w  # mean over rows r - w + 1 .. r
-    return gains
+    w, rows, chunk = limiter._window, len(peaks), _SIMULATION_ROWS
+    state, history = 0.0, np.ones(w)  # released gains of the rows just before the chunk
+    for first in range(0, rows, chunk):
+        stop = min(first + chunk, rows)
+        ahead = peaks[first : min(stop + w, rows)] * scale
+        need = limiter.aim / np.maximum(ahead.astype(np.float64), limiter.aim)
+        held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[: stop - first]
+        released, state = _release(held, limiter._tau, state, keep=stop - first - 1)
+        padded = np.concatenate([history, released])
+        csum = np.concatenate([[0.0], np.cumsum(padded)])
+        yield first, (csum[w + 1 :] - csum[1:-w]) / w  # mean over rows r - w + 1 .. r
+        history = padded[-w:]
 
 
 def _emit(block: np.ndarray, trim: float, sink: Sink, meter: Any) -> None:

@@ -506,9 +506,9 @@ def _prepare(
         from .speech import process
 
         y = process(y, sr, settings.speech)  # at the line's own rate: often half the mix's
-    y = resample(y, sr, settings.sample_rate)
     if speech:
-        gain_db += leveling_gain(y, settings.sample_rate, settings.line_lufs)
+        gain_db += leveling_gain(y, sr, settings.line_lufs)
+    y = resample(y, sr, settings.sample_rate)
     y = as_channels(y, settings.channels)
     return y * np.float32(db_to_gain(gain_db))
 
