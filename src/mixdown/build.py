@@ -240,14 +240,17 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
     return min(max(float(spoken) / seconds, 0.0), 1.0)
 
 
-def _mastered(context: Context, plan: MixPlan, encode: Any = None) -> tuple[Any, Any, list[Any]]:
+def _mastered(
+    context: Context, plan: MixPlan, encode: Any = None, *, threads: bool = True
+) -> tuple[Any, Any, list[Any]]:
     """The master of ``plan`` (a block source over its cache object) and its loudness.
 
     Made from the mix if missing: two streaming passes (measure, then gain
     and limiter), written block by block into the cache. ``encode(frames)``,
     if given, opens a :class:`~mixdown.deliver.Formats` sink that receives
     the master as it is made; the files it wrote come back third (empty when
-    the master was already cached).
+    the master was already cached). ``threads=False`` keeps the limiting
+    pass's metering on one core (an MP3 encoder process has the other).
     """
     from .audio import Source
     from .master import Loudness, MasterSettings, master_stream
@@ -269,7 +272,7 @@ def _mastered(context: Context, plan: MixPlan, encode: Any = None) -> tuple[Any,
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     try:
-        loudness = master_stream(mixed, settings, open_sink, progress=progress.say)
+        loudness = master_stream(mixed, settings, open_sink, progress=progress.say, threads=threads)
         encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
         if sinks:
@@ -337,7 +340,8 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     def encode(frames: int) -> Any:
         return Formats(stem, direct, sr, plan.timeline["channels"], delivery, frames) if direct else None
 
-    source, loudness, written = _mastered(context, plan, encode)
+    # An MP3 encoder process takes one core: the limiting pass keeps to the other.
+    source, loudness, written = _mastered(context, plan, encode, threads="mp3" not in direct)
     seconds = source.frames / source.sample_rate
     target = f"master:{plan.name}"
     for path, found in deliver(source, stem, delivery, target=target, loudness=loudness, written=written):

@@ -198,7 +198,9 @@ class Meter:
     -16.0 LUFS  -1.3 dBTP  LRA 4.2
     """
 
-    def __init__(self, sr: int, channels: int, *, true_peak: bool = True) -> None:
+    def __init__(self, sr: int, channels: int, *, true_peak: bool = True, threads: bool = True) -> None:
+        """``threads=False`` keeps the work on the calling thread (when another process,
+        such as an encoder, has the other cores)."""
         if int(sr) != sr or sr < _HOPS_PER_SECOND:
             raise ValueError(f"sample rate must be a whole number of Hz >= 10, got {sr}")
         if not 1 <= channels <= _MAX_CHANNELS:
@@ -206,6 +208,7 @@ class Meter:
         self.sr = int(sr)
         self.channels = int(channels)
         self.measures_true_peak = bool(true_peak)
+        self._threads = threads
         self._sos = _k_weighting(self.sr).astype(np.float32)
         self._weights = _channel_weights(self.channels)
         self._zi = [np.zeros((2, 2), dtype=np.float32) for _ in range(channels)]
@@ -255,7 +258,7 @@ class Meter:
             return lambda: self._peaks[c].feed(y[:, c])
 
         tasks = [weigh(c) for c in range(self.channels)] + [peak(c) for c in range(self.channels)]
-        _run(tasks, parallel=n >= _PARALLEL_FRAMES)
+        _run(tasks, parallel=self._threads and n >= _PARALLEL_FRAMES)
         self._frames = stop
         if not all(np.isfinite(h).all() for h in hops) or not all(map(math.isfinite, self._partial)):
             self._error = "audio: contains NaN or infinite samples; the meter cannot go on"

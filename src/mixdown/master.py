@@ -309,6 +309,7 @@ def master_stream(
     open_sink: Callable[[], Sink],
     *,
     progress: Callable[[str], None] | None = None,
+    threads: bool = True,
 ) -> Loudness:
     """Normalise and limit ``source`` block by block into a sink; return what was measured.
 
@@ -326,6 +327,8 @@ def master_stream(
 
     The sink returned by ``open_sink`` receives the master; on a retry it is
     told to :meth:`Sink.discard` what it got. Digital silence passes unchanged.
+    ``threads=False`` meters the limiting pass on the calling thread: for a
+    sink that feeds an encoder process, which then has the other core.
     """
     from .loudness import Meter
 
@@ -357,7 +360,7 @@ def master_stream(
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
         limiter.aim *= aim
         gain = np.float32(db_to_gain(gain_db))
-        meter = Meter(sr, channels)
+        meter = Meter(sr, channels, threads=threads)
         for block in source.blocks():
             _emit(limiter.process(block * gain), trim, sink, meter)
         _emit(limiter.flush(), trim, sink, meter)
