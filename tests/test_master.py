@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -12,7 +13,17 @@ from scipy.signal import butter, resample_poly, sosfilt
 
 from mixdown.audio import Source
 from mixdown.errors import AudioError
-from mixdown.master import Limiter, Loudness, MasterSettings, limit, master, master_stream, measure, true_peak
+from mixdown.master import (
+    Analysis,
+    Limiter,
+    Loudness,
+    MasterSettings,
+    limit,
+    master,
+    master_stream,
+    measure,
+    true_peak,
+)
 
 SR = 48000
 CEILING = -1.0
@@ -231,3 +242,33 @@ def test_master_stream_keeps_only_its_last_sink_and_matches_master(monkeypatch: 
     assert db(true_peak(out, SR)) <= CEILING - 0.3 + 1e-6
     in_memory, _ = master(y, SR, settings)
     np.testing.assert_array_equal(in_memory, out)
+
+
+class Counted(Source):
+    """A source that counts how often it is read."""
+
+    reads = 0
+
+    def blocks(self, size: int = 1 << 17):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super().blocks(size)
+
+
+def test_a_saved_analysis_replaces_the_measuring_pass(tmp_path: Path) -> None:
+    y = speech_like(8, 9) * np.float32(3.0)
+    settings = MasterSettings(target_lufs=-16.0, ceiling_dbtp=CEILING)
+    analysis = Analysis(SR, 2)
+    for start in range(0, len(y), 10_000):  # fed as a writer would, in its own blocks
+        analysis.add(y[start : start + 10_000])
+    analysis.save(tmp_path / "mix.analysis.npz")
+    loaded = Analysis.load(tmp_path / "mix.analysis.npz")
+    assert loaded is not None and loaded.frames == len(y)
+
+    plain, fast = Counted(SR, 2, len(y), array=y), Counted(SR, 2, len(y), array=y)
+    first, second = Recorder(), Recorder()
+    measured = master_stream(plain, settings, lambda: first)
+    predicted = master_stream(fast, settings, lambda: second, analysis=loaded)
+    assert (plain.reads, fast.reads) == (2, 1)  # measure + limit, against limit only
+    assert predicted == measured
+    np.testing.assert_array_equal(np.concatenate(first.blocks), np.concatenate(second.blocks))
+    assert Analysis.load(tmp_path / "missing.npz") is None

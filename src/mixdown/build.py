@@ -111,6 +111,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     """
     from . import mix as mixing
     from .audio import resample
+    from .master import Analysis
 
     timeline = plan.timeline
     sections = [
@@ -143,15 +144,19 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
+    analysis = Analysis(sr, channels)  # the master's measurement, taken as the mix is written
     try:
         progress = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
         for done, stems in enumerate(program.blocks()):
             for bus in buses:
                 writers[bus].write(getattr(stems, bus))
-            writers["mix"].write(stems.mixdown())
+            mixed = stems.mixdown()
+            writers["mix"].write(mixed)
+            analysis.add(mixed)
             progress.show(done * len(stems.voice))
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
+        analysis.save(context.cache.side_path(plan.key, "analysis.npz"))
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
         for writer in writers.values():
@@ -253,7 +258,7 @@ def _mastered(
     pass's metering on one core (an MP3 encoder process has the other).
     """
     from .audio import Source
-    from .master import Loudness, MasterSettings, master_stream
+    from .master import Analysis, Loudness, MasterSettings, master_stream
 
     cache = context.cache
     if plan.master_key in cache:
@@ -272,7 +277,10 @@ def _mastered(
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     try:
-        loudness = master_stream(mixed, settings, open_sink, progress=progress.say, threads=threads)
+        analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
+        loudness = master_stream(
+            mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
+        )
         encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
         if sinks:

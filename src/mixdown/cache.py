@@ -61,6 +61,10 @@ class Cache:
         """Where the audio of ``key`` lives (whether or not it exists yet)."""
         return self.objects / key[:2] / f"{key}.wav"
 
+    def side_path(self, key: str, name: str) -> Path:
+        """Where a file that goes with the object ``key`` lives (written before the object)."""
+        return self.objects / key[:2] / f"{key}.{name}"
+
     def meta_path(self, key: str) -> Path:
         """Where the metadata record of ``key`` lives."""
         return self.objects / key[:2] / f"{key}.json"

@@ -323,6 +323,14 @@ class Meter:
             max_short_term=_max_lufs(short),
         )
 
+    @classmethod
+    def of_hops(cls, sr: int, channels: int, hops: np.ndarray, frames: int) -> Meter:
+        """A meter restored from :meth:`hop_energies` of ``frames`` (loudness only: no peaks)."""
+        meter = cls(sr, channels, true_peak=False)
+        meter._hops = [np.asarray(hops, dtype=np.float64)]
+        meter._frames = frames
+        return meter
+
     def hop_energies(self) -> np.ndarray:
         """The K-weighted energy (weighted, summed over channels) of every complete 100 ms hop."""
         if len(self._hops) > 1:

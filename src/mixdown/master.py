@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .audio import Stream
 
 __all__ = [
+    "Analysis",
     "Limiter",
     "Loudness",
     "MasterSettings",
@@ -310,6 +312,7 @@ def master_stream(
     *,
     progress: Callable[[str], None] | None = None,
     threads: bool = True,
+    analysis: Analysis | None = None,
 ) -> Loudness:
     """Normalise and limit ``source`` block by block into a sink; return what was measured.
 
@@ -329,16 +332,18 @@ def master_stream(
     told to :meth:`Sink.discard` what it got. Digital silence passes unchanged.
     ``threads=False`` meters the limiting pass on the calling thread: for a
     sink that feeds an encoder process, which then has the other core.
+    ``analysis`` of the source, made while it was written (the mix stage
+    does), saves the measurement pass.
     """
     from .loudness import Meter
 
     say = progress or (lambda _: None)
     sr, channels = source.sample_rate, source.channels
-    meter = Meter(sr, channels, true_peak=False)
-    predictor = _Predictor(sr, channels)
-    for block in source.blocks():
-        meter.add(block)
-        predictor.add(block)
+    if analysis is None or analysis.frames != source.frames:
+        analysis = Analysis(sr, channels)
+        for block in source.blocks():
+            analysis.add(block)
+    meter, predictor = analysis.meter, analysis.predictor
     loudness = _integrated_of(meter, source.frames, sr, source)
     say(f"measured {loudness:.1f} LUFS")
     if not math.isfinite(loudness):
@@ -391,6 +396,60 @@ def master_stream(
     raise AssertionError("unreachable: the trimmed pass is always under the ceiling")
 
 
+class Analysis:
+    """What the measurement pass learns of a programme: its loudness, and what the
+    master's prediction of its limiter needs (per 32-sample row: peak and energy).
+
+    Fed block by block, by the master's first pass or by whatever writes the
+    programme (the mix stage); saved beside a cache object so that mastering
+    it later does not read it an extra time.
+    """
+
+    def __init__(self, sr: int, channels: int) -> None:
+        from .loudness import Meter
+
+        self.sr, self.channels, self.frames = sr, channels, 0
+        self.meter = Meter(sr, channels, true_peak=False)
+        self.predictor = _Predictor(sr, channels)
+
+    def add(self, block: np.ndarray) -> None:
+        self.meter.add(block)
+        self.predictor.add(block)
+        self.frames += len(block)
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (an ``.npz``) atomically."""
+        import os
+        import tempfile
+
+        peaks, energy = self.predictor.rows()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, hops=self.meter.hop_energies(), peaks=peaks, energy=energy.astype(np.float32),
+                         shape=np.array([self.sr, self.channels, self.frames]))  # fmt: skip
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> Analysis | None:
+        """An analysis saved by :meth:`save`, or None if there is none (or it is unreadable)."""
+        from .loudness import Meter
+
+        try:
+            with np.load(path) as data:
+                sr, channels, frames = (int(v) for v in data["shape"])
+                analysis = cls(sr, channels)
+                analysis.meter = Meter.of_hops(sr, channels, data["hops"], frames)
+                analysis.predictor.restore(data["peaks"], data["energy"].astype(np.float64))
+        except (OSError, KeyError, ValueError):
+            return None
+        analysis.frames = frames
+        return analysis
+
+
 class _Predictor:
     """Predicts, from the measurement pass, the gain that lands on the target after limiting.
 
@@ -423,12 +482,22 @@ class _Predictor:
         energy = np.einsum("ij,ij->i", body, body).reshape(rows, ROW).sum(axis=1, dtype=np.float64)
         self._energy.append(energy)
 
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every complete row's peak (float32) and energy (float64) so far."""
+        peaks = np.concatenate(self._peaks) if self._peaks else np.zeros(0, np.float32)
+        energy = np.concatenate(self._energy) if self._energy else np.zeros(0)
+        self._peaks, self._energy = [peaks], [energy]
+        return peaks, energy
+
+    def restore(self, peaks: np.ndarray, energy: np.ndarray) -> None:
+        """Take rows saved by :meth:`rows` (the stream is then complete)."""
+        self._peaks, self._energy = [peaks], [energy]
+
     def gain_for(self, target: float, gain_db: float, limiter: Limiter, meter: Any) -> float:
         """The gain (dB) predicted to bring the programme to ``target`` through ``limiter``."""
         from .loudness import ROW
 
-        peaks = np.concatenate(self._peaks) if self._peaks else np.zeros(0, np.float32)
-        energy = np.concatenate(self._energy) if self._energy else np.zeros(0)
+        peaks, energy = self.rows()
         hops = len(meter.hop_energies())
         if not len(peaks) or not hops or peaks.max() * db_to_gain(gain_db) <= limiter.aim:
             return gain_db  # nothing will be limited
