@@ -104,3 +104,25 @@ def test_custom_deliveries_from_project_tables() -> None:
     with pytest.raises(ConfigError, match="formats must be a non-empty list of wav, flac, mp3, ogg, opus"):
         delivery_from({"formats": ["aiff"]}, "project.toml:9")
     assert math.isfinite(PRESETS["atsc-a85"].target_lufs) and PRESETS["atsc-a85"].ceiling_dbtp == -2.0
+
+
+def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Path) -> None:
+    from mixdown.master import master
+
+    y, loud = master(programme(), SR)
+    delivery = Delivery("master", -16.0, -1.0, 1.0, ("wav", "mp3"))
+    good, bad = tmp_path / ".show.a.tmp.wav", tmp_path / ".show.b.tmp.mp3"
+    sf.write(good, y, SR, subtype="PCM_24")
+    bad.write_bytes(b"an MP3 that decoded over its ceiling")
+    fine = measure(sf.read(good, dtype="float32", always_2d=True)[0], SR)
+    over = Measurement(-16.0, -0.5, -0.6, 3.0, -14.0, -15.0)
+    written = [("wav", good, fine), ("mp3", bad, over)]
+    files = deliver(
+        Source.of_array(y, SR), tmp_path / "show", delivery, target="t", loudness=loud, written=written
+    )
+    assert [(p.name, f.integrated == fine.integrated) for p, f in files] == [
+        ("show.wav", True),
+        ("show.mp3", False),
+    ]
+    assert files[1][1].true_peak <= -1.0  # made again from the master, under the ceiling
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["show.mp3", "show.wav"]  # no temporaries left
