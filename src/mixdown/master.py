@@ -1,9 +1,13 @@
 """Master stage: loudness normalisation and a true-peak limiter.
 
 :func:`measure` reads integrated loudness, true peak and loudness range with
-:mod:`mixdown.loudness` (ITU-R BS.1770-4 / EBU R128). :func:`master`
-normalises a mix to a loudness target and limits it under a true-peak
-ceiling. Encoding and the spec check of written files are in
+:mod:`mixdown.loudness` (ITU-R BS.1770-4 / EBU R128). :func:`master_stream`
+normalises a programme of any length to a loudness target and limits it
+under a true-peak ceiling, block by block: an :class:`Analysis` (made by its
+first pass, or by the mix stage as it wrote the programme) predicts the gain
+that lands on the target after the :class:`Limiter`, and one limiting pass
+usually finishes the job. :func:`master` and :func:`limit` are the same code
+for arrays in memory. Encoding and the spec check of written files are in
 :mod:`mixdown.deliver`.
 
 All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.

@@ -3,12 +3,18 @@
 :func:`mix` turns a sequence of :class:`Section` objects (and an optional
 :class:`Bed`) into three equal-length :class:`Stems`: ``voice``, ``sfx`` and
 ``music``, each float32 ``[shape=(n, channels)]`` at ``settings.sample_rate``.
+:class:`Mix` yields the same stems block by block for programmes of any
+length (items given as :class:`Lazy` are read only while they sound).
 No bus is clipped or normalised here; that is the master stage's job.
 
 Timeline
 --------
 Every input is resampled to ``settings.sample_rate``, mapped to
 ``settings.channels`` and scaled by its ``gain_db`` before it is placed.
+Voice lines are first processed by ``settings.speech`` (see
+:mod:`mixdown.speech`) and levelled to ``settings.line_lufs``, at their own
+rate. A section's ``at`` pins its first item to that time; the gap before it
+stretches (the mix fails if what comes before runs past it).
 Times are rounded to whole samples once per step, so positions are exact:
 
 - the first item starts at ``lead_in`` when there is a bed, else at 0;
