@@ -149,6 +149,11 @@ def toml_with(old: str, new: str) -> str:
         ),
         ({"data__people_dot_csv": "id,name\n"}, ConfigError, "data/people.csv: no rows"),
         (
+            {"project_dot_toml": toml_with("[master]", '[mix]\nspeech_compress = "yes"\n\n[master]')},
+            ConfigError,
+            "project.toml:40: 'speech_compress' must be true or false",
+        ),
+        (
             {"project_dot_toml": toml_with('renderer = "fake"\nspeed = 1.2', 'renderer = "elevenlabs"')},
             ConfigError,
             "project.toml:11: [voices.ben] the 'elevenlabs' renderer needs 'voice_id' for voice",
