@@ -9,6 +9,7 @@ the cache or ``build/``.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,11 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
-    analysis = Analysis(sr, channels)  # the master's measurement, taken as the mix is written
+    # The master's measurement, taken as the mix is written, on a thread of its own
+    # (K-weighting and numpy release the GIL): a block behind the mixing at most.
+    analysis = Analysis(sr, channels)
+    measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-analysis")
+    pending: list[Future[None]] = []
     try:
         progress = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
         for done, stems in enumerate(program.blocks()):
@@ -152,8 +157,12 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
                 writers[bus].write(getattr(stems, bus))
             mixed = stems.mixdown()
             writers["mix"].write(mixed)
-            analysis.add(mixed)
+            pending.append(measuring.submit(analysis.add, mixed))
+            if len(pending) > 2:
+                pending.pop(0).result()
             progress.show(done * len(stems.voice))
+        for future in pending:
+            future.result()
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
         analysis.save(context.cache.side_path(plan.key, "analysis.npz"))
@@ -162,6 +171,8 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
         for writer in writers.values():
             writer.discard()
         raise
+    finally:
+        measuring.shutdown(cancel_futures=True)
 
 
 def _mix_settings(timeline: dict[str, Any]) -> Any:
@@ -281,14 +292,20 @@ def _mastered(
         loudness = master_stream(
             mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
         )
-        encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
         if sinks:
             sinks[-1].discard()
         raise
     measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
     meta = {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
-    path = sinks[-1].writer.commit(meta)
+    last = sinks[-1]
+    # The master reaches the disk (fsync) while its files are decoded and measured.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-commit") as committing:
+        stored = committing.submit(last.writer.commit, meta)
+        try:
+            encoded = last.formats.finish() if last.formats else []
+        finally:
+            path = stored.result()
     return Source.of_file(path), loudness, encoded
 
 
