@@ -298,14 +298,8 @@ def _mastered(
         raise
     measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
     meta = {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
-    last = sinks[-1]
-    # The master reaches the disk (fsync) while its files are decoded and measured.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-commit") as committing:
-        stored = committing.submit(last.writer.commit, meta)
-        try:
-            encoded = last.formats.finish() if last.formats else []
-        finally:
-            path = stored.result()
+    path = sinks[-1].writer.commit(meta)
+    encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     return Source.of_file(path), loudness, encoded
 
 
