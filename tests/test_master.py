@@ -260,7 +260,7 @@ def test_a_saved_analysis_replaces_the_measuring_pass(tmp_path: Path) -> None:
     analysis = Analysis(SR, 2)
     for start in range(0, len(y), 10_000):  # fed as a writer would, in its own blocks
         analysis.add(y[start : start + 10_000])
-    analysis.save(tmp_path / "mix.analysis.npz")
+    (tmp_path / "mix.analysis.npz").write_bytes(analysis.to_bytes())
     loaded = Analysis.load(tmp_path / "mix.analysis.npz")
     assert loaded is not None and loaded.frames == len(y)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import AudioError
 
+_RIFF_BYTES = (1 << 32) - (1 << 16)  # the samples a RIFF WAV can hold, with room for its header
 BLOCK = 1 << 17  # frames per block when a stage streams (2.7 s at 48 kHz, 1 MiB in stereo float32)
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "read_audio",
     "resample",
     "valid_audio",
+    "wav_container",
     "write_audio_atomic",
     "write_blocks_atomic",
 ]
@@ -188,19 +190,28 @@ class Source:
                 yield block
 
 
+def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
+    """``"WAV"``, or ``"RF64"`` when the samples will not fit a RIFF WAV's 4 GiB.
+
+    ``audio`` is a stream, or ``(frames, channels)`` of what will be written.
+    RF64 is the same file with 64-bit sizes; libsndfile reads it like a WAV.
+    """
+    frames, channels = audio if isinstance(audio, tuple) else (audio.frames, audio.channels)
+    width = {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
+    return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
+
+
 def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype: str) -> None:
     """Copy ``source`` into a WAV at ``path`` block by block, atomically (RF64 past 4 GiB)."""
     import soundfile as sf
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    width = {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
-    big = source.frames * source.channels * width > (1 << 32) - (1 << 16)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         with sf.SoundFile(
-            tmp, "w", source.sample_rate, source.channels, subtype, format="RF64" if big else "WAV"
+            tmp, "w", source.sample_rate, source.channels, subtype, format=wav_container(source, subtype)
         ) as fh:
             for block in source.blocks():
                 fh.write(block)

@@ -165,7 +165,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             future.result()
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
-        analysis.save(context.cache.side_path(plan.key, "analysis.npz"))
+        context.cache.put_side(plan.key, "analysis.npz", analysis.to_bytes())
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
         for writer in writers.values():

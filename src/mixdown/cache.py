@@ -65,6 +65,12 @@ class Cache:
         """Where a file that goes with the object ``key`` lives (written before the object)."""
         return self.objects / key[:2] / f"{key}.{name}"
 
+    def put_side(self, key: str, name: str, data: bytes) -> Path:
+        """Write the file ``name`` that goes with ``key`` atomically; return its path."""
+        path = self.side_path(key, name)
+        _write_bytes_atomic(path, data)
+        return path
+
     def meta_path(self, key: str) -> Path:
         """Where the metadata record of ``key`` lives."""
         return self.objects / key[:2] / f"{key}.json"
@@ -182,10 +188,10 @@ class ObjectWriter:
     as a context manager, an exception discards.
     """
 
-    _RIFF_LIMIT = (1 << 32) - (1 << 16)
-
     def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int = 0) -> None:
         import soundfile as sf
+
+        from .audio import wav_container
 
         self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
         self.frames = 0
@@ -194,9 +200,8 @@ class ObjectWriter:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         self._tmp = Path(name)
-        big = frames * channels * 4 > self._RIFF_LIMIT
         self._file: Any = sf.SoundFile(
-            name, "w", sample_rate, channels, "FLOAT", format="RF64" if big else "WAV"
+            name, "w", sample_rate, channels, "FLOAT", format=wav_container((frames, channels), "FLOAT")
         )
 
     def write(self, block: np.ndarray) -> None:

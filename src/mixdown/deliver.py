@@ -48,7 +48,6 @@ FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Og
 LOSSY = frozenset({"mp3", "ogg", "opus"})
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-_WAV_LIMIT = (1 << 32) - (1 << 16)  # bytes of samples a RIFF WAV can hold
 LOSSY_HEADROOM_DB = 1.0  # MP3 decodes with inter-sample peaks above its input's: start this far under
 SETTINGS = (
     "preset",
@@ -317,8 +316,10 @@ class _Writer:
     def __init__(self, path: Path, sr: int, channels: int, fmt: str, subtype: str, *, frames: int) -> None:
         import soundfile as sf
 
-        if fmt == "WAV" and frames * channels * 4 > _WAV_LIMIT:
-            fmt = "RF64"  # a RIFF WAV stops at 4 GiB; RF64 is the same file with 64-bit sizes
+        from .audio import wav_container
+
+        if fmt == "WAV":
+            fmt = wav_container((frames, channels), subtype)
         self.path, self._chunk = path, 1 << 16 if fmt == "OGG" else 0
         self._file = sf.SoundFile(os.fspath(path), "w", sr, channels, subtype, format=fmt)
 

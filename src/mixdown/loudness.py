@@ -638,12 +638,7 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
     if factor == 1 or rows == 0:
         return peaks
     interp = _interpolator(factor)
-    # Row r's outputs come from z[r * ROW : r * ROW + 63], inside 32-sample blocks r and r + 1.
-    blocks = np.empty(rows + 1, dtype=np.float32)
-    blocks[:rows] = magnitude[: rows * ROW].reshape(rows, ROW).max(axis=1)
-    blocks[rows] = magnitude[rows * ROW : width].max()
-    bound = np.maximum(blocks[:-1], blocks[1:]) * np.float32(interp.gain * _TP_MARGIN)
-    busy = np.flatnonzero(bound > above)
+    busy = _rows_above(magnitude[:width], rows, interp.gain, above)
     if not len(busy):
         return peaks
     for c in range(z.shape[1]):
@@ -652,6 +647,21 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
         np.maximum(peaks[busy], np.maximum(values.max(axis=1), -values.min(axis=1)), out=values[:, 0])
         peaks[busy] = values[:, 0]
     return peaks
+
+
+def _rows_above(magnitude: np.ndarray, rows: int, gain: float, above: float) -> np.ndarray:
+    """Indices of the rows whose interpolated values could exceed ``above``.
+
+    ``magnitude`` holds ``rows * ROW + taps - 1`` absolute samples; row r's
+    outputs come from ``magnitude[r * ROW : r * ROW + 63]``, inside 32-sample
+    blocks r and r + 1, and cannot exceed their sample peak times ``gain``
+    (the interpolator's largest sum of absolute taps).
+    """
+    blocks = np.empty(rows + 1, dtype=np.float32)
+    blocks[:rows] = magnitude[: rows * _TP_ROW].reshape(rows, _TP_ROW).max(axis=1)
+    blocks[rows] = magnitude[rows * _TP_ROW :].max()
+    bound = np.maximum(blocks[:-1], blocks[1:]) * np.float32(gain * _TP_MARGIN)
+    return np.flatnonzero(bound > above)
 
 
 def _interpolate(windows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -732,12 +742,7 @@ class _PeakTracker:
         if peak * self._interp.gain * _TP_MARGIN <= best:
             return sample, best  # no interpolated value here can beat the peak so far
         # Only rows whose neighbourhood could beat the best so far are interpolated.
-        rows, gain = self._rows, np.float32(self._interp.gain * _TP_MARGIN)
-        magnitude = np.abs(z)
-        blocks = np.empty(rows + 1, dtype=np.float32)
-        blocks[:rows] = magnitude[: rows * _TP_ROW].reshape(rows, _TP_ROW).max(axis=1)
-        blocks[rows] = magnitude[rows * _TP_ROW :].max()
-        busy = np.flatnonzero(np.maximum(blocks[:-1], blocks[1:]) * gain > best)
+        busy = _rows_above(np.abs(z), self._rows, self._interp.gain, best)
         if not len(busy):
             return sample, best
         windows = sliding_window_view(z, _TP_ROW + self._history)[::_TP_ROW][busy]

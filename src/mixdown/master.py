@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -26,6 +25,8 @@ import numpy as np
 from .audio import db_to_gain, valid_audio
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .audio import Stream
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Loudness",
     "MasterSettings",
     "Sink",
+    "follow_release",
     "limit",
     "master",
     "master_stream",
@@ -199,10 +201,12 @@ class Limiter:
         self.aim = db_to_gain(ceiling_dbtp) * _AIM
         self._window = w = max(1, math.ceil(lookahead * sr / ROW))  # rows
         self._tau = max(release * sr / ROW, 1e-3)  # rows
-        self._before = w * ROW + ENVELOPE_BEFORE  # input kept before the next output sample
+        self._before = ENVELOPE_BEFORE  # input kept before the next output sample
         self._after = w * ROW + ENVELOPE_AFTER  # input needed after the last output sample
         self._buffer = np.zeros((self._before, channels), dtype=np.float32)
-        self._state = 0.0  # gain reduction (dB) of the row before the released span of the next step
+        self._state = 0.0  # gain reduction (dB) of the last row output
+        self._history = np.ones(w)  # released gains of the last w rows output
+        self._last = 1.0  # the gain at the end of the last row output
         self._done = 0  # output samples produced
         self._fed = 0  # input samples taken
         self.reduction_db = 0.0  # the largest gain reduction applied so far
@@ -227,33 +231,30 @@ class Limiter:
         return self._step(rows * ROW)[:count]
 
     def _step(self, count: int) -> np.ndarray:
-        from scipy.ndimage import minimum_filter1d
-
         from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW, peak_rows
 
         buffer, w = self._buffer, self._window
         if count <= 0:
             return buffer[:0].copy()
         rows = count // ROW
-        # Row peaks for rows [ra - w, rb + w) of the output rows [ra, rb).
-        span = (rows + 2 * w) * ROW + ENVELOPE_BEFORE + ENVELOPE_AFTER
+        # Row peaks for the output rows and the w rows of look-ahead after them.
+        span = (rows + w) * ROW + ENVELOPE_BEFORE + ENVELOPE_AFTER
         peaks = peak_rows(buffer[:span], self.sr, above=self.aim)
         x = buffer[self._before : self._before + count]
         self._buffer = buffer[count:]
         self._done += count
-        if peaks.max(initial=0.0) <= self.aim and self._state == 0.0:
+        if peaks.max(initial=0.0) <= self.aim and self._last == 1.0:
             return x  # nothing to do here, and no release still running (a view: never written to)
         need = self.aim / np.maximum(peaks.astype(np.float64), self.aim)
-        held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[: rows + w]
-        released, self._state = _release(held, self._tau, self._state, keep=rows - 1)
-        csum = np.concatenate([[0.0], np.cumsum(released)])
-        smooth = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [ra - 1, rb)
-        ends = smooth.astype(np.float32)
+        gains, self._state, self._history = _row_gains(need, rows, self)
+        ends = np.concatenate([[self._last], gains]).astype(np.float32)
         ramp = np.arange(1, ROW + 1, dtype=np.float32) / np.float32(ROW)
         gain = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)
-        self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(smooth.min())))
-        if self._state < 1e-6:  # a release decayed to nothing: let quiet spans pass untouched
-            self._state = 0.0
+        self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(gains.min())))
+        if self._state < 1e-6 and self._history.min() > 1.0 - 1e-6:  # the release has decayed:
+            self._state, self._history, self._last = 0.0, np.ones(w), 1.0  # quiet spans pass untouched
+        else:
+            self._last = float(gains[-1])
         out: np.ndarray = x * gain[:, None]
         return out
 
@@ -421,25 +422,19 @@ class Analysis:
         self.predictor.add(block)
         self.frames += len(block)
 
-    def save(self, path: Path) -> None:
-        """Write to ``path`` (an ``.npz``) atomically."""
-        import os
-        import tempfile
+    def to_bytes(self) -> bytes:
+        """The analysis as an ``.npz`` file's bytes (about 40 MB an hour; see :meth:`load`)."""
+        import io
 
         peaks, energy = self.predictor.rows()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, hops=self.meter.hop_energies(), peaks=peaks, energy=energy.astype(np.float32),
-                         shape=np.array([self.sr, self.channels, self.frames]))  # fmt: skip
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        out = io.BytesIO()
+        np.savez(out, hops=self.meter.hop_energies(), peaks=peaks, energy=energy.astype(np.float32),
+                 shape=np.array([self.sr, self.channels, self.frames]))  # fmt: skip
+        return out.getvalue()
 
     @classmethod
     def load(cls, path: Path) -> Analysis | None:
-        """An analysis saved by :meth:`save`, or None if there is none (or it is unreadable)."""
+        """An analysis written from :meth:`to_bytes`, or None if there is none (or it is unreadable)."""
         from .loudness import Meter
 
         try:
@@ -542,20 +537,46 @@ def _simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterato
     limiter's state carried across, so memory stays bounded on a long
     programme (a ten-hour one has 54 million rows).
     """
+    w, rows = limiter._window, len(peaks)
+    state, history = 0.0, np.ones(w)
+    for first in range(0, rows, _SIMULATION_ROWS):
+        count = min(_SIMULATION_ROWS, rows - first)
+        ahead = peaks[first : first + count + w] * scale
+        need = limiter.aim / np.maximum(ahead.astype(np.float64), limiter.aim)
+        gains, state, history = _row_gains(need, count, limiter, state, history)
+        yield first, gains
+
+
+def _row_gains(
+    need: np.ndarray,
+    count: int,
+    limiter: Limiter,
+    state: float | None = None,
+    history: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The limiter's gain at the end of each of ``count`` rows, from their required gains.
+
+    ``need`` holds the required gains of the rows and of up to ``w`` rows of
+    look-ahead after them (missing rows, past the end, need nothing). Each
+    row's requirement is held over the look-ahead plus one row, released
+    (:func:`_release` from ``state``, the reduction of the row before), and
+    averaged over ``w`` rows with ``history``, the released gains of the ``w``
+    rows before. Returns the gains and the new state and history; without
+    ``state``/``history``, the limiter's own are used.
+    """
     from scipy.ndimage import minimum_filter1d
 
-    w, rows, chunk = limiter._window, len(peaks), _SIMULATION_ROWS
-    state, history = 0.0, np.ones(w)  # released gains of the rows just before the chunk
-    for first in range(0, rows, chunk):
-        stop = min(first + chunk, rows)
-        ahead = peaks[first : min(stop + w, rows)] * scale
-        need = limiter.aim / np.maximum(ahead.astype(np.float64), limiter.aim)
-        held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[: stop - first]
-        released, state = _release(held, limiter._tau, state, keep=stop - first - 1)
-        padded = np.concatenate([history, released])
-        csum = np.concatenate([[0.0], np.cumsum(padded)])
-        yield first, (csum[w + 1 :] - csum[1:-w]) / w  # mean over rows r - w + 1 .. r
-        history = padded[-w:]
+    w = limiter._window
+    state = limiter._state if state is None else state
+    history = limiter._history if history is None else history
+    if len(need) < count + w:
+        need = np.concatenate([need, np.ones(count + w - len(need))])
+    held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[:count]  # rows i..i+w
+    released, state = _release(held, limiter._tau, state, keep=count - 1)
+    padded = np.concatenate([history, released])
+    csum = np.concatenate([[0.0], np.cumsum(padded)])
+    gains: np.ndarray = (csum[w + 1 :] - csum[1:-w]) / w  # mean over rows r - w + 1 .. r
+    return gains, state, padded[-w:]
 
 
 def _emit(block: np.ndarray, trim: float, sink: Sink, meter: Any) -> None:
@@ -601,26 +622,30 @@ def _integrated(y: np.ndarray, sr: int) -> float:
     return meter(y, sr, true_peak=False).integrated
 
 
-def _release(held: np.ndarray, tau: float, state: float, *, keep: int) -> tuple[np.ndarray, float]:
-    """Let gain reduction (in dB) decay exponentially with time constant ``tau`` samples.
+def follow_release(reduction: np.ndarray, tau: float, state: float = 0.0) -> np.ndarray:
+    """An instant-attack, exponential-release follower of gain reduction (dB, >= 0).
 
-    ``r[i] = max(d[i], r[i - 1] * exp(-1 / tau))`` for the reductions ``d``
-    of the gains ``held``, starting from ``r[-1] = state``: an instant-attack,
-    exponential-release follower, computed without a loop as a running
-    maximum in the log domain. Returns the released gains (never above
-    ``held``) and ``r[keep]``, the state for a step starting ``keep + 1``
-    samples later.
+    ``r[i] = max(d[i], r[i - 1] * exp(-1 / tau))`` from ``r[-1] = state``,
+    i.e. ``r[i] = max_{j<=i} d[j] * exp(-(i - j) / tau)``, computed without a
+    loop as a running maximum in the log domain. ``tau`` is in samples (or
+    rows: whatever ``reduction`` is indexed by). The limiter and the speech
+    compressor both release their gain this way.
     """
-    reduction = np.empty(len(held) + 1)
-    reduction[0] = state
-    np.log10(held, out=reduction[1:])
-    reduction[1:] *= -20.0
+    values = np.empty(len(reduction) + 1)
+    values[0], values[1:] = state, reduction
     with np.errstate(divide="ignore"):
-        log_reduction = np.log(reduction)
-    t = np.arange(-1, len(held)) / tau
+        log_reduction = np.log(values)  # -inf where there is none
+    t = np.arange(-1, len(reduction)) / tau
     log_reduction += t
     np.maximum.accumulate(log_reduction, out=log_reduction)
     log_reduction -= t
-    reduction = np.exp(log_reduction[1:])
+    released: np.ndarray = np.exp(log_reduction[1:])
+    return released
+
+
+def _release(held: np.ndarray, tau: float, state: float, *, keep: int) -> tuple[np.ndarray, float]:
+    """:func:`follow_release` for gains: returns the released gains (never above
+    ``held``) and the reduction of row ``keep``, the state for what follows it."""
+    reduction = follow_release(-20.0 * np.log10(held), tau, state)
     gains: np.ndarray = 10.0 ** (-reduction / 20.0)
     return gains, float(reduction[keep]) if 0 <= keep < len(reduction) else state

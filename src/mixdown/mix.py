@@ -506,8 +506,7 @@ def _prepare(
     levelled to ``settings.line_lufs`` first.
     """
     y = valid_audio(y, what=what)
-    if sr <= 0:
-        raise AudioError(f"{what}: sample rate must be positive, got {sr}")
+    _check_rate(sr, what)
     if speech and settings.speech is not None:
         from .speech import process
 

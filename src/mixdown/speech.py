@@ -400,6 +400,8 @@ def _gain(
     """The compressor's per-sample linear gain for valid ``y`` (see :func:`compress`)."""
     from scipy.ndimage import maximum_filter1d
 
+    from .master import follow_release
+
     power = _speech_power(y, sr)
     if power <= 0 or ratio == 1.0:
         return np.ones(len(y), dtype=np.float32)
@@ -422,31 +424,13 @@ def _gain(
     # carry at least the row's reduction, so its peak gets all of it.
     w = max(1, round(attack * sr / hop))
     held = maximum_filter1d(np.concatenate([reduction, np.zeros(w)]), w + 1, origin=-((w + 1) // 2))
-    released = _release(held[:rows], max(release * sr / hop, 1e-3))
+    released = follow_release(held[:rows], max(release * sr / hop, 1e-3))
     csum = np.concatenate([np.zeros(w + 1), np.cumsum(released)])
     smooth = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [-1, rows)
     ends = (10.0 ** (-np.maximum(smooth, 0.0) / 20.0)).astype(np.float32)  # linear: a ramp between
     ramp = np.arange(1, hop + 1, dtype=np.float32) / np.float32(hop)  # gains each small enough is too
     gain: np.ndarray = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)[: len(y)]
     return gain
-
-
-def _release(reduction: np.ndarray, tau: float) -> np.ndarray:
-    """An instant-attack, exponential-release follower of ``reduction`` (dB, >= 0).
-
-    ``r[i] = max(d[i], r[i - 1] * exp(-1 / tau))``, i.e. ``r[i] = max_{j<=i}
-    d[j] * exp(-(i - j) / tau)``, computed without a loop as a running
-    maximum in the log domain (the trick of the limiter in
-    :mod:`mixdown.master`). ``tau`` is in samples.
-    """
-    with np.errstate(divide="ignore"):
-        log_reduction = np.log(reduction)  # -inf where there is none
-    t = np.arange(len(reduction)) / tau
-    log_reduction += t
-    np.maximum.accumulate(log_reduction, out=log_reduction)
-    log_reduction -= t
-    released: np.ndarray = np.exp(log_reduction)
-    return released
 
 
 def _gain_computer(over: np.ndarray, ratio: float, knee_db: float) -> np.ndarray:
