@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from mixdown.cache import Cache
 from mixdown.errors import AudioError
@@ -55,7 +54,7 @@ def test_failed_write_leaves_no_object_and_no_temp_file(
     def broken_write(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(sf.SoundFile, "write", broken_write)
+    monkeypatch.setattr(os, "pwrite", broken_write)  # the object's writer puts samples in place
     with pytest.raises(OSError):
         cache.put(KEY, tone(), 48000, {})
     assert KEY not in Cache(tmp_path)

@@ -10,7 +10,7 @@ from scipy.signal import correlate
 
 from mixdown.audio import as_channels, resample
 from mixdown.errors import AudioError
-from mixdown.mix import Bed, Cue, Lazy, Line, Mix, MixSettings, Pause, Section, Stems, Sting, mix
+from mixdown.mix import _AHEAD, Bed, Cue, Lazy, Line, Mix, MixSettings, Pause, Section, Stems, Sting, mix
 
 SR = 48000
 NO_DUCK = MixSettings(duck_db=0.0)
@@ -344,9 +344,16 @@ def test_lazy_audio_is_read_only_while_it_sounds() -> None:
 
         return Lazy(SR, load)
 
-    program = Mix([Section(tuple(Line(loader(i), SR) for i in range(6)))], settings=NO_DUCK)
-    first = next(program.blocks(SR // 2))  # the first half second: only the first line sounds
-    assert reads == [0] and first.voice.any()
+    # Lines are made ahead of time (on the mixer's threads) only when they start within _AHEAD.
+    items = [item for i in range(4) for item in (Line(loader(i), SR), Pause(_AHEAD + 1.0))]
+    program = Mix([Section(tuple(items))], settings=NO_DUCK)
+    blocks = program.blocks(SR // 2)
+    first = next(blocks)  # the first half second: only the first line sounds, the next is far off
+    assert sorted(reads) == [0] and first.voice.any()
+    for _ in range(round(2 * (_AHEAD + 1.0))):  # up to the second line's start: it has been read
+        next(blocks)
+    assert sorted(reads) == [0, 1]
+    blocks.close()
 
 
 def test_a_marker_pins_its_section_to_the_sample() -> None:

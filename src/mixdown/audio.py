@@ -24,6 +24,7 @@ __all__ = [
     "BLOCK",
     "Source",
     "Stream",
+    "WavWriter",
     "as_channels",
     "db_to_gain",
     "read_audio",
@@ -199,6 +200,107 @@ def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
     frames, channels = audio if isinstance(audio, tuple) else (audio.frames, audio.channels)
     width = {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
     return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
+
+
+class WavWriter:
+    """A WAV file of a known length whose samples are written at any position, from any thread.
+
+    The header (RIFF, or RF64 when the samples pass 4 GiB: see
+    :func:`wav_container`) is written first for ``frames`` frames, and each
+    :meth:`write_at` puts a block at its own offset, so parts of a programme
+    made in parallel go straight into place. Subtypes: ``FLOAT`` (32-bit
+    float), ``PCM_24`` and ``PCM_16``; PCM samples are ``round(x * 2**(bits-1))``
+    clipped to the format's range, which libsndfile reads back as ``q / 2**(bits-1)``
+    exactly (see :meth:`quantized`).
+    """
+
+    WIDTHS = {"FLOAT": 4, "PCM_24": 3, "PCM_16": 2}
+
+    def __init__(
+        self, path: str | os.PathLike[str], sr: int, channels: int, subtype: str, frames: int
+    ) -> None:
+        import struct
+
+        if subtype not in self.WIDTHS:
+            raise ValueError(f"WavWriter writes {', '.join(self.WIDTHS)}, not {subtype}")
+        self.path, self.sample_rate, self.channels, self.frames = Path(path), sr, channels, frames
+        self.subtype, self.width = subtype, self.WIDTHS[subtype]
+        align = channels * self.width
+        data = frames * align
+        tag, bits = (3, 32) if subtype == "FLOAT" else (1, self.width * 8)
+        fmt = struct.pack("<HHIIHH", tag, channels, sr, sr * align, align, bits)
+        if tag == 3:  # non-PCM: a cbSize field and a fact chunk
+            fmt += struct.pack("<H", 0)
+            extra = b"fact" + struct.pack("<II", 4, min(frames, 0xFFFFFFFF))
+        else:
+            extra = b""
+        chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra
+        if wav_container((frames, channels), subtype) == "RF64":
+            ds64 = struct.pack("<QQQI", 4 + 36 + len(chunks) + 8 + data, data, frames, 0)
+            header = (
+                b"RF64" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"ds64" + struct.pack("<I", len(ds64))
+            )
+            header += ds64 + chunks + b"data" + struct.pack("<I", 0xFFFFFFFF)
+        else:
+            header = b"RIFF" + struct.pack("<I", 4 + len(chunks) + 8 + data) + b"WAVE" + chunks
+            header += b"data" + struct.pack("<I", data)
+        self._offset = len(header)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.pwrite(self._fd, header, 0)
+            os.ftruncate(self._fd, self._offset + data)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def quantized(self, block: np.ndarray) -> np.ndarray:
+        """``block`` as float32 holding exactly what the file will read back."""
+        if self.subtype == "FLOAT":
+            return np.asarray(block, dtype=np.float32)
+        scale = np.float32(1 << (self.width * 8 - 1))
+        q = np.rint(block * scale)
+        np.clip(q, -scale, scale - 1, out=q)
+        q /= scale
+        q += 0.0  # -0.0 (a small negative sample rounded) reads back as +0.0
+        return q.astype(np.float32, copy=False)
+
+    def write_at(self, start: int, block: np.ndarray) -> None:
+        """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`)."""
+        if start < 0 or start + len(block) > self.frames:
+            raise ValueError(f"frames {start}..{start + len(block)} are outside the file's {self.frames}")
+        if len(block):
+            os.pwrite(self._fd, self._bytes(block), self._offset + start * self.channels * self.width)
+
+    def _bytes(self, block: np.ndarray) -> memoryview:
+        if self.subtype == "FLOAT":
+            return np.ascontiguousarray(block, dtype="<f4").data.cast("B")
+        scale = np.float32(1 << (self.width * 8 - 1))
+        q = np.multiply(block, scale, dtype=np.float32)
+        np.rint(q, out=q)
+        np.clip(q, -scale, scale - 1, out=q)
+        if self.width == 2:
+            pcm: np.ndarray = q.astype("<i2")
+            return pcm.data.cast("B")
+        # 24-bit: four samples' low three bytes packed into three 32-bit words (no byte strides)
+        v = q.astype("<i4").view(np.uint32).reshape(-1)
+        n = len(v)
+        if n % 4:
+            v = np.concatenate([v, np.zeros(-n % 4, np.uint32)])
+        v = v.reshape(-1, 4)
+        out = np.empty((len(v), 3), "<u4")
+        out[:, 0] = (v[:, 0] & 0xFFFFFF) | (v[:, 1] << 24)
+        out[:, 1] = ((v[:, 1] >> 8) & 0xFFFF) | (v[:, 2] << 16)
+        out[:, 2] = ((v[:, 2] >> 16) & 0xFF) | (v[:, 3] << 8)
+        return out.data.cast("B")[: n * 3]
+
+    def flush(self) -> None:
+        """Make what was written durable (fsync)."""
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype: str) -> None:

@@ -257,19 +257,22 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
 
 
 def _mastered(
-    context: Context, plan: MixPlan, encode: Any = None, *, threads: bool = True
+    context: Context, plan: MixPlan, deliverable: Any = None, *, threads: bool = True
 ) -> tuple[Any, Any, list[Any]]:
     """The master of ``plan`` (a block source over its cache object) and its loudness.
 
-    Made from the mix if missing: two streaming passes (measure, then gain
-    and limiter), written block by block into the cache. ``encode(frames)``,
-    if given, opens a :class:`~mixdown.deliver.Formats` sink that receives
-    the master as it is made; the files it wrote come back third (empty when
-    the master was already cached). ``threads=False`` keeps the limiting
-    pass's metering on one core (an MP3 encoder process has the other).
+    Made from the mix if missing: the mix's saved analysis gives the gain,
+    then one limiting pass (rarely more) writes the master into the cache,
+    in parallel segments for a long programme (:mod:`mixdown.segments`),
+    else as one stream. ``deliverable`` ``(stem, delivery, formats)`` names
+    files to write from the master as it is made (formats at the master's
+    rate); those written come back third with their measurements (empty when
+    the master was already cached). ``threads=False`` keeps a streamed pass's
+    metering on one core (an MP3 encoder process has the other).
     """
+    from . import segments
     from .audio import Source
-    from .master import Analysis, Loudness, MasterSettings, master_stream
+    from .master import Analysis, Loudness, MasterSettings
 
     cache = context.cache
     if plan.master_key in cache:
@@ -278,17 +281,27 @@ def _mastered(
         loudness = Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
         return Source.of_file(cache.path(plan.master_key)), loudness, []
     mixed = Source.of_file(cache.path(plan.key))
+    progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
+    settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+    analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
+    if segments.usable(mixed.frames, mixed.sample_rate):
+        return _mastered_in_segments(context, plan, mixed, settings, analysis, progress, deliverable)
     sinks: list[_Tee] = []
 
     def open_sink() -> _Tee:
+        from .deliver import Formats
+
         writer = cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames)
-        sinks.append(_Tee(writer, encode(mixed.frames) if encode else None))
+        formats = None
+        if deliverable is not None and deliverable[2]:
+            stem, delivery, direct = deliverable
+            formats = Formats(stem, direct, mixed.sample_rate, mixed.channels, delivery, mixed.frames)
+        sinks.append(_Tee(writer, formats))
         return sinks[-1]
 
-    progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
-    settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+    from .master import master_stream
+
     try:
-        analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
         loudness = master_stream(
             mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
         )
@@ -296,11 +309,72 @@ def _mastered(
         if sinks:
             sinks[-1].discard()
         raise
-    measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
-    meta = {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
-    path = sinks[-1].writer.commit(meta)
+    path = sinks[-1].writer.commit(_master_meta(plan, loudness))
     encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     return Source.of_file(path), loudness, encoded
+
+
+def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
+    measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
+    return {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
+
+
+def _mastered_in_segments(
+    context: Context, plan: MixPlan, mixed: Any, settings: Any, analysis: Any, progress: Any, deliverable: Any
+) -> tuple[Any, Any, list[Any]]:
+    """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment."""
+    from . import mp3
+    from .audio import Source, WavWriter
+    from .deliver import _temporary
+    from .lame import HIGH_BITRATE, QUALITY, QUALITY_HIGH_BITRATE
+    from .master import _MASTER_MARGIN_DB, normalise
+    from .segments import Segmented
+
+    sr, channels, frames = mixed.sample_rate, mixed.channels, mixed.frames
+    stem, delivery, direct = deliverable if deliverable is not None else (None, None, [])
+    writer = context.cache.writer(plan.master_key, sr, channels, frames=frames)
+    wav: Any = None
+    mp3_path: Any = None
+    try:
+        if "wav" in direct:
+            subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[delivery.bit_depth]
+            wav = WavWriter(_temporary(stem, "wav"), sr, channels, subtype, frames)
+        encoding = None
+        if "mp3" in direct and mp3.available():
+            mp3_path = _temporary(stem, "mp3")
+            quality = QUALITY_HIGH_BITRATE if delivery.bitrate >= HIGH_BITRATE else QUALITY
+            encoding = (delivery.bitrate, delivery.vbr, quality)
+        passes = Segmented(
+            context.cache.path(plan.key),
+            sr,
+            channels,
+            frames,
+            settings.ceiling_dbtp - _MASTER_MARGIN_DB,
+            writer=writer,
+            wav=wav,
+            mp3=encoding,
+            progress=progress.show,
+        )
+        loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
+        path = writer.commit(_master_meta(plan, loudness))
+        written: list[Any] = []
+        if wav is not None:
+            wav.flush()
+            wav.close()
+            passes.verify_wav()
+            written.append(("wav", wav.path, passes.found))
+        if mp3_path is not None:
+            passes.write_mp3(mp3_path)
+            written.append(("mp3", mp3_path, mp3.measure(mp3_path)))
+    except BaseException:
+        writer.discard()
+        for tmp in (wav.path if wav is not None else None, mp3_path):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        if wav is not None:
+            wav.close()
+        raise
+    return Source.of_file(path), loudness, written
 
 
 class _Tee:
@@ -346,7 +420,7 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     The files go through the same encode, decode and spec check as every
     delivery, against the master's own target and ceiling (±1 LU).
     """
-    from .deliver import Delivery, Formats, _rate_for, deliver
+    from .deliver import Delivery, _rate_for, deliver
 
     settings = plan.master
     files = [p for p in plan.outputs if p.parent.suffix != ".stems"]
@@ -356,11 +430,10 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     sr = plan.timeline["sample_rate"]
     direct = [fmt for fmt in formats if _rate_for(fmt, sr) == sr]  # encoded while the master is made
 
-    def encode(frames: int) -> Any:
-        return Formats(stem, direct, sr, plan.timeline["channels"], delivery, frames) if direct else None
-
-    # An MP3 encoder process takes one core: the limiting pass keeps to the other.
-    source, loudness, written = _mastered(context, plan, encode, threads="mp3" not in direct)
+    # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
+    source, loudness, written = _mastered(
+        context, plan, (stem, delivery, direct), threads="mp3" not in direct
+    )
     seconds = source.frames / source.sample_rate
     target = f"master:{plan.name}"
     for path, found in deliver(source, stem, delivery, target=target, loudness=loudness, written=written):

@@ -147,7 +147,7 @@ class Cache:
             writer.write(audio)
             return writer.commit(meta)
 
-    def writer(self, key: str, sample_rate: int, channels: int, *, frames: int = 0) -> ObjectWriter:
+    def writer(self, key: str, sample_rate: int, channels: int, *, frames: int) -> ObjectWriter:
         """Start writing the object ``key`` block by block (see :class:`ObjectWriter`).
 
         ``frames`` is the expected length: objects over 4 GiB are written as
@@ -182,41 +182,61 @@ class Cache:
 class ObjectWriter:
     """A cache object written in blocks: it exists only once :meth:`commit` succeeds.
 
-    The audio goes to a temporary file beside the object; :meth:`commit`
-    flushes it to disk, writes the record and renames the audio into place
-    (the same order as :meth:`Cache.put`); :meth:`discard` removes it. Used
-    as a context manager, an exception discards.
+    The audio goes to a temporary float32 WAV of ``frames`` frames beside the
+    object, in order (:meth:`write`) or at any position from any thread
+    (:meth:`write_at`: parts of a programme made in parallel); :meth:`commit`
+    checks that every frame was written, flushes the file to disk, writes the
+    record and renames the audio into place (the same order as
+    :meth:`Cache.put`); :meth:`discard` removes it. Used as a context
+    manager, an exception discards.
     """
 
-    def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int = 0) -> None:
-        import soundfile as sf
+    def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int) -> None:
+        import threading
 
-        from .audio import wav_container
+        from .audio import WavWriter
 
         self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
-        self.frames = 0
+        self.frames = 0  # written so far
+        self._expected = frames
+        self._lock = threading.Lock()
         path = cache.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         self._tmp = Path(name)
-        self._file: Any = sf.SoundFile(
-            name, "w", sample_rate, channels, "FLOAT", format=wav_container((frames, channels), "FLOAT")
-        )
+        try:
+            self._file = WavWriter(name, sample_rate, channels, "FLOAT", frames)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, block: np.ndarray) -> None:
-        """Append samples ``[shape=(n, channels)]``."""
-        self._file.write(block)
-        self.frames += len(block)
+        """Append samples ``[shape=(n, channels)]`` after the last appended."""
+        self.write_at(self.frames, block)
+
+    def write_at(self, start: int, block: np.ndarray) -> None:
+        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once)."""
+        self._file.write_at(start, block)
+        with self._lock:
+            self.frames += len(block)
+
+    def reset(self) -> None:
+        """Start the count of written frames again: everything is about to be written anew."""
+        with self._lock:
+            self.frames = 0
 
     def commit(self, meta: Mapping[str, Any]) -> Path:
         """Make the object visible under its key with the record ``meta``; return its path."""
-        self._file.close()
-        if self.frames == 0:
+        if self.frames == 0 or self.frames != self._expected:
             self.discard()
-            raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
-        with open(self._tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+            if self.frames == 0:
+                raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
+            raise AudioError(
+                f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
+            )
+        self._file.flush()
+        self._file.close()
         record = {
             **{k: v for k, v in safe_params(meta).items() if k != "params"},
             "params": safe_params(meta.get("params", {})),

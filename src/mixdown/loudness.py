@@ -80,7 +80,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -93,9 +93,13 @@ __all__ = [
     "Measurement",
     "Meter",
     "interpolation_filter",
+    "joined",
     "measure",
     "oversampling",
+    "part_grid",
+    "part_loudness",
     "peak_rows",
+    "peak_of",
     "true_peak",
 ]
 
@@ -204,9 +208,12 @@ class Meter:
     -16.0 LUFS  -1.3 dBTP  LRA 4.2
     """
 
-    def __init__(self, sr: int, channels: int, *, true_peak: bool = True, threads: bool = True) -> None:
+    def __init__(
+        self, sr: int, channels: int, *, true_peak: bool = True, threads: bool = True, start: int = 0
+    ) -> None:
         """``threads=False`` keeps the work on the calling thread (when another process,
-        such as an encoder, has the other cores)."""
+        such as an encoder, has the other cores). ``start`` is the stream position of
+        the first sample fed (a part of a longer stream; see :meth:`restart`)."""
         if int(sr) != sr or sr < _HOPS_PER_SECOND:
             raise ValueError(f"sample rate must be a whole number of Hz >= 10, got {sr}")
         if not 1 <= channels <= _MAX_CHANNELS:
@@ -219,7 +226,7 @@ class Meter:
         self._weights = _channel_weights(self.channels)
         self._zi = [np.zeros((2, 2), dtype=np.float32) for _ in range(channels)]
         self._partial = [0.0] * channels  # energy of the open hop, per channel
-        self._frames = 0
+        self._frames = int(start)
         self._hops: list[np.ndarray] = []  # weighted energy per complete hop
         factor = oversampling(self.sr) if true_peak else 1  # 1: sample peak only
         self._peaks = [_PeakTracker(factor) for _ in range(channels)]
@@ -279,6 +286,15 @@ class Meter:
         if not np.issubdtype(block.dtype, np.floating):
             raise AudioError(f"audio: expected float samples, got {block.dtype}")
         return np.asarray(block, dtype=np.float32)
+
+    def restart(self) -> None:
+        """Forget what was measured, keeping the filters' state: what was fed so far only
+        primed them (the lead-in of a part measured on its own). Parts of a stream that
+        start on 100 ms boundaries, each primed with a second or so of what precedes it,
+        give the stream's hop energies (:meth:`hop_energies`) in turn."""
+        self._hops, self._partial = [], [0.0] * self.channels
+        factor = oversampling(self.sr) if self.measures_true_peak else 1
+        self._peaks = [_PeakTracker(factor) for _ in range(self.channels)]
 
     # -- reading -------------------------------------------------------------
 
@@ -492,14 +508,20 @@ def _hop_energies(
     from scipy.signal import sosfilt
 
     n = len(x)
-    guarded = np.full(n, _GUARD, dtype=np.float32)
-    guarded[(start + 1) % 2 :: 2] = -_GUARD
-    guarded += x
+    guarded = np.add(x, _guard(n + 1)[start % 2 : start % 2 + n])
     filtered, zi = sosfilt(sos, guarded, zi=zi)
     squares = np.square(filtered, out=filtered)
     cuts = ends[ends < n]
     starts = np.concatenate(([0], cuts))
-    segments = np.add.reduceat(squares, starts, dtype=np.float64)
+    steps = np.diff(cuts)
+    if len(steps) and steps.min() == steps.max():  # whole hops of one length: summed as rows
+        segments = np.empty(len(starts), dtype=np.float64)
+        segments[0] = squares[: cuts[0]].sum(dtype=np.float64)
+        body = squares[cuts[0] : cuts[-1]].reshape(-1, int(steps[0]))
+        segments[1:-1] = body.sum(axis=1, dtype=np.float64)
+        segments[-1] = squares[cuts[-1] :].sum(dtype=np.float64)
+    else:
+        segments = np.add.reduceat(squares, starts, dtype=np.float64)
     segments[segments < _SILENT * np.diff(starts, append=n)] = 0.0
     done = len(ends)
     if done == 0:
@@ -508,6 +530,16 @@ def _hop_energies(
     hops[0] += partial
     left = float(segments[done]) if len(segments) > done else 0.0
     return hops, left, zi
+
+
+@lru_cache(maxsize=4)
+def _guard(n: int) -> np.ndarray:
+    """``_GUARD`` with alternating signs, at least ``n`` long (shared: never written to)."""
+    size = 1 << max(n - 1, 1).bit_length()
+    pattern = np.full(size, _GUARD, dtype=np.float32)
+    pattern[1::2] = -_GUARD
+    pattern.flags.writeable = False
+    return pattern
 
 
 def _integrated(powers: np.ndarray) -> float:
@@ -660,6 +692,66 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
         np.maximum(peaks[busy], np.maximum(values.max(axis=1), -values.min(axis=1)), out=values[:, 0])
         peaks[busy] = values[:, 0]
     return peaks
+
+
+def part_grid(sr: int) -> int:
+    """Samples between the stream positions where a part may start: whole 100 ms hops."""
+    return sr // math.gcd(sr, _HOPS_PER_SECOND)
+
+
+def part_loudness(z: np.ndarray, sr: int, lead: int, n: int) -> tuple[np.ndarray, float, float]:
+    """Meter one part of a longer stream on its own: ``(hop energies, sample peak, true peak)``.
+
+    ``z`` ``[shape=(m, channels)]`` starts ``lead`` samples before the part
+    (a multiple of :func:`part_grid`, and so must the part's start be), which
+    only prime the K-weighting (a second is plenty), and holds the part's
+    ``n`` samples then, if the stream goes on, at least
+    :data:`ENVELOPE_AFTER` more as the true peak's context (zeros past the
+    end of the stream, as :class:`Meter` reads it). Parts that tile a stream,
+    each measured so, :func:`joined` into what one meter reads over the
+    whole, up to float rounding.
+    """
+    meter = Meter(sr, z.shape[1], true_peak=False, threads=False)
+    if lead:
+        meter.add(z[:lead])
+        meter.restart()
+    body = z[lead : lead + n]
+    for first in range(0, n, _BLOCK):
+        meter.add(body[first : first + _BLOCK])
+    before = z[max(0, lead - ENVELOPE_BEFORE) : lead]
+    after = z[lead + n : lead + n + ENVELOPE_AFTER]
+    context = np.zeros((ENVELOPE_BEFORE + n + ENVELOPE_AFTER, z.shape[1]), dtype=np.float32)
+    context[ENVELOPE_BEFORE - len(before) : ENVELOPE_BEFORE] = before
+    context[ENVELOPE_BEFORE : ENVELOPE_BEFORE + n] = body
+    context[ENVELOPE_BEFORE + n : ENVELOPE_BEFORE + n + len(after)] = after
+    return meter.hop_energies(), _abs_max(body), peak_of(context, sr)
+
+
+def joined(
+    sr: int, channels: int, frames: int, parts: Sequence[tuple[np.ndarray, float, float]]
+) -> Measurement:
+    """The measurement of a stream of ``frames`` from its parts' :func:`part_loudness`, in order."""
+    hops = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    found = Meter.of_hops(sr, channels, hops, frames).result()
+    sample = max((p[1] for p in parts), default=0.0)
+    true = max((max(p[1], p[2]) for p in parts), default=0.0)
+    return replace(found, true_peak=_to_db(true), sample_peak=_to_db(sample))
+
+
+def peak_of(z: np.ndarray, sr: int) -> float:
+    """The true peak (linear) of the samples of ``z`` between its context, as :func:`peak_rows` reads them.
+
+    ``z`` has :data:`ENVELOPE_BEFORE` samples of context before the samples
+    of interest and :data:`ENVELOPE_AFTER` after, as for :func:`peak_rows`:
+    a part of a longer stream measured on its own, with its real neighbours
+    (zeros at the ends of the stream give what :class:`Meter` reads there).
+    """
+    n = len(z) - ENVELOPE_BEFORE - ENVELOPE_AFTER
+    best = 0.0
+    for first in range(0, max(n, 0), _TP_CHUNK):
+        part = z[first : first + _TP_CHUNK + ENVELOPE_BEFORE + ENVELOPE_AFTER]
+        best = max(best, float(peak_rows(part, sr, above=best).max(initial=0.0)))
+    return best
 
 
 def _rows_above(magnitude: np.ndarray, rows: int, gain: float, above: float) -> np.ndarray:

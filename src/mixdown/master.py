@@ -40,6 +40,7 @@ __all__ = [
     "master",
     "master_stream",
     "measure",
+    "normalise",
     "true_peak",
 ]
 
@@ -342,6 +343,44 @@ def master_stream(
     """
     from .loudness import Meter
 
+    sr, channels = source.sample_rate, source.channels
+
+    def streamed(gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
+        sink = open_sink()
+        limiter = Limiter(sr, channels, ceiling_dbtp=settings.ceiling_dbtp - _MASTER_MARGIN_DB)
+        limiter.aim *= aim
+        gain = np.float32(db_to_gain(gain_db))
+        meter = Meter(sr, channels, threads=threads)
+        for block in source.blocks():
+            _emit(limiter.process(block * gain), trim, sink, meter)
+        _emit(limiter.flush(), trim, sink, meter)
+        return meter.result(), _integrated_of(meter, source.frames, sr), sink.discard
+
+    return normalise(source, settings, streamed, progress=progress, analysis=analysis)
+
+
+Pass = Callable[[float, float, float], tuple[Any, float, Callable[[], None]]]
+"""One limiting pass: ``(gain_db, aim, trim) -> (measurement, integrated LUFS, discard)``.
+
+The pass applies ``gain_db``, a :class:`Limiter` whose aim is scaled by
+``aim``, then a plain gain ``trim``, writes the result where it goes and
+measures it; ``discard`` throws its output away (the pass is run again).
+"""
+
+
+def normalise(
+    source: Stream,
+    settings: MasterSettings,
+    limiting: Pass,
+    *,
+    progress: Callable[[str], None] | None = None,
+    analysis: Analysis | None = None,
+) -> Loudness:
+    """Find the gain that lands ``source`` on the target through the limiter, running ``limiting`` passes.
+
+    The loop of :func:`master_stream`, for any way of running a pass (in one
+    stream, or in parallel segments: :mod:`mixdown.segments`).
+    """
     say = progress or (lambda _: None)
     sr, channels = source.sample_rate, source.channels
     if analysis is None or analysis.frames != source.frames:
@@ -352,12 +391,8 @@ def master_stream(
     loudness = _integrated_of(meter, source.frames, sr, source)
     say(f"measured {loudness:.1f} LUFS")
     if not math.isfinite(loudness):
-        sink = open_sink()
-        meter = Meter(sr, channels)
-        for block in source.blocks():
-            sink.write(block)
-            meter.add(block)
-        return Loudness(loudness, meter.result().true_peak)
+        found, _, _ = limiting(0.0, 1.0, 1.0)  # silence: nothing to limit
+        return Loudness(loudness, found.true_peak)
     ceiling_dbtp = settings.ceiling_dbtp - _MASTER_MARGIN_DB
     ceiling = db_to_gain(ceiling_dbtp)
     gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
@@ -366,16 +401,7 @@ def master_stream(
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
         gain_db = predictor.gain_for(settings.target_lufs, gain_db, limiter, meter)
     for attempt in range(_NORMALISE_PASSES + 1):
-        sink = open_sink()
-        limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
-        limiter.aim *= aim
-        gain = np.float32(db_to_gain(gain_db))
-        meter = Meter(sr, channels, threads=threads)
-        for block in source.blocks():
-            _emit(limiter.process(block * gain), trim, sink, meter)
-        _emit(limiter.flush(), trim, sink, meter)
-        found = meter.result()
-        result = _integrated_of(meter, source.frames, sr)
+        found, result, discard = limiting(gain_db, aim, trim)
         error, over = settings.target_lufs - result, db_to_gain(found.true_peak) / ceiling
         say(f"pass {attempt + 1}: {result:.2f} LUFS, {found.true_peak:.2f} dBTP")
         stuck = (
@@ -383,7 +409,7 @@ def master_stream(
         )  # the limiter is saturated
         if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or stuck or attempt >= _NORMALISE_PASSES - 1):
             return Loudness(result, found.true_peak, found.lra)
-        sink.discard()
+        discard()
         if attempt >= _NORMALISE_PASSES - 1:
             trim *= _AIM / over  # the last resort: a plain gain scales the true peak exactly
             continue
@@ -474,12 +500,9 @@ class _Predictor:
         x = np.concatenate([self._carry, block]) if len(self._carry) else block
         rows = len(x) // ROW
         body, self._carry = x[: rows * ROW], x[rows * ROW :].copy()
-        magnitude = np.abs(body[:, 0])
-        for c in range(1, body.shape[1]):
-            np.maximum(magnitude, np.abs(body[:, c]), out=magnitude)
-        self._peaks.append(magnitude.reshape(rows, ROW).max(axis=1))
-        energy = np.einsum("ij,ij->i", body, body).reshape(rows, ROW).sum(axis=1, dtype=np.float64)
-        self._energy.append(energy)
+        flat = np.ascontiguousarray(body).reshape(rows, -1)  # a row's samples over every channel
+        self._peaks.append(np.maximum(flat.max(axis=1), -flat.min(axis=1)))
+        self._energy.append(np.square(flat).sum(axis=1, dtype=np.float64))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Every complete row's peak (float32) and energy (float64) so far."""

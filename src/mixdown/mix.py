@@ -52,8 +52,10 @@ The bed is then ducked under the voice bus (see :func:`mix`).
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -81,6 +83,7 @@ __all__ = [
 
 _NO_BED_TAIL = 0.3  # s of silence after the last item when there is no bed
 _DUCK_FRAME = 0.01  # s, control period of the ducker (100 Hz)
+_AHEAD = 20.0  # s: clips starting this soon are made ahead on the mixer's threads
 _SPEECH_THRESHOLD_DB = -35.0  # a voice frame is speech within this of the loudest frame
 _MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
 _DUCKING = ("duck_db", "duck_attack", "duck_release", "duck_hold")
@@ -349,22 +352,33 @@ class Mix:
         threshold depends on the loudest voice frame of the whole programme);
         the second pass reads it back beside the sfx and music.
         """
-        settings, n, channels = self.settings, self.frames, self.channels
-        hop = max(1, round(self.sample_rate * _DUCK_FRAME))
+        workers = min(os.cpu_count() or 1, 4)
+        pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-mix") if workers > 1 else None
+        )
+        try:
+            yield from self._blocks(size, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _blocks(self, size: int, pool: Executor | None) -> Iterator[Stems]:
+        settings, n, channels, sr = self.settings, self.frames, self.channels, self.sample_rate
+        hop = max(1, round(sr * _DUCK_FRAME))
         size = max(hop, size // hop * hop)  # blocks fall on ducking frames
-        sfx = _Bus(self._timeline.sfx, channels)
+        sfx = _Bus(self._timeline.sfx, channels, pool, sr)
         music = _Music(self.bed, self.sections, self._timeline.starts, n, settings) if self.bed else None
         ducked = music is not None and any(d.duck_db < 0 for d in _section_ducking(self.sections, settings))
         if not ducked:
-            speech = _Bus(self._timeline.voice, channels)
+            speech = _Bus(self._timeline.voice, channels, pool, sr)
             for start in range(0, n, size):
                 stop = min(start + size, n)
                 bed = music.render(start, stop) if music else np.zeros((stop - start, channels), np.float32)
-                yield Stems(speech.render(start, stop), sfx.render(start, stop), bed, self.sample_rate)
+                yield Stems(speech.render(start, stop), sfx.render(start, stop), bed, sr)
             return
         assert music is not None
         with tempfile.TemporaryFile(prefix="mixdown-voice-") as scratch:
-            frames = _voice_pass(_Bus(self._timeline.voice, channels), n, size, hop, scratch)
+            frames = _voice_pass(_Bus(self._timeline.voice, channels, pool, sr), n, size, hop, scratch)
             duck = _Ducker(frames, self.sections, self._timeline.starts, n, hop, settings)
             scratch.seek(0)
             for start in range(0, n, size):
@@ -373,7 +387,7 @@ class Mix:
                 scratch.readinto(voice.data.cast("B"))
                 bed = music.render(start, stop)
                 bed *= duck.gain(start, stop)[:, None]
-                yield Stems(voice, sfx.render(start, stop), bed, self.sample_rate)
+                yield Stems(voice, sfx.render(start, stop), bed, sr)
 
 
 def _voice_pass(voice: _Bus, n: int, size: int, hop: int, scratch: Any) -> np.ndarray:
@@ -383,11 +397,12 @@ def _voice_pass(voice: _Bus, n: int, size: int, hop: int, scratch: Any) -> np.nd
         stop = min(start + size, n)
         block = voice.render(start, stop)
         scratch.write(block.data.cast("B"))
-        energy = np.einsum("ij,ij->i", block, block, dtype=np.float64)
         frames = -(-len(block) // hop)
-        padded = np.zeros(frames * hop)
-        padded[: len(block)] = energy
-        powers[start // hop : start // hop + frames] = padded.reshape(frames, hop).sum(axis=1)
+        squares = np.zeros((frames * hop, block.shape[1]), dtype=np.float32)
+        np.square(block, out=squares[: len(block)])
+        powers[start // hop : start // hop + frames] = squares.reshape(frames, -1).sum(
+            axis=1, dtype=np.float64
+        )
     return powers / (hop * voice.channels)
 
 
@@ -436,20 +451,36 @@ class _Timeline:
 
 
 class _Bus:
-    """Sums placed clips block by block, making each when first needed and dropping it after."""
+    """Sums placed clips block by block, making each when first needed and dropping it after.
 
-    def __init__(self, clips: Sequence[_Placed], channels: int) -> None:
+    With a thread pool, clips that start within :data:`_AHEAD` seconds of the
+    block being mixed are made on its threads meanwhile (reading, resampling,
+    compressing and leveling a voice line release the GIL), in order, so
+    the result is the same.
+    """
+
+    def __init__(
+        self, clips: Sequence[_Placed], channels: int, pool: Executor | None = None, sr: int = 0
+    ) -> None:
         self.channels = channels
         self._pending = sorted((c for c in clips if c.length > 0), key=lambda c: c.start)
         self._next = 0
         self._active: list[tuple[_Placed, np.ndarray]] = []
+        self._pool, self._ahead = pool, int(_AHEAD * sr)
+        self._made: dict[int, Future[np.ndarray]] = {}
+        self._submitted = 0
 
     def render(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((stop - start, self.channels), dtype=np.float32)
         pending = self._pending
+        if self._pool is not None:
+            while self._submitted < len(pending) and pending[self._submitted].start < stop + self._ahead:
+                self._made[self._submitted] = self._pool.submit(pending[self._submitted].make)
+                self._submitted += 1
         while self._next < len(pending) and pending[self._next].start < stop:
             clip = pending[self._next]
-            self._active.append((clip, clip.make()))
+            made = self._made.pop(self._next, None)
+            self._active.append((clip, made.result() if made is not None else clip.make()))
             self._next += 1
         keep = []
         for clip, y in self._active:

@@ -1,0 +1,207 @@
+"""MP3 for long programmes: segments encoded on every core and spliced, and checked in parallel.
+
+LAME keeps one core busy for about 35 s per hour of 48 kHz stereo, the
+slowest step of mastering a long programme. :func:`encode` drives LAME
+through its own API (the library ``lameenc`` is built from, loaded with
+``ctypes``) with the bit reservoir off: every frame then carries all of its
+own data, so segments encoded side by side, each with a few frames of the
+audio before and after it, splice into one stream at frame boundaries
+(:func:`frame_index` finds them). A decoder reads the spliced stream as one;
+only the encoder's choices differ at a splice, inaudibly.
+
+:func:`measure` decodes an MP3 in parts on threads (libsndfile's mpg123
+releases the GIL), each part starting two frames early so the decoder's
+state at its first sample is exactly that of a decode from the start, and
+meters the parts as :func:`mixdown.loudness.part_loudness` describes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RenderFailed
+
+__all__ = ["available", "encode", "frame_index", "measure", "to_pcm16"]
+
+_DECODER_PRIMING = 2  # frames decoded before a part so its first sample decodes as in one pass
+_PART_SECONDS = 60.0  # a part of a parallel check
+_INIT = threading.Lock()  # LAME's tables are set up by the first lame_init_params: one at a time
+
+_BITRATES = {  # kbps by bitrate index, Layer III
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+@lru_cache(maxsize=1)
+def _lame() -> Any:
+    """LAME's C API from the ``lameenc`` extension (which links LAME in), or None."""
+    try:
+        import lameenc
+
+        lib = ctypes.CDLL(lameenc.__file__)
+        void, num = ctypes.c_void_p, ctypes.c_int
+        lib.lame_init.restype = void
+        lib.lame_init.argtypes = []
+        for name in (
+            "lame_set_in_samplerate",
+            "lame_set_out_samplerate",
+            "lame_set_num_channels",
+            "lame_set_brate",
+            "lame_set_quality",
+            "lame_set_disable_reservoir",
+            "lame_set_bWriteVbrTag",
+            "lame_set_VBR",
+            "lame_set_VBR_mean_bitrate_kbps",
+        ):
+            getattr(lib, name).argtypes = [void, num]
+        lib.lame_init_params.argtypes = [void]
+        lib.lame_close.argtypes = [void]
+        lib.lame_encode_buffer_interleaved.argtypes = [void, void, num, void, num]
+        lib.lame_encode_flush.argtypes = [void, void, num]
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lib
+
+
+def available() -> bool:
+    """Whether segments can be encoded (LAME's API is reachable)."""
+    return _lame() is not None
+
+
+def to_pcm16(block: np.ndarray) -> np.ndarray:
+    """Float samples as the 16-bit PCM LAME takes (as :class:`mixdown.lame.Mp3Writer` feeds it)."""
+    pcm: np.ndarray = np.clip(block * np.float32(32768), -32768, 32767).astype("<i2")
+    return pcm
+
+
+def encode(pcm: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -> bytes:
+    """Encode 16-bit PCM ``[shape=(n, channels)]`` into MP3 frames with no bit reservoir and no tag frame."""
+    lib = _lame()
+    if lib is None:
+        raise RenderFailed("MP3: LAME's API is not reachable through lameenc; reinstall mixdown")
+    channels = pcm.shape[1]
+    gfp = lib.lame_init()
+    try:
+        lib.lame_set_in_samplerate(gfp, sr)
+        lib.lame_set_out_samplerate(gfp, sr)
+        lib.lame_set_num_channels(gfp, channels)
+        lib.lame_set_quality(gfp, quality)
+        lib.lame_set_disable_reservoir(gfp, 1)
+        lib.lame_set_bWriteVbrTag(gfp, 0)
+        if vbr:
+            lib.lame_set_VBR(gfp, 4)  # vbr_mtrh, as lameenc's set_vbr(4)
+            lib.lame_set_VBR_mean_bitrate_kbps(gfp, bitrate)
+        else:
+            lib.lame_set_brate(gfp, bitrate)
+        with _INIT:
+            if lib.lame_init_params(gfp) < 0:
+                raise RenderFailed(f"MP3: LAME refused {sr} Hz, {channels} channels at {bitrate} kbps")
+        out = bytearray()
+        step = 1 << 16
+        buffer = ctypes.create_string_buffer(step * 5 // 4 + 7200)
+        for first in range(0, len(pcm), step):
+            part = np.ascontiguousarray(pcm[first : first + step])
+            n = lib.lame_encode_buffer_interleaved(gfp, part.ctypes.data, len(part), buffer, len(buffer))
+            if n < 0:
+                raise RenderFailed(f"MP3: LAME failed ({n})")
+            out += buffer.raw[:n]
+        n = lib.lame_encode_flush(gfp, buffer, len(buffer))
+        if n < 0:
+            raise RenderFailed(f"MP3: LAME failed to finish ({n})")
+        out += buffer.raw[:n]
+        return bytes(out)
+    finally:
+        lib.lame_close(gfp)
+
+
+def frame_index(data: bytes | memoryview | Any) -> tuple[np.ndarray, int, int, int]:
+    """The byte offset of every MPEG audio Layer III frame in ``data`` (which starts with one).
+
+    Returns ``(offsets, samples_per_frame, sample_rate, channels)``; ``offsets``
+    has one more entry than there are frames: the end of the last. Raises
+    :class:`RenderFailed` on anything that is not a run of Layer III frames.
+    """
+    offsets: list[int] = []
+    pos, size = 0, len(data)
+    spf = sr = channels = 0
+    while pos + 4 <= size:
+        b1, b2, b3 = data[pos + 1], data[pos + 2], data[pos + 3]
+        version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3
+        index, rate = b2 >> 4, (b2 >> 2) & 3
+        if (
+            data[pos] != 0xFF
+            or (b1 & 0xE0) != 0xE0
+            or layer != 1
+            or version == 1
+            or index in (0, 15)
+            or rate == 3
+        ):
+            raise RenderFailed(f"MP3: no Layer III frame at byte {pos}")
+        mpeg1 = version == 3
+        kbps = _BITRATES[1 if mpeg1 else 2][index]
+        sr = _RATES[version][rate]
+        spf = 1152 if mpeg1 else 576
+        channels = 1 if (b3 >> 6) == 3 else 2
+        offsets.append(pos)
+        pos += (144000 if mpeg1 else 72000) * kbps // sr + ((b2 >> 1) & 1)
+    offsets.append(min(pos, size))
+    return np.array(offsets, dtype=np.int64), spf, sr, channels
+
+
+def decode(data: bytes, channels: int) -> np.ndarray:
+    """Decode MP3 frames (bytes starting on a frame) to float32 ``[shape=(n, channels)]``."""
+    import soundfile as sf
+
+    if not data:
+        return np.zeros((0, channels), dtype=np.float32)
+    with sf.SoundFile(io.BytesIO(data)) as fh:
+        pcm: np.ndarray = fh.read(dtype="float32", always_2d=True)
+    return pcm
+
+
+def measure(path: Path) -> Any:
+    """Decode and measure the MP3 at ``path`` in parallel parts (BS.1770, true peak).
+
+    The parts' loudness joins into what one pass over the whole file reads
+    (:func:`mixdown.loudness.joined`).
+    """
+    import mmap
+
+    from .loudness import joined, part_grid, part_loudness
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        offsets, spf, sr, channels = frame_index(data)
+        count = len(offsets) - 1
+        grid = math.lcm(spf, part_grid(sr)) // spf  # frames: parts start on 100 ms hops
+        per = max(grid, round(_PART_SECONDS * sr / spf / grid) * grid)
+        starts = list(range(0, count, per))
+
+        def part(first: int) -> tuple[np.ndarray, float, float]:
+            last = min(first + per, count)
+            lead = min(first, 2 * grid)  # frames metered only to prime the K-weighting
+            begin = max(0, first - lead - _DECODER_PRIMING)
+            end = min(count, last + 1)  # a frame more: the true peak's context after the part
+            pcm = decode(bytes(data[offsets[begin] : offsets[end]]), channels)
+            skip = (first - lead - begin) * spf  # the decoder's priming
+            n = (last - first) * spf
+            return part_loudness(pcm[skip:], sr, lead * spf, n)
+
+        workers = min(os.cpu_count() or 1, len(starts))
+        if workers < 2:
+            parts = [part(first) for first in starts]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-check") as pool:
+                parts = list(pool.map(part, starts))
+    return joined(sr, channels, count * spf, parts)

@@ -1,0 +1,229 @@
+"""Mastering a long programme in parallel segments: every core limits, writes, meters and encodes.
+
+One limiting pass over an hour streams through one core while LAME keeps
+another busy for as long again. Here the programme is cut into segments of
+:data:`SEGMENT_SECONDS` (fixed by the programme's length, never by the
+machine, so the master is the same everywhere), and a pool of threads (the
+heavy work, numpy, libsndfile and LAME, releases the GIL) takes them in
+turn. Each segment task reads its part of the mix with a lead-in and a
+tail, runs its own :class:`~mixdown.master.Limiter` (the lead-in brings it
+to the state the whole-stream limiter has there: its release is 80 ms, the
+lead-in over a second), and then
+
+* writes the segment into the master's cache object and into the WAV file,
+  each at its own offset (:class:`~mixdown.audio.WavWriter`), keeping a
+  digest of the samples the WAV will read back;
+* meters it (:func:`~mixdown.loudness.part_loudness`: hop energies and true
+  peak with its real neighbours), the parts joining into the programme's
+  measurement;
+* encodes it to MP3 frames without bit reservoir, with a few frames of
+  audio on either side, keeping the frames that belong to it
+  (:mod:`mixdown.mp3`); the frames are spliced in order afterwards.
+
+The spec check then decodes the WAV in parallel and compares it sample for
+sample (by digest) with what was metered, and decodes and measures the MP3
+in parallel parts. Programmes under two segments take the streaming path
+(:func:`~mixdown.master.master_stream`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RenderFailed
+
+__all__ = ["SEGMENT_SECONDS", "Segmented", "bounds", "usable"]
+
+SEGMENT_SECONDS = 120.0
+_LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
+_MP3_LEAD = 8  # MP3 frames encoded before a segment and dropped
+_MP3_TAIL = 4  # and after it
+_TAIL = 8192  # input read past a segment: the limiter's look-ahead, the MP3 tail, the true peak's context
+
+
+def grid(sr: int) -> int:
+    """Segment boundaries fall on multiples of this: 100 ms hops, limiter rows and MP3 frames."""
+    from .loudness import ROW, part_grid
+
+    return math.lcm(part_grid(sr), ROW, 1152 if sr >= 32000 else 576)
+
+
+def bounds(frames: int, sr: int, seconds: float = SEGMENT_SECONDS) -> list[tuple[int, int]]:
+    """The segments ``[(start, stop), …]`` of a programme of ``frames`` samples."""
+    step = grid(sr)
+    length = max(step, round(seconds * sr / step) * step)
+    return [(start, min(start + length, frames)) for start in range(0, frames, length)]
+
+
+def usable(frames: int, sr: int, seconds: float = SEGMENT_SECONDS) -> bool:
+    """Whether a programme is long enough to be mastered in segments (two or more)."""
+    return len(bounds(frames, sr, seconds)) >= 2
+
+
+class Segmented:
+    """The limiting passes of one master, run in parallel segments (see the module's notes).
+
+    ``mix`` is the programme's float file; ``writer`` the master's cache
+    object writer; ``wav`` a :class:`~mixdown.audio.WavWriter` (or None);
+    ``mp3`` the MP3 settings ``(bitrate, vbr, quality)`` (or None).
+    Call it as a :data:`mixdown.master.Pass`; then :meth:`finish` the files.
+    """
+
+    def __init__(
+        self,
+        mix: Path,
+        sr: int,
+        channels: int,
+        frames: int,
+        ceiling_dbtp: float,
+        *,
+        writer: Any,
+        wav: Any = None,
+        mp3: tuple[int, bool, int] | None = None,
+        seconds: float = SEGMENT_SECONDS,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.mix, self.sr, self.channels, self.frames = mix, sr, channels, frames
+        self.ceiling_dbtp = ceiling_dbtp
+        self.writer, self.wav, self.mp3 = writer, wav, mp3
+        self.bounds = bounds(frames, sr, seconds)
+        self._lead = _LEAD_GRIDS * grid(sr)
+        self._progress = progress or (lambda _: None)
+        self._digests: list[bytes] = [b""] * len(self.bounds)
+        self._frames_mp3: list[bytes] = [b""] * len(self.bounds)
+        self._lock = threading.Lock()
+        self._done = 0
+        self.found: Any = None  # the last pass's measurement
+
+    # -- a pass --------------------------------------------------------------------
+
+    def __call__(self, gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
+        """Run one limiting pass over every segment; return (measurement, integrated, discard)."""
+        from .audio import db_to_gain
+        from .loudness import joined
+
+        self.writer.reset()
+        self._done = 0
+        gain = np.float32(db_to_gain(gain_db))
+        workers = max(1, min(os.cpu_count() or 1, len(self.bounds)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-segment") as pool:
+            futures = [pool.submit(self._segment, i, gain, aim, trim) for i in range(len(self.bounds))]
+            try:
+                parts = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        found = self.found = joined(self.sr, self.channels, self.frames, parts)
+        return found, found.integrated, lambda: None  # a new pass overwrites every segment
+
+    def _segment(
+        self, index: int, gain: np.float32, aim: float, trim: float
+    ) -> tuple[np.ndarray, float, float]:
+        import soundfile as sf
+
+        from .loudness import ENVELOPE_AFTER, part_loudness
+        from .master import Limiter
+
+        start, stop = self.bounds[index]
+        lead = min(start, self._lead)
+        end = min(stop + _TAIL, self.frames)
+        with sf.SoundFile(os.fspath(self.mix)) as fh:
+            fh.seek(start - lead)
+            x = fh.read(end - start + lead, dtype="float32", always_2d=True)
+        limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
+        limiter.aim *= aim
+        out = [limiter.process(x[i : i + (1 << 17)] * gain) for i in range(0, len(x), 1 << 17)]
+        if end == self.frames:
+            out.append(limiter.flush())
+        y = np.concatenate(out)
+        if trim != 1.0:
+            y *= np.float32(trim)
+        n = stop - start
+        if len(y) < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
+            raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+        body = y[lead : lead + n]
+        self.writer.write_at(start, body)
+        if self.wav is not None:
+            self.wav.write_at(start, body)
+            self._digests[index] = _digest(self.wav.quantized(body))
+        if self.mp3 is not None:
+            self._frames_mp3[index] = self._encode(index, y, lead)
+        part = part_loudness(y, self.sr, lead, n)
+        with self._lock:
+            self._done += n
+            self._progress(self._done)
+        return part
+
+    def _encode(self, index: int, y: np.ndarray, lead: int) -> bytes:
+        """The MP3 frames of segment ``index``, from its output ``y`` (which starts ``lead`` early)."""
+        from . import mp3
+
+        assert self.mp3 is not None
+        bitrate, vbr, quality = self.mp3
+        start, stop = self.bounds[index]
+        spf = 1152 if self.sr >= 32000 else 576
+        before = min(lead, _MP3_LEAD * spf)
+        last = stop == self.frames
+        after = (
+            len(y) - lead - (stop - start) if last else min(_MP3_TAIL * spf, len(y) - lead - (stop - start))
+        )
+        data = mp3.encode(
+            mp3.to_pcm16(y[lead - before : lead + stop - start + after]),
+            self.sr,
+            bitrate=bitrate,
+            vbr=vbr,
+            quality=quality,
+        )
+        offsets, _, _, _ = mp3.frame_index(data)
+        first = before // spf
+        keep = len(offsets) - 1 if last else first + (stop - start) // spf
+        if keep > len(offsets) - 1:
+            raise RenderFailed(
+                f"MP3: segment {index} came out {len(offsets) - 1} frames long, short of {keep}"
+            )
+        return data[offsets[first] : offsets[keep]]
+
+    # -- the files -------------------------------------------------------------------
+
+    def write_mp3(self, path: Path) -> None:
+        """Splice the segments' frames into ``path``."""
+        with open(path, "wb") as fh:
+            for frames in self._frames_mp3:
+                fh.write(frames)
+
+    def verify_wav(self) -> None:
+        """Decode the WAV (in parallel) and check every segment against what was metered."""
+        import soundfile as sf
+
+        assert self.wav is not None
+        path = self.wav.path
+
+        def check(index: int) -> bool:
+            start, stop = self.bounds[index]
+            with sf.SoundFile(os.fspath(path)) as fh:
+                fh.seek(start)
+                return _digest(fh.read(stop - start, dtype="float32", always_2d=True)) == self._digests[index]
+
+        workers = max(1, min(os.cpu_count() or 1, len(self.bounds)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-check") as pool:
+            bad = [i for i, ok in enumerate(pool.map(check, range(len(self.bounds)))) if not ok]
+        if bad:
+            start = self.bounds[bad[0]][0] / self.sr
+            raise RenderFailed(
+                f"{path.name}: the file does not read back as written from {start:.1f} s "
+                "(disk or filesystem error); nothing was published"
+            )
+
+
+def _digest(samples: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(samples, dtype="<f4").data.cast("B"), digest_size=16).digest()
