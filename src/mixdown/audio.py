@@ -264,12 +264,34 @@ class WavWriter:
         q += 0.0  # -0.0 (a small negative sample rounded) reads back as +0.0
         return q.astype(np.float32, copy=False)
 
-    def write_at(self, start: int, block: np.ndarray) -> None:
-        """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`)."""
+    def write_at(self, start: int, block: np.ndarray) -> int:
+        """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`).
+
+        Returns the CRC-32 of the bytes written (see :meth:`crc`).
+        """
+        import zlib
+
         if start < 0 or start + len(block) > self.frames:
             raise ValueError(f"frames {start}..{start + len(block)} are outside the file's {self.frames}")
-        if len(block):
-            os.pwrite(self._fd, self._bytes(block), self._offset + start * self.channels * self.width)
+        if not len(block):
+            return zlib.crc32(b"")
+        data = self._bytes(block)
+        os.pwrite(self._fd, data, self._offset + start * self.channels * self.width)
+        return zlib.crc32(data)
+
+    def crc(self, start: int, frames: int) -> int:
+        """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""
+        import zlib
+
+        align = self.channels * self.width
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, frames * align, self._offset + start * align)
+        finally:
+            os.close(fd)
+        if len(data) != frames * align:
+            return -1
+        return zlib.crc32(data)
 
     def _bytes(self, block: np.ndarray) -> memoryview:
         if self.subtype == "FLOAT":

@@ -325,7 +325,7 @@ def _mastered_in_segments(
     """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment."""
     from . import mp3
     from .audio import Source, WavWriter
-    from .deliver import _temporary
+    from .deliver import _measure_file, _temporary
     from .lame import HIGH_BITRATE, QUALITY, QUALITY_HIGH_BITRATE
     from .master import _MASTER_MARGIN_DB, normalise
     from .segments import Segmented
@@ -336,6 +336,8 @@ def _mastered_in_segments(
     wav: Any = None
     mp3_path: Any = None
     try:
+        if direct:
+            stem.parent.mkdir(parents=True, exist_ok=True)
         if "wav" in direct:
             subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[delivery.bit_depth]
             wav = WavWriter(_temporary(stem, "wav"), sr, channels, subtype, frames)
@@ -365,7 +367,7 @@ def _mastered_in_segments(
             written.append(("wav", wav.path, passes.found))
         if mp3_path is not None:
             passes.write_mp3(mp3_path)
-            written.append(("mp3", mp3_path, mp3.measure(mp3_path)))
+            written.append(("mp3", mp3_path, _measure_file(mp3_path)))
     except BaseException:
         writer.discard()
         for tmp in (wav.path if wav is not None else None, mp3_path):

@@ -388,10 +388,16 @@ def _rate_for(fmt: str, sr: int) -> int:
 
 
 def _measure_file(path: Path) -> Any:
-    """Decode ``path`` block by block and measure it (BS.1770, true peak)."""
+    """Decode ``path`` block by block and measure it (BS.1770, true peak); MP3 in parallel parts."""
     from .audio import Source as Audio
     from .loudness import Meter
 
+    if path.suffix == ".mp3":
+        from .mp3 import measure
+
+        found = measure(path)
+        if found is not None:
+            return found
     source = Audio.of_file(path)
     meter = Meter(source.sample_rate, source.channels)
     for block in source.blocks():

@@ -531,7 +531,8 @@ def _maker(
 def _prepare(
     y: np.ndarray, sr: int, gain_db: float, settings: MixSettings, what: str, speech: bool = False
 ) -> np.ndarray:
-    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array).
+    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array, or a
+    read-only view of one when mono is spread over the channels).
 
     A voice line (``speech``) is also processed by ``settings.speech`` and
     levelled to ``settings.line_lufs`` first.
@@ -544,9 +545,11 @@ def _prepare(
         y = process(y, sr, settings.speech)  # at the line's own rate: often half the mix's
     if speech:
         gain_db += leveling_gain(y, sr, settings.line_lufs)
-    y = resample(y, sr, settings.sample_rate)
-    y = as_channels(y, settings.channels)
-    return y * np.float32(db_to_gain(gain_db))
+    y = resample(y, sr, settings.sample_rate) * np.float32(db_to_gain(gain_db))
+    if y.shape[1] == 1 and settings.channels > 1:  # mono spread as a read-only view: the buses only read it
+        spread: np.ndarray = np.broadcast_to(y, (len(y), settings.channels))
+        return spread
+    return as_channels(y, settings.channels)
 
 
 def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> _Timeline:

@@ -10,9 +10,11 @@ audio before and after it, splice into one stream at frame boundaries
 only the encoder's choices differ at a splice, inaudibly.
 
 :func:`measure` decodes an MP3 in parts on threads (libsndfile's mpg123
-releases the GIL), each part starting two frames early so the decoder's
-state at its first sample is exactly that of a decode from the start, and
-meters the parts as :func:`mixdown.loudness.part_loudness` describes.
+releases the GIL), each part starting early enough (two frames, plus the
+bit reservoir's 511 bytes) that the decoder's state at its first sample is
+exactly that of a decode from the start, and meters the parts as
+:func:`mixdown.loudness.part_loudness` describes. It reads any MP3 of
+Layer III frames, with a reservoir or without.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .errors import RenderFailed
 
 __all__ = ["available", "encode", "frame_index", "measure", "to_pcm16"]
 
-_DECODER_PRIMING = 2  # frames decoded before a part so its first sample decodes as in one pass
+_RESERVOIR = 511  # bytes: how far back a frame's data may start (main_data_begin), when it has a reservoir
 _PART_SECONDS = 60.0  # a part of a parallel check
 _INIT = threading.Lock()  # LAME's tables are set up by the first lame_init_params: one at a time
 
@@ -175,15 +177,25 @@ def measure(path: Path) -> Any:
     """Decode and measure the MP3 at ``path`` in parallel parts (BS.1770, true peak).
 
     The parts' loudness joins into what one pass over the whole file reads
-    (:func:`mixdown.loudness.joined`).
+    (:func:`mixdown.loudness.joined`). Returns None for a file that is not
+    a plain run of frames (tags, a Xing/Info frame, whose decoders trim):
+    measure it in one pass.
     """
     import mmap
 
     from .loudness import joined, part_grid, part_loudness
 
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        offsets, spf, sr, channels = frame_index(data)
+        try:
+            offsets, spf, sr, channels = frame_index(data)
+        except RenderFailed:
+            return None
         count = len(offsets) - 1
+        head = data[: min(offsets[1], 64)] if count else b""
+        if count < 1 or b"Xing" in head or b"Info" in head:  # where the tag sits, after the side info
+            return None
+        smallest = int(np.diff(offsets).min()) if count else 1
+        priming = 2 + -(-_RESERVOIR // max(smallest, 1))  # frames decoded and dropped before a part
         grid = math.lcm(spf, part_grid(sr)) // spf  # frames: parts start on 100 ms hops
         per = max(grid, round(_PART_SECONDS * sr / spf / grid) * grid)
         starts = list(range(0, count, per))
@@ -191,7 +203,7 @@ def measure(path: Path) -> Any:
         def part(first: int) -> tuple[np.ndarray, float, float]:
             last = min(first + per, count)
             lead = min(first, 2 * grid)  # frames metered only to prime the K-weighting
-            begin = max(0, first - lead - _DECODER_PRIMING)
+            begin = max(0, first - lead - priming)
             end = min(count, last + 1)  # a frame more: the true peak's context after the part
             pcm = decode(bytes(data[offsets[begin] : offsets[end]]), channels)
             skip = (first - lead - begin) * spf  # the decoder's priming

@@ -12,7 +12,7 @@ lead-in over a second), and then
 
 * writes the segment into the master's cache object and into the WAV file,
   each at its own offset (:class:`~mixdown.audio.WavWriter`), keeping a
-  digest of the samples the WAV will read back;
+  CRC of the bytes written to the WAV;
 * meters it (:func:`~mixdown.loudness.part_loudness`: hop energies and true
   peak with its real neighbours), the parts joining into the programme's
   measurement;
@@ -20,15 +20,14 @@ lead-in over a second), and then
   audio on either side, keeping the frames that belong to it
   (:mod:`mixdown.mp3`); the frames are spliced in order afterwards.
 
-The spec check then decodes the WAV in parallel and compares it sample for
-sample (by digest) with what was metered, and decodes and measures the MP3
+The spec check then reads the WAV back (its header through libsndfile, its
+samples by CRC: they are exactly what was metered), and decodes and measures the MP3
 in parallel parts. Programmes under two segments take the streaming path
 (:func:`~mixdown.master.master_stream`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import threading
@@ -57,14 +56,14 @@ def grid(sr: int) -> int:
     return math.lcm(part_grid(sr), ROW, 1152 if sr >= 32000 else 576)
 
 
-def bounds(frames: int, sr: int, seconds: float = SEGMENT_SECONDS) -> list[tuple[int, int]]:
+def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
     """The segments ``[(start, stop), …]`` of a programme of ``frames`` samples."""
     step = grid(sr)
-    length = max(step, round(seconds * sr / step) * step)
+    length = max(step, round((seconds or SEGMENT_SECONDS) * sr / step) * step)
     return [(start, min(start + length, frames)) for start in range(0, frames, length)]
 
 
-def usable(frames: int, sr: int, seconds: float = SEGMENT_SECONDS) -> bool:
+def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
     """Whether a programme is long enough to be mastered in segments (two or more)."""
     return len(bounds(frames, sr, seconds)) >= 2
 
@@ -89,7 +88,7 @@ class Segmented:
         writer: Any,
         wav: Any = None,
         mp3: tuple[int, bool, int] | None = None,
-        seconds: float = SEGMENT_SECONDS,
+        seconds: float | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.mix, self.sr, self.channels, self.frames = mix, sr, channels, frames
@@ -98,7 +97,7 @@ class Segmented:
         self.bounds = bounds(frames, sr, seconds)
         self._lead = _LEAD_GRIDS * grid(sr)
         self._progress = progress or (lambda _: None)
-        self._digests: list[bytes] = [b""] * len(self.bounds)
+        self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[bytes] = [b""] * len(self.bounds)
         self._lock = threading.Lock()
         self._done = 0
@@ -154,8 +153,7 @@ class Segmented:
         body = y[lead : lead + n]
         self.writer.write_at(start, body)
         if self.wav is not None:
-            self.wav.write_at(start, body)
-            self._digests[index] = _digest(self.wav.quantized(body))
+            self._crcs[index] = self.wav.write_at(start, body)
         if self.mp3 is not None:
             self._frames_mp3[index] = self._encode(index, y, lead)
         part = part_loudness(y, self.sr, lead, n)
@@ -202,17 +200,28 @@ class Segmented:
                 fh.write(frames)
 
     def verify_wav(self) -> None:
-        """Decode the WAV (in parallel) and check every segment against what was metered."""
+        """Read the WAV back: its header as libsndfile decodes it, and every segment's bytes by CRC.
+
+        A PCM WAV's samples are its bytes; :class:`~mixdown.audio.WavWriter`
+        writes exactly the samples that were metered (``quantized``), so a
+        file that reads back byte for byte holds the measured programme.
+        """
         import soundfile as sf
 
         assert self.wav is not None
-        path = self.wav.path
+        wav = self.wav
+        info = sf.info(os.fspath(wav.path))
+        if (info.frames, info.channels, info.samplerate, info.subtype) != (
+            self.frames,
+            self.channels,
+            self.sr,
+            wav.subtype,
+        ):
+            raise RenderFailed(f"{wav.path.name}: the file's header does not describe what was written")
 
         def check(index: int) -> bool:
             start, stop = self.bounds[index]
-            with sf.SoundFile(os.fspath(path)) as fh:
-                fh.seek(start)
-                return _digest(fh.read(stop - start, dtype="float32", always_2d=True)) == self._digests[index]
+            return bool(wav.crc(start, stop - start) == self._crcs[index])
 
         workers = max(1, min(os.cpu_count() or 1, len(self.bounds)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-check") as pool:
@@ -220,10 +229,6 @@ class Segmented:
         if bad:
             start = self.bounds[bad[0]][0] / self.sr
             raise RenderFailed(
-                f"{path.name}: the file does not read back as written from {start:.1f} s "
+                f"{wav.path.name}: the file does not read back as written from {start:.1f} s "
                 "(disk or filesystem error); nothing was published"
             )
-
-
-def _digest(samples: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(samples, dtype="<f4").data.cast("B"), digest_size=16).digest()

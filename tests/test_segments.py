@@ -1,0 +1,212 @@
+"""Long programmes mastered in parallel segments: positional WAVs, parts that join, spliced MP3s."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown import audio, mp3, segments
+from mixdown.audio import WavWriter, db_to_gain
+from mixdown.deliver import _measure_file
+from mixdown.loudness import Meter, joined, part_grid, part_loudness
+
+from .conftest import BASIC_TOML
+from .test_build import doit
+
+SR = 48000
+
+
+def programme(seconds: float, seed: int = 1) -> np.ndarray:
+    """Noise bursts of changing level with digital silence between them, peaks near full scale."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * SR)
+    y = rng.standard_normal((n, 2)).astype(np.float32) * 0.1
+    envelope = np.repeat(rng.uniform(0.05, 1.0, n // 4800 + 1), 4800)[:n].astype(np.float32)
+    envelope[(np.arange(n) // 24000) % 5 == 4] = 0.0  # every fifth half second is silent
+    y *= envelope[:, None]
+    y[rng.integers(0, n, 20)] = 0.95  # isolated peaks, some near part boundaries by chance
+    return y
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "PCM_24", "PCM_16"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_wav_writer_puts_blocks_in_place_in_any_order(tmp_path: Path, subtype: str, channels: int) -> None:
+    y = programme(1.0)[:, :channels] * 1.2  # some samples past full scale: clipped in PCM
+    path = tmp_path / "out.wav"
+    writer = WavWriter(path, SR, channels, subtype, len(y))
+    for start in (30001, 0, 12345):  # out of order, odd sizes
+        stop = {0: 12345, 12345: 30001, 30001: len(y)}[start]
+        writer.write_at(start, y[start:stop])
+    writer.close()
+    back, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == SR and sf.info(str(path)).subtype == subtype
+    np.testing.assert_array_equal(back, writer.quantized(y))
+    if subtype == "FLOAT":
+        np.testing.assert_array_equal(back, y)
+        return
+    step = 2.0 ** -(23 if subtype == "PCM_24" else 15)
+    inside = np.abs(y) < 1.0 - step
+    assert np.abs(back - y)[inside].max() <= step / 2 and np.abs(back).max() <= 1.0
+
+
+def test_wav_writer_switches_to_rf64_past_the_riff_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audio, "_RIFF_BYTES", 1000)  # as if 4 GiB were 1000 bytes
+    y = programme(0.5)
+    writer = WavWriter(tmp_path / "big.wav", SR, 2, "FLOAT", len(y))
+    writer.write_at(0, y)
+    writer.close()
+    assert sf.info(str(tmp_path / "big.wav")).format == "RF64"
+    np.testing.assert_array_equal(sf.read(tmp_path / "big.wav", dtype="float32")[0], y)
+
+
+def test_parts_measured_alone_join_into_the_whole(tmp_path: Path) -> None:
+    y = programme(37.3)
+    whole = Meter(SR, 2)
+    whole.add(y)
+    expected = whole.result()
+    grid = part_grid(SR) * 3
+    starts = list(range(0, len(y), grid * 17))
+    parts = []
+    for start in starts:
+        stop = min(start + grid * 17, len(y))
+        lead = min(start, 2 * part_grid(SR) * 5)
+        parts.append(part_loudness(y[start - lead : stop + 100], SR, lead, stop - start))
+    found = joined(SR, 2, len(y), parts)
+    assert len(starts) > 3
+    assert found.integrated == pytest.approx(expected.integrated, abs=1e-4)
+    assert found.lra == pytest.approx(expected.lra, abs=1e-3)
+    assert found.max_momentary == pytest.approx(expected.max_momentary, abs=1e-4)
+    assert found.true_peak == pytest.approx(expected.true_peak, abs=1e-5)
+    assert found.sample_peak == pytest.approx(expected.sample_peak, abs=1e-6)
+
+
+def one_pass(path: Path) -> Any:
+    """The whole file decoded by libsndfile and metered in one stream."""
+    info = sf.info(str(path))
+    meter = Meter(info.samplerate, info.channels)
+    for block in sf.blocks(str(path), blocksize=1 << 16, dtype="float32", always_2d=True):
+        meter.add(block)
+    return meter.result()
+
+
+@pytest.mark.parametrize("reservoir", [False, True])
+def test_an_mp3_measured_in_parts_reads_as_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reservoir: bool
+) -> None:
+    import lameenc
+
+    y = programme(20.0)
+    path = tmp_path / "one.mp3"
+    if reservoir:  # what the streamed path's encoder writes: Alexa's 48 kbps mono at 24 kHz
+        encoder = lameenc.Encoder()
+        encoder.set_in_sample_rate(24000)
+        encoder.set_channels(1)
+        encoder.set_bit_rate(48)
+        encoder.set_quality(5)
+        mono = mp3.to_pcm16(y[::2, :1] * 0.8)
+        path.write_bytes(encoder.encode(mono.tobytes()) + encoder.flush())
+    else:
+        path.write_bytes(mp3.encode(mp3.to_pcm16(y * 0.8), SR, bitrate=192, vbr=False, quality=7))
+    monkeypatch.setattr(mp3, "_PART_SECONDS", 1.2)
+    parallel = mp3.measure(path)
+    single = one_pass(path)
+    assert parallel is not None and parallel == _measure_file(path)
+    assert parallel.integrated == pytest.approx(single.integrated, abs=1e-4)
+    assert parallel.true_peak == pytest.approx(single.true_peak, abs=1e-5)
+    assert parallel.lra == pytest.approx(single.lra, abs=1e-3)
+
+
+def test_frame_index_finds_every_frame_and_refuses_other_data() -> None:
+    data = mp3.encode(mp3.to_pcm16(programme(2.0)), SR, bitrate=192, vbr=False, quality=7)
+    offsets, spf, sr, channels = mp3.frame_index(data)
+    assert (spf, sr, channels) == (1152, SR, 2)
+    assert offsets[-1] == len(data) and np.all(np.diff(offsets) == 576)  # CBR 192 kbps at 48 kHz
+    decoded = mp3.decode(data, 2)
+    assert len(decoded) == (len(offsets) - 1) * spf
+    with pytest.raises(Exception, match="no Layer III frame at byte 0"):
+        mp3.frame_index(b"RIFF" + data)
+
+
+def segmented_pass(
+    tmp_path: Path, y: np.ndarray, seconds: float, gain_db: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Run one segmented pass over ``y``: (the master, the decoded spliced MP3, the measurement)."""
+    from mixdown.cache import Cache
+
+    mix = tmp_path / "mix.wav"
+    sf.write(mix, y, SR, subtype="FLOAT")
+    cache = Cache(tmp_path / "cache")
+    key = "ab" + "1" * 62
+    writer = cache.writer(key, SR, 2, frames=len(y))
+    wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
+    passes = segments.Segmented(
+        mix, SR, 2, len(y), -1.3, writer=writer, wav=wav, mp3=(192, False, 7), seconds=seconds
+    )
+    found, _, _ = passes(gain_db, 1.0, 1.0)
+    writer.commit({"kind": "master"})
+    wav.close()
+    passes.verify_wav()
+    passes.write_mp3(tmp_path / "master.mp3")
+    master, _ = cache.get(key)
+    decoded = mp3.decode((tmp_path / "master.mp3").read_bytes(), 2)
+    return master, decoded, found
+
+
+def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
+    from mixdown.master import Limiter
+
+    y = programme(30.0)
+    master, decoded, found = segmented_pass(tmp_path, y, seconds=4.0, gain_db=6.0)
+    assert len(segments.bounds(len(y), SR, 4.0)) == 8
+    limiter = Limiter(SR, 2, ceiling_dbtp=-1.3)
+    streamed = np.concatenate([limiter.process(y * np.float32(db_to_gain(6.0))), limiter.flush()])
+    np.testing.assert_allclose(master, streamed, atol=2e-6)  # the lead-in settles each limiter
+    whole = Meter(SR, 2)
+    whole.add(streamed)
+    assert found.integrated == pytest.approx(whole.result().integrated, abs=1e-4)
+    assert found.true_peak == pytest.approx(whole.result().true_peak, abs=1e-4) and found.true_peak <= -1.3
+    # The MP3: one stream to a decoder, its coding error no worse at the splices than elsewhere.
+    delay = 1105  # LAME's encoder delay (576) and the decoder's (529)
+    error = decoded[delay : delay + len(master)] - master
+    window = 2400
+    rms = np.sqrt(np.mean(error[: len(error) // window * window].reshape(-1, window * 2) ** 2, axis=1))
+    level = np.sqrt(np.mean(master[: len(master) // window * window].reshape(-1, window * 2) ** 2, axis=1))
+    loud = level > 0.02
+    splices = {start // window for start, _ in segments.bounds(len(y), SR, 4.0)[1:]}
+    near = np.array([i in splices or i - 1 in splices for i in range(len(rms))]) & loud
+    assert near.sum() >= 4 and len(decoded) >= len(master) + delay
+    assert rms[near].max() <= 2.0 * np.median(rms[loud])
+
+
+def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = show(project_dot_toml=BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]'))
+    other = tmp_path.parent / f"{tmp_path.name}-streamed"
+    shutil.copytree(root, other)
+    code, out, err = doit(other, fakes)  # programmes of a few seconds: one segment, streamed
+    assert code == 0, out + err
+    monkeypatch.setattr(segments, "SEGMENT_SECONDS", 1.0)  # now every master is cut into segments
+    code, out_segmented, err = doit(root, fakes)
+    assert code == 0, out_segmented + err
+    wavs = sorted((root / "build").rglob("*.wav"))
+    assert wavs
+    for wav in wavs:
+        seg, sr = sf.read(wav, dtype="float32", always_2d=True)
+        ref, _ = sf.read(other / wav.relative_to(root), dtype="float32", always_2d=True)
+        assert len(segments.bounds(len(seg), sr)) >= 3
+        assert seg.shape == ref.shape and np.abs(seg - ref).max() < 1e-4
+        one, two = (
+            _measure_file(wav.with_suffix(".mp3")),
+            _measure_file(other / wav.relative_to(root).with_suffix(".mp3")),
+        )
+        assert one.integrated == pytest.approx(two.integrated, abs=0.1) and one.true_peak <= -1.0
+    assert "LUFS" in out_segmented and "mp3" in out_segmented
