@@ -148,15 +148,26 @@ def segmented_pass(
     writer = cache.writer(key, SR, 2, frames=len(y))
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
     passes = segments.Segmented(
-        mix, SR, 2, len(y), -1.3, writer=writer, wav=wav, mp3=(192, False, 7), seconds=seconds
+        mix,
+        SR,
+        2,
+        len(y),
+        -1.3,
+        writer=writer,
+        wav=wav,
+        mp3=(tmp_path / "master.mp3", 192, False, 7),
+        seconds=seconds,
     )
     found, _, _ = passes(gain_db, 1.0, 1.0)
     writer.commit({"kind": "master"})
     wav.close()
-    passes.verify_wav()
-    passes.write_mp3(tmp_path / "master.mp3")
+    passes.check_wav_header()
     master, _ = cache.get(key)
+    np.testing.assert_array_equal(sf.read(tmp_path / "master.wav", dtype="float32")[0], wav.quantized(master))
     decoded = mp3.decode((tmp_path / "master.mp3").read_bytes(), 2)
+    single = one_pass(tmp_path / "master.mp3")  # what the check measured as the segments were spliced
+    assert passes.mp3_found.integrated == pytest.approx(single.integrated, abs=1e-4)
+    assert passes.mp3_found.true_peak == pytest.approx(single.true_peak, abs=1e-5)
     return master, decoded, found
 
 
@@ -210,3 +221,16 @@ def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
         )
         assert one.integrated == pytest.approx(two.integrated, abs=0.1) and one.true_peak <= -1.0
     assert "LUFS" in out_segmented and "mp3" in out_segmented
+
+
+def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixdown.errors import RenderFailed
+
+    real = WavWriter.crc
+
+    def corrupt(self: WavWriter, start: int, frames: int) -> int:
+        return real(self, start, frames) + (1 if start > 0 else 0)  # everything after the first segment
+
+    monkeypatch.setattr(WavWriter, "crc", corrupt)
+    with pytest.raises(RenderFailed, match=r"master.wav: the file does not read back as written from 4\.2 s"):
+        segmented_pass(tmp_path, programme(12.0), seconds=4.0)

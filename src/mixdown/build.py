@@ -145,22 +145,26 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
-    # The master's measurement, taken as the mix is written, on a thread of its own
-    # (K-weighting and numpy release the GIL): a block behind the mixing at most.
+    # The master's measurement is taken as the mix is written, on a thread of its own
+    # (K-weighting and numpy release the GIL), and the objects are written on another
+    # (pwrite releases it too; each block goes to its place): a few blocks behind at most.
     analysis = Analysis(sr, channels)
     measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-analysis")
+    writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-write")
     pending: list[Future[None]] = []
     try:
         progress = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
-        for done, stems in enumerate(program.blocks()):
-            for bus in buses:
-                writers[bus].write(getattr(stems, bus))
+        position = 0
+        for stems in program.blocks():
             mixed = stems.mixdown()
-            writers["mix"].write(mixed)
+            for bus in buses:
+                pending.append(writing.submit(writers[bus].write_at, position, getattr(stems, bus)))
+            pending.append(writing.submit(writers["mix"].write_at, position, mixed))
             pending.append(measuring.submit(analysis.add, mixed))
-            if len(pending) > 2:
+            while len(pending) > 3 * (len(buses) + 2):  # a few blocks behind the mixing at most
                 pending.pop(0).result()
-            progress.show(done * len(stems.voice))
+            position += len(mixed)
+            progress.show(position)
         for future in pending:
             future.result()
         for bus in buses:
@@ -173,6 +177,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
         raise
     finally:
         measuring.shutdown(cancel_futures=True)
+        writing.shutdown(cancel_futures=True)
 
 
 def _mix_settings(timeline: dict[str, Any]) -> Any:
@@ -325,7 +330,7 @@ def _mastered_in_segments(
     """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment."""
     from . import mp3
     from .audio import Source, WavWriter
-    from .deliver import _measure_file, _temporary
+    from .deliver import _temporary
     from .lame import HIGH_BITRATE, QUALITY, QUALITY_HIGH_BITRATE
     from .master import _MASTER_MARGIN_DB, normalise
     from .segments import Segmented
@@ -345,7 +350,7 @@ def _mastered_in_segments(
         if "mp3" in direct and mp3.available():
             mp3_path = _temporary(stem, "mp3")
             quality = QUALITY_HIGH_BITRATE if delivery.bitrate >= HIGH_BITRATE else QUALITY
-            encoding = (delivery.bitrate, delivery.vbr, quality)
+            encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality)
         passes = Segmented(
             context.cache.path(plan.key),
             sr,
@@ -363,11 +368,10 @@ def _mastered_in_segments(
         if wav is not None:
             wav.flush()
             wav.close()
-            passes.verify_wav()
+            passes.check_wav_header()
             written.append(("wav", wav.path, passes.found))
         if mp3_path is not None:
-            passes.write_mp3(mp3_path)
-            written.append(("mp3", mp3_path, _measure_file(mp3_path)))
+            written.append(("mp3", mp3_path, passes.mp3_found))
     except BaseException:
         writer.discard()
         for tmp in (wav.path if wav is not None else None, mp3_path):

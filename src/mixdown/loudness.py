@@ -209,11 +209,19 @@ class Meter:
     """
 
     def __init__(
-        self, sr: int, channels: int, *, true_peak: bool = True, threads: bool = True, start: int = 0
+        self,
+        sr: int,
+        channels: int,
+        *,
+        true_peak: bool = True,
+        threads: bool = True,
+        start: int = 0,
+        peaks: bool = True,
     ) -> None:
         """``threads=False`` keeps the work on the calling thread (when another process,
         such as an encoder, has the other cores). ``start`` is the stream position of
-        the first sample fed (a part of a longer stream; see :meth:`restart`)."""
+        the first sample fed (a part of a longer stream; see :meth:`restart`). ``peaks=False``
+        measures loudness only (both peaks read NaN), for a caller that finds them itself."""
         if int(sr) != sr or sr < _HOPS_PER_SECOND:
             raise ValueError(f"sample rate must be a whole number of Hz >= 10, got {sr}")
         if not 1 <= channels <= _MAX_CHANNELS:
@@ -228,8 +236,9 @@ class Meter:
         self._partial = [0.0] * channels  # energy of the open hop, per channel
         self._frames = int(start)
         self._hops: list[np.ndarray] = []  # weighted energy per complete hop
-        factor = oversampling(self.sr) if true_peak else 1  # 1: sample peak only
-        self._peaks = [_PeakTracker(factor) for _ in range(channels)]
+        self._tracks_peaks = bool(peaks)
+        factor = oversampling(self.sr) if true_peak and peaks else 1  # 1: sample peak only
+        self._peaks = [_PeakTracker(factor) for _ in range(channels)] if peaks else []
         self._error: str | None = None
 
     # -- feeding -------------------------------------------------------------
@@ -270,7 +279,7 @@ class Meter:
         def peak(c: int) -> Callable[[], None]:
             return lambda: self._peaks[c].feed(y[:, c])
 
-        tasks = [weigh(c) for c in range(self.channels)] + [peak(c) for c in range(self.channels)]
+        tasks = [weigh(c) for c in range(self.channels)] + [peak(c) for c in range(len(self._peaks))]
         _run(tasks, parallel=self._threads and n >= _PARALLEL_FRAMES)
         self._frames = stop
         if not all(np.isfinite(h).all() for h in hops) or not all(map(math.isfinite, self._partial)):
@@ -294,7 +303,7 @@ class Meter:
         give the stream's hop energies (:meth:`hop_energies`) in turn."""
         self._hops, self._partial = [], [0.0] * self.channels
         factor = oversampling(self.sr) if self.measures_true_peak else 1
-        self._peaks = [_PeakTracker(factor) for _ in range(self.channels)]
+        self._peaks = [_PeakTracker(factor) for _ in range(self.channels)] if self._tracks_peaks else []
 
     # -- reading -------------------------------------------------------------
 
@@ -335,11 +344,11 @@ class Meter:
         blocks = self._window_powers(_MOMENTARY_HOPS)
         short = self._window_powers(_SHORT_TERM_HOPS)
         finals = [tracker.final() for tracker in self._peaks]
-        peak = _to_db(max(t for _, t in finals)) if self.measures_true_peak else math.nan
+        peak = _to_db(max(t for _, t in finals)) if self.measures_true_peak and finals else math.nan
         return Measurement(
             integrated=_integrated(blocks),
             true_peak=peak,
-            sample_peak=_to_db(max(s for s, _ in finals)),
+            sample_peak=_to_db(max(s for s, _ in finals)) if finals else math.nan,
             lra=_loudness_range(short),
             max_momentary=_max_lufs(blocks),
             max_short_term=_max_lufs(short),
@@ -376,7 +385,9 @@ class Meter:
         return powers
 
 
-def measure(y: np.ndarray, sr: int, *, block: int = _BLOCK, true_peak: bool = True) -> Measurement:
+def measure(
+    y: np.ndarray, sr: int, *, block: int = _BLOCK, true_peak: bool = True, threads: bool = True
+) -> Measurement:
     """Measure loudness, loudness range and peaks of a whole signal.
 
     Parameters
@@ -390,6 +401,9 @@ def measure(y: np.ndarray, sr: int, *, block: int = _BLOCK, true_peak: bool = Tr
         depend on it, only the size of the temporaries does.
     true_peak : bool
         Also measure the true peak.
+    threads : bool
+        Run the channels on the module's threads (False: on the calling
+        thread, when the caller is one of several threads already).
 
     Returns
     -------
@@ -409,7 +423,7 @@ def measure(y: np.ndarray, sr: int, *, block: int = _BLOCK, true_peak: bool = Tr
         raise AudioError(f"audio: expected an array of shape (n, channels), got {shape}")
     if block < 1:
         raise ValueError(f"block must be at least 1 frame, got {block}")
-    meter = Meter(sr, y.shape[1], true_peak=true_peak)
+    meter = Meter(sr, y.shape[1], true_peak=true_peak, threads=threads)
     for start in range(0, len(y), block):
         meter.add(y[start : start + block])
     return meter.result()
@@ -711,7 +725,7 @@ def part_loudness(z: np.ndarray, sr: int, lead: int, n: int) -> tuple[np.ndarray
     each measured so, :func:`joined` into what one meter reads over the
     whole, up to float rounding.
     """
-    meter = Meter(sr, z.shape[1], true_peak=False, threads=False)
+    meter = Meter(sr, z.shape[1], true_peak=False, threads=False, peaks=False)
     if lead:
         meter.add(z[:lead])
         meter.restart()

@@ -440,7 +440,7 @@ class Analysis:
         from .loudness import Meter
 
         self.sr, self.channels, self.frames = sr, channels, 0
-        self.meter = Meter(sr, channels, true_peak=False)
+        self.meter = Meter(sr, channels, true_peak=False, peaks=False)  # the predictor keeps row peaks
         self.predictor = _Predictor(sr, channels)
 
     def add(self, block: np.ndarray) -> None:

@@ -380,14 +380,30 @@ class Mix:
         with tempfile.TemporaryFile(prefix="mixdown-voice-") as scratch:
             frames = _voice_pass(_Bus(self._timeline.voice, channels, pool, sr), n, size, hop, scratch)
             duck = _Ducker(frames, self.sections, self._timeline.starts, n, hop, settings)
-            scratch.seek(0)
-            for start in range(0, n, size):
-                stop = min(start + size, n)
-                voice = np.empty((stop - start, channels), dtype=np.float32)
-                scratch.readinto(voice.data.cast("B"))
+
+            def ducked_bed(start: int, stop: int) -> np.ndarray:
                 bed = music.render(start, stop)
                 bed *= duck.gain(start, stop)[:, None]
-                yield Stems(voice, sfx.render(start, stop), bed, sr)
+                return bed
+
+            # The ducked bed of the next block is made on a thread of its own while this one is
+            # mixed (one worker: the bed's blocks are made in order).
+            beds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-bed")
+            try:
+                starts = list(range(0, n, size))
+                ahead = [beds.submit(ducked_bed, start, min(start + size, n)) for start in starts[:2]]
+                scratch.seek(0)
+                for index, start in enumerate(starts):
+                    stop = min(start + size, n)
+                    voice = np.empty((stop - start, channels), dtype=np.float32)
+                    scratch.readinto(voice.data.cast("B"))
+                    bed = ahead.pop(0).result()
+                    if index + 2 < len(starts):
+                        later = starts[index + 2]
+                        ahead.append(beds.submit(ducked_bed, later, min(later + size, n)))
+                    yield Stems(voice, sfx.render(start, stop), bed, sr)
+            finally:
+                beds.shutdown(cancel_futures=True)
 
 
 def _voice_pass(voice: _Bus, n: int, size: int, hop: int, scratch: Any) -> np.ndarray:
@@ -416,7 +432,7 @@ def leveling_gain(audio: np.ndarray, sr: int, line_lufs: float | None) -> float:
 
     if line_lufs is None:
         return 0.0
-    loudness = measure(audio, sr, true_peak=False).integrated
+    loudness = measure(audio, sr, true_peak=False, threads=False).integrated  # lines are made on threads
     return float(line_lufs - loudness) if math.isfinite(loudness) else 0.0
 
 
@@ -531,8 +547,7 @@ def _maker(
 def _prepare(
     y: np.ndarray, sr: int, gain_db: float, settings: MixSettings, what: str, speech: bool = False
 ) -> np.ndarray:
-    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array, or a
-    read-only view of one when mono is spread over the channels).
+    """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array).
 
     A voice line (``speech``) is also processed by ``settings.speech`` and
     levelled to ``settings.line_lufs`` first.
@@ -546,10 +561,7 @@ def _prepare(
     if speech:
         gain_db += leveling_gain(y, sr, settings.line_lufs)
     y = resample(y, sr, settings.sample_rate) * np.float32(db_to_gain(gain_db))
-    if y.shape[1] == 1 and settings.channels > 1:  # mono spread as a read-only view: the buses only read it
-        spread: np.ndarray = np.broadcast_to(y, (len(y), settings.channels))
-        return spread
-    return as_channels(y, settings.channels)
+    return as_channels(y, settings.channels)  # made on the mixer's threads: the sums read it contiguous
 
 
 def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> _Timeline:

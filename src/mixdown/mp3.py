@@ -24,6 +24,7 @@ import io
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["available", "encode", "frame_index", "measure", "to_pcm16"]
+__all__ = ["available", "encode", "frame_index", "measure", "measure_part", "to_pcm16"]
 
 _RESERVOIR = 511  # bytes: how far back a frame's data may start (main_data_begin), when it has a reservoir
 _PART_SECONDS = 60.0  # a part of a parallel check
@@ -173,6 +174,45 @@ def decode(data: bytes, channels: int) -> np.ndarray:
     return pcm
 
 
+def priming(offsets: np.ndarray) -> int:
+    """Frames to decode and drop before a part: two, and enough for the bit reservoir's reach."""
+    smallest = int(np.diff(offsets).min()) if len(offsets) > 1 else 1
+    return 2 + -(-_RESERVOIR // max(smallest, 1))
+
+
+def part_grid_frames(spf: int, sr: int) -> int:
+    """Parts start on multiples of this many frames: whole frames and whole 100 ms hops."""
+    from .loudness import part_grid
+
+    return math.lcm(spf, part_grid(sr)) // spf
+
+
+def measure_part(
+    read: Callable[[int, int], bytes],
+    offsets: np.ndarray,
+    spf: int,
+    sr: int,
+    channels: int,
+    first: int,
+    last: int,
+) -> tuple[np.ndarray, float, float]:
+    """Decode and meter frames ``[first, last)`` of a stream (see :func:`mixdown.loudness.part_loudness`).
+
+    ``read(begin, end)`` returns the stream's bytes ``[begin, end)``;
+    ``offsets`` are the frames' (:func:`frame_index`), as far as they are
+    known: to frame ``last + 1`` at least, or to the end of the stream.
+    """
+    from .loudness import part_loudness
+
+    count = len(offsets) - 1
+    lead = min(first, 2 * part_grid_frames(spf, sr))  # frames metered only to prime the K-weighting
+    begin = max(0, first - lead - priming(offsets))
+    end = min(count, last + 1)  # a frame more: the true peak's context after the part
+    pcm = decode(read(int(offsets[begin]), int(offsets[end])), channels)
+    skip = (first - lead - begin) * spf  # the decoder's priming
+    return part_loudness(pcm[skip:], sr, lead * spf, (last - first) * spf)
+
+
 def measure(path: Path) -> Any:
     """Decode and measure the MP3 at ``path`` in parallel parts (BS.1770, true peak).
 
@@ -183,7 +223,7 @@ def measure(path: Path) -> Any:
     """
     import mmap
 
-    from .loudness import joined, part_grid, part_loudness
+    from .loudness import joined
 
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         try:
@@ -194,21 +234,14 @@ def measure(path: Path) -> Any:
         head = data[: min(offsets[1], 64)] if count else b""
         if count < 1 or b"Xing" in head or b"Info" in head:  # where the tag sits, after the side info
             return None
-        smallest = int(np.diff(offsets).min()) if count else 1
-        priming = 2 + -(-_RESERVOIR // max(smallest, 1))  # frames decoded and dropped before a part
-        grid = math.lcm(spf, part_grid(sr)) // spf  # frames: parts start on 100 ms hops
+        grid = part_grid_frames(spf, sr)
         per = max(grid, round(_PART_SECONDS * sr / spf / grid) * grid)
         starts = list(range(0, count, per))
 
         def part(first: int) -> tuple[np.ndarray, float, float]:
-            last = min(first + per, count)
-            lead = min(first, 2 * grid)  # frames metered only to prime the K-weighting
-            begin = max(0, first - lead - priming)
-            end = min(count, last + 1)  # a frame more: the true peak's context after the part
-            pcm = decode(bytes(data[offsets[begin] : offsets[end]]), channels)
-            skip = (first - lead - begin) * spf  # the decoder's priming
-            n = (last - first) * spf
-            return part_loudness(pcm[skip:], sr, lead * spf, n)
+            return measure_part(
+                lambda a, b: bytes(data[a:b]), offsets, spf, sr, channels, first, min(first + per, count)
+            )
 
         workers = min(os.cpu_count() or 1, len(starts))
         if workers < 2:

@@ -32,7 +32,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class Segmented:
         *,
         writer: Any,
         wav: Any = None,
-        mp3: tuple[int, bool, int] | None = None,
+        mp3: tuple[Path, int, bool, int] | None = None,
         seconds: float | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -99,31 +99,110 @@ class Segmented:
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[bytes] = [b""] * len(self.bounds)
+        self._starts: list[np.ndarray] = []  # where each MP3 frame starts in the file, per segment spliced
+        self._ends: list[int] = []  # and where each segment's frames end
         self._lock = threading.Lock()
         self._done = 0
-        self.found: Any = None  # the last pass's measurement
+        self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
+        self.mp3_found: Any = None  # and of its MP3, decoded
 
     # -- a pass --------------------------------------------------------------------
 
     def __call__(self, gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
-        """Run one limiting pass over every segment; return (measurement, integrated, discard)."""
+        """Run one limiting pass over every segment; return (measurement, integrated, discard).
+
+        Segments are taken in order, a core's worth at a time; as each is
+        done its MP3 frames are appended to the file, and the checks of what
+        is complete (its WAV bytes, the MP3 part before it) go to the same
+        threads, ahead of the segments still to start.
+        """
         from .audio import db_to_gain
         from .loudness import joined
 
         self.writer.reset()
-        self._done = 0
+        self._done, self._starts, self._ends = 0, [], []
         gain = np.float32(db_to_gain(gain_db))
-        workers = max(1, min(os.cpu_count() or 1, len(self.bounds)))
+        count = len(self.bounds)
+        workers = max(1, min(os.cpu_count() or 1, count))
+        parts: list[Any] = [None] * count
+        checks: list[Future[Any]] = []
+        mp3_parts: list[Future[Any]] = []
+        pending: dict[int, Future[Any]] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-segment") as pool:
-            futures = [pool.submit(self._segment, i, gain, aim, trim) for i in range(len(self.bounds))]
             try:
-                parts = [future.result() for future in futures]
+                out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
+                try:
+                    for index in range(count):
+                        for ahead in range(index, min(index + workers + 1, count)):
+                            if ahead not in pending and parts[ahead] is None:
+                                pending[ahead] = pool.submit(self._segment, ahead, gain, aim, trim)
+                        parts[index] = pending.pop(index).result()
+                        if self.wav is not None:
+                            checks.append(pool.submit(self._wav_reads_back, index))
+                        if out is not None:
+                            self._splice(index, out)
+                            if index:
+                                mp3_parts.append(pool.submit(self._measure_mp3, index - 1))
+                    if out is not None:
+                        mp3_parts.append(pool.submit(self._measure_mp3, count - 1))
+                finally:
+                    if out is not None:
+                        out.close()
+                bad = [i for i, check in enumerate(checks) if not check.result()]
+                measured = [future.result() for future in mp3_parts]
             except BaseException:
-                for future in futures:
+                for future in [*pending.values(), *checks, *mp3_parts]:
                     future.cancel()
                 raise
+        if bad:
+            assert self.wav is not None
+            raise RenderFailed(
+                f"{self.wav.path.name}: the file does not read back as written from "
+                f"{self.bounds[bad[0]][0] / self.sr:.1f} s (disk or filesystem error); nothing was published"
+            )
+        if self.mp3 is not None:
+            total = sum(len(starts) for starts in self._starts)
+            self.mp3_found = joined(self.sr, self.channels, total * self._spf(), measured)
         found = self.found = joined(self.sr, self.channels, self.frames, parts)
         return found, found.integrated, lambda: None  # a new pass overwrites every segment
+
+    def _spf(self) -> int:
+        return 1152 if self.sr >= 32000 else 576
+
+    def _splice(self, index: int, out: Any) -> None:
+        """Append segment ``index``'s MP3 frames to the file, noting where each frame starts."""
+        from . import mp3
+
+        data = self._frames_mp3[index]
+        base = self._ends[-1] if self._ends else 0
+        offsets, _, _, _ = mp3.frame_index(data)
+        self._starts.append(offsets[:-1] + base)
+        self._ends.append(base + len(data))
+        out.write(data)
+        out.flush()
+
+    def _measure_mp3(self, index: int) -> tuple[np.ndarray, float, float]:
+        """Decode and meter segment ``index``'s frames as the file holds them (the next one is spliced)."""
+        from . import mp3
+
+        assert self.mp3 is not None
+        upto = min(index + 1, len(self._starts) - 1)  # the frame after the part is its peaks' context
+        offsets = np.append(np.concatenate(self._starts[: upto + 1]), self._ends[upto])
+        first = sum(len(starts) for starts in self._starts[:index])
+        last = first + len(self._starts[index])
+        fd = os.open(self.mp3[0], os.O_RDONLY)
+        try:
+            return mp3.measure_part(
+                lambda a, b: os.pread(fd, b - a, a), offsets, self._spf(), self.sr, self.channels, first, last
+            )
+        finally:
+            os.close(fd)
+
+    def _wav_reads_back(self, index: int) -> bool:
+        """Whether segment ``index``'s bytes read back from the WAV as they were written (CRC-32)."""
+        assert self.wav is not None
+        start, stop = self.bounds[index]
+        return bool(self.wav.crc(start, stop - start) == self._crcs[index])
 
     def _segment(
         self, index: int, gain: np.float32, aim: float, trim: float
@@ -167,7 +246,7 @@ class Segmented:
         from . import mp3
 
         assert self.mp3 is not None
-        bitrate, vbr, quality = self.mp3
+        _, bitrate, vbr, quality = self.mp3
         start, stop = self.bounds[index]
         spf = 1152 if self.sr >= 32000 else 576
         before = min(lead, _MP3_LEAD * spf)
@@ -193,42 +272,16 @@ class Segmented:
 
     # -- the files -------------------------------------------------------------------
 
-    def write_mp3(self, path: Path) -> None:
-        """Splice the segments' frames into ``path``."""
-        with open(path, "wb") as fh:
-            for frames in self._frames_mp3:
-                fh.write(frames)
+    def check_wav_header(self) -> None:
+        """The closed WAV's header, as libsndfile reads it, describes what was written.
 
-    def verify_wav(self) -> None:
-        """Read the WAV back: its header as libsndfile decodes it, and every segment's bytes by CRC.
-
-        A PCM WAV's samples are its bytes; :class:`~mixdown.audio.WavWriter`
-        writes exactly the samples that were metered (``quantized``), so a
-        file that reads back byte for byte holds the measured programme.
+        Its samples were read back segment by segment during the pass (by
+        CRC against the bytes written: exactly the samples that were metered).
         """
         import soundfile as sf
 
         assert self.wav is not None
-        wav = self.wav
-        info = sf.info(os.fspath(wav.path))
-        if (info.frames, info.channels, info.samplerate, info.subtype) != (
-            self.frames,
-            self.channels,
-            self.sr,
-            wav.subtype,
-        ):
-            raise RenderFailed(f"{wav.path.name}: the file's header does not describe what was written")
-
-        def check(index: int) -> bool:
-            start, stop = self.bounds[index]
-            return bool(wav.crc(start, stop - start) == self._crcs[index])
-
-        workers = max(1, min(os.cpu_count() or 1, len(self.bounds)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-check") as pool:
-            bad = [i for i, ok in enumerate(pool.map(check, range(len(self.bounds)))) if not ok]
-        if bad:
-            start = self.bounds[bad[0]][0] / self.sr
-            raise RenderFailed(
-                f"{wav.path.name}: the file does not read back as written from {start:.1f} s "
-                "(disk or filesystem error); nothing was published"
-            )
+        info = sf.info(os.fspath(self.wav.path))
+        found = (info.frames, info.channels, info.samplerate, info.subtype)
+        if found != (self.frames, self.channels, self.sr, self.wav.subtype):
+            raise RenderFailed(f"{self.wav.path.name}: the file's header does not describe what was written")
