@@ -145,11 +145,12 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
-    # The master's measurement is taken as the mix is written, on a thread of its own
+    # The master's measurement is taken as the mix is written, on threads of its own
     # (K-weighting and numpy release the GIL), and the objects are written on another
     # (pwrite releases it too; each block goes to its place): a few blocks behind at most.
     analysis = Analysis(sr, channels)
     measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-analysis")
+    predicting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-predictor")
     writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-write")
     pending: list[Future[None]] = []
     try:
@@ -160,8 +161,8 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             for bus in buses:
                 pending.append(writing.submit(writers[bus].write_at, position, getattr(stems, bus)))
             pending.append(writing.submit(writers["mix"].write_at, position, mixed))
-            pending.append(measuring.submit(analysis.add, mixed))
-            while len(pending) > 3 * (len(buses) + 2):  # a few blocks behind the mixing at most
+            pending.extend(analysis.add_on(mixed, measuring, predicting))
+            while len(pending) > 3 * (len(buses) + 3):  # a few blocks behind the mixing at most
                 pending.pop(0).result()
             position += len(mixed)
             progress.show(position)
@@ -176,8 +177,8 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
             writer.discard()
         raise
     finally:
-        measuring.shutdown(cancel_futures=True)
-        writing.shutdown(cancel_futures=True)
+        for thread in (measuring, predicting, writing):
+            thread.shutdown(cancel_futures=True)
 
 
 def _mix_settings(timeline: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -447,6 +448,12 @@ class Analysis:
         self.meter.add(block)
         self.predictor.add(block)
         self.frames += len(block)
+
+    def add_on(self, block: np.ndarray, meter: Executor, predictor: Executor) -> list[Future[None]]:
+        """:meth:`add` on two single-thread executors (each keeps the blocks' order): the
+        meter's K-weighting on one, the predictor's row statistics on the other."""
+        self.frames += len(block)
+        return [meter.submit(self.meter.add, block), predictor.submit(self.predictor.add, block)]
 
     def to_bytes(self) -> bytes:
         """The analysis as an ``.npz`` file's bytes (about 40 MB an hour; see :meth:`load`)."""
