@@ -180,6 +180,7 @@ class Segmented:
         self._ends.append(base + len(data))
         out.write(data)
         out.flush()
+        self._frames_mp3[index] = b""  # in the file now: memory stays at a few segments
 
     def _measure_mp3(self, index: int) -> tuple[np.ndarray, float, float]:
         """Decode and meter segment ``index``'s frames as the file holds them (the next one is spliced)."""
