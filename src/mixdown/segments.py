@@ -18,11 +18,14 @@ lead-in over a second), and then
   measurement;
 * encodes it to MP3 frames without bit reservoir, with a few frames of
   audio on either side, keeping the frames that belong to it
-  (:mod:`mixdown.mp3`); the frames are spliced in order afterwards.
+  (:mod:`mixdown.mp3`); the frames are appended to the file in order as
+  segments finish.
 
-The spec check then reads the WAV back (its header through libsndfile, its
-samples by CRC: they are exactly what was metered), and decodes and measures the MP3
-in parallel parts. Programmes under two segments take the streaming path
+The spec checks run on the same threads as soon as what they read is
+complete: each segment of the WAV is read back by CRC (its samples are
+exactly what was metered; the header is read through libsndfile once the
+file is closed), and each part of the MP3 is decoded from the file and
+metered. Programmes under two segments take the streaming path
 (:func:`~mixdown.master.master_stream`).
 """
 
