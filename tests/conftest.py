@@ -155,3 +155,23 @@ def show(tmp_path: Path) -> Callable[..., Path]:
 def fakes() -> dict[str, Any]:
     """Fresh counting renderers, registered as ``fake`` (voice) and ``noise`` (sfx/music)."""
     return {"fake": CountingVoice(), "noise": CountingSound()}
+
+
+def speech_like(seconds: int, seed: int, sr: int = 48000) -> np.ndarray:
+    """Speech-band noise in syllables and words, with plosive-like transients (stereo float32).
+
+    Its peak-to-loudness ratio is ~20 dB, so mastering to -16 LUFS under
+    -1.3 dBTP needs several dB of limiting.
+    """
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(seed)
+    n = round(seconds * sr)
+    band = butter(4, [150, 4000], btype="bandpass", fs=sr, output="sos")
+    y = sosfilt(band, rng.standard_normal((n, 2)), axis=0)
+    syllables = np.clip(np.sin(2 * np.pi * 4 * np.arange(n) / sr), 0, None) ** 2
+    words = np.repeat(rng.random(3 * seconds + 3) < 0.8, sr // 3)[:n]
+    y *= (syllables * words)[:, None]
+    for at in rng.integers(0, n - 200, 20):
+        y[at : at + 200] *= 3
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyloudnorm
 import pytest
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import resample_poly
 
 from mixdown.audio import Source
 from mixdown.errors import AudioError
@@ -24,6 +24,8 @@ from mixdown.master import (
     measure,
     true_peak,
 )
+
+from .conftest import speech_like
 
 SR = 48000
 CEILING = -1.0
@@ -52,24 +54,6 @@ def faded(y: np.ndarray, seconds: float = 0.02) -> np.ndarray:
     y[:k] *= ramp
     y[-k:] *= ramp[::-1]
     return y
-
-
-def speech_like(seconds: int, seed: int) -> np.ndarray:
-    """Speech-band noise in syllables and words, with plosive-like transients.
-
-    Its peak-to-loudness ratio is ~20 dB, so mastering to -16 LUFS under
-    -1.3 dBTP needs several dB of limiting.
-    """
-    rng = np.random.default_rng(seed)
-    n = round(seconds * SR)
-    band = butter(4, [150, 4000], btype="bandpass", fs=SR, output="sos")
-    y = sosfilt(band, rng.standard_normal((n, 2)), axis=0)
-    syllables = np.clip(np.sin(2 * np.pi * 4 * np.arange(n) / SR), 0, None) ** 2
-    words = np.repeat(rng.random(3 * seconds + 3) < 0.8, SR // 3)[:n]
-    y *= (syllables * words)[:, None]
-    for at in rng.integers(0, n - 200, 20):
-        y[at : at + 200] *= 3
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
 # -- meter ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import soundfile as sf
 from mixdown import audio, mp3, segments
 from mixdown.audio import WavWriter, db_to_gain
 from mixdown.deliver import _measure_file
+from mixdown.lame import to_pcm16
 from mixdown.loudness import Meter, joined, part_grid, part_loudness
 
 from .conftest import BASIC_TOML
@@ -111,10 +112,10 @@ def test_an_mp3_measured_in_parts_reads_as_in_one_pass(
         encoder.set_channels(1)
         encoder.set_bit_rate(48)
         encoder.set_quality(5)
-        mono = mp3.to_pcm16(y[::2, :1] * 0.8)
+        mono = to_pcm16(y[::2, :1] * 0.8)
         path.write_bytes(encoder.encode(mono.tobytes()) + encoder.flush())
     else:
-        path.write_bytes(mp3.encode(mp3.to_pcm16(y * 0.8), SR, bitrate=192, vbr=False, quality=7))
+        path.write_bytes(mp3.encode(to_pcm16(y * 0.8), SR, bitrate=192, vbr=False, quality=7))
     monkeypatch.setattr(mp3, "_PART_SECONDS", 1.2)
     parallel = mp3.measure(path)
     single = one_pass(path)
@@ -125,7 +126,7 @@ def test_an_mp3_measured_in_parts_reads_as_in_one_pass(
 
 
 def test_frame_index_finds_every_frame_and_refuses_other_data() -> None:
-    data = mp3.encode(mp3.to_pcm16(programme(2.0)), SR, bitrate=192, vbr=False, quality=7)
+    data = mp3.encode(to_pcm16(programme(2.0)), SR, bitrate=192, vbr=False, quality=7)
     offsets, spf, sr, channels = mp3.frame_index(data)
     assert (spf, sr, channels) == (1152, SR, 2)
     assert offsets[-1] == len(data) and np.all(np.diff(offsets) == 576)  # CBR 192 kbps at 48 kHz

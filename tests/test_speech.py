@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.signal import butter, lfilter, sosfilt
+from scipy.signal import lfilter
 
 from mixdown.errors import AudioError
 from mixdown.loudness import measure
@@ -19,6 +19,8 @@ from mixdown.speech import (
     speech_eq,
     speech_level,
 )
+
+from .conftest import speech_like
 
 SR = 48000
 
@@ -38,20 +40,6 @@ def steady_gain_db(y: np.ndarray, out: np.ndarray, skip: int) -> float:
     return 10 * math.log10(
         float(np.mean(out[skip:].astype(float) ** 2) / np.mean(y[skip:].astype(float) ** 2))
     )
-
-
-def speech_like(seconds: int, seed: int, sr: int = SR) -> np.ndarray:
-    """Speech-band noise in syllables and words with plosive-like transients (PLR ~21 dB)."""
-    rng = np.random.default_rng(seed)
-    n = round(seconds * sr)
-    band = butter(4, [150, 4000], btype="bandpass", fs=sr, output="sos")
-    y = sosfilt(band, rng.standard_normal((n, 2)), axis=0)
-    syllables = np.clip(np.sin(2 * np.pi * 4 * np.arange(n) / sr), 0, None) ** 2
-    words = np.repeat(rng.random(3 * seconds + 3) < 0.8, sr // 3)[:n]
-    y *= (syllables * words)[:, None]
-    for at in rng.integers(0, n - 200, 20):
-        y[at : at + 200] *= 3
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
 def plr(y: np.ndarray, sr: int = SR) -> float:

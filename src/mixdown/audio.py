@@ -18,6 +18,7 @@ import numpy as np
 from .errors import AudioError
 
 _RIFF_BYTES = (1 << 32) - (1 << 16)  # the samples a RIFF WAV can hold, with room for its header
+_WIDTHS = {"FLOAT": 4, "PCM_24": 3, "PCM_16": 2}  # bytes per sample of the WAV subtypes written here
 BLOCK = 1 << 17  # frames per block when a stage streams (2.7 s at 48 kHz, 1 MiB in stereo float32)
 
 __all__ = [
@@ -198,7 +199,7 @@ def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
     RF64 is the same file with 64-bit sizes; libsndfile reads it like a WAV.
     """
     frames, channels = audio if isinstance(audio, tuple) else (audio.frames, audio.channels)
-    width = {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
+    width = _WIDTHS.get(subtype, 4)
     return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
 
 
@@ -214,17 +215,15 @@ class WavWriter:
     exactly (see :meth:`quantized`).
     """
 
-    WIDTHS = {"FLOAT": 4, "PCM_24": 3, "PCM_16": 2}
-
     def __init__(
         self, path: str | os.PathLike[str], sr: int, channels: int, subtype: str, frames: int
     ) -> None:
         import struct
 
-        if subtype not in self.WIDTHS:
-            raise ValueError(f"WavWriter writes {', '.join(self.WIDTHS)}, not {subtype}")
+        if subtype not in _WIDTHS:
+            raise ValueError(f"WavWriter writes {', '.join(_WIDTHS)}, not {subtype}")
         self.path, self.sample_rate, self.channels, self.frames = Path(path), sr, channels, frames
-        self.subtype, self.width = subtype, self.WIDTHS[subtype]
+        self.subtype, self.width = subtype, _WIDTHS[subtype]
         align = channels * self.width
         data = frames * align
         tag, bits = (3, 32) if subtype == "FLOAT" else (1, self.width * 8)
@@ -257,12 +256,21 @@ class WavWriter:
         """``block`` as float32 holding exactly what the file will read back."""
         if self.subtype == "FLOAT":
             return np.asarray(block, dtype=np.float32)
-        scale = np.float32(1 << (self.width * 8 - 1))
-        q = np.rint(block * scale)
-        np.clip(q, -scale, scale - 1, out=q)
-        q /= scale
+        q = self._steps(block)
+        q /= self._scale()
         q += 0.0  # -0.0 (a small negative sample rounded) reads back as +0.0
-        return q.astype(np.float32, copy=False)
+        return q
+
+    def _scale(self) -> np.float32:
+        return np.float32(1 << (self.width * 8 - 1))
+
+    def _steps(self, block: np.ndarray) -> np.ndarray:
+        """PCM samples as whole float32 steps: ``round(x * 2**(bits-1))``, clipped to the format's range."""
+        scale = self._scale()
+        q: np.ndarray = np.multiply(block, scale, dtype=np.float32)
+        np.rint(q, out=q)
+        np.clip(q, -scale, scale - 1, out=q)
+        return q
 
     def write_at(self, start: int, block: np.ndarray) -> int:
         """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`).
@@ -296,10 +304,7 @@ class WavWriter:
     def _bytes(self, block: np.ndarray) -> memoryview:
         if self.subtype == "FLOAT":
             return np.ascontiguousarray(block, dtype="<f4").data.cast("B")
-        scale = np.float32(1 << (self.width * 8 - 1))
-        q = np.multiply(block, scale, dtype=np.float32)
-        np.rint(q, out=q)
-        np.clip(q, -scale, scale - 1, out=q)
+        q = self._steps(block)
         if self.width == 2:
             pcm: np.ndarray = q.astype("<i2")
             return pcm.data.cast("B")
@@ -308,11 +313,11 @@ class WavWriter:
         n = len(v)
         if n % 4:
             v = np.concatenate([v, np.zeros(-n % 4, np.uint32)])
-        v = v.reshape(-1, 4)
-        out = np.empty((len(v), 3), "<u4")
-        out[:, 0] = (v[:, 0] & 0xFFFFFF) | (v[:, 1] << 24)
-        out[:, 1] = ((v[:, 1] >> 8) & 0xFFFF) | (v[:, 2] << 16)
-        out[:, 2] = ((v[:, 2] >> 16) & 0xFF) | (v[:, 3] << 8)
+        four = v.reshape(-1, 4)
+        out = np.empty((len(four), 3), "<u4")
+        out[:, 0] = (four[:, 0] & 0xFFFFFF) | (four[:, 1] << 24)
+        out[:, 1] = ((four[:, 1] >> 8) & 0xFFFF) | (four[:, 2] << 16)
+        out[:, 2] = ((four[:, 2] >> 16) & 0xFF) | (four[:, 3] << 8)
         return out.data.cast("B")[: n * 3]
 
     def flush(self) -> None:

@@ -331,8 +331,8 @@ def _mastered_in_segments(
     """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment."""
     from . import mp3
     from .audio import Source, WavWriter
-    from .deliver import _temporary
-    from .lame import HIGH_BITRATE, QUALITY, QUALITY_HIGH_BITRATE
+    from .deliver import _temporary, subtype_for
+    from .lame import quality_for
     from .master import _MASTER_MARGIN_DB, normalise
     from .segments import Segmented
 
@@ -345,13 +345,12 @@ def _mastered_in_segments(
         if direct:
             stem.parent.mkdir(parents=True, exist_ok=True)
         if "wav" in direct:
-            subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[delivery.bit_depth]
+            subtype = subtype_for("wav", delivery.bit_depth)
             wav = WavWriter(_temporary(stem, "wav"), sr, channels, subtype, frames)
         encoding = None
         if "mp3" in direct and mp3.available():
             mp3_path = _temporary(stem, "mp3")
-            quality = QUALITY_HIGH_BITRATE if delivery.bitrate >= HIGH_BITRATE else QUALITY
-            encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality)
+            encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
         passes = Segmented(
             context.cache.path(plan.key),
             sr,

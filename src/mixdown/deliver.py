@@ -354,8 +354,13 @@ def _encoder(tmp: Path, fmt: str, sr: int, channels: int, delivery: Delivery, fr
         return Mp3Writer(tmp, sr, channels, bitrate=delivery.bitrate, vbr=delivery.vbr)
     if fmt in ("ogg", "opus"):
         return _Writer(tmp, sr, channels, "OGG", "VORBIS" if fmt == "ogg" else "OPUS", frames=frames)
-    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT" if fmt == "wav" else "PCM_24"}[delivery.bit_depth]
+    subtype = subtype_for(fmt, delivery.bit_depth)
     return _Writer(tmp, sr, channels, fmt.upper(), subtype, frames=frames)
+
+
+def subtype_for(fmt: str, bit_depth: int) -> str:
+    """libsndfile's subtype for a WAV or FLAC of ``bit_depth`` (32: float WAV; FLAC stops at 24)."""
+    return {16: "PCM_16", 24: "PCM_24", 32: "FLOAT" if fmt == "wav" else "PCM_24"}[bit_depth]
 
 
 def _measure_files(paths: list[Path]) -> list[Any]:

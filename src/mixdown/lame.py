@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["QUALITY", "QUALITY_HIGH_BITRATE", "Mp3Writer", "main"]
+__all__ = ["QUALITY", "QUALITY_HIGH_BITRATE", "Mp3Writer", "main", "quality_for", "to_pcm16"]
 
 # LAME's algorithm quality (0 best .. 9 fastest). At 2-3, 48 kbps MPEG-2 streams held
 # frames mpg123 rejects. From 128 kbps up, 7 is 1.6x faster than 5 (an hour of stereo
@@ -27,13 +27,30 @@ HIGH_BITRATE = 128
 _CHUNK = 1 << 20  # bytes read from the pipe at a time
 
 
+def quality_for(bitrate: int) -> int:
+    """LAME's algorithm quality for a bitrate in kbps (see :data:`QUALITY`)."""
+    return QUALITY_HIGH_BITRATE if bitrate >= HIGH_BITRATE else QUALITY
+
+
+def to_pcm16(block: np.ndarray) -> np.ndarray:
+    """Float samples as the 16-bit PCM LAME takes."""
+    pcm: np.ndarray = np.clip(block * np.float32(32768), -32768, 32767).astype("<i2")
+    return pcm
+
+
 class Mp3Writer:
     """Write an MP3 file from float blocks ``[shape=(n, channels)]`` through a LAME child process."""
 
     def __init__(self, path: Path, sr: int, channels: int, *, bitrate: int, vbr: bool) -> None:
         self.path = path
-        quality = QUALITY_HIGH_BITRATE if bitrate >= HIGH_BITRATE else QUALITY
-        args = [str(path), str(sr), str(channels), str(bitrate), "1" if vbr else "0", str(quality)]
+        args = [
+            str(path),
+            str(sr),
+            str(channels),
+            str(bitrate),
+            "1" if vbr else "0",
+            str(quality_for(bitrate)),
+        ]
         self._child = subprocess.Popen(
             [sys.executable, "-m", "mixdown.lame", *args],
             stdin=subprocess.PIPE,
@@ -41,7 +58,7 @@ class Mp3Writer:
         )
 
     def write(self, block: np.ndarray) -> None:
-        pcm = np.clip(block * np.float32(32768), -32768, 32767).astype("<i2")
+        pcm = to_pcm16(block)
         assert self._child.stdin is not None
         try:
             self._child.stdin.write(pcm.data.cast("B"))

@@ -237,8 +237,7 @@ class Meter:
         self._frames = int(start)
         self._hops: list[np.ndarray] = []  # weighted energy per complete hop
         self._tracks_peaks = bool(peaks)
-        factor = oversampling(self.sr) if true_peak and peaks else 1  # 1: sample peak only
-        self._peaks = [_PeakTracker(factor) for _ in range(channels)] if peaks else []
+        self._peaks = self._new_trackers()
         self._error: str | None = None
 
     # -- feeding -------------------------------------------------------------
@@ -302,8 +301,14 @@ class Meter:
         start on 100 ms boundaries, each primed with a second or so of what precedes it,
         give the stream's hop energies (:meth:`hop_energies`) in turn."""
         self._hops, self._partial = [], [0.0] * self.channels
+        self._peaks = self._new_trackers()
+
+    def _new_trackers(self) -> list[_PeakTracker]:
+        """One peak tracker per channel (none with ``peaks=False``); factor 1: sample peak only."""
+        if not self._tracks_peaks:
+            return []
         factor = oversampling(self.sr) if self.measures_true_peak else 1
-        self._peaks = [_PeakTracker(factor) for _ in range(self.channels)] if self._tracks_peaks else []
+        return [_PeakTracker(factor) for _ in range(self.channels)]
 
     # -- reading -------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["available", "encode", "frame_index", "measure", "measure_part", "to_pcm16"]
+__all__ = ["available", "encode", "frame_index", "measure", "measure_part", "samples_per_frame"]
 
 _RESERVOIR = 511  # bytes: how far back a frame's data may start (main_data_begin), when it has a reservoir
 _PART_SECONDS = 60.0  # a part of a parallel check
@@ -83,10 +83,9 @@ def available() -> bool:
     return _lame() is not None
 
 
-def to_pcm16(block: np.ndarray) -> np.ndarray:
-    """Float samples as the 16-bit PCM LAME takes (as :class:`mixdown.lame.Mp3Writer` feeds it)."""
-    pcm: np.ndarray = np.clip(block * np.float32(32768), -32768, 32767).astype("<i2")
-    return pcm
+def samples_per_frame(sr: int) -> int:
+    """Samples per Layer III frame at ``sr``: 1152 (MPEG-1, 32 kHz and up), else 576."""
+    return 1152 if sr >= 32000 else 576
 
 
 def encode(pcm: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -> bytes:

@@ -55,8 +55,9 @@ _TAIL = 8192  # input read past a segment: the limiter's look-ahead, the MP3 tai
 def grid(sr: int) -> int:
     """Segment boundaries fall on multiples of this: 100 ms hops, limiter rows and MP3 frames."""
     from .loudness import ROW, part_grid
+    from .mp3 import samples_per_frame
 
-    return math.lcm(part_grid(sr), ROW, 1152 if sr >= 32000 else 576)
+    return math.lcm(part_grid(sr), ROW, samples_per_frame(sr))
 
 
 def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
@@ -101,7 +102,7 @@ class Segmented:
         self._lead = _LEAD_GRIDS * grid(sr)
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
-        self._frames_mp3: list[bytes] = [b""] * len(self.bounds)
+        self._frames_mp3: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(1, np.int64))] * len(self.bounds)
         self._starts: list[np.ndarray] = []  # where each MP3 frame starts in the file, per segment spliced
         self._ends: list[int] = []  # and where each segment's frames end
         self._lock = threading.Lock()
@@ -121,6 +122,7 @@ class Segmented:
         """
         from .audio import db_to_gain
         from .loudness import joined
+        from .mp3 import samples_per_frame
 
         self.writer.reset()
         self._done, self._starts, self._ends = 0, [], []
@@ -165,25 +167,19 @@ class Segmented:
             )
         if self.mp3 is not None:
             total = sum(len(starts) for starts in self._starts)
-            self.mp3_found = joined(self.sr, self.channels, total * self._spf(), measured)
+            self.mp3_found = joined(self.sr, self.channels, total * samples_per_frame(self.sr), measured)
         found = self.found = joined(self.sr, self.channels, self.frames, parts)
         return found, found.integrated, lambda: None  # a new pass overwrites every segment
 
-    def _spf(self) -> int:
-        return 1152 if self.sr >= 32000 else 576
-
     def _splice(self, index: int, out: Any) -> None:
         """Append segment ``index``'s MP3 frames to the file, noting where each frame starts."""
-        from . import mp3
-
-        data = self._frames_mp3[index]
+        data, offsets = self._frames_mp3[index]
         base = self._ends[-1] if self._ends else 0
-        offsets, _, _, _ = mp3.frame_index(data)
         self._starts.append(offsets[:-1] + base)
         self._ends.append(base + len(data))
         out.write(data)
         out.flush()
-        self._frames_mp3[index] = b""  # in the file now: memory stays at a few segments
+        self._frames_mp3[index] = (b"", offsets[:1])  # in the file now: memory stays at a few segments
 
     def _measure_mp3(self, index: int) -> tuple[np.ndarray, float, float]:
         """Decode and meter segment ``index``'s frames as the file holds them (the next one is spliced)."""
@@ -197,7 +193,13 @@ class Segmented:
         fd = os.open(self.mp3[0], os.O_RDONLY)
         try:
             return mp3.measure_part(
-                lambda a, b: os.pread(fd, b - a, a), offsets, self._spf(), self.sr, self.channels, first, last
+                lambda a, b: os.pread(fd, b - a, a),
+                offsets,
+                mp3.samples_per_frame(self.sr),
+                self.sr,
+                self.channels,
+                first,
+                last,
             )
         finally:
             os.close(fd)
@@ -245,21 +247,23 @@ class Segmented:
             self._progress(self._done)
         return part
 
-    def _encode(self, index: int, y: np.ndarray, lead: int) -> bytes:
-        """The MP3 frames of segment ``index``, from its output ``y`` (which starts ``lead`` early)."""
+    def _encode(self, index: int, y: np.ndarray, lead: int) -> tuple[bytes, np.ndarray]:
+        """The MP3 frames of segment ``index`` and where each starts (with the end), from its
+        output ``y`` (which starts ``lead`` early)."""
         from . import mp3
+        from .lame import to_pcm16
 
         assert self.mp3 is not None
         _, bitrate, vbr, quality = self.mp3
         start, stop = self.bounds[index]
-        spf = 1152 if self.sr >= 32000 else 576
+        spf = mp3.samples_per_frame(self.sr)
         before = min(lead, _MP3_LEAD * spf)
         last = stop == self.frames
-        after = (
-            len(y) - lead - (stop - start) if last else min(_MP3_TAIL * spf, len(y) - lead - (stop - start))
-        )
+        after = len(y) - lead - (stop - start)
+        if not last:
+            after = min(_MP3_TAIL * spf, after)
         data = mp3.encode(
-            mp3.to_pcm16(y[lead - before : lead + stop - start + after]),
+            to_pcm16(y[lead - before : lead + stop - start + after]),
             self.sr,
             bitrate=bitrate,
             vbr=vbr,
@@ -272,7 +276,8 @@ class Segmented:
             raise RenderFailed(
                 f"MP3: segment {index} came out {len(offsets) - 1} frames long, short of {keep}"
             )
-        return data[offsets[first] : offsets[keep]]
+        kept = offsets[first : keep + 1]
+        return data[kept[0] : kept[-1]], kept - kept[0]
 
     # -- the files -------------------------------------------------------------------
 

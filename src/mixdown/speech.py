@@ -186,10 +186,10 @@ def speech_eq(
     y: np.ndarray,
     sr: int,
     *,
-    highpass_hz: float = 80.0,
-    presence_hz: float = 3500.0,
-    presence_db: float = 2.0,
-    presence_q: float = 0.8,
+    highpass_hz: float = SpeechSettings.highpass_hz,
+    presence_hz: float = SpeechSettings.presence_hz,
+    presence_db: float = SpeechSettings.presence_db,
+    presence_q: float = SpeechSettings.presence_q,
 ) -> np.ndarray:
     """High-pass and presence-peak ``y``.
 
@@ -239,7 +239,13 @@ def speech_eq(
     return out.astype(np.float32)
 
 
-def phase_rotate(y: np.ndarray, sr: int, *, hz: float = 200.0, stages: int = 4) -> np.ndarray:
+def phase_rotate(
+    y: np.ndarray,
+    sr: int,
+    *,
+    hz: float = SpeechSettings.rotate_hz,
+    stages: int = SpeechSettings.rotate_stages,
+) -> np.ndarray:
     """Pass ``y`` through ``stages`` second-order all-pass sections centred on ``hz``.
 
     Parameters
@@ -303,11 +309,11 @@ def compressor_gain(
     y: np.ndarray,
     sr: int,
     *,
-    threshold_db: float = 9.0,
-    ratio: float = 3.0,
-    knee_db: float = 6.0,
-    attack: float = 0.005,
-    release: float = 0.1,
+    threshold_db: float = SpeechSettings.threshold_db,
+    ratio: float = SpeechSettings.ratio,
+    knee_db: float = SpeechSettings.knee_db,
+    attack: float = SpeechSettings.attack,
+    release: float = SpeechSettings.release,
 ) -> np.ndarray:
     """The linear gain :func:`compress` applies to ``y``, one per sample.
 
@@ -324,11 +330,11 @@ def compress(
     y: np.ndarray,
     sr: int,
     *,
-    threshold_db: float = 9.0,
-    ratio: float = 3.0,
-    knee_db: float = 6.0,
-    attack: float = 0.005,
-    release: float = 0.1,
+    threshold_db: float = SpeechSettings.threshold_db,
+    ratio: float = SpeechSettings.ratio,
+    knee_db: float = SpeechSettings.knee_db,
+    attack: float = SpeechSettings.attack,
+    release: float = SpeechSettings.release,
 ) -> np.ndarray:
     """Compress the peaks of one voice line, relative to its own speech level.
 
@@ -385,10 +391,11 @@ def compress(
     zipper noise. Everything is vectorised numpy/scipy.
     """
     y = valid_audio(y, what="compress")
-    _check_rate(sr)
-    _check_compressor(threshold_db, ratio, knee_db, attack, release, "compress")
-    gain = _gain(y, sr, threshold_db, ratio, knee_db, attack, release)
-    return y * gain.astype(np.float32)[:, None]
+    gain = compressor_gain(
+        y, sr, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db, attack=attack, release=release
+    )
+    out: np.ndarray = y * gain[:, None]
+    return out
 
 
 # -- helpers --------------------------------------------------------------------
