@@ -256,3 +256,30 @@ def test_a_saved_analysis_replaces_the_measuring_pass(tmp_path: Path) -> None:
     assert predicted == measured
     np.testing.assert_array_equal(np.concatenate(first.blocks), np.concatenate(second.blocks))
     assert Analysis.load(tmp_path / "missing.npz") is None
+
+
+def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
+    from mixdown.segments import lead_in
+
+    y = speech_like(20, 11) * np.float32(2.0)
+    whole = Analysis(SR, 2)
+    for start in range(0, len(y), 10_000):
+        whole.add(y[start : start + 10_000])
+    cuts = [0, 4800 * 37, 4800 * 121, len(y)]  # on 100 ms hops (and so on 32-sample rows)
+    parts = []
+    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+        part = Analysis(SR, 2, threads=False)
+        lead = min(start, lead_in(SR))
+        part.meter.add(y[start - lead : start])  # primes the K-weighting only
+        part.meter.restart()
+        for first in range(start, stop, 7_000):
+            part.add(y[first : min(first + 7_000, stop)])
+        parts.append(part.parts())
+    joined = Analysis.joined(SR, 2, len(y), parts)
+    assert joined.frames == whole.frames == len(y)
+    hops, expected = joined.meter.hop_energies(), whole.meter.hop_energies()
+    assert hops.shape == expected.shape
+    np.testing.assert_allclose(hops, expected, rtol=1e-4, atol=1e-9 * expected.max())  # silence: -90 dB
+    assert joined.meter.result().integrated == pytest.approx(whole.meter.result().integrated, abs=1e-4)
+    for mine, theirs in zip(joined.predictor.rows(), whole.predictor.rows(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

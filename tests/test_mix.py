@@ -411,3 +411,38 @@ def test_speech_compression_lowers_the_peak_to_loudness_ratio_of_lines() -> None
     assert loudness == pytest.approx(
         -20.0, abs=0.3
     )  # levelled after processing (edges of silence read a little lower)
+
+
+@pytest.mark.parametrize("duck_db", [-12.0, 0.0])
+def test_a_programme_rendered_in_parts_on_threads_equals_one_pass(duck_db: float) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sections, bed = busy_programme()
+    settings = MixSettings(duck_db=duck_db)
+    whole = mix(sections, bed=bed, settings=settings)
+    program = Mix(sections, bed=bed, settings=settings)
+    n, hop = program.frames, program.hop
+    cuts = [0, 37 * hop, (n // 2) // hop * hop, n]  # inside lines and cues, on ducking frames
+    parts = list(zip(cuts[:-1], cuts[1:], strict=True))
+    voiced: list[int] = []
+    with program.rendering(parts, progress=voiced.append) as rendering:
+        with ThreadPoolExecutor(max_workers=3) as threads:
+            done = list(threads.map(lambda part: list(rendering.blocks(part[0], part[1], 4800)), parts))
+    assert sum(voiced) == (n if duck_db < 0 else 0)  # the voice pass runs only to duck a bed
+    blocks = [block for part in done for block in part]
+    assert [position for position, _ in blocks] == sorted({p for p, _ in blocks}) and blocks[0][0] == 0
+    for bus in ("voice", "sfx", "music"):
+        joined = np.concatenate([getattr(stems, bus) for _, stems in blocks])
+        np.testing.assert_array_equal(joined, getattr(whole, bus))
+
+
+def test_parts_that_do_not_tile_the_programme_are_refused() -> None:
+    sections, bed = busy_programme()
+    program = Mix(sections, bed=bed)
+    n, hop = program.frames, program.hop
+    for parts in ([(0, hop * 3)], [(0, hop + 1), (hop + 1, n)], [(hop * 2, n), (0, hop * 2)]):
+        with pytest.raises(ValueError, match="must tile"):
+            with program.rendering(parts):
+                pass
+    with program.rendering() as rendering, pytest.raises(ValueError, match="cannot render"):
+        next(rendering.blocks(hop + 1, n))

@@ -9,7 +9,8 @@ the cache or ``build/``.
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,11 +109,15 @@ def _render_asset(context: Context, asset: Asset) -> None:
 def _build_mix(context: Context, plan: MixPlan) -> None:
     """Mix a rendition's timeline from cached assets, block by block, into the cache.
 
-    The stems are stored beside the mix when the show asks for them.
+    The stems are stored beside the mix when the show asks for them. A long
+    programme is mixed in two halves at once (:func:`_mix_parts`).
     """
+    import numpy as np
+
     from . import mix as mixing
     from .audio import resample
     from .master import Analysis
+    from .segments import lead_in
 
     timeline = plan.timeline
     sections = [
@@ -145,40 +150,75 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
-    # The master's measurement is taken as the mix is written, on threads of its own
-    # (K-weighting and numpy release the GIL), and the objects are written on another
-    # (pwrite releases it too; each block goes to its place): a few blocks behind at most.
-    analysis = Analysis(sr, channels)
-    measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-analysis")
-    predicting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-predictor")
-    writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-write")
-    pending: list[Future[None]] = []
-    try:
-        progress = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
-        position = 0
-        for stems in program.blocks():
-            mixed = stems.mixdown()
+    halves = _mix_parts(frames, sr, program.hop)
+    voiced = _Progress(f"mix:{plan.name}", "voice bus", frames, sr)
+    mixed = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
+    failed = threading.Event()
+
+    def mix_part(part: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Each part is written in place and measured for the master on its own (a second
+        # of the mix before it primes its meter), so the parts join into one measurement.
+        start, stop = part
+        analysis = Analysis(sr, channels, threads=False)
+        lead = min(start, lead_in(sr))
+        for _, stems in rendering.blocks(start - lead, start):
+            analysis.meter.add(stems.mixdown())
+        analysis.meter.restart()
+        for position, stems in rendering.blocks(start, stop):
+            if failed.is_set():
+                break
+            block = stems.mixdown()
             for bus in buses:
-                pending.append(writing.submit(writers[bus].write_at, position, getattr(stems, bus)))
-            pending.append(writing.submit(writers["mix"].write_at, position, mixed))
-            pending.extend(analysis.add_on(mixed, measuring, predicting))
-            while len(pending) > 3 * (len(buses) + 3):  # a few blocks behind the mixing at most
-                pending.pop(0).result()
-            position += len(mixed)
-            progress.show(position)
-        for future in pending:
-            future.result()
+                writers[bus].write_at(position, getattr(stems, bus))
+            writers["mix"].write_at(position, block)
+            analysis.add(block)
+            mixed.add(len(block))
+        return analysis.parts()
+
+    def run(part: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return mix_part(part)
+        except BaseException:
+            failed.set()
+            raise
+
+    try:
+        with program.rendering(halves, progress=voiced.add) as rendering:
+            if len(halves) == 1:
+                measured = [run(halves[0])]
+            else:
+                with ThreadPoolExecutor(
+                    max_workers=len(halves), thread_name_prefix="mixdown-part"
+                ) as threads:
+                    futures = [threads.submit(run, half) for half in halves]
+                    measured = [future.result() for future in futures]
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
+        analysis = Analysis.joined(sr, channels, frames, measured)
         context.cache.put_side(plan.key, "analysis.npz", analysis.to_bytes())
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
         for writer in writers.values():
             writer.discard()
         raise
-    finally:
-        for thread in (measuring, predicting, writing):
-            thread.shutdown(cancel_futures=True)
+
+
+def _mix_parts(frames: int, sr: int, hop: int) -> list[tuple[int, int]]:
+    """The ranges a programme is mixed in, a thread each: halves of a long programme.
+
+    Fixed by the programme's length (as the master's segments are), so that
+    its measurement is the same on every machine; the cut falls on the
+    master's segment grid and on a ducking frame.
+    """
+    import math
+
+    from . import segments
+
+    if not segments.usable(frames, sr):
+        return [(0, frames)]
+    unit = math.lcm(segments.grid(sr), hop)
+    middle = max(unit, round(frames / 2 / unit) * unit)
+    return [(0, middle), (middle, frames)] if middle < frames else [(0, frames)]
 
 
 def _mix_settings(timeline: dict[str, Any]) -> Any:
@@ -204,11 +244,24 @@ class _Progress:
         self.target, self.verb, self.frames, self.sr = target, verb, frames, sr
         self.long = frames > 600 * sr
         self._next = 0.1
+        self._done = 0
+        self._lock = threading.Lock()
 
     def show(self, done: int) -> None:
-        if self.long and done >= self._next * self.frames:
-            print(f"{self.target}  {self.verb} {_clock(done / self.sr)} of {_clock(self.frames / self.sr)}")
-            self._next += 0.1
+        with self._lock:
+            if self.long and done >= self._next * self.frames:
+                print(
+                    f"{self.target}  {self.verb} {_clock(done / self.sr)} of {_clock(self.frames / self.sr)}"
+                )
+                while self._next <= done / self.frames:
+                    self._next += 0.1
+
+    def add(self, frames: int) -> None:
+        """Count ``frames`` more done (from any thread)."""
+        with self._lock:
+            self._done += frames
+            done = self._done
+        self.show(done)
 
     def say(self, text: str) -> None:
         if self.long:

@@ -16,7 +16,7 @@ All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -437,11 +437,12 @@ class Analysis:
     it later does not read it an extra time.
     """
 
-    def __init__(self, sr: int, channels: int) -> None:
+    def __init__(self, sr: int, channels: int, *, threads: bool = True) -> None:
         from .loudness import Meter
 
         self.sr, self.channels, self.frames = sr, channels, 0
-        self.meter = Meter(sr, channels, true_peak=False, peaks=False)  # the predictor keeps row peaks
+        # no peaks: the predictor keeps row peaks
+        self.meter = Meter(sr, channels, true_peak=False, peaks=False, threads=threads)
         self.predictor = _Predictor(sr, channels)
 
     def add(self, block: np.ndarray) -> None:
@@ -454,6 +455,27 @@ class Analysis:
         meter's K-weighting on one, the predictor's row statistics on the other."""
         self.frames += len(block)
         return [meter.submit(self.meter.add, block), predictor.submit(self.predictor.add, block)]
+
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`joined` needs of this analysis of one part of a programme: its hop
+        energies and its rows' peaks and energies (the part starts on a 100 ms hop and a
+        row, and its meter was primed by what precedes it: :meth:`Meter.restart`)."""
+        return (self.meter.hop_energies(), *self.predictor.rows())
+
+    @classmethod
+    def joined(
+        cls, sr: int, channels: int, frames: int, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> Analysis:
+        """The analysis of a programme of ``frames`` from its consecutive parts' :meth:`parts`."""
+        from .loudness import Meter
+
+        analysis = cls(sr, channels)
+        analysis.meter = Meter.of_hops(sr, channels, np.concatenate([p[0] for p in parts]), frames)
+        analysis.predictor.restore(
+            np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+        )
+        analysis.frames = frames
+        return analysis
 
     def to_bytes(self) -> bytes:
         """The analysis as an ``.npz`` file's bytes (about 40 MB an hour; see :meth:`load`)."""

@@ -56,6 +56,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -344,6 +345,11 @@ class Mix:
             n = _fixed_length(settings.length, sr, max(timeline.end, timeline.reach()))
         self.frames = n
 
+    @property
+    def hop(self) -> int:
+        """Samples per ducking frame: a ranged :meth:`Rendering.blocks` starts on a multiple of it."""
+        return max(1, round(self.sample_rate * _DUCK_FRAME))
+
     def blocks(self, size: int = BLOCK) -> Iterator[Stems]:
         """Yield the three buses in consecutive blocks of ``size`` frames (the last may be shorter).
 
@@ -352,74 +358,203 @@ class Mix:
         threshold depends on the loudest voice frame of the whole programme);
         the second pass reads it back beside the sfx and music.
         """
+        with self.rendering() as rendering:
+            for _, stems in rendering.blocks(0, self.frames, size):
+                yield stems
+
+    @contextmanager
+    def rendering(
+        self, parts: Sequence[tuple[int, int]] = (), progress: Callable[[int], None] | None = None
+    ) -> Iterator[Rendering]:
+        """Ready the programme to be mixed over any range, by as many threads as wanted.
+
+        ``parts`` (ranges that tile the programme, each starting on a
+        :attr:`hop`) are the ranges whose voice pass runs on a thread each;
+        by default one. ``progress`` is told the frames of each block of
+        the voice pass as it is done (from those threads).
+        """
         workers = min(os.cpu_count() or 1, 4)
         pool = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-mix") if workers > 1 else None
         )
         try:
-            yield from self._blocks(size, pool)
+            with Rendering(self, pool, parts or [(0, self.frames)], progress) as rendering:
+                yield rendering
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _blocks(self, size: int, pool: Executor | None) -> Iterator[Stems]:
-        settings, n, channels, sr = self.settings, self.frames, self.channels, self.sample_rate
-        hop = max(1, round(sr * _DUCK_FRAME))
-        size = max(hop, size // hop * hop)  # blocks fall on ducking frames
-        sfx = _Bus(self._timeline.sfx, channels, pool, sr)
-        music = _Music(self.bed, self.sections, self._timeline.starts, n, settings) if self.bed else None
-        ducked = music is not None and any(d.duck_db < 0 for d in _section_ducking(self.sections, settings))
-        if not ducked:
-            speech = _Bus(self._timeline.voice, channels, pool, sr)
-            for start in range(0, n, size):
-                stop = min(start + size, n)
-                bed = music.render(start, stop) if music else np.zeros((stop - start, channels), np.float32)
-                yield Stems(speech.render(start, stop), sfx.render(start, stop), bed, sr)
+
+class Rendering:
+    """A :class:`Mix` ready to be mixed over any range (see :meth:`Mix.rendering`).
+
+    With a bed to duck, the voice pass has run: the voice bus is in an
+    anonymous temporary file (gone when this closes) and the ducker is set.
+    :meth:`blocks` may then be called for any ranges, from any threads: the
+    samples do not depend on how the programme is cut.
+    """
+
+    def __init__(
+        self,
+        program: Mix,
+        pool: Executor | None,
+        parts: Sequence[tuple[int, int]],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.program, self._pool = program, pool
+        settings, n = program.settings, program.frames
+        self.music = (
+            _Music(program.bed, program.sections, program._timeline.starts, n, settings)
+            if program.bed
+            else None
+        )
+        self._ducked = self.music is not None and any(
+            d.duck_db < 0 for d in _section_ducking(program.sections, settings)
+        )
+        self._scratch: Any = None
+        self._duck: _Ducker | None = None
+        if not self._ducked:
             return
-        assert music is not None
-        with tempfile.TemporaryFile(prefix="mixdown-voice-") as scratch:
-            frames = _voice_pass(_Bus(self._timeline.voice, channels, pool, sr), n, size, hop, scratch)
-            duck = _Ducker(frames, self.sections, self._timeline.starts, n, hop, settings)
+        hop = program.hop
+        if (
+            [p for p in parts if p[0] % hop]
+            or sorted(parts) != list(parts)
+            or sum(b - a for a, b in parts) != n
+        ):
+            raise ValueError(
+                f"mix: parts {list(parts)} must tile 0..{n} in order, each starting on a {hop}-frame hop"
+            )
+        self._scratch = tempfile.TemporaryFile(prefix="mixdown-voice-")  # noqa: SIM115 - closed by close()
+        try:
+            powers = np.zeros(-(-n // hop))
+            say = progress or (lambda _: None)
 
-            def ducked_bed(start: int, stop: int) -> np.ndarray:
-                bed = music.render(start, stop)
-                bed *= duck.gain(start, stop)[:, None]
-                return bed
+            def voice(part: tuple[int, int]) -> None:
+                start, stop = part
+                bus = _Bus(
+                    _overlapping(program._timeline.voice, start, stop),
+                    program.channels,
+                    pool,
+                    program.sample_rate,
+                )
+                _voice_pass(bus, start, stop, hop, self._scratch.fileno(), powers, say)
 
-            # The ducked bed of the next block is made on a thread of its own while this one is
-            # mixed (one worker: the bed's blocks are made in order).
-            beds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-bed")
-            try:
-                starts = list(range(0, n, size))
-                ahead = [beds.submit(ducked_bed, start, min(start + size, n)) for start in starts[:2]]
-                scratch.seek(0)
-                for index, start in enumerate(starts):
-                    stop = min(start + size, n)
-                    voice = np.empty((stop - start, channels), dtype=np.float32)
-                    scratch.readinto(voice.data.cast("B"))
-                    bed = ahead.pop(0).result()
-                    if index + 2 < len(starts):
-                        later = starts[index + 2]
-                        ahead.append(beds.submit(ducked_bed, later, min(later + size, n)))
-                    yield Stems(voice, sfx.render(start, stop), bed, sr)
-            finally:
-                beds.shutdown(cancel_futures=True)
+            if len(parts) > 1:
+                with ThreadPoolExecutor(
+                    max_workers=len(parts), thread_name_prefix="mixdown-voice"
+                ) as threads:
+                    for future in [threads.submit(voice, part) for part in parts]:
+                        future.result()
+            else:
+                voice(parts[0])
+            self._duck = _Ducker(
+                powers / (hop * program.channels),
+                program.sections,
+                program._timeline.starts,
+                n,
+                hop,
+                settings,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Rendering:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
+
+    def blocks(self, start: int, stop: int, size: int = BLOCK) -> Iterator[tuple[int, Stems]]:
+        """Yield ``(position, stems)`` for consecutive blocks of ``size`` frames over ``[start, stop)``."""
+        program = self.program
+        n, channels, sr, hop = program.frames, program.channels, program.sample_rate, program.hop
+        if not 0 <= start <= stop <= n or (self._ducked and start % hop):
+            raise ValueError(
+                f"mix: cannot render {start}..{stop} of {n} frames (starts on a {hop}-frame hop)"
+            )
+        size = max(hop, size // hop * hop)  # blocks fall on ducking frames
+        timeline, pool, music = program._timeline, self._pool, self.music
+        sfx = _Bus(_overlapping(timeline.sfx, start, stop), channels, pool, sr)
+        starts = list(range(start, stop, size))
+        if not self._ducked:
+            speech = _Bus(_overlapping(timeline.voice, start, stop), channels, pool, sr)
+            for first in starts:
+                last = min(first + size, stop)
+                bed = music.render(first, last) if music else np.zeros((last - first, channels), np.float32)
+                yield first, Stems(speech.render(first, last), sfx.render(first, last), bed, sr)
+            return
+        assert music is not None and self._duck is not None and self._scratch is not None
+        duck, fd = self._duck, self._scratch.fileno()
+
+        def ducked_bed(first: int, last: int) -> np.ndarray:
+            bed = music.render(first, last)
+            bed *= duck.gain(first, last)[:, None]
+            return bed
+
+        # The ducked bed of the next block is made on a thread of its own while this one is
+        # mixed (one worker: the bed's blocks are made in order).
+        beds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-bed")
+        try:
+            ahead = [beds.submit(ducked_bed, first, min(first + size, stop)) for first in starts[:2]]
+            for index, first in enumerate(starts):
+                last = min(first + size, stop)
+                voice = np.empty((last - first, channels), dtype=np.float32)
+                _read_at(fd, voice, first * channels * 4)
+                bed = ahead.pop(0).result()
+                if index + 2 < len(starts):
+                    later = starts[index + 2]
+                    ahead.append(beds.submit(ducked_bed, later, min(later + size, stop)))
+                yield first, Stems(voice, sfx.render(first, last), bed, sr)
+        finally:
+            beds.shutdown(cancel_futures=True)
 
 
-def _voice_pass(voice: _Bus, n: int, size: int, hop: int, scratch: Any) -> np.ndarray:
-    """Mix the voice bus into ``scratch``; return the mean power of each ``hop``-sample frame."""
-    powers = np.zeros(-(-n // hop))
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        block = voice.render(start, stop)
-        scratch.write(block.data.cast("B"))
+def _overlapping(clips: Sequence[_Placed], start: int, stop: int) -> list[_Placed]:
+    """The clips that sound in ``[start, stop)``."""
+    return [clip for clip in clips if clip.start < stop and clip.end > start]
+
+
+def _voice_pass(
+    voice: _Bus, start: int, stop: int, hop: int, fd: int, powers: np.ndarray, progress: Callable[[int], None]
+) -> None:
+    """Mix the voice bus over ``[start, stop)`` into the file ``fd`` at its place; note each
+    ``hop``-frame frame's sum of squares (over channels) in ``powers``."""
+    size = max(hop, BLOCK // hop * hop)
+    for first in range(start, stop, size):
+        last = min(first + size, stop)
+        block = voice.render(first, last)
+        _write_at(fd, block, first * block.shape[1] * 4)
         frames = -(-len(block) // hop)
         squares = np.zeros((frames * hop, block.shape[1]), dtype=np.float32)
         np.square(block, out=squares[: len(block)])
-        powers[start // hop : start // hop + frames] = squares.reshape(frames, -1).sum(
+        powers[first // hop : first // hop + frames] = squares.reshape(frames, -1).sum(
             axis=1, dtype=np.float64
         )
-    return powers / (hop * voice.channels)
+        progress(last - first)
+
+
+def _write_at(fd: int, block: np.ndarray, offset: int) -> None:
+    """Write a float32 block's bytes at ``offset`` of the file ``fd``."""
+    data = np.ascontiguousarray(block, dtype=np.float32).data.cast("B")
+    while len(data):
+        done = os.pwrite(fd, data, offset)
+        data, offset = data[done:], offset + done
+
+
+def _read_at(fd: int, out: np.ndarray, offset: int) -> None:
+    """Fill the float32 array ``out`` from ``offset`` of the file ``fd``."""
+    data = out.data.cast("B")
+    while len(data):
+        done = os.preadv(fd, [data], offset)
+        if done <= 0:
+            raise AudioError("mix: the voice bus's temporary file ended early (disk full?)")
+        data, offset = data[done:], offset + done
 
 
 def leveling_gain(audio: np.ndarray, sr: int, line_lufs: float | None) -> float:
@@ -534,23 +669,32 @@ def _frames_at(audio: Audio, sr: int, target: int) -> int:
 def _maker(
     audio: Audio, sr: int, gain_db: float, settings: MixSettings, what: str, *, speech: bool = False
 ) -> Callable[[], np.ndarray]:
-    """A function making the item's samples at the mix rate and channels, gain applied."""
+    """A function making a clip's samples at the mix rate, gain applied: mono stays mono
+    (a bus adds it to each of its channels), other channels are mapped to the mix's."""
 
     def make() -> np.ndarray:
         return _prepare(
-            audio.load() if isinstance(audio, Lazy) else audio, sr, gain_db, settings, what, speech
+            audio.load() if isinstance(audio, Lazy) else audio, sr, gain_db, settings, what, speech, mono=True
         )
 
     return make
 
 
 def _prepare(
-    y: np.ndarray, sr: int, gain_db: float, settings: MixSettings, what: str, speech: bool = False
+    y: np.ndarray,
+    sr: int,
+    gain_db: float,
+    settings: MixSettings,
+    what: str,
+    speech: bool = False,
+    *,
+    mono: bool = False,
 ) -> np.ndarray:
     """Validate ``y``, bring it to the mix rate and channels, apply ``gain_db`` (a new array).
 
     A voice line (``speech``) is also processed by ``settings.speech`` and
-    levelled to ``settings.line_lufs`` first.
+    levelled to ``settings.line_lufs`` first. With ``mono``, a mono item is
+    left mono (a sum broadcasts it to the channels: half the samples to make).
     """
     y = valid_audio(y, what=what)
     _check_rate(sr, what)
@@ -561,7 +705,7 @@ def _prepare(
     if speech:
         gain_db += leveling_gain(y, sr, settings.line_lufs)
     y = resample(y, sr, settings.sample_rate) * np.float32(db_to_gain(gain_db))
-    return as_channels(y, settings.channels)  # made on the mixer's threads: the sums read it contiguous
+    return y if mono and y.shape[1] == 1 else as_channels(y, settings.channels)
 
 
 def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> _Timeline:

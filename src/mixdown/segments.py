@@ -43,7 +43,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["SEGMENT_SECONDS", "Segmented", "bounds", "usable"]
+__all__ = ["SEGMENT_SECONDS", "Segmented", "bounds", "grid", "lead_in", "usable"]
 
 SEGMENT_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
@@ -58,6 +58,12 @@ def grid(sr: int) -> int:
     from .mp3 import samples_per_frame
 
     return math.lcm(part_grid(sr), ROW, samples_per_frame(sr))
+
+
+def lead_in(sr: int) -> int:
+    """Samples of programme before a part that bring its limiter and meter to the state of one
+    pass from the start (a whole number of :func:`grid` units)."""
+    return _LEAD_GRIDS * grid(sr)
 
 
 def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
@@ -99,7 +105,7 @@ class Segmented:
         self.ceiling_dbtp = ceiling_dbtp
         self.writer, self.wav, self.mp3 = writer, wav, mp3
         self.bounds = bounds(frames, sr, seconds)
-        self._lead = _LEAD_GRIDS * grid(sr)
+        self._lead = lead_in(sr)
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(1, np.int64))] * len(self.bounds)
