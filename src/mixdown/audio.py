@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -203,6 +204,37 @@ def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
     return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
 
 
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a range of a file to disk now, without waiting for it (Linux).
+
+    The programme's files are made durable (fsync) before they are published;
+    an hour is over a gigabyte, which the kernel would otherwise keep in
+    memory until then, and the fsync would wait for all of it with the cores
+    idle. Writing each block back as it is written leaves that fsync little
+    to do. Elsewhere, a no-op.
+    """
+    call = _sync_file_range()
+    if call is not None and length > 0:
+        call(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE: queue the dirty pages, do not wait
+
+
+@lru_cache(maxsize=1)
+def _sync_file_range() -> Any:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
 class WavWriter:
     """A WAV file of a known length whose samples are written at any position, from any thread.
 
@@ -284,7 +316,9 @@ class WavWriter:
         if not len(block):
             return zlib.crc32(b"")
         data = self._bytes(block)
-        os.pwrite(self._fd, data, self._offset + start * self.channels * self.width)
+        offset = self._offset + start * self.channels * self.width
+        os.pwrite(self._fd, data, offset)
+        start_writeback(self._fd, offset, len(data))
         return zlib.crc32(data)
 
     def crc(self, start: int, frames: int) -> int:
