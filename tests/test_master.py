@@ -283,3 +283,25 @@ def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
     assert joined.meter.result().integrated == pytest.approx(whole.meter.result().integrated, abs=1e-4)
     for mine, theirs in zip(joined.predictor.rows(), whole.predictor.rows(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
+    from mixdown.master import Limiter, _row_gains, _simulate
+
+    rng = np.random.default_rng(5)
+    limiter = Limiter(SR, 2, ceiling_dbtp=-1.0)
+    peaks = (rng.random(300_000) * 0.5).astype(np.float32)
+    peaks[[1_000, 1_004, 90_000, 299_990]] = [1.5, 1.2, 3.0, 2.0]  # a cluster, a deep one, one at the end
+    scale = np.float32(1.1)
+    w = limiter._window
+    need = limiter.aim / np.maximum((peaks * scale).astype(np.float64), limiter.aim)
+    dense, _, _ = _row_gains(np.append(need, np.ones(w)), len(peaks), limiter, 0.0, np.ones(w))
+    sparse = np.ones(len(peaks))
+    simulated = 0
+    for first, gains in _simulate(peaks, scale, limiter):
+        sparse[first : first + len(gains)] = gains
+        simulated += len(gains)
+    assert simulated < len(peaks) // 10  # three runs of a few thousand rows
+    np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-6)
+    assert dense.min() < 0.3 and sparse.argmin() == dense.argmin()
+    assert not list(_simulate(peaks, np.float32(0.25), limiter))  # nothing reaches the aim
