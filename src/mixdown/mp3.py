@@ -71,7 +71,7 @@ def _lame() -> Any:
             getattr(lib, name).argtypes = [void, num]
         lib.lame_init_params.argtypes = [void]
         lib.lame_close.argtypes = [void]
-        lib.lame_encode_buffer_interleaved.argtypes = [void, void, num, void, num]
+        lib.lame_encode_buffer_interleaved_ieee_float.argtypes = [void, void, num, void, num]
         lib.lame_encode_flush.argtypes = [void, void, num]
     except (ImportError, OSError, AttributeError):
         return None
@@ -88,11 +88,16 @@ def samples_per_frame(sr: int) -> int:
     return 1152 if sr >= 32000 else 576
 
 
-def encode(pcm: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -> bytes:
-    """Encode 16-bit PCM ``[shape=(n, channels)]`` into MP3 frames with no bit reservoir and no tag frame."""
+def encode(samples: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -> bytes:
+    """Encode float samples ``[shape=(n, channels)]`` into MP3 frames with no bit reservoir and no tag frame.
+
+    LAME takes the floats as they are (its ``ieee_float`` input): no 16-bit
+    rounding on the way, and no conversion pass here.
+    """
     lib = _lame()
     if lib is None:
         raise RenderFailed("MP3: LAME's API is not reachable through lameenc; reinstall mixdown")
+    pcm = np.ascontiguousarray(samples, dtype=np.float32)
     channels = pcm.shape[1]
     gfp = lib.lame_init()
     try:
@@ -114,8 +119,10 @@ def encode(pcm: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -
         step = 1 << 16
         buffer = ctypes.create_string_buffer(step * 5 // 4 + 7200)
         for first in range(0, len(pcm), step):
-            part = np.ascontiguousarray(pcm[first : first + step])
-            n = lib.lame_encode_buffer_interleaved(gfp, part.ctypes.data, len(part), buffer, len(buffer))
+            part = pcm[first : first + step]  # rows of a C-contiguous array: contiguous
+            n = lib.lame_encode_buffer_interleaved_ieee_float(
+                gfp, part.ctypes.data, len(part), buffer, len(buffer)
+            )
             if n < 0:
                 raise RenderFailed(f"MP3: LAME failed ({n})")
             out += buffer.raw[:n]

@@ -257,7 +257,6 @@ class Segmented:
         """The MP3 frames of segment ``index`` and where each starts (with the end), from its
         output ``y`` (which starts ``lead`` early)."""
         from . import mp3
-        from .lame import to_pcm16
 
         assert self.mp3 is not None
         _, bitrate, vbr, quality = self.mp3
@@ -269,7 +268,7 @@ class Segmented:
         if not last:
             after = min(_MP3_TAIL * spf, after)
         data = mp3.encode(
-            to_pcm16(y[lead - before : lead + stop - start + after]),
+            y[lead - before : lead + stop - start + after],
             self.sr,
             bitrate=bitrate,
             vbr=vbr,
