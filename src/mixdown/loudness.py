@@ -706,8 +706,10 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
     if not len(busy):
         return peaks
     for c in range(z.shape[1]):
-        channel = np.ascontiguousarray(z[:width, c])
-        values = _interpolate(sliding_window_view(channel, ROW + _TP_TAPS - 1)[::ROW][busy], interp.matrix)
+        windows = sliding_window_view(z[:width, c], ROW + _TP_TAPS - 1)[
+            ::ROW
+        ]  # a view: only busy rows are copied
+        values = _interpolate(windows[busy], interp.matrix)
         np.maximum(peaks[busy], np.maximum(values.max(axis=1), -values.min(axis=1)), out=values[:, 0])
         peaks[busy] = values[:, 0]
     return peaks
