@@ -531,8 +531,10 @@ class _Predictor:
         rows = len(x) // ROW
         body, self._carry = x[: rows * ROW], x[rows * ROW :].copy()
         flat = np.ascontiguousarray(body).reshape(rows, -1)  # a row's samples over every channel
-        self._peaks.append(np.maximum(flat.max(axis=1), -flat.min(axis=1)))
-        self._energy.append(np.square(flat).sum(axis=1, dtype=np.float64))
+        # Short rows: one reduction over magnitudes, and float32 dot products (a prediction:
+        # 1e-7 relative is plenty), each twice as fast as max/min or a float64 sum of squares.
+        self._peaks.append(np.abs(flat).max(axis=1))
+        self._energy.append(np.einsum("ij,ij->i", flat, flat).astype(np.float64))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Every complete row's peak (float32) and energy (float64) so far."""
