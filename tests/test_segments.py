@@ -172,12 +172,33 @@ def segmented_pass(
     return master, decoded, found
 
 
+@pytest.mark.parametrize(("sr", "seconds"), [(48000, 3578.4), (44100, 241.0), (48000, 240.0), (24000, 130.0)])
+def test_segments_tile_the_programme_on_the_grid_and_end_in_quarters(sr: int, seconds: float) -> None:
+    frames = round(seconds * sr)
+    cuts = segments.bounds(frames, sr)
+    step, full = (
+        segments.grid(sr),
+        round(segments.SEGMENT_SECONDS * sr / segments.grid(sr)) * segments.grid(sr),
+    )
+    assert cuts[0][0] == 0 and cuts[-1][1] == frames
+    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:], strict=False)) and all(
+        s % step == 0 for s, _ in cuts
+    )
+    lengths = [stop - start for start, stop in cuts]
+    whole = -(-frames // full)  # segments of the full length it would take
+    if whole > 2:
+        assert lengths[: whole - 2] == [full] * (whole - 2)
+        assert max(lengths[whole - 2 :]) == full // 4 // step * step  # the rest in quarters
+    else:
+        assert len(cuts) == whole and segments.usable(frames, sr) == (whole == 2)
+
+
 def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
     from mixdown.master import Limiter
 
     y = programme(30.0)
     master, decoded, found = segmented_pass(tmp_path, y, seconds=4.0, gain_db=6.0)
-    assert len(segments.bounds(len(y), SR, 4.0)) == 8
+    assert len(segments.bounds(len(y), SR, 4.0)) == 14  # six of 4.2 s, then eight of 0.6 s
     limiter = Limiter(SR, 2, ceiling_dbtp=-1.3)
     streamed = np.concatenate([limiter.process(y * np.float32(db_to_gain(6.0))), limiter.flush()])
     np.testing.assert_allclose(master, streamed, atol=2e-6)  # the lead-in settles each limiter

@@ -67,10 +67,19 @@ def lead_in(sr: int) -> int:
 
 
 def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
-    """The segments ``[(start, stop), …]`` of a programme of ``frames`` samples."""
+    """The segments ``[(start, stop), …]`` of a programme of ``frames`` samples.
+
+    Segments of :data:`SEGMENT_SECONDS`, but for a programme of three or
+    more the last two are cut in quarters: the threads then run out of work
+    within a short segment of each other, instead of one core encoding and
+    checking a whole last segment alone.
+    """
     step = grid(sr)
     length = max(step, round((seconds or SEGMENT_SECONDS) * sr / step) * step)
-    return [(start, min(start + length, frames)) for start in range(0, frames, length)]
+    starts = list(range(0, frames, length))
+    if len(starts) > 2:
+        starts = starts[:-2] + list(range(starts[-2], frames, max(step, length // 4 // step * step)))
+    return [(start, min(stop, frames)) for start, stop in zip(starts, [*starts[1:], frames], strict=True)]
 
 
 def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
