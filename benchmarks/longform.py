@@ -11,7 +11,9 @@ times, with every asset cached:
 * the baseline: ``ffmpeg -af loudnorm`` measuring the same programme, the
   float32 mix before mastering, in one pass.
 
-Prints both times and their ratio (target: mixdown at least 3x faster than
+Prints both times (with the CPU time each used and the steal the virtual
+machine suffered meanwhile: on a shared host, a loaded neighbour slows a
+two-core run more than a one-core one) and their ratio (target: mixdown at least 3x faster than
 ffmpeg's measurement alone) and mixdown's peak memory over the size of the
 float32 programme (target: under 2.5x), each with PASS or MISS, and the
 loudness both tools read on the mix. Exits 0 whatever the figures; non-zero
@@ -287,20 +289,43 @@ class Run:
     code: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the process and its children
+    stolen: float | None = None  # seconds the hypervisor gave the host's CPUs to others meanwhile
+
+
+def steal_seconds() -> float | None:
+    """The host's CPU time stolen by the hypervisor so far (``/proc/stat``), or None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def measured(cmd: list[str], cwd: Path | None = None) -> Run:
-    """Run ``cmd`` and read its wall time and peak memory (``ru_maxrss``, KiB on Linux)."""
+    """Run ``cmd`` and read its wall time, CPU time and peak memory (``ru_maxrss``, KiB on Linux)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stolen = steal_seconds()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        after = steal_seconds()
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
-    return Run(seconds, usage.ru_maxrss * 1024, code, *text)
+    stole = after - stolen if after is not None and stolen is not None else None
+    return Run(seconds, usage.ru_maxrss * 1024, code, *text, usage.ru_utime + usage.ru_stime, stole)
+
+
+def cpu_line(run: Run) -> str:
+    """How the run used the CPUs, and what the host took from them meanwhile."""
+    line = f"  CPU {run.cpu:.1f} s ({run.cpu / max(run.seconds, 1e-9):.2f} cores)"
+    if run.stolen is not None:
+        line += f"; steal (the host's vCPUs waiting on the hypervisor) meanwhile: {run.stolen:.1f} s"
+    return line
 
 
 def doit(root: Path, *args: str) -> Run:
@@ -443,7 +468,9 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool) -> None:
     print(f"mixdown: doit (mix, master, WAV + MP3)    {run.seconds:8.1f} s   peak RSS {mib(run.peak_rss)}")
     done = [f"{what} at {path.stat().st_mtime - started:.1f} s" for what, path in stages if path.exists()]
     print("  " + ", ".join(done))
+    print(cpu_line(run))
     print(f"baseline: ffmpeg loudnorm measurement     {base.seconds:8.1f} s   peak RSS {mib(base.peak_rss)}")
+    print(cpu_line(base))
     print(f"  {version} ({ffmpeg})")
     print(
         f"speed:  ffmpeg / mixdown            {speed:6.2f}x   target >= {SPEED_TARGET:g}x   "
