@@ -13,9 +13,10 @@ times, with every asset cached:
 
 Prints both times (with the CPU time each used and the steal the virtual
 machine suffered meanwhile: on a shared host, a loaded neighbour slows a
-two-core run more than a one-core one) and their ratio (target: mixdown at least 3x faster than
-ffmpeg's measurement alone) and mixdown's peak memory over the size of the
-float32 programme (target: under 2.5x), each with PASS or MISS, and the
+two-core run more than a one-core one) and their ratio (target: mixdown at
+least 3x faster than ffmpeg's measurement alone) and mixdown's peak memory
+over the size of the float32 programme (target: under 2.5x), each with
+PASS or MISS, and the
 loudness both tools read on the mix. Exits 0 whatever the figures; non-zero
 only if something fails.
 
