@@ -256,3 +256,35 @@ def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(WavWriter, "crc", corrupt)
     with pytest.raises(RenderFailed, match=r"master.wav: the file does not read back as written from 4\.2 s"):
         segmented_pass(tmp_path, programme(12.0), seconds=4.0)
+
+
+def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.build import _mix_parts
+    from mixdown.loader import load_show
+    from mixdown.renderers import Registry
+
+    root = show(project_dot_toml=BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav"]\nstems = true'))
+    other = tmp_path.parent / f"{tmp_path.name}-whole"
+    shutil.copytree(root, other)
+    code, out, err = doit(other, fakes)  # programmes of a few seconds: mixed in one part
+    assert code == 0, out + err
+    monkeypatch.setattr(segments, "SEGMENT_SECONDS", 1.0)  # now every mix is cut in two halves
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    halves, whole = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
+    for plan, same in zip(halves.plan.mixes, whole.plan.mixes, strict=True):
+        mixed, sr = halves.context.cache.get(plan.key)
+        assert len(_mix_parts(len(mixed), sr, round(sr * 0.01))) == 2
+        np.testing.assert_array_equal(mixed, whole.context.cache.get(same.key)[0])  # bit for bit
+        folder = root / "build" / f"{plan.name}.stems"
+        buses = [sf.read(folder / f"{bus}.wav", always_2d=True)[0] for bus in ("voice", "sfx", "music")]
+        np.testing.assert_allclose(sum(buses), mixed, atol=1e-5)
+        # The master's analysis, measured by halves, reads the mix as one meter does.
+        from mixdown.master import Analysis
+
+        found = Analysis.load(halves.context.cache.side_path(plan.key, "analysis.npz"))
+        one = Analysis.load(whole.context.cache.side_path(same.key, "analysis.npz"))
+        assert found is not None and one is not None
+        assert found.meter.result().integrated == pytest.approx(one.meter.result().integrated, abs=1e-3)
