@@ -204,6 +204,13 @@ def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
     return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
 
 
+def write_at(fd: int, data: memoryview, offset: int) -> None:
+    """Write all of ``data`` at byte ``offset`` of the file ``fd`` (positional: any thread)."""
+    while len(data):
+        done = os.pwrite(fd, data, offset)
+        data, offset = data[done:], offset + done
+
+
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a range of a file to disk now, without waiting for it (Linux).
 
@@ -317,7 +324,7 @@ class WavWriter:
             return zlib.crc32(b"")
         data = self._bytes(block)
         offset = self._offset + start * self.channels * self.width
-        os.pwrite(self._fd, data, offset)
+        write_at(self._fd, data, offset)
         start_writeback(self._fd, offset, len(data))
         return zlib.crc32(data)
 

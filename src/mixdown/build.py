@@ -150,7 +150,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
     buses = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
     writers = {bus: context.cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = context.cache.writer(plan.key, sr, channels, frames=frames)
-    halves = _mix_parts(frames, sr, program.hop)
+    halves = _mix_parts(frames, sr)
     voiced = _Progress(f"mix:{plan.name}", "voice bus", frames, sr)
     mixed = _Progress(f"mix:{plan.name}", "mixed", frames, sr)
     failed = threading.Event()
@@ -203,7 +203,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
         raise
 
 
-def _mix_parts(frames: int, sr: int, hop: int) -> list[tuple[int, int]]:
+def _mix_parts(frames: int, sr: int) -> list[tuple[int, int]]:
     """The ranges a programme is mixed in, a thread each: halves of a long programme.
 
     Fixed by the programme's length (as the master's segments are), so that
@@ -213,10 +213,11 @@ def _mix_parts(frames: int, sr: int, hop: int) -> list[tuple[int, int]]:
     import math
 
     from . import segments
+    from .mix import ducking_hop
 
     if not segments.usable(frames, sr):
         return [(0, frames)]
-    unit = math.lcm(segments.grid(sr), hop)
+    unit = math.lcm(segments.grid(sr), ducking_hop(sr))
     middle = max(unit, round(frames / 2 / unit) * unit)
     return [(0, middle), (middle, frames)] if middle < frames else [(0, frames)]
 

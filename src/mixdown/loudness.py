@@ -215,13 +215,11 @@ class Meter:
         *,
         true_peak: bool = True,
         threads: bool = True,
-        start: int = 0,
         peaks: bool = True,
     ) -> None:
         """``threads=False`` keeps the work on the calling thread (when another process,
-        such as an encoder, has the other cores). ``start`` is the stream position of
-        the first sample fed (a part of a longer stream; see :meth:`restart`). ``peaks=False``
-        measures loudness only (both peaks read NaN), for a caller that finds them itself."""
+        such as an encoder, has the other cores). ``peaks=False`` measures loudness only
+        (both peaks read NaN), for a caller that finds them itself."""
         if int(sr) != sr or sr < _HOPS_PER_SECOND:
             raise ValueError(f"sample rate must be a whole number of Hz >= 10, got {sr}")
         if not 1 <= channels <= _MAX_CHANNELS:
@@ -234,7 +232,7 @@ class Meter:
         self._weights = _channel_weights(self.channels)
         self._zi = [np.zeros((2, 2), dtype=np.float32) for _ in range(channels)]
         self._partial = [0.0] * channels  # energy of the open hop, per channel
-        self._frames = int(start)
+        self._frames = 0
         self._hops: list[np.ndarray] = []  # weighted energy per complete hop
         self._tracks_peaks = bool(peaks)
         self._peaks = self._new_trackers()
@@ -706,9 +704,8 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
     if not len(busy):
         return peaks
     for c in range(z.shape[1]):
-        windows = sliding_window_view(z[:width, c], ROW + _TP_TAPS - 1)[
-            ::ROW
-        ]  # a view: only busy rows are copied
+        # A view of the interleaved block: only the busy rows' windows are copied.
+        windows = sliding_window_view(z[:width, c], ROW + _TP_TAPS - 1)[::ROW]
         values = _interpolate(windows[busy], interp.matrix)
         np.maximum(peaks[busy], np.maximum(values.max(axis=1), -values.min(axis=1)), out=values[:, 0])
         peaks[busy] = values[:, 0]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -451,12 +450,6 @@ class Analysis:
         self.predictor.add(block)
         self.frames += len(block)
 
-    def add_on(self, block: np.ndarray, meter: Executor, predictor: Executor) -> list[Future[None]]:
-        """:meth:`add` on two single-thread executors (each keeps the blocks' order): the
-        meter's K-weighting on one, the predictor's row statistics on the other."""
-        self.frames += len(block)
-        return [meter.submit(self.meter.add, block), predictor.submit(self.predictor.add, block)]
-
     def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What :meth:`joined` needs of this analysis of one part of a programme: its hop
         energies and its rows' peaks and energies (the part starts on a 100 ms hop and a
@@ -607,11 +600,10 @@ def _simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterato
     deepest = 20.0 * math.log10(max(float(scaled[hot].max()), aim) / aim)
     fade = math.ceil(tau * math.log(max(deepest, _NEGLIGIBLE_DB) / _NEGLIGIBLE_DB))
     firsts = np.maximum(hot - w - 1, 0)  # the first row whose held requirement sees a hot row
-    lasts = np.minimum(hot + fade + 2 * w + 1, len(peaks))  # past the release and its averaging
-    breaks = np.flatnonzero(firsts[1:] > np.maximum.accumulate(lasts)[:-1]) + 1
-    for first, last in zip(
-        firsts[np.r_[0, breaks]], np.maximum.accumulate(lasts)[np.r_[breaks - 1, len(hot) - 1]], strict=True
-    ):
+    # past the release and its averaging; runs that overlap merge
+    lasts = np.maximum.accumulate(np.minimum(hot + fade + 2 * w + 1, len(peaks)))
+    breaks = np.flatnonzero(firsts[1:] > lasts[:-1]) + 1
+    for first, last in zip(firsts[np.r_[0, breaks]], lasts[np.r_[breaks - 1, len(hot) - 1]], strict=True):
         state, history = 0.0, np.ones(w)
         for start in range(int(first), int(last), _SIMULATION_ROWS):
             count = min(_SIMULATION_ROWS, int(last) - start)

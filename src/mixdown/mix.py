@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import BLOCK, as_channels, db_to_gain, resample, valid_audio
+from .audio import BLOCK, as_channels, db_to_gain, resample, valid_audio, write_at
 from .errors import AudioError
 
 __all__ = [
@@ -75,9 +75,11 @@ __all__ = [
     "Mix",
     "MixSettings",
     "Pause",
+    "Rendering",
     "Section",
     "Stems",
     "Sting",
+    "ducking_hop",
     "leveling_gain",
     "mix",
 ]
@@ -348,7 +350,7 @@ class Mix:
     @property
     def hop(self) -> int:
         """Samples per ducking frame: a ranged :meth:`Rendering.blocks` starts on a multiple of it."""
-        return max(1, round(self.sample_rate * _DUCK_FRAME))
+        return ducking_hop(self.sample_rate)
 
     def blocks(self, size: int = BLOCK) -> Iterator[Stems]:
         """Yield the three buses in consecutive blocks of ``size`` frames (the last may be shorter).
@@ -413,8 +415,6 @@ class Rendering:
         )
         self._scratch: Any = None
         self._duck: _Ducker | None = None
-        if not self._ducked:
-            return
         hop = program.hop
         if (
             [p for p in parts if p[0] % hop]
@@ -424,6 +424,8 @@ class Rendering:
             raise ValueError(
                 f"mix: parts {list(parts)} must tile 0..{n} in order, each starting on a {hop}-frame hop"
             )
+        if not self._ducked:
+            return
         self._scratch = tempfile.TemporaryFile(prefix="mixdown-voice-")  # noqa: SIM115 - closed by close()
         try:
             powers = np.zeros(-(-n // hop))
@@ -515,6 +517,11 @@ class Rendering:
             beds.shutdown(cancel_futures=True)
 
 
+def ducking_hop(sr: int) -> int:
+    """Samples per ducking frame (10 ms) at ``sr``."""
+    return max(1, round(sr * _DUCK_FRAME))
+
+
 def _overlapping(clips: Sequence[_Placed], start: int, stop: int) -> list[_Placed]:
     """The clips that sound in ``[start, stop)``."""
     return [clip for clip in clips if clip.start < stop and clip.end > start]
@@ -529,7 +536,7 @@ def _voice_pass(
     for first in range(start, stop, size):
         last = min(first + size, stop)
         block = voice.render(first, last)
-        _write_at(fd, block, first * block.shape[1] * 4)
+        write_at(fd, block.data.cast("B"), first * block.shape[1] * 4)  # a fresh, contiguous float32 array
         frames = -(-len(block) // hop)
         squares = np.zeros((frames * hop, block.shape[1]), dtype=np.float32)
         np.square(block, out=squares[: len(block)])
@@ -537,14 +544,6 @@ def _voice_pass(
             axis=1, dtype=np.float64
         )
         progress(last - first)
-
-
-def _write_at(fd: int, block: np.ndarray, offset: int) -> None:
-    """Write a float32 block's bytes at ``offset`` of the file ``fd``."""
-    data = np.ascontiguousarray(block, dtype=np.float32).data.cast("B")
-    while len(data):
-        done = os.pwrite(fd, data, offset)
-        data, offset = data[done:], offset + done
 
 
 def _read_at(fd: int, out: np.ndarray, offset: int) -> None:

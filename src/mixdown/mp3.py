@@ -1,6 +1,6 @@
 """MP3 for long programmes: segments encoded on every core and spliced, and checked in parallel.
 
-LAME keeps one core busy for about 35 s per hour of 48 kHz stereo, the
+LAME keeps one core busy for 45-55 s per hour of 48 kHz stereo, the
 slowest step of mastering a long programme. :func:`encode` drives LAME
 through its own API (the library ``lameenc`` is built from, loaded with
 ``ctypes``) with the bit reservoir off: every frame then carries all of its

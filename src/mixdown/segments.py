@@ -92,8 +92,10 @@ class Segmented:
 
     ``mix`` is the programme's float file; ``writer`` the master's cache
     object writer; ``wav`` a :class:`~mixdown.audio.WavWriter` (or None);
-    ``mp3`` the MP3 settings ``(bitrate, vbr, quality)`` (or None).
-    Call it as a :data:`mixdown.master.Pass`; then :meth:`finish` the files.
+    ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
+    None); ``progress`` is told the frames done so far in the pass. Call it
+    as a :data:`mixdown.master.Pass`; then close the WAV and
+    :meth:`check_wav_header`.
     """
 
     def __init__(
