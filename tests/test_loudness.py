@@ -377,3 +377,23 @@ def test_speed() -> None:
     start = time.perf_counter()
     measure(y, 48000)
     assert time.perf_counter() - start < 1.5
+
+
+@pytest.mark.parametrize("channels", [2, 3, 5])
+def test_channels_weighted_in_pairs_read_as_each_alone(channels: int) -> None:
+    """Pairs of channels are K-weighted as one complex signal: the same as each channel alone."""
+    rng = np.random.default_rng(channels)
+    y = (rng.standard_normal((48000 * 3 + 123, channels)) * rng.uniform(0.01, 0.3, channels)).astype(
+        np.float32
+    )
+    y[:, 0] *= np.sin(np.linspace(0, 40, len(y))).astype(np.float32)  # channels unlike each other
+    together = Meter(48000, channels, true_peak=False)
+    for block in np.array_split(y, 7):
+        together.add(block)
+    weights = [1.0, 1.0, 1.0, 1.41, 1.41][:channels]
+    alone = np.zeros(len(together.hop_energies()))
+    for c in range(channels):
+        meter = Meter(48000, 1, true_peak=False)
+        meter.add(y[:, c : c + 1])
+        alone += weights[c] * meter.hop_energies()
+    np.testing.assert_allclose(together.hop_energies(), alone, rtol=1e-12)

@@ -14,8 +14,9 @@ import soundfile as sf
 from mixdown import audio, mp3, segments
 from mixdown.audio import WavWriter, db_to_gain
 from mixdown.deliver import _measure_file
+from mixdown.errors import AudioError
 from mixdown.lame import to_pcm16
-from mixdown.loudness import Meter, joined, part_grid, part_loudness
+from mixdown.loudness import Meter, PartMeter, joined, part_grid, part_loudness
 
 from .conftest import BASIC_TOML
 from .test_build import doit
@@ -87,6 +88,68 @@ def test_parts_measured_alone_join_into_the_whole(tmp_path: Path) -> None:
     assert found.max_momentary == pytest.approx(expected.max_momentary, abs=1e-4)
     assert found.true_peak == pytest.approx(expected.true_peak, abs=1e-5)
     assert found.sample_peak == pytest.approx(expected.sample_peak, abs=1e-6)
+
+
+def test_a_part_metered_in_blocks_of_any_size_reads_as_in_one(tmp_path: Path) -> None:
+    y = programme(9.7, seed=3)
+    lead, n = part_grid(SR) * 10, part_grid(SR) * 70  # 1 s of lead-in, 7 s of part, 1.7 s after
+    z = y[: lead + n + 5000]
+    hops, sample, true = part_loudness(z, SR, lead, n)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        meter = PartMeter(SR, 2, lead, n)
+        cuts = np.sort(rng.integers(0, len(z), 40))
+        for block in np.split(z, cuts):  # sizes from 0 up, across the lead-in's and the part's ends
+            meter.add(block)
+        found = meter.result()
+        np.testing.assert_allclose(found[0], hops, rtol=1e-9)
+        assert found[1:] == (sample, true)
+    # at the stream's start (no lead-in) and its end (no context after: zeros)
+    whole = Meter(SR, 2)
+    whole.add(y)
+    alone = joined(SR, 2, len(y), [part_loudness(y, SR, 0, len(y))]).true_peak
+    assert alone == pytest.approx(whole.result().true_peak, abs=1e-6)
+
+
+def test_mp3_encoder_fed_in_blocks_writes_the_frames_of_one_call() -> None:
+    if not mp3.available():
+        pytest.skip("no LAME API")
+    y = programme(3.0, seed=5) * 0.5
+    whole = mp3.encode(y, SR, bitrate=128, vbr=False, quality=7)
+    encoder = mp3.Encoder(SR, 2, bitrate=128, vbr=False, quality=7)
+    try:
+        data = b"".join(encoder.encode(block) for block in np.array_split(y, [1, 1000, 70001, 70002]))
+        data += encoder.finish()
+    finally:
+        encoder.close()
+    assert data == whole and len(mp3.frame_index(data)[0]) > 100
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "PCM_16"])
+def test_blocks_between_read_any_range_of_a_file(tmp_path: Path, subtype: str) -> None:
+    y = programme(2.0, seed=6)
+    path = tmp_path / "x.wav"
+    sf.write(path, y, SR, subtype=subtype)  # libsndfile's own header (a float WAV has a fact chunk)
+    expected = sf.read(path, dtype="float32", always_2d=True)[0]
+    assert (audio.float_samples_at(path) is not None) == (subtype == "FLOAT")
+    blocks = list(audio.blocks_between(path, 1234, 90001, 10000))
+    assert [len(b) for b in blocks] == [10000] * 8 + [8767]
+    np.testing.assert_array_equal(np.concatenate(blocks), expected[1234:90001])
+    if subtype == "FLOAT":
+        with open(path, "r+b") as fh:  # a file cut short
+            fh.truncate(fh.seek(0, 2) - 8)
+        with pytest.raises(AudioError, match="ends before frame"):
+            list(audio.blocks_between(path, 0, len(y), 1 << 16))
+
+
+def test_a_wav_range_written_in_blocks_has_the_crc_of_its_bytes(tmp_path: Path) -> None:
+    y = programme(1.0, seed=7)
+    writer = WavWriter(tmp_path / "out.wav", SR, 2, "PCM_24", len(y))
+    crc = 0
+    for start in range(1000, 40000, 7777):
+        crc = writer.write_at(start, y[start : min(start + 7777, 40000)], crc)
+    assert crc == writer.crc(1000, 39000) != writer.crc(1000, 38999)
+    writer.close()
 
 
 def one_pass(path: Path) -> Any:

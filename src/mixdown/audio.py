@@ -28,7 +28,9 @@ __all__ = [
     "Stream",
     "WavWriter",
     "as_channels",
+    "blocks_between",
     "db_to_gain",
+    "read_at",
     "read_audio",
     "resample",
     "valid_audio",
@@ -204,6 +206,74 @@ def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:
     return "RF64" if frames * channels * width > _RIFF_BYTES else "WAV"
 
 
+def read_at(fd: int, out: np.ndarray, offset: int) -> bool:
+    """Fill the C-contiguous array ``out`` from byte ``offset`` of the file ``fd`` (positional:
+    any thread); False if the file ends first."""
+    data = out.data.cast("B")
+    while len(data):
+        done = os.preadv(fd, [data], offset)
+        if done <= 0:
+            return False
+        data, offset = data[done:], offset + done
+    return True
+
+
+def float_samples_at(path: str | os.PathLike[str]) -> int | None:
+    """The byte offset of the samples in a 32-bit float WAV or RF64 file (as the cache writes
+    them), or None for any other file: those are read through libsndfile."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    pos, floats = 12, False
+    while pos + 8 <= len(head):
+        kind, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if kind == b"fmt " and size >= 16:
+            tag, _, _, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            if tag == 0xFFFE and size >= 40:  # WAVE_FORMAT_EXTENSIBLE: the subformat GUID's first field
+                tag = struct.unpack_from("<H", head, pos + 32)[0]
+            floats = tag == 3 and bits == 32
+        elif kind == b"data":
+            return pos + 8 if floats else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def blocks_between(
+    path: str | os.PathLike[str], start: int, stop: int, size: int = BLOCK
+) -> Iterator[np.ndarray]:
+    """Frames ``[start, stop)`` of the audio file at ``path`` as float32 blocks of up to ``size``.
+
+    A float WAV (every cache object) is read straight into the blocks, by
+    positional reads, without libsndfile's conversion copy; other files
+    through libsndfile.
+    """
+    import soundfile as sf
+
+    offset = float_samples_at(path)
+    if offset is None:
+        with sf.SoundFile(os.fspath(path)) as fh:
+            fh.seek(start)
+            for first in range(start, stop, size):
+                block = fh.read(min(size, stop - first), dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+        return
+    channels = sf.info(os.fspath(path)).channels
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for first in range(start, stop, size):
+            block = np.empty((min(size, stop - first), channels), dtype=np.float32)
+            if not read_at(fd, block, offset + first * channels * 4):
+                raise AudioError(f"{path}: the file ends before frame {stop}")
+            yield block
+    finally:
+        os.close(fd)
+
+
 def write_at(fd: int, data: memoryview, offset: int) -> None:
     """Write all of ``data`` at byte ``offset`` of the file ``fd`` (positional: any thread)."""
     while len(data):
@@ -311,36 +381,41 @@ class WavWriter:
         np.clip(q, -scale, scale - 1, out=q)
         return q
 
-    def write_at(self, start: int, block: np.ndarray) -> int:
+    def write_at(self, start: int, block: np.ndarray, crc: int = 0) -> int:
         """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`).
 
-        Returns the CRC-32 of the bytes written (see :meth:`crc`).
+        Returns the CRC-32 of the bytes written (see :meth:`crc`), continuing
+        ``crc``: that of the bytes just before them, for a range written in
+        consecutive blocks.
         """
         import zlib
 
         if start < 0 or start + len(block) > self.frames:
             raise ValueError(f"frames {start}..{start + len(block)} are outside the file's {self.frames}")
         if not len(block):
-            return zlib.crc32(b"")
+            return crc
         data = self._bytes(block)
         offset = self._offset + start * self.channels * self.width
         write_at(self._fd, data, offset)
         start_writeback(self._fd, offset, len(data))
-        return zlib.crc32(data)
+        return zlib.crc32(data, crc)
 
     def crc(self, start: int, frames: int) -> int:
         """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""
         import zlib
 
         align = self.channels * self.width
+        crc, left, offset = 0, frames * align, self._offset + start * align
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            data = os.pread(fd, frames * align, self._offset + start * align)
+            while left:
+                data = os.pread(fd, min(left, 1 << 22), offset)
+                if not data:
+                    return -1
+                crc, left, offset = zlib.crc32(data, crc), left - len(data), offset + len(data)
         finally:
             os.close(fd)
-        if len(data) != frames * align:
-            return -1
-        return zlib.crc32(data)
+        return crc
 
     def _bytes(self, block: np.ndarray) -> memoryview:
         if self.subtype == "FLOAT":

@@ -92,6 +92,7 @@ from .errors import AudioError
 __all__ = [
     "Measurement",
     "Meter",
+    "PartMeter",
     "interpolation_filter",
     "joined",
     "measure",
@@ -99,7 +100,6 @@ __all__ = [
     "part_grid",
     "part_loudness",
     "peak_rows",
-    "peak_of",
     "true_peak",
 ]
 
@@ -130,6 +130,7 @@ _TP_ROW = 32  # outputs per row of the matrix product
 _TP_CHUNK = 1 << 16  # samples per chunk (a multiple of _TP_ROW)
 _TP_BATCH = 32  # rows per matrix product (small products stay single-threaded)
 _TP_MARGIN = 1.0001  # float32 rounding allowance on the skip bound
+_PAIR_TYPE = {1: np.float32, 2: np.complex64}  # the K-weighting's state, a channel or a pair
 _BLOCK = 1 << 20  # frames per block in measure() and true_peak()
 _PARALLEL_FRAMES = 1 << 14  # below this, a block is not worth a thread hand-off
 ENVELOPE_BEFORE = _TP_TAPS // 2 - 1  # context peak_rows() needs before a sample (15)
@@ -230,8 +231,13 @@ class Meter:
         self._threads = threads
         self._sos = _k_weighting(self.sr).astype(np.float32)
         self._weights = _channel_weights(self.channels)
-        self._zi = [np.zeros((2, 2), dtype=np.float32) for _ in range(channels)]
-        self._partial = [0.0] * channels  # energy of the open hop, per channel
+        # Channels are K-weighted in pairs: a pair's interleaved samples are one complex signal
+        # (the filter's coefficients are real), one pass over the two instead of a pass each.
+        self._pairs = [slice(c, min(c + 2, channels)) for c in range(0, channels, 2)]
+        self._zi: list[np.ndarray] = [
+            np.zeros((len(self._sos), 2), _PAIR_TYPE[p.stop - p.start]) for p in self._pairs
+        ]
+        self._partial = self._open_hops()  # energy of the open hop, per channel of each pair
         self._frames = 0
         self._hops: list[np.ndarray] = []  # weighted energy per complete hop
         self._tracks_peaks = bool(peaks)
@@ -263,12 +269,12 @@ class Meter:
             return
         start, stop = self._frames, self._frames + n
         ends = _hop_ends(start, stop, self.sr)
-        hops: list[np.ndarray] = [np.empty(0)] * self.channels
+        hops: list[np.ndarray] = [np.empty(0)] * len(self._pairs)
 
-        def weigh(c: int) -> Callable[[], None]:
+        def weigh(i: int) -> Callable[[], None]:
             def task() -> None:
-                hops[c], self._partial[c], self._zi[c] = _hop_energies(
-                    self._sos, y[:, c], self._zi[c], self._partial[c], ends - start, start
+                hops[i], self._partial[i], self._zi[i] = _hop_energies(
+                    self._sos, y[:, self._pairs[i]], self._zi[i], self._partial[i], ends - start, start
                 )
 
             return task
@@ -276,14 +282,16 @@ class Meter:
         def peak(c: int) -> Callable[[], None]:
             return lambda: self._peaks[c].feed(y[:, c])
 
-        tasks = [weigh(c) for c in range(self.channels)] + [peak(c) for c in range(len(self._peaks))]
+        tasks = [weigh(i) for i in range(len(self._pairs))] + [peak(c) for c in range(len(self._peaks))]
         _run(tasks, parallel=self._threads and n >= _PARALLEL_FRAMES)
         self._frames = stop
-        if not all(np.isfinite(h).all() for h in hops) or not all(map(math.isfinite, self._partial)):
+        if not all(np.isfinite(h).all() for h in hops) or not all(
+            np.isfinite(p).all() for p in self._partial
+        ):
             self._error = "audio: contains NaN or infinite samples; the meter cannot go on"
             raise AudioError(self._error)
         if len(ends):
-            self._hops.append(np.dot(self._weights, np.stack(hops)))
+            self._hops.append(np.dot(np.concatenate(hops, axis=1), self._weights))
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
         if not isinstance(block, np.ndarray) or block.ndim != 2 or block.shape[1] != self.channels:
@@ -298,8 +306,11 @@ class Meter:
         primed them (the lead-in of a part measured on its own). Parts of a stream that
         start on 100 ms boundaries, each primed with a second or so of what precedes it,
         give the stream's hop energies (:meth:`hop_energies`) in turn."""
-        self._hops, self._partial = [], [0.0] * self.channels
+        self._hops, self._partial = [], self._open_hops()
         self._peaks = self._new_trackers()
+
+    def _open_hops(self) -> list[np.ndarray]:
+        return [np.zeros(p.stop - p.start) for p in self._pairs]
 
     def _new_trackers(self) -> list[_PeakTracker]:
         """One peak tracker per channel (none with ``peaks=False``); factor 1: sample peak only."""
@@ -512,51 +523,60 @@ def _hop_ends(start: int, stop: int, sr: int) -> np.ndarray:
 
 
 def _hop_energies(
-    sos: np.ndarray, x: np.ndarray, zi: np.ndarray, partial: float, ends: np.ndarray, start: int = 0
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """K-weight one channel's block and sum its squares per hop.
+    sos: np.ndarray, x: np.ndarray, zi: np.ndarray, partial: np.ndarray, ends: np.ndarray, start: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K-weight one or two channels' block ``x`` ``[shape=(n, k)]`` and sum its squares per hop.
 
-    ``ends`` are the block-relative ends (1..n) of the hops the block
-    completes; ``start`` is the block's place in the stream (the guard
-    signal's phase, so that results do not depend on the split). Returns the
-    completed hops' energies, the energy of the hop left open at the end of
-    the block and the filter state.
+    Two channels are filtered as one complex signal (``zi`` complex64; one
+    channel: float32). ``ends`` are the block-relative ends (1..n) of the
+    hops the block completes; ``start`` is the block's place in the stream
+    (the guard signal's phase, so that results do not depend on the split).
+    Returns the completed hops' energies ``[shape=(hops, k)]``, the energy
+    of the hop left open at the end of the block (per channel) and the
+    filter state.
     """
     from scipy.signal import sosfilt
 
-    n = len(x)
-    guarded = np.add(x, _guard(n + 1)[start % 2 : start % 2 + n])
-    filtered, zi = sosfilt(sos, guarded, zi=zi)
-    squares = np.square(filtered, out=filtered)
+    n, k = x.shape
+    flat = np.ascontiguousarray(x).reshape(-1)
+    guarded = np.add(flat, _guard(n + 1, k)[start % 2 * k : (start % 2 + n) * k])
+    filtered, zi = sosfilt(sos, guarded.view(np.complex64) if k == 2 else guarded, zi=zi)
+    squares = filtered.view(np.float32)
+    np.square(squares, out=squares)
     cuts = ends[ends < n]
     starts = np.concatenate(([0], cuts))
     steps = np.diff(cuts)
-    if len(steps) and steps.min() == steps.max():  # whole hops of one length: summed as rows
-        segments = np.empty(len(starts), dtype=np.float64)
-        segments[0] = squares[: cuts[0]].sum(dtype=np.float64)
-        body = squares[cuts[0] : cuts[-1]].reshape(-1, int(steps[0]))
-        segments[1:-1] = body.sum(axis=1, dtype=np.float64)
-        segments[-1] = squares[cuts[-1] :].sum(dtype=np.float64)
-    else:
-        segments = np.add.reduceat(squares, starts, dtype=np.float64)
-    segments[segments < _SILENT * np.diff(starts, append=n)] = 0.0
+    segments = np.empty((len(starts), k), dtype=np.float64)
+    for c in range(k):
+        column = squares[c::k]
+        if len(steps) and steps.min() == steps.max():  # whole hops of one length: summed as rows
+            segments[0, c] = column[: cuts[0]].sum(dtype=np.float64)
+            segments[1:-1, c] = (
+                column[cuts[0] : cuts[-1]].reshape(-1, int(steps[0])).sum(axis=1, dtype=np.float64)
+            )
+            segments[-1, c] = column[cuts[-1] :].sum(dtype=np.float64)
+        else:
+            segments[:, c] = np.add.reduceat(column, starts, dtype=np.float64)
+    segments[segments < _SILENT * np.diff(starts, append=n)[:, None]] = 0.0
     done = len(ends)
     if done == 0:
-        return np.empty(0), partial + float(segments[0]), zi
+        return np.empty((0, k)), partial + segments[0], zi
     hops = segments[:done]
     hops[0] += partial
-    left = float(segments[done]) if len(segments) > done else 0.0
+    left = segments[done] if len(segments) > done else np.zeros(k)
     return hops, left, zi
 
 
 @lru_cache(maxsize=4)
-def _guard(n: int) -> np.ndarray:
-    """``_GUARD`` with alternating signs, at least ``n`` long (shared: never written to)."""
+def _guard(n: int, k: int = 1) -> np.ndarray:
+    """``_GUARD`` with alternating signs, frame by frame, for at least ``n`` frames of ``k``
+    interleaved channels (shared: never written to)."""
     size = 1 << max(n - 1, 1).bit_length()
-    pattern = np.full(size, _GUARD, dtype=np.float32)
+    pattern = np.full((size, k), _GUARD, dtype=np.float32)
     pattern[1::2] = -_GUARD
-    pattern.flags.writeable = False
-    return pattern
+    flat = pattern.reshape(-1)
+    flat.flags.writeable = False
+    return flat
 
 
 def _integrated(powers: np.ndarray) -> float:
@@ -727,22 +747,69 @@ def part_loudness(z: np.ndarray, sr: int, lead: int, n: int) -> tuple[np.ndarray
     :data:`ENVELOPE_AFTER` more as the true peak's context (zeros past the
     end of the stream, as :class:`Meter` reads it). Parts that tile a stream,
     each measured so, :func:`joined` into what one meter reads over the
-    whole, up to float rounding.
+    whole, up to float rounding. :class:`PartMeter` takes ``z`` in blocks.
     """
-    meter = Meter(sr, z.shape[1], true_peak=False, threads=False, peaks=False)
-    if lead:
-        meter.add(z[:lead])
-        meter.restart()
-    body = z[lead : lead + n]
-    for first in range(0, n, _BLOCK):
-        meter.add(body[first : first + _BLOCK])
-    before = z[max(0, lead - ENVELOPE_BEFORE) : lead]
-    after = z[lead + n : lead + n + ENVELOPE_AFTER]
-    context = np.zeros((ENVELOPE_BEFORE + n + ENVELOPE_AFTER, z.shape[1]), dtype=np.float32)
-    context[ENVELOPE_BEFORE - len(before) : ENVELOPE_BEFORE] = before
-    context[ENVELOPE_BEFORE : ENVELOPE_BEFORE + n] = body
-    context[ENVELOPE_BEFORE + n : ENVELOPE_BEFORE + n + len(after)] = after
-    return meter.hop_energies(), _abs_max(body), peak_of(context, sr)
+    meter = PartMeter(sr, z.shape[1], lead, n)
+    for first in range(0, len(z), _BLOCK):
+        meter.add(z[first : first + _BLOCK])
+    return meter.result()
+
+
+class PartMeter:
+    """:func:`part_loudness` fed block by block, so that a part is metered as it is made.
+
+    Feed ``z`` (from ``lead`` samples before the part) in order, in blocks of
+    any length, then call :meth:`result` once; samples past the part's
+    :data:`ENVELOPE_AFTER` of context are ignored.
+    """
+
+    def __init__(self, sr: int, channels: int, lead: int, n: int) -> None:
+        self.sr, self.lead, self.n = sr, lead, n
+        self._meter = Meter(sr, channels, true_peak=False, threads=False, peaks=False)
+        self._fed = 0
+        # the true peak's samples not yet read, after ENVELOPE_BEFORE of context (zeros before the stream)
+        self._pending = np.zeros((max(0, ENVELOPE_BEFORE - lead), channels), dtype=np.float32)
+        self._peaked = 0  # samples of the part read by peak_rows() so far
+        self._sample = self._true = 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        """Take the next samples of ``z``."""
+        at, lead, stop = self._fed, self.lead, self.lead + self.n
+        self._fed += len(block)
+        if at < lead:
+            self._meter.add(block[: lead - at])
+            if self._fed >= lead:
+                self._meter.restart()
+        body = block[max(0, lead - at) : max(0, stop - at)]
+        if len(body):
+            self._meter.add(body)
+            self._sample = max(self._sample, _abs_max(body))
+        context = block[max(0, lead - ENVELOPE_BEFORE - at) : max(0, stop + ENVELOPE_AFTER - at)]
+        if len(context):
+            self._pending = np.concatenate([self._pending, context])
+            ready = len(self._pending) - ENVELOPE_BEFORE - ENVELOPE_AFTER
+            if ready >= _TP_CHUNK:
+                self._peak(min(ready // ROW * ROW, self.n - self._peaked))
+
+    def _peak(self, count: int) -> None:
+        """Read the true peak of the next ``count`` samples of the part (whole rows but at its end)."""
+        z = self._pending[: ENVELOPE_BEFORE + count + ENVELOPE_AFTER]
+        self._true = max(self._true, float(peak_rows(z, self.sr, above=self._true).max(initial=0.0)))
+        self._pending = self._pending[count:]
+        self._peaked += count
+
+    def result(self) -> tuple[np.ndarray, float, float]:
+        """``(hop energies, sample peak, true peak)`` of the part (see :func:`part_loudness`)."""
+        if self._fed < self.lead + self.n:
+            raise ValueError(f"a part metered {self._fed - self.lead} samples of its {self.n}")
+        if self._peaked < self.n:
+            missing = ENVELOPE_BEFORE + self.n - self._peaked + ENVELOPE_AFTER - len(self._pending)
+            if missing > 0:  # the stream ends: zeros after it
+                self._pending = np.concatenate(
+                    [self._pending, np.zeros((missing, self._pending.shape[1]), np.float32)]
+                )
+            self._peak(self.n - self._peaked)
+        return self._meter.hop_energies(), self._sample, self._true
 
 
 def joined(
@@ -754,22 +821,6 @@ def joined(
     sample = max((p[1] for p in parts), default=0.0)
     true = max((max(p[1], p[2]) for p in parts), default=0.0)
     return replace(found, true_peak=_to_db(true), sample_peak=_to_db(sample))
-
-
-def peak_of(z: np.ndarray, sr: int) -> float:
-    """The true peak (linear) of the samples of ``z`` between its context, as :func:`peak_rows` reads them.
-
-    ``z`` has :data:`ENVELOPE_BEFORE` samples of context before the samples
-    of interest and :data:`ENVELOPE_AFTER` after, as for :func:`peak_rows`:
-    a part of a longer stream measured on its own, with its real neighbours
-    (zeros at the ends of the stream give what :class:`Meter` reads there).
-    """
-    n = len(z) - ENVELOPE_BEFORE - ENVELOPE_AFTER
-    best = 0.0
-    for first in range(0, max(n, 0), _TP_CHUNK):
-        part = z[first : first + _TP_CHUNK + ENVELOPE_BEFORE + ENVELOPE_AFTER]
-        best = max(best, float(peak_rows(part, sr, above=best).max(initial=0.0)))
-    return best
 
 
 def _rows_above(magnitude: np.ndarray, rows: int, gain: float, above: float) -> np.ndarray:

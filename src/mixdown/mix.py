@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import BLOCK, as_channels, db_to_gain, resample, valid_audio, write_at
+from .audio import BLOCK, as_channels, db_to_gain, read_at, resample, valid_audio, write_at
 from .errors import AudioError
 
 __all__ = [
@@ -507,7 +507,8 @@ class Rendering:
             for index, first in enumerate(starts):
                 last = min(first + size, stop)
                 voice = np.empty((last - first, channels), dtype=np.float32)
-                _read_at(fd, voice, first * channels * 4)
+                if not read_at(fd, voice, first * channels * 4):
+                    raise AudioError("mix: the voice bus's temporary file ended early (disk full?)")
                 bed = ahead.pop(0).result()
                 if index + 2 < len(starts):
                     later = starts[index + 2]
@@ -544,16 +545,6 @@ def _voice_pass(
             axis=1, dtype=np.float64
         )
         progress(last - first)
-
-
-def _read_at(fd: int, out: np.ndarray, offset: int) -> None:
-    """Fill the float32 array ``out`` from ``offset`` of the file ``fd``."""
-    data = out.data.cast("B")
-    while len(data):
-        done = os.preadv(fd, [data], offset)
-        if done <= 0:
-            raise AudioError("mix: the voice bus's temporary file ended early (disk full?)")
-        data, offset = data[done:], offset + done
 
 
 def leveling_gain(audio: np.ndarray, sr: int, line_lufs: float | None) -> float:

@@ -24,7 +24,7 @@ import io
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["available", "encode", "frame_index", "measure", "measure_part", "samples_per_frame"]
+__all__ = ["Encoder", "available", "encode", "frame_index", "measure", "measure_part", "samples_per_frame"]
 
 _RESERVOIR = 511  # bytes: how far back a frame's data may start (main_data_begin), when it has a reservoir
 _PART_SECONDS = 60.0  # a part of a parallel check
@@ -89,50 +89,75 @@ def samples_per_frame(sr: int) -> int:
 
 
 def encode(samples: np.ndarray, sr: int, *, bitrate: int, vbr: bool, quality: int) -> bytes:
-    """Encode float samples ``[shape=(n, channels)]`` into MP3 frames with no bit reservoir and no tag frame.
+    """Encode float samples ``[shape=(n, channels)]`` into MP3 frames with no bit reservoir and no tag frame."""
+    encoder = Encoder(sr, samples.shape[1], bitrate=bitrate, vbr=vbr, quality=quality)
+    try:
+        return encoder.encode(samples) + encoder.finish()
+    finally:
+        encoder.close()
+
+
+class Encoder:
+    """A LAME encoder fed float blocks ``[shape=(n, channels)]`` in order (see :func:`encode`).
 
     LAME takes the floats as they are (its ``ieee_float`` input): no 16-bit
-    rounding on the way, and no conversion pass here.
+    rounding on the way, and no conversion pass here. Frames have no bit
+    reservoir (each stands on its own) and there is no tag frame.
     """
-    lib = _lame()
-    if lib is None:
-        raise RenderFailed("MP3: LAME's API is not reachable through lameenc; reinstall mixdown")
-    pcm = np.ascontiguousarray(samples, dtype=np.float32)
-    channels = pcm.shape[1]
-    gfp = lib.lame_init()
-    try:
-        lib.lame_set_in_samplerate(gfp, sr)
-        lib.lame_set_out_samplerate(gfp, sr)
-        lib.lame_set_num_channels(gfp, channels)
-        lib.lame_set_quality(gfp, quality)
-        lib.lame_set_disable_reservoir(gfp, 1)
-        lib.lame_set_bWriteVbrTag(gfp, 0)
-        if vbr:
-            lib.lame_set_VBR(gfp, 4)  # vbr_mtrh, as lameenc's set_vbr(4)
-            lib.lame_set_VBR_mean_bitrate_kbps(gfp, bitrate)
-        else:
-            lib.lame_set_brate(gfp, bitrate)
-        with _INIT:
-            if lib.lame_init_params(gfp) < 0:
-                raise RenderFailed(f"MP3: LAME refused {sr} Hz, {channels} channels at {bitrate} kbps")
+
+    _STEP = 1 << 16  # frames per call into LAME
+
+    def __init__(self, sr: int, channels: int, *, bitrate: int, vbr: bool, quality: int) -> None:
+        lib = _lame()
+        if lib is None:
+            raise RenderFailed("MP3: LAME's API is not reachable through lameenc; reinstall mixdown")
+        self._lib, self.channels = lib, channels
+        self._gfp = gfp = lib.lame_init()
+        try:
+            lib.lame_set_in_samplerate(gfp, sr)
+            lib.lame_set_out_samplerate(gfp, sr)
+            lib.lame_set_num_channels(gfp, channels)
+            lib.lame_set_quality(gfp, quality)
+            lib.lame_set_disable_reservoir(gfp, 1)
+            lib.lame_set_bWriteVbrTag(gfp, 0)
+            if vbr:
+                lib.lame_set_VBR(gfp, 4)  # vbr_mtrh, as lameenc's set_vbr(4)
+                lib.lame_set_VBR_mean_bitrate_kbps(gfp, bitrate)
+            else:
+                lib.lame_set_brate(gfp, bitrate)
+            with _INIT:
+                if lib.lame_init_params(gfp) < 0:
+                    raise RenderFailed(f"MP3: LAME refused {sr} Hz, {channels} channels at {bitrate} kbps")
+        except BaseException:
+            self.close()
+            raise
+        self._buffer = ctypes.create_string_buffer(self._STEP * 5 // 4 + 7200)
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        """The frames completed by the next ``samples``."""
+        pcm = np.ascontiguousarray(samples, dtype=np.float32)
         out = bytearray()
-        step = 1 << 16
-        buffer = ctypes.create_string_buffer(step * 5 // 4 + 7200)
-        for first in range(0, len(pcm), step):
-            part = pcm[first : first + step]  # rows of a C-contiguous array: contiguous
-            n = lib.lame_encode_buffer_interleaved_ieee_float(
-                gfp, part.ctypes.data, len(part), buffer, len(buffer)
+        for first in range(0, len(pcm), self._STEP):
+            part = pcm[first : first + self._STEP]  # rows of a C-contiguous array: contiguous
+            n = self._lib.lame_encode_buffer_interleaved_ieee_float(
+                self._gfp, part.ctypes.data, len(part), self._buffer, len(self._buffer)
             )
             if n < 0:
                 raise RenderFailed(f"MP3: LAME failed ({n})")
-            out += buffer.raw[:n]
-        n = lib.lame_encode_flush(gfp, buffer, len(buffer))
+            out += self._buffer.raw[:n]
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        """The last frames (the input ends here)."""
+        n = self._lib.lame_encode_flush(self._gfp, self._buffer, len(self._buffer))
         if n < 0:
             raise RenderFailed(f"MP3: LAME failed to finish ({n})")
-        out += buffer.raw[:n]
-        return bytes(out)
-    finally:
-        lib.lame_close(gfp)
+        return self._buffer.raw[:n]
+
+    def close(self) -> None:
+        if self._gfp:
+            self._lib.lame_close(self._gfp)
+            self._gfp = None
 
 
 def frame_index(data: bytes | memoryview | Any) -> tuple[np.ndarray, int, int, int]:
@@ -171,13 +196,22 @@ def frame_index(data: bytes | memoryview | Any) -> tuple[np.ndarray, int, int, i
 
 def decode(data: bytes, channels: int) -> np.ndarray:
     """Decode MP3 frames (bytes starting on a frame) to float32 ``[shape=(n, channels)]``."""
+    blocks = list(decoded(data, channels))
+    return np.concatenate(blocks) if blocks else np.zeros((0, channels), dtype=np.float32)
+
+
+def decoded(data: bytes, channels: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
+    """:func:`decode` in float32 blocks of up to ``size`` frames."""
     import soundfile as sf
 
     if not data:
-        return np.zeros((0, channels), dtype=np.float32)
+        return
     with sf.SoundFile(io.BytesIO(data)) as fh:
-        pcm: np.ndarray = fh.read(dtype="float32", always_2d=True)
-    return pcm
+        while True:
+            block = fh.read(size, dtype="float32", always_2d=True)
+            if not len(block):
+                return
+            yield block
 
 
 def priming(offsets: np.ndarray) -> int:
@@ -208,15 +242,18 @@ def measure_part(
     ``offsets`` are the frames' (:func:`frame_index`), as far as they are
     known: to frame ``last + 1`` at least, or to the end of the stream.
     """
-    from .loudness import part_loudness
+    from .loudness import PartMeter
 
     count = len(offsets) - 1
     lead = min(first, 2 * part_grid_frames(spf, sr))  # frames metered only to prime the K-weighting
     begin = max(0, first - lead - priming(offsets))
     end = min(count, last + 1)  # a frame more: the true peak's context after the part
-    pcm = decode(read(int(offsets[begin]), int(offsets[end])), channels)
     skip = (first - lead - begin) * spf  # the decoder's priming
-    return part_loudness(pcm[skip:], sr, lead * spf, (last - first) * spf)
+    meter = PartMeter(sr, channels, lead * spf, (last - first) * spf)
+    for block in decoded(read(int(offsets[begin]), int(offsets[end])), channels):
+        meter.add(block[skip:])
+        skip = max(0, skip - len(block))
+    return meter.result()
 
 
 def measure(path: Path) -> Any:

@@ -49,6 +49,7 @@ SEGMENT_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
 _MP3_LEAD = 8  # MP3 frames encoded before a segment and dropped
 _MP3_TAIL = 4  # and after it
+_CHUNK = 1 << 16  # frames a segment takes through all its steps at a time
 _TAIL = 8192  # input read past a segment: the limiter's look-ahead, the MP3 tail, the true peak's context
 
 
@@ -230,70 +231,52 @@ class Segmented:
     def _segment(
         self, index: int, gain: np.float32, aim: float, trim: float
     ) -> tuple[np.ndarray, float, float]:
-        import soundfile as sf
-
-        from .loudness import ENVELOPE_AFTER, part_loudness
+        """Limit, write, encode and meter segment ``index``, a chunk at a time (each chunk goes
+        through every step while it is in the CPU's cache)."""
+        from .audio import blocks_between
+        from .loudness import ENVELOPE_AFTER, PartMeter
         from .master import Limiter
 
         start, stop = self.bounds[index]
+        n = stop - start
         lead = min(start, self._lead)
         end = min(stop + _TAIL, self.frames)
-        with sf.SoundFile(os.fspath(self.mix)) as fh:
-            fh.seek(start - lead)
-            x = fh.read(end - start + lead, dtype="float32", always_2d=True)
         limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
         limiter.aim *= aim
-        out = [limiter.process(x[i : i + (1 << 17)] * gain) for i in range(0, len(x), 1 << 17)]
+        meter = PartMeter(self.sr, self.channels, lead, n)
+        mp3 = _SegmentMp3(self, index, lead) if self.mp3 is not None else None
+        at, crc = 0, 0  # output samples so far (from the lead-in's start), CRC of the WAV bytes
+
+        def take(y: np.ndarray) -> None:
+            nonlocal at, crc
+            if trim != 1.0:
+                y = y * np.float32(trim)  # not in place: the limiter may hand out views of its input
+            body = y[max(0, lead - at) : max(0, lead + n - at)]
+            if len(body):
+                position = start + max(0, at - lead)
+                self.writer.write_at(position, body)
+                if self.wav is not None:
+                    crc = self.wav.write_at(position, body, crc)
+            if mp3 is not None:
+                mp3.take(y, at)
+            meter.add(y)
+            at += len(y)
+
+        for x in blocks_between(self.mix, start - lead, end, _CHUNK):
+            x *= gain
+            take(limiter.process(x))
         if end == self.frames:
-            out.append(limiter.flush())
-        y = np.concatenate(out)
-        if trim != 1.0:
-            y *= np.float32(trim)
-        n = stop - start
-        if len(y) < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
+            take(limiter.flush())
+        if at < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
             raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
-        body = y[lead : lead + n]
-        self.writer.write_at(start, body)
-        if self.wav is not None:
-            self._crcs[index] = self.wav.write_at(start, body)
-        if self.mp3 is not None:
-            self._frames_mp3[index] = self._encode(index, y, lead)
-        part = part_loudness(y, self.sr, lead, n)
+        self._crcs[index] = crc
+        if mp3 is not None:
+            self._frames_mp3[index] = mp3.frames(at)
+        part = meter.result()
         with self._lock:
             self._done += n
             self._progress(self._done)
         return part
-
-    def _encode(self, index: int, y: np.ndarray, lead: int) -> tuple[bytes, np.ndarray]:
-        """The MP3 frames of segment ``index`` and where each starts (with the end), from its
-        output ``y`` (which starts ``lead`` early)."""
-        from . import mp3
-
-        assert self.mp3 is not None
-        _, bitrate, vbr, quality = self.mp3
-        start, stop = self.bounds[index]
-        spf = mp3.samples_per_frame(self.sr)
-        before = min(lead, _MP3_LEAD * spf)
-        last = stop == self.frames
-        after = len(y) - lead - (stop - start)
-        if not last:
-            after = min(_MP3_TAIL * spf, after)
-        data = mp3.encode(
-            y[lead - before : lead + stop - start + after],
-            self.sr,
-            bitrate=bitrate,
-            vbr=vbr,
-            quality=quality,
-        )
-        offsets, _, _, _ = mp3.frame_index(data)
-        first = before // spf
-        keep = len(offsets) - 1 if last else first + (stop - start) // spf
-        if keep > len(offsets) - 1:
-            raise RenderFailed(
-                f"MP3: segment {index} came out {len(offsets) - 1} frames long, short of {keep}"
-            )
-        kept = offsets[first : keep + 1]
-        return data[kept[0] : kept[-1]], kept - kept[0]
 
     # -- the files -------------------------------------------------------------------
 
@@ -310,3 +293,55 @@ class Segmented:
         found = (info.frames, info.channels, info.samplerate, info.subtype)
         if found != (self.frames, self.channels, self.sr, self.wav.subtype):
             raise RenderFailed(f"{self.wav.path.name}: the file's header does not describe what was written")
+
+
+class _SegmentMp3:
+    """The MP3 frames of one segment, encoded as its output is made.
+
+    LAME takes the segment with a few frames of audio on either side
+    (:data:`_MP3_LEAD` before, :data:`_MP3_TAIL` after, but for the ends of
+    the programme); the frames that belong to the segment are kept.
+    """
+
+    def __init__(self, segmented: Segmented, index: int, lead: int) -> None:
+        from . import mp3
+
+        assert segmented.mp3 is not None
+        _, bitrate, vbr, quality = segmented.mp3
+        start, stop = segmented.bounds[index]
+        self.index, self.n, self.last = index, stop - start, stop == segmented.frames
+        self.spf = spf = mp3.samples_per_frame(segmented.sr)
+        before = min(lead, _MP3_LEAD * spf)
+        self.skip = before // spf  # frames before the segment's own
+        # the output samples encoded (counted from the lead-in's start)
+        self.first, self.stop = lead - before, lead + self.n + (0 if self.last else _MP3_TAIL * spf)
+        self.encoder = mp3.Encoder(
+            segmented.sr, segmented.channels, bitrate=bitrate, vbr=vbr, quality=quality
+        )
+        self.data: list[bytes] = []
+
+    def take(self, y: np.ndarray, at: int) -> None:
+        """Encode what of the output ``y`` (which starts at output sample ``at``) is in range."""
+        part = y[max(0, self.first - at) : max(0, self.stop - at)]
+        if len(part):
+            self.data.append(self.encoder.encode(part))
+
+    def frames(self, made: int) -> tuple[bytes, np.ndarray]:
+        """The segment's frames and where each starts (with the end), once ``made`` output
+        samples have been taken."""
+        from . import mp3
+
+        try:
+            if made < self.stop:
+                raise AssertionError("a segment's tail is shorter than its MP3 tail")
+            data = b"".join([*self.data, self.encoder.finish()])
+        finally:
+            self.encoder.close()
+        offsets, _, _, _ = mp3.frame_index(data)
+        keep = len(offsets) - 1 if self.last else self.skip + self.n // self.spf
+        if keep > len(offsets) - 1:
+            raise RenderFailed(
+                f"MP3: segment {self.index} came out {len(offsets) - 1} frames long, short of {keep}"
+            )
+        kept = offsets[self.skip : keep + 1]
+        return data[kept[0] : kept[-1]], kept - kept[0]
