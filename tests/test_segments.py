@@ -200,7 +200,7 @@ def test_frame_index_finds_every_frame_and_refuses_other_data() -> None:
 
 
 def segmented_pass(
-    tmp_path: Path, y: np.ndarray, seconds: float, gain_db: float = 0.0
+    tmp_path: Path, y: np.ndarray, seconds: float, gain_db: float = 0.0, mix_hops: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """Run one segmented pass over ``y``: (the master, the decoded spliced MP3, the measurement)."""
     from mixdown.cache import Cache
@@ -221,6 +221,7 @@ def segmented_pass(
         wav=wav,
         mp3=(tmp_path / "master.mp3", 192, False, 7),
         seconds=seconds,
+        mix_hops=mix_hops,
     )
     found, _, _ = passes(gain_db, 1.0, 1.0)
     writer.commit({"kind": "master"})
@@ -280,6 +281,39 @@ def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: P
     near = np.array([i in splices or i - 1 in splices for i in range(len(rms))]) & loud
     assert near.sum() >= 4 and len(decoded) >= len(master) + delay
     assert rms[near].max() <= 2.0 * np.median(rms[loud])
+
+
+def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    y = programme(30.0, seed=8)
+    mix = Meter(SR, 2, true_peak=False)
+    mix.add(y)
+    touched: list[float] = []
+    result = segments._Energies.result
+
+    def spied(self: Any) -> np.ndarray:
+        touched.append(float(self.dirty.mean()))
+        return result(self)
+
+    monkeypatch.setattr(segments._Energies, "result", spied)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    master, _, found = segmented_pass(
+        tmp_path / "a", y, seconds=4.0, gain_db=6.0, mix_hops=mix.hop_energies()
+    )
+    assert len(touched) == 14 and 0.0 < np.mean(touched) < 1.0 and min(touched) < 0.5  # mix's and metered
+    _, _, metered = segmented_pass(tmp_path / "b", y, seconds=4.0, gain_db=6.0)
+    assert len(touched) == 14  # the second pass metered every hop
+    whole = Meter(SR, 2)
+    whole.add(master)
+    expected = whole.result()
+    for found_ in (found, metered):
+        assert found_.integrated == pytest.approx(expected.integrated, abs=1e-6)
+        assert found_.lra == pytest.approx(expected.lra, abs=1e-5)
+        assert found_.max_momentary == pytest.approx(expected.max_momentary, abs=1e-5)
+        assert found_.max_short_term == pytest.approx(expected.max_short_term, abs=1e-5)
+    assert found.true_peak == metered.true_peak
 
 
 def built_both_ways(

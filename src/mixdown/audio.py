@@ -218,25 +218,25 @@ def read_at(fd: int, out: np.ndarray, offset: int) -> bool:
     return True
 
 
-def float_samples_at(path: str | os.PathLike[str]) -> int | None:
-    """The byte offset of the samples in a 32-bit float WAV or RF64 file (as the cache writes
-    them), or None for any other file: those are read through libsndfile."""
+def float_samples_at(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """Where the samples of a 32-bit float WAV or RF64 file (as the cache writes them) start,
+    and its channels: ``(byte offset, channels)``; None for any other file (libsndfile reads those)."""
     import struct
 
     with open(path, "rb") as fh:
         head = fh.read(1 << 12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return None
-    pos, floats = 12, False
+    pos, channels = 12, 0
     while pos + 8 <= len(head):
         kind, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if kind == b"fmt " and size >= 16:
-            tag, _, _, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            tag, count, _, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
             if tag == 0xFFFE and size >= 40:  # WAVE_FORMAT_EXTENSIBLE: the subformat GUID's first field
                 tag = struct.unpack_from("<H", head, pos + 32)[0]
-            floats = tag == 3 and bits == 32
+            channels = count if tag == 3 and bits == 32 else 0
         elif kind == b"data":
-            return pos + 8 if floats else None
+            return (pos + 8, channels) if channels else None
         pos += 8 + size + (size & 1)
     return None
 
@@ -252,8 +252,8 @@ def blocks_between(
     """
     import soundfile as sf
 
-    offset = float_samples_at(path)
-    if offset is None:
+    found = float_samples_at(path)
+    if found is None:
         with sf.SoundFile(os.fspath(path)) as fh:
             fh.seek(start)
             for first in range(start, stop, size):
@@ -262,7 +262,7 @@ def blocks_between(
                     return
                 yield block
         return
-    channels = sf.info(os.fspath(path)).channels
+    offset, channels = found
     fd = os.open(path, os.O_RDONLY)
     try:
         for first in range(start, stop, size):

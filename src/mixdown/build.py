@@ -387,7 +387,7 @@ def _mastered_in_segments(
     from .audio import Source, WavWriter
     from .deliver import _temporary, subtype_for
     from .lame import quality_for
-    from .master import _MASTER_MARGIN_DB, normalise
+    from .master import _MASTER_MARGIN_DB, Analysis, normalise
     from .segments import Segmented
 
     sr, channels, frames = mixed.sample_rate, mixed.channels, mixed.frames
@@ -405,6 +405,8 @@ def _mastered_in_segments(
         if "mp3" in direct and mp3.available():
             mp3_path = _temporary(stem, "mp3")
             encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
+        if analysis is None or analysis.frames != frames:
+            analysis = Analysis.of(mixed)
         passes = Segmented(
             context.cache.path(plan.key),
             sr,
@@ -415,6 +417,7 @@ def _mastered_in_segments(
             wav=wav,
             mp3=encoding,
             progress=progress.show,
+            mix_hops=analysis.meter.hop_energies(),
         )
         loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
         path = writer.commit(_master_meta(plan, loudness))

@@ -22,7 +22,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +220,12 @@ class ObjectWriter:
         self._file.write_at(start, block)
         with self._lock:
             self.frames += len(block)
+
+    def blocks(self, start: int, stop: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
+        """Read back frames ``[start, stop)`` as written so far, in float32 blocks."""
+        from .audio import blocks_between
+
+        return blocks_between(self._tmp, start, stop, size)
 
     def reset(self) -> None:
         """Start the count of written frames again: everything is about to be written anew."""

@@ -760,12 +760,13 @@ class PartMeter:
 
     Feed ``z`` (from ``lead`` samples before the part) in order, in blocks of
     any length, then call :meth:`result` once; samples past the part's
-    :data:`ENVELOPE_AFTER` of context are ignored.
+    :data:`ENVELOPE_AFTER` of context are ignored. With ``energies=False``
+    only the peaks are read (the caller knows the hop energies otherwise).
     """
 
-    def __init__(self, sr: int, channels: int, lead: int, n: int) -> None:
+    def __init__(self, sr: int, channels: int, lead: int, n: int, *, energies: bool = True) -> None:
         self.sr, self.lead, self.n = sr, lead, n
-        self._meter = Meter(sr, channels, true_peak=False, threads=False, peaks=False)
+        self._meter = Meter(sr, channels, true_peak=False, threads=False, peaks=False) if energies else None
         self._fed = 0
         # the true peak's samples not yet read, after ENVELOPE_BEFORE of context (zeros before the stream)
         self._pending = np.zeros((max(0, ENVELOPE_BEFORE - lead), channels), dtype=np.float32)
@@ -776,13 +777,14 @@ class PartMeter:
         """Take the next samples of ``z``."""
         at, lead, stop = self._fed, self.lead, self.lead + self.n
         self._fed += len(block)
-        if at < lead:
+        if at < lead and self._meter is not None:
             self._meter.add(block[: lead - at])
             if self._fed >= lead:
                 self._meter.restart()
         body = block[max(0, lead - at) : max(0, stop - at)]
         if len(body):
-            self._meter.add(body)
+            if self._meter is not None:
+                self._meter.add(body)
             self._sample = max(self._sample, _abs_max(body))
         context = block[max(0, lead - ENVELOPE_BEFORE - at) : max(0, stop + ENVELOPE_AFTER - at)]
         if len(context):
@@ -809,7 +811,8 @@ class PartMeter:
                     [self._pending, np.zeros((missing, self._pending.shape[1]), np.float32)]
                 )
             self._peak(self.n - self._peaked)
-        return self._meter.hop_energies(), self._sample, self._true
+        hops = self._meter.hop_energies() if self._meter is not None else np.empty(0)
+        return hops, self._sample, self._true
 
 
 def joined(

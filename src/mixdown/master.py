@@ -212,6 +212,9 @@ class Limiter:
         self._done = 0  # output samples produced
         self._fed = 0  # input samples taken
         self.reduction_db = 0.0  # the largest gain reduction applied so far
+        # per row of the output last returned: whether its gain was anything but 1 (a flushed
+        # output's last row may be cut short)
+        self.touched = np.zeros(0, dtype=bool)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Take the next input samples; return the output that is now complete."""
@@ -237,6 +240,7 @@ class Limiter:
 
         buffer, w = self._buffer, self._window
         if count <= 0:
+            self.touched = np.zeros(0, dtype=bool)
             return buffer[:0].copy()
         rows = count // ROW
         # Row peaks for the output rows and the w rows of look-ahead after them.
@@ -246,12 +250,14 @@ class Limiter:
         self._buffer = buffer[count:]
         self._done += count
         if peaks.max(initial=0.0) <= self.aim and self._last == 1.0:
+            self.touched = np.zeros(rows, dtype=bool)
             return x  # nothing to do here, and no release still running (a view: never written to)
         need = self.aim / np.maximum(peaks.astype(np.float64), self.aim)
         gains, self._state, self._history = _row_gains(need, rows, self)
         ends = np.concatenate([[self._last], gains]).astype(np.float32)
         ramp = np.arange(1, ROW + 1, dtype=np.float32) / np.float32(ROW)
         gain = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)
+        self.touched = (ends[:-1] != 1.0) | (ends[1:] != 1.0)
         self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(gains.min())))
         if self._state < 1e-6 and self._history.min() > 1.0 - 1e-6:  # the release has decayed:
             self._state, self._history, self._last = 0.0, np.ones(w), 1.0  # quiet spans pass untouched
@@ -385,9 +391,7 @@ def normalise(
     say = progress or (lambda _: None)
     sr, channels = source.sample_rate, source.channels
     if analysis is None or analysis.frames != source.frames:
-        analysis = Analysis(sr, channels)
-        for block in source.blocks():
-            analysis.add(block)
+        analysis = Analysis.of(source)
     meter, predictor = analysis.meter, analysis.predictor
     loudness = _integrated_of(meter, source.frames, sr, source)
     say(f"measured {loudness:.1f} LUFS")
@@ -444,6 +448,14 @@ class Analysis:
         # no peaks: the predictor keeps row peaks
         self.meter = Meter(sr, channels, true_peak=False, peaks=False, threads=threads)
         self.predictor = _Predictor(sr, channels)
+
+    @classmethod
+    def of(cls, source: Stream) -> Analysis:
+        """The analysis of ``source``, read once."""
+        analysis = cls(source.sample_rate, source.channels)
+        for block in source.blocks():
+            analysis.add(block)
+        return analysis
 
     def add(self, block: np.ndarray) -> None:
         self.meter.add(block)
