@@ -27,6 +27,7 @@ from mixdown.loudness import (
     _design_k_weighting,
     _interpolator,
     measure,
+    row_max,
     true_peak,
 )
 
@@ -397,3 +398,10 @@ def test_channels_weighted_in_pairs_read_as_each_alone(channels: int) -> None:
         meter.add(y[:, c : c + 1])
         alone += weights[c] * meter.hop_energies()
     np.testing.assert_allclose(together.hop_energies(), alone, rtol=1e-12)
+
+
+@pytest.mark.parametrize("width", [1, 32, 64])
+def test_row_max_is_the_largest_of_each_row(width: int) -> None:
+    values = np.abs(np.random.default_rng(width).standard_normal(width * 301)).astype(np.float32)
+    np.testing.assert_array_equal(row_max(values, width), values.reshape(-1, width).max(axis=1))
+    assert row_max(values[:0], width).shape == (0,)

@@ -100,6 +100,7 @@ __all__ = [
     "part_grid",
     "part_loudness",
     "peak_rows",
+    "row_max",
     "true_peak",
 ]
 
@@ -714,9 +715,7 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
     magnitude = np.abs(z[:, 0])
     for c in range(1, z.shape[1]):
         np.maximum(magnitude, np.abs(z[:, c]), out=magnitude)
-    peaks: np.ndarray = (
-        magnitude[ENVELOPE_BEFORE : ENVELOPE_BEFORE + rows * ROW].reshape(rows, ROW).max(axis=1)
-    )
+    peaks: np.ndarray = row_max(magnitude[ENVELOPE_BEFORE : ENVELOPE_BEFORE + rows * ROW], ROW)
     if factor == 1 or rows == 0:
         return peaks
     interp = _interpolator(factor)
@@ -826,6 +825,25 @@ def joined(
     return replace(found, true_peak=_to_db(true), sample_peak=_to_db(sample))
 
 
+def row_max(values: np.ndarray, width: int) -> np.ndarray:
+    """The largest of every ``width`` consecutive ``values`` (1-D, a whole number of rows).
+
+    ``np.maximum.reduceat``: twice as fast as ``reshape(-1, width).max(axis=1)``
+    on rows this short, which numpy reduces one at a time.
+    """
+    if not len(values):
+        return values[:0].copy()
+    found: np.ndarray = np.maximum.reduceat(values, _row_starts(len(values), width))
+    return found
+
+
+@lru_cache(maxsize=8)
+def _row_starts(size: int, width: int) -> np.ndarray:
+    starts = np.arange(0, size, width)
+    starts.flags.writeable = False
+    return starts
+
+
 def _rows_above(magnitude: np.ndarray, rows: int, gain: float, above: float) -> np.ndarray:
     """Indices of the rows whose interpolated values could exceed ``above``.
 
@@ -835,7 +853,7 @@ def _rows_above(magnitude: np.ndarray, rows: int, gain: float, above: float) -> 
     (the interpolator's largest sum of absolute taps).
     """
     blocks = np.empty(rows + 1, dtype=np.float32)
-    blocks[:rows] = magnitude[: rows * _TP_ROW].reshape(rows, _TP_ROW).max(axis=1)
+    blocks[:rows] = row_max(magnitude[: rows * _TP_ROW], _TP_ROW)
     blocks[rows] = magnitude[rows * _TP_ROW :].max()
     bound = np.maximum(blocks[:-1], blocks[1:]) * np.float32(gain * _TP_MARGIN)
     return np.flatnonzero(bound > above)

@@ -530,7 +530,7 @@ class _Predictor:
         self._energy: list[np.ndarray] = []
 
     def add(self, block: np.ndarray) -> None:
-        from .loudness import ROW
+        from .loudness import ROW, row_max
 
         x = np.concatenate([self._carry, block]) if len(self._carry) else block
         rows = len(x) // ROW
@@ -538,7 +538,7 @@ class _Predictor:
         flat = np.ascontiguousarray(body).reshape(rows, -1)  # a row's samples over every channel
         # Short rows: one reduction over magnitudes, and float32 dot products (a prediction:
         # 1e-7 relative is plenty), each twice as fast as max/min or a float64 sum of squares.
-        self._peaks.append(np.abs(flat).max(axis=1))
+        self._peaks.append(row_max(np.abs(flat).reshape(-1), flat.shape[1]))
         self._energy.append(np.einsum("ij,ij->i", flat, flat).astype(np.float64))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
