@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -273,16 +273,20 @@ class Segmented:
             meter.add(y)
             at += len(y)
 
-        for x in blocks_between(self.mix, start - lead, end, _CHUNK):
-            x *= gain
-            take(limiter.process(x))
-        if end == self.frames:
-            take(limiter.flush())
-        if at < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
-            raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+        try:
+            for x in blocks_between(self.mix, start - lead, end, _CHUNK):
+                x *= gain
+                take(limiter.process(x))
+            if end == self.frames:
+                take(limiter.flush())
+            if at < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
+                raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+            if mp3 is not None:
+                self._frames_mp3[index] = mp3.frames(at)
+        finally:
+            if mp3 is not None:
+                mp3.encoder.close()
         self._crcs[index] = crc
-        if mp3 is not None:
-            self._frames_mp3[index] = mp3.frames(at)
         part = meter.result()
         if known is not None:
             part = (known.result(), *part[1:])
@@ -344,12 +348,9 @@ class _SegmentMp3:
         samples have been taken."""
         from . import mp3
 
-        try:
-            if made < self.stop:
-                raise AssertionError("a segment's tail is shorter than its MP3 tail")
-            data = b"".join([*self.data, self.encoder.finish()])
-        finally:
-            self.encoder.close()
+        if made < self.stop:
+            raise AssertionError("a segment's tail is shorter than its MP3 tail")
+        data = b"".join([*self.data, self.encoder.finish()])
         offsets, _, _, _ = mp3.frame_index(data)
         keep = len(offsets) - 1 if self.last else self.skip + self.n // self.spf
         if keep > len(offsets) - 1:
@@ -420,7 +421,9 @@ class _Energies:
             hops[a:b] = meter.hop_energies()
         return hops
 
-    def _read(self, a: int, b: int) -> Any:
+    def _read(self, a: int, b: int) -> Iterator[np.ndarray]:
         """The master's hops ``[a, b)`` of the part, as written."""
-        start = self.start + a * self.hop
-        return self.segmented.writer.blocks(start, self.start + b * self.hop)
+        blocks: Iterator[np.ndarray] = self.segmented.writer.blocks(
+            self.start + a * self.hop, self.start + b * self.hop
+        )
+        return blocks
