@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.signal import correlate
 
+from mixdown import mix as mixing
 from mixdown.audio import as_channels, resample
 from mixdown.errors import AudioError
 from mixdown.mix import _AHEAD, Bed, Cue, Lazy, Line, Mix, MixSettings, Pause, Section, Stems, Sting, mix
@@ -446,3 +449,14 @@ def test_parts_that_do_not_tile_the_programme_are_refused() -> None:
                 pass
     with program.rendering() as rendering, pytest.raises(ValueError, match="cannot render"):
         next(rendering.blocks(hop + 1, n))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="reads Linux's /proc/meminfo")
+def test_the_voice_scratch_is_kept_in_memory_only_when_it_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mixing, "_MEMORY", str(tmp_path))  # stands for /dev/shm
+    assert mixing.scratch_dir(1 << 20) == str(tmp_path)
+    assert mixing.scratch_dir(1 << 60) is None  # more than there is: the temporary directory
+    monkeypatch.setattr(mixing, "_MEMORY", str(tmp_path / "absent"))
+    assert mixing.scratch_dir(1 << 20) is None

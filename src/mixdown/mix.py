@@ -426,7 +426,9 @@ class Rendering:
             )
         if not self._ducked:
             return
-        self._scratch = tempfile.TemporaryFile(prefix="mixdown-voice-")  # noqa: SIM115 - closed by close()
+        self._scratch = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+            prefix="mixdown-voice-", dir=scratch_dir(n * program.channels * 4)
+        )
         try:
             powers = np.zeros(-(-n // hop))
             say = progress or (lambda _: None)
@@ -516,6 +518,31 @@ class Rendering:
                 yield first, Stems(voice, sfx.render(first, last), bed, sr)
         finally:
             beds.shutdown(cancel_futures=True)
+
+
+_MEMORY = "/dev/shm"  # a memory filesystem (tmpfs) on Linux
+_MEMORY_SHARE = 4  # the scratch lives in memory if it takes at most this share of what is free
+
+
+def scratch_dir(size: int) -> str | None:
+    """Where a temporary file of ``size`` bytes that is read back within seconds goes.
+
+    In memory (``/dev/shm``) when it takes at most a quarter of the memory
+    available and of that filesystem's free space: the voice bus of an
+    hour's programme (1.3 GB) is written and read back while the disk is
+    busy making the mix durable, and on disk it was a quarter of the
+    build's writes, for a file nobody keeps (once, on a busy disk, the mix
+    took 35 s instead of 9). A larger one (a ten-hour audiobook on a
+    laptop) goes to the temporary directory, as does any where there is no
+    such filesystem.
+    """
+    try:
+        stat = os.statvfs(_MEMORY)
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            available = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return _MEMORY if size * _MEMORY_SHARE <= min(available, stat.f_bavail * stat.f_frsize) else None
 
 
 def ducking_hop(sr: int) -> int:
