@@ -568,11 +568,14 @@ def _hop_energies(
     return hops, left, zi
 
 
-@lru_cache(maxsize=4)
 def _guard(n: int, k: int = 1) -> np.ndarray:
     """``_GUARD`` with alternating signs, frame by frame, for at least ``n`` frames of ``k``
     interleaved channels (shared: never written to)."""
-    size = 1 << max(n - 1, 1).bit_length()
+    return _guard_pattern(1 << max(n - 1, 1).bit_length(), k)
+
+
+@lru_cache(maxsize=8)
+def _guard_pattern(size: int, k: int) -> np.ndarray:
     pattern = np.full((size, k), _GUARD, dtype=np.float32)
     pattern[1::2] = -_GUARD
     flat = pattern.reshape(-1)
