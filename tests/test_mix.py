@@ -460,3 +460,28 @@ def test_the_voice_scratch_is_kept_in_memory_only_when_it_fits(
     assert mixing.scratch_dir(1 << 60) is None  # more than there is: the temporary directory
     monkeypatch.setattr(mixing, "_MEMORY", str(tmp_path / "absent"))
     assert mixing.scratch_dir(1 << 20) is None
+
+
+def test_a_voice_bus_of_mono_lines_is_kept_mono_and_mixes_as_a_stereo_one() -> None:
+    """Mono lines (as TTS makes them) make a mono voice bus, added to every channel: the mix is
+    the one a stereo bus of the same lines duplicated to both channels makes."""
+    words = [speech_like(2.0, 60)[:, :1], speech_like(1.5, 61)[:, :1], noise(1.2, 62, sr=22050, channels=1)]
+
+    def programme(channels: int) -> list[Section]:
+        first, second, third = (np.repeat(y, channels, axis=1) for y in words)
+        return [
+            Section((Line(first, SR, cues=(Cue(noise(0.3, 63), SR, at=0.5),)), Pause(0.3))),
+            Section((Line(Lazy(len(third), lambda: third, channels), 22050), Line(second, SR))),
+        ]
+
+    bed = Bed(noise(1.0, 64), noise(2.0, 65), noise(1.5, 66), SR, gain_db=-6.0)
+    found = {}
+    for channels in (1, 2):
+        sections = programme(channels)
+        with Mix(sections, bed=bed).rendering() as rendering:
+            assert rendering.voice_channels == channels
+        found[channels] = mix(sections, bed=bed)
+    assert found[1].voice.shape == found[2].voice.shape and found[1].voice.shape[1] == 2
+    for bus in ("voice", "sfx", "music"):
+        np.testing.assert_allclose(getattr(found[1], bus), getattr(found[2], bus), atol=1e-7)
+    assert np.abs(found[1].music).max() > 0.01  # a bed that ducking moved

@@ -305,8 +305,8 @@ def _lazy(context: Context, key: str) -> tuple[Any, int]:
     """A cache object as the mixer's :class:`~mixdown.mix.Lazy` audio, and its rate."""
     from .mix import Lazy
 
-    frames, sr = context.cache.info(key)
-    return Lazy(frames, lambda: context.cache.get(key)[0]), sr
+    frames, sr, channels = context.cache.info(key)
+    return Lazy(frames, lambda: context.cache.get(key)[0], channels), sr
 
 
 def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> float:

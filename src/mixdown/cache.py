@@ -155,12 +155,12 @@ class Cache:
         """
         return ObjectWriter(self, key, sample_rate, channels, frames=frames)
 
-    def info(self, key: str) -> tuple[int, int]:
-        """The length in samples and the sample rate of the object ``key``, from its header."""
+    def info(self, key: str) -> tuple[int, int, int]:
+        """The length in samples, the sample rate and the channels of the object ``key``, from its header."""
         import soundfile as sf
 
         info = sf.info(str(self.path(key)))
-        return int(info.frames), int(info.samplerate)
+        return int(info.frames), int(info.samplerate), int(info.channels)
 
     def _added(self, key: str) -> None:
         with self._lock:

@@ -113,6 +113,7 @@ class Lazy:
 
     frames: int
     load: Callable[[], np.ndarray]
+    channels: int = 0  # as ``load()`` will return them, if known (0: not known)
 
 
 Audio = np.ndarray | Lazy
@@ -415,6 +416,10 @@ class Rendering:
         )
         self._scratch: Any = None
         self._duck: _Ducker | None = None
+        # A voice bus of mono lines (as TTS makes them) is kept mono until it is mixed: half
+        # the scratch file and half the summing; the mix adds it to each channel.
+        lines = program._timeline.voice
+        self.voice_channels = 1 if lines and all(c.mono for c in lines) else program.channels
         hop = program.hop
         if (
             [p for p in parts if p[0] % hop]
@@ -427,7 +432,7 @@ class Rendering:
         if not self._ducked:
             return
         self._scratch = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
-            prefix="mixdown-voice-", dir=scratch_dir(n * program.channels * 4)
+            prefix="mixdown-voice-", dir=scratch_dir(n * self.voice_channels * 4)
         )
         try:
             powers = np.zeros(-(-n // hop))
@@ -437,7 +442,7 @@ class Rendering:
                 start, stop = part
                 bus = _Bus(
                     _overlapping(program._timeline.voice, start, stop),
-                    program.channels,
+                    self.voice_channels,
                     pool,
                     program.sample_rate,
                 )
@@ -452,7 +457,7 @@ class Rendering:
             else:
                 voice(parts[0])
             self._duck = _Ducker(
-                powers / (hop * program.channels),
+                powers / (hop * self.voice_channels),  # mean square per sample of one channel
                 program.sections,
                 program._timeline.starts,
                 n,
@@ -494,7 +499,7 @@ class Rendering:
                 yield first, Stems(speech.render(first, last), sfx.render(first, last), bed, sr)
             return
         assert music is not None and self._duck is not None and self._scratch is not None
-        duck, fd = self._duck, self._scratch.fileno()
+        duck, fd, stored = self._duck, self._scratch.fileno(), self.voice_channels
 
         def ducked_bed(first: int, last: int) -> np.ndarray:
             bed = music.render(first, last)
@@ -508,9 +513,11 @@ class Rendering:
             ahead = [beds.submit(ducked_bed, first, min(first + size, stop)) for first in starts[:2]]
             for index, first in enumerate(starts):
                 last = min(first + size, stop)
-                voice = np.empty((last - first, channels), dtype=np.float32)
-                if not read_at(fd, voice, first * channels * 4):
+                voice = np.empty((last - first, stored), dtype=np.float32)
+                if not read_at(fd, voice, first * stored * 4):
                     raise AudioError("mix: the voice bus's temporary file ended early (disk full?)")
+                if stored < channels:  # a mono bus on every channel (a view: not written to)
+                    voice = np.broadcast_to(voice, (last - first, channels))
                 bed = ahead.pop(0).result()
                 if index + 2 < len(starts):
                     later = starts[index + 2]
@@ -529,10 +536,10 @@ def scratch_dir(size: int) -> str | None:
 
     In memory (``/dev/shm``) when it takes at most a quarter of the memory
     available and of that filesystem's free space: the voice bus of an
-    hour's programme (1.3 GB) is written and read back while the disk is
-    busy making the mix durable, and on disk it was a quarter of the
-    build's writes, for a file nobody keeps (once, on a busy disk, the mix
-    took 35 s instead of 9). A larger one (a ten-hour audiobook on a
+    hour's programme (0.7 GB in mono, 1.4 GB in stereo) is written and read
+    back while the disk is busy making the mix durable, and on disk it was
+    up to a quarter of the build's writes, for a file nobody keeps (once,
+    on a busy disk, the mix took 35 s instead of 9). A larger one (a ten-hour audiobook on a
     laptop) goes to the temporary directory, as does any where there is no
     such filesystem.
     """
@@ -598,6 +605,7 @@ class _Placed:
     start: int
     length: int
     make: Callable[[], np.ndarray]
+    mono: bool = False  # ``make()`` is known to return one channel
 
     @property
     def end(self) -> int:
@@ -675,6 +683,15 @@ def _fixed_length(seconds: float, sr: int, needed: int) -> int:
 def _samples(seconds: float, sr: int) -> int:
     """Convert seconds to a whole number of samples."""
     return int(round(seconds * sr))
+
+
+def _channels_of(audio: Audio) -> int:
+    """The channels ``audio`` has (0 when not known: a :class:`Lazy` that does not say, or
+    audio of the wrong shape, which is refused when it is made)."""
+    if isinstance(audio, Lazy):
+        return audio.channels
+    shape: tuple[int, ...] = tuple(getattr(audio, "shape", ()))
+    return int(shape[1]) if len(shape) == 2 else 0
 
 
 def _frames_at(audio: Audio, sr: int, target: int) -> int:
@@ -767,7 +784,8 @@ def _layout_section(
         length = _frames_at(item.audio, item.sample_rate, sr)
         if isinstance(item, Line):
             make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what, speech=True)
-            timeline.voice.append(_Placed(cursor, length, _fitted(make, length)))
+            mono = _channels_of(item.audio) == 1 or settings.channels == 1
+            timeline.voice.append(_Placed(cursor, length, _fitted(make, length), mono))
             _place_cues(timeline, item.cues, cursor, length, settings, what)
         else:
             make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what)
