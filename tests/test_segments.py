@@ -142,6 +142,20 @@ def test_blocks_between_read_any_range_of_a_file(tmp_path: Path, subtype: str) -
             list(audio.blocks_between(path, 0, len(y), 1 << 16))
 
 
+def test_a_float_wav_being_written_reads_back_what_was_written(tmp_path: Path) -> None:
+    y = programme(1.0, seed=9)
+    writer = WavWriter(tmp_path / "out.wav", SR, 2, "FLOAT", len(y))
+    writer.write_at(0, y[:30000])
+    back = list(writer.blocks(100, 30000, 7000))
+    assert [len(b) for b in back] == [7000] * 4 + [1900]
+    np.testing.assert_array_equal(np.concatenate(back), y[100:30000])
+    writer.close()
+    pcm = WavWriter(tmp_path / "pcm.wav", SR, 2, "PCM_24", len(y))
+    with pytest.raises(ValueError, match="FLOAT"):
+        list(pcm.blocks(0, 10))
+    pcm.close()
+
+
 def test_a_wav_range_written_in_blocks_has_the_crc_of_its_bytes(tmp_path: Path) -> None:
     y = programme(1.0, seed=7)
     writer = WavWriter(tmp_path / "out.wav", SR, 2, "PCM_24", len(y))

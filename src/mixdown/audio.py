@@ -256,11 +256,7 @@ def blocks_between(
     if found is None:
         with sf.SoundFile(os.fspath(path)) as fh:
             fh.seek(start)
-            for first in range(start, stop, size):
-                block = fh.read(min(size, stop - first), dtype="float32", always_2d=True)
-                if not len(block):
-                    return
-                yield block
+            yield from fh.blocks(size, frames=stop - start, dtype="float32", always_2d=True)
         return
     offset, channels = found
     fd = os.open(path, os.O_RDONLY)
@@ -353,7 +349,7 @@ class WavWriter:
             header = b"RIFF" + struct.pack("<I", 4 + len(chunks) + 8 + data) + b"WAVE" + chunks
             header += b"data" + struct.pack("<I", data)
         self._offset = len(header)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)  # read back: crc, blocks
         try:
             os.pwrite(self._fd, header, 0)
             os.ftruncate(self._fd, self._offset + data)
@@ -406,16 +402,23 @@ class WavWriter:
 
         align = self.channels * self.width
         crc, left, offset = 0, frames * align, self._offset + start * align
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            while left:
-                data = os.pread(fd, min(left, 1 << 22), offset)
-                if not data:
-                    return -1
-                crc, left, offset = zlib.crc32(data, crc), left - len(data), offset + len(data)
-        finally:
-            os.close(fd)
+        while left:
+            data = os.pread(self._fd, min(left, 1 << 22), offset)
+            if not data:
+                return -1
+            crc, left, offset = zlib.crc32(data, crc), left - len(data), offset + len(data)
         return crc
+
+    def blocks(self, start: int, stop: int, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Read frames ``[start, stop)`` back as written, in float32 blocks (``FLOAT`` files)."""
+        if self.subtype != "FLOAT":
+            raise ValueError(f"WavWriter reads back FLOAT files, not {self.subtype}")
+        align = self.channels * 4
+        for first in range(start, stop, size):
+            block = np.empty((min(size, stop - first), self.channels), dtype=np.float32)
+            if not read_at(self._fd, block, self._offset + first * align):
+                raise AudioError(f"{self.path}: the file ends before frame {stop}")
+            yield block
 
     def _bytes(self, block: np.ndarray) -> memoryview:
         if self.subtype == "FLOAT":

@@ -223,9 +223,7 @@ class ObjectWriter:
 
     def blocks(self, start: int, stop: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
         """Read back frames ``[start, stop)`` as written so far, in float32 blocks."""
-        from .audio import blocks_between
-
-        return blocks_between(self._tmp, start, stop, size)
+        return self._file.blocks(start, stop, size)
 
     def reset(self) -> None:
         """Start the count of written frames again: everything is about to be written anew."""

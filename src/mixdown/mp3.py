@@ -144,7 +144,7 @@ class Encoder:
             )
             if n < 0:
                 raise RenderFailed(f"MP3: LAME failed ({n})")
-            out += self._buffer.raw[:n]
+            out += ctypes.string_at(self._buffer, n)
         return bytes(out)
 
     def finish(self) -> bytes:
@@ -152,7 +152,7 @@ class Encoder:
         n = self._lib.lame_encode_flush(self._gfp, self._buffer, len(self._buffer))
         if n < 0:
             raise RenderFailed(f"MP3: LAME failed to finish ({n})")
-        return self._buffer.raw[:n]
+        return ctypes.string_at(self._buffer, n)
 
     def close(self) -> None:
         if self._gfp:
@@ -207,7 +207,7 @@ def decoded(data: bytes, channels: int, size: int = 1 << 16) -> Iterator[np.ndar
     if not data:
         return
     with sf.SoundFile(io.BytesIO(data)) as fh:
-        while True:
+        while True:  # to the decoder's end, not the length libsndfile estimates for a stream
             block = fh.read(size, dtype="float32", always_2d=True)
             if not len(block):
                 return

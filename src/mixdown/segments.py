@@ -389,12 +389,10 @@ class _Energies:
         whether the limiter changed it) leaves to be metered."""
         from .loudness import ROW
 
-        lo = max(at, self.lead - len(self.before))
-        hi = min(at + len(y), self.lead)
+        origin = self.lead - len(self.before)  # where the kept hop starts in the output
+        lo, hi = max(at, origin), min(at + len(y), self.lead)
         if lo < hi:
-            self.before[lo - (self.lead - len(self.before)) : hi - (self.lead - len(self.before))] = y[
-                lo - at : hi - at
-            ]
+            self.before[lo - origin : hi - origin] = y[lo - at : hi - at]
         rows = np.flatnonzero(touched[: -(-len(y) // ROW)])
         if not len(rows):
             return
@@ -411,9 +409,8 @@ class _Energies:
         marks = np.flatnonzero(np.diff(np.concatenate([[False], self.dirty, [False]]).astype(np.int8)))
         for a, b in zip(marks[::2], marks[1::2], strict=True):  # runs [a, b) of touched hops
             meter = Meter(segmented.sr, segmented.channels, true_peak=False, threads=False, peaks=False)
-            if a > 0 or len(self.before):
-                prime = self.before if a == 0 else None
-                for block in [prime] if prime is not None else self._read(a - 1, a):
+            if a > 0 or len(self.before):  # primed by the hop before (none at the programme's start)
+                for block in self._read(a - 1, a) if a > 0 else [self.before]:
                     meter.add(block)
                 meter.restart()
             for block in self._read(a, b):
