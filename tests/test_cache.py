@@ -29,6 +29,23 @@ def test_put_get_roundtrip_is_exact(tmp_path: Path) -> None:
     assert KEY in cache and KEY in Cache(tmp_path).keys()
 
 
+def test_info_reads_the_header_as_libsndfile_does(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    cache = Cache(tmp_path)
+    for channels, n, rate in ((1, 4801, 24000), (2, 4800, 48000)):
+        key = f"{channels}{n}" + "0" * 59
+        path = cache.put(key, tone(n, channels), rate, {"renderer": "synth"})
+        info = sf.info(str(path))
+        assert cache.info(key) == (info.frames, info.samplerate, info.channels) == (n, rate, channels)
+    # a truncated object reads as what it holds, as libsndfile reads it
+    os.truncate(path, os.path.getsize(path) - 4 * 2 * 100 - 3)
+    assert cache.info(key)[0] == sf.info(str(path)).frames == 4800 - 101
+    # anything else is read by libsndfile
+    sf.write(str(path), tone(480, 2), 44100, subtype="PCM_16")
+    assert cache.info(key) == (480, 44100, 2)
+
+
 def test_metadata_record_has_facts_and_no_secrets(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     meta = {

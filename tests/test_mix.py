@@ -394,6 +394,29 @@ def test_sections_duck_with_their_own_settings() -> None:
     assert depths[2] == pytest.approx(0.0, abs=0.01)
 
 
+def test_the_ducking_slew_by_runs_is_the_frame_loop_to_the_bit() -> None:
+    from mixdown.mix import _slew, _slew_frames
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(1, 3000))
+        run = np.searchsorted(rng.integers(1, 200, size=60).cumsum(), np.arange(n), side="right")
+        duck = -rng.choice([0.0, 6.0, 12.0, 30.0], size=61)
+        target = np.where(rng.random(61) < 0.6, duck, 0.0)[run]
+        # a section recovers from the one before it; every fifth trial has targets past the depth
+        depth = np.maximum(-duck, np.r_[0.0, -duck[:-1]])[run]
+        if trial % 5 == 0:
+            depth = rng.choice([0.0, 3.0, 12.0], size=61)[run]
+        attack, release = (
+            rng.choice([1.0, 3.0, 17.5], size=61)[run],
+            rng.choice([1.0, 7.0, 40.0], size=61)[run],
+        )
+        fast = _slew(target, depth=depth, attack=attack, release=release)
+        slow = _slew_frames(target.tolist(), depth.tolist(), attack.tolist(), release.tolist(), 0.0)
+        np.testing.assert_array_equal(fast, slow)
+    assert len(_slew(np.zeros(0), depth=np.zeros(0), attack=np.ones(0), release=np.ones(0))) == 0
+
+
 def test_speech_compression_lowers_the_peak_to_loudness_ratio_of_lines() -> None:
     from mixdown.loudness import measure
     from mixdown.speech import SpeechSettings

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -221,22 +221,35 @@ def read_at(fd: int, out: np.ndarray, offset: int) -> bool:
 def float_samples_at(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """Where the samples of a 32-bit float WAV or RF64 file (as the cache writes them) start,
     and its channels: ``(byte offset, channels)``; None for any other file (libsndfile reads those)."""
+    found = float_wav_header(path)
+    return None if found is None else (found[0], found[1])
+
+
+def float_wav_header(path: str | os.PathLike[str]) -> tuple[int, int, int, int | None] | None:
+    """``(byte offset of the samples, channels, sample rate, frames)`` of a 32-bit float WAV or
+    RF64 file, read from its header (frames None for an RF64, whose size is in its ds64
+    chunk); None for any other file."""
     import struct
 
     with open(path, "rb") as fh:
         head = fh.read(1 << 12)
+        length = os.fstat(fh.fileno()).st_size
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return None
-    pos, channels = 12, 0
+    pos, channels, rate = 12, 0, 0
     while pos + 8 <= len(head):
         kind, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if kind == b"fmt " and size >= 16:
-            tag, count, _, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            tag, count, rate, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
             if tag == 0xFFFE and size >= 40:  # WAVE_FORMAT_EXTENSIBLE: the subformat GUID's first field
                 tag = struct.unpack_from("<H", head, pos + 32)[0]
             channels = count if tag == 3 and bits == 32 else 0
         elif kind == b"data":
-            return (pos + 8, channels) if channels else None
+            if not channels:
+                return None
+            # what the file holds, if it is shorter than its header says (as libsndfile reads it)
+            frames = None if head[:4] == b"RF64" else min(size, length - pos - 8) // (channels * 4)
+            return pos + 8, channels, rate, frames
         pos += 8 + size + (size & 1)
     return None
 
@@ -377,12 +390,18 @@ class WavWriter:
         np.clip(q, -scale, scale - 1, out=q)
         return q
 
-    def write_at(self, start: int, block: np.ndarray, crc: int = 0) -> int:
+    @overload
+    def write_at(self, start: int, block: np.ndarray) -> None: ...
+
+    @overload
+    def write_at(self, start: int, block: np.ndarray, crc: int) -> int: ...
+
+    def write_at(self, start: int, block: np.ndarray, crc: int | None = None) -> int | None:
         """Write ``block`` ``[shape=(n, channels)]`` at frame ``start`` (quantized as :meth:`quantized`).
 
-        Returns the CRC-32 of the bytes written (see :meth:`crc`), continuing
-        ``crc``: that of the bytes just before them, for a range written in
-        consecutive blocks.
+        Given ``crc`` (that of the bytes just before them, for a range written
+        in consecutive blocks; 0 to start one), returns the CRC-32 of the
+        bytes written continuing it (see :meth:`crc`).
         """
         import zlib
 
@@ -394,7 +413,7 @@ class WavWriter:
         offset = self._offset + start * self.channels * self.width
         write_at(self._fd, data, offset)
         start_writeback(self._fd, offset, len(data))
-        return zlib.crc32(data, crc)
+        return None if crc is None else zlib.crc32(data, crc)
 
     def crc(self, start: int, frames: int) -> int:
         """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""

@@ -1128,12 +1128,52 @@ def _slew(target: np.ndarray, *, depth: np.ndarray, attack: np.ndarray, release:
     least ``|gain|`` over those times): full depth takes the attack and
     release times, and a section that ducks less (or not at all) still
     recovers from the section before it.
-    A loop over ~100 Hz control frames, not samples.
+
+    :func:`_slew_frames` frame by frame, but computed a run of frames with
+    the same settings at a time: where the step is constant the gain is a
+    running sum (``np.cumsum`` adds in order, as the loop does: the same
+    values to the bit) held at the target once it gets there; frames
+    deeper than the depth (recovering from a deeper section) go one by one.
     """
-    out, gain = [], 0.0
-    rows = zip(target.tolist(), depth.tolist(), attack.tolist(), release.tolist(), strict=True)
-    for value, full, fall, rise in rows:
+    n = len(target)
+    out = np.empty(n)
+    if not n:
+        return out
+    params = np.stack([target, depth, attack, release])
+    starts: list[int] = np.flatnonzero(np.r_[True, (params[:, 1:] != params[:, :-1]).any(axis=0)]).tolist()
+    gain = 0.0
+    for first, last in zip(starts, [*starts[1:], n], strict=True):
+        value, full, fall, rise = params[:, first].tolist()
+        i = first
+        while i < last:
+            if gain < -full:  # deeper than the depth: the span follows the gain, frame by frame
+                out[i] = gain = _slew_frames([value], [full], [fall], [rise], gain)[0]
+                i += 1
+                continue
+            if gain == value:  # there: it stays
+                out[i:last] = gain
+                break
+            falling = value < gain
+            path = np.cumsum(np.r_[gain, np.full(last - i, -full / fall if falling else full / rise)])[1:]
+            (np.maximum if falling else np.minimum)(path, value, out=path)
+            deep = np.flatnonzero(path < -full)  # a target past the depth: frames from there on
+            stop = i + (int(deep[0]) + 1 if len(deep) else len(path))
+            out[i:stop] = path[: stop - i]
+            gain, i = float(out[stop - 1]), stop
+    return out
+
+
+def _slew_frames(
+    target: Sequence[float],
+    depth: Sequence[float],
+    attack: Sequence[float],
+    release: Sequence[float],
+    gain: float,
+) -> list[float]:
+    """The slew of :func:`_slew` frame by frame, from ``gain``."""
+    out = []
+    for value, full, fall, rise in zip(target, depth, attack, release, strict=True):
         span = max(full, -gain)
         gain = max(value, gain - span / fall) if value < gain else min(value, gain + span / rise)
         out.append(gain)
-    return np.asarray(out)
+    return out
