@@ -30,6 +30,7 @@ __all__ = [
     "as_channels",
     "blocks_between",
     "db_to_gain",
+    "gain_frames",
     "read_at",
     "read_audio",
     "resample",
@@ -55,6 +56,20 @@ def valid_audio(y: np.ndarray, *, what: str = "audio") -> np.ndarray:
     if not np.isfinite(y).all():
         raise AudioError(f"{what}: contains NaN or infinite samples")
     return y
+
+
+def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x * gain[:, None]``: each frame of ``x`` ``[shape=(n, channels)]`` times its gain.
+
+    A channel at a time: numpy broadcasts a column over a row of two
+    channels three to four times slower than it multiplies two strided
+    columns (the same products). ``out`` may be ``x``.
+    """
+    if out is None:
+        out = np.empty(x.shape, dtype=np.result_type(x, gain))
+    for c in range(x.shape[1]):
+        np.multiply(x[:, c], gain, out=out[:, c])
+    return out
 
 
 def db_to_gain(db: float) -> float:

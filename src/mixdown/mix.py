@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import BLOCK, as_channels, db_to_gain, read_at, resample, valid_audio, write_at
+from .audio import BLOCK, as_channels, db_to_gain, gain_frames, read_at, resample, valid_audio, write_at
 from .errors import AudioError
 
 __all__ = [
@@ -259,8 +259,13 @@ class Stems:
     sample_rate: int
 
     def mixdown(self) -> np.ndarray:
-        """Return ``voice + sfx + music`` as float32 (unclipped)."""
-        out: np.ndarray = self.voice + self.sfx
+        """Return ``voice + sfx + music`` as float32 (unclipped); a mono voice bus goes to every channel."""
+        if self.voice.shape[1] == 1 < self.sfx.shape[1]:  # a channel at a time (see gain_frames)
+            out = np.empty_like(self.sfx)
+            for c in range(out.shape[1]):
+                np.add(self.voice[:, 0], self.sfx[:, c], out=out[:, c])
+        else:
+            out = self.voice + self.sfx
         out += self.music
         return out
 
@@ -503,7 +508,7 @@ class Rendering:
 
         def ducked_bed(first: int, last: int) -> np.ndarray:
             bed = music.render(first, last)
-            bed *= duck.gain(first, last)[:, None]
+            gain_frames(bed, duck.gain(first, last), out=bed)
             return bed
 
         # The ducked bed of the next block is made on a thread of its own while this one is
