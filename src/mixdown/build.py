@@ -68,8 +68,12 @@ def build_master(context: Context, plan: MixPlan) -> Any:
 
 def _reported(action: Any, context: Context, item: Any) -> Any:
     """Run ``action``; a :class:`MixdownError` becomes doit's ``TaskFailed`` (no traceback)."""
+    from . import stopping
+
+    stopping.install()
     try:
-        return action(context, item)
+        with stopping.action():
+            return action(context, item)
     except MixdownError as err:
         from doit.exceptions import TaskFailed
 
@@ -256,6 +260,11 @@ class _Progress:
         self._lock = threading.Lock()
 
     def show(self, done: int) -> None:
+        """Report ``done`` frames done; raise :class:`~mixdown.stopping.Interrupted` if the build
+        is stopping, so that long steps stop where they report."""
+        from .stopping import check
+
+        check()
         with self._lock:
             if self.long and done >= self._next * self.frames:
                 print(
@@ -272,6 +281,9 @@ class _Progress:
         self.show(done)
 
     def say(self, text: str) -> None:
+        from .stopping import check
+
+        check()
         if self.long:
             print(f"{self.target}  {text}")
 

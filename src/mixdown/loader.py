@@ -132,7 +132,10 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
         """Build the show's tasks; a plain ``run`` gets only missing assets."""
+        from .stopping import install
+
         assert self.root is not None
+        install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
         try:
             self.show = load_show(self.root, registry=self.registry)
         except MixdownError as err:
