@@ -8,7 +8,6 @@ Mono is ``(n, 1)``, never ``(n,)``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -132,9 +131,10 @@ def write_audio_atomic(
     """
     import soundfile as sf
 
+    from .files import temporary_beside
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             sf.write(fh, y, sr, format=format, subtype=subtype)
@@ -487,9 +487,10 @@ def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype
     """Copy ``source`` into a WAV at ``path`` block by block, atomically (RF64 past 4 GiB)."""
     import soundfile as sf
 
+    from .files import temporary_beside
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
         with sf.SoundFile(

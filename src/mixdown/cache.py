@@ -9,8 +9,9 @@ Layout under the cache directory (``cache/`` in the project by default;
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
 first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
-a half-written object. The presence of the ``.wav`` is what marks a key as
-rendered.
+a half-written object (and the next write of the same key removes it once
+it is an hour old: :mod:`mixdown.files`). The presence of the ``.wav`` is
+what marks a key as rendered.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AudioError
+from .files import temporary_beside
 
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
     import numpy as np
@@ -206,9 +207,7 @@ class ObjectWriter:
         self.frames = 0  # written so far
         self._expected = frames
         self._lock = threading.Lock()
-        path = cache.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = temporary_beside(cache.path(key))
         os.close(fd)
         self._tmp = Path(name)
         try:
@@ -280,8 +279,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

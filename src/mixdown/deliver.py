@@ -27,7 +27,6 @@ written as RF64).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -341,7 +340,9 @@ class _Writer:
 
 
 def _temporary(stem: Path, fmt: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{stem.name}.", suffix=f".tmp.{fmt}", dir=stem.parent)
+    from .files import temporary_beside
+
+    fd, name = temporary_beside(stem, f".tmp.{fmt}")
     os.close(fd)
     return Path(name)
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .files import temporary_beside
 
 __all__ = ["load", "read_inputs", "record", "save"]
 
@@ -97,8 +98,7 @@ def load(path: Path) -> Any | None:
 def save(path: Path, value: Any, inputs: set[str]) -> None:
     """Store ``value`` with the signatures of ``inputs``, atomically."""
     signed = [(name, _signature(name)) for name in sorted(inputs)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plan.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump((_environment(), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
