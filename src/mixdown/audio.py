@@ -19,7 +19,7 @@ from .errors import AudioError
 
 _RIFF_BYTES = (1 << 32) - (1 << 16)  # the samples a RIFF WAV can hold, with room for its header
 _WIDTHS = {"FLOAT": 4, "PCM_24": 3, "PCM_16": 2}  # bytes per sample of the WAV subtypes written here
-BLOCK = 1 << 17  # frames per block when a stage streams (2.7 s at 48 kHz, 1 MiB in stereo float32)
+BLOCK = 1 << 18  # frames per block when a stage streams (5.5 s at 48 kHz, 2 MiB in stereo float32)
 
 __all__ = [
     "BLOCK",
