@@ -125,6 +125,30 @@ def test_mp3_encoder_fed_in_blocks_writes_the_frames_of_one_call() -> None:
     assert data == whole and len(mp3.frame_index(data)[0]) > 100
 
 
+@pytest.mark.parametrize(("sr", "bitrate", "channels"), [(48000, 128, 1), (24000, 48, 1), (48000, 192, 2)])
+def test_mp3_encoder_keeps_the_level_and_takes_mono_as_mono(sr: int, bitrate: int, channels: int) -> None:
+    """The decoded MP3 is at the level it was given (LAME's presets would scale it by 0.95-0.97),
+    and a mono programme (an audiobook, Alexa's 24 kHz) is one channel to LAME, not every
+    other sample."""
+    if not mp3.available():
+        pytest.skip("no LAME API")
+    t = np.arange(3 * sr) / sr
+    y = np.repeat((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], channels, axis=1)
+    encoder = mp3.Encoder(sr, channels, bitrate=bitrate, vbr=False, quality=5)
+    try:
+        data = b"".join(encoder.encode(block) for block in np.array_split(y, [1, 1000, 70001]))
+        data += encoder.finish()
+    finally:
+        encoder.close()
+    assert data == mp3.encode(y, sr, bitrate=bitrate, vbr=False, quality=5)
+    offsets, spf, rate, found = mp3.frame_index(data)
+    assert (rate, found) == (sr, channels) and (len(offsets) - 1) * spf == pytest.approx(len(y), abs=3 * spf)
+    decoded = mp3.decode(data, channels)[sr : 2 * sr]
+    assert np.argmax(np.abs(np.fft.rfft(decoded[:, 0]))) == 440  # 1 Hz bins: the tone, at its pitch
+    level = 20 * np.log10(np.sqrt(np.mean(decoded**2)) / (0.3 / np.sqrt(2)))
+    assert abs(level) < 0.02  # dB
+
+
 @pytest.mark.parametrize("subtype", ["FLOAT", "PCM_16"])
 def test_blocks_between_read_any_range_of_a_file(tmp_path: Path, subtype: str) -> None:
     y = programme(2.0, seed=6)
@@ -253,6 +277,34 @@ def segmented_pass(
     assert passes.mp3_found.integrated == pytest.approx(single.integrated, abs=1e-4)
     assert passes.mp3_found.true_peak == pytest.approx(single.true_peak, abs=1e-5)
     return master, decoded, found
+
+
+def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) -> None:
+    from mixdown.cache import Cache
+
+    if not mp3.available():
+        pytest.skip("no LAME API")
+    t = np.arange(14 * SR) / SR  # tones in bursts: in the band a 128 kbps MP3 keeps whole
+    tones = sum(a * np.sin(2 * np.pi * f * t) for a, f in ((0.5, 220.0), (0.3, 1000.0), (0.2, 3100.0)))
+    y = (tones * (0.6 + 0.3 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)[:, None]  # over the gates
+    sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
+    cache = Cache(tmp_path / "cache")
+    writer = cache.writer("cd" + "2" * 62, SR, 1, frames=len(y))
+    passes = segments.Segmented(
+        tmp_path / "mix.wav", SR, 1, len(y), -1.3, writer=writer,
+        mp3=(tmp_path / "master.mp3", 128, False, 7), seconds=4.0,
+    )  # fmt: skip
+    found, _, _ = passes(6.0, 1.0, 1.0)
+    writer.commit({"kind": "master"})
+    master, _ = cache.get("cd" + "2" * 62)
+    data = (tmp_path / "master.mp3").read_bytes()
+    assert mp3.frame_index(data)[3] == 1
+    single = one_pass(tmp_path / "master.mp3")
+    assert passes.mp3_found.integrated == pytest.approx(single.integrated, abs=1e-4)
+    delay = 1105
+    decoded = mp3.decode(data, 1)[delay : delay + len(master)]
+    assert single.integrated == pytest.approx(found.integrated, abs=0.05)  # the master, at its level
+    assert np.corrcoef(decoded[:, 0], master[: len(decoded), 0])[0, 1] > 0.99
 
 
 @pytest.mark.parametrize(("sr", "seconds"), [(48000, 3578.4), (44100, 241.0), (48000, 240.0), (24000, 130.0)])

@@ -1,9 +1,10 @@
 """MP3 encoding in a child process, so that it runs beside the rest of a delivery.
 
-LAME holds the GIL while it encodes, and on a long programme it is the
-slowest step of a delivery: :class:`Mp3Writer` feeds 16-bit PCM to
-``python -m mixdown.lame`` through a pipe, and the parent goes on metering
-and writing the other formats on the other core.
+On a long programme LAME is the slowest step of a delivery:
+:class:`Mp3Writer` feeds 16-bit PCM to ``python -m mixdown.lame`` through a
+pipe, which encodes it with :class:`mixdown.mp3.Encoder` (bit reservoir on,
+at the level it is given), and the parent goes on metering and writing the
+other formats on the other core.
 """
 
 from __future__ import annotations
@@ -82,28 +83,31 @@ class Mp3Writer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Encode 16-bit PCM from stdin to the MP3 file named first: path rate channels kbps vbr quality."""
-    import lameenc
+    """Encode 16-bit PCM from stdin to the MP3 file named first: path rate channels kbps vbr quality.
+
+    LAME through :class:`mixdown.mp3.Encoder`, with its bit reservoir: at the
+    level it is given (see there), one stream.
+    """
+    from .mp3 import Encoder
 
     path, sr, channels, bitrate, vbr, quality = (argv if argv is not None else sys.argv[1:])[:6]
-    encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(int(sr))
-    encoder.set_channels(int(channels))
-    encoder.set_quality(int(quality))
-    if vbr == "1":
-        encoder.set_vbr(4)
-        encoder.set_vbr_mean_bitrate_kbps(int(bitrate))
-    else:
-        encoder.set_bit_rate(int(bitrate))
-    frame = 2 * int(channels)
-    with open(path, "wb") as out:
-        pending = b""
-        while chunk := sys.stdin.buffer.read(_CHUNK):
-            data = pending + chunk
-            whole = len(data) // frame * frame
-            out.write(encoder.encode(data[:whole]))
-            pending = data[whole:]
-        out.write(encoder.flush())
+    count = int(channels)
+    encoder = Encoder(
+        int(sr), count, bitrate=int(bitrate), vbr=vbr == "1", quality=int(quality), reservoir=True
+    )
+    frame = 2 * count
+    try:
+        with open(path, "wb") as out:
+            pending = b""
+            while chunk := sys.stdin.buffer.read(_CHUNK):
+                data = pending + chunk
+                whole = len(data) // frame * frame
+                pcm = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, count)
+                out.write(encoder.encode(pcm.astype(np.float32) / np.float32(32768)))
+                pending = data[whole:]
+            out.write(encoder.finish())
+    finally:
+        encoder.close()
     return 0
 
 

@@ -69,9 +69,13 @@ def _lame() -> Any:
             "lame_set_VBR_mean_bitrate_kbps",
         ):
             getattr(lib, name).argtypes = [void, num]
+        lib.lame_set_scale.argtypes = [void, ctypes.c_float]
+        lib.lame_get_scale.argtypes = [void]
+        lib.lame_get_scale.restype = ctypes.c_float
         lib.lame_init_params.argtypes = [void]
         lib.lame_close.argtypes = [void]
         lib.lame_encode_buffer_interleaved_ieee_float.argtypes = [void, void, num, void, num]
+        lib.lame_encode_buffer_ieee_float.argtypes = [void, void, void, num, void, num]
         lib.lame_encode_flush.argtypes = [void, void, num]
     except (ImportError, OSError, AttributeError):
         return None
@@ -101,36 +105,26 @@ class Encoder:
     """A LAME encoder fed float blocks ``[shape=(n, channels)]`` in order (see :func:`encode`).
 
     LAME takes the floats as they are (its ``ieee_float`` input): no 16-bit
-    rounding on the way, and no conversion pass here. Frames have no bit
-    reservoir (each stands on its own) and there is no tag frame.
+    rounding on the way, and no conversion pass here. By default frames have
+    no bit reservoir (each stands on its own: segments splice); there is no
+    tag frame. The level is the input's: LAME's bitrate presets scale the
+    input down (by 0.95 at 128 kbps, 0.97 at 192) to spare decoders from
+    clipping, which would leave every MP3 0.3-0.45 dB under the loudness it
+    was mastered to; the master's true-peak limiting already leaves room
+    for the codec, and the spec check reads the decoded peaks.
     """
 
     _STEP = 1 << 16  # frames per call into LAME
 
-    def __init__(self, sr: int, channels: int, *, bitrate: int, vbr: bool, quality: int) -> None:
+    def __init__(
+        self, sr: int, channels: int, *, bitrate: int, vbr: bool, quality: int, reservoir: bool = False
+    ) -> None:
         lib = _lame()
         if lib is None:
             raise RenderFailed("MP3: LAME's API is not reachable through lameenc; reinstall mixdown")
         self._lib, self.channels = lib, channels
-        self._gfp = gfp = lib.lame_init()
-        try:
-            lib.lame_set_in_samplerate(gfp, sr)
-            lib.lame_set_out_samplerate(gfp, sr)
-            lib.lame_set_num_channels(gfp, channels)
-            lib.lame_set_quality(gfp, quality)
-            lib.lame_set_disable_reservoir(gfp, 1)
-            lib.lame_set_bWriteVbrTag(gfp, 0)
-            if vbr:
-                lib.lame_set_VBR(gfp, 4)  # vbr_mtrh, as lameenc's set_vbr(4)
-                lib.lame_set_VBR_mean_bitrate_kbps(gfp, bitrate)
-            else:
-                lib.lame_set_brate(gfp, bitrate)
-            with _INIT:
-                if lib.lame_init_params(gfp) < 0:
-                    raise RenderFailed(f"MP3: LAME refused {sr} Hz, {channels} channels at {bitrate} kbps")
-        except BaseException:
-            self.close()
-            raise
+        settings = (sr, channels, bitrate, vbr, quality, reservoir)
+        self._gfp = _configured(lib, *settings, scale=_unity_scale(*settings))
         self._buffer = ctypes.create_string_buffer(self._STEP * 5 // 4 + 7200)
 
     def encode(self, samples: np.ndarray) -> bytes:
@@ -139,9 +133,14 @@ class Encoder:
         out = bytearray()
         for first in range(0, len(pcm), self._STEP):
             part = pcm[first : first + self._STEP]  # rows of a C-contiguous array: contiguous
-            n = self._lib.lame_encode_buffer_interleaved_ieee_float(
-                self._gfp, part.ctypes.data, len(part), self._buffer, len(self._buffer)
-            )
+            if self.channels == 1:  # LAME's interleaved entry reads two samples a frame, always
+                n = self._lib.lame_encode_buffer_ieee_float(
+                    self._gfp, part.ctypes.data, None, len(part), self._buffer, len(self._buffer)
+                )
+            else:
+                n = self._lib.lame_encode_buffer_interleaved_ieee_float(
+                    self._gfp, part.ctypes.data, len(part), self._buffer, len(self._buffer)
+                )
             if n < 0:
                 raise RenderFailed(f"MP3: LAME failed ({n})")
             out += ctypes.string_at(self._buffer, n)
@@ -158,6 +157,45 @@ class Encoder:
         if self._gfp:
             self._lib.lame_close(self._gfp)
             self._gfp = None
+
+
+def _configured(
+    lib: Any, sr: int, channels: int, bitrate: int, vbr: bool, quality: int, reservoir: bool, *, scale: float
+) -> Any:
+    """A LAME encoder with these settings, its parameters initialised (close it with ``lame_close``)."""
+    gfp = lib.lame_init()
+    try:
+        lib.lame_set_in_samplerate(gfp, sr)
+        lib.lame_set_out_samplerate(gfp, sr)
+        lib.lame_set_num_channels(gfp, channels)
+        lib.lame_set_quality(gfp, quality)
+        lib.lame_set_disable_reservoir(gfp, 0 if reservoir else 1)
+        lib.lame_set_bWriteVbrTag(gfp, 0)
+        lib.lame_set_scale(gfp, scale)
+        if vbr:
+            lib.lame_set_VBR(gfp, 4)  # vbr_mtrh, as lameenc's set_vbr(4)
+            lib.lame_set_VBR_mean_bitrate_kbps(gfp, bitrate)
+        else:
+            lib.lame_set_brate(gfp, bitrate)
+        with _INIT:
+            if lib.lame_init_params(gfp) < 0:
+                raise RenderFailed(f"MP3: LAME refused {sr} Hz, {channels} channels at {bitrate} kbps")
+    except BaseException:
+        lib.lame_close(gfp)
+        raise
+    return gfp
+
+
+@lru_cache(maxsize=32)
+def _unity_scale(sr: int, channels: int, bitrate: int, vbr: bool, quality: int, reservoir: bool) -> float:
+    """The input scale that cancels what LAME's preset for these settings multiplies it by."""
+    lib = _lame()
+    gfp = _configured(lib, sr, channels, bitrate, vbr, quality, reservoir, scale=1.0)
+    try:
+        preset = float(lib.lame_get_scale(gfp))
+    finally:
+        lib.lame_close(gfp)
+    return 1.0 / preset if preset > 0 else 1.0
 
 
 def frame_index(data: bytes | memoryview | Any) -> tuple[np.ndarray, int, int, int]:
