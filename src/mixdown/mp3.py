@@ -245,7 +245,15 @@ def decoded(data: bytes, channels: int, size: int = 1 << 16) -> Iterator[np.ndar
     if not data:
         return
     with sf.SoundFile(io.BytesIO(data)) as fh:
-        while True:  # to the decoder's end, not the length libsndfile estimates for a stream
+        # In one read as far as libsndfile expects the stream to go: read in blocks, its mpg123
+        # prints a spurious "part2_3_length ... too large" error wherever a block ends in some
+        # frames of a stream with a bit reservoir (the samples are the same to the last bit but
+        # one). The caller still gets blocks of ``size``.
+        whole = fh.read(dtype="float32", always_2d=True)
+        for first in range(0, len(whole), size):
+            yield whole[first : first + size]
+        del whole
+        while True:  # then to the decoder's end, past the length libsndfile estimates
             block = fh.read(size, dtype="float32", always_2d=True)
             if not len(block):
                 return
