@@ -729,8 +729,9 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
         # A view of the interleaved block: only the busy rows' windows are copied.
         windows = sliding_window_view(z[:width, c], ROW + _TP_TAPS - 1)[::ROW]
         values = _interpolate(windows[busy], interp.matrix)
-        np.maximum(peaks[busy], np.maximum(values.max(axis=1), -values.min(axis=1)), out=values[:, 0])
-        peaks[busy] = values[:, 0]
+        found = row_max(_magnitude_bits(values), values.shape[1]).view(np.float32)  # each row's largest
+        np.maximum(peaks[busy], found, out=found)
+        peaks[busy] = found
     return peaks
 
 
