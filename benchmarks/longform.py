@@ -457,6 +457,8 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool) -> None:
     for key in forced:
         cache.path(key).unlink(missing_ok=True)
         cache.meta_path(key).unlink(missing_ok=True)
+    recipe = cache.side_path(mix.master_key, "recipe.json")  # a long master is cached as its recipe
+    recipe.unlink(missing_ok=True)
     for path in mix.outputs:
         path.unlink(missing_ok=True)
 
@@ -468,7 +470,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool) -> None:
     if not all(p.exists() for p in mix.outputs):
         raise SystemExit(f"the timed doit did not write {', '.join(p.name for p in mix.outputs)}")
     printed = [ln for ln in run.stdout.splitlines() if ln.startswith(f"master:{mix.name}") and "LUFS" in ln]
-    stages = [("mix stored", cache.path(mix.key)), ("master stored", cache.path(mix.master_key))]
+    stages = [("mix stored", cache.path(mix.key)), ("master's recipe stored", recipe)]
     stages += [(f"{p.suffix[1:]} written", p) for p in mix.outputs]
 
     source = cache.path(mix.key)  # the float32 programme before mastering

@@ -16,7 +16,9 @@ from mixdown.audio import WavWriter, db_to_gain
 from mixdown.deliver import _measure_file
 from mixdown.errors import AudioError
 from mixdown.lame import to_pcm16
+from mixdown.loader import load_show
 from mixdown.loudness import Meter, PartMeter, joined, part_grid, part_loudness
+from mixdown.renderers import Registry
 
 from .conftest import BASIC_TOML
 from .test_build import doit
@@ -252,7 +254,6 @@ def segmented_pass(
     sf.write(mix, y, SR, subtype="FLOAT")
     cache = Cache(tmp_path / "cache")
     key = "ab" + "1" * 62
-    writer = cache.writer(key, SR, 2, frames=len(y))
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
     passes = segments.Segmented(
         mix,
@@ -260,16 +261,19 @@ def segmented_pass(
         2,
         len(y),
         -1.3,
-        writer=writer,
         wav=wav,
         mp3=(tmp_path / "master.mp3", 192, False, 7),
         seconds=seconds,
         mix_hops=mix_hops,
     )
     found, _, _ = passes(gain_db, 1.0, trim)
-    writer.commit({"kind": "master"})
     wav.close()
     passes.check_wav_header()
+    # The master's samples, made again from its recipe (as a later delivery has them made)
+    assert passes.recipe is not None and segments.Recipe.from_record(passes.recipe.record()) == passes.recipe
+    writer = cache.writer(key, SR, 2, frames=len(y))
+    segments.write_master(passes.recipe, mix, writer)
+    writer.commit({"kind": "master"})
     master, _ = cache.get(key)
     np.testing.assert_array_equal(sf.read(tmp_path / "master.wav", dtype="float32")[0], wav.quantized(master))
     decoded = mp3.decode((tmp_path / "master.mp3").read_bytes(), 2)
@@ -289,12 +293,14 @@ def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) ->
     y = (tones * (0.6 + 0.3 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)[:, None]  # over the gates
     sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
     cache = Cache(tmp_path / "cache")
-    writer = cache.writer("cd" + "2" * 62, SR, 1, frames=len(y))
     passes = segments.Segmented(
-        tmp_path / "mix.wav", SR, 1, len(y), -1.3, writer=writer,
+        tmp_path / "mix.wav", SR, 1, len(y), -1.3,
         mp3=(tmp_path / "master.mp3", 128, False, 7), seconds=4.0,
     )  # fmt: skip
     found, _, _ = passes(6.0, 1.0, 1.0)
+    assert passes.recipe is not None
+    writer = cache.writer("cd" + "2" * 62, SR, 1, frames=len(y))
+    segments.write_master(passes.recipe, tmp_path / "mix.wav", writer)
     writer.commit({"kind": "master"})
     master, _ = cache.get("cd" + "2" * 62)
     data = (tmp_path / "master.mp3").read_bytes()
@@ -422,6 +428,42 @@ def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
         )
         assert one.integrated == pytest.approx(two.integrated, abs=0.1) and one.true_peak <= -1.0
     assert "LUFS" in out_segmented and "mp3" in out_segmented
+    # The cache keeps each master as its recipe; files lost from build/ are made again from it, the same.
+    loaded = load_show(root, registry=Registry(root, extra=fakes))
+    recipes = [loaded.context.cache.side_path(plan.master_key, "recipe.json") for plan in loaded.plan.mixes]
+    assert all(plan.master_key not in loaded.context.cache for plan in loaded.plan.mixes)
+    stored = [(path.stat().st_ino, path.stat().st_mtime_ns) for path in recipes]
+    made = {path: path.read_bytes() for path in (root / "build").rglob("*.*")}
+    shutil.rmtree(root / "build")
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert {path: path.read_bytes() for path in made} == made
+    assert [(path.stat().st_ino, path.stat().st_mtime_ns) for path in recipes] == stored  # not mastered again
+
+
+def test_a_delivery_reads_a_long_master_made_from_its_recipe(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = show(
+        project_dot_toml=BASIC_TOML + '\n[deliveries.radio]\npreset = "ebu-r128"\nformats = ["wav"]\n'
+    )
+    other, _ = built_both_ways(root, fakes, tmp_path, monkeypatch)
+    segmented, whole = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
+    for plan, same in zip(segmented.plan.mixes, whole.plan.mixes, strict=True):
+        master, sr = segmented.context.cache.get(plan.master_key)  # made from the recipe for the delivery
+        assert len(segments.bounds(len(master), sr)) >= 3
+        np.testing.assert_allclose(master, whole.context.cache.get(same.master_key)[0], atol=1e-4)
+        # and the same as the master's own file, made in the pass
+        wav = root / "build" / f"{plan.name}.wav"
+        written, _ = sf.read(wav, dtype="float32", always_2d=True)
+        assert np.abs(written - master).max() <= 2.0**-23
+    radio = sorted((root / "build").rglob("*.radio.wav"))
+    assert len(radio) == len(segmented.plan.mixes)
+    for path in radio:
+        one, two = _measure_file(path), _measure_file(other / path.relative_to(root))
+        assert one.integrated == pytest.approx(-23.0, abs=0.5) and one.integrated == pytest.approx(
+            two.integrated, abs=0.05
+        )
 
 
 def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

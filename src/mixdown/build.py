@@ -338,16 +338,18 @@ def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> flo
 def _mastered(
     context: Context, plan: MixPlan, deliverable: Any = None, *, threads: bool = True
 ) -> tuple[Any, Any, list[Any]]:
-    """The master of ``plan`` (a block source over its cache object) and its loudness.
+    """The master of ``plan`` (a block source) and its loudness.
 
     Made from the mix if missing: the mix's saved analysis gives the gain,
-    then one limiting pass (rarely more) writes the master into the cache,
-    in parallel segments for a long programme (:mod:`mixdown.segments`),
-    else as one stream. ``deliverable`` ``(stem, delivery, formats)`` names
-    files to write from the master as it is made (formats at the master's
-    rate); those written come back third with their measurements (empty when
-    the master was already cached). ``threads=False`` keeps a streamed pass's
-    metering on one core (an MP3 encoder process has the other).
+    then one limiting pass (rarely more) makes the master, in parallel
+    segments for a long programme (:mod:`mixdown.segments`: the cache keeps
+    its recipe, and the samples are made again only if something reads
+    them), else as one stream into a cache object. ``deliverable`` ``(stem,
+    delivery, formats)`` names files to write from the master as it is made
+    (formats at the master's rate); those written come back third with their
+    measurements (empty when the master was already cached). ``threads=False``
+    keeps a streamed pass's metering on one core (an MP3 encoder process has
+    the other).
     """
     from . import segments
     from .audio import Source
@@ -362,9 +364,9 @@ def _mastered(
     mixed = Source.of_file(cache.path(plan.key))
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-    analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
     if segments.usable(mixed.frames, mixed.sample_rate):
-        return _mastered_in_segments(context, plan, mixed, settings, analysis, progress, deliverable)
+        return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable)
+    analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
     sinks: list[_Tee] = []
 
     def open_sink() -> _Tee:
@@ -399,19 +401,30 @@ def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
 
 
 def _mastered_in_segments(
-    context: Context, plan: MixPlan, mixed: Any, settings: Any, analysis: Any, progress: Any, deliverable: Any
+    context: Context, plan: MixPlan, mixed: Any, settings: Any, progress: Any, deliverable: Any
 ) -> tuple[Any, Any, list[Any]]:
-    """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment."""
+    """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment.
+
+    The master's samples are not stored: its recipe is (``<key>.recipe.json``
+    beside the cache objects), and the master comes back as a
+    :class:`_RecipeMaster`. With a recipe already stored, the files are made
+    in one pass from it, and without files to make there is nothing to do.
+    """
+    import json
+
     from . import mp3
-    from .audio import Source, WavWriter
+    from .audio import WavWriter
     from .deliver import _temporary, subtype_for
     from .lame import quality_for
-    from .master import _MASTER_MARGIN_DB, Analysis, normalise
+    from .master import _MASTER_MARGIN_DB, Analysis, Loudness, normalise
     from .segments import Segmented
 
+    cache = context.cache
     sr, channels, frames = mixed.sample_rate, mixed.channels, mixed.frames
     stem, delivery, direct = deliverable if deliverable is not None else (None, None, [])
-    writer = context.cache.writer(plan.master_key, sr, channels, frames=frames)
+    stored = _stored_recipe(context, plan, mixed)
+    if stored is not None and not direct:
+        return _RecipeMaster(context, plan, *stored), stored[1], []
     wav: Any = None
     mp3_path: Any = None
     try:
@@ -424,22 +437,31 @@ def _mastered_in_segments(
         if "mp3" in direct and mp3.available():
             mp3_path = _temporary(stem, "mp3")
             encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
+        analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
         if analysis is None or analysis.frames != frames:
             analysis = Analysis.of(mixed)
         passes = Segmented(
-            context.cache.path(plan.key),
+            cache.path(plan.key),
             sr,
             channels,
             frames,
-            settings.ceiling_dbtp - _MASTER_MARGIN_DB,
-            writer=writer,
+            stored[0].ceiling_dbtp if stored else settings.ceiling_dbtp - _MASTER_MARGIN_DB,
             wav=wav,
             mp3=encoding,
+            seconds=stored[0].seconds if stored else None,
             progress=progress.show,
             mix_hops=analysis.meter.hop_energies(),
         )
-        loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
-        path = writer.commit(_master_meta(plan, loudness))
+        if stored is not None:  # the files again, from the master's recipe
+            recipe = stored[0]
+            found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
+            loudness = Loudness(found.integrated, found.true_peak, found.lra)
+        else:
+            loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
+            assert passes.recipe is not None
+            recipe = passes.recipe
+            record = {**_master_meta(plan, loudness), "mix": plan.key, "recipe": recipe.record()}
+            cache.put_side(plan.master_key, "recipe.json", json.dumps(record, indent=1).encode("utf-8"))
         written: list[Any] = []
         if wav is not None:
             wav.flush()
@@ -449,14 +471,69 @@ def _mastered_in_segments(
         if mp3_path is not None:
             written.append(("mp3", mp3_path, passes.mp3_found))
     except BaseException:
-        writer.discard()
         for tmp in (wav.path if wav is not None else None, mp3_path):
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         if wav is not None:
             wav.close()
         raise
-    return Source.of_file(path), loudness, written
+    return _RecipeMaster(context, plan, recipe, loudness), loudness, written
+
+
+def _stored_recipe(context: Context, plan: MixPlan, mixed: Any) -> tuple[Any, Any] | None:
+    """The recipe of ``plan``'s segmented master and its loudness, if the cache has them for this mix."""
+    import json
+
+    from .master import Loudness
+    from .segments import Recipe
+
+    try:
+        record = json.loads(context.cache.side_path(plan.master_key, "recipe.json").read_text("utf-8"))
+        recipe = Recipe.from_record(record["recipe"])
+        loudness = Loudness(*(float(v) for v in record["measured"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none, or unreadable: master again
+    if recipe is None or record.get("mix") != plan.key:
+        return None
+    if (recipe.frames, recipe.sample_rate, recipe.channels) != (
+        mixed.frames,
+        mixed.sample_rate,
+        mixed.channels,
+    ):
+        return None
+    return recipe, loudness
+
+
+class _RecipeMaster:
+    """A segmented master as a block source: made into a cache object the first time it is read.
+
+    Most long masters are only ever written to their files, as they are
+    made; a delivery at another loudness or rate, or a file encoded again,
+    reads the master, and then pays for making it (every core limits the mix
+    again, :func:`mixdown.segments.write_master`) once for every target.
+    """
+
+    def __init__(self, context: Context, plan: MixPlan, recipe: Any, loudness: Any) -> None:
+        self.sample_rate, self.channels, self.frames = recipe.sample_rate, recipe.channels, recipe.frames
+        self._context, self._plan, self._recipe, self._loudness = context, plan, recipe, loudness
+        self._source: Any = None
+
+    def blocks(self, size: int | None = None) -> Any:
+        if self._source is None:
+            self._source = self._made()
+        return self._source.blocks() if size is None else self._source.blocks(size)
+
+    def _made(self) -> Any:
+        from .audio import Source
+        from .segments import write_master
+
+        cache, plan = self._context.cache, self._plan
+        if plan.master_key not in cache:
+            progress = _Progress(f"master:{plan.name}", "made from its recipe", self.frames, self.sample_rate)
+            with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
+                write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
+                writer.commit(_master_meta(plan, self._loudness))
+        return Source.of_file(cache.path(plan.master_key))
 
 
 class _Tee:

@@ -10,9 +10,8 @@ tail, runs its own :class:`~mixdown.master.Limiter` (the lead-in brings it
 to the state the whole-stream limiter has there: its release is 80 ms, the
 lead-in over a second), and then
 
-* writes the segment into the master's cache object and into the WAV file,
-  each at its own offset (:class:`~mixdown.audio.WavWriter`), keeping a
-  CRC of the bytes written to the WAV;
+* writes the segment into the WAV file at its own offset
+  (:class:`~mixdown.audio.WavWriter`), keeping a CRC of the bytes written;
 * meters it (:class:`~mixdown.loudness.PartMeter`: hop energies and true
   peak with its real neighbours; the hop energies from the mix's where the
   limiter left the signal alone), the parts joining into the programme's
@@ -28,6 +27,12 @@ exactly what was metered; the header is read through libsndfile once the
 file is closed), and each part of the MP3 is decoded from the file and
 metered. Programmes under two segments take the streaming path
 (:func:`~mixdown.master.master_stream`).
+
+The master itself is not written out: its samples are a function of the
+mix and of the pass's settings (:class:`Recipe`), which the cache keeps
+instead of 1.4 GB of float32 an hour. A later reader (a delivery at another
+loudness or rate, a file to encode again) has :func:`write_master` make the
+samples, in parallel segments, exactly as the pass made them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +50,7 @@ import numpy as np
 
 from .errors import RenderFailed
 
-__all__ = ["SEGMENT_SECONDS", "Segmented", "bounds", "grid", "lead_in", "usable"]
+__all__ = ["SEGMENT_SECONDS", "Recipe", "Segmented", "bounds", "grid", "lead_in", "usable", "write_master"]
 
 SEGMENT_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
@@ -92,17 +98,51 @@ def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
     return len(bounds(frames, sr, seconds)) >= 2
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What makes a segmented master from its mix: the last pass's settings.
+
+    ``gain_db``, ``aim`` and ``trim`` are a :data:`mixdown.master.Pass`'s
+    arguments, ``ceiling_dbtp`` the limiters' ceiling and ``seconds`` the
+    segments' length (:func:`bounds`); ``frames``, ``sample_rate`` and
+    ``channels`` describe the mix it applies to. The same code on the same
+    mix makes the same samples (:func:`write_master`).
+    """
+
+    sample_rate: int
+    channels: int
+    frames: int
+    ceiling_dbtp: float
+    gain_db: float
+    aim: float
+    trim: float
+    seconds: float
+
+    def record(self) -> dict[str, Any]:
+        """The recipe as JSON-ready values (see :meth:`from_record`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Any) -> Recipe | None:
+        """The recipe in ``record``, or None if it is not one."""
+        try:
+            values = {f.name: record[f.name] for f in fields(cls)}
+            return cls(**values)
+        except (KeyError, TypeError):
+            return None
+
+
 class Segmented:
     """The limiting passes of one master, run in parallel segments (see the module's notes).
 
-    ``mix`` is the programme's float file; ``writer`` the master's cache
-    object writer; ``wav`` a :class:`~mixdown.audio.WavWriter` (or None);
+    ``mix`` is the programme's float file; ``wav`` a
+    :class:`~mixdown.audio.WavWriter` (or None);
     ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
     None); ``progress`` is told the frames done so far in the pass;
     ``mix_hops``, the mix's hop energies (its analysis), spare the master
     most of its K-weighting (:class:`_Energies`). Call it as a
     :data:`mixdown.master.Pass`; then close the WAV and
-    :meth:`check_wav_header`.
+    :meth:`check_wav_header`; :attr:`recipe` is the last pass's.
     """
 
     def __init__(
@@ -113,7 +153,6 @@ class Segmented:
         frames: int,
         ceiling_dbtp: float,
         *,
-        writer: Any,
         wav: Any = None,
         mp3: tuple[Path, int, bool, int] | None = None,
         seconds: float | None = None,
@@ -124,8 +163,9 @@ class Segmented:
         # the mix's hop energies (its analysis): the master's, where the limiter leaves it alone
         self.mix_hops = mix_hops if mix_hops is not None and sr % 10 == 0 else None
         self.ceiling_dbtp = ceiling_dbtp
-        self.writer, self.wav, self.mp3 = writer, wav, mp3
-        self.bounds = bounds(frames, sr, seconds)
+        self.wav, self.mp3 = wav, mp3
+        self.seconds = seconds or SEGMENT_SECONDS
+        self.bounds = bounds(frames, sr, self.seconds)
         self._lead = lead_in(sr)
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
@@ -136,6 +176,7 @@ class Segmented:
         self._done = 0
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
         self.mp3_found: Any = None  # and of its MP3, decoded
+        self.recipe: Recipe | None = None  # and what makes its samples again
 
     # -- a pass --------------------------------------------------------------------
 
@@ -151,7 +192,6 @@ class Segmented:
         from .loudness import joined
         from .mp3 import samples_per_frame
 
-        self.writer.reset()
         self._done, self._starts, self._ends = 0, [], []
         gain = np.float32(db_to_gain(gain_db))
         count = len(self.bounds)
@@ -196,6 +236,9 @@ class Segmented:
             total = sum(len(starts) for starts in self._starts)
             self.mp3_found = joined(self.sr, self.channels, total * samples_per_frame(self.sr), measured)
         found = self.found = joined(self.sr, self.channels, self.frames, parts)
+        self.recipe = Recipe(
+            self.sr, self.channels, self.frames, self.ceiling_dbtp, gain_db, aim, trim, self.seconds
+        )
         return found, found.integrated, lambda: None  # a new pass overwrites every segment
 
     def _splice(self, index: int, out: Any) -> None:
@@ -237,53 +280,64 @@ class Segmented:
         start, stop = self.bounds[index]
         return bool(self.wav.crc(start, stop - start) == self._crcs[index])
 
+    def _outputs(
+        self, index: int, gain: np.float32, aim: float, trim: float
+    ) -> Iterator[tuple[np.ndarray, Any]]:
+        """Segment ``index``'s limited output from the start of its lead-in, a chunk at a time:
+        ``(samples, limiter)``, the limiter's :attr:`~mixdown.master.Limiter.touched` describing
+        the samples until the next chunk is asked for. The pass and :func:`write_master` both
+        make the master here, so that they make the same samples."""
+        from .audio import blocks_between
+        from .loudness import ENVELOPE_AFTER
+        from .master import Limiter
+
+        start, stop = self.bounds[index]
+        lead = min(start, self._lead)
+        end = min(stop + _TAIL, self.frames)
+        limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
+        limiter.aim *= aim
+        made = 0
+
+        def out(y: np.ndarray) -> np.ndarray:
+            nonlocal made
+            made += len(y)
+            return y * np.float32(trim) if trim != 1.0 else y  # a copy: the limiter may hand out views
+
+        for x in blocks_between(self.mix, start - lead, end, _CHUNK):
+            x *= gain
+            yield out(limiter.process(x)), limiter
+        if end == self.frames:
+            yield out(limiter.flush()), limiter
+        if made < lead + stop - start + (ENVELOPE_AFTER if stop < self.frames else 0):
+            raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+
     def _segment(
         self, index: int, gain: np.float32, aim: float, trim: float
     ) -> tuple[np.ndarray, float, float]:
         """Limit, write, encode and meter segment ``index``, a chunk at a time (each chunk goes
         through every step while it is in the CPU's cache)."""
-        from .audio import blocks_between
-        from .loudness import ENVELOPE_AFTER, PartMeter
-        from .master import Limiter
+        from .loudness import PartMeter
 
         start, stop = self.bounds[index]
         n = stop - start
         lead = min(start, self._lead)
-        end = min(stop + _TAIL, self.frames)
-        limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
-        limiter.aim *= aim
         known = None
         if self.mix_hops is not None:
             known = _Energies(self, start, lead, n, float(gain) * trim)
         meter = PartMeter(self.sr, self.channels, lead, n, energies=known is None)
         mp3 = _SegmentMp3(self, index, lead) if self.mp3 is not None else None
         at, crc = 0, 0  # output samples so far (from the lead-in's start), CRC of the WAV bytes
-
-        def take(y: np.ndarray) -> None:
-            nonlocal at, crc
-            if trim != 1.0:
-                y = y * np.float32(trim)  # not in place: the limiter may hand out views of its input
-            body = y[max(0, lead - at) : max(0, lead + n - at)]
-            if len(body):
-                position = start + max(0, at - lead)
-                self.writer.write_at(position, body)
-                if self.wav is not None:
-                    crc = self.wav.write_at(position, body, crc)
-            if mp3 is not None:
-                mp3.take(y, at)
-            if known is not None:
-                known.take(y, at, limiter.touched)
-            meter.add(y)
-            at += len(y)
-
         try:
-            for x in blocks_between(self.mix, start - lead, end, _CHUNK):
-                x *= gain
-                take(limiter.process(x))
-            if end == self.frames:
-                take(limiter.flush())
-            if at < lead + n + (ENVELOPE_AFTER if stop < self.frames else 0):
-                raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+            for y, limiter in self._outputs(index, gain, aim, trim):
+                body = y[max(0, lead - at) : max(0, lead + n - at)]
+                if len(body) and self.wav is not None:
+                    crc = self.wav.write_at(start + max(0, at - lead), body, crc)
+                if mp3 is not None:
+                    mp3.take(y, at)
+                if known is not None:
+                    known.take(y, at, limiter.touched)
+                meter.add(y)
+                at += len(y)
             if mp3 is not None:
                 self._frames_mp3[index] = mp3.frames(at)
         finally:
@@ -293,10 +347,24 @@ class Segmented:
         part = meter.result()
         if known is not None:
             part = (known.result(), *part[1:])
-        with self._lock:
-            self._done += n
-            self._progress(self._done)
+        self._count(n)
         return part
+
+    def _count(self, frames: int) -> None:
+        with self._lock:
+            self._done += frames
+            self._progress(self._done)
+
+    def write_body(self, index: int, gain: np.float32, aim: float, trim: float, writer: Any) -> None:
+        """Write segment ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
+        start, stop = self.bounds[index]
+        n, lead, at = stop - start, min(start, self._lead), 0
+        for y, _ in self._outputs(index, gain, aim, trim):
+            body = y[max(0, lead - at) : max(0, lead + n - at)]
+            if len(body):
+                writer.write_at(start + max(0, at - lead), body)
+            at += len(y)
+        self._count(n)
 
     # -- the files -------------------------------------------------------------------
 
@@ -313,6 +381,35 @@ class Segmented:
         found = (info.frames, info.channels, info.samplerate, info.subtype)
         if found != (self.frames, self.channels, self.sr, self.wav.subtype):
             raise RenderFailed(f"{self.wav.path.name}: the file's header does not describe what was written")
+
+
+def write_master(
+    recipe: Recipe, mix: Path, writer: Any, *, progress: Callable[[int], None] | None = None
+) -> None:
+    """Make the master ``recipe`` describes from the float file ``mix`` into ``writer`` (its
+    ``write_at``, from any thread), every core taking segments in turn; ``progress`` is told the
+    frames done so far."""
+    from .audio import db_to_gain
+
+    passes = Segmented(
+        mix, recipe.sample_rate, recipe.channels, recipe.frames, recipe.ceiling_dbtp,
+        seconds=recipe.seconds, progress=progress,
+    )  # fmt: skip
+    gain = np.float32(db_to_gain(recipe.gain_db))
+    count = len(passes.bounds)
+    workers = max(1, min(os.cpu_count() or 1, count))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-segment") as pool:
+        futures = [
+            pool.submit(passes.write_body, index, gain, recipe.aim, recipe.trim, writer)
+            for index in range(count)
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 class _SegmentMp3:
@@ -372,58 +469,87 @@ class _Energies:
     mix's (the mix stage measured it) times the gain squared. Only the hops
     the limiter touched, and the hop after each (where the K-weighting's
     memory of them dies away: its response falls by 1e-11 in 100 ms), are
-    K-weighted from the master as written, each run of them primed by the
+    K-weighted from the output as it is made, each run of them primed by the
     hop before it. In the longform benchmark's hour of speech and music,
     mastered to -16 LUFS, that leaves 42 % of the hops to the mix's figures.
+
+    A hop is settled once the output has passed its end (every row that can
+    mark it has been seen); the output kept between chunks is the hop before
+    the first unsettled one and what follows it, a hop or two.
     """
 
     def __init__(self, segmented: Segmented, start: int, lead: int, n: int, gain: float) -> None:
         assert segmented.mix_hops is not None
-        self.segmented, self.start, self.lead = segmented, start, lead
+        self.sr, self.channels, self.lead = segmented.sr, segmented.channels, lead
         self.hop = segmented.sr // 10
-        first, count = start // self.hop, n // self.hop
-        self.hops = segmented.mix_hops[first : first + count] * (gain * gain)
-        self.dirty = np.zeros(count, dtype=bool)
-        # the lead-in's last hop of output: primes the K-weighting for a touched first hop
-        self.before = np.zeros((self.hop if lead >= self.hop else 0, segmented.channels), np.float32)
+        first, self.count = start // self.hop, n // self.hop
+        self.hops = segmented.mix_hops[first : first + self.count] * (gain * gain)
+        self.dirty = np.zeros(self.count, dtype=bool)
+        self.settled = 0  # hops [0, settled) have their energies
+        # output kept from the last chunk: samples [kept_from, the next chunk's start) of the part
+        self.kept = np.zeros((0, self.channels), np.float32)
+        self.kept_from = -lead  # the output starts with the lead-in
+        self._run: Any = None  # the meter of a run of touched hops still open, and where it started
+        self._run_start = 0
 
     def take(self, y: np.ndarray, at: int, touched: np.ndarray) -> None:
-        """Note which hops output ``y`` (from output sample ``at``; ``touched``: per row of it,
-        whether the limiter changed it) leaves to be metered."""
+        """Take output ``y`` (from output sample ``at``, counted from the lead-in's start;
+        ``touched``: per row of it, whether the limiter changed it)."""
         from .loudness import ROW
 
-        origin = self.lead - len(self.before)  # where the kept hop starts in the output
-        lo, hi = max(at, origin), min(at + len(y), self.lead)
-        if lo < hi:
-            self.before[lo - origin : hi - origin] = y[lo - at : hi - at]
+        hop, p0 = self.hop, at - self.lead  # where y starts in the part
         rows = np.flatnonzero(touched[: -(-len(y) // ROW)])
-        if not len(rows):
-            return
-        first = at + rows * ROW - self.lead  # the rows' first and last samples, in the part
-        hops = np.concatenate([first // self.hop, (first + ROW - 1) // self.hop + 1, first // self.hop + 1])
-        hops = hops[(hops >= 0) & (hops < len(self.dirty))]
-        self.dirty[hops] = True
+        if len(rows):
+            first = p0 + rows * ROW  # the rows' first samples, in the part
+            hops = np.concatenate([first // hop, (first + ROW - 1) // hop + 1, first // hop + 1])
+            self.dirty[hops[(hops >= 0) & (hops < self.count)]] = True
+        end = p0 + len(y)
+        upto = min(self.count, max(0, end) // hop)
+        if upto > self.settled:
+            self._settle(upto, y, p0)
+        keep = min(end, max((self.settled - 1) * hop, -hop, self.kept_from))
+        self.kept, self.kept_from = self._span(keep, end, y, p0).copy(), keep
+
+    def _span(self, a: int, b: int, y: np.ndarray, p0: int) -> np.ndarray:
+        """Samples ``[a, b)`` of the part, from what was kept and the chunk ``y`` at ``p0``."""
+        if a >= p0:
+            return y[a - p0 : b - p0]
+        if a < self.kept_from:
+            raise AssertionError("a run of touched hops reaches back past the output kept")
+        return np.concatenate([self.kept[a - self.kept_from : b - self.kept_from], y[: max(0, b - p0)]])
+
+    def _settle(self, upto: int, y: np.ndarray, p0: int) -> None:
+        """Give hops ``[settled, upto)`` their energies: K-weight the runs of touched ones."""
+        from .loudness import Meter
+
+        hop, base = self.hop, self.settled
+        dirty = self.dirty[base:upto]
+        if self._run is not None and not dirty[0]:
+            self._close(base)  # the open run ended with the last stretch
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], dirty, [False]]).astype(np.int8))) + base
+        for a, b in zip(edges[::2], edges[1::2], strict=True):  # runs [a, b) of touched hops
+            if self._run is None:  # a new run, primed by the hop before it (none before the programme)
+                self._run = Meter(self.sr, self.channels, true_peak=False, threads=False, peaks=False)
+                self._run_start = a
+                if a > 0 or self.lead >= hop:
+                    self._run.add(self._span((a - 1) * hop, a * hop, y, p0))
+                    self._run.restart()
+            self._run.add(self._span(a * hop, b * hop, y, p0))
+            if b < upto:
+                self._close(b)
+        self.settled = upto
+
+    def _close(self, stop: int) -> None:
+        """End the open run at hop ``stop``: its hops' energies are the meter's."""
+        assert self._run is not None
+        energies = self._run.hop_energies()
+        self.hops[self._run_start : stop] = energies[: stop - self._run_start]
+        self._run = None
 
     def result(self) -> np.ndarray:
         """The segment's hop energies."""
-        from .loudness import Meter
-
-        hops, segmented = self.hops, self.segmented
-        marks = np.flatnonzero(np.diff(np.concatenate([[False], self.dirty, [False]]).astype(np.int8)))
-        for a, b in zip(marks[::2], marks[1::2], strict=True):  # runs [a, b) of touched hops
-            meter = Meter(segmented.sr, segmented.channels, true_peak=False, threads=False, peaks=False)
-            if a > 0 or len(self.before):  # primed by the hop before (none at the programme's start)
-                for block in self._read(a - 1, a) if a > 0 else [self.before]:
-                    meter.add(block)
-                meter.restart()
-            for block in self._read(a, b):
-                meter.add(block)
-            hops[a:b] = meter.hop_energies()
-        return hops
-
-    def _read(self, a: int, b: int) -> Iterator[np.ndarray]:
-        """The master's hops ``[a, b)`` of the part, as written."""
-        blocks: Iterator[np.ndarray] = self.segmented.writer.blocks(
-            self.start + a * self.hop, self.start + b * self.hop
-        )
-        return blocks
+        if self.settled < self.count:
+            raise AssertionError("a segment's output stopped before its last hop")
+        if self._run is not None:
+            self._close(self.count)
+        return self.hops
