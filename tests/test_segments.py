@@ -360,9 +360,11 @@ def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: P
     assert rms[near].max() <= 2.0 * np.median(rms[loud])
 
 
+@pytest.mark.parametrize("chunk", [segments._CHUNK, 3000])  # chunks that end anywhere in a hop
 def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
+    monkeypatch.setattr(segments, "_CHUNK", chunk)
     y = programme(30.0, seed=8)
     mix = Meter(SR, 2, true_peak=False)
     mix.add(y)
@@ -439,6 +441,12 @@ def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
     assert code == 0, out + err
     assert {path: path.read_bytes() for path in made} == made
     assert [(path.stat().st_ino, path.stat().st_mtime_ns) for path in recipes] == stored  # not mastered again
+    # A recipe that does not read (a disk error, a hand edit) is mastered again, to the same files.
+    recipes[0].write_text("{not json")
+    shutil.rmtree(root / "build")
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert {path: path.read_bytes() for path in made} == made and recipes[0].read_text().startswith("{\n")
 
 
 def test_a_delivery_reads_a_long_master_made_from_its_recipe(
