@@ -5,6 +5,8 @@ Layout under the cache directory (``cache/`` in the project by default;
 
     objects/ab/abcdef….wav    float32 WAV, immutable, named by content key
     objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
+    objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
+                              mix's analysis.npz, a long master's recipe.json
 
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
