@@ -106,7 +106,9 @@ class Recipe:
     arguments, ``ceiling_dbtp`` the limiters' ceiling and ``seconds`` the
     segments' length (:func:`bounds`); ``frames``, ``sample_rate`` and
     ``channels`` describe the mix it applies to. The same code on the same
-    mix makes the same samples (:func:`write_master`).
+    mix makes the same samples (:func:`write_master`); a change to what
+    they make changes :data:`mixdown.graph.MASTER_VERSION`, and with it the
+    key the recipe is kept under.
     """
 
     sample_rate: int
