@@ -397,17 +397,17 @@ def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
 
 
 def built_both_ways(
-    root: Path, fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> tuple[Path, str]:
     """Build a copy of the show ``root`` as it is (programmes of a few seconds: one segment, one
     part), then ``root`` itself with one-second segments (every master cut into segments, every
-    mix into halves); return the copy and the second build's output."""
+    mix into halves) and doit's ``args``; return the copy and the second build's output."""
     other = tmp_path.parent / f"{tmp_path.name}-whole"
     shutil.copytree(root, other)
     code, out, err = doit(other, fakes)
     assert code == 0, out + err
     monkeypatch.setattr(segments, "SEGMENT_SECONDS", 1.0)
-    code, out, err = doit(root, fakes)
+    code, out, err = doit(root, fakes, *args)
     assert code == 0, out + err
     return other, out
 
@@ -452,10 +452,18 @@ def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
 def test_a_delivery_reads_a_long_master_made_from_its_recipe(
     show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = show(
-        project_dot_toml=BASIC_TOML + '\n[deliveries.radio]\npreset = "ebu-r128"\nformats = ["wav"]\n'
-    )
-    other, _ = built_both_ways(root, fakes, tmp_path, monkeypatch)
+    deliveries = """
+        [deliveries.radio]
+        preset = "ebu-r128"
+        formats = ["wav"]
+
+        [deliveries.loud]
+        preset = "streaming"
+        formats = ["flac"]
+        """
+    root = show(project_dot_toml=BASIC_TOML + deliveries)
+    # two workers: both deliveries of a master may ask for it at once
+    other, _ = built_both_ways(root, fakes, tmp_path, monkeypatch, "-n", "2")
     segmented, whole = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
     for plan, same in zip(segmented.plan.mixes, whole.plan.mixes, strict=True):
         master, sr = segmented.context.cache.get(plan.master_key)  # made from the recipe for the delivery
@@ -467,9 +475,11 @@ def test_a_delivery_reads_a_long_master_made_from_its_recipe(
         assert np.abs(written - master).max() <= 2.0**-23
     radio = sorted((root / "build").rglob("*.radio.wav"))
     assert len(radio) == len(segmented.plan.mixes)
-    for path in radio:
+    loud = sorted((root / "build").rglob("*.loud.flac"))
+    assert len(loud) == len(segmented.plan.mixes)
+    for path, target in [*((p, -23.0) for p in radio), *((p, -14.0) for p in loud)]:
         one, two = _measure_file(path), _measure_file(other / path.relative_to(root))
-        assert one.integrated == pytest.approx(-23.0, abs=0.5) and one.integrated == pytest.approx(
+        assert one.integrated == pytest.approx(target, abs=0.5) and one.integrated == pytest.approx(
             two.integrated, abs=0.05
         )
 
