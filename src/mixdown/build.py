@@ -353,19 +353,19 @@ def _mastered(
     """
     from . import segments
     from .audio import Source
-    from .master import Analysis, Loudness, MasterSettings
+    from .master import Analysis, MasterSettings
 
     cache = context.cache
     if plan.master_key in cache:
-        meta = cache.meta(plan.master_key)
-        found = meta.get("measured")
-        loudness = Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
-        return Source.of_file(cache.path(plan.master_key)), loudness, []
+        return Source.of_file(cache.path(plan.master_key)), _measured(cache.meta(plan.master_key)), []
+    stored = _stored_recipe(context, plan)
+    if stored is not None and not (deliverable and deliverable[2]):
+        return _RecipeMaster(context, plan, *stored), stored[1], []  # no files to make
     mixed = Source.of_file(cache.path(plan.key))
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-    if segments.usable(mixed.frames, mixed.sample_rate):
-        return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable)
+    if stored is not None or segments.usable(mixed.frames, mixed.sample_rate):
+        return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable, stored)
     analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
     sinks: list[_Tee] = []
 
@@ -400,15 +400,29 @@ def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
     return {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
 
 
+def _measured(meta: dict[str, Any]) -> Any:
+    """The :class:`~mixdown.master.Loudness` a :func:`_master_meta` record holds, or None."""
+    from .master import Loudness
+
+    found = meta.get("measured")
+    return Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
+
+
 def _mastered_in_segments(
-    context: Context, plan: MixPlan, mixed: Any, settings: Any, progress: Any, deliverable: Any
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Any,
+    deliverable: Any,
+    stored: tuple[Any, Any] | None,
 ) -> tuple[Any, Any, list[Any]]:
     """:func:`_mastered` for a long programme: every core limits, writes, meters and encodes a segment.
 
     The master's samples are not stored: its recipe is (``<key>.recipe.json``
     beside the cache objects), and the master comes back as a
-    :class:`_RecipeMaster`. With a recipe already stored, the files are made
-    in one pass from it, and without files to make there is nothing to do.
+    :class:`_RecipeMaster`. With a recipe already ``stored`` (and its
+    loudness), the files are made in one pass from it.
     """
     import json
 
@@ -422,9 +436,6 @@ def _mastered_in_segments(
     cache = context.cache
     sr, channels, frames = mixed.sample_rate, mixed.channels, mixed.frames
     stem, delivery, direct = deliverable if deliverable is not None else (None, None, [])
-    stored = _stored_recipe(context, plan, mixed)
-    if stored is not None and not direct:
-        return _RecipeMaster(context, plan, *stored), stored[1], []
     wav: Any = None
     mp3_path: Any = None
     try:
@@ -460,7 +471,7 @@ def _mastered_in_segments(
             loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
             assert passes.recipe is not None
             recipe = passes.recipe
-            record = {**_master_meta(plan, loudness), "mix": plan.key, "recipe": recipe.record()}
+            record = {**_master_meta(plan, loudness), "recipe": recipe.record()}
             cache.put_side(plan.master_key, "recipe.json", json.dumps(record, indent=1).encode("utf-8"))
         written: list[Any] = []
         if wav is not None:
@@ -480,28 +491,19 @@ def _mastered_in_segments(
     return _RecipeMaster(context, plan, recipe, loudness), loudness, written
 
 
-def _stored_recipe(context: Context, plan: MixPlan, mixed: Any) -> tuple[Any, Any] | None:
-    """The recipe of ``plan``'s segmented master and its loudness, if the cache has them for this mix."""
+def _stored_recipe(context: Context, plan: MixPlan) -> tuple[Any, Any] | None:
+    """The recipe of ``plan``'s segmented master and its loudness, if the cache has them (the
+    master's key names its mix: a recipe under it is that mix's)."""
     import json
 
-    from .master import Loudness
     from .segments import Recipe
 
     try:
         record = json.loads(context.cache.side_path(plan.master_key, "recipe.json").read_text("utf-8"))
-        recipe = Recipe.from_record(record["recipe"])
-        loudness = Loudness(*(float(v) for v in record["measured"]))
+        recipe, loudness = Recipe.from_record(record["recipe"]), _measured(record)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none, or unreadable: master again
-    if recipe is None or record.get("mix") != plan.key:
-        return None
-    if (recipe.frames, recipe.sample_rate, recipe.channels) != (
-        mixed.frames,
-        mixed.sample_rate,
-        mixed.channels,
-    ):
-        return None
-    return recipe, loudness
+    return (recipe, loudness) if recipe is not None and loudness is not None else None
 
 
 class _RecipeMaster:
@@ -509,8 +511,8 @@ class _RecipeMaster:
 
     Most long masters are only ever written to their files, as they are
     made; a delivery at another loudness or rate, or a file encoded again,
-    reads the master, and then pays for making it (every core limits the mix
-    again, :func:`mixdown.segments.write_master`) once for every target.
+    reads the master, and the first to read it pays for making it (every
+    core limits the mix again, :func:`mixdown.segments.write_master`).
     """
 
     def __init__(self, context: Context, plan: MixPlan, recipe: Any, loudness: Any) -> None:

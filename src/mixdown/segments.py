@@ -284,11 +284,12 @@ class Segmented:
 
     def _outputs(
         self, index: int, gain: np.float32, aim: float, trim: float
-    ) -> Iterator[tuple[np.ndarray, Any]]:
+    ) -> Iterator[tuple[np.ndarray, int, Any]]:
         """Segment ``index``'s limited output from the start of its lead-in, a chunk at a time:
-        ``(samples, limiter)``, the limiter's :attr:`~mixdown.master.Limiter.touched` describing
-        the samples until the next chunk is asked for. The pass and :func:`write_master` both
-        make the master here, so that they make the same samples."""
+        ``(samples, where they start in that output, limiter)``, the limiter's
+        :attr:`~mixdown.master.Limiter.touched` describing the samples until the next chunk is
+        asked for. The pass and :func:`write_master` both make the master here, so that they
+        make the same samples."""
         from .audio import blocks_between
         from .loudness import ENVELOPE_AFTER
         from .master import Limiter
@@ -300,16 +301,18 @@ class Segmented:
         limiter.aim *= aim
         made = 0
 
-        def out(y: np.ndarray) -> np.ndarray:
+        def out(y: np.ndarray) -> tuple[np.ndarray, int, Any]:
             nonlocal made
             made += len(y)
-            return y * np.float32(trim) if trim != 1.0 else y  # a copy: the limiter may hand out views
+            if trim != 1.0:
+                y = y * np.float32(trim)  # a copy: the limiter may hand out views of its input
+            return y, made - len(y), limiter
 
         for x in blocks_between(self.mix, start - lead, end, _CHUNK):
             x *= gain
-            yield out(limiter.process(x)), limiter
+            yield out(limiter.process(x))
         if end == self.frames:
-            yield out(limiter.flush()), limiter
+            yield out(limiter.flush())
         if made < lead + stop - start + (ENVELOPE_AFTER if stop < self.frames else 0):
             raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
 
@@ -328,20 +331,20 @@ class Segmented:
             known = _Energies(self, start, lead, n, float(gain) * trim)
         meter = PartMeter(self.sr, self.channels, lead, n, energies=known is None)
         mp3 = _SegmentMp3(self, index, lead) if self.mp3 is not None else None
-        at, crc = 0, 0  # output samples so far (from the lead-in's start), CRC of the WAV bytes
+        crc = 0  # of the WAV bytes written
         try:
-            for y, limiter in self._outputs(index, gain, aim, trim):
-                body = y[max(0, lead - at) : max(0, lead + n - at)]
-                if len(body) and self.wav is not None:
-                    crc = self.wav.write_at(start + max(0, at - lead), body, crc)
+            for y, at, limiter in self._outputs(index, gain, aim, trim):
+                if self.wav is not None:
+                    offset, body = _body(y, at, lead, n)
+                    if len(body):
+                        crc = self.wav.write_at(start + offset, body, crc)
                 if mp3 is not None:
                     mp3.take(y, at)
                 if known is not None:
                     known.take(y, at, limiter.touched)
                 meter.add(y)
-                at += len(y)
             if mp3 is not None:
-                self._frames_mp3[index] = mp3.frames(at)
+                self._frames_mp3[index] = mp3.frames()
         finally:
             if mp3 is not None:
                 mp3.encoder.close()
@@ -360,12 +363,11 @@ class Segmented:
     def write_body(self, index: int, gain: np.float32, aim: float, trim: float, writer: Any) -> None:
         """Write segment ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
         start, stop = self.bounds[index]
-        n, lead, at = stop - start, min(start, self._lead), 0
-        for y, _ in self._outputs(index, gain, aim, trim):
-            body = y[max(0, lead - at) : max(0, lead + n - at)]
+        n, lead = stop - start, min(start, self._lead)
+        for y, at, _ in self._outputs(index, gain, aim, trim):
+            offset, body = _body(y, at, lead, n)
             if len(body):
-                writer.write_at(start + max(0, at - lead), body)
-            at += len(y)
+                writer.write_at(start + offset, body)
         self._count(n)
 
     # -- the files -------------------------------------------------------------------
@@ -383,6 +385,12 @@ class Segmented:
         found = (info.frames, info.channels, info.samplerate, info.subtype)
         if found != (self.frames, self.channels, self.sr, self.wav.subtype):
             raise RenderFailed(f"{self.wav.path.name}: the file's header does not describe what was written")
+
+
+def _body(y: np.ndarray, at: int, lead: int, n: int) -> tuple[int, np.ndarray]:
+    """Where in its segment the output ``y`` (from output sample ``at``, counted from the start
+    of a ``lead``-sample lead-in) starts to belong, and the samples of ``y`` that do (of ``n``)."""
+    return max(0, at - lead), y[max(0, lead - at) : max(0, lead + n - at)]
 
 
 def write_master(
@@ -438,19 +446,20 @@ class _SegmentMp3:
             segmented.sr, segmented.channels, bitrate=bitrate, vbr=vbr, quality=quality
         )
         self.data: list[bytes] = []
+        self.made = 0  # output samples taken so far
 
     def take(self, y: np.ndarray, at: int) -> None:
         """Encode what of the output ``y`` (which starts at output sample ``at``) is in range."""
+        self.made = at + len(y)
         part = y[max(0, self.first - at) : max(0, self.stop - at)]
         if len(part):
             self.data.append(self.encoder.encode(part))
 
-    def frames(self, made: int) -> tuple[bytes, np.ndarray]:
-        """The segment's frames and where each starts (with the end), once ``made`` output
-        samples have been taken."""
+    def frames(self) -> tuple[bytes, np.ndarray]:
+        """The segment's frames and where each starts (with the end), once its output is all taken."""
         from . import mp3
 
-        if made < self.stop:
+        if self.made < self.stop:
             raise AssertionError("a segment's tail is shorter than its MP3 tail")
         data = b"".join([*self.data, self.encoder.finish()])
         offsets, _, _, _ = mp3.frame_index(data)
@@ -488,9 +497,8 @@ class _Energies:
         self.hops = segmented.mix_hops[first : first + self.count] * (gain * gain)
         self.dirty = np.zeros(self.count, dtype=bool)
         self.settled = 0  # hops [0, settled) have their energies
-        # output kept from the last chunk: samples [kept_from, the next chunk's start) of the part
+        # the output kept from the last chunk: the samples just before the next one
         self.kept = np.zeros((0, self.channels), np.float32)
-        self.kept_from = -lead  # the output starts with the lead-in
         self._run: Any = None  # the meter of a run of touched hops still open, and where it started
         self._run_start = 0
 
@@ -509,16 +517,17 @@ class _Energies:
         upto = min(self.count, max(0, end) // hop)
         if upto > self.settled:
             self._settle(upto, y, p0)
-        keep = min(end, max((self.settled - 1) * hop, -hop, self.kept_from))
-        self.kept, self.kept_from = self._span(keep, end, y, p0).copy(), keep
+        keep = min(end, max((self.settled - 1) * hop, -hop, p0 - len(self.kept)))
+        self.kept = self._span(keep, end, y, p0).copy()
 
     def _span(self, a: int, b: int, y: np.ndarray, p0: int) -> np.ndarray:
         """Samples ``[a, b)`` of the part, from what was kept and the chunk ``y`` at ``p0``."""
         if a >= p0:
             return y[a - p0 : b - p0]
-        if a < self.kept_from:
+        kept_from = p0 - len(self.kept)
+        if a < kept_from:
             raise AssertionError("a run of touched hops reaches back past the output kept")
-        return np.concatenate([self.kept[a - self.kept_from : b - self.kept_from], y[: max(0, b - p0)]])
+        return np.concatenate([self.kept[a - kept_from : b - kept_from], y[: max(0, b - p0)]])
 
     def _settle(self, upto: int, y: np.ndarray, p0: int) -> None:
         """Give hops ``[settled, upto)`` their energies: K-weight the runs of touched ones."""
