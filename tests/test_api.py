@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 import mixdown
 
 
@@ -16,3 +23,16 @@ def test_every_error_is_a_mixdown_error() -> None:
         assert issubclass(getattr(mixdown, name), mixdown.MixdownError)
     assert issubclass(mixdown.ConfigError, mixdown.ProjectError)
     assert issubclass(mixdown.RendererUnavailable, mixdown.RenderError)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+@pytest.mark.parametrize(("setting", "threads"), [(None, 1), ("2", 3)])
+def test_openblas_pools_are_not_started_unless_asked(setting: str | None, threads: int) -> None:
+    # Imported first, mixdown keeps numpy's and scipy's OpenBLAS to the calling thread (its own
+    # threads share the cores); a user's OPENBLAS_NUM_THREADS still wins (a worker each: 1 + 2).
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if setting is not None:
+        env["OPENBLAS_NUM_THREADS"] = setting
+    code = "import mixdown, numpy, scipy.signal, os; print(len(os.listdir('/proc/self/task')))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == threads

@@ -8,7 +8,15 @@ rendered again.
 
 from __future__ import annotations
 
-from .cache import Cache
+import os as _os
+
+# mixdown runs its own threads over every core (the mix's halves, the master's segments,
+# the meters' channels) and keeps its matrix products small; the thread pools OpenBLAS
+# starts, once for numpy and once for scipy, would only spin against them (2-3 % of the
+# mix stage's CPU on a 2-core machine). Set before numpy loads; a user's own setting wins.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .cache import Cache  # noqa: E402
 from .errors import (
     AudioError,
     ConfigError,
