@@ -256,6 +256,13 @@ def test_a_saved_analysis_replaces_the_measuring_pass(tmp_path: Path) -> None:
     assert predicted == measured
     np.testing.assert_array_equal(np.concatenate(first.blocks), np.concatenate(second.blocks))
     assert Analysis.load(tmp_path / "missing.npz") is None
+    # Damaged on disk (a byte changed inside a member, the file cut short): unreadable, not an error.
+    data = analysis.to_bytes()
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF
+    for name, content in (("damaged", bytes(damaged)), ("cut", data[: len(data) // 2]), ("empty", b"")):
+        (tmp_path / f"{name}.npz").write_bytes(content)
+        assert Analysis.load(tmp_path / f"{name}.npz") is None, name
 
 
 def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:

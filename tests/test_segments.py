@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -447,6 +448,21 @@ def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
     assert {path: path.read_bytes() for path in made} == made and recipes[0].read_text().startswith("{\n")
+    # So is one whose mix's analysis is damaged: the mix is measured again, in one stream.
+    analysis = loaded.context.cache.side_path(loaded.plan.mixes[0].key, "analysis.npz")
+    damaged = bytearray(analysis.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    analysis.write_bytes(damaged)
+    recipes[0].unlink()
+    shutil.rmtree(root / "build")
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert recipes[0].is_file() and set((root / "build").rglob("*.*")) == set(made)
+    for path in made:
+        if path.suffix == ".wav":
+            again, _ = sf.read(path, dtype="float32", always_2d=True)
+            before, _ = sf.read(io.BytesIO(made[path]), dtype="float32", always_2d=True)
+            assert again.shape == before.shape and np.abs(again - before).max() < 1e-4
 
 
 def test_a_delivery_reads_a_long_master_made_from_its_recipe(

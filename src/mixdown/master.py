@@ -494,7 +494,11 @@ class Analysis:
 
     @classmethod
     def load(cls, path: Path) -> Analysis | None:
-        """An analysis written from :meth:`to_bytes`, or None if there is none (or it is unreadable)."""
+        """An analysis written from :meth:`to_bytes`, or None if there is none or it is unreadable
+        (cut short, or damaged: reading a member checks its CRC-32), so that the programme is
+        measured again instead of the build failing."""
+        import zipfile
+
         from .loudness import Meter
 
         try:
@@ -503,7 +507,7 @@ class Analysis:
                 analysis = cls(sr, channels)
                 analysis.meter = Meter.of_hops(sr, channels, data["hops"], frames)
                 analysis.predictor.restore(data["peaks"], data["energy"].astype(np.float32, copy=False))
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             return None
         analysis.frames = frames
         return analysis
