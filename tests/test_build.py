@@ -282,3 +282,37 @@ def test_stems_are_written_and_sum_to_the_mix(show: Callable[..., Path], fakes: 
     buses = [sf.read(folder / f"{bus}.wav", always_2d=True)[0] for bus in ("voice", "sfx", "music")]
     assert all(len(b) == len(mixed) for b in buses) and all(np.abs(b).max() > 0.001 for b in buses)
     np.testing.assert_allclose(sum(buses), mixed, atol=1e-5)  # 24-bit WAVs of the buses, before mastering
+
+
+def test_an_object_damaged_on_disk_fails_in_one_line_then_is_made_again(
+    built: Path, fakes: dict[str, Any]
+) -> None:
+    import os
+
+    from mixdown.loader import load_show
+
+    loaded = load_show(built, registry=Registry(built, extra=fakes))
+    cache = loaded.context.cache
+    mix = next(m for m in loaded.plan.mixes if m.name == "news/extra")
+    line = next(loaded.plan.assets[key] for key in mix.assets if loaded.plan.assets[key].kind == "voice")
+    made = {p: p.read_bytes() for p in (built / "build" / "news").glob("extra.*")}
+    for damaged, remade in ((line.key, [line.task, f"mix:{mix.name}"]), (mix.key, [f"mix:{mix.name}"])):
+        os.truncate(cache.path(damaged), os.path.getsize(cache.path(damaged)) // 2)  # cut short on disk
+        # the object read next: the mix reads the line, the master the mix
+        after = mix.key if damaged == line.key else mix.master_key
+        cache.path(after).unlink()
+        cache.meta_path(after).unlink()
+        for path in made:
+            path.unlink()  # so that the master runs and reads the mix
+        code, out, err = doit(built, fakes)
+        assert code != 0 and "Traceback" not in out + err
+        assert f"cache object {damaged[:12]}: the file holds" in out + err
+        assert "it was removed: run the build again" in out + err and not cache.path(damaged).exists()
+        assert not any(path.exists() for path in made)  # nothing published from the damaged object
+        fakes["fake"].calls.clear()
+        code, out, err = doit(built, fakes)
+        assert code == 0, out + err
+        assert set(remade) <= set(ran(out)) and voice_calls(fakes) == (
+            [line.text] if damaged == line.key else []
+        )
+        assert {path: path.read_bytes() for path in made} == made  # the same files as before

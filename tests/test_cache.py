@@ -38,12 +38,26 @@ def test_info_reads_the_header_as_libsndfile_does(tmp_path: Path) -> None:
         path = cache.put(key, tone(n, channels), rate, {"renderer": "synth"})
         info = sf.info(str(path))
         assert cache.info(key) == (info.frames, info.samplerate, info.channels) == (n, rate, channels)
-    # a truncated object reads as what it holds, as libsndfile reads it
-    os.truncate(path, os.path.getsize(path) - 4 * 2 * 100 - 3)
-    assert cache.info(key)[0] == sf.info(str(path)).frames == 4800 - 101
     # anything else is read by libsndfile
     sf.write(str(path), tone(480, 2), 44100, subtype="PCM_16")
     assert cache.info(key) == (480, 44100, 2)
+
+
+def test_an_object_cut_short_on_disk_is_removed_not_read(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    cache = Cache(tmp_path)
+    for read in (cache.info, cache.get, cache.source):
+        path = cache.put(KEY, tone(4800, 2), 48000, {"renderer": "synth"})
+        assert KEY in cache.keys()
+        os.truncate(path, os.path.getsize(path) - 4 * 2 * 100 - 3)
+        assert sf.info(str(path)).frames == 4800 - 101  # libsndfile reads what is left
+        with pytest.raises(
+            AudioError, match=r"cache object ab0000000000: the file holds 4,699 of the 4,800 frames .*removed"
+        ):
+            read(KEY)
+        assert not path.exists() and not cache.meta_path(KEY).exists()
+        assert KEY not in cache.keys() and KEY not in Cache(tmp_path).keys()
 
 
 def test_metadata_record_has_facts_and_no_secrets(tmp_path: Path) -> None:

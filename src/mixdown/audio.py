@@ -240,10 +240,13 @@ def float_samples_at(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return None if found is None else (found[0], found[1])
 
 
-def float_wav_header(path: str | os.PathLike[str]) -> tuple[int, int, int, int | None] | None:
-    """``(byte offset of the samples, channels, sample rate, frames)`` of a 32-bit float WAV or
-    RF64 file, read from its header (frames None for an RF64, whose size is in its ds64
-    chunk); None for any other file."""
+def float_wav_header(
+    path: str | os.PathLike[str],
+) -> tuple[int, int, int, int | None, int | None] | None:
+    """``(byte offset of the samples, channels, sample rate, frames, declared frames)`` of a
+    32-bit float WAV or RF64 file, read from its header: ``frames`` is what the file holds (as
+    libsndfile reads a file cut short), ``declared`` what its header says (both None for an
+    RF64, whose size is in its ds64 chunk); None for any other file."""
     import struct
 
     with open(path, "rb") as fh:
@@ -262,9 +265,11 @@ def float_wav_header(path: str | os.PathLike[str]) -> tuple[int, int, int, int |
         elif kind == b"data":
             if not channels:
                 return None
+            if head[:4] == b"RF64":
+                return pos + 8, channels, rate, None, None
             # what the file holds, if it is shorter than its header says (as libsndfile reads it)
-            frames = None if head[:4] == b"RF64" else min(size, length - pos - 8) // (channels * 4)
-            return pos + 8, channels, rate, frames
+            held = min(size, length - pos - 8) // (channels * 4)
+            return pos + 8, channels, rate, held, size // (channels * 4)
         pos += 8 + size + (size & 1)
     return None
 

@@ -357,11 +357,11 @@ def _mastered(
 
     cache = context.cache
     if plan.master_key in cache:
-        return Source.of_file(cache.path(plan.master_key)), _measured(cache.meta(plan.master_key)), []
+        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
     stored = _stored_recipe(context, plan)
     if stored is not None and not (deliverable and deliverable[2]):
         return _RecipeMaster(context, plan, *stored), stored[1], []  # no files to make
-    mixed = Source.of_file(cache.path(plan.key))
+    mixed = cache.source(plan.key)
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     if stored is not None or segments.usable(mixed.frames, mixed.sample_rate):
@@ -526,16 +526,16 @@ class _RecipeMaster:
         return self._source.blocks() if size is None else self._source.blocks(size)
 
     def _made(self) -> Any:
-        from .audio import Source
         from .segments import write_master
 
         cache, plan = self._context.cache, self._plan
         if plan.master_key not in cache:
+            cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
             progress = _Progress(f"master:{plan.name}", "made from its recipe", self.frames, self.sample_rate)
             with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
                 write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
                 writer.commit(_master_meta(plan, self._loudness))
-        return Source.of_file(cache.path(plan.master_key))
+        return cache.source(plan.master_key)
 
 
 class _Tee:
@@ -605,12 +605,12 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
 
 def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
     """Write the mix's buses as 24-bit WAVs: before mastering, they sum to the mix."""
-    from .audio import Source, write_blocks_atomic
+    from .audio import write_blocks_atomic
 
     if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
         _build_mix(context, plan)  # a mix cached before stems were asked for
     for path in paths:
-        source = Source.of_file(context.cache.path(plan.stem_key(path.stem)))
+        source = context.cache.source(plan.stem_key(path.stem))
         write_blocks_atomic(path, source, subtype="PCM_24")
         print(f"master:{plan.name}  stem {path.stem:<5}  {_relative(context, path)}", file=sys.stdout)
 

@@ -159,7 +159,13 @@ class Cache:
         return ObjectWriter(self, key, sample_rate, channels, frames=frames)
 
     def info(self, key: str) -> tuple[int, int, int]:
-        """The length in samples, the sample rate and the channels of the object ``key``, from its header."""
+        """The length in samples, the sample rate and the channels of the object ``key``, from its header.
+
+        An object the cache wrote holds every frame its header declares (it is
+        published only once complete); one that holds fewer was cut short on
+        disk since. It is removed, so that the next build makes it again, and
+        :class:`AudioError` says so.
+        """
         import soundfile as sf
 
         from .audio import float_wav_header
@@ -167,9 +173,25 @@ class Cache:
         path = self.path(key)
         found = float_wav_header(path)  # what the cache writes: read straight from the header
         if found is not None and found[3] is not None:
-            return found[3], found[2], found[1]
+            held, declared = found[3], found[4]
+            if declared is not None and held < declared:
+                self._remove(key)
+                raise AudioError(
+                    f"cache object {key[:12]}: the file holds {held:,} of the {declared:,} frames it was "
+                    f"written with ({held / found[2]:.1f} of {declared / found[2]:.1f} s: damaged on disk); "
+                    "it was removed: run the build again to make it again"
+                )
+            return held, found[2], found[1]
         info = sf.info(str(path))
         return int(info.frames), int(info.samplerate), int(info.channels)
+
+    def _remove(self, key: str) -> None:
+        """Delete the object ``key`` and its record (it reads as missing from now on)."""
+        self.path(key).unlink(missing_ok=True)
+        self.meta_path(key).unlink(missing_ok=True)
+        with self._lock:
+            if self._known is not None:
+                self._known.discard(key)
 
     def _added(self, key: str) -> None:
         with self._lock:
@@ -177,10 +199,20 @@ class Cache:
                 self._known.add(key)
 
     def get(self, key: str) -> tuple[np.ndarray, int]:
-        """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate."""
+        """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate (checked as
+        :meth:`info` checks it)."""
         from .audio import read_audio
 
+        self.info(key)
         return read_audio(self.path(key))
+
+    def source(self, key: str) -> Any:
+        """The object ``key`` as a :class:`~mixdown.audio.Source` read in blocks (checked as
+        :meth:`info` checks it)."""
+        from .audio import Source
+
+        self.info(key)
+        return Source.of_file(self.path(key))
 
     def meta(self, key: str) -> dict[str, Any]:
         """The metadata record of ``key``."""
