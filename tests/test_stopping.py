@@ -23,6 +23,8 @@ SCRIPT = textwrap.dedent(
     from mixdown import stopping
     from mixdown.cache import Cache
 
+    for number in (signal.SIGTERM, signal.SIGHUP):  # as a terminal starts a build: a runner
+        signal.signal(number, signal.SIG_DFL)  # may ignore SIGHUP (nohup), which install() respects
     stopping.install()
     cache, started = Cache(Path(sys.argv[1])), threading.Event()
 
