@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,3 +127,33 @@ def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Pat
     ]
     assert files[1][1].true_peak <= -1.0  # made again from the master, under the ceiling
     assert sorted(p.name for p in tmp_path.iterdir()) == ["show.mp3", "show.wav"]  # no temporaries left
+
+
+@pytest.mark.parametrize("seed", [14, 31, 53])
+def test_an_mp3_over_its_ceiling_is_made_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # Alexa's 48 kbps MP3 decodes up to ~2 dB over the master's peaks, and its overshoot moves
+    # by about a dB with the level: a second try must clear the ceiling by more than the excess.
+    # (These programmes took three tries with a 0.2 dB margin.)
+    y = programme(12.0, seed)
+    t = np.arange(len(y)) / SR
+    bed = 0.05 * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t + seed))
+    tries: list[float] = []
+    write_group = delivering._write_group
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        tries.append(args[4])  # the ceiling aimed at
+        return write_group(*args, **kwargs)
+
+    monkeypatch.setattr(delivering, "_write_group", counted)
+    ((path, found),) = deliver(
+        Source.of_array((y + bed[:, None]).astype(np.float32), SR),
+        tmp_path / "flash",
+        PRESETS["alexa"],
+        target="t",
+    )
+    assert len(tries) == 2 and tries[1] < tries[0] - 1.0  # one more try, a dB and the excess lower
+    again = measure(sf.read(path, dtype="float32", always_2d=True)[0], 24000)
+    assert again.true_peak <= -2.0 and abs(again.integrated + 14.0) <= 5.0
+    assert found.true_peak == pytest.approx(again.true_peak, abs=1e-3)
