@@ -356,12 +356,10 @@ def measured(cmd: list[str], cwd: Path | None = None) -> Run:
     return Run(seconds, usage.ru_maxrss * 1024, code, *text, usage.ru_utime + usage.ru_stime, stole, peak[0])
 
 
-def cpu_line(run: Run) -> str:
-    """How the run used the CPUs, and what the host took from them meanwhile."""
-    line = f"  CPU {run.cpu:.1f} s ({run.cpu / max(run.seconds, 1e-9):.2f} cores)"
-    if run.stolen is not None:
-        line += f"; steal (the host's vCPUs waiting on the hypervisor) meanwhile: {run.stolen:.1f} s"
-    return line
+def cpu_used(run: Run) -> str:
+    """How the run used the CPUs, and what the hypervisor took from the host's vCPUs meanwhile."""
+    text = f"CPU {run.cpu:.1f} s at {run.cpu / max(run.seconds, 1e-9):.2f} cores"
+    return text if run.stolen is None else f"{text}, steal {run.stolen:.1f} s"
 
 
 def doit(root: Path, *args: str) -> Run:
@@ -450,6 +448,7 @@ def main() -> None:
 def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) -> None:
     import soundfile as sf
 
+    from mixdown.build import RECIPE
     from mixdown.loader import load_show
     from mixdown.loudness import Meter
 
@@ -462,7 +461,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     missing = [a.task for a in plan.assets.values() if not cache.path(a.key).exists()]
     if missing:
         raise SystemExit(f"assets not cached after rendering them: {', '.join(missing[:5])}")
-    recipe = cache.side_path(mix.master_key, "recipe.json")  # a long master is cached as its recipe
+    recipe = cache.side_path(mix.master_key, RECIPE)  # a long master is cached as its recipe
     forced = [mix.key, mix.master_key, *(mix.stem_key(bus) for bus in ("voice", "sfx", "music"))]
     source = cache.path(mix.key)  # the float32 programme before mastering
     stages = [("mix stored", source), ("master's recipe stored", recipe)]
@@ -523,8 +522,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     for number, ((run, _), b) in enumerate(zip(builds, bases, strict=True), 1):
         print(
             f"round {number}: mixdown {run.seconds:5.1f} s, ffmpeg {b.seconds:5.1f} s: {b.seconds / run.seconds:.2f}x"
-            f"   (CPU {run.cpu:.1f} s at {run.cpu / max(run.seconds, 1e-9):.2f} cores, {b.cpu:.1f} s; "
-            f"steal {_seconds(run.stolen)}, {_seconds(b.stolen)})"
+            f"   (mixdown {cpu_used(run)}; ffmpeg {cpu_used(b)})"
         )
     print(f"mixdown: doit (mix, master, WAV + MP3)    {best.seconds:8.1f} s   best of {rounds}")
     print(
@@ -532,12 +530,12 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
         f"(tmpfs: the voice bus's scratch) at most {mib(max(r.in_memory_files for r, _ in builds)).strip()}"
     )
     print(f"  {when}")
-    print(cpu_line(best))
+    print(f"  {cpu_used(best)}")
     print(
         f"baseline: ffmpeg loudnorm measurement     {base.seconds:8.1f} s   best of {rounds}"
         f"   peak RSS {mib(base.peak_rss).strip()}"
     )
-    print(cpu_line(base))
+    print(f"  {cpu_used(base)}")
     print(f"  {version} ({ffmpeg})")
     print(
         f"speed:  best ffmpeg / best mixdown  {speed:6.2f}x   target >= {SPEED_TARGET:g}x   "
@@ -555,10 +553,6 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     print("the build printed:")
     for line in printed:
         print(f"  {line}")
-
-
-def _seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:.1f} s"
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
+# files kept beside cache objects: a mix's measurement, a long master's recipe
+ANALYSIS, RECIPE = "analysis.npz", "recipe.json"
 
 
 @dataclass
@@ -206,7 +208,7 @@ def _build_mix(context: Context, plan: MixPlan) -> None:
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
         analysis = Analysis.joined(sr, channels, frames, measured)
-        context.cache.put_side(plan.key, "analysis.npz", analysis.to_bytes())
+        context.cache.put_side(plan.key, ANALYSIS, analysis.to_bytes())
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
         for writer in writers.values():
@@ -366,7 +368,7 @@ def _mastered(
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     if stored is not None or segments.usable(mixed.frames, mixed.sample_rate):
         return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable, stored)
-    analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
+    analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))  # saves the measuring pass
     sinks: list[_Tee] = []
 
     def open_sink() -> _Tee:
@@ -448,23 +450,23 @@ def _mastered_in_segments(
         if "mp3" in direct and mp3.available():
             mp3_path = _temporary(stem, "mp3")
             encoding = (mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
-        analysis = Analysis.load(cache.side_path(plan.key, "analysis.npz"))  # saves the measuring pass
+        analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))  # saves the measuring pass
         if analysis is None or analysis.frames != frames:
             analysis = Analysis.of(mixed)
+        recipe = stored[0] if stored is not None else None
         passes = Segmented(
             cache.path(plan.key),
             sr,
             channels,
             frames,
-            stored[0].ceiling_dbtp if stored else settings.ceiling_dbtp - _MASTER_MARGIN_DB,
+            recipe.ceiling_dbtp if recipe else settings.ceiling_dbtp - _MASTER_MARGIN_DB,
             wav=wav,
             mp3=encoding,
-            seconds=stored[0].seconds if stored else None,
+            seconds=recipe.seconds if recipe else None,
             progress=progress.show,
             mix_hops=analysis.meter.hop_energies(),
         )
-        if stored is not None:  # the files again, from the master's recipe
-            recipe = stored[0]
+        if recipe is not None:  # the files again, from the master's recipe
             found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
             loudness = Loudness(found.integrated, found.true_peak, found.lra)
         else:
@@ -472,7 +474,7 @@ def _mastered_in_segments(
             assert passes.recipe is not None
             recipe = passes.recipe
             record = {**_master_meta(plan, loudness), "recipe": recipe.record()}
-            cache.put_side(plan.master_key, "recipe.json", json.dumps(record, indent=1).encode("utf-8"))
+            cache.put_side(plan.master_key, RECIPE, json.dumps(record, indent=1).encode("utf-8"))
         written: list[Any] = []
         if wav is not None:
             wav.flush()
@@ -499,7 +501,7 @@ def _stored_recipe(context: Context, plan: MixPlan) -> tuple[Any, Any] | None:
     from .segments import Recipe
 
     try:
-        record = json.loads(context.cache.side_path(plan.master_key, "recipe.json").read_text("utf-8"))
+        record = json.loads(context.cache.side_path(plan.master_key, RECIPE).read_text("utf-8"))
         recipe, loudness = Recipe.from_record(record["recipe"]), _measured(record)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none, or unreadable: master again
