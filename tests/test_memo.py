@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -134,3 +135,50 @@ def test_the_doit_command_uses_the_loader_plugin(root: Path) -> None:
     assert built.returncode == 0, built.stderr
     assert (root / "build" / "talk@x.wav").is_file()
     assert (root / ".mixdown" / "doit.sqlite3").is_file()
+
+
+def test_a_copied_show_plans_its_own_files(root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # `cp -a show copy` keeps .mixdown/ and every modification time: the original's memo
+    # must not stand for the copy, whose plan names the copy's own paths and text.
+    original = load_show(root)
+    copy = tmp_path_factory.mktemp("elsewhere") / "copy"
+    shutil.copytree(root, copy, symlinks=True)  # copy2: modification times kept, like cp -a
+    (copy / "data" / "rows.csv").write_text("id,name\nx,Yuri\n")
+    os.utime(copy / "data" / "rows.csv", ns=((root / "data" / "rows.csv").stat().st_mtime_ns,) * 2)
+    copied = load_show(copy)
+    assert copied.context.project.root == copy.resolve()
+    assert copied.context.project.build_dir == copy.resolve() / "build"
+    assert all(m.outputs[0].is_relative_to(copy.resolve()) for m in copied.plan.mixes)
+    assert texts(copy) == ["Hello Yuri."]
+    assert texts(root) == ["Hello Xena."]
+    assert original.context.project.root == root.resolve()
+
+
+def test_a_copied_show_with_a_bad_key_fails(root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    load_show(root)
+    copy = tmp_path_factory.mktemp("elsewhere") / "copy"
+    shutil.copytree(root, copy)
+    (copy / "project.toml").write_text(textwrap.dedent(SHOW).replace("duration = 0.5", "durration = 0.5"))
+    with pytest.raises(ConfigError, match="unknown key 'durration'"):
+        load_show(copy)
+
+
+def test_a_changed_renderer_module_inside_mixdown_plans_again(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A renderer's `version` or `max_chars` lives under mixdown/renderers/: it shapes keys too.
+    from mixdown import memo
+
+    load_show(root)
+    real = memo._signature
+
+    def renderers_changed(path: str) -> tuple[int, int] | None:
+        found = real(path)
+        if found is not None and os.sep + "renderers" + os.sep in path and path.endswith("silence.py"):
+            return found[0] + 1, found[1]
+        return found
+
+    monkeypatch.setattr(memo, "_signature", renderers_changed)
+    monkeypatch.setattr(planner, "plan", lambda *a: (_ for _ in ()).throw(AssertionError("planned")))
+    with pytest.raises(AssertionError, match="planned"):
+        load_show(root)

@@ -82,7 +82,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     use_memo = registry is None
     registry = registry or Registry(root)
     memo_path = root / STATE_DIR / "plan.pickle"
-    remembered = memo.load(memo_path) if use_memo else None
+    remembered = memo.load(memo_path, root) if use_memo else None
     if remembered is not None:
         project, the_plan = remembered
     else:
@@ -93,7 +93,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             project = load(root, registry=registry)
             the_plan = plan(project, render_scripts(project), registry)
         if use_memo:
-            memo.save(memo_path, (project, the_plan), inputs)
+            memo.save(memo_path, root, (project, the_plan), inputs)
     registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
     return Show(Context(project, cache, registry), the_plan)

@@ -4,9 +4,14 @@ Planning a show renders every template, parses every line and hashes every
 asset spec: about 0.1 ms per voice line, which is most of a no-op build of a
 large show. The plan depends only on files the planner read, so it is kept in
 ``.mixdown/plan.pickle`` next to the list of those files with their size and
-modification time, and reused while none of them changed and the
-environment (mixdown, Python, installed packages, ``MIXDOWN_CACHE``) is the
-same.
+modification time, and reused while none of them changed, the show is in
+the directory it was planned in, and the environment (mixdown, Python,
+installed packages, ``MIXDOWN_CACHE``) is the same.
+
+The directory matters because a plan names absolute paths (the show's
+root, ``build/``, the cache): a show copied with ``cp -a`` or moved keeps
+its ``.mixdown/`` and its files' modification times, and would otherwise
+build the original's plan into the original's ``build/``.
 
 Every input is recorded where it is read: ``project.toml``, each template
 Jinja loads (includes too), variants files, the show's ``renderers/`` and
@@ -64,12 +69,15 @@ def _signature(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _environment() -> tuple[Any, ...]:
+def _environment(root: str) -> tuple[Any, ...]:
     from . import __version__
 
     here = os.path.dirname(os.path.abspath(__file__))
     code = sorted(
-        (name, _signature(os.path.join(here, name))) for name in os.listdir(here) if name.endswith(".py")
+        (os.path.relpath(os.path.join(folder, name), here), _signature(os.path.join(folder, name)))
+        for folder, _, names in os.walk(here)
+        for name in names
+        if name.endswith(".py")
     )
     packages = []
     for entry in sys.path:
@@ -77,31 +85,32 @@ def _environment() -> tuple[Any, ...]:
             packages += [e.name for e in os.scandir(entry) if e.name.endswith(".dist-info")]
         except OSError:
             continue
-    return (VERSION, __version__, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
+    return (VERSION, __version__, root, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
 
 
-def load(path: Path) -> Any | None:
-    """The memoised value at ``path`` if every recorded input is unchanged, else ``None``."""
+def load(path: Path, root: Path) -> Any | None:
+    """The memoised value at ``path`` for the show in ``root`` if every recorded input is
+    unchanged, else ``None``."""
     try:
         with path.open("rb") as fh:
             stored = pickle.load(fh)
         environment, inputs, value = stored
     except Exception:  # missing, truncated or from another version: plan afresh
         return None
-    if environment != _environment():
+    if environment != _environment(str(root)):
         return None
     if any(_signature(name) != signature for name, signature in inputs):
         return None
     return value
 
 
-def save(path: Path, value: Any, inputs: set[str]) -> None:
-    """Store ``value`` with the signatures of ``inputs``, atomically."""
+def save(path: Path, root: Path, value: Any, inputs: set[str]) -> None:
+    """Store ``value``, planned for the show in ``root``, with the signatures of ``inputs``, atomically."""
     signed = [(name, _signature(name)) for name in sorted(inputs)]
     fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump((_environment(), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((_environment(str(root)), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
