@@ -537,3 +537,53 @@ def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
         one = Analysis.load(whole.context.cache.side_path(same.key, "analysis.npz"))
         assert found is not None and one is not None
         assert found.meter.result().integrated == pytest.approx(one.meter.result().integrated, abs=1e-3)
+
+
+def padded_first(data: bytes) -> bytes:
+    """``data`` from its first frame of the largest size on (libsndfile's estimate falls short)."""
+    offsets, _, _, _ = mp3.frame_index(data)
+    sizes = np.diff(offsets)
+    return data[int(offsets[int(np.argmax(sizes))]) :]
+
+
+@pytest.mark.parametrize(
+    ("sr", "bitrate", "vbr"),
+    [(44100, 192, False), (22050, 48, False), (44100, 128, True), (48000, 128, True), (48000, 192, False)],
+)
+def test_every_frame_decodes_whatever_the_first_frame_s_size(sr: int, bitrate: int, vbr: bool) -> None:
+    """A stream that starts on a padded (or a large VBR) frame, as a part of a spliced MP3 may,
+    decodes to all of its frames' samples, the same as a decode that starts earlier."""
+    n = 30 * sr
+    y = np.resize(programme(10.0), (n, 2)) * 0.8
+    whole = mp3.encode(y, sr, bitrate=bitrate, vbr=vbr, quality=7)
+    part = padded_first(whole)
+    offsets, spf, _, _ = mp3.frame_index(part)
+    decoded = mp3.decode(part, 2)
+    assert len(decoded) == (len(offsets) - 1) * spf
+    # the same samples as a decode of the whole stream, after the first frames (the decoder's priming)
+    reference = mp3.decode(whole, 2)[-len(decoded) :]
+    np.testing.assert_allclose(decoded[4 * spf :], reference[4 * spf :], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("sr", [44100, 22050])
+def test_a_spliced_mp3_at_a_rate_with_padded_frames_is_checked_whole(tmp_path: Path, sr: int) -> None:
+    """At 44.1 and 22.05 kHz a frame's length in bytes is not whole: frames are padded in turn,
+    and the check of a segment that starts on a padded frame once metered it short."""
+    if not mp3.available():
+        pytest.skip("no LAME API")
+    seconds = segments.grid(sr) / sr  # the shortest segment: many boundaries in a short programme
+    y = np.resize(programme(10.0), (round(4.5 * seconds * sr), 2))
+    sf.write(tmp_path / "mix.wav", y, sr, subtype="FLOAT")
+    passes = segments.Segmented(
+        tmp_path / "mix.wav", sr, 2, len(y), -1.3,
+        mp3=(tmp_path / "master.mp3", 192 if sr > 24000 else 64, False, 7), seconds=seconds,
+    )  # fmt: skip
+    passes(0.0, 1.0, 1.0)
+    data = (tmp_path / "master.mp3").read_bytes()
+    single = Meter(sr, 2)
+    single.add(mp3.decode(data, 2))  # every frame (libsndfile alone stops where it estimates the end)
+    single = single.result()
+    assert passes.mp3_found.integrated == pytest.approx(single.integrated, abs=1e-4)
+    assert passes.mp3_found.true_peak == pytest.approx(single.true_peak, abs=1e-5)
+    offsets, spf, _, _ = mp3.frame_index(data)
+    assert len(y) <= (len(offsets) - 1) * spf < len(y) + 3 * spf

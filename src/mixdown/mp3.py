@@ -239,25 +239,60 @@ def decode(data: bytes, channels: int) -> np.ndarray:
 
 
 def decoded(data: bytes, channels: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
-    """:func:`decode` in float32 blocks of up to ``size`` frames."""
-    import soundfile as sf
+    """:func:`decode` in float32 blocks of up to ``size`` frames: every frame's samples, exactly.
 
+    libsndfile reads a stream without a Xing/Info frame only as far as its
+    length estimate, the data's size over its first frame's size: short by
+    up to a frame in nine wherever frames differ in size (padded frames at
+    44.1 and 22.05 kHz, VBR). When the decoder stops short, it starts again
+    a few frames (:func:`priming`) before the first frame it did not
+    finish, on the smallest frame there (so that the estimate reaches
+    further), and the samples of the frames decoded twice are dropped.
+    """
     if not data:
         return
+    offsets, spf, _, _ = frame_index(data)
+    count, done, begin = len(offsets) - 1, 0, 0
+    while done < count:
+        block = _decode_run(data[int(offsets[begin]) :], channels)
+        reached = begin + len(block) // spf  # frames finished, from the stream's start
+        if reached <= done:
+            raise RenderFailed(f"MP3: the decoder stopped at frame {done} of {count}")
+        keep = block[(done - begin) * spf : None if reached >= count else (reached - begin) * spf]
+        for first in range(0, len(keep), size):
+            yield keep[first : first + size]
+        done = reached
+        begin = _restart(offsets, done)
+
+
+def _decode_run(data: bytes, channels: int) -> np.ndarray:
+    """What libsndfile decodes of ``data`` (frames, from the first) before it stops."""
+    import soundfile as sf
+
     with sf.SoundFile(io.BytesIO(data)) as fh:
         # In one read as far as libsndfile expects the stream to go: read in blocks, its mpg123
         # prints a spurious "part2_3_length ... too large" error wherever a block ends in some
-        # frames of a stream with a bit reservoir (the samples are the same to the last bit but
-        # one). The caller still gets blocks of ``size``.
-        whole = fh.read(dtype="float32", always_2d=True)
-        for first in range(0, len(whole), size):
-            yield whole[first : first + size]
-        del whole
-        while True:  # then to the decoder's end, past the length libsndfile estimates
-            block = fh.read(size, dtype="float32", always_2d=True)
-            if not len(block):
-                return
-            yield block
+        # frames of a stream with a bit reservoir (the samples are the same to the last bit but one).
+        blocks = [fh.read(dtype="float32", always_2d=True)]
+        while len(block := fh.read(1 << 16, dtype="float32", always_2d=True)):  # a libsndfile that reads on
+            blocks.append(block)
+    if blocks[0].shape[1] != channels:
+        raise RenderFailed(f"MP3: {blocks[0].shape[1]} channels decoded where {channels} were written")
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+_RESTART_SEARCH = 32  # frames before the earliest restart searched for the smallest one
+
+
+def _restart(offsets: np.ndarray, frame: int) -> int:
+    """The frame to decode from again to have ``frame`` exactly: at least :func:`priming` before it,
+    the smallest of up to :data:`_RESTART_SEARCH` there (the latest of equals)."""
+    latest = frame - priming(offsets)
+    if latest <= 0:
+        return 0
+    first = max(0, latest - _RESTART_SEARCH)
+    sizes = np.diff(offsets[first : latest + 2])
+    return first + len(sizes) - 1 - int(np.argmin(sizes[::-1]))
 
 
 def priming(offsets: np.ndarray) -> int:
