@@ -5,6 +5,7 @@
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
     mixdown check [-d DIR]       validate the show without rendering anything
+    mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
 and exit with status 2.
@@ -35,15 +36,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     voices = commands.add_parser("voices", help="list a renderer's voices")
     voices.add_argument("renderer")
     voices.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
+    retake = commands.add_parser("retake", help="render assets again as a new take (takes.toml)")
+    retake.add_argument("targets", nargs="+", metavar="TARGET", help="voice:, sfx: or music: names or patterns")
+    retake.add_argument("--take", type=int, metavar="N", help="go to take N (0 is the first) instead of a new one")
+    retake.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
     args = parser.parse_args(argv)
     try:
         if args.command == "voices":
             return _voices(args.dir, args.renderer)
+        if args.command == "retake":
+            return _retake(args.dir, args.targets, args.take)
         show = load_show(args.dir)
         return _plan(show) if args.command == "plan" else _check(show)
     except MixdownError as err:
         print(f"mixdown: {err}", file=sys.stderr)
         return 2
+
+
+def _retake(root: Path, targets: list[str], take: int | None) -> int:
+    from . import takes
+
+    if take is not None and take < 0:
+        raise MixdownError(f"--take {take}: takes count from 0 (the first render); give 0 or more")
+    show = load_show(root)
+    for line in takes.retake(show.context.project.root, show.plan, targets, take=take):
+        print(line)
+    print(f"run doit to render and mix them; {takes.FILENAME} records the takes: commit it with the show")
+    return 0
 
 
 def _check(show: Show) -> int:

@@ -48,6 +48,7 @@ class Asset(NamedTuple):
     text: str = ""  # voice lines: the text to speak, pronunciations applied
     segment: str | None = None  # music beds: intro, main or outro
     doc: str = ""
+    take: int = 0  # 0: the first render; more after `mixdown retake` (see mixdown.takes)
 
 
 def request_for(asset: Asset, project: Project) -> RenderRequest:
@@ -60,6 +61,7 @@ def request_for(asset: Asset, project: Project) -> RenderRequest:
         segment=asset.segment,
         root=project.root,
         target=asset.task,
+        take=asset.take,
     )
 
 
@@ -109,6 +111,12 @@ class Plan:
 
     assets: dict[str, Asset]
     mixes: list[MixPlan]
+    #: the key each asset had at its first take, for those on a later one (see mixdown.takes)
+    first_takes: dict[str, str] = field(default_factory=dict)
+
+    def first_take(self, key: str) -> str:
+        """The key ``key``'s asset has at take 0 (``key`` itself when it is at take 0)."""
+        return self.first_takes.get(key, key)
 
 
 def task_dicts(

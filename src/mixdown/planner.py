@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from . import stanza
+from . import stanza, takes
 from .deliver import LOSSY, LOSSY_HEADROOM_DB, delivery_from
 from .errors import ConfigError
 from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, STEMS, Asset, MixPlan, Plan
@@ -44,6 +44,8 @@ class _Planner:
         self.registry = registry
         self.assets: dict[str, Asset] = {}
         self._source_keys: dict[tuple[str, str], dict[str, Any]] = {}
+        self._takes = takes.load(project.root)
+        self._first_takes: dict[str, str] = {}  # key at a later take -> key at the first
 
     def run(self, renditions: list[Rendition]) -> Plan:
         lines = [self._lines(r) for r in renditions]
@@ -54,7 +56,7 @@ class _Planner:
                 suffix = "" if line.position in shared else f"@{rendition.variant}"
                 self._add(line, f"voice:{line.position}{suffix}")
             mixes.append(self._mix(rendition, iter(found)))
-        return Plan(self.assets, mixes)
+        return Plan(self.assets, mixes, self._first_takes)
 
     # -- voice lines -------------------------------------------------------
     def _lines(self, rendition: Rendition) -> list[_Line]:
@@ -70,7 +72,7 @@ class _Planner:
             for index, (say, source) in enumerate(pieces):
                 position = f"{rendition.script.name}/{section.name}/{index}"
                 text = stanza.pronounce(say.text, self.project.pronunciations)
-                key = content_key(self._spec(source, text=text))
+                key = self._key(self._spec(source, text=text))
                 out.append(_Line(position, key, source, text, say.text[:60]))
         return out
 
@@ -101,20 +103,41 @@ class _Planner:
             **extra,
         }
 
+    def _key(self, spec: dict[str, Any]) -> str:
+        """The content key of an asset: of its spec, and of its take after the first."""
+        first = content_key(spec)
+        take = self._takes.get(first, 0)
+        if not take:
+            return first
+        key = content_key({**spec, "take": take})
+        self._first_takes[key] = first
+        return key
+
+    def _take(self, key: str) -> int:
+        return self._takes.get(self._first_takes.get(key, ""), 0)
+
     def _add(self, line: _Line, task: str) -> None:
         if line.key not in self.assets:
             source = line.source
             self.assets[line.key] = Asset(
-                line.key, "voice", task, source.renderer, source.name, line.text, doc=line.doc
+                line.key,
+                "voice",
+                task,
+                source.renderer,
+                source.name,
+                line.text,
+                doc=line.doc,
+                take=self._take(line.key),
             )
 
     # -- sfx and music -----------------------------------------------------
     def _source_asset(self, source: Source, segment: str | None = None) -> str:
-        spec = self._spec(source, **({"segment": segment} if segment else {}))
-        key = content_key(spec)
+        key = self._key(self._spec(source, **({"segment": segment} if segment else {})))
         name = f"{source.kind}:{source.name}" + (f"/{segment}" if segment else "")
         if key not in self.assets:
-            self.assets[key] = Asset(key, source.kind, name, source.renderer, source.name, segment=segment)
+            self.assets[key] = Asset(
+                key, source.kind, name, source.renderer, source.name, segment=segment, take=self._take(key)
+            )
         return key
 
     # -- the mix -----------------------------------------------------------

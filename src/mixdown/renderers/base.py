@@ -47,7 +47,10 @@ class RenderRequest:
     normalised text of a voice line; ``segment`` names a music-bed segment
     (``"intro"``, ``"main"`` or ``"outro"``); ``root`` is the project
     directory, for renderers that read media relative to it; ``target`` is the
-    doit task name, for error messages.
+    doit task name, for error messages. ``take`` is 0 for an asset's first
+    render and counts up each time the user asks for another
+    (``mixdown retake``): a renderer that would otherwise give the same audio
+    again (a seeded one) should vary with it.
     """
 
     kind: str
@@ -56,6 +59,7 @@ class RenderRequest:
     segment: str | None = None
     root: Path = Path(".")
     target: str = ""
+    take: int = 0
 
 
 @dataclass

@@ -649,7 +649,8 @@ class Synth(RendererBase):
         table = SFX_PRESETS if kind == "sfx" else MUSIC_PRESETS if kind == "music" else {}
         if p["preset"] not in table:
             raise RenderFailed(f"{where}: synth preset {p['preset']!r} does not make {kind!r}; {_HELP}")
-        seed, pitch = int(p.get("seed", 0)), float(p.get("pitch", 0))
+        # a later take draws from another seed: one per (seed, take), the first take's unchanged
+        seed, pitch = int(p.get("seed", 0)) + (request.take << 32), float(p.get("pitch", 0))
         meta: dict[str, Any] = {"preset": p["preset"], "seed": seed, "pitch": pitch}
         if kind == "sfx":
             meta["duration"] = float(p.get("duration", SFX_PRESETS[p["preset"]]))
