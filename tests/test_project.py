@@ -191,3 +191,73 @@ def test_media_errors_name_the_source(show: Callable[..., Path], fakes: dict[str
         planned(root)
     sf.write(root / "media" / "ding.wav", np.zeros((100, 1)), 8000)
     assert any(a.task == "sfx:ding" for a in planned(root).assets.values())
+
+
+# Stanza errors name the template's own line, whatever Jinja2 moved: whitespace control, loops, includes.
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"stanzas__extra_dot_j2": "{#- a comment -#}\n{%- set x = 1 -%}\n## only\n\nHi [sxf:door].\n"},
+            "stanzas/extra.j2:5: unknown directive '[sxf:door]'",
+        ),
+        (
+            {
+                "stanzas__extra_dot_j2": (
+                    "## only\n\n{%- for n in [100, 200, -1] %}\n\nLine {{ n }}.\n"
+                    "[pause {{ n }}ms]\n{%- endfor %}\n"
+                )
+            },
+            "stanzas/extra.j2:6: bad pause '[pause -1ms]'",
+        ),
+        (
+            {
+                "stanzas__extra_dot_j2": "## only\nHello.\n\n{% include 'stanzas/part.j2' %}\n",
+                "stanzas__part_dot_j2": "{# a part #}\n\nMore.\n\nAnd [sfx:bang] here.\n",
+            },
+            "stanzas/part.j2:5: unknown sfx 'bang'",
+        ),
+        (
+            {
+                "stanzas__extra_dot_j2": (
+                    "{% set hi %}Hello{% endset %}\n{% macro bye(n) %}Bye {{ n }}.{% endmacro %}\n"
+                    "## only\n{% if hi == 'Hello' and bye(1) == 'Bye 1.' %}{{ hi }}.{% endif %}\n\n"
+                    "{{ bye(2) }}\n## only\nAgain.\n"
+                )
+            },
+            "stanzas/extra.j2:7: section 'only' appears twice (first at line 3)",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "{%- if true -%}\n## only\n{%- endif %}\n\n## two\nText.\n"},
+            "stanzas/extra.j2:2: section 'only' is empty",
+        ),
+        (
+            {"stanzas__extra_dot_j2": "{{- '' -}}\n\n\n## only voice=carl\nHi.\n"},
+            "stanzas/extra.j2:4: unknown voice 'carl'",
+        ),
+    ],
+)
+def test_stanza_errors_name_the_template_source_line(
+    show: Callable[..., Path], fakes: dict[str, Any], files: dict[str, str], message: str
+) -> None:
+    with pytest.raises(TemplateError) as err:
+        render_scripts(load_with(show(**files), fakes))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_line_marks_leave_the_rendered_text_as_it_was(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    template = (
+        "{#- c -#}\n{%- set hi %}Hello{% endset -%}\n{% macro bye(n) -%}\n  Bye {{ n }}.\n{%- endmacro %}\n"
+        "## only\n{% for n in [1, 2] %}{{ hi|upper|trim }} {{ n }}.\n{{ bye(n) }}\n\n{% endfor -%}\n"
+        "{% filter upper %}quiet{% endfilter %} {% raw %}[pause]{% endraw %}\n"
+    )
+    root = show(stanzas__extra_dot_j2=template)
+    (only,) = [r for r in render_scripts(load_with(root, fakes)) if r.name == "news/extra"][0].sections
+    assert [(i.text, i.line) for i in only.items if isinstance(i, Say)] == [
+        ("HELLO 1. Bye 1.", 7),
+        ("HELLO 2. Bye 2.", 7),
+        ("QUIET", 11),
+    ]
+    assert [(type(i).__name__, i.line) for i in only.items][-1] == ("Rest", 11)

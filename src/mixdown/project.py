@@ -512,8 +512,9 @@ def render_scripts(project: Project) -> list[Rendition]:
     out: list[Rendition] = []
     for script in project.scripts.values():
         for variant, row in _variant_rows(project.root, script):
-            text = _render(env, script, {**script.vars, **row})
-            rendition = Rendition(script, variant, stanza.parse(text, source=script.template))
+            text, origins = _render(env, script, {**script.vars, **row})
+            sections = stanza.parse(text, source=script.template, origins=origins)
+            rendition = Rendition(script, variant, sections)
             _check_refs(project, rendition)
             out.append(rendition)
     return out
@@ -521,6 +522,8 @@ def render_scripts(project: Project) -> list[Rendition]:
 
 def _jinja(root: Path) -> Any:
     import jinja2
+
+    from .sourcemap import LineMarks
 
     class RecordingLoader(jinja2.FileSystemLoader):
         """Notes every template file read (includes too) for the plan memo."""
@@ -535,11 +538,15 @@ def _jinja(root: Path) -> Any:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        extensions=[LineMarks],
     )
 
 
-def _render(env: Any, script: Script, variables: dict[str, Any]) -> str:
+def _render(env: Any, script: Script, variables: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The rendered text of ``script`` and the template origin of each of its lines."""
     import jinja2
+
+    from .sourcemap import unmark
 
     try:
         rendered: str = env.get_template(script.template).render(**variables)
@@ -551,7 +558,7 @@ def _render(env: Any, script: Script, variables: dict[str, Any]) -> str:
         ) from None
     except jinja2.TemplateNotFound as err:
         raise TemplateError(f"{script.template}: included template {err.name!r} not found") from None
-    return rendered
+    return unmark(rendered, env.line_mark_files, script.template)
 
 
 def _template_line(err: BaseException, template: str) -> str:
@@ -605,12 +612,11 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
 def _check_refs(project: Project, rendition: Rendition) -> None:
     from . import stanza
 
-    source = rendition.script.template
     for section in rendition.sections:
         voice = section.settings.get("voice")
         if voice is not None and voice not in project.voices:
             raise TemplateError(
-                f"{source}:{section.line}: unknown voice '{voice}'; declared: {', '.join(project.voices)}"
+                f"{section.where}: unknown voice '{voice}'; declared: {', '.join(project.voices)}"
             )
         for item in section.items:
             refs: list[tuple[str, str]] = []
@@ -622,6 +628,6 @@ def _check_refs(project: Project, rendition: Rendition) -> None:
                 declared = project.voices if kind == "voice" else project.sfx
                 if name not in declared:
                     raise TemplateError(
-                        f"{source}:{item.line}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
+                        f"{item.where}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
                         f" (add [{'voices' if kind == 'voice' else 'sfx'}.{name}] to project.toml)"
                     )

@@ -43,6 +43,7 @@ unknown word is an error, so typos in directives do not reach a voice.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import TemplateError
@@ -89,6 +90,12 @@ class Say:
     voice: str | None
     cues: tuple[CueRef, ...]
     line: int
+    file: str = field(default="", compare=False)  # the template the line is in (an include's, maybe)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,12 @@ class Rest:
 
     seconds: float
     line: int
+    file: str = field(default="", compare=False)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,12 @@ class Play:
 
     sfx: str
     line: int
+    file: str = field(default="", compare=False)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.file}:{self.line}"
 
 
 @dataclass
@@ -123,27 +142,41 @@ class Section:
     items: list[Say | Rest | Play] = field(default_factory=list)
     at: float | None = None
     duck: dict[str, float] = field(default_factory=dict)
+    file: str = field(default="", compare=False)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the heading, for messages."""
+        return f"{self.file}:{self.line}"
 
 
-def parse(text: str, *, source: str) -> list[Section]:
-    """Parse rendered stanza ``text``; ``source`` names the file in errors."""
+def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None = None) -> list[Section]:
+    """Parse rendered stanza ``text``; errors name where each line came from.
+
+    ``origins`` gives, for each line of ``text``, the template file and
+    source line it was rendered from (see :mod:`mixdown.sourcemap`);
+    without it, line *n* of ``text`` is line *n* of ``source``.
+    """
+    lines = text.splitlines()
+    where = list(origins or ())[: len(lines)]
+    where += [(source, n) for n in range(len(where) + 1, len(lines) + 1)]
     sections: list[Section] = []
-    paragraph: list[tuple[int, str]] = []
+    paragraph: list[tuple[tuple[str, int], str]] = []
 
     def flush() -> None:
         if paragraph:
             if not sections:
-                sections.append(Section("main", paragraph[0][0]))
-            sections[-1].items.extend(_paragraph(paragraph, source))
+                sections.append(Section("main", paragraph[0][0][1], file=paragraph[0][0][0]))
+            sections[-1].items.extend(_paragraph(paragraph))
             paragraph.clear()
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for origin, raw in zip(where, lines, strict=True):
         heading = _HEADING.match(raw.strip())
         if heading:
             flush()
-            sections.append(_heading(heading.group(1), number, source, sections))
+            sections.append(_heading(heading.group(1), origin, sections))
         elif raw.strip():
-            paragraph.append((number, raw.strip()))
+            paragraph.append((origin, raw.strip()))
         else:
             flush()
     flush()
@@ -151,21 +184,28 @@ def parse(text: str, *, source: str) -> list[Section]:
         raise TemplateError(f"{source}: the script is empty; add a '## section' with text")
     for section in sections:
         if not any(isinstance(item, (Say, Play)) for item in section.items):
-            raise TemplateError(
-                f"{source}:{section.line}: section '{section.name}' is empty; add text or remove it"
-            )
+            raise TemplateError(f"{section.where}: section '{section.name}' is empty; add text or remove it")
     return sections
 
 
-def _heading(rest: str, number: int, source: str, before: list[Section]) -> Section:
+def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Section:
     words = rest.split()
-    where = f"{source}:{number}"
-    if not words or not NAME.match(words[0]):
+    where = f"{origin[0]}:{origin[1]}"
+    if not words:
         raise TemplateError(f"{where}: a section heading needs a name: '## intro'")
     name = words[0]
-    if any(s.name == name for s in before):
-        raise TemplateError(f"{where}: section '{name}' appears twice; section names are unique")
-    section = Section(name, number)
+    if not NAME.match(name):
+        raise TemplateError(
+            f"{where}: section name {name!r} has a character that is not allowed; "
+            "use letters, digits, '_', '-' and '.', starting with a letter or digit: '## intro'"
+        )
+    earlier = next((s for s in before if s.name == name), None)
+    if earlier is not None:
+        raise TemplateError(
+            f"{where}: section '{name}' appears twice (first at {_seen(earlier, origin[0])}); "
+            "section names are unique"
+        )
+    section = Section(name, origin[1], file=origin[0])
     given: dict[str, str] = {}
     for word in words[1:]:
         key, eq, value = word.partition("=")
@@ -196,10 +236,15 @@ def _heading(rest: str, number: int, source: str, before: list[Section]) -> Sect
         if last is not None and last.at is not None and section.at <= last.at:
             raise TemplateError(
                 f"{where}: section '{name}' {given['at']} is not after section '{last.name}' "
-                f"(line {last.line}) at {_clock(last.at)}; "
+                f"({_seen(last, origin[0])}) at {_clock(last.at)}; "
                 "markers must increase down the script; put the sections in time order"
             )
     return section
+
+
+def _seen(section: Section, file: str) -> str:
+    """Where an earlier ``section`` is: ``line 4`` in the same file, else ``other.j2:4``."""
+    return f"line {section.line}" if section.file == file else section.where
 
 
 def _marker(value: str, word: str, where: str) -> float:
@@ -250,30 +295,42 @@ def _clock(seconds: float) -> str:
     return f"{int(hours)}:{'0' if minutes < 10 else ''}{text}" if hours else text
 
 
-def _paragraph(lines: list[tuple[int, str]], source: str) -> list[Say | Rest | Play]:
-    first = lines[0][0]
+def _paragraph(lines: list[tuple[tuple[str, int], str]]) -> list[Say | Rest | Play]:
+    """The items of one paragraph; ``lines`` are its (origin, stripped text) lines."""
+    (file, first), _ = lines[0]
     text = " ".join(part for _, part in lines)
-    where = f"{source}:{first}"
+    starts = [0]
+    for _, part in lines[:-1]:
+        starts.append(starts[-1] + len(part) + 1)
+
+    def at(offset: int) -> tuple[str, int]:
+        """The origin of the paragraph line that holds character ``offset`` of ``text``."""
+        return lines[max(i for i, s in enumerate(starts) if s <= offset)][0]
+
+    def where(offset: int) -> str:
+        return "{}:{}".format(*at(offset))
+
     bad = next((m for m in _UNKNOWN.finditer(text) if m.group(1) not in ("sfx", "voice")), None)
     if bad:
         raise TemplateError(
-            f"{where}: unknown directive {bad.group(0)!r}; use [sfx:name], [voice:name] or [pause 1s]"
+            f"{where(bad.start())}: unknown directive {bad.group(0)!r}; "
+            "use [sfx:name], [voice:name] or [pause 1s]"
         )
     voice: str | None = None
     items: list[Say | Rest | Play] = []
     spoken: list[str] = []
-    cues: list[CueRef] = []
+    cues: list[tuple[CueRef, tuple[str, int]]] = []
     pos = 0
 
     def emit_line() -> None:
         said = re.sub(r"\s+", " ", "".join(spoken))
         lead = len(said) - len(said.lstrip())
         said = said.strip()
-        anchored = tuple(CueRef(c.sfx, min(max(c.at - lead, 0), len(said))) for c in cues)
+        anchored = tuple(CueRef(c.sfx, min(max(c.at - lead, 0), len(said))) for c, _ in cues)
         if said:
-            items.append(Say(said, voice, anchored, first))
+            items.append(Say(said, voice, anchored, first, file))
         else:
-            items.extend(Play(c.sfx, first) for c in cues)
+            items.extend(Play(c.sfx, line, cue_file) for c, (cue_file, line) in cues)
         spoken.clear()
         cues.clear()
 
@@ -281,15 +338,18 @@ def _paragraph(lines: list[tuple[int, str]], source: str) -> list[Say | Rest | P
         spoken.append(text[pos : m.start()])
         pos = m.end()
         kind, name, arg = m.group(1), m.group(2), m.group(3)
+        here = where(m.start())
         if kind == "sfx":
-            cues.append(CueRef(_named(name, m.group(0), where), len(re.sub(r"\s+", " ", "".join(spoken)))))
+            offset = len(re.sub(r"\s+", " ", "".join(spoken)))
+            cues.append((CueRef(_named(name, m.group(0), here), offset), at(m.start())))
         elif kind == "voice":
             if "".join(spoken).strip() or items:
-                raise TemplateError(f"{where}: [voice:…] must open the paragraph")
-            voice = _named(name, m.group(0), where)
+                raise TemplateError(f"{here}: [voice:…] must open the paragraph")
+            voice = _named(name, m.group(0), here)
         else:
             emit_line()
-            items.append(Rest(_seconds(arg or name or "", m.group(0), where), first))
+            pause_file, pause_line = at(m.start())
+            items.append(Rest(_seconds(arg or name or "", m.group(0), here), pause_line, pause_file))
     spoken.append(text[pos:])
     emit_line()
     return items
