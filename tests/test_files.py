@@ -1,12 +1,72 @@
-"""Temporary files: made beside their target, and what a killed process left of them removed."""
+"""Temporary files: made beside their target with the umask's permissions, locked while written,
+and what a killed process left of them removed at once."""
 
 from __future__ import annotations
 
+import fcntl
 import os
-import time
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from mixdown.files import STALE_SECONDS, temporary_beside
+import numpy as np
+import pytest
+
+from mixdown import files
+from mixdown.files import discard, publish, sweep, temporary_beside
+
+# A writer that makes its temporary file, says where, and writes until it is killed.
+WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from mixdown.files import temporary_beside
+
+    fd, name = temporary_beside(sys.argv[1], sys.argv[2])
+    os.write(fd, b"partial" * 1000)
+    print(name, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@contextmanager
+def writer_process(target: Path, suffix: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A live writer in another process, and its temporary file."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target), suffix], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        yield child, Path(child.stdout.readline().strip())
+    finally:
+        child.kill()
+        child.wait()
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def locked(path: Path) -> bool:
+    """Whether someone holds ``path``'s lock (a descriptor of our own tries to take it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def test_a_temporary_file_is_hidden_beside_its_target(tmp_path: Path) -> None:
@@ -16,26 +76,105 @@ def test_a_temporary_file_is_hidden_beside_its_target(tmp_path: Path) -> None:
     made = Path(name)
     assert made.parent == target.parent and made.is_file()
     assert made.name.startswith(".episode.wav.") and made.name.endswith(".tmp.wav")
+    discard(made)
 
 
-def test_stale_temporary_files_of_the_same_target_are_removed(tmp_path: Path) -> None:
+def test_a_temporary_file_stays_locked_until_published(tmp_path: Path) -> None:
     target = tmp_path / "episode.wav"
-    old = time.time() - STALE_SECONDS - 60
-
-    def left(name: str, *, stale: bool) -> Path:
-        path = tmp_path / name
-        path.write_bytes(b"partial")
-        if stale:
-            os.utime(path, (old, old))
-        return path
-
-    killed = left(".episode.wav.k1ll3d00.tmp.wav", stale=True)  # a writer killed an hour ago
-    writing = left(".episode.wav.wr1t1ng0.tmp.wav", stale=False)  # a writer still at work
-    other = left(".episode.mp3.k1ll3d00.tmp.mp3", stale=True)  # another target's
-    other_kind = left(".episode.wav.k1ll3d00.tmp", stale=True)  # another suffix
-    lookalike = left(".episode.wav.notmkstemp.tmp.wav", stale=True)  # not a name mkstemp makes
+    fd, name = temporary_beside(target, ".tmp.wav")
+    os.close(fd)  # writers reopen it by name (libsndfile, WavWriter): the lock outlives the descriptor
+    assert locked(Path(name))
+    publish(name, target)
+    assert target.exists() and not Path(name).exists()
+    assert not locked(target)
     fd, name = temporary_beside(target, ".tmp.wav")
     os.close(fd)
-    assert not killed.exists()
-    assert writing.exists() and other.exists() and other_kind.exists() and lookalike.exists()
+    discard(name)
+    assert not Path(name).exists()
+
+
+def test_a_killed_writers_temporary_file_goes_at_once_and_a_live_ones_stays(tmp_path: Path) -> None:
+    target = tmp_path / "episode.wav"
+    with writer_process(target, ".tmp.wav") as (killed, dead_file):
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert dead_file.exists()  # seconds old: an age rule would keep it for an hour
+    with writer_process(target, ".tmp.wav") as (_, live_file):
+        fd, name = temporary_beside(target, ".tmp.wav")
+        os.close(fd)
+        assert not dead_file.exists()
+        assert live_file.exists()  # its writer is alive: left alone
+    discard(name)
+
+
+def test_only_the_same_targets_unlocked_temporary_files_go(tmp_path: Path) -> None:
+    target = tmp_path / "episode.wav"
+
+    def left(name: str) -> Path:
+        path = tmp_path / name
+        path.write_bytes(b"partial")
+        return path
+
+    dead = left(".episode.wav.k1ll3d00.tmp.wav")  # no writer holds it: its process is gone
+    other = left(".episode.mp3.k1ll3d00.tmp.mp3")  # another target's
+    other_kind = left(".episode.wav.k1ll3d00.tmp")  # another suffix
+    lookalike = left(".episode.wav.notmkstemp.tmp.wav")  # not a name temporary_beside makes
+    alive = left(".episode.wav.wr1t1ng0.tmp.wav")
+    holder = os.open(alive, os.O_RDONLY)  # a writer on another thread holds its lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        fd, name = temporary_beside(target, ".tmp.wav")
+        os.close(fd)
+    finally:
+        os.close(holder)
+    assert not dead.exists()
+    assert alive.exists() and other.exists() and other_kind.exists() and lookalike.exists()
     assert Path(name).exists()
+    discard(name)
+
+
+def test_a_sweep_removes_every_dead_temporary_file_of_a_directory(tmp_path: Path) -> None:
+    names = [".a.wav.00000000.tmp.wav", ".b.0a1b2c3d.tmp", ".c.mp3.abcdefgh.tmp.mp3", "KEY.lock"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    kept = tmp_path / "episode.wav"
+    kept.write_bytes(b"published")
+    fd, live = temporary_beside(tmp_path / "d.wav")
+    os.close(fd)
+    assert sweep(tmp_path) == 3
+    assert (tmp_path / "KEY.lock").exists()  # lock files only when asked
+    assert sweep(tmp_path, locks=True) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept.name, Path(live).name])
+    discard(live)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_written_files_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    from mixdown.audio import Source, write_audio_atomic, write_blocks_atomic
+    from mixdown.cache import Cache
+
+    y = np.zeros((4800, 2), np.float32)
+    with umask(mask):
+        fd, name = temporary_beside(tmp_path / "raw.bin")
+        os.close(fd)
+        publish(name, tmp_path / "raw.bin")
+        write_audio_atomic(tmp_path / "whole.wav", y, 48000)
+        write_blocks_atomic(tmp_path / "blocks.wav", Source.of_array(y, 48000), subtype="PCM_24")
+        cache = Cache(tmp_path / "cache")
+        cache.put("ab" + "0" * 62, y + 0.1, 48000, {"kind": "sfx"})
+    written = [
+        tmp_path / "raw.bin",
+        tmp_path / "whole.wav",
+        tmp_path / "blocks.wav",
+        cache.path("ab" + "0" * 62),
+        cache.meta_path("ab" + "0" * 62),
+    ]
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path.name
+
+
+def test_errors_name_the_file_being_made(tmp_path: Path) -> None:
+    fd, name = temporary_beside(tmp_path / "episode", ".tmp.mp3")
+    os.close(fd)
+    assert files.last_destination() == tmp_path / "episode.mp3"
+    discard(name)

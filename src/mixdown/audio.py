@@ -131,7 +131,7 @@ def write_audio_atomic(
     """
     import soundfile as sf
 
-    from .files import temporary_beside
+    from .files import discard, publish, temporary_beside
 
     path = Path(path)
     fd, tmp = temporary_beside(path)
@@ -140,9 +140,9 @@ def write_audio_atomic(
             sf.write(fh, y, sr, format=format, subtype=subtype)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        discard(tmp)
         raise
 
 
@@ -492,7 +492,7 @@ def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype
     """Copy ``source`` into a WAV at ``path`` block by block, atomically (RF64 past 4 GiB)."""
     import soundfile as sf
 
-    from .files import temporary_beside
+    from .files import discard, publish, temporary_beside
 
     path = Path(path)
     fd, tmp = temporary_beside(path)
@@ -503,7 +503,7 @@ def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype
         ) as fh:
             for block in source.blocks():
                 fh.write(block)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        discard(tmp)
         raise

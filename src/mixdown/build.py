@@ -9,12 +9,16 @@ the cache or ``build/``.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from . import files
 from .cache import Cache, safe_params
 from .errors import MixdownError, RenderFailed
 from .graph import STEMS, Asset, MixPlan, request_for
@@ -37,6 +41,7 @@ __all__ = [
 MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
 # files kept beside cache objects: a mix's measurement, a long master's recipe
 ANALYSIS, RECIPE = "analysis.npz", "recipe.json"
+_TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
 
 @dataclass
@@ -49,27 +54,28 @@ class Context:
 
 
 def render_asset(context: Context, asset: Asset) -> Any:
-    """doit action: render one asset into the cache."""
-    return _reported(_render_asset, context, asset)
+    """doit action: render one asset into the cache, unless the cache holds it already."""
+    return _reported(_render_asset, context, asset, asset.task)
 
 
 def build_mix(context: Context, plan: MixPlan) -> Any:
     """doit action: mix one rendition into the cache."""
-    return _reported(_build_mix, context, plan)
+    return _reported(_build_mix, context, plan, f"mix:{plan.name}")
 
 
 def build_delivery(context: Context, item: tuple[MixPlan, str]) -> Any:
     """doit action: one extra delivery of a rendition, spec-checked."""
-    return _reported(_build_delivery, context, item)
+    return _reported(_build_delivery, context, item, f"deliver:{item[0].name}/{item[1]}")
 
 
 def build_master(context: Context, plan: MixPlan) -> Any:
     """doit action: master one rendition and write its deliverables."""
-    return _reported(_build_master, context, plan)
+    return _reported(_build_master, context, plan, f"master:{plan.name}")
 
 
-def _reported(action: Any, context: Context, item: Any) -> Any:
-    """Run ``action``; a :class:`MixdownError` becomes doit's ``TaskFailed`` (no traceback)."""
+def _reported(action: Any, context: Context, item: Any, target: str) -> Any:
+    """Run ``action``; a :class:`MixdownError`, or a file that cannot be written (a full
+    disk, a read-only directory), becomes doit's ``TaskFailed``: one line, no traceback."""
     from . import stopping
 
     stopping.install()
@@ -80,26 +86,80 @@ def _reported(action: Any, context: Context, item: Any) -> Any:
         from doit.exceptions import TaskFailed
 
         return TaskFailed(str(err))
+    except Exception as err:
+        if not _is_file_error(err):
+            raise
+        from doit.exceptions import TaskFailed
+
+        return TaskFailed(_file_error(context, target, err))
+    finally:
+        files.release_gone()  # the locks of the temporary files published or removed
+
+
+def _is_file_error(err: Exception) -> bool:
+    """Whether ``err`` is the system refusing a file: :class:`OSError`, or libsndfile's "System error"."""
+    if isinstance(err, OSError):
+        return True
+    soundfile = sys.modules.get("soundfile")
+    return soundfile is not None and isinstance(err, getattr(soundfile, "SoundFileError", ()))
+
+
+def _file_error(context: Context, target: str, err: Exception) -> str:
+    """The one line for a file that could not be written (or read): the target, the file, why."""
+    filename = getattr(err, "filename", None)
+    where = filename if isinstance(filename, str) and filename else files.last_destination()
+    if isinstance(where, str) and _TEMPORARY_NAME.match(os.path.basename(where)):
+        where = files.last_destination()
+    named = _relative(context, Path(where)) if where is not None else "a file"
+    strerror = err.strerror if isinstance(err, OSError) else None
+    why = f"{strerror} [errno {err.errno}]" if isinstance(err, OSError) and strerror else str(err)
+    why = " ".join(why.split())
+    return (
+        f"{target}: cannot write {named}: {why}; nothing partial was kept: "
+        "free some space (or make the directory writable) and run the build again"
+    )
+
+
+def _locked(context: Context, key: str, target: str, doing: str) -> Any:
+    """Hold the cache's lock of ``key`` while ``target`` checks, makes and stores it: a
+    second build making the same key at once waits, says so, and then finds it made."""
+    from .stopping import check
+
+    def waiting() -> None:
+        print(f"{target}  waiting for another build {doing} it", file=sys.stdout, flush=True)
+
+    return context.cache.lock(key, target=target, waiting=waiting, check=check)
 
 
 def _render_asset(context: Context, asset: Asset) -> None:
+    """Render one asset and store it under its key, unless the cache already holds the key
+    (``doit -a`` runs every task: a paid render is never made twice)."""
+    with _locked(context, asset.key, asset.task, "rendering"):
+        if asset.key not in context.cache:
+            _render_missing(context, asset)
+
+
+def _render_missing(context: Context, asset: Asset) -> None:
     """Render one asset and store it under its key."""
     import numpy as np
 
-    from .audio import valid_audio
-
     renderer = context.registry.instance(asset.renderer)
     request = request_for(asset, context.project)
-    result = renderer.render(request)
+    named = _renderer_named(context, asset.renderer, renderer)
     try:
-        audio = valid_audio(result.audio, what=asset.task)
-    except MixdownError as err:
-        raise RenderFailed(f"{asset.task}: renderer '{asset.renderer}' returned bad audio: {err}") from None
-    seconds = len(audio) / result.sample_rate if result.sample_rate > 0 else 0.0
+        result = renderer.render(request)
+    except MixdownError:
+        raise
+    except Exception as err:  # a show's own renderer may raise anything: one line, not a traceback
+        why = " ".join(f"{type(err).__name__}: {err}".split())
+        raise RenderFailed(f"{asset.task}: {named} raised {why}; nothing was cached") from None
+    audio, sample_rate = _result_audio(result, asset, named)
+    seconds = len(audio) / sample_rate
     if seconds < MIN_SECONDS[asset.kind] or np.abs(audio).max() > 4.0:
+        peak = float(np.abs(audio).max()) if len(audio) else 0.0
         raise RenderFailed(
-            f"{asset.task}: renderer '{asset.renderer}' returned implausible audio "
-            f"({seconds:.3f} s, peak {np.abs(audio).max():.2f}); nothing was cached"
+            f"{asset.task}: {named} returned implausible audio "
+            f"({seconds:.3f} s, peak {peak:.2f}); nothing was cached"
         )
     meta = {
         "kind": asset.kind,
@@ -108,12 +168,76 @@ def _render_asset(context: Context, asset: Asset) -> None:
         "params": safe_params(request.params),
         **({"text": asset.text} if asset.kind == "voice" else {}),
         **({"segment": asset.segment} if asset.segment else {}),
-        **safe_params(result.meta),
+        **safe_params(result.meta or {}),
     }
-    context.cache.put(asset.key, audio, result.sample_rate, meta)
+    context.cache.put(asset.key, audio, sample_rate, meta)
+
+
+def _result_audio(result: Any, asset: Asset, named: str) -> tuple[Any, int]:
+    """The audio ``[shape=(n, channels)]`` and rate of a renderer's result, checked."""
+    from .audio import valid_audio
+
+    rate, meta = _whole_rate(getattr(result, "sample_rate", None)), getattr(result, "meta", None)
+    if not hasattr(result, "audio") or rate is None or not isinstance(meta, dict | None):
+        got = (
+            type(result).__name__
+            if not hasattr(result, "audio")
+            else f"sample rate {getattr(result, 'sample_rate', None)!r}, meta {type(meta).__name__}"
+        )
+        raise RenderFailed(
+            f"{asset.task}: {named} returned {got}, not a RenderResult(audio, sample_rate, meta); "
+            "nothing was cached"
+        )
+    try:
+        audio = valid_audio(result.audio, what=asset.task)
+    except MixdownError as err:
+        raise RenderFailed(f"{asset.task}: {named} returned bad audio: {err}; nothing was cached") from None
+    return audio, rate
+
+
+def _whole_rate(rate: Any) -> int | None:
+    """``rate`` as a positive whole number of samples per second, or None."""
+    if isinstance(rate, bool | str | bytes):
+        return None
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value > 0 and value.is_integer() else None
+
+
+def _renderer_named(context: Context, name: str, renderer: Any) -> str:
+    """``renderer 'x'``, with the show's file that defines it when it is the show's own."""
+    import inspect
+
+    try:
+        source = inspect.getsourcefile(type(getattr(renderer, "inner", renderer)))
+    except TypeError:
+        source = None
+    if source is not None and Path(source).resolve().is_relative_to(context.project.root.resolve()):
+        return f"renderer '{name}' ({_relative(context, Path(source).resolve())})"
+    return f"renderer '{name}'"
 
 
 def _build_mix(context: Context, plan: MixPlan) -> None:
+    """Mix a rendition into the cache unless it is there whole already (its stems too, if
+    the show asks for them): a mix made by another build, or before a ``doit -a``."""
+    with _locked(context, plan.key, f"mix:{plan.name}", "mixing"):
+        if not _mix_cached(context, plan):
+            _mix(context, plan)
+
+
+def _mix_cached(context: Context, plan: MixPlan) -> bool:
+    cache = context.cache
+    stems = STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
+    return (
+        plan.key in cache
+        and cache.side_path(plan.key, ANALYSIS).exists()
+        and all(plan.stem_key(bus) in cache for bus in stems)
+    )
+
+
+def _mix(context: Context, plan: MixPlan) -> None:
     """Mix a rendition's timeline from cached assets, block by block, into the cache.
 
     The stems are stored beside the mix when the show asks for them. A long
@@ -353,6 +477,14 @@ def _mastered(
     keeps a streamed pass's metering on one core (an MP3 encoder process has
     the other).
     """
+    with _locked(context, plan.master_key, f"master:{plan.name}", "mastering"):
+        return _master_made(context, plan, deliverable, threads=threads)
+
+
+def _master_made(
+    context: Context, plan: MixPlan, deliverable: Any = None, *, threads: bool = True
+) -> tuple[Any, Any, list[Any]]:
+    """:func:`_mastered`, with the master's lock held."""
     from . import segments
     from .audio import Source
     from .master import Analysis, MasterSettings
@@ -484,11 +616,11 @@ def _mastered_in_segments(
         if mp3_path is not None:
             written.append(("mp3", mp3_path, passes.mp3_found))
     except BaseException:
-        for tmp in (wav.path if wav is not None else None, mp3_path):
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
         if wav is not None:
             wav.close()
+        for tmp in (wav.path if wav is not None else None, mp3_path):
+            if tmp is not None:
+                files.discard(tmp)
         raise
     return _RecipeMaster(context, plan, recipe, loudness), loudness, written
 
@@ -531,12 +663,16 @@ class _RecipeMaster:
         from .segments import write_master
 
         cache, plan = self._context.cache, self._plan
-        if plan.master_key not in cache:
-            cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
-            progress = _Progress(f"master:{plan.name}", "made from its recipe", self.frames, self.sample_rate)
-            with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
-                write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
-                writer.commit(_master_meta(plan, self._loudness))
+        target = f"master:{plan.name}"
+        with _locked(self._context, plan.master_key, target, "mastering"):
+            if plan.master_key not in cache:
+                cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
+                progress = _Progress(target, "made from its recipe", self.frames, self.sample_rate)
+                with cache.writer(
+                    plan.master_key, self.sample_rate, self.channels, frames=self.frames
+                ) as writer:
+                    write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
+                    writer.commit(_master_meta(plan, self._loudness))
         return cache.source(plan.master_key)
 
 
@@ -562,10 +698,11 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     from .deliver import deliver, delivery_from
 
     plan, name = item
-    table, files = plan.delivery(name)
+    table, paths = plan.delivery(name)
     delivery = delivery_from(table, f"[deliveries.{name}]")
+    stem = paths[0].with_name(paths[0].name.rsplit(".", 1)[0])
+    files.sweep_once(stem.parent)  # what killed builds left there
     source, loudness, _ = _mastered(context, plan)
-    stem = files[0].with_name(files[0].name.rsplit(".", 1)[0])
     target = f"deliver:{plan.name}/{name}"
     for path, found in deliver(source, stem, delivery, target=target, loudness=loudness):
         print(f"{target}  {found}  {_relative(context, path)}", file=sys.stdout)
@@ -586,10 +723,11 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     from .deliver import Delivery, _rate_for, deliver
 
     settings = plan.master
-    files = [p for p in plan.outputs if p.parent.suffix != ".stems"]
-    formats = tuple(p.suffix[1:] for p in files)
+    paths = [p for p in plan.outputs if p.parent.suffix != ".stems"]
+    formats = tuple(p.suffix[1:] for p in paths)
     delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
-    stem = files[0].with_name(files[0].name[: -len(files[0].suffix)])
+    stem = paths[0].with_name(paths[0].name[: -len(paths[0].suffix)])
+    files.sweep_once(stem.parent)  # what killed builds left there
     sr = plan.timeline["sample_rate"]
     direct = [fmt for fmt in formats if _rate_for(fmt, sr) == sr]  # encoded while the master is made
 
@@ -612,6 +750,7 @@ def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
     if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
         _build_mix(context, plan)  # a mix cached before stems were asked for
     for path in paths:
+        files.sweep_once(path.parent)
         source = context.cache.source(plan.stem_key(path.stem))
         write_blocks_atomic(path, source, subtype="PCM_24")
         print(f"master:{plan.name}  stem {path.stem:<5}  {_relative(context, path)}", file=sys.stdout)

@@ -18,17 +18,21 @@ what marks a key as rendered.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import pickle
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AudioError
+from . import files
+from .errors import AudioError, MixdownError
 from .files import temporary_beside
 
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
@@ -36,6 +40,9 @@ if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
 
 __all__ = ["Cache", "ObjectWriter", "safe_params"]
 
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_held_guard = threading.Lock()
+_held: dict[str, tuple[int, int, int]] = {}  # lock file -> (holding thread, depth, descriptor)
 _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
@@ -73,6 +80,41 @@ class Cache:
         path = self.side_path(key, name)
         _write_bytes_atomic(path, data)
         return path
+
+    def lock(
+        self,
+        key: str,
+        *,
+        target: str,
+        waiting: Callable[[], None] = lambda: None,
+        check: Callable[[], None] = lambda: None,
+    ) -> AbstractContextManager[None]:
+        """Hold ``key``'s lock (``objects/ab/KEY.lock``) while it is checked, made and stored.
+
+        Another build, or another thread of this one, making the same key
+        waits: ``waiting`` is called once when it starts to, ``check`` every
+        poll (it raises to give up). The same thread may take it again inside.
+        Taking it also proves the cache writable before anything is paid
+        for: a read-only cache raises :class:`MixdownError` naming ``target``.
+        The first lock taken in a shard sweeps it (:func:`mixdown.files.sweep`).
+        """
+        shard = self.objects / key[:2]
+        try:
+            shard.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise self._unwritable(err, target) from None
+        files.sweep_once(shard, locks=True)
+        return _holding(
+            str(self.side_path(key, "lock")), waiting, check, lambda err: self._unwritable(err, target)
+        )
+
+    def _unwritable(self, err: OSError, target: str) -> Exception:
+        if err.errno not in _UNWRITABLE:
+            return err
+        return MixdownError(
+            f"{target}: the cache {self.root} is not writable ({err.strerror}); nothing was rendered: "
+            "make it writable, or set MIXDOWN_CACHE to a directory that is"
+        )
 
     def meta_path(self, key: str) -> Path:
         """Where the metadata record of ``key`` lives."""
@@ -247,7 +289,7 @@ class ObjectWriter:
         try:
             self._file = WavWriter(name, sample_rate, channels, "FLOAT", frames)
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            files.discard(self._tmp)
             raise
 
     def write(self, block: np.ndarray) -> None:
@@ -291,14 +333,14 @@ class ObjectWriter:
         }
         _write_text_atomic(self.cache.meta_path(self.key), json.dumps(record, indent=1, sort_keys=True))
         path = self.cache.path(self.key)
-        os.replace(self._tmp, path)
+        files.publish(self._tmp, path)
         self.cache._added(self.key)
         return path
 
     def discard(self) -> None:
         """Throw away what was written."""
         self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        files.discard(self._tmp)
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -317,7 +359,75 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        files.publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        files.discard(tmp)
         raise
+
+
+@contextmanager
+def _holding(
+    path: str,
+    waiting: Callable[[], None],
+    check: Callable[[], None],
+    unwritable: Callable[[OSError], Exception],
+) -> Iterator[None]:
+    """Hold the lock file ``path`` (see :meth:`Cache.lock`); remove it when done."""
+    me = threading.get_ident()
+    with _held_guard:
+        owner, depth, fd = _held.get(path, (0, 0, -1))
+        if owner == me:
+            _held[path] = (me, depth + 1, fd)
+    if owner == me:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[path] = (me, depth, fd)
+        return
+    fd = _take(path, waiting, check, unwritable)
+    with _held_guard:
+        _held[path] = (me, 1, fd)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            del _held[path]
+        # removed while held, so that a build waiting on this file finds it gone and takes a new one
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _take(
+    path: str,
+    waiting: Callable[[], None],
+    check: Callable[[], None],
+    unwritable: Callable[[OSError], Exception],
+) -> int:
+    """Open and lock ``path``, polling while another holds it; the descriptor."""
+    pause, told = 0.02, False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise unwritable(err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not told:
+                waiting()
+                told = True
+            check()
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.25)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if files._same_file(path, fd):
+            return fd
+        os.close(fd)  # its holder removed it as it let go: take the new one

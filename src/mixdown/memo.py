@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .files import temporary_beside
+from .files import discard, publish, temporary_beside
 
 __all__ = ["load", "read_inputs", "record", "save"]
 
@@ -111,7 +111,7 @@ def save(path: Path, root: Path, value: Any, inputs: set[str]) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump((_environment(str(root)), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        discard(tmp)
         raise
