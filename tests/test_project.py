@@ -55,7 +55,11 @@ def toml_with(old: str, new: str) -> str:
 @pytest.mark.parametrize(
     ("files", "error", "message"),
     [
-        ({"project_dot_toml": "[project\nname = 1\n"}, ConfigError, "project.toml: Expected ']'"),
+        (
+            {"project_dot_toml": "[project]\nname = 1\n[voices\n"},
+            ConfigError,
+            "project.toml:3: TOML syntax error at column 8: ",
+        ),
         (
             {"project_dot_toml": toml_with("speed = 1.2", 'speed = 1.2\ncolour = "red"')},
             ConfigError,
@@ -261,3 +265,77 @@ def test_line_marks_leave_the_rendered_text_as_it_was(
         ("QUIET", 11),
     ]
     assert [(type(i).__name__, i.line) for i in only.items][-1] == ("Rest", 11)
+
+
+ANNA = '[voices.anna]\nrenderer = "fake"\nspeed = 1.0'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'voice = "anna"',
+            'voice = "nope"',
+            "project.toml:4: unknown voice 'nope'; declared voices: anna, ben",
+        ),
+        (ANNA, '[voices]\nanna.renderer = "fake"\nanna.sped = 1.0', "project.toml:9: unknown key 'sped'"),
+        (ANNA, '[voices]\nanna = { renderer = "fake", speed = "x" }', "project.toml:8: 'speed' must be"),
+        (ANNA, '[voices."anna"]\n"renderer" = "fake"\n"sped" = 1', "project.toml:9: unknown key 'sped'"),
+        (ANNA, 'voices.anna.renderer = "fake"\n[voices.anna]', "project.toml:7: unknown key 'voices'"),
+        ("[master]", "[mix.x]\n[master]", "project.toml:39: unknown key 'x' in [mix]"),
+        (
+            "[master]",
+            '[mix]\n"line_gap" = 0.1\nline_gap2 = 1\n[master]',
+            "project.toml:41: unknown key 'line_gap2' in [mix]",
+        ),
+        (
+            'vars = { show = "Test Show" }',
+            'vars = { show = "Test Show" }\nkey = """\n[voices.anna]\nsped = 1\n"""',
+            "project.toml:6: unknown key 'key' in [project]",
+        ),
+    ],
+)
+def test_toml_errors_name_the_line_of_every_key_form(
+    show: Callable[..., Path], fakes: dict[str, Any], old: str, new: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_with(show(project_dot_toml=toml_with(old, new)), fakes)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_toml_syntax_error_says_what_to_do(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+    root = show(project_dot_toml=toml_with('name = "Test Show"', "name = Test Show"))
+    with pytest.raises(ConfigError) as err:
+        load_with(root, fakes)
+    assert str(err.value).startswith("project.toml:3: TOML syntax error at column 8: ")
+    assert str(err.value).endswith(
+        "; check the quotes, brackets and '=' on that line (strings need quotes, tables [name])"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["project.toml", "data/people.csv", "stanzas/extra.j2", "stanzas/briefing.j2"]
+)
+def test_files_that_are_not_utf8_text_are_one_line(
+    show: Callable[..., Path], fakes: dict[str, Any], name: str
+) -> None:
+    root = show()
+    path = root / name
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\n\xff\xfe caf\xe9\n", 1))
+    with pytest.raises(ProjectError) as err:
+        render_scripts(load_with(root, fakes))
+    assert str(err.value).startswith(f"{name}:2: not UTF-8 text (byte 0xff); save the file as UTF-8")
+
+
+def test_a_template_that_is_a_directory_or_includes_itself_is_one_line(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    root = show(stanzas__extra_dot_j2="## only\nHi.\n\n{% include 'stanzas/extra.j2' %}\n")
+    with pytest.raises(TemplateError) as err:
+        render_scripts(load_with(root, fakes))
+    assert str(err.value).startswith("stanzas/extra.j2:4: the template includes itself"), str(err.value)
+    (root / "stanzas" / "extra.j2").unlink()
+    (root / "stanzas" / "extra.j2").mkdir()
+    with pytest.raises(ConfigError) as err:
+        render_scripts(load_with(root, fakes))
+    assert str(err.value).startswith("project.toml:36: 'stanzas/extra.j2' is a directory"), str(err.value)

@@ -138,11 +138,11 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     import tomllib
 
     memo.record(path)
-    text = path.read_text("utf-8")
+    text = read_text(path, "project.toml")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"project.toml: {err}") from None
+        raise ConfigError(_toml_syntax(err)) from None
     toml = _Toml(text, root)
     toml.check_keys(data, TOP_KEYS, [])
     top = toml.table(data, "project")
@@ -154,6 +154,11 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     if not sources["voice"]:
         raise ConfigError(f"project.toml:{toml.line(['voices'])}: declare at least one [voices.NAME]")
     default_voice = toml.typed(top, "voice", str, ["project"], next(iter(sources["voice"])))
+    if default_voice not in sources["voice"]:
+        raise ConfigError(
+            f"{toml.where(['project', 'voice'])}: unknown voice '{default_voice}'; "
+            f"declared voices: {', '.join(sources['voice'])}"
+        )
     cache = os.environ.get("MIXDOWN_CACHE") or toml.typed(top, "cache", str, ["project"], "cache")
     return Project(
         root=root,
@@ -176,30 +181,56 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
     )
 
 
+def read_text(path: Path, name: str) -> str:
+    """The UTF-8 text of a show's file; one-line :class:`ConfigError` if it cannot be read as text.
+
+    ``name`` is how messages name the file (relative to the show).
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{name}: is a directory, not a file; point at a file") from None
+    except OSError as err:
+        raise ConfigError(f"{name}: cannot be read ({err.strerror or err}); check the file") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _toml_syntax(err: Exception) -> str:
+    """A one-line message for a TOML syntax error: tomllib's words at its line, and what to do."""
+    message = str(err)
+    where = re.search(r"\s*\(at line (\d+), column (\d+)\)", message)
+    line = getattr(err, "lineno", None) or (int(where.group(1)) if where else None)
+    column = getattr(err, "colno", None) or (int(where.group(2)) if where else None)
+    if where:
+        message = message[: where.start()] + message[where.end() :]
+    at = f" at column {column}" if column else ""
+    return (
+        f"project.toml{f':{line}' if line else ''}: TOML syntax error{at}: {message.strip()}; "
+        "check the quotes, brackets and '=' on that line (strings need quotes, tables [name])"
+    )
+
+
 class _Toml:
     """Typed access to parsed TOML with errors that point at the source line."""
 
     def __init__(self, text: str, root: Path) -> None:
-        self.lines = text.splitlines()
+        from .sourcemap import toml_lines
+
+        self.lines = toml_lines(text)
         self.root = root
 
     def line(self, path: list[str]) -> int:
-        """The line of ``path`` (a table header, or a key in a table); 1 if not found."""
-        headers = [parts for _, parts in self._headers()]
-        header, want_key = (path, None) if path in headers or not path else (path[:-1], path[-1])
-        current: list[str] = []
-        found = 1
-        for number, raw in enumerate(self.lines, start=1):
-            parts = _header(raw)
-            if parts is not None:
-                current = parts
-                found = number if parts == header and found == 1 else found
-            elif want_key and current == header and re.match(rf'^\s*"?{re.escape(want_key)}"?\s*=', raw):
-                return number
-        return found
-
-    def _headers(self) -> list[tuple[int, list[str]]]:
-        return [(n, h) for n, raw in enumerate(self.lines, start=1) if (h := _header(raw)) is not None]
+        """The line of ``path`` (a table or a key, in any TOML form), else of its nearest parent; 1 if none."""
+        for n in range(len(path), 0, -1):
+            if tuple(path[:n]) in self.lines:
+                return self.lines[tuple(path[:n])]
+        return 1
 
     def where(self, path: list[str]) -> str:
         return f"project.toml:{self.line(path)}"
@@ -224,14 +255,6 @@ class _Toml:
         if value is not None and not _is(value, kind):
             raise ConfigError(f"{self.where([*path, key])}: '{key}' must be {_kind_name(kind)}")
         return value
-
-
-def _header(raw: str) -> list[str] | None:
-    """The dotted parts of a ``[table]`` header line, quotes removed; ``None`` otherwise."""
-    m = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?", raw)
-    if m is None:
-        return None
-    return [p.strip('"') for p in re.findall(r'"[^"]*"|[^."\s]+', m.group(1))]
 
 
 def _is(value: Any, kind: Any) -> bool:
@@ -458,8 +481,12 @@ def _script(
     merged = {**module, **entry}
 
     def origin(key: str) -> list[str]:
-        """Where ``key`` was set: the script's table, else its module's."""
-        return [*path, key] if key in entry or not module_name else ["modules", module_name, key]
+        """Where ``key`` was set: the script's table, else its module's, else [project]."""
+        if key in entry:
+            return [*path, key]
+        if module_name and key in module:
+            return ["modules", module_name, key]
+        return ["project", key] if key in top else [*path, key]
 
     template = toml.typed(entry, "template", str, path, None)
     if template is None:
@@ -496,6 +523,8 @@ def _script(
 
 def _must_exist(toml: _Toml, path: list[str], relative: str) -> None:
     resolved = _inside(toml.root, relative, toml, path)
+    if resolved.is_dir():
+        raise ConfigError(f"{toml.where(path)}: {relative!r} is a directory; name a file in it")
     if not resolved.is_file():
         raise ConfigError(f"{toml.where(path)}: {relative!r} does not exist; check the path")
 
@@ -529,7 +558,11 @@ def _jinja(root: Path) -> Any:
         """Notes every template file read (includes too) for the plan memo."""
 
         def get_source(self, environment: Any, template: str) -> Any:
-            source = super().get_source(environment, template)
+            try:
+                source = super().get_source(environment, template)
+            except UnicodeDecodeError:  # read it again for the one-line message with its line
+                read_text(root / template, template)
+                raise
             memo.record(source[1])
             return source
 
@@ -548,64 +581,84 @@ def _render(env: Any, script: Script, variables: dict[str, Any]) -> tuple[str, l
 
     from .sourcemap import unmark
 
+    root = Path(env.loader.searchpath[0])
     try:
         rendered: str = env.get_template(script.template).render(**variables)
     except jinja2.TemplateSyntaxError as err:
         raise TemplateError(f"{err.name or script.template}:{err.lineno}: {err.message}") from None
     except jinja2.UndefinedError as err:
-        raise TemplateError(
-            f"{_template_line(err, script.template)}: {err.message}; define it in vars or the variants file"
-        ) from None
+        where = _template_line(err, script.template, root)
+        raise TemplateError(f"{where}: {err.message}; define it in vars or the variants file") from None
     except jinja2.TemplateNotFound as err:
-        raise TemplateError(f"{script.template}: included template {err.name!r} not found") from None
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: included template {err.name!r} not found; give its path from the show's folder"
+        ) from None
+    except RecursionError as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: the template includes itself (directly or through another); remove the loop"
+        ) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: {type(err).__name__}: {err}; fix the expression on that line"
+        ) from None
     return unmark(rendered, env.line_mark_files, script.template)
 
 
-def _template_line(err: BaseException, template: str) -> str:
-    """Find the template line an exception was raised from, via the traceback."""
+def _template_line(err: BaseException, template: str, root: Path) -> str:
+    """``file:line`` of the innermost template frame an exception passed through (Jinja2 maps them)."""
     where = template
     tb = err.__traceback__
     while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if name.endswith(".j2") or name.endswith(template):
-            where = f"{Path(name).name if not name.endswith(template) else template}:{tb.tb_lineno}"
+        name = Path(tb.tb_frame.f_code.co_filename)
+        if name.suffix != ".py" and name.is_relative_to(root):
+            where = f"{name.relative_to(root).as_posix()}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where
 
 
 def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str, str]]]:
+    """The variants of ``script``: (id, row with ``variant``) for each row of its CSV file."""
     if script.variants is None:
         return [(None, {})]
     import csv
+    import io
 
     path = root / script.variants
     memo.record(path)
+    reader = csv.reader(io.StringIO(read_text(path, script.variants), newline=""))
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-            columns = list(rows[0].keys()) if rows else []
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ConfigError(f"{script.variants}: cannot read variants ({err})") from None
-    if not rows:
+        table = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as err:
+        raise ConfigError(
+            f"{script.variants}:{reader.line_num}: {err}; check the quotes on that line"
+        ) from None
+    if len(table) < 2:
         raise ConfigError(f"{script.variants}: no rows; add a header line and one row per variant")
-    column = "id" if "id" in columns else columns[0]
-    seen: set[str] = set()
+    columns = [c.strip() for c in table[0][1]]
+    column = columns.index("id") if "id" in columns else 0
+    seen: dict[str, int] = {}
     out: list[tuple[str | None, dict[str, str]]] = []
-    for number, row in enumerate(rows, start=2):
-        if None in row or any(v is None for v in row.values()):
+    for number, row in table[1:]:
+        if len(row) != len(columns):
             raise ConfigError(
-                f"{script.variants}:{number}: wrong number of fields; every row needs {len(columns)}"
+                f"{script.variants}:{number}: wrong number of fields ({len(row)}); every row needs "
+                f"{len(columns)}, like the header ({', '.join(columns)})"
             )
         vid = row[column].strip()
-        if not NAME.match(vid) or vid in seen:
-            problem = (
-                "repeats an earlier id" if vid in seen else "is not a usable name (letters, digits, _ - .)"
-            )
-            raise ConfigError(
-                f"{script.variants}:{number}: variant id {vid!r} in column '{column}' {problem}"
-            )
-        seen.add(vid)
-        out.append((vid, {**row, "variant": vid}))
+        if vid in seen:
+            problem = f"repeats an earlier id (line {seen[vid]}); ids are unique"
+        elif not NAME.match(vid):
+            problem = "is not a usable name (letters, digits, _ - ., starting with a letter or digit)"
+        else:
+            seen[vid] = number
+            out.append((vid, {**dict(zip(columns, row, strict=True)), "variant": vid}))
+            continue
+        raise ConfigError(
+            f"{script.variants}:{number}: variant id {vid!r} in column '{columns[column]}' {problem}"
+        )
     return out
 
 

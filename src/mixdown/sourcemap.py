@@ -135,3 +135,139 @@ def _first_visible(line: str) -> int:
 
 def _origin(mark: re.Match[str], files: list[str]) -> Origin:
     return Origin(files[_number(mark.group(1))], _number(mark.group(2)))
+
+
+def toml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line of every table and key of a valid TOML document, by its full dotted path.
+
+    Every form counts: ``[a.b]`` headers, ``[[a]]`` array tables (their
+    entries are not told apart), dotted keys (``a.b.c = 1``, each prefix a
+    table), quoted keys and inline tables (``a = { b = 1 }``). A path is
+    given the line where it first appears.
+    """
+    return _TomlScanner(text).scan()
+
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR_END = re.compile(r"[,\]}\n#]")
+
+
+class _TomlScanner:
+    """Walks TOML text the way a parser would, noting where each key path starts."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.found: dict[tuple[str, ...], int] = {}
+
+    def scan(self) -> dict[tuple[str, ...], int]:
+        table: tuple[str, ...] = ()
+        while self._skip(newlines=True) < len(self.text):
+            if self.text.startswith("[", self.pos):
+                table = self._header()
+            else:
+                self._pair(table)
+            self._skip_line()
+        return self.found
+
+    def _line(self) -> int:
+        return self.text.count("\n", 0, self.pos) + 1
+
+    def _skip(self, *, newlines: bool) -> int:
+        """Skip spaces (and newlines and comments, if ``newlines``); return the new position."""
+        text = self.text
+        while self.pos < len(text):
+            c = text[self.pos]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.pos += 1
+            elif newlines and c == "#":
+                end = text.find("\n", self.pos)
+                self.pos = len(text) if end < 0 else end
+            else:
+                break
+        return self.pos
+
+    def _skip_line(self) -> None:
+        end = self.text.find("\n", self.pos)
+        self.pos = len(self.text) if end < 0 else end + 1
+
+    def _note(self, path: tuple[str, ...], line: int) -> None:
+        for n in range(1, len(path) + 1):
+            self.found.setdefault(path[:n], line)
+
+    def _header(self) -> tuple[str, ...]:
+        line = self._line()
+        self.pos += 2 if self.text.startswith("[[", self.pos) else 1
+        path = self._key()
+        self._note(path, line)
+        return path
+
+    def _key(self) -> tuple[str, ...]:
+        """A (dotted, maybe quoted) key at the current position."""
+        parts: list[str] = []
+        while True:
+            self._skip(newlines=False)
+            c = self.text[self.pos : self.pos + 1]
+            if c in ('"', "'"):
+                parts.append(self._string())
+            else:
+                m = _BARE.match(self.text, self.pos)
+                parts.append(m.group(0) if m else "")
+                self.pos = m.end() if m else self.pos + 1
+            self._skip(newlines=False)
+            if not self.text.startswith(".", self.pos):
+                return tuple(parts)
+            self.pos += 1
+
+    def _pair(self, table: tuple[str, ...]) -> None:
+        line = self._line()
+        path = table + self._key()
+        self._note(path, line)
+        self._skip(newlines=False)
+        self.pos += 1  # "="
+        self._value(path)
+
+    def _string(self) -> str:
+        """A string at the current position (any of TOML's four kinds); its raw contents."""
+        text, quote = self.text, self.text[self.pos]
+        delimiter = quote * 3 if text.startswith(quote * 3, self.pos) else quote
+        start = self.pos + len(delimiter)
+        end = start
+        while True:
+            end = text.find(delimiter, end)
+            if end < 0:
+                end = len(text)
+                break
+            escapes = len(text[start:end]) - len(text[start:end].rstrip("\\"))
+            if quote == "'" or escapes % 2 == 0:
+                break
+            end += 1
+        while delimiter != quote and text.startswith(quote, end + len(delimiter)):
+            end += 1  # up to two quotes may close a multi-line string's contents
+        self.pos = end + len(delimiter)
+        return text[start:end]
+
+    def _value(self, path: tuple[str, ...]) -> None:
+        self._skip(newlines=False)
+        c = self.text[self.pos : self.pos + 1]
+        if c in ('"', "'"):
+            self._string()
+        elif c == "[":
+            self.pos += 1
+            while self._skip(newlines=True) < len(self.text) and self.text[self.pos] != "]":
+                if self.text[self.pos] == ",":
+                    self.pos += 1
+                else:
+                    self._value(path)
+            self.pos += 1
+        elif c == "{":
+            self.pos += 1
+            while self._skip(newlines=True) < len(self.text) and self.text[self.pos] != "}":
+                if self.text[self.pos] == ",":
+                    self.pos += 1
+                else:
+                    self._pair(path)
+            self.pos += 1
+        else:
+            m = _SCALAR_END.search(self.text, self.pos)
+            self.pos = m.start() if m else len(self.text)
