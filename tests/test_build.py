@@ -316,3 +316,107 @@ def test_an_object_damaged_on_disk_fails_in_one_line_then_is_made_again(
             [line.text] if damaged == line.key else []
         )
         assert {path: path.read_bytes() for path in made} == made  # the same files as before
+
+
+def objects(root: Path) -> dict[str, tuple[int, int]]:
+    """Every cache object and record: name -> (inode, mtime), to see that none was written again."""
+    found = {}
+    for path in (root / "cache" / "objects").rglob("*"):
+        if path.is_file() and path.suffix in (".wav", ".json"):
+            st = path.stat()
+            found[path.name] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def test_doit_a_renders_no_cached_asset_again_and_loses_nothing(built: Path, fakes: dict[str, Any]) -> None:
+    before = objects(built)
+    for args in (["master:news/briefing@anna"], ["voice:news/extra/only/0"], []):
+        code, out, err = doit(built, fakes, "-a", *args)
+        assert code == 0, out + err
+        assert voice_calls(fakes) == [] and fakes["noise"].calls == [], args  # a cloud voice bills nothing
+    assert objects(built) == before  # every object kept, none written again (the takes stay the ones heard)
+    for name in ("news/briefing@anna", "news/briefing@kofi", "news/extra"):
+        assert (built / "build" / f"{name}.wav").is_file()
+
+
+class Blocking(RendererBase):
+    """A voice renderer whose first call waits for ``release``; it counts every call."""
+
+    kinds = frozenset({"voice"})
+    params = {"speed": (int, float)}
+
+    def __init__(self, inner: Any) -> None:
+        import threading
+
+        self.inner, self.calls = inner, 0
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def render(self, request: RenderRequest) -> RenderResult:
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(30)
+        result: RenderResult = self.inner.render(request)
+        return result
+
+
+def test_a_second_build_waits_for_the_firsts_render_and_pays_nothing(
+    show: Callable[..., Path],
+    fakes: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from mixdown import build
+    from mixdown.build import build_mix, render_asset
+    from mixdown.loader import load_show
+
+    root = show()
+    blocking = Blocking(fakes["fake"])
+    registry = {**fakes, "fake": blocking}
+    first, second = (load_show(root, registry=Registry(root, extra=registry)) for _ in range(2))
+    asset = next(a for a in first.plan.assets.values() if a.kind == "voice")
+    results: dict[str, Any] = {}
+    one = threading.Thread(target=lambda: results.update(one=render_asset(first.context, asset)))
+    two = threading.Thread(target=lambda: results.update(two=render_asset(second.context, asset)))
+    one.start()
+    assert blocking.started.wait(30)
+    two.start()
+    two.join(0.5)
+    assert two.is_alive()  # waiting on the lock, not rendering
+    blocking.release.set()
+    one.join(30)
+    two.join(30)
+    assert results == {"one": None, "two": None}
+    assert blocking.calls == 1
+    said = capsys.readouterr().out
+    assert said.count(f"{asset.task}  waiting for another build rendering it") == 1
+    assert asset.key in second.context.cache
+    assert not list((root / "cache").rglob("*.lock")) and not list((root / "cache").rglob(".*.tmp"))
+    # mixes of one key take turns too: the second finds the first's mix and makes nothing
+    for key in first.plan.mixes[0].assets:
+        a = first.plan.assets[key]
+        assert render_asset(first.context, a) is None
+    mix = first.plan.mixes[0]
+    mixed: list[str] = []
+    mixing = build._mix
+
+    def counted(context: Any, plan: Any) -> None:
+        mixed.append(plan.name)
+        time.sleep(0.3)  # long enough for the other build to find the lock taken
+        mixing(context, plan)
+
+    monkeypatch.setattr(build, "_mix", counted)
+    results.clear()
+    threads = [
+        threading.Thread(target=lambda s=s: results.update({id(s): build_mix(s.context, mix)}))
+        for s in (first, second)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert list(results.values()) == [None, None] and mixed == [mix.name]
+    assert f"mix:{mix.name}  waiting for another build mixing it" in capsys.readouterr().out
+    assert not list((root / "cache").rglob("*.lock")) and not list((root / "cache").rglob(".*.tmp"))
