@@ -208,14 +208,11 @@ def _whole_rate(rate: Any) -> int | None:
 
 def _renderer_named(context: Context, name: str, renderer: Any) -> str:
     """``renderer 'x'``, with the show's file that defines it when it is the show's own."""
-    import inspect
-
-    try:
-        source = inspect.getsourcefile(type(getattr(renderer, "inner", renderer)))
-    except TypeError:
-        source = None
-    if source is not None and Path(source).resolve().is_relative_to(context.project.root.resolve()):
-        return f"renderer '{name}' ({_relative(context, Path(source).resolve())})"
+    render = getattr(type(getattr(renderer, "inner", renderer)), "render", None)
+    source = getattr(getattr(render, "__code__", None), "co_filename", None)
+    root = context.project.root.resolve()
+    if isinstance(source, str) and Path(source).resolve().is_relative_to(root):
+        return f"renderer '{name}' ({Path(source).resolve().relative_to(root)})"
     return f"renderer '{name}'"
 
 
