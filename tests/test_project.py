@@ -339,3 +339,133 @@ def test_a_template_that_is_a_directory_or_includes_itself_is_one_line(
     with pytest.raises(ConfigError) as err:
         render_scripts(load_with(root, fakes))
     assert str(err.value).startswith("project.toml:36: 'stanzas/extra.j2' is a directory"), str(err.value)
+
+
+# Every number a show sets is refused when the show loads if it is outside its range (one line at its line).
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "gain_db = -24",
+            "gain_db = nan",
+            "project.toml:24: 'gain_db' = nan is not allowed; use a number from -60 to 24 dB",
+        ),
+        ("gain_db = -24", "gain_db = 200", "project.toml:24: 'gain_db' = 200 is not allowed"),
+        ("gain_db = -24", "gain_db = -inf", "project.toml:24: 'gain_db' = -inf is not allowed"),
+        ("gain_db = -24", 'gain_db = "loud"', "project.toml:24: 'gain_db' must be an integer or a number"),
+        (
+            "seed = 1",
+            "seed = 1\noffset = 30",
+            "project.toml:19: 'offset' = 30 is not allowed; use a number from -10 to 10 seconds",
+        ),
+        ("speed = 1.2", "speed = nan", "project.toml:13: 'speed' = nan is not a number; give a finite value"),
+        (
+            "[master]",
+            "[mix]\nline_gap = -0.5\n[master]",
+            "project.toml:40: 'line_gap' = -0.5 is not allowed; use a number from 0 to 60 seconds",
+        ),
+        (
+            "[master]",
+            "[mix]\nduck_db = 3\n[master]",
+            "project.toml:40: 'duck_db' = 3 is not allowed; use a number from -60 to 0 dB",
+        ),
+        (
+            "[master]",
+            "[mix]\nlength = 1e9\n[master]",
+            "project.toml:40: 'length' = 1000000000.0 is not allowed",
+        ),
+        (
+            "[master]",
+            "[mix]\nline_lufs = 0\n[master]",
+            "project.toml:40: 'line_lufs' = 0 is not allowed; use a number from -40 to -5 LUFS",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\ntarget_lufs = 10',
+            "project.toml:41: 'target_lufs' = 10 is not allowed; use a number from -40 to -5 LUFS",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\nceiling_dbtp = 3',
+            "project.toml:41: 'ceiling_dbtp' = 3 is not allowed; use a number from -12 to 0 dBTP",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\nbitrate = 7',
+            "project.toml:42: 'bitrate' = 7 is not allowed; use one of 8, 16, 24,",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\nbitrate = 320\nsample_rate = 24000',
+            "project.toml:42: MP3 at 24000 Hz takes 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160 kbps, not 320",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\npreset = "alexa"\ntarget_lufs = 10',
+            "project.toml:43: 'target_lufs' = 10 is not allowed",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\nchannels = 6',
+            "project.toml:42: 'channels' = 6 is not allowed; use one of 1, 2",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\nsample_rate = 1234',
+            "project.toml:42: 'sample_rate' = 1234 is not allowed",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[deliveries.x]\nvbr = "yes"',
+            "project.toml:42: 'vbr' must be true or false",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[providers.openai]\nconcurrency = 0',
+            "project.toml:42: 'concurrency' = 0 is not allowed; use a number from 1 to 64 requests",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[providers.openai]\ntimeout = nan',
+            "project.toml:42: 'timeout' = nan is not allowed",
+        ),
+        (
+            'formats = ["wav"]',
+            'formats = ["wav"]\n[providers.openai]\nmax_retries = 1.5',
+            "project.toml:42: 'max_retries' must be an integer",
+        ),
+    ],
+)
+def test_numbers_out_of_range_are_refused_at_load(
+    show: Callable[..., Path], fakes: dict[str, Any], old: str, new: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_with(show(project_dot_toml=toml_with(old, new)), fakes)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("heading", "message"),
+    [
+        (
+            "## only at=13:00:00",
+            "stanzas/extra.j2:1: 'at' = 46800.0 is not allowed; use a number from 0 to 43200 seconds",
+        ),
+        (
+            "## only duck_db=-90",
+            "stanzas/extra.j2:1: 'duck_db' = -90.0 is not allowed; use a number from -60 to 0 dB",
+        ),
+        ("## only duck_attack=20s", "stanzas/extra.j2:1: 'duck_attack' = 20.0 is not allowed"),
+        (
+            "## only\n\nA pause. [pause 90s]",
+            "stanzas/extra.j2:3: 'pause' = 90.0 is not allowed; use a number more than 0 to 60 seconds",
+        ),
+        ("## only\n\nA pause. [pause 0ms]", "stanzas/extra.j2:3: 'pause' = 0.0 is not allowed"),
+    ],
+)
+def test_section_numbers_out_of_range_are_refused_at_load(
+    show: Callable[..., Path], fakes: dict[str, Any], heading: str, message: str
+) -> None:
+    with pytest.raises(TemplateError) as err:
+        render_scripts(load_with(show(stanzas__extra_dot_j2=heading + "\nHi.\n"), fakes))
+    assert str(err.value).startswith(message), str(err.value)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, RenderFailed
 
 if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a delivery runs
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import numpy as np
 
@@ -93,26 +93,50 @@ PRESETS: dict[str, Delivery] = {
 }
 
 
-def delivery_from(table: dict[str, Any], where: str) -> Delivery:
-    """A :class:`Delivery` from a ``[deliveries.NAME]`` table (a preset plus overrides)."""
+def delivery_from(
+    table: dict[str, Any], where: str | Callable[[str], str], *, master_rate: int | None = None
+) -> Delivery:
+    """A :class:`Delivery` from a ``[deliveries.NAME]`` table (a preset plus overrides).
+
+    ``where`` names the table in messages, or is a function naming the line
+    of a key. Every number is checked against :data:`mixdown.project.RANGES`,
+    and an MP3 bitrate against the sample rate it is written at
+    (``master_rate``, the programme's, when the delivery keeps it).
+    """
+    from .project import RANGES
+
+    at = where if callable(where) else lambda key: where
     unknown = sorted(set(table) - set(SETTINGS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(SETTINGS)}")
+        raise ConfigError(f"{at(unknown[0])}: unknown key '{unknown[0]}'; allowed: {', '.join(SETTINGS)}")
     name = table.get("preset", "podcast")
     if name not in PRESETS:
-        raise ConfigError(f"{where}: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+        raise ConfigError(f"{at('preset')}: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
     overrides = {k: v for k, v in table.items() if k != "preset"}
     if "formats" in overrides:
         formats = overrides["formats"]
         if not isinstance(formats, list) or not formats or any(f not in FORMATS for f in formats):
-            raise ConfigError(f"{where}: formats must be a non-empty list of {', '.join(FORMATS)}")
+            raise ConfigError(f"{at('formats')}: formats must be a non-empty list of {', '.join(FORMATS)}")
         overrides["formats"] = tuple(dict.fromkeys(formats))
-    if overrides.get("bit_depth", 24) not in (16, 24, 32) or overrides.get("channels", 1) not in (1, 2):
-        raise ConfigError(f"{where}: bit_depth must be 16, 24 or 32 and channels 1 or 2")
-    try:
-        return replace(PRESETS[name], **overrides)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
+    if not isinstance(overrides.get("vbr", False), bool):
+        raise ConfigError(f"{at('vbr')}: 'vbr' must be true or false")
+    for key, value in overrides.items():
+        if key in RANGES:
+            number = RANGES[key].check(key, value, at(key))
+            overrides[key] = int(number) if RANGES[key].choices else number
+    delivery = replace(PRESETS[name], **overrides)
+    rate = delivery.sample_rate or master_rate
+    if "mp3" in delivery.formats and rate is not None:
+        mp3_rate = _rate_for("mp3", rate)
+        mpeg1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # 32-48 kHz
+        mpeg2 = (8, 16, 24, *mpeg1[:9], 144, 160)  # 16-24 kHz; MPEG-2.5 (8-12 kHz) up to 64
+        allowed = mpeg1 if mp3_rate >= 32000 else mpeg2 if mp3_rate >= 16000 else mpeg2[:8]
+        if delivery.bitrate not in allowed:
+            raise ConfigError(
+                f"{at('bitrate' if 'bitrate' in table else 'sample_rate')}: MP3 at {mp3_rate} Hz takes "
+                f"{', '.join(map(str, allowed))} kbps, not {delivery.bitrate}; change bitrate or sample_rate"
+            )
+    return delivery
 
 
 def deliver(

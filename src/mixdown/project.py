@@ -9,15 +9,17 @@ be found, and what is allowed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import memo
-from .errors import ConfigError, TemplateError
+from .errors import ConfigError, ProjectError, TemplateError
 
 if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
     from . import stanza
@@ -46,6 +48,80 @@ MIX_SETTINGS = {
 #: Processing of every voice line before it is levelled (see mixdown.speech).
 SPEECH_SWITCHES = {"speech_compress": True, "speech_eq": False, "speech_rotate": False}
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
+
+
+@dataclass(frozen=True)
+class Range:
+    """What a number a show sets may be: finite, from ``low`` to ``high`` (or one of ``choices``)."""
+
+    low: float
+    high: float
+    unit: str = ""
+    choices: tuple[int, ...] = ()  # when given, only these values
+    above: bool = False  # ``low`` itself is not allowed
+    integer: bool = False
+
+    def check(self, name: str, value: Any, where: str, error: type[ProjectError] = ConfigError) -> float:
+        """``value`` as a float, or a one-line ``error`` at ``where`` saying what is allowed."""
+        kind = int if self.integer else (int, float)
+        if not _is(value, kind):
+            raise error(f"{where}: '{name}' must be {_kind_name(kind)}; {self}")
+        number = float(value) if abs(value) < 1e300 else math.inf  # float() of a huge int overflows
+        fits = number in self.choices if self.choices else self.low <= number <= self.high
+        if not fits or (self.above and number == self.low):  # nan and infinities never fit
+            raise error(f"{where}: '{name}' = {value} is not allowed; {self}")
+        return number
+
+    def __str__(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.choices:
+            return f"use one of {', '.join(str(c) for c in self.choices)}{unit}"
+        low = "more than" if self.above else "from"
+        return f"use a number {low} {self.low:g} to {self.high:g}{unit}"
+
+
+_HOURS = 12 * 3600.0  # the longest programme, marker or length a show may ask for
+#: Every number a show can set, by its name (the same name means the same thing wherever it is
+#: set: ``duck_db`` in [mix] and on a section heading, ``target_lufs`` in [master] and
+#: [deliveries.NAME]). Wide enough for any real programme, narrow enough to catch a typo.
+RANGES: dict[str, Range] = {
+    "gain_db": Range(-60.0, 24.0, "dB"),  # a mix level of a voice, effect or bed
+    "offset": Range(-10.0, 10.0, "seconds"),  # of an effect from its anchor in the line
+    "line_gap": Range(0.0, 60.0, "seconds"),
+    "section_gap": Range(0.0, 60.0, "seconds"),
+    "lead_in": Range(0.0, 600.0, "seconds"),
+    "tail": Range(0.0, 600.0, "seconds"),
+    "duck_db": Range(-60.0, 0.0, "dB"),
+    "duck_attack": Range(0.0, 10.0, "seconds"),
+    "duck_release": Range(0.0, 10.0, "seconds"),
+    "duck_hold": Range(0.0, 10.0, "seconds"),
+    "crossfade": Range(0.0, 10.0, "seconds"),
+    "line_lufs": Range(-40.0, -5.0, "LUFS"),
+    "length": Range(0.0, _HOURS, "seconds (0: as long as the script)"),
+    "at": Range(0.0, _HOURS, "seconds"),  # a section's start marker
+    "pause": Range(0.0, 60.0, "seconds", above=True),
+    "target_lufs": Range(-40.0, -5.0, "LUFS"),
+    "ceiling_dbtp": Range(-12.0, 0.0, "dBTP"),
+    "sample_rate": Range(
+        0, 0, "Hz", choices=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+    ),
+    "channels": Range(1, 2, choices=(1, 2)),
+    "bit_depth": Range(16, 32, "bits", choices=(16, 24, 32)),
+    # LAME's bitrates (kbps); which of them a sample rate allows is checked with the delivery
+    "bitrate": Range(
+        8,
+        320,
+        "kbps",
+        choices=(8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320),
+    ),
+    # [providers.NAME]: how a cloud renderer is reached
+    "concurrency": Range(1, 64, "requests", integer=True),
+    "timeout": Range(0.0, 3600.0, "seconds", above=True),
+    "connect_timeout": Range(0.0, 600.0, "seconds", above=True),
+    "max_retries": Range(0, 20, integer=True),
+    "backoff": Range(0.0, 600.0, "seconds"),
+    "max_backoff": Range(0.0, 3600.0, "seconds"),
+}
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
@@ -160,10 +236,11 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
             f"declared voices: {', '.join(sources['voice'])}"
         )
     cache = os.environ.get("MIXDOWN_CACHE") or toml.typed(top, "cache", str, ["project"], "cache")
+    rate = _rate(toml, top)
     return Project(
         root=root,
         name=toml.typed(top, "name", str, ["project"], root.name),
-        sample_rate=_rate(toml, top),
+        sample_rate=rate,
         channels=_channels(toml, top),
         cache_dir=(root / cache).resolve(),
         build_dir=_inside(
@@ -177,7 +254,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         mix=_mix(toml, data),
         master=_master(toml, data),
         providers=_providers(toml, data),
-        deliveries=_deliveries(toml, data),
+        deliveries=_deliveries(toml, data, rate),
     )
 
 
@@ -288,7 +365,7 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
         if renderer is None:
             raise ConfigError(f'{toml.where(path)}: [{table}.{name}] needs renderer = "…"')
         mix_keys = MIX_KEYS[kind]
-        mix = {k: float(toml.typed(entry, k, (int, float), path, 0.0)) for k in mix_keys if k in entry}
+        mix = {k: RANGES[k].check(k, entry[k], toml.where([*path, k])) for k in mix_keys if k in entry}
         params = {k: v for k, v in entry.items() if k != "renderer" and k not in mix_keys}
         if registry is not None:
             _check_params(toml, registry, renderer, kind, params, path, mix_keys)
@@ -316,8 +393,12 @@ def _check_params(
         )
     allowed = dict(getattr(cls, "params", {}))
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
-    for key in params:
+    for key, value in params.items():
         toml.typed(params, key, allowed[key], path, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{toml.where([*path, key])}: '{key}' = {value} is not a number; give a finite value"
+            )
     missing = [k for k in getattr(cls, "required", {}).get(kind, ()) if k not in params]
     if missing:
         raise ConfigError(
@@ -345,10 +426,12 @@ def _inside(root: Path, relative: str, toml: _Toml, path: list[str]) -> Path:
 
 
 def _rate(toml: _Toml, top: Mapping[str, Any]) -> int:
+    rates = (22050, 24000, 32000, 44100, 48000, 88200, 96000)
     rate = toml.typed(top, "sample_rate", int, ["project"], 48000)
-    if rate not in (22050, 24000, 32000, 44100, 48000, 88200, 96000):
+    if rate not in rates:
         raise ConfigError(
-            f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; use 44100 or 48000"
+            f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; "
+            f"use one of {', '.join(map(str, rates))} (usually 44100 or 48000)"
         )
     return int(rate)
 
@@ -365,7 +448,10 @@ def _numbers(
 ) -> dict[str, float]:
     given = toml.table(data, table)
     toml.check_keys(given, set(defaults), [table])
-    return {k: float(toml.typed(given, k, (int, float), [table], v)) for k, v in defaults.items()}
+    return {
+        k: RANGES[k].check(k, given[k], toml.where([table, k])) if k in given else v
+        for k, v in defaults.items()
+    }
 
 
 def _mix(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -409,14 +495,20 @@ def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
     return master
 
 
-def _deliveries(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, dict[str, Any]]:
     from .deliver import delivery_from
 
     tables = toml.table(data, "deliveries")
     for name in tables:
-        _check_name(name, toml, ["deliveries", name])
-        delivery_from(toml.table(tables, name, ["deliveries"]), toml.where(["deliveries", name]))
+        path = ["deliveries", name]
+        _check_name(name, toml, path)
+        table = toml.table(tables, name, ["deliveries"])
+        delivery_from(table, partial(_key_where, toml, path), master_rate=rate)
     return {name: dict(table) for name, table in tables.items()}
+
+
+def _key_where(toml: _Toml, path: list[str], key: str) -> str:
+    return toml.where([*path, key])
 
 
 def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -424,8 +516,14 @@ def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]
 
     tables = toml.table(data, "providers")
     for name in tables:
+        path = ["providers", name]
         table = toml.table(tables, name, ["providers"])
-        toml.check_keys(table, set(SETTINGS_KEYS), ["providers", name])
+        toml.check_keys(table, set(SETTINGS_KEYS), path)
+        for key, value in table.items():
+            if key in RANGES:
+                RANGES[key].check(key, value, toml.where([*path, key]))
+            else:
+                toml.typed(table, key, str, path, None)
     return {name: dict(table) for name, table in tables.items()}
 
 

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import TemplateError
-from .project import NAME
+from .project import NAME, RANGES
 
 __all__ = [
     "DUCK_SETTINGS",
@@ -219,11 +219,11 @@ def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Secti
             raise TemplateError(f"{where}: section setting {key}= is given twice; keep one")
         given[key] = word
         if key == "at":
-            section.at = _marker(value, word, where)
+            section.at = RANGES[key].check(key, _marker(value, word, where), where, TemplateError)
         elif key == "duck_db":
-            section.duck[key] = _decibels(value, word, where)
+            section.duck[key] = RANGES[key].check(key, _decibels(value, word, where), where, TemplateError)
         elif key in DUCK_SETTINGS:
-            section.duck[key] = _time(value, word, where)
+            section.duck[key] = RANGES[key].check(key, _time(value, word, where), where, TemplateError)
         else:
             section.settings[key] = value
     if section.settings.get("music", "auto") not in MUSIC_CHOICES:
@@ -369,9 +369,7 @@ def _seconds(arg: str, directive: str, where: str) -> float:
     if not m:
         raise TemplateError(f"{where}: bad pause {directive!r}; write [pause 1.5s] or [pause 300ms]")
     value = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
-    if not 0 < value <= 60:
-        raise TemplateError(f"{where}: pause {directive!r} must be between 0 and 60 seconds")
-    return value
+    return RANGES["pause"].check("pause", value, where, TemplateError)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
