@@ -312,3 +312,14 @@ def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
     np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-6)
     assert dense.min() < 0.3 and sparse.argmin() == dense.argmin()
     assert not list(_simulate(peaks, np.float32(0.25), limiter))  # nothing reaches the aim
+
+
+@pytest.mark.parametrize("sr", [22050, 48000, 96000])
+def test_a_programme_under_one_gating_block_is_mastered_to_its_target(sr: int) -> None:
+    """Shorter than 400 ms it has no gated loudness: it is mastered as it reads looped."""
+    y = speech_like(1, seed=3, sr=sr)[: math.ceil(0.4 * sr) - 1]
+    out, loudness = master(y, sr, MasterSettings(-16.0, -1.0))
+    assert len(out) == len(y)
+    assert loudness.integrated_lufs == pytest.approx(-16.0, abs=0.2)
+    assert measure(out, sr).integrated_lufs == pytest.approx(loudness.integrated_lufs, abs=0.01)
+    assert loudness.true_peak_dbtp <= -1.0

@@ -26,6 +26,7 @@ written as RF64).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -415,9 +416,12 @@ def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
 
 
 def _rate_for(fmt: str, sr: int) -> int:
-    """The rate a format is written at: MP3 and Opus take only some rates."""
+    """The rate a format is written at: MP3 and Opus take only some rates.
+
+    MP3 stops at 48 kHz: an 88.2 or 96 kHz programme's MP3 is made at half its rate.
+    """
     if fmt == "mp3" and sr not in MP3_RATES:
-        return 44100
+        return 48000 if sr % 8000 == 0 else 44100
     if fmt == "opus" and sr not in OPUS_RATES:
         return 48000
     return sr
@@ -433,9 +437,32 @@ def _measure_file(path: Path) -> Any:
 
         found = measure(path)
         if found is not None:
-            return found
+            return found if found.integrated != -math.inf else _measure_short(path, found)
     source = Audio.of_file(path)
     meter = Meter(source.sample_rate, source.channels)
     for block in source.blocks():
         meter.add(block)
-    return meter.result()
+    found = meter.result()
+    return found if found.integrated != -math.inf else _measure_short(path, found)
+
+
+def _measure_short(path: Path, found: Any) -> Any:
+    """``found`` with the integrated loudness of a file under one gating block read as if looped
+    (as :func:`mixdown.master.measure` reads a short programme); other files as they are."""
+    from dataclasses import replace
+
+    from .master import _BLOCK, _integrated
+
+    if path.suffix == ".mp3":
+        from .mp3 import decode, frame_index
+
+        data = path.read_bytes()
+        _, _, sr, channels = frame_index(data)
+        y = decode(data, channels)
+    else:
+        import soundfile as sf
+
+        y, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    if len(y) == 0 or len(y) >= math.ceil(_BLOCK * sr):
+        return found
+    return replace(found, integrated=_integrated(y, sr))

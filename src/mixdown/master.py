@@ -357,9 +357,12 @@ def master_stream(
         limiter.aim *= aim
         gain = np.float32(db_to_gain(gain_db))
         meter = Meter(sr, channels, threads=threads)
+        kept: list[np.ndarray] | None = [] if source.frames < math.ceil(_BLOCK * sr) else None
         for block in source.blocks():
-            _emit(limiter.process(block * gain), trim, sink, meter)
-        _emit(limiter.flush(), trim, sink, meter)
+            _emit(limiter.process(block * gain), trim, sink, meter, kept)
+        _emit(limiter.flush(), trim, sink, meter, kept)
+        if kept is not None:  # under one gating block: measured as if looped, from what was written
+            return meter.result(), _integrated(_joined(kept).reshape(-1, channels), sr), sink.discard
         return meter.result(), _integrated_of(meter, source.frames, sr), sink.discard
 
     return normalise(source, settings, streamed, progress=progress, analysis=analysis)
@@ -667,12 +670,16 @@ def _row_gains(
     return gains, state, padded[-w:]
 
 
-def _emit(block: np.ndarray, trim: float, sink: Sink, meter: Any) -> None:
+def _emit(
+    block: np.ndarray, trim: float, sink: Sink, meter: Any, kept: list[np.ndarray] | None = None
+) -> None:
     if trim != 1.0:
         block *= np.float32(trim)
     if len(block):
         sink.write(block)
         meter.add(block)
+        if kept is not None:
+            kept.append(block)
 
 
 def _integrated_of(meter: Any, frames: int, sr: int, source: Stream | None = None) -> float:
