@@ -74,3 +74,46 @@ def test_errors_are_one_line(demo: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["plan", "-d", str(demo)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stanzas/weather.j2:2: 'nobody' is undefined" in err
+
+
+def test_plan_counts_local_renders_without_a_charge(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "-d", str(demo)]) == 0
+    out = capsys.readouterr().out
+    piper = [a for a in load_show(demo).plan.assets.values() if a.renderer == "piper"]
+    assert f"piper: {len(piper)} renders, local, no charge" in out.splitlines()
+    assert "no charge," not in out and " 0 " not in out
+
+
+def test_bills_add_up_by_unit_and_count_the_others() -> None:
+    from mixdown.cli import _sum
+
+    bills = ["12 characters", "one generation (2 clips)", "30 characters", "one generation (2 clips)"]
+    assert _sum(bills) == "42 characters, 2 × one generation (2 clips)"
+    assert _sum(["local, no charge"] * 3) == "3 × local, no charge"
+
+
+def test_check_reports_every_cloud_renderer_without_its_key(
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    switch_host_to_openai(demo)
+    toml = demo / "project.toml"
+    text = toml.read_text()
+    at = text.index("[sfx.chime]")
+    end = text.index("\n[", at + 1)
+    toml.write_text(text[:at] + '[sfx.chime]\nrenderer = "stability"\nprompt = "a chime"\n' + text[end:])
+    assert main(["check", "-d", str(demo)]) == 2
+    captured = capsys.readouterr()
+    host = toml.read_text().splitlines().index("[voices.host]") + 1
+    chime = toml.read_text().splitlines().index("[sfx.chime]") + 1
+    assert captured.err.splitlines() == [
+        f"mixdown: project.toml:{host}: the 'openai' renderer needs an API key: set OPENAI_API_KEY before building",
+        f"mixdown: project.toml:{chime}: the 'stability' renderer needs an API key: set STABILITY_API_KEY before building",
+    ]
+    assert captured.out == ""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("STABILITY_API_KEY", " ")  # blank: the HTTP client would refuse it too
+    assert main(["check", "-d", str(demo)]) == 2
+    assert "STABILITY_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("STABILITY_API_KEY", "sk-test")
+    assert main(["check", "-d", str(demo)]) == 0
+    assert capsys.readouterr().out.startswith("ok: The Morning Signal:")

@@ -14,10 +14,12 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import MixdownError
 from .graph import request_for
@@ -25,47 +27,55 @@ from .loader import Show, load_show
 
 __all__ = ["main"]
 
+LOCAL = "local, no charge"  # the bill of a renderer that does not say what it bills
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="mixdown", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("plan", "what a build would render and bill"), ("check", "validate the show")):
-        sub = commands.add_parser(name, help=text)
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help)
+        command.arguments(sub)
         sub.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
-    voices = commands.add_parser("voices", help="list a renderer's voices")
-    voices.add_argument("renderer")
-    voices.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
-    retake = commands.add_parser("retake", help="render assets again as a new take (takes.toml)")
-    retake.add_argument("targets", nargs="+", metavar="TARGET", help="voice:, sfx: or music: names or patterns")
-    retake.add_argument("--take", type=int, metavar="N", help="go to take N (0 is the first) instead of a new one")
-    retake.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
     args = parser.parse_args(argv)
     try:
-        if args.command == "voices":
-            return _voices(args.dir, args.renderer)
-        if args.command == "retake":
-            return _retake(args.dir, args.targets, args.take)
-        show = load_show(args.dir)
-        return _plan(show) if args.command == "plan" else _check(show)
+        return COMMANDS[args.command].run(args)
     except MixdownError as err:
         print(f"mixdown: {err}", file=sys.stderr)
         return 2
 
 
-def _retake(root: Path, targets: list[str], take: int | None) -> int:
+def _retake(args: argparse.Namespace) -> int:
+    """Give the assets ``args.targets`` a new take (or take ``args.take``)."""
     from . import takes
 
-    if take is not None and take < 0:
-        raise MixdownError(f"--take {take}: takes count from 0 (the first render); give 0 or more")
-    show = load_show(root)
-    for line in takes.retake(show.context.project.root, show.plan, targets, take=take):
+    if args.take is not None and args.take < 0:
+        raise MixdownError(f"--take {args.take}: takes count from 0 (the first render); give 0 or more")
+    show = load_show(args.dir)
+    for line in takes.retake(show.context.project.root, show.plan, args.targets, take=args.take):
         print(line)
     print(f"run doit to render and mix them; {takes.FILENAME} records the takes: commit it with the show")
     return 0
 
 
-def _check(show: Show) -> int:
+def _retake_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "targets", nargs="+", metavar="TARGET", help="voice:, sfx: or music: names or patterns"
+    )
+    parser.add_argument(
+        "--take", type=int, metavar="N", help="go to take N (0 is the first) instead of a new one"
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Validate the show, and that every cloud renderer it uses has its API key."""
+    show = load_show(args.dir)
+    problems = _missing_keys(show)
+    for problem in problems:
+        print(f"mixdown: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     plan = show.plan
     kinds = Counter(asset.kind for asset in plan.assets.values())
     summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
@@ -73,8 +83,25 @@ def _check(show: Show) -> int:
     return 0
 
 
-def _plan(show: Show) -> int:
+def _missing_keys(show: Show) -> list[str]:
+    """One message per renderer in use whose API key variable is not set (as the HTTP client reads it)."""
+    project = show.context.project
+    sources = {"voice": project.voices, "sfx": project.sfx, "music": project.music}
+    first: dict[str, str] = {}  # renderer → where its first source in use is declared
+    for asset in show.plan.assets.values():
+        first.setdefault(asset.renderer, sources[asset.kind][asset.source].where)
+    problems = []
+    for renderer, where in first.items():
+        provider = getattr(show.context.registry.cls(renderer), "provider", None)
+        key = getattr(provider, "key_env", None)
+        if key and not os.environ.get(key, "").strip():
+            problems.append(f"{where}: the '{renderer}' renderer needs an API key: set {key} before building")
+    return problems
+
+
+def _plan(args: argparse.Namespace) -> int:
     """Print every asset a build would render, its renderer and its bill."""
+    show = load_show(args.dir)
     cached = show.context.cache.keys()
     missing = [a for a in show.plan.assets.values() if a.key not in cached]
     print(
@@ -85,32 +112,43 @@ def _plan(show: Show) -> int:
     for asset in missing:
         cls = show.context.registry.cls(asset.renderer)
         billing = getattr(cls, "billing", None)
-        bill = billing(request_for(asset, show.context.project)) if billing else "local, no charge"
+        bill = billing(request_for(asset, show.context.project)) if billing else LOCAL
         totals[asset.renderer].append(bill)
         print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}")
     for renderer, bills in totals.items():
-        print(f"{renderer}: {len(bills)} requests, {_sum(bills)}")
+        print(f"{renderer}: {_total(bills)}")
     return 0
 
 
+def _total(bills: list[str]) -> str:
+    """What one renderer's renders come to: ``12 requests, 340 characters`` or ``17 renders, local, no charge``."""
+    if all(bill == LOCAL for bill in bills):
+        return f"{len(bills)} renders, {LOCAL}"
+    return f"{len(bills)} requests, {_sum(bills)}"
+
+
 def _sum(bills: list[str]) -> str:
-    """Add up bills of the same unit ("12 characters" + "30 characters")."""
-    units: dict[str, float] = defaultdict(float)
-    other = 0
+    """Add up bills of the same unit ("12 characters" + "30 characters"); count the others."""
+    units: dict[str, float] = {}
+    others: Counter[str] = Counter()
     for bill in bills:
         amount, _, unit = bill.partition(" ")
         try:
-            units[unit] += float(amount)
+            number = float(amount)
         except ValueError:
-            other += 1
+            others[bill] += 1
+        else:
+            units[unit] = units.get(unit, 0.0) + number
     parts = [f"{amount:g} {unit}" for unit, amount in units.items()]
-    return ", ".join(parts + ([f"{other} × {bills[0]}"] if other else []))
+    return ", ".join(parts + [f"{count} × {bill}" for bill, count in others.items()])
 
 
-def _voices(root: Path, name: str) -> int:
+def _voices(args: argparse.Namespace) -> int:
+    """List the voices the renderer ``args.renderer`` offers."""
     from .project import load
     from .renderers import Registry
 
+    root, name = args.dir, args.renderer
     registry = Registry(root.resolve())
     if (root / "project.toml").is_file():
         registry.configure(load(root, registry=registry).providers)
@@ -125,6 +163,29 @@ def _voices(root: Path, name: str) -> int:
     for voice in found:
         print(f"{voice['id']:<28}  {voice.get('name', ''):<24}  {voice.get('description', '')}")
     return 0
+
+
+def _voices_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("renderer")
+
+
+class Command(NamedTuple):
+    """A subcommand: its help, what it does with the parsed arguments, and its own arguments.
+
+    Every command also takes ``-d DIR``; ``run`` returns the exit status.
+    """
+
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+COMMANDS: dict[str, Command] = {
+    "plan": Command("what a build would render and bill", _plan),
+    "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
+    "voices": Command("list a renderer's voices", _voices, _voices_arguments),
+    "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
+}
 
 
 if __name__ == "__main__":  # pragma: no cover
