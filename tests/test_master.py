@@ -323,3 +323,27 @@ def test_a_programme_under_one_gating_block_is_mastered_to_its_target(sr: int) -
     assert loudness.integrated_lufs == pytest.approx(-16.0, abs=0.2)
     assert measure(out, sr).integrated_lufs == pytest.approx(loudness.integrated_lufs, abs=0.01)
     assert loudness.true_peak_dbtp <= -1.0
+
+
+def test_a_limiter_profile_lowers_the_ceiling_only_where_it_says() -> None:
+    from mixdown.loudness import ROW
+
+    y = speech_like(4, seed=2) * np.float32(4.0)  # peaks far over the ceiling everywhere
+    rows = -(-len(y) // ROW)
+    profile = np.ones(rows)
+    loudest = SR + int(np.argmax(np.abs(y[SR : 3 * SR, 0])))  # a region the ceiling holds down
+    lo = loudest // ROW - 300
+    hi = lo + 700
+    profile[lo:hi] = 10 ** (-3.0 / 20)
+
+    def limited(profile: np.ndarray | None) -> np.ndarray:
+        limiter = Limiter(SR, 2, ceiling_dbtp=-2.0, profile=profile)
+        return np.concatenate([limiter.process(y), limiter.flush()])
+
+    plain, lowered = limited(None), limited(profile)
+    inside = lowered[lo * ROW : hi * ROW]
+    assert 20 * np.log10(true_peak(inside, SR)) <= -5.0 + 0.05  # the meter's context at the edges
+    assert 20 * np.log10(true_peak(lowered, SR)) <= -2.0
+    reach = round(0.1 * SR)  # look-ahead before, release after: the rest is untouched
+    np.testing.assert_array_equal(lowered[: lo * ROW - reach], plain[: lo * ROW - reach])
+    assert 20 * np.log10(true_peak(plain[lo * ROW : hi * ROW], SR)) > -3.0

@@ -186,6 +186,12 @@ class Limiter:
     of values that are each <= the required gain of the row, so no sample
     gets more than its row allows, and the curve has no steps. The result
     does not depend on how the input is split into blocks.
+
+    ``profile`` ``[shape=(rows,)]`` lowers the ceiling row by row (a factor
+    on the aim of each row of the output, from its start; rows past its end
+    keep the ceiling): where an encoder's decoded output overshot, the
+    ceiling there anticipates it and the rest of the programme keeps its
+    loudness.
     """
 
     def __init__(
@@ -196,11 +202,13 @@ class Limiter:
         ceiling_dbtp: float,
         lookahead: float = _LOOKAHEAD,
         release: float = _RELEASE,
+        profile: np.ndarray | None = None,
     ) -> None:
         from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW
 
         self.sr = sr
         self.aim = db_to_gain(ceiling_dbtp) * _AIM
+        self._profile = profile  # per row from the start: a factor (<= 1) on the aim there
         self._window = w = max(1, math.ceil(lookahead * sr / ROW))  # rows
         self._tau = max(release * sr / ROW, 1e-3)  # rows
         self._before = ENVELOPE_BEFORE  # input kept before the next output sample
@@ -235,6 +243,13 @@ class Limiter:
         self._buffer = np.concatenate([self._buffer, np.zeros((pad, self._buffer.shape[1]), np.float32)])
         return self._step(rows * ROW)[:count]
 
+    def _aims(self, first: int, count: int) -> Any:
+        """The aim of rows ``[first, first + count)``: one value, or one per row with a profile."""
+        if self._profile is None:
+            return self.aim
+        part = self._profile[first : first + count]
+        return self.aim * np.concatenate([part, np.ones(count - len(part))])
+
     def _step(self, count: int) -> np.ndarray:
         from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW, peak_rows
 
@@ -245,14 +260,15 @@ class Limiter:
         rows = count // ROW
         # Row peaks for the output rows and the w rows of look-ahead after them.
         span = (rows + w) * ROW + ENVELOPE_BEFORE + ENVELOPE_AFTER
-        peaks = peak_rows(buffer[:span], self.sr, above=self.aim)
+        aims = self._aims(self._done // ROW, rows + w)
+        peaks = peak_rows(buffer[:span], self.sr, above=float(np.min(aims)))
         x = buffer[self._before : self._before + count]
         self._buffer = buffer[count:]
         self._done += count
-        if peaks.max(initial=0.0) <= self.aim and self._last == 1.0:
+        if np.all(peaks <= aims) and self._last == 1.0:
             self.touched = np.zeros(rows, dtype=bool)
             return x  # nothing to do here, and no release still running (a view: never written to)
-        need = self.aim / np.maximum(peaks.astype(np.float64), self.aim)
+        need = aims / np.maximum(peaks.astype(np.float64), aims)
         gains, self._state, self._history = _row_gains(need, rows, self)
         ends = np.concatenate([[self._last], gains]).astype(np.float32)
         ramp = np.arange(1, ROW + 1, dtype=np.float32) / np.float32(ROW)
@@ -325,6 +341,7 @@ def master_stream(
     progress: Callable[[str], None] | None = None,
     threads: bool = True,
     analysis: Analysis | None = None,
+    profile: np.ndarray | None = None,
 ) -> Loudness:
     """Normalise and limit ``source`` block by block into a sink; return what was measured.
 
@@ -345,7 +362,8 @@ def master_stream(
     ``threads=False`` meters the limiting pass on the calling thread: for a
     sink that feeds an encoder process, which then has the other core.
     ``analysis`` of the source, made while it was written (the mix stage
-    does), saves the measurement pass.
+    does), saves the measurement pass. ``profile`` lowers the ceiling where
+    an encoder overshot it (see :class:`Limiter`).
     """
     from .loudness import Meter
 
@@ -353,7 +371,9 @@ def master_stream(
 
     def streamed(gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
         sink = open_sink()
-        limiter = Limiter(sr, channels, ceiling_dbtp=settings.ceiling_dbtp - _MASTER_MARGIN_DB)
+        limiter = Limiter(
+            sr, channels, ceiling_dbtp=settings.ceiling_dbtp - _MASTER_MARGIN_DB, profile=profile
+        )
         limiter.aim *= aim
         gain = np.float32(db_to_gain(gain_db))
         meter = Meter(sr, channels, threads=threads)
