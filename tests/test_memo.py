@@ -107,7 +107,7 @@ def test_a_new_local_renderer_is_noticed(root: Path) -> None:
     (root / "renderers" / "silence.py").write_text(
         "raise RuntimeError('the shadowing renderer was loaded')\n"
     )
-    with pytest.raises(ConfigError, match="silence.py: failed to import .*shadowing renderer was loaded"):
+    with pytest.raises(ConfigError, match="silence.py:1: failed to import .*shadowing renderer was loaded"):
         load_show(root)
 
 

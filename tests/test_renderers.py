@@ -64,7 +64,7 @@ def test_project_local_renderer_is_found_by_file_name(tmp_path: Path) -> None:
     assert {"beep", "broken", "empty"} <= set(registry.known())
     result = registry.instance("beep").render(RenderRequest("sfx", {}))
     assert result.audio.shape == (10, 1)
-    with pytest.raises(ConfigError, match=r"broken.py: failed to import \(RuntimeError: boom\)"):
+    with pytest.raises(ConfigError, match=r"renderers/broken.py:1: failed to import \(RuntimeError: boom\)"):
         registry.cls("broken")
     with pytest.raises(ConfigError, match="empty.py: defines no 'Renderer'"):
         registry.cls("empty")

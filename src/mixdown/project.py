@@ -382,14 +382,39 @@ def _check_params(
     path: list[str],
     mix_keys: set[str],
 ) -> None:
+    """Check a source's settings against its renderer: kind, known keys, types, ranges, ``check()``."""
+    where = toml.where([*path, "renderer"])
     try:
         cls = registry.cls(renderer)
     except ConfigError as err:
-        raise ConfigError(f"{toml.where([*path, 'renderer'])}: {err}") from None
+        if (toml.root / "renderers" / f"{renderer}.py").is_file():
+            raise  # the show's own renderer: the message names its file and line
+        raise ConfigError(f"{where}: {err}") from None
+    try:
+        _check_against(toml, cls, renderer, kind, params, path, mix_keys)
+    except ProjectError:
+        raise
+    except Exception as err:  # a show's own renderer class can be broken in any way
+        raise ConfigError(
+            f"{where}: the '{renderer}' renderer failed while checking its settings "
+            f"({type(err).__name__}: {err}); fix the renderer"
+        ) from None
+
+
+def _check_against(
+    toml: _Toml,
+    cls: Any,
+    renderer: str,
+    kind: str,
+    params: dict[str, Any],
+    path: list[str],
+    mix_keys: set[str],
+) -> None:
     kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
     if kind not in kinds:
         raise ConfigError(
-            f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; it renders {', '.join(sorted(kinds))}"
+            f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; "
+            f"it renders {', '.join(sorted(kinds))}"
         )
     allowed = dict(getattr(cls, "params", {}))
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
@@ -407,7 +432,11 @@ def _check_params(
     try:
         getattr(cls, "check", lambda p: None)(params)
     except ValueError as err:
-        raise ConfigError(f"{toml.where(path)}: [{'.'.join(path)}] {err}") from None
+        named = sorted(
+            (m.start(), key) for key in params if (m := re.search(rf"\b{re.escape(key)}\b", str(err)))
+        )
+        at = [*path, named[0][1]] if named else path  # the line of the first setting the message names
+        raise ConfigError(f"{toml.where(at)}: [{'.'.join(path)}] {err}") from None
 
 
 def _check_name(name: str, toml: _Toml, path: list[str]) -> None:

@@ -168,14 +168,28 @@ def _load_local(name: str, path: Path) -> Any:
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd files
         raise ConfigError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
+    where = f"renderers/{path.name}"
     try:
         spec.loader.exec_module(module)
     except Exception as err:
-        raise ConfigError(f"{path}: failed to import ({type(err).__name__}: {err})") from None
+        line = err.lineno if isinstance(err, SyntaxError) else _line_in(err, path)
+        what = err.msg if isinstance(err, SyntaxError) else err
+        raise ConfigError(
+            f"{where}{f':{line}' if line else ''}: failed to import ({type(err).__name__}: {what}); fix the renderer"
+        ) from None
     made = getattr(module, "Renderer", None)
     if made is None:
-        raise ConfigError(f"{path}: defines no 'Renderer'; add a class named Renderer")
+        raise ConfigError(f"{where}: defines no 'Renderer'; add a class named Renderer")
     return made
+
+
+def _line_in(err: BaseException, path: Path) -> int | None:
+    """The last line of ``path`` that the traceback of ``err`` passed through."""
+    line, tb = None, err.__traceback__
+    while tb is not None:
+        line = tb.tb_lineno if tb.tb_frame.f_code.co_filename == str(path) else line
+        tb = tb.tb_next
+    return line
 
 
 def _entry_points() -> list[Any]:
