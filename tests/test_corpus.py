@@ -623,6 +623,16 @@ CASES = [
         "KeyError",
     ),
     Case(
+        "renderer-check-multiline",
+        sub(
+            "renderers/tone.py",
+            "    def render(",
+            "    @classmethod\n    def check(cls, params):\n        raise ValueError('pitch is off:\\n  use 0')\n\n    def render(",
+        ),
+        "project.toml:8",
+        "pitch is off:; use 0",
+    ),
+    Case(
         "renderer-bad-params",
         sub("renderers/tone.py", 'params = {"pitch": (int, float)}', "params = 3"),
         "project.toml:7",
@@ -644,6 +654,7 @@ DOIT_SUBSET = {
     "media-not-audio",
     "renderer-syntax-error",
     "renderer-no-class",
+    "renderer-check-multiline",
 }
 
 

@@ -200,3 +200,50 @@ def test_a_marker_not_after_the_one_before_names_both_sections(late: str, messag
     assert (
         str(err.value) == message + "; markers must increase down the script; put the sections in time order"
     )
+
+
+def test_a_heading_name_with_a_character_not_allowed_says_so() -> None:
+    with pytest.raises(TemplateError) as err:
+        parse("## fore/cast\nText.\n", source="s.j2")
+    assert str(err.value) == (
+        "s.j2:1: section name 'fore/cast' has a character that is not allowed; use letters, digits, "
+        "'_', '-' and '.', starting with a letter or digit: '## intro'"
+    )
+    with pytest.raises(TemplateError, match=r"^s.j2:1: a section heading needs a name"):
+        parse("##\nText.\n", source="s.j2")
+
+
+# Each line of rendered text came from (file, line) of a template; errors and items name that.
+ORIGINS = [("a.j2", 7), ("a.j2", 9), ("inc.j2", 2), ("inc.j2", 3), ("a.j2", 12), ("a.j2", 14)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("## a\nx\n\n## a\ny\n", "inc.j2:3: section 'a' appears twice (first at a.j2:7)"),
+        ("## a\nOne\nand [sxf:door].\n", "inc.j2:2: unknown directive '[sxf:door]'"),
+        ("## a\nOne\nand\nthen [pause x].\n", "inc.j2:3: bad pause '[pause x]'"),
+        (
+            "## a at=9\nx\n\n## b\ny\n## c at=5\n",
+            "a.j2:14: section 'c' at=5 is not after section 'a' (line 7)",
+        ),
+        ("## a\n\n## b\nx\n", "a.j2:7: section 'a' is empty"),
+    ],
+)
+def test_errors_name_the_origin_of_their_line(text: str, message: str) -> None:
+    with pytest.raises(TemplateError) as err:
+        parse(text, source="a.j2", origins=ORIGINS)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_items_keep_the_file_and_line_they_came_from() -> None:
+    (section,) = parse("## a\nOne\ntwo [pause 1s] three\n\n[sfx:ding]\n", source="a.j2", origins=ORIGINS)
+    first, rest, second, ding = section.items
+    assert (section.where, first.where, rest.where, second.where) == (
+        "a.j2:7",
+        "a.j2:9",
+        "inc.j2:2",
+        "a.j2:9",
+    )
+    assert isinstance(ding, Play) and ding.where == "a.j2:12"
+    assert first == Say("One two", None, (), 9) and first.file == "a.j2"  # the file does not enter equality

@@ -4,7 +4,7 @@
 
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
-    mixdown check [-d DIR]       validate the show without rendering anything
+    mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from .errors import MixdownError
 from .graph import request_for
-from .loader import Show, load_show
+from .loader import Show, load_show, one_line
 
 __all__ = ["main"]
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command].run(args)
     except MixdownError as err:
-        print(f"mixdown: {err}", file=sys.stderr)
+        print(f"mixdown: {one_line(err)}", file=sys.stderr)
         return 2
 
 

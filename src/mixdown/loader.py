@@ -39,7 +39,7 @@ from .errors import MixdownError
 from .graph import Plan, task_dicts
 from .renderers import Registry
 
-__all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show"]
+__all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
 
 #: doit settings for a show: mixdown's own state file, an explicit backend,
 #: threads for parallel renders (``doit -n 4``).
@@ -99,6 +99,15 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     return Show(Context(project, cache, registry), the_plan)
 
 
+def one_line(err: BaseException) -> str:
+    """``err``'s message as the one line mixdown prints: line breaks within it become ``; ``.
+
+    A message may quote text that has them (a renderer's own error, a
+    provider's answer); doit prints the loader's error as ``ERROR: …``.
+    """
+    return "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
+
+
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
@@ -139,7 +148,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         try:
             self.show = load_show(self.root, registry=self.registry)
         except MixdownError as err:
-            raise InvalidDodoFile(str(err)) from None
+            raise InvalidDodoFile(one_line(err)) from None
         cache = self.show.context.cache
         cached = cache.keys()
         only_missing = cmd.name == "run" and not pos_args
