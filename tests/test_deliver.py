@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from mixdown import deliver as delivering
+from mixdown import mp3
 from mixdown.audio import Source
 from mixdown.deliver import PRESETS, Delivery, deliver, delivery_from
 from mixdown.errors import ConfigError, RenderFailed
@@ -114,7 +115,7 @@ def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Pat
     delivery = Delivery("master", -16.0, -1.0, 1.0, ("wav", "mp3"))
     good, bad = tmp_path / ".show.a.tmp.wav", tmp_path / ".show.b.tmp.mp3"
     sf.write(good, y, SR, subtype="PCM_24")
-    bad.write_bytes(b"an MP3 that decoded over its ceiling")
+    bad.write_bytes(mp3.encode(y * np.float32(1.5), SR, bitrate=192, vbr=False, quality=7))  # decodes over
     fine = measure(sf.read(good, dtype="float32", always_2d=True)[0], SR)
     over = Measurement(-16.0, -0.5, -0.6, 3.0, -14.0, -15.0)
     written = [("wav", good, fine), ("mp3", bad, over)]

@@ -172,19 +172,19 @@ def deliver(
     names ``target`` and what was measured, and no file of this call is left.
     """
     files: dict[str, tuple[Path, Any]] = {}
+    overshot: dict[str, tuple[Path, Any]] = {}  # written files whose encoder overshot: made again below
     try:
         for fmt, tmp, found in written:
-            if found.true_peak > delivery.ceiling_dbtp:  # the encoder overshot: made again below
-                tmp.unlink(missing_ok=True)
-            else:
-                files[fmt] = (tmp, found)
+            (overshot if found.true_peak > delivery.ceiling_dbtp else files)[fmt] = (tmp, found)
         groups: dict[tuple[int, float], list[str]] = {}
         for fmt in delivery.formats:
             if fmt not in files:
                 rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
                 groups.setdefault((rate, delivery.ceiling_dbtp - _margin(fmt)), []).append(fmt)
         for (rate, ceiling), formats in groups.items():
-            lowered: np.ndarray | None = None  # dB under the ceiling per region, where encoders overshot
+            # dB under the ceiling per region, where encoders overshot (the written files first)
+            seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
+            lowered = _lowered(seen, rate, delivery.ceiling_dbtp, None) if seen else None
             for attempt in range(_ATTEMPTS):  # encoders overshoot: aim lower there, encode again
                 profile: np.ndarray | None = None if lowered is None else _profile(lowered, rate)
                 made = _write_group(source, stem, formats, rate, ceiling, delivery, loudness, profile)
@@ -197,7 +197,7 @@ def deliver(
             files.update(made)
         return _publish(files, stem, delivery, target)
     finally:
-        for tmp, _ in files.values():
+        for tmp, _ in [*files.values(), *overshot.values()]:
             tmp.unlink(missing_ok=True)
 
 
