@@ -48,8 +48,11 @@ def _digits(number: int) -> str:
     return "".join(chr(_DIGIT0 + int(d)) for d in str(number))
 
 
+_ASCII = str.maketrans({chr(_DIGIT0 + d): str(d) for d in range(10)})
+
+
 def _number(digits: str) -> int:
-    return int("".join(str(ord(c) - _DIGIT0) for c in digits))
+    return int(digits.translate(_ASCII))
 
 
 class LineMarks(Extension):
@@ -111,30 +114,31 @@ def _track(tag: list[Token], closing: list[str]) -> None:
 def unmark(text: str, files: list[str], default: str) -> tuple[str, list[Origin]]:
     """Remove the marks from ``text``; return it and the origin of each of its lines.
 
-    ``files`` is the environment's ``line_mark_files``; a line before any
-    mark (none in practice) is given ``default`` line 1. The origin of a
-    line is the last mark before its first visible character, else the last
-    mark before the line.
+    ``files`` is the environment's ``line_mark_files``; lines before any
+    mark (none in practice) are given ``default`` line 1. The origin of a
+    line is the last mark before its first visible character, else (a line
+    with none) the last mark before its end. Lines are ``str.splitlines``'s.
     """
+    parts = _MARK.split(text)  # text, file, line, text, file, line, …, text
     origins: list[Origin] = []
     last = Origin(default, 1)
-    for line in text.splitlines():
-        marks = list(_MARK.finditer(line))
-        lead = [m for m in marks if m.start() < _first_visible(line)]
-        origins.append(_origin(lead[-1], files) if lead else last)
-        if marks:
-            last = _origin(marks[-1], files)
-    return _MARK.sub("", text), origins
-
-
-def _first_visible(line: str) -> int:
-    """The index of the first character of ``line`` that is neither a mark nor a space."""
-    plain = _MARK.sub(lambda m: _OPEN * len(m.group(0)), line)
-    return next((i for i, c in enumerate(plain) if c != _OPEN and not c.isspace()), len(line))
-
-
-def _origin(mark: re.Match[str], files: list[str]) -> Origin:
-    return Origin(files[_number(mark.group(1))], _number(mark.group(2)))
+    shown: Origin | None = None  # the current line's origin, once it shows a character
+    open_line = False
+    for i in range(0, len(parts), 3):
+        if i:
+            last = Origin(files[_number(parts[i - 2])], _number(parts[i - 1]))
+        for piece in parts[i].splitlines(keepends=True):
+            body = (piece.splitlines() or [""])[0]
+            if shown is None and body.strip():
+                shown = last
+            if len(body) < len(piece):  # the line ends here
+                origins.append(shown or last)
+                shown, open_line = None, False
+            elif body:
+                open_line = True
+    if open_line:
+        origins.append(shown or last)
+    return "".join(parts[0::3]), origins
 
 
 def toml_lines(text: str) -> dict[tuple[str, ...], int]:
