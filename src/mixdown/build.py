@@ -260,8 +260,9 @@ def _mix(context: Context, plan: MixPlan) -> None:
             music=s["music"],
             at=s.get("at"),
             duck=s.get("duck", {}),
+            heading=plan.sections[index] if index < len(plan.sections) else "",
         )
-        for s in timeline["sections"]
+        for index, s in enumerate(timeline["sections"])
     ]
     bed = None
     if timeline["bed"] is not None:

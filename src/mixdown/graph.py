@@ -79,6 +79,8 @@ class MixPlan:
     deliveries: list[tuple[str, dict[str, Any], list[Path]]] = field(
         default_factory=list
     )  # name, table, files
+    #: each section's heading for messages, ``stanzas/x.j2:12: section 'news'``: never part of a key
+    sections: list[str] = field(default_factory=list)
 
     @property
     def timeline(self) -> dict[str, Any]:

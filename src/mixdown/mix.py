@@ -188,6 +188,7 @@ class Section:
     music: str = "auto"
     at: float | None = None
     duck: Mapping[str, float] = field(default_factory=dict)
+    heading: str = ""  # where the section is written, for messages: "stanzas/x.j2:12: section 'news'"
 
     def __post_init__(self) -> None:
         if self.music not in _MUSIC_CHOICES:
@@ -760,8 +761,9 @@ def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -
             mark, before = _samples(section.at, sr), cursor - (gap if section.items and started else 0)
             if mark < before:
                 raise AudioError(
-                    f"mix: section {index + 1} is marked at {section.at:g} s but what comes before it "
-                    f"runs to {before / sr:.2f} s; move the marker later or shorten the sections before it"
+                    f"{section.heading or f'mix: section {index + 1}'} is marked at {section.at:g} s but "
+                    f"what comes before it runs to {before / sr:.2f} s; move the marker later or shorten "
+                    "the sections before it"
                 )
             cursor = mark
         started = started or bool(section.items)

@@ -178,8 +178,17 @@ class _Planner:
             deliveries.append(
                 (name, table, [project.build_dir / f"{rendition.name}.{name}.{f}" for f in formats])
             )
+        headings = [f"{s.where}: section '{s.name}'" for s in rendition.sections]
         return MixPlan(
-            rendition.name, json.dumps(timeline), key, master_key, master, outputs, list(used), deliveries
+            rendition.name,
+            json.dumps(timeline),
+            key,
+            master_key,
+            master,
+            outputs,
+            list(used),
+            deliveries,
+            headings,
         )
 
     def _items(
