@@ -347,3 +347,14 @@ def test_a_limiter_profile_lowers_the_ceiling_only_where_it_says() -> None:
     reach = round(0.1 * SR)  # look-ahead before, release after: the rest is untouched
     np.testing.assert_array_equal(lowered[: lo * ROW - reach], plain[: lo * ROW - reach])
     assert 20 * np.log10(true_peak(plain[lo * ROW : hi * ROW], SR)) > -3.0
+
+
+def test_an_analysis_takes_blocks_shorter_than_a_row() -> None:
+    """A resampler's last block can be a few samples: they wait for the next, as any remainder does."""
+    y = speech_like(2, seed=4)
+    whole, pieces = Analysis(SR, 2), Analysis(SR, 2)
+    whole.add(y)
+    for first, stop in ((0, 40001), (40001, 40006), (40006, 40007), (40007, len(y))):
+        pieces.add(y[first:stop])
+    for a, b in zip(whole.predictor.rows(), pieces.predictor.rows(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

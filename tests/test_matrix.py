@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from mixdown import mp3, segments
@@ -226,6 +226,8 @@ CASE = settings(
     which=st.integers(0, 5),
     offset=st.sampled_from((-1, 0, 1)),
 )
+@example(sr=48000, channels=2, which=0, offset=-1)  # under one gating block: measured looped
+@example(sr=44100, channels=1, which=5, offset=1)  # a grid unit and a sample, with padded MP3 frames
 def test_short_programmes_at_every_boundary_make_every_format(
     sr: int, channels: int, which: int, offset: int
 ) -> None:
@@ -269,6 +271,12 @@ def test_short_programmes_every_format_and_preset(
 ) -> None:
     frames = boundaries(sr, long=False)[which] + offset
     run_case(sr, channels, frames, FORMATS, tuple(sorted(presets)))
+
+
+@pytest.mark.slow
+def test_a_long_programme_at_44_1_khz_masters_with_its_mp3() -> None:
+    """Two and a half minutes at 44.1 kHz with an MP3: its check once metered a part short."""
+    run_case(44100, 2, 150 * 44100, ("wav", "mp3"), ())
 
 
 def test_the_boundaries_are_where_the_code_cuts() -> None:

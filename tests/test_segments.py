@@ -587,3 +587,28 @@ def test_a_spliced_mp3_at_a_rate_with_padded_frames_is_checked_whole(tmp_path: P
     assert passes.mp3_found.true_peak == pytest.approx(single.true_peak, abs=1e-5)
     offsets, spf, _, _ = mp3.frame_index(data)
     assert len(y) <= (len(offsets) - 1) * spf < len(y) + 3 * spf
+
+
+@pytest.mark.parametrize("extra", [1, 15, 17])
+def test_a_last_segment_shorter_than_the_true_peak_s_context_masters(tmp_path: Path, extra: int) -> None:
+    """A programme a few samples longer than its segments: the segment before the last has
+    fewer samples after it than the limiter looks ahead and the MP3 encodes past it."""
+    if not mp3.available():
+        pytest.skip("no LAME API")
+    seconds = segments.grid(SR) / SR
+    y = np.resize(programme(4.0), (3 * segments.grid(SR) + extra, 2))
+    sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
+    wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
+    passes = segments.Segmented(
+        tmp_path / "mix.wav", SR, 2, len(y), -1.3,
+        wav=wav, mp3=(tmp_path / "master.mp3", 192, False, 7), seconds=seconds,
+    )  # fmt: skip
+    assert passes.bounds[-1][1] - passes.bounds[-1][0] == extra
+    found, _, _ = passes(0.0, 1.0, 1.0)
+    wav.close()
+    passes.check_wav_header()
+    whole = Meter(SR, 2)
+    whole.add(sf.read(tmp_path / "master.wav", dtype="float32", always_2d=True)[0])
+    assert found.integrated == pytest.approx(whole.result().integrated, abs=1e-3)
+    offsets, spf, _, _ = mp3.frame_index((tmp_path / "master.mp3").read_bytes())
+    assert len(y) <= (len(offsets) - 1) * spf < len(y) + 3 * spf

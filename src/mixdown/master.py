@@ -561,6 +561,8 @@ class _Predictor:
         x = np.concatenate([self._carry, block]) if len(self._carry) else block
         rows = len(x) // ROW
         body, self._carry = x[: rows * ROW], x[rows * ROW :].copy()
+        if not rows:  # a block shorter than a row (a resampler's last few samples): carried
+            return
         flat = np.ascontiguousarray(body).reshape(rows, -1)  # a row's samples over every channel
         # Short rows: one reduction over magnitudes, and float32 dot products (a prediction:
         # 1e-7 relative is plenty), each twice as fast as max/min or a float64 sum of squares.

@@ -313,7 +313,7 @@ class Segmented:
             yield out(limiter.process(x))
         if end == self.frames:
             yield out(limiter.flush())
-        if made < lead + stop - start + (ENVELOPE_AFTER if stop < self.frames else 0):
+        if made < lead + min(stop + ENVELOPE_AFTER, self.frames) - start:
             raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
 
     def _segment(
@@ -441,7 +441,10 @@ class _SegmentMp3:
         before = min(lead, _MP3_LEAD * spf)
         self.skip = before // spf  # frames before the segment's own
         # the output samples encoded (counted from the lead-in's start)
-        self.first, self.stop = lead - before, lead + self.n + (0 if self.last else _MP3_TAIL * spf)
+        tail = (
+            0 if self.last else min(_MP3_TAIL * spf, segmented.frames - stop)
+        )  # the programme may end first
+        self.first, self.stop = lead - before, lead + self.n + tail
         self.encoder = mp3.Encoder(
             segmented.sr, segmented.channels, bitrate=bitrate, vbr=vbr, quality=quality
         )
