@@ -478,6 +478,12 @@ CASES = [
     Case("stanza-unknown-voice", news("## a voice=carl\nA.\n"), "stanzas/news.j2:1", "unknown voice 'carl'"),
     Case("stanza-unknown-sfx", news("## a\nA.\n\n[sfx:bang]\n"), "stanzas/news.j2:4", "unknown sfx 'bang'"),
     Case(
+        "stanza-unknown-cue",
+        news("## a\nA line\nwith a [sfx:bang].\n"),
+        "stanzas/news.j2:3",
+        "unknown sfx 'bang'",
+    ),
+    Case(
         "stanza-unknown-line-voice",
         news("## a\n\n[voice:carl] A.\n"),
         "stanzas/news.j2:3",

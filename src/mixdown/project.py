@@ -799,15 +799,16 @@ def _check_refs(project: Project, rendition: Rendition) -> None:
                 f"{section.where}: unknown voice '{voice}'; declared: {', '.join(project.voices)}"
             )
         for item in section.items:
-            refs: list[tuple[str, str]] = []
+            refs: list[tuple[str, str, str]] = []  # kind, name, where it is written
             if isinstance(item, stanza.Say):
-                refs = [("sfx", c.sfx) for c in item.cues] + ([("voice", item.voice)] if item.voice else [])
+                refs = [("sfx", c.sfx, c.where or item.where) for c in item.cues]
+                refs += [("voice", item.voice, item.where)] if item.voice else []
             elif isinstance(item, stanza.Play):
-                refs = [("sfx", item.sfx)]
-            for kind, name in refs:
+                refs = [("sfx", item.sfx, item.where)]
+            for kind, name, where in refs:
                 declared = project.voices if kind == "voice" else project.sfx
                 if name not in declared:
                     raise TemplateError(
-                        f"{item.where}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
+                        f"{where}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
                         f" (add [{'voices' if kind == 'voice' else 'sfx'}.{name}] to project.toml)"
                     )

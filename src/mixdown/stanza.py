@@ -80,6 +80,7 @@ class CueRef:
 
     sfx: str
     at: int
+    where: str = field(default="", compare=False)  # ``file:line`` of the directive, for messages
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,9 @@ def _paragraph(lines: list[tuple[tuple[str, int], str]]) -> list[Say | Rest | Pl
         said = re.sub(r"\s+", " ", "".join(spoken))
         lead = len(said) - len(said.lstrip())
         said = said.strip()
-        anchored = tuple(CueRef(c.sfx, min(max(c.at - lead, 0), len(said))) for c, _ in cues)
+        anchored = tuple(
+            CueRef(c.sfx, min(max(c.at - lead, 0), len(said)), "{}:{}".format(*origin)) for c, origin in cues
+        )
         if said:
             items.append(Say(said, voice, anchored, first, file))
         else:
@@ -397,7 +400,7 @@ def split_line(say: Say, max_chars: int | None) -> list[Say]:
         text = chunk.strip()
         last = end == len(say.text)
         cues = tuple(
-            CueRef(c.sfx, min(max(c.at - begin - lead, 0), len(text)))
+            CueRef(c.sfx, min(max(c.at - begin - lead, 0), len(text)), c.where)
             for c in say.cues
             if begin <= c.at < end or (last and c.at == end)
         )
