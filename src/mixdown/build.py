@@ -488,10 +488,13 @@ def _master_made(
     from .master import Analysis, MasterSettings
 
     cache = context.cache
-    if plan.master_key in cache:
-        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
     stored = _stored_recipe(context, plan)
-    if stored is not None and not (deliverable and deliverable[2]):
+    direct = bool(deliverable and deliverable[2])
+    # A long master's files are made again from its recipe even when the master is cached (a
+    # delivery made it): written that way they are the same bytes as the first build's.
+    if plan.master_key in cache and not (stored is not None and direct):
+        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
+    if stored is not None and not direct:
         return _RecipeMaster(context, plan, *stored), stored[1], []  # no files to make
     mixed = cache.source(plan.key)
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
