@@ -327,3 +327,28 @@ def _without_overriding_permissions() -> None:
     for capability in (1, 2, 3):
         if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+# ---- two builds at once ---------------------------------------------------------------------
+
+
+def test_two_builds_at_once_render_each_line_once(tmp_path: Path) -> None:
+    root = write_show(tmp_path / "show", lines=3, sleep=1.0)
+    builds = [
+        subprocess.Popen(
+            [sys.executable, "-m", "doit"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environment(),
+        )
+        for _ in range(2)
+    ]
+    said = [build.communicate(timeout=300)[0] for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], said
+    assert sorted(calls(root)) == [f"voice:m/ep/body/{n}" for n in range(3)]  # each line paid once
+    waited = [line for out in said for line in out.splitlines() if "waiting for another build" in line]
+    assert waited and all(line.endswith("waiting for another build rendering it") for line in waited[:1])
+    assert (root / "build" / "m" / "ep.wav").is_file()
+    assert_nothing_corrupt(root)
