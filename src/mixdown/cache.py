@@ -11,9 +11,13 @@ Layout under the cache directory (``cache/`` in the project by default;
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
 first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
-a half-written object (and the next write of the same key removes it once
-it is an hour old: :mod:`mixdown.files`). The presence of the ``.wav`` is
-what marks a key as rendered.
+a half-written object, and the next build that writes in its shard removes
+it (:mod:`mixdown.files`). The presence of the ``.wav`` is what marks a key
+as rendered.
+
+A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
+(:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
+one show at once make each key once, the second waiting for the first.
 """
 
 from __future__ import annotations
