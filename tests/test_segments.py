@@ -612,3 +612,21 @@ def test_a_last_segment_shorter_than_the_true_peak_s_context_masters(tmp_path: P
     assert found.integrated == pytest.approx(whole.result().integrated, abs=1e-3)
     offsets, spf, _, _ = mp3.frame_index((tmp_path / "master.mp3").read_bytes())
     assert len(y) <= (len(offsets) - 1) * spf < len(y) + 3 * spf
+
+
+@pytest.mark.parametrize(("sr", "reservoir"), [(44100, False), (24000, True)])
+def test_a_long_mp3_decodes_in_runs_as_in_one(
+    monkeypatch: pytest.MonkeyPatch, sr: int, reservoir: bool
+) -> None:
+    """Decoded a run of frames at a time (memory stays small), every sample comes out, as one run
+    decodes it."""
+    y = np.resize(programme(10.0), (20 * sr, 2)) * 0.8
+    encoder = mp3.Encoder(sr, 2, bitrate=64 if sr < 32000 else 192, vbr=False, quality=7, reservoir=reservoir)
+    data = encoder.encode(y) + encoder.finish()
+    encoder.close()
+    whole = mp3.decode(data, 2)
+    monkeypatch.setattr(mp3, "_RUN_FRAMES", 50)
+    runs = mp3.decode(data, 2)
+    offsets, spf, _, _ = mp3.frame_index(data)
+    assert len(runs) == len(whole) == (len(offsets) - 1) * spf
+    np.testing.assert_allclose(runs, whole, rtol=0, atol=1e-6)

@@ -247,15 +247,18 @@ def decoded(data: bytes, channels: int, size: int = 1 << 16) -> Iterator[np.ndar
     44.1 and 22.05 kHz, VBR). When the decoder stops short, it starts again
     a few frames (:func:`priming`) before the first frame it did not
     finish, on the smallest frame there (so that the estimate reaches
-    further), and the samples of the frames decoded twice are dropped.
+    further), and the samples of the frames decoded twice are dropped. It
+    decodes at most :data:`_RUN_FRAMES` frames at a time the same way, so
+    that a long file takes little memory.
     """
     if not data:
         return
     offsets, spf, _, _ = frame_index(data)
     count, done, begin = len(offsets) - 1, 0, 0
     while done < count:
-        block = _decode_run(data[int(offsets[begin]) :], channels)
-        reached = begin + len(block) // spf  # frames finished, from the stream's start
+        upto = min(count, begin + _RUN_FRAMES)
+        block = _decode_run(data[int(offsets[begin]) : int(offsets[upto])], channels)
+        reached = min(upto, begin + len(block) // spf)  # frames finished, from the stream's start
         if reached <= done:
             raise RenderFailed(f"MP3: the decoder stopped at frame {done} of {count}")
         keep = block[(done - begin) * spf : None if reached >= count else (reached - begin) * spf]
@@ -282,6 +285,7 @@ def _decode_run(data: bytes, channels: int) -> np.ndarray:
 
 
 _RESTART_SEARCH = 32  # frames before the earliest restart searched for the smallest one
+_RUN_FRAMES = 1 << 12  # frames decoded at a time (98 s at 48 kHz: 38 MB of stereo float32)
 
 
 def _restart(offsets: np.ndarray, frame: int) -> int:
