@@ -166,6 +166,10 @@ def deliver(
     (format, temporary path, measurement): they are checked and published
     with the rest.
 
+    A file that decodes over the ceiling (an encoder's inter-sample peaks)
+    is made again, the ceiling lowered where it overshot by its excess and
+    :data:`_RETRY_MARGIN_DB`, so that the rest keeps its loudness.
+
     Each file is written beside its destination under a temporary name,
     decoded and measured, and renamed into place only if it meets the
     delivery's loudness tolerance and ceiling; otherwise :class:`RenderFailed`
@@ -182,23 +186,38 @@ def deliver(
                 rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
                 groups.setdefault((rate, delivery.ceiling_dbtp - _margin(fmt)), []).append(fmt)
         for (rate, ceiling), formats in groups.items():
-            # dB under the ceiling per region, where encoders overshot (the written files first)
             seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
             lowered = _lowered(seen, rate, delivery.ceiling_dbtp, None) if seen else None
-            for attempt in range(_ATTEMPTS):  # encoders overshoot: aim lower there, encode again
-                profile: np.ndarray | None = None if lowered is None else _profile(lowered, rate)
-                made = _write_group(source, stem, formats, rate, ceiling, delivery, loudness, profile)
-                excess = max(found.true_peak for _, found in made.values()) - delivery.ceiling_dbtp
-                if excess <= 0 or attempt == _ATTEMPTS - 1:
-                    break
-                lowered = _lowered(made, rate, delivery.ceiling_dbtp, lowered)
-                for tmp, _ in made.values():
-                    tmp.unlink()
-            files.update(made)
+            files.update(_under_ceiling(source, stem, formats, rate, ceiling, delivery, loudness, lowered))
         return _publish(files, stem, delivery, target)
     finally:
         for tmp, _ in [*files.values(), *overshot.values()]:
             tmp.unlink(missing_ok=True)
+
+
+def _under_ceiling(
+    source: Source,
+    stem: Path,
+    formats: list[str],
+    sr: int,
+    ceiling: float,
+    delivery: Delivery,
+    loudness: Loudness | None,
+    lowered: np.ndarray | None,
+) -> dict[str, tuple[Path, Any]]:
+    """:func:`_write_group`, made again (up to :data:`_ATTEMPTS` in all) while a file decodes over
+    the delivery's ceiling, the ceiling lowered where it overshot (:func:`_lowered`; ``lowered``:
+    where to start)."""
+    for attempt in range(_ATTEMPTS):
+        profile = None if lowered is None else _profile(lowered, sr)
+        made = _write_group(source, stem, formats, sr, ceiling, delivery, loudness, profile)
+        excess = max(found.true_peak for _, found in made.values()) - delivery.ceiling_dbtp
+        if excess <= 0 or attempt == _ATTEMPTS - 1:
+            return made
+        lowered = _lowered(made, sr, delivery.ceiling_dbtp, lowered)
+        for tmp, _ in made.values():
+            tmp.unlink()
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 def _publish(
