@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from mixdown.errors import ConfigError
 from mixdown.loader import load_show
 from mixdown.renderers import Registry, RenderRequest, RenderResult
 
+from . import test_build
 from .conftest import CountingVoice
 from .test_build import doit, ran, voice_calls
 
@@ -40,14 +40,12 @@ def plan_of(root: Path, fakes: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
-def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
-    fakes["fake"] = TakingVoice()
-    root = show()
-    code, out, err = doit(root, fakes)
-    assert code == 0, out + err
-    fakes["fake"].calls.clear()
-    fakes["noise"].calls.clear()
-    return root
+def fakes(fakes: dict[str, Any]) -> dict[str, Any]:
+    """conftest's fakes, with a voice whose takes differ (``built`` builds the show with them)."""
+    return {**fakes, "fake": TakingVoice()}
+
+
+built = test_build.built  # the show built once, with this module's fakes
 
 
 def retake(root: Path, fakes: dict[str, Any], *patterns: str, take: int | None = None) -> list[str]:
