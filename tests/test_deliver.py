@@ -17,6 +17,8 @@ from mixdown.deliver import PRESETS, Delivery, deliver, delivery_from
 from mixdown.errors import ConfigError, RenderFailed
 from mixdown.loudness import Measurement, measure
 
+from .conftest import speech_like
+
 SR = 48000
 
 
@@ -192,3 +194,21 @@ def test_a_file_that_stays_over_its_ceiling_fails_after_the_last_attempt(
         deliver(Source.of_array(programme(), SR), tmp_path / "flash", PRESETS["alexa"], target="t")
     assert len(calls) == delivering._ATTEMPTS
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "kbps"), [(48000, 192), (44100, 192), (32000, 192), (24000, 160), (22050, 160), (11025, 64)]
+)
+def test_a_presets_bitrate_fits_the_rate_its_mp3_is_written_at(tmp_path: Path, rate: int, kbps: int) -> None:
+    # MPEG-2 (16-24 kHz) stops at 160 kbps and MPEG-2.5 at 64: a preset's 192 is the nearest it can
+    # carry, while a bitrate the user asks for is refused at its line when the rate cannot carry it.
+    delivery = delivery_from({"preset": "podcast"}, "project.toml:9", master_rate=rate)
+    assert delivery.bitrate == kbps
+    assert delivery_from({"sample_rate": rate}, "x").bitrate == kbps
+    if kbps < 192:
+        with pytest.raises(ConfigError, match=f"project.toml:9: MP3 at {rate} Hz takes .* not 192"):
+            delivery_from({"bitrate": 192}, "project.toml:9", master_rate=rate)
+    source = Source.of_array(speech_like(3, 1, rate), rate)
+    written = [p for p, _ in deliver(source, tmp_path / "ep", delivery, target="t") if p.suffix == ".mp3"]
+    assert sf.info(str(written[0])).samplerate == rate
+    assert written[0].stat().st_size * 8 / 3.0 / 1000 <= kbps * 1.05  # CBR at the fitted bitrate

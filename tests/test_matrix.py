@@ -90,11 +90,8 @@ def make_show(
     """A show whose one programme is ``frames`` samples long: a voice line a little shorter than it."""
     seconds = frames / sr
     voice = round(seconds * 0.9, 6)
-    # an MP3 under 32 kHz (MPEG-2) carries at most 160 kbps, the presets' default is 192
-    bitrate = "bitrate = 128\n" if sr < 32000 else ""
-    deliveries = "".join(
-        f'\n[deliveries.{name}]\npreset = "{name}"\n{bitrate if name != "alexa" else ""}' for name in presets
-    )
+    # the presets' own bitrates: an MP3 under 32 kHz (MPEG-2) takes the nearest it can carry
+    deliveries = "".join(f'\n[deliveries.{name}]\npreset = "{name}"\n' for name in presets)
     toml = f"""
         [project]
         name = "Matrix"

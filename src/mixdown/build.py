@@ -721,15 +721,22 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     The files go through the same encode, decode and spec check as every
     delivery, against the master's own target and ceiling (±1 LU).
     """
-    from .deliver import Delivery, _rate_for, deliver
+    from .deliver import Delivery, _rate_for, deliver, mp3_bitrate
 
     settings = plan.master
     paths = [p for p in plan.outputs if p.parent.suffix != ".stems"]
     formats = tuple(p.suffix[1:] for p in paths)
-    delivery = Delivery("master", settings["target_lufs"], settings["ceiling_dbtp"], 1.0, formats)
+    sr = plan.timeline["sample_rate"]
+    delivery = Delivery(
+        "master",
+        settings["target_lufs"],
+        settings["ceiling_dbtp"],
+        1.0,
+        formats,
+        bitrate=mp3_bitrate(Delivery.bitrate, _rate_for("mp3", sr)),
+    )
     stem = paths[0].with_name(paths[0].name[: -len(paths[0].suffix)])
     files.sweep_once(stem.parent)  # what killed builds left there
-    sr = plan.timeline["sample_rate"]
     direct = [fmt for fmt in formats if _rate_for(fmt, sr) == sr]  # encoded while the master is made
 
     # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.

@@ -133,15 +133,30 @@ def delivery_from(
     rate = delivery.sample_rate or master_rate
     if "mp3" in delivery.formats and rate is not None:
         mp3_rate = _rate_for("mp3", rate)
-        mpeg1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # 32-48 kHz
-        mpeg2 = (8, 16, 24, *mpeg1[:9], 144, 160)  # 16-24 kHz; MPEG-2.5 (8-12 kHz) up to 64
-        allowed = mpeg1 if mp3_rate >= 32000 else mpeg2 if mp3_rate >= 16000 else mpeg2[:8]
+        allowed = mp3_bitrates(mp3_rate)
+        if "bitrate" not in table:  # the preset's bitrate, as near as this rate allows
+            return replace(delivery, bitrate=mp3_bitrate(delivery.bitrate, mp3_rate))
         if delivery.bitrate not in allowed:
             raise ConfigError(
-                f"{at('bitrate' if 'bitrate' in table else 'sample_rate')}: MP3 at {mp3_rate} Hz takes "
+                f"{at('bitrate')}: MP3 at {mp3_rate} Hz takes "
                 f"{', '.join(map(str, allowed))} kbps, not {delivery.bitrate}; change bitrate or sample_rate"
             )
     return delivery
+
+
+def mp3_bitrates(rate: int) -> tuple[int, ...]:
+    """The bitrates (kbps) an MP3 written at ``rate`` Hz can have: MPEG-1 at 32-48 kHz,
+    MPEG-2 at 16-24 kHz, MPEG-2.5 below."""
+    mpeg1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+    mpeg2 = (8, 16, 24, *mpeg1[:9], 144, 160)
+    return mpeg1 if rate >= 32000 else mpeg2 if rate >= 16000 else mpeg2[:8]
+
+
+def mp3_bitrate(wanted: int, rate: int) -> int:
+    """``wanted`` kbps, or the nearest below it that an MP3 at ``rate`` Hz can have (a preset's
+    192 kbps is 160 at 22.05 and 24 kHz, where MPEG-2 stops)."""
+    allowed = mp3_bitrates(rate)
+    return max((b for b in allowed if b <= wanted), default=allowed[0])
 
 
 def deliver(
