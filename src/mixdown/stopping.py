@@ -4,7 +4,7 @@ A signal interrupts Python's main thread only. doit runs mixdown's actions
 there (``doit``) or on daemon worker threads (``doit -n 2``: mixdown's doit
 settings run tasks on threads), which the interpreter drops on the floor
 when the main thread ends: an interrupted master would leave its partial
-cache object, WAV and MP3 behind, over two gigabytes for an hour. And by
+cache object, WAV and MP3 behind, over two gigabytes, until the next build. And by
 default SIGTERM (a cancelled CI job, ``timeout``, a container stopping) and
 SIGHUP (a closed terminal) end the process with no cleanup at all.
 
