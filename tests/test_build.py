@@ -420,3 +420,23 @@ def test_a_second_build_waits_for_the_firsts_render_and_pays_nothing(
     assert list(results.values()) == [None, None] and mixed == [mix.name]
     assert f"mix:{mix.name}  waiting for another build mixing it" in capsys.readouterr().out
     assert not list((root / "cache").rglob("*.lock")) and not list((root / "cache").rglob(".*.tmp"))
+
+
+def test_a_renderers_exception_never_shows_an_api_key(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A renderer's own exception may quote the request it made, key and all.
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme-0123456789")
+
+    class Leaky(RendererBase):
+        kinds = frozenset({"voice"})
+        params = {"speed": (int, float)}
+
+        def render(self, request: RenderRequest) -> RenderResult:
+            raise RuntimeError("401 for POST /tts?key=sk-acme-0123456789")
+
+    root = show()
+    code, out, err = doit(root, {**fakes, "fake": Leaky()}, "voice:news/extra/only/0")
+    assert code != 0 and "Traceback" not in out + err
+    assert "sk-acme-0123456789" not in out + err
+    assert "raised RuntimeError: 401 for POST /tts?key=***; nothing was cached" in out + err

@@ -9,6 +9,7 @@ as they load are the corpus of tests/test_corpus.py.)
 from __future__ import annotations
 
 import os
+import shutil
 import resource
 import signal
 import subprocess
@@ -351,4 +352,26 @@ def test_two_builds_at_once_render_each_line_once(tmp_path: Path) -> None:
     waited = [line for out in said for line in out.splitlines() if "waiting for another build" in line]
     assert waited and all(line.endswith("waiting for another build rendering it") for line in waited[:1])
     assert (root / "build" / "m" / "ep.wav").is_file()
+    assert_nothing_corrupt(root)
+
+
+def test_a_read_only_cache_that_holds_everything_builds(tmp_path: Path) -> None:
+    # A team's shared cache mounted read-only, or a CI cache restored without write access: a
+    # build that needs nothing new from it must not need to write to it (no lock to take).
+    root = write_show(tmp_path / "show", lines=2)
+    assert run_doit(root).returncode == 0
+    shutil.rmtree(root / "build")
+    folders = [p for p in (root / "cache").rglob("*") if p.is_dir()] + [root / "cache"]
+    for folder in folders:
+        os.chmod(folder, 0o555)
+    try:
+        again = run_doit(root, preexec=_without_overriding_permissions)
+        forced = run_doit(root, "-a", preexec=_without_overriding_permissions)
+    finally:
+        for folder in folders:
+            os.chmod(folder, 0o755)
+    for done in (again, forced):
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert calls(root) == ["voice:m/ep/body/0", "voice:m/ep/body/1"]  # the first build's, only
+    assert list((root / "build").rglob("*.wav"))  # the files made again, from the cache alone
     assert_nothing_corrupt(root)

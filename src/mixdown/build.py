@@ -134,6 +134,8 @@ def _locked(context: Context, key: str, target: str, doing: str) -> Any:
 def _render_asset(context: Context, asset: Asset) -> None:
     """Render one asset and store it under its key, unless the cache already holds the key
     (``doit -a`` runs every task: a paid render is never made twice)."""
+    if asset.key in context.cache:  # no lock to take: a read-only cache that holds it is enough
+        return
     with _locked(context, asset.key, asset.task, "rendering"):
         if asset.key not in context.cache:
             _render_missing(context, asset)
@@ -151,7 +153,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
     except MixdownError:
         raise
     except Exception as err:  # a show's own renderer may raise anything: one line, not a traceback
-        why = " ".join(f"{type(err).__name__}: {err}".split())
+        why = _without_secrets(" ".join(f"{type(err).__name__}: {err}".split()))
         raise RenderFailed(f"{asset.task}: {named} raised {why}; nothing was cached") from None
     audio, sample_rate = _result_audio(result, asset, named)
     seconds = len(audio) / sample_rate
@@ -206,6 +208,15 @@ def _whole_rate(rate: Any) -> int | None:
     return int(value) if value > 0 and value.is_integer() else None
 
 
+def _without_secrets(text: str) -> str:
+    """``text`` with the value of every ``*_API_KEY`` variable replaced: a renderer's own
+    exception may quote its request, and the message reaches the console and CI logs."""
+    for name, value in os.environ.items():
+        if name.endswith("_API_KEY") and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
 def _renderer_named(context: Context, name: str, renderer: Any) -> str:
     """``renderer 'x'``, with the show's file that defines it when it is the show's own."""
     render = getattr(type(getattr(renderer, "inner", renderer)), "render", None)
@@ -219,6 +230,8 @@ def _renderer_named(context: Context, name: str, renderer: Any) -> str:
 def _build_mix(context: Context, plan: MixPlan) -> None:
     """Mix a rendition into the cache unless it is there whole already (its stems too, if
     the show asks for them): a mix made by another build, or before a ``doit -a``."""
+    if _mix_cached(context, plan):
+        return
     with _locked(context, plan.key, f"mix:{plan.name}", "mixing"):
         if not _mix_cached(context, plan):
             _mix(context, plan)
@@ -475,8 +488,25 @@ def _mastered(
     keeps a streamed pass's metering on one core (an MP3 encoder process has
     the other).
     """
+    found = _master_cached(context, plan, deliverable)
+    if found is not None:  # no lock to take: a read-only cache that holds it is enough
+        return found
     with _locked(context, plan.master_key, f"master:{plan.name}", "mastering"):
         return _master_made(context, plan, deliverable, threads=threads)
+
+
+def _master_cached(context: Context, plan: MixPlan, deliverable: Any) -> tuple[Any, Any, list[Any]] | None:
+    """:func:`_mastered`'s answer when the cache has what it needs, else None."""
+    cache = context.cache
+    stored = _stored_recipe(context, plan)
+    direct = bool(deliverable and deliverable[2])
+    # A long master's files are made again from its recipe even when the master is cached (a
+    # delivery made it): written that way they are the same bytes as the first build's.
+    if plan.master_key in cache and not (stored is not None and direct):
+        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
+    if stored is not None and not direct:
+        return _RecipeMaster(context, plan, *stored), stored[1], []  # no files to make
+    return None
 
 
 def _master_made(
@@ -487,15 +517,11 @@ def _master_made(
     from .audio import Source
     from .master import Analysis, MasterSettings
 
+    found = _master_cached(context, plan, deliverable)  # made meanwhile by another build
+    if found is not None:
+        return found
     cache = context.cache
     stored = _stored_recipe(context, plan)
-    direct = bool(deliverable and deliverable[2])
-    # A long master's files are made again from its recipe even when the master is cached (a
-    # delivery made it): written that way they are the same bytes as the first build's.
-    if plan.master_key in cache and not (stored is not None and direct):
-        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
-    if stored is not None and not direct:
-        return _RecipeMaster(context, plan, *stored), stored[1], []  # no files to make
     mixed = cache.source(plan.key)
     progress = _Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
@@ -521,12 +547,12 @@ def _master_made(
         loudness = master_stream(
             mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
         )
+        path = sinks[-1].writer.commit(_master_meta(plan, loudness))
+        encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
         if sinks:
             sinks[-1].discard()
         raise
-    path = sinks[-1].writer.commit(_master_meta(plan, loudness))
-    encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     return Source.of_file(path), loudness, encoded
 
 
@@ -665,6 +691,8 @@ class _RecipeMaster:
 
         cache, plan = self._context.cache, self._plan
         target = f"master:{plan.name}"
+        if plan.master_key in cache:
+            return cache.source(plan.master_key)
         with _locked(self._context, plan.master_key, target, "mastering"):
             if plan.master_key not in cache:
                 cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)

@@ -82,7 +82,7 @@ class Cache:
     def put_side(self, key: str, name: str, data: bytes) -> Path:
         """Write the file ``name`` that goes with ``key`` atomically; return its path."""
         path = self.side_path(key, name)
-        _write_bytes_atomic(path, data)
+        files.write_bytes_atomic(path, data)
         return path
 
     def lock(
@@ -178,7 +178,7 @@ class Cache:
             return
         self.index.parent.mkdir(parents=True, exist_ok=True)
         blob = pickle.dumps((str(self.objects.resolve()), listings), protocol=pickle.HIGHEST_PROTOCOL)
-        _write_bytes_atomic(self.index, blob)
+        files.write_bytes_atomic(self.index, blob)
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys() or self.path(key).exists()
@@ -279,8 +279,6 @@ class ObjectWriter:
     """
 
     def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int) -> None:
-        import threading
-
         from .audio import WavWriter
 
         self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
@@ -335,7 +333,7 @@ class ObjectWriter:
             "channels": self.channels,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _write_text_atomic(self.cache.meta_path(self.key), json.dumps(record, indent=1, sort_keys=True))
+        files.write_bytes_atomic(self.cache.meta_path(self.key), json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
         path = self.cache.path(self.key)
         files.publish(self._tmp, path)
         self.cache._added(self.key)
@@ -352,21 +350,6 @@ class ObjectWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.discard()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    _write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        files.publish(tmp, path)
-    except BaseException:
-        files.discard(tmp)
-        raise
 
 
 @contextmanager
@@ -405,6 +388,20 @@ def _holding(
         os.close(fd)
 
 
+def _open_lock(path: str) -> int:
+    """Open (or make) the lock file ``path``. One another user's build made (0644 under the
+    usual umask) opens for reading only, which is all ``flock`` needs; where there is none
+    and none can be made, the cache is not writable (``PermissionError``)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def _take(
     path: str,
     waiting: Callable[[], None],
@@ -415,7 +412,7 @@ def _take(
     pause, told = 0.02, False
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open_lock(path)
         except OSError as err:
             raise unwritable(err) from None
         try:

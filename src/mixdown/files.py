@@ -89,6 +89,18 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     release(tmp)
 
 
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it: whole or not at all."""
+    fd, tmp = temporary_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        publish(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
 def discard(tmp: str | os.PathLike[str]) -> None:
     """Remove the temporary file ``tmp`` (if it is there) and release its lock."""
     try:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .files import discard, publish, temporary_beside
+from .files import write_bytes_atomic
 
 __all__ = ["load", "read_inputs", "record", "save"]
 
@@ -107,11 +107,5 @@ def load(path: Path, root: Path) -> Any | None:
 def save(path: Path, root: Path, value: Any, inputs: set[str]) -> None:
     """Store ``value``, planned for the show in ``root``, with the signatures of ``inputs``, atomically."""
     signed = [(name, _signature(name)) for name in sorted(inputs)]
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump((_environment(str(root)), signed, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        publish(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
+    blob = pickle.dumps((_environment(str(root)), signed, value), protocol=pickle.HIGHEST_PROTOCOL)
+    write_bytes_atomic(path, blob)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 
-__all__ = ["LineMarks", "Origin", "unmark"]
+__all__ = ["LineMarks", "Origin", "toml_lines", "unmark"]
 
 _OPEN, _SEP, _CLOSE = "\ue000", "\ue001", "\ue002"
 _DIGIT0 = 0xE010  # digits 0-9 as private-use characters, untouched by upper(), trim() and the like

@@ -28,7 +28,6 @@ reads them in a diff); only ``take`` is read back.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 
 from . import memo
 from .errors import ConfigError
-from .files import temporary_beside
+from .files import write_bytes_atomic
 
 __all__ = ["FILENAME", "load", "read", "save"]
 
@@ -98,14 +97,7 @@ def save(root: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
         for field in ("take", "target", "text", "used_by"):
             if field in entry:
                 parts.append(f"{field} = {_toml_value(entry[field])}\n")
-    fd, tmp = temporary_beside(root / FILENAME)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(parts))
-        os.replace(tmp, root / FILENAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(root / FILENAME, "".join(parts).encode("utf-8"))
 
 
 def _toml_value(value: Any) -> str:
@@ -145,14 +137,13 @@ def retake(root: Path, plan: Any, patterns: list[str], *, take: int | None = Non
         found = [a for a in assets if fnmatchcase(a.task, pattern) or _same_bed(a.task, pattern)]
         if not found:
             raise ConfigError(_unknown(pattern, [a.task for a in assets], plan))
-        chosen.update((a.key, a) for a in found)
+        chosen.update((plan.first_take(a.key), a) for a in found)
     entries = read(root)
     lines = []
-    for key, asset in chosen.items():
-        first = plan.first_take(key)
+    for first, asset in chosen.items():
         was = int(entries.get(first, {}).get("take", 0))
         now = was + 1 if take is None else take
-        users = [f"mix:{m.name}" for m in plan.mixes if key in m.assets]
+        users = [f"mix:{m.name}" for m in plan.mixes if asset.key in m.assets]
         entry: dict[str, Any] = {"take": now, "target": asset.task}
         if asset.text:
             entry["text"] = asset.text
