@@ -111,6 +111,16 @@ class Trial:
     after: float  # seconds after the process started
 
 
+def _reached(child: subprocess.Popen[bytes], log: Path, stage: str) -> float:
+    """Wait until the build in ``child`` starts its first task of ``stage``; seconds it took."""
+    began = time.monotonic()
+    while child.poll() is None and time.monotonic() - began < 300:
+        if any(stage_of(line) == stage for line in log.read_text(errors="replace").splitlines()):
+            return time.monotonic() - began
+        time.sleep(0.01)
+    raise AssertionError(f"the build never reached its {stage} stage:\n{log.read_text(errors='replace')}")
+
+
 def run_trials(workdir: Path, trials: int, seed: int) -> tuple[list[Trial], float]:
     """Kill ``trials`` builds (spread evenly over the stages) and check each next build."""
     began = time.monotonic()
@@ -122,13 +132,17 @@ def run_trials(workdir: Path, trials: int, seed: int) -> tuple[list[Trial], floa
     done: list[Trial] = []
     for number in range(trials):
         planned = STAGES[number % len(STAGES)]
-        window = (starts[planned], starts[(*STAGES, "end")[STAGES.index(planned) + 1]])
-        at = rng.uniform(*window)
+        # a moment inside the stage, counted from when this build reaches it (a loaded machine
+        # moves every stage later, so a time from the start would land in another stage)
+        length = starts[(*STAGES, "end")[STAGES.index(planned) + 1]] - starts[planned]
+        delay = rng.uniform(0.0, 0.9 * length)
         root = workdir / f"trial{number}"
         shutil.copytree(template, root)
         log = root / "killed.log"
         child = start(root, log)
-        time.sleep(max(0.0, at - 0.005))
+        reached = _reached(child, log, planned)
+        time.sleep(delay)
+        at = reached + delay
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         stages = [s for s in map(stage_of, log.read_text().splitlines()) if s is not None]
