@@ -28,14 +28,14 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-## test-latest: lint, types and every test against the newest releases of every dependency
+## test-latest: `make test` against the newest release of every dependency (in .venv-latest)
 test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[piper,dev]'
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	$(MAKE) --no-print-directory lint PY=$(LATEST)/bin
-	$(LATEST)/bin/python -m pytest
+	$(LATEST)/bin/python -m pytest -m "not slow"
 
 lint:
 	$(PY)/ruff check src tests benchmarks renderers
