@@ -9,8 +9,8 @@ as they load are the corpus of tests/test_corpus.py.)
 from __future__ import annotations
 
 import os
-import shutil
 import resource
+import shutil
 import signal
 import subprocess
 import sys
