@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from mixdown import mp3, segments
 from mixdown.deliver import PRESETS, _rate_for
 from mixdown.master import measure
+from mixdown.project import PROGRAMME_RATES
 from mixdown.renderers import RendererBase, RenderRequest, RenderResult
 
-RATES = (22050, 24000, 32000, 44100, 48000, 88200, 96000)
+RATES = PROGRAMME_RATES
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")
 DELIVERY_PRESETS = tuple(sorted(set(PRESETS) - {"custom"}))
 VOICE_RATE = 24000  # as TTS renders

@@ -92,8 +92,6 @@ def _reported(action: Any, context: Context, item: Any, target: str) -> Any:
         from doit.exceptions import TaskFailed
 
         return TaskFailed(_file_error(context, target, err))
-    finally:
-        files.release_gone()  # the locks of the temporary files published or removed
 
 
 def _is_file_error(err: Exception) -> bool:
@@ -120,6 +118,16 @@ def _file_error(context: Context, target: str, err: Exception) -> str:
     )
 
 
+def _once(context: Context, key: str, target: str, doing: str, done: Any, make: Any) -> None:
+    """``make()`` unless ``done()``: checked first without the key's lock (a read-only cache
+    that holds it is enough), then again under it (another build may have made it)."""
+    if done():
+        return
+    with _locked(context, key, target, doing):
+        if not done():
+            make()
+
+
 def _locked(context: Context, key: str, target: str, doing: str) -> Any:
     """Hold the cache's lock of ``key`` while ``target`` checks, makes and stores it: a
     second build making the same key at once waits, says so, and then finds it made."""
@@ -134,11 +142,14 @@ def _locked(context: Context, key: str, target: str, doing: str) -> Any:
 def _render_asset(context: Context, asset: Asset) -> None:
     """Render one asset and store it under its key, unless the cache already holds the key
     (``doit -a`` runs every task: a paid render is never made twice)."""
-    if asset.key in context.cache:  # no lock to take: a read-only cache that holds it is enough
-        return
-    with _locked(context, asset.key, asset.task, "rendering"):
-        if asset.key not in context.cache:
-            _render_missing(context, asset)
+    _once(
+        context,
+        asset.key,
+        asset.task,
+        "rendering",
+        lambda: asset.key in context.cache,
+        lambda: _render_missing(context, asset),
+    )
 
 
 def _render_missing(context: Context, asset: Asset) -> None:
@@ -230,11 +241,14 @@ def _renderer_named(context: Context, name: str, renderer: Any) -> str:
 def _build_mix(context: Context, plan: MixPlan) -> None:
     """Mix a rendition into the cache unless it is there whole already (its stems too, if
     the show asks for them): a mix made by another build, or before a ``doit -a``."""
-    if _mix_cached(context, plan):
-        return
-    with _locked(context, plan.key, f"mix:{plan.name}", "mixing"):
-        if not _mix_cached(context, plan):
-            _mix(context, plan)
+    _once(
+        context,
+        plan.key,
+        f"mix:{plan.name}",
+        "mixing",
+        lambda: _mix_cached(context, plan),
+        lambda: _mix(context, plan),
+    )
 
 
 def _mix_cached(context: Context, plan: MixPlan) -> bool:
@@ -691,17 +705,15 @@ class _RecipeMaster:
 
         cache, plan = self._context.cache, self._plan
         target = f"master:{plan.name}"
-        if plan.master_key in cache:
-            return cache.source(plan.master_key)
-        with _locked(self._context, plan.master_key, target, "mastering"):
-            if plan.master_key not in cache:
-                cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
-                progress = _Progress(target, "made from its recipe", self.frames, self.sample_rate)
-                with cache.writer(
-                    plan.master_key, self.sample_rate, self.channels, frames=self.frames
-                ) as writer:
-                    write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
-                    writer.commit(_master_meta(plan, self._loudness))
+
+        def make() -> None:
+            cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
+            progress = _Progress(target, "made from its recipe", self.frames, self.sample_rate)
+            with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
+                write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
+                writer.commit(_master_meta(plan, self._loudness))
+
+        _once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
         return cache.source(plan.master_key)
 
 

@@ -46,7 +46,7 @@ __all__ = ["Cache", "ObjectWriter", "safe_params"]
 
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _held_guard = threading.Lock()
-_held: dict[str, tuple[int, int, int]] = {}  # lock file -> (holding thread, depth, descriptor)
+_held: dict[str, int] = {}  # lock file -> the thread holding it
 _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
@@ -333,7 +333,8 @@ class ObjectWriter:
             "channels": self.channels,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        files.write_bytes_atomic(self.cache.meta_path(self.key), json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+        text = json.dumps(record, indent=1, sort_keys=True)
+        files.write_bytes_atomic(self.cache.meta_path(self.key), text.encode("utf-8"))
         path = self.cache.path(self.key)
         files.publish(self._tmp, path)
         self.cache._added(self.key)
@@ -362,19 +363,13 @@ def _holding(
     """Hold the lock file ``path`` (see :meth:`Cache.lock`); remove it when done."""
     me = threading.get_ident()
     with _held_guard:
-        owner, depth, fd = _held.get(path, (0, 0, -1))
-        if owner == me:
-            _held[path] = (me, depth + 1, fd)
-    if owner == me:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held[path] = (me, depth, fd)
+        again = _held.get(path) == me  # taken again inside: the outermost lets go
+    if again:
+        yield
         return
     fd = _take(path, waiting, check, unwritable)
     with _held_guard:
-        _held[path] = (me, 1, fd)
+        _held[path] = me
     try:
         yield
     finally:
@@ -429,6 +424,6 @@ def _take(
         except BaseException:
             os.close(fd)
             raise
-        if files._same_file(path, fd):
+        if files.same_file(path, fd):
             return fd
         os.close(fd)  # its holder removed it as it let go: take the new one

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, RenderFailed
+from .files import discard, publish, temporary_beside
 
 if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a delivery runs
     from collections.abc import Callable, Iterator, Sequence
@@ -207,7 +208,7 @@ def deliver(
         return _publish(files, stem, delivery, target)
     finally:
         for tmp, _ in [*files.values(), *overshot.values()]:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
 
 
 def _under_ceiling(
@@ -223,16 +224,17 @@ def _under_ceiling(
     """:func:`_write_group`, made again (up to :data:`_ATTEMPTS` in all) while a file decodes over
     the delivery's ceiling, the ceiling lowered where it overshot (:func:`_lowered`; ``lowered``:
     where to start)."""
-    for attempt in range(_ATTEMPTS):
+    attempt = 1
+    while True:
         profile = None if lowered is None else _profile(lowered, sr)
         made = _write_group(source, stem, formats, sr, ceiling, delivery, loudness, profile)
         excess = max(found.true_peak for _, found in made.values()) - delivery.ceiling_dbtp
-        if excess <= 0 or attempt == _ATTEMPTS - 1:
+        if excess <= 0 or attempt == _ATTEMPTS:
             return made
         lowered = _lowered(made, sr, delivery.ceiling_dbtp, lowered)
         for tmp, _ in made.values():
-            tmp.unlink()
-    raise AssertionError("unreachable: the last attempt returns")
+            discard(tmp)
+        attempt += 1
 
 
 def _publish(
@@ -244,7 +246,7 @@ def _publish(
     published = []
     for fmt in delivery.formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        os.replace(files[fmt][0], path)
+        publish(files[fmt][0], path)
         published.append((path, files[fmt][1]))
     return published
 
@@ -289,7 +291,7 @@ class Formats:
         for encoder in self._encoders:
             encoder.abort()
         for path in self.paths:
-            path.unlink(missing_ok=True)
+            discard(path)
 
     def finish(self) -> list[tuple[str, Path, Any]]:
         """Close the files; return (format, temporary path, measurement of the decoded file)."""
@@ -473,7 +475,7 @@ class _Writer:
 
     def discard(self) -> None:
         self._file.close()
-        self.path.unlink(missing_ok=True)
+        discard(self.path)
 
     def close(self) -> None:
         self._file.close()
@@ -482,8 +484,6 @@ class _Writer:
 
 
 def _temporary(stem: Path, fmt: str) -> Path:
-    from .files import temporary_beside
-
     fd, name = temporary_beside(stem, f".tmp.{fmt}")
     os.close(fd)
     return Path(name)

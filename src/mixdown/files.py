@@ -34,10 +34,11 @@ __all__ = [
     "last_destination",
     "publish",
     "release",
-    "release_gone",
+    "same_file",
     "sweep",
     "sweep_once",
     "temporary_beside",
+    "write_bytes_atomic",
 ]
 
 # ".NAME.XXXXXXXX.tmp", ".NAME.XXXXXXXX.tmp.wav": a temporary file's name (eight characters:
@@ -61,7 +62,6 @@ def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tupl
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}."
-    release_gone()
     size = len(prefix) + 8 + len(suffix)
     _remove_dead(
         path.parent, lambda name: len(name) == size and name.startswith(prefix) and name.endswith(suffix)
@@ -75,7 +75,7 @@ def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tupl
         except FileExistsError:
             continue
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if _same_file(name, fd):  # else a sweep took it for a dead writer's in between: again
+        if same_file(name, fd):  # else a sweep took it for a dead writer's in between: again
             break
         os.close(fd)
     with _guard:
@@ -174,7 +174,7 @@ def _remove_if_dead(name: str) -> int:
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return 0  # its writer is alive
             raise
-        if not _same_file(name, fd):
+        if not same_file(name, fd):
             return 0  # published or replaced since it was listed
         try:
             os.unlink(name)
@@ -185,7 +185,7 @@ def _remove_if_dead(name: str) -> int:
         os.close(fd)
 
 
-def _same_file(name: str, fd: int) -> bool:
+def same_file(name: str, fd: int) -> bool:
     """Whether ``name`` is still the file open as ``fd``."""
     try:
         named = os.stat(name, follow_symlinks=False)
@@ -193,13 +193,3 @@ def _same_file(name: str, fd: int) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
-
-
-def release_gone() -> None:
-    """Release the locks of temporary files that are gone: published or removed by callers
-    that do not say so (they rename or unlink it themselves)."""
-    with _guard:
-        gone = [name for name in _held if not os.path.lexists(name)]
-        fds = [_held.pop(name) for name in gone]
-    for fd in fds:
-        os.close(fd)

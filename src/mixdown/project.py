@@ -80,6 +80,9 @@ class Range:
         return f"use a number {low} {self.low:g} to {self.high:g}{unit}"
 
 
+#: The rates a programme is mixed and mastered at (``[project] sample_rate``); a delivery may
+#: also go down to the rates of narrowband MP3.
+PROGRAMME_RATES = (22050, 24000, 32000, 44100, 48000, 88200, 96000)
 _HOURS = 12 * 3600.0  # the longest programme, marker or length a show may ask for
 #: Every number a show can set, by its name (the same name means the same thing wherever it is
 #: set: ``duck_db`` in [mix] and on a section heading, ``target_lufs`` in [master] and
@@ -102,9 +105,7 @@ RANGES: dict[str, Range] = {
     "pause": Range(0.0, 60.0, "seconds", above=True),
     "target_lufs": Range(-40.0, -5.0, "LUFS"),
     "ceiling_dbtp": Range(-12.0, 0.0, "dBTP"),
-    "sample_rate": Range(
-        0, 0, "Hz", choices=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
-    ),
+    "sample_rate": Range(0, 0, "Hz", choices=(8000, 11025, 12000, 16000, *PROGRAMME_RATES)),
     "channels": Range(1, 2, choices=(1, 2)),
     "bit_depth": Range(16, 32, "bits", choices=(16, 24, 32)),
     # LAME's bitrates (kbps); which of them a sample rate allows is checked with the delivery
@@ -455,12 +456,11 @@ def _inside(root: Path, relative: str, toml: _Toml, path: list[str]) -> Path:
 
 
 def _rate(toml: _Toml, top: Mapping[str, Any]) -> int:
-    rates = (22050, 24000, 32000, 44100, 48000, 88200, 96000)
     rate = toml.typed(top, "sample_rate", int, ["project"], 48000)
-    if rate not in rates:
+    if rate not in PROGRAMME_RATES:
         raise ConfigError(
             f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; "
-            f"use one of {', '.join(map(str, rates))} (usually 44100 or 48000)"
+            f"use one of {', '.join(map(str, PROGRAMME_RATES))} (usually 44100 or 48000)"
         )
     return int(rate)
 
