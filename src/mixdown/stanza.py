@@ -229,7 +229,7 @@ def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Secti
             section.settings[key] = value
     if section.settings.get("music", "auto") not in MUSIC_CHOICES:
         raise TemplateError(
-            f"{where}: music={section.settings['music']} ; use one of {', '.join(MUSIC_CHOICES)}"
+            f"{where}: music={section.settings['music']} is not a bed part; use one of {', '.join(MUSIC_CHOICES)}"
         )
     section.duck = {k: section.duck[k] for k in DUCK_SETTINGS if k in section.duck}
     if section.at is not None:
