@@ -13,9 +13,10 @@ import soundfile as sf
 from mixdown import deliver as delivering
 from mixdown import mp3
 from mixdown.audio import Source
-from mixdown.deliver import PRESETS, Delivery, deliver, delivery_from
+from mixdown.deliver import deliver
 from mixdown.errors import ConfigError, RenderFailed
 from mixdown.loudness import Measurement, measure
+from mixdown.settings import PRESETS, Delivery, delivery_from
 
 from .conftest import speech_like
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from mixdown.build import build_master, build_mix, render_asset
-from mixdown.graph import Plan, task_dicts
+from mixdown.graph import Plan
 from mixdown.planner import plan
 from mixdown.project import load, render_scripts
 from mixdown.renderers import Registry
+from mixdown.tasks import task_dicts
 
 
 def planned(root: Path, fakes: dict[str, Any]) -> Plan:

@@ -24,10 +24,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from mixdown import mp3, segments
-from mixdown.deliver import PRESETS, _rate_for
 from mixdown.master import measure
-from mixdown.project import PROGRAMME_RATES
 from mixdown.renderers import RendererBase, RenderRequest, RenderResult
+from mixdown.settings import PRESETS, PROGRAMME_RATES, rate_for
 
 RATES = PROGRAMME_RATES
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")
@@ -153,7 +152,7 @@ def check_file(
     """``path`` decodes at the rate its format takes, is as long as the programme, and is on target."""
     y, found_sr = decoded(path)
     fmt = path.suffix[1:]
-    assert found_sr == _rate_for(fmt, sr), path.name
+    assert found_sr == rate_for(fmt, sr), path.name
     assert y.shape[1] == channels, path.name
     expected = round(frames * found_sr / sr)
     if fmt in ("wav", "flac"):
@@ -302,4 +301,4 @@ def test_every_rate_is_accepted_and_a_wrong_one_lists_them(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("sr", "rate"), [(88200, 44100), (96000, 48000), (44100, 44100), (22050, 22050)])
 def test_an_mp3_is_made_at_a_rate_it_can_carry(sr: int, rate: int) -> None:
-    assert _rate_for("mp3", sr) == rate
+    assert rate_for("mp3", sr) == rate

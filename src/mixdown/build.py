@@ -21,9 +21,10 @@ from typing import Any
 from . import files
 from .cache import Cache, safe_params
 from .errors import MixdownError, RenderFailed
-from .graph import STEMS, Asset, MixPlan, request_for
+from .graph import Asset, MixPlan, request_for
 from .project import Project
 from .renderers import Registry
+from .settings import STEMS
 
 # The DSP modules (numpy, scipy) load when the first action runs, so that
 # listing or checking a show stays fast.
@@ -736,7 +737,8 @@ class _Tee:
 
 def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
     """Bring the master to a delivery preset, encode, check the files and publish them."""
-    from .deliver import deliver, delivery_from
+    from .deliver import deliver
+    from .settings import delivery_from
 
     plan, name = item
     table, paths = plan.delivery(name)
@@ -761,7 +763,8 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     The files go through the same encode, decode and spec check as every
     delivery, against the master's own target and ceiling (±1 LU).
     """
-    from .deliver import Delivery, _rate_for, deliver, mp3_bitrate
+    from .deliver import deliver
+    from .settings import Delivery, mp3_bitrate, rate_for
 
     settings = plan.master
     paths = [p for p in plan.outputs if p.parent.suffix != ".stems"]
@@ -773,11 +776,11 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
         settings["ceiling_dbtp"],
         1.0,
         formats,
-        bitrate=mp3_bitrate(Delivery.bitrate, _rate_for("mp3", sr)),
+        bitrate=mp3_bitrate(Delivery.bitrate, rate_for("mp3", sr)),
     )
     stem = paths[0].with_name(paths[0].name[: -len(paths[0].suffix)])
     files.sweep_once(stem.parent)  # what killed builds left there
-    direct = [fmt for fmt in formats if _rate_for(fmt, sr) == sr]  # encoded while the master is made
+    direct = [fmt for fmt in formats if rate_for(fmt, sr) == sr]  # encoded while the master is made
 
     # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
     source, loudness, written = _mastered(

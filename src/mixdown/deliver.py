@@ -28,28 +28,24 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, RenderFailed
+from .errors import RenderFailed
 from .files import discard, publish, temporary_beside
+from .settings import LOSSY, LOSSY_HEADROOM_DB, Delivery, rate_for
 
 if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a delivery runs
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     import numpy as np
 
     from .audio import Source, Stream
     from .master import Loudness
 
-__all__ = ["FORMATS", "PRESETS", "Delivery", "Formats", "deliver", "delivery_from"]
+__all__ = ["Formats", "deliver"]
 
-FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Ogg
-LOSSY = frozenset({"mp3", "ogg", "opus"})
-OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
-MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-LOSSY_HEADROOM_DB = 1.0  # MP3 decodes with inter-sample peaks above its input's: start this far under
 # A file that still decodes over its ceiling is made again under a ceiling lowered, where it
 # overshot, by the excess and this much more (its overshoot moves a little with the level).
 # Lowered everywhere by the excess and a dB, Alexa's 48 kbps MP3s of limited speech lost 1-3 LU;
@@ -60,104 +56,6 @@ _REGION = 0.05  # s: the ceiling is lowered in regions this long
 # and over this much either side of an overshoot: a decoder's delay (MP3: 1105 samples), the
 # limiter's look-ahead, and the codec's frames (which spread a change over 50 ms at 24 kHz)
 _SPREAD = 0.15  # s
-SETTINGS = (
-    "preset",
-    "target_lufs",
-    "ceiling_dbtp",
-    "formats",
-    "sample_rate",
-    "channels",
-    "bit_depth",
-    "bitrate",
-    "vbr",
-)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What one deliverable must be: loudness, ceiling, tolerance and encoding."""
-
-    preset: str
-    target_lufs: float
-    ceiling_dbtp: float
-    tolerance_lu: float
-    formats: tuple[str, ...] = ("wav", "mp3")
-    sample_rate: int | None = None  # None: the master's rate
-    channels: int | None = None  # None: the master's channels
-    bit_depth: int = 24  # WAV/FLAC: 16, 24 or 32 (32 = float WAV)
-    bitrate: int = 192  # MP3 kbps (CBR), or the mean for VBR
-    vbr: bool = False
-
-
-PRESETS: dict[str, Delivery] = {
-    "podcast": Delivery("podcast", -16.0, -1.0, 1.0),
-    "streaming": Delivery("streaming", -14.0, -1.0, 1.0),
-    "ebu-r128": Delivery("ebu-r128", -23.0, -1.0, 0.5),
-    "atsc-a85": Delivery("atsc-a85", -24.0, -2.0, 2.0),
-    "alexa": Delivery("alexa", -14.0, -2.0, 5.0, ("mp3",), sample_rate=24000, channels=1, bitrate=48),
-    "custom": Delivery("custom", -16.0, -1.0, 1.0),
-}
-
-
-def delivery_from(
-    table: dict[str, Any], where: str | Callable[[str], str], *, master_rate: int | None = None
-) -> Delivery:
-    """A :class:`Delivery` from a ``[deliveries.NAME]`` table (a preset plus overrides).
-
-    ``where`` names the table in messages, or is a function naming the line
-    of a key. Every number is checked against :data:`mixdown.project.RANGES`,
-    and an MP3 bitrate against the sample rate it is written at
-    (``master_rate``, the programme's, when the delivery keeps it).
-    """
-    from .project import RANGES
-
-    at = where if callable(where) else lambda key: where
-    unknown = sorted(set(table) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(f"{at(unknown[0])}: unknown key '{unknown[0]}'; allowed: {', '.join(SETTINGS)}")
-    name = table.get("preset", "podcast")
-    if name not in PRESETS:
-        raise ConfigError(f"{at('preset')}: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
-    overrides = {k: v for k, v in table.items() if k != "preset"}
-    if "formats" in overrides:
-        formats = overrides["formats"]
-        if not isinstance(formats, list) or not formats or any(f not in FORMATS for f in formats):
-            raise ConfigError(f"{at('formats')}: formats must be a non-empty list of {', '.join(FORMATS)}")
-        overrides["formats"] = tuple(dict.fromkeys(formats))
-    if not isinstance(overrides.get("vbr", False), bool):
-        raise ConfigError(f"{at('vbr')}: 'vbr' must be true or false")
-    for key, value in overrides.items():
-        if key in RANGES:
-            number = RANGES[key].check(key, value, at(key))
-            overrides[key] = int(number) if RANGES[key].choices else number
-    delivery = replace(PRESETS[name], **overrides)
-    rate = delivery.sample_rate or master_rate
-    if "mp3" in delivery.formats and rate is not None:
-        mp3_rate = _rate_for("mp3", rate)
-        allowed = mp3_bitrates(mp3_rate)
-        if "bitrate" not in table:  # the preset's bitrate, as near as this rate allows
-            return replace(delivery, bitrate=mp3_bitrate(delivery.bitrate, mp3_rate))
-        if delivery.bitrate not in allowed:
-            raise ConfigError(
-                f"{at('bitrate')}: MP3 at {mp3_rate} Hz takes "
-                f"{', '.join(map(str, allowed))} kbps, not {delivery.bitrate}; change bitrate or sample_rate"
-            )
-    return delivery
-
-
-def mp3_bitrates(rate: int) -> tuple[int, ...]:
-    """The bitrates (kbps) an MP3 written at ``rate`` Hz can have: MPEG-1 at 32-48 kHz,
-    MPEG-2 at 16-24 kHz, MPEG-2.5 below."""
-    mpeg1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-    mpeg2 = (8, 16, 24, *mpeg1[:9], 144, 160)
-    return mpeg1 if rate >= 32000 else mpeg2 if rate >= 16000 else mpeg2[:8]
-
-
-def mp3_bitrate(wanted: int, rate: int) -> int:
-    """``wanted`` kbps, or the nearest below it that an MP3 at ``rate`` Hz can have (a preset's
-    192 kbps is 160 at 22.05 and 24 kHz, where MPEG-2 stops)."""
-    allowed = mp3_bitrates(rate)
-    return max((b for b in allowed if b <= wanted), default=allowed[0])
 
 
 def deliver(
@@ -199,7 +97,7 @@ def deliver(
         groups: dict[tuple[int, float], list[str]] = {}
         for fmt in delivery.formats:
             if fmt not in files:
-                rate = _rate_for(fmt, delivery.sample_rate or source.sample_rate)
+                rate = rate_for(fmt, delivery.sample_rate or source.sample_rate)
                 groups.setdefault((rate, delivery.ceiling_dbtp - _margin(fmt)), []).append(fmt)
         for (rate, ceiling), formats in groups.items():
             seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
@@ -526,18 +424,6 @@ def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
         )
 
 
-def _rate_for(fmt: str, sr: int) -> int:
-    """The rate a format is written at: MP3 and Opus take only some rates.
-
-    MP3 stops at 48 kHz: an 88.2 or 96 kHz programme's MP3 is made at half its rate.
-    """
-    if fmt == "mp3" and sr not in MP3_RATES:
-        return 48000 if sr % 8000 == 0 else 44100
-    if fmt == "opus" and sr not in OPUS_RATES:
-        return 48000
-    return sr
-
-
 def _measure_file(path: Path) -> Any:
     """Decode ``path`` block by block and measure it (BS.1770, true peak); MP3 in parallel parts."""
     from .audio import Source as Audio
@@ -560,7 +446,6 @@ def _measure_file(path: Path) -> Any:
 def _measure_short(path: Path, found: Any) -> Any:
     """``found`` with the integrated loudness of a file under one gating block read as if looped
     (as :func:`mixdown.master.measure` reads a short programme); other files as they are."""
-    from dataclasses import replace
 
     from .master import _BLOCK, _integrated
 

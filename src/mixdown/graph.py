@@ -1,9 +1,8 @@
-"""The plan of a show and its doit task dicts.
+"""The plan of a show: every asset by content key, and one mix per rendition.
 
 A :class:`Plan` (made by :func:`mixdown.planner.plan`) holds every asset by
-content key and one :class:`MixPlan` per rendition. :func:`task_dicts` turns
-it into plain doit task dicts (tested without running doit). Asset tasks are
-up to date when their key is in the cache; nothing else decides.
+content key and one :class:`MixPlan` per rendition; :mod:`mixdown.tasks`
+turns it into doit's task dicts.
 
 This module is on the path of every build, planned or memoised, so it
 imports nothing that only planning needs.
@@ -20,17 +19,11 @@ from .keys import content_key
 from .project import Project
 from .renderers import RenderRequest
 
-__all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for", "task_dicts"]
+__all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for"]
 
 KINDS = ("voice", "sfx", "music")
-SEGMENTS = ("intro", "main", "outro")
-STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
 MIX_VERSION = "3"  # bump when the mix stage would sound different for the same timeline
 MASTER_VERSION = "2"  # likewise for mastering
-# doit captures a python-action's output by swapping the global sys.stdout, which
-# races between worker threads (`doit -n 4`) and can leave a dead stream behind;
-# mixdown's actions print only their own one-line results, so output is not captured.
-UNCAPTURED = {"capture": False}
 
 
 class Asset(NamedTuple):
@@ -119,72 +112,3 @@ class Plan:
     def first_take(self, key: str) -> str:
         """The key ``key``'s asset has at take 0 (``key`` itself when it is at take 0)."""
         return self.first_takes.get(key, key)
-
-
-def task_dicts(
-    plan: Plan, context: Any, *, cached: set[str], only_missing: bool = False
-) -> dict[str, list[dict[str, Any]]]:
-    """doit task dicts for a plan, grouped by basename (``voice``, …, ``master``).
-
-    ``cached`` is the set of keys already in the store. An asset task is up to
-    date exactly when its key is cached; with ``only_missing`` the cached
-    ones are left out altogether (a plain ``doit`` over a large show hands
-    doit only the work there is). ``context`` is passed to every action.
-    """
-    from .build import build_delivery, build_master, build_mix, render_asset, stamp_matches
-
-    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master", "deliver")}
-    present: set[str] = set()
-    for asset in plan.assets.values():
-        done = asset.key in cached
-        if only_missing and done:
-            continue
-        present.add(asset.key)
-        out[asset.kind].append(
-            {
-                "name": asset.task.split(":", 1)[1],
-                "actions": [(render_asset, [context, asset])],
-                "uptodate": [done],
-                "doc": asset.doc or f"{asset.renderer} {asset.kind}",
-                "io": UNCAPTURED,
-            }
-        )
-    for mix in plan.mixes:
-        deps = [plan.assets[key].task for key in mix.assets if key in present]
-        out["mix"].append(
-            {
-                "name": mix.name,
-                "actions": [(build_mix, [context, mix])],
-                "task_dep": deps,
-                "uptodate": [mix.key in cached],
-                "doc": f"mix {len(mix.assets)} assets",
-                "io": UNCAPTURED,
-            }
-        )
-        out["master"].append(
-            {
-                "name": mix.name,
-                "actions": [(build_master, [context, mix])],
-                "task_dep": [f"mix:{mix.name}"],
-                "targets": [str(p) for p in mix.outputs],
-                "uptodate": [(stamp_matches, [mix.stamp])],
-                "clean": True,
-                "io": UNCAPTURED,
-                "doc": f"master to {mix.master['target_lufs']:g} LUFS: "
-                + ", ".join(p.name for p in mix.outputs),
-            }
-        )
-        for name, table, files in mix.deliveries:
-            out["deliver"].append(
-                {
-                    "name": f"{mix.name}/{name}",
-                    "actions": [(build_delivery, [context, (mix, name)])],
-                    "task_dep": [f"master:{mix.name}"],
-                    "targets": [str(p) for p in files],
-                    "uptodate": [(stamp_matches, [mix.delivery_stamp(name)])],
-                    "clean": True,
-                    "io": UNCAPTURED,
-                    "doc": f"deliver '{table.get('preset', 'podcast')}': " + ", ".join(p.name for p in files),
-                }
-            )
-    return out

@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, RendererUnavailable, RenderFailed
+from .settings import PROVIDER_KEYS
 
 if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every build
     import httpx
@@ -43,15 +44,6 @@ if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every b
 __all__ = ["RETRYABLE", "Client", "ProviderSettings", "Refusal", "configure", "retry_delay"]
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-SETTINGS_KEYS = (
-    "base_url",
-    "concurrency",
-    "timeout",
-    "connect_timeout",
-    "max_retries",
-    "backoff",
-    "max_backoff",
-)
 
 
 @dataclass(frozen=True)
@@ -76,11 +68,11 @@ class Refusal(Exception):
 def configure(defaults: ProviderSettings, table: Mapping[str, Any] | None) -> ProviderSettings:
     """Apply a show's ``[providers.NAME]`` table and the environment to ``defaults``."""
     given = dict(table or {})
-    unknown = sorted(set(given) - set(SETTINGS_KEYS))
+    unknown = sorted(set(given) - set(PROVIDER_KEYS))
     if unknown:
         raise ConfigError(
             f"project.toml: unknown key '{unknown[0]}' in [providers.{defaults.name}]; "
-            f"allowed: {', '.join(SETTINGS_KEYS)}"
+            f"allowed: {', '.join(PROVIDER_KEYS)}"
         )
     env = f"MIXDOWN_{defaults.name.upper()}_"
     if os.environ.get(env + "BASE_URL"):

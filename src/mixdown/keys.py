@@ -5,6 +5,10 @@ audio — renderer and its version, settings, normalised text, seed, segment —
 and of nothing that does not: no section or voice *names*, no paths (media
 files enter by content hash), no times, no secrets. Changing how keys are
 built re-bills every user, so a test pins a known key.
+
+A plan depends on the files it read: :func:`record` notes each one (a
+file that enters a key by its content, a template, ``project.toml``), and
+:func:`read_inputs` collects them for the plan memo (:mod:`mixdown.memo`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["content_key", "file_digest"]
+__all__ = ["content_key", "file_digest", "read_inputs", "record"]
 
 
 def content_key(spec: Any) -> str:
@@ -39,8 +45,6 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     Media files and voice models enter content keys by what they contain, not
     by their name; the memo keeps a no-op build from re-hashing them.
     """
-    from .memo import record
-
     p = Path(path)
     record(p)
     st = p.stat()
@@ -56,3 +60,28 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     with _digests_lock:
         _digests[memo] = digest
     return digest
+
+
+_lock = threading.Lock()
+_recording: set[str] | None = None
+
+
+def record(path: str | os.PathLike[str]) -> None:
+    """Note that planning read ``path`` (a file or a directory listing)."""
+    with _lock:
+        if _recording is not None:
+            _recording.add(os.path.abspath(path))
+
+
+@contextmanager
+def read_inputs() -> Iterator[set[str]]:
+    """Collect every path :func:`record` sees inside the ``with`` block."""
+    global _recording
+    with _lock:
+        found: set[str] = set()
+        _recording = found
+    try:
+        yield found
+    finally:
+        with _lock:
+            _recording = None

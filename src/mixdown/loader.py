@@ -36,8 +36,10 @@ from . import memo
 from .build import Context
 from .cache import Cache
 from .errors import MixdownError
-from .graph import Plan, task_dicts
+from .graph import Plan
+from .keys import read_inputs
 from .renderers import Registry
+from .tasks import task_dicts
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
 
@@ -89,7 +91,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
         from .planner import plan
         from .project import load, render_scripts
 
-        with memo.read_inputs() as inputs:
+        with read_inputs() as inputs:
             project = load(root, registry=registry)
             the_plan = plan(project, render_scripts(project), registry)
         if use_memo:

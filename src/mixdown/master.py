@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .audio import db_to_gain, gain_frames, valid_audio
+from .dynamics import follow_release
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,7 +36,6 @@ __all__ = [
     "Loudness",
     "MasterSettings",
     "Sink",
-    "follow_release",
     "limit",
     "master",
     "master_stream",
@@ -737,27 +737,6 @@ def _integrated(y: np.ndarray, sr: int) -> float:
     if len(y) < block:
         y = np.tile(y, (-(-block // len(y)), 1))[:block]
     return meter(y, sr, true_peak=False).integrated
-
-
-def follow_release(reduction: np.ndarray, tau: float, state: float = 0.0) -> np.ndarray:
-    """An instant-attack, exponential-release follower of gain reduction (dB, >= 0).
-
-    ``r[i] = max(d[i], r[i - 1] * exp(-1 / tau))`` from ``r[-1] = state``,
-    i.e. ``r[i] = max_{j<=i} d[j] * exp(-(i - j) / tau)``, computed without a
-    loop as a running maximum in the log domain. ``tau`` is in samples (or
-    rows: whatever ``reduction`` is indexed by). The limiter and the speech
-    compressor both release their gain this way.
-    """
-    values = np.empty(len(reduction) + 1)
-    values[0], values[1:] = state, reduction
-    with np.errstate(divide="ignore"):
-        log_reduction = np.log(values)  # -inf where there is none
-    t = np.arange(-1, len(reduction)) / tau
-    log_reduction += t
-    np.maximum.accumulate(log_reduction, out=log_reduction)
-    log_reduction -= t
-    released: np.ndarray = np.exp(log_reduction[1:])
-    return released
 
 
 def _release(held: np.ndarray, tau: float, state: float, *, keep: int) -> tuple[np.ndarray, float]:

@@ -13,7 +13,7 @@ root, ``build/``, the cache): a show copied with ``cp -a`` or moved keeps
 its ``.mixdown/`` and its files' modification times, and would otherwise
 build the original's plan into the original's ``build/``.
 
-Every input is recorded where it is read: ``project.toml``, each template
+Every input is recorded where it is read (:func:`mixdown.keys.record`): ``project.toml``, each template
 Jinja loads (includes too), variants files, the show's ``renderers/`` and
 every file whose content enters a key (media, voice models). The memo is
 machine-local state like doit's own database: git-ignored, never shared,
@@ -25,40 +25,14 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .files import write_bytes_atomic
 
-__all__ = ["load", "read_inputs", "record", "save"]
+__all__ = ["load", "save"]
 
-VERSION = 1
-_lock = threading.Lock()
-_recording: set[str] | None = None
-
-
-def record(path: str | os.PathLike[str]) -> None:
-    """Note that planning read ``path`` (a file or a directory listing)."""
-    with _lock:
-        if _recording is not None:
-            _recording.add(os.path.abspath(path))
-
-
-@contextmanager
-def read_inputs() -> Iterator[set[str]]:
-    """Collect every path :func:`record` sees inside the ``with`` block."""
-    global _recording
-    with _lock:
-        found: set[str] = set()
-        _recording = found
-    try:
-        yield found
-    finally:
-        with _lock:
-            _recording = None
+VERSION = 2  # the memo's own layout; mixdown's code enters as the signatures of its files
 
 
 def _signature(path: str) -> tuple[int, int] | None:
@@ -70,8 +44,6 @@ def _signature(path: str) -> tuple[int, int] | None:
 
 
 def _environment(root: str) -> tuple[Any, ...]:
-    from . import __version__
-
     here = os.path.dirname(os.path.abspath(__file__))
     code = sorted(
         (os.path.relpath(os.path.join(folder, name), here), _signature(os.path.join(folder, name)))
@@ -85,7 +57,7 @@ def _environment(root: str) -> tuple[Any, ...]:
             packages += [e.name for e in os.scandir(entry) if e.name.endswith(".dist-info")]
         except OSError:
             continue
-    return (VERSION, __version__, root, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
+    return (VERSION, root, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
 
 
 def load(path: Path, root: Path) -> Any | None:

@@ -65,6 +65,7 @@ import numpy as np
 
 from .audio import BLOCK, as_channels, db_to_gain, gain_frames, read_at, resample, valid_audio, write_at
 from .errors import AudioError
+from .settings import BED_GAIN_DB, DUCK_SETTINGS, MIX_SETTINGS, MUSIC_CHOICES
 
 __all__ = [
     "Bed",
@@ -88,8 +89,6 @@ _NO_BED_TAIL = 0.3  # s of silence after the last item when there is no bed
 _DUCK_FRAME = 0.01  # s, control period of the ducker (100 Hz)
 _AHEAD = 20.0  # s: clips starting this soon are made ahead on the mixer's threads
 _SPEECH_THRESHOLD_DB = -35.0  # a voice frame is speech within this of the loudest frame
-_MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
-_DUCKING = ("duck_db", "duck_attack", "duck_release", "duck_hold")
 _TIMES = (
     "line_gap",
     "section_gap",
@@ -191,14 +190,14 @@ class Section:
     heading: str = ""  # where the section is written, for messages: "stanzas/x.j2:12: section 'news'"
 
     def __post_init__(self) -> None:
-        if self.music not in _MUSIC_CHOICES:
-            raise ValueError(f"Section.music must be one of {_MUSIC_CHOICES}, got {self.music!r}")
+        if self.music not in MUSIC_CHOICES:
+            raise ValueError(f"Section.music must be one of {MUSIC_CHOICES}, got {self.music!r}")
         if self.at is not None and self.at < 0:
             raise ValueError(f"Section.at must be >= 0 seconds, got {self.at}")
-        unknown = set(self.duck) - set(_DUCKING)
+        unknown = set(self.duck) - set(DUCK_SETTINGS)
         if unknown:
             raise ValueError(
-                f"Section.duck: unknown setting {sorted(unknown)[0]!r}; use {', '.join(_DUCKING)}"
+                f"Section.duck: unknown setting {sorted(unknown)[0]!r}; use {', '.join(DUCK_SETTINGS)}"
             )
 
 
@@ -217,7 +216,7 @@ class Bed:
     main: np.ndarray
     outro: np.ndarray
     sample_rate: int
-    gain_db: float = -20.0
+    gain_db: float = BED_GAIN_DB
     seamless: bool = False
 
 
@@ -227,16 +226,16 @@ class MixSettings:
 
     sample_rate: int = 48000
     channels: int = 2
-    line_gap: float = 0.35
-    section_gap: float = 0.9
-    lead_in: float = 1.5
-    tail: float = 2.0
-    duck_db: float = -12.0
-    duck_attack: float = 0.08
-    duck_release: float = 0.6
-    duck_hold: float = 0.3
-    crossfade: float = 0.5
-    length: float = 0.0  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
+    line_gap: float = MIX_SETTINGS["line_gap"]
+    section_gap: float = MIX_SETTINGS["section_gap"]
+    lead_in: float = MIX_SETTINGS["lead_in"]
+    tail: float = MIX_SETTINGS["tail"]
+    duck_db: float = MIX_SETTINGS["duck_db"]
+    duck_attack: float = MIX_SETTINGS["duck_attack"]
+    duck_release: float = MIX_SETTINGS["duck_release"]
+    duck_hold: float = MIX_SETTINGS["duck_hold"]
+    crossfade: float = MIX_SETTINGS["crossfade"]
+    length: float = MIX_SETTINGS["length"]  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
     line_lufs: float | None = None  # bring every voice line to this loudness before its gain
     speech: Any = None  # a mixdown.speech.SpeechSettings applied to every voice line, or None
 
@@ -1059,7 +1058,7 @@ class _Ducking:
 
 def _section_ducking(sections: Sequence[Section], settings: MixSettings) -> list[_Ducking]:
     """Each section's ducking: the settings', overridden by the section's own."""
-    base = {name: float(getattr(settings, name)) for name in _DUCKING}
+    base = {name: float(getattr(settings, name)) for name in DUCK_SETTINGS}
     return [_Ducking(**{**base, **section.duck}) for section in sections]
 
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import stanza, takes
-from .deliver import LOSSY, LOSSY_HEADROOM_DB, delivery_from
 from .errors import ConfigError
-from .graph import MASTER_VERSION, MIX_VERSION, SEGMENTS, STEMS, Asset, MixPlan, Plan
+from .graph import MASTER_VERSION, MIX_VERSION, Asset, MixPlan, Plan
 from .keys import content_key
 from .project import Project, Rendition, Source
 from .renderers import Registry
+from .settings import BED_GAIN_DB, LOSSY, LOSSY_HEADROOM_DB, SEGMENTS, STEMS, delivery_from
 
 __all__ = ["plan"]
 
@@ -225,7 +225,7 @@ class _Planner:
         if name is None:
             return None
         source = self.project.music[name]
-        bed: dict[str, Any] = {"gain_db": source.mix.get("gain_db", -20.0)}
+        bed: dict[str, Any] = {"gain_db": source.mix.get("gain_db", BED_GAIN_DB)}
         for segment in SEGMENTS:
             bed[segment] = self._source_asset(source, segment)
             used[bed[segment]] = None

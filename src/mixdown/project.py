@@ -18,111 +18,29 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import memo
 from .errors import ConfigError, ProjectError, TemplateError
+from .keys import record
+from .settings import (
+    MASTER_SETTINGS,
+    MIX_KEYS,
+    MIX_SETTINGS,
+    NAME,
+    PROGRAMME_RATES,
+    PROVIDER_KEYS,
+    RANGES,
+    SPEECH_SWITCHES,
+    checked_formats,
+    delivery_from,
+    kind_name,
+    preset_named,
+    typed_as,
+)
 
 if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
     from . import stanza
 
-#: What a name in project.toml, a section or a variant id may look like; it
-#: becomes part of target names and of file names under build/.
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
 __all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
 
-#: Settings that shape the mix, not the rendered asset: kept out of keys.
-MIX_KEYS = {"voice": {"gain_db"}, "sfx": {"gain_db", "offset"}, "music": {"gain_db"}}
-MIX_SETTINGS = {
-    "line_gap": 0.35,
-    "section_gap": 0.9,
-    "lead_in": 1.5,
-    "tail": 2.0,
-    "duck_db": -12.0,
-    "duck_attack": 0.08,
-    "duck_release": 0.6,
-    "duck_hold": 0.3,
-    "crossfade": 0.5,
-    "line_lufs": -20.0,  # every voice line is brought to this loudness before mixing
-    "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
-}
-#: Processing of every voice line before it is levelled (see mixdown.speech).
-SPEECH_SWITCHES = {"speech_compress": True, "speech_eq": False, "speech_rotate": False}
-MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
-
-
-@dataclass(frozen=True)
-class Range:
-    """What a number a show sets may be: finite, from ``low`` to ``high`` (or one of ``choices``)."""
-
-    low: float
-    high: float
-    unit: str = ""
-    choices: tuple[int, ...] = ()  # when given, only these values
-    above: bool = False  # ``low`` itself is not allowed
-    integer: bool = False
-
-    def check(self, name: str, value: Any, where: str, error: type[ProjectError] = ConfigError) -> float:
-        """``value`` as a float, or a one-line ``error`` at ``where`` saying what is allowed."""
-        kind = int if self.integer else (int, float)
-        if not _is(value, kind):
-            raise error(f"{where}: '{name}' must be {_kind_name(kind)}; {self}")
-        number = float(value) if abs(value) < 1e300 else math.inf  # float() of a huge int overflows
-        fits = number in self.choices if self.choices else self.low <= number <= self.high
-        if not fits or (self.above and number == self.low):  # nan and infinities never fit
-            raise error(f"{where}: '{name}' = {value} is not allowed; {self}")
-        return number
-
-    def __str__(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        if self.choices:
-            return f"use one of {', '.join(str(c) for c in self.choices)}{unit}"
-        low = "more than" if self.above else "from"
-        return f"use a number {low} {self.low:g} to {self.high:g}{unit}"
-
-
-#: The rates a programme is mixed and mastered at (``[project] sample_rate``); a delivery may
-#: also go down to the rates of narrowband MP3.
-PROGRAMME_RATES = (22050, 24000, 32000, 44100, 48000, 88200, 96000)
-_HOURS = 12 * 3600.0  # the longest programme, marker or length a show may ask for
-#: Every number a show can set, by its name (the same name means the same thing wherever it is
-#: set: ``duck_db`` in [mix] and on a section heading, ``target_lufs`` in [master] and
-#: [deliveries.NAME]). Wide enough for any real programme, narrow enough to catch a typo.
-RANGES: dict[str, Range] = {
-    "gain_db": Range(-60.0, 24.0, "dB"),  # a mix level of a voice, effect or bed
-    "offset": Range(-10.0, 10.0, "seconds"),  # of an effect from its anchor in the line
-    "line_gap": Range(0.0, 60.0, "seconds"),
-    "section_gap": Range(0.0, 60.0, "seconds"),
-    "lead_in": Range(0.0, 600.0, "seconds"),
-    "tail": Range(0.0, 600.0, "seconds"),
-    "duck_db": Range(-60.0, 0.0, "dB"),
-    "duck_attack": Range(0.0, 10.0, "seconds"),
-    "duck_release": Range(0.0, 10.0, "seconds"),
-    "duck_hold": Range(0.0, 10.0, "seconds"),
-    "crossfade": Range(0.0, 10.0, "seconds"),
-    "line_lufs": Range(-40.0, -5.0, "LUFS"),
-    "length": Range(0.0, _HOURS, "seconds (0: as long as the script)"),
-    "at": Range(0.0, _HOURS, "seconds"),  # a section's start marker
-    "pause": Range(0.0, 60.0, "seconds", above=True),
-    "target_lufs": Range(-40.0, -5.0, "LUFS"),
-    "ceiling_dbtp": Range(-12.0, 0.0, "dBTP"),
-    "sample_rate": Range(0, 0, "Hz", choices=(8000, 11025, 12000, 16000, *PROGRAMME_RATES)),
-    "channels": Range(1, 2, choices=(1, 2)),
-    "bit_depth": Range(16, 32, "bits", choices=(16, 24, 32)),
-    # LAME's bitrates (kbps); which of them a sample rate allows is checked with the delivery
-    "bitrate": Range(
-        8,
-        320,
-        "kbps",
-        choices=(8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320),
-    ),
-    # [providers.NAME]: how a cloud renderer is reached
-    "concurrency": Range(1, 64, "requests", integer=True),
-    "timeout": Range(0.0, 3600.0, "seconds", above=True),
-    "connect_timeout": Range(0.0, 600.0, "seconds", above=True),
-    "max_retries": Range(0, 20, integer=True),
-    "backoff": Range(0.0, 600.0, "seconds"),
-    "max_backoff": Range(0.0, 3600.0, "seconds"),
-}
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
@@ -214,7 +132,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         raise ConfigError(f"{path}: not found; run mixdown in a show's directory (with project.toml)")
     import tomllib
 
-    memo.record(path)
+    record(path)
     text = read_text(path, "project.toml")
     try:
         data = tomllib.loads(text)
@@ -330,29 +248,9 @@ class _Toml:
 
     def typed(self, data: Mapping[str, Any], key: str, kind: Any, path: list[str], default: Any) -> Any:
         value = data.get(key, default)
-        if value is not None and not _is(value, kind):
-            raise ConfigError(f"{self.where([*path, key])}: '{key}' must be {_kind_name(kind)}")
+        if value is not None and not typed_as(value, kind):
+            raise ConfigError(f"{self.where([*path, key])}: '{key}' must be {kind_name(kind)}")
         return value
-
-
-def _is(value: Any, kind: Any) -> bool:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        return False
-    return isinstance(value, kinds)
-
-
-def _kind_name(kind: Any) -> str:
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        dict: "a table",
-        list: "a list",
-    }
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
 def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, registry: Any) -> dict[str, Source]:
@@ -496,37 +394,21 @@ def _mix(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
-    from .deliver import FORMATS, PRESETS
-
     given = dict(toml.table(data, "master"))
-    preset = given.pop("preset", "podcast")
-    if preset not in PRESETS:
-        raise ConfigError(
-            f"{toml.where(['master', 'preset'])}: unknown preset {preset!r}; use one of {', '.join(PRESETS)}"
-        )
-    given = {
-        "target_lufs": PRESETS[preset].target_lufs,
-        "ceiling_dbtp": PRESETS[preset].ceiling_dbtp,
-        **given,
-    }
+    preset = preset_named(given.pop("preset", "podcast"), toml.where(["master", "preset"]))
+    given = {"target_lufs": preset.target_lufs, "ceiling_dbtp": preset.ceiling_dbtp, **given}
     formats = toml.typed(given, "formats", list, ["master"], ["wav", "mp3"])
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError(
-            f"{toml.where(['master', 'formats'])}: formats must be a non-empty list of {', '.join(FORMATS)}"
-        )
-    stems = toml.typed(given, "stems", bool, ["master"], False)
+    formats = checked_formats(formats, toml.where(["master", "formats"]))
     given.pop("formats", None)
+    stems = toml.typed(given, "stems", bool, ["master"], False)
     given.pop("stems", None)
     master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
-    master["formats"] = list(dict.fromkeys(formats))
+    master["formats"] = list(formats)
     master["stems"] = stems
     return master
 
 
 def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, dict[str, Any]]:
-    from .deliver import delivery_from
-
     tables = toml.table(data, "deliveries")
     for name in tables:
         path = ["deliveries", name]
@@ -541,13 +423,11 @@ def _key_where(toml: _Toml, path: list[str], key: str) -> str:
 
 
 def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    from .http import SETTINGS_KEYS
-
     tables = toml.table(data, "providers")
     for name in tables:
         path = ["providers", name]
         table = toml.table(tables, name, ["providers"])
-        toml.check_keys(table, set(SETTINGS_KEYS), path)
+        toml.check_keys(table, set(PROVIDER_KEYS), path)
         for key, value in table.items():
             if key in RANGES:
                 RANGES[key].check(key, value, toml.where([*path, key]))
@@ -690,7 +570,7 @@ def _jinja(root: Path) -> Any:
             except UnicodeDecodeError:  # read it again for the one-line message with its line
                 read_text(root / template, template)
                 raise
-            memo.record(source[1])
+            record(source[1])
             return source
 
     return jinja2.Environment(
@@ -754,7 +634,7 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
     import io
 
     path = root / script.variants
-    memo.record(path)
+    record(path)
     reader = csv.reader(io.StringIO(read_text(path, script.variants), newline=""))
     try:
         table = [(reader.line_num, row) for row in reader if row]

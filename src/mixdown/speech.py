@@ -407,7 +407,7 @@ def _gain(
     """The compressor's per-sample linear gain for valid ``y`` (see :func:`compress`)."""
     from scipy.ndimage import maximum_filter1d
 
-    from .master import follow_release
+    from .dynamics import follow_release
 
     power = _speech_power(y, sr)
     if power <= 0 or ratio == 1.0:

@@ -47,11 +47,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import TemplateError
-from .project import NAME, RANGES
+from .settings import DUCK_SETTINGS, MUSIC_CHOICES, NAME, RANGES
 
 __all__ = [
-    "DUCK_SETTINGS",
-    "MUSIC_CHOICES",
     "CueRef",
     "Play",
     "Rest",
@@ -62,9 +60,6 @@ __all__ = [
     "split_line",
 ]
 
-MUSIC_CHOICES = ("auto", "intro", "main", "outro", "none")
-#: Per-section overrides of the ``[mix]`` ducking settings, in this order in a timeline.
-DUCK_SETTINGS = ("duck_db", "duck_attack", "duck_release", "duck_hold")
 SECTION_SETTINGS = ("voice", "music", "at", *DUCK_SETTINGS)
 _HEADING = re.compile(r"^##(?!#)\s*(.*)$")
 _DIRECTIVE = re.compile(r"\[(sfx|voice|pause)(?::\s*([^\]\s]*))?(?:\s+([^\]]*))?\]")

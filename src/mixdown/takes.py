@@ -33,9 +33,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import memo
 from .errors import ConfigError
 from .files import write_bytes_atomic
+from .keys import record
 
 __all__ = ["FILENAME", "load", "read", "save"]
 
@@ -50,7 +50,7 @@ def load(root: Path) -> dict[str, int]:
     Raises :class:`~mixdown.errors.ConfigError` naming the line of an entry that is not usable.
     """
     path = root / FILENAME
-    memo.record(path)  # a retake plans the show again, as any edit does
+    record(path)  # a retake plans the show again, as any edit does
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, RendererUnavailable
-from ..memo import record
+from ..keys import record
 from .base import Renderer, RendererBase, RenderRequest, RenderResult
 
 __all__ = [

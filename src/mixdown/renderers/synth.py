@@ -41,6 +41,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import butter, sosfilt
 
 from ..errors import RenderFailed
+from ..settings import SEGMENTS
 from .base import RendererBase, RenderRequest, RenderResult
 
 __all__ = [
@@ -65,7 +66,6 @@ SFX_PRESETS: dict[str, float] = {
     "sting": 1.5,
 }
 MUSIC_PRESETS: dict[str, float] = {"ambient": 70.0, "pulse": 96.0}
-SEGMENTS = ("intro", "main", "outro")
 _HELP = f"use one of {', '.join(SFX_PRESETS)} for sfx, or {', '.join(MUSIC_PRESETS)} for music"
 _PEAK, _TBITS, _F32 = 10 ** (-3 / 20), 14, np.float32
 _TN = 1 << _TBITS
