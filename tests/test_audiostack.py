@@ -15,7 +15,7 @@ import soundfile as sf
 
 from mixdown.errors import RendererUnavailable, RenderFailed
 from mixdown.renderers import Registry, RenderRequest
-from mixdown.renderers.audiostack import AudioStack, script_name
+from mixdown.renderers.cloud.audiostack import AudioStack, script_name
 
 KEY = "test-key-123"
 API = "v2.api.audio"

@@ -228,8 +228,8 @@ def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes
 
 
 def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
-    from mixdown.build import Context, _item, aligned_anchor
-    from mixdown.cache import Cache
+    from mixdown.actions.build import Context, _item, aligned_anchor
+    from mixdown.store.cache import Cache
 
     text = "Hello there, listener."
     # Spoken slowly at first: the 11th of 22 characters starts 1.6 s into a 2 s line.
@@ -246,10 +246,10 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
 
 
 def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
-    from mixdown.build import Context, _item
-    from mixdown.cache import Cache
-    from mixdown.loudness import measure
-    from mixdown.mix import MixSettings, Section, leveling_gain, mix
+    from mixdown.actions.build import Context, _item
+    from mixdown.dsp.loudness import measure
+    from mixdown.dsp.mixer import MixSettings, Section, leveling_gain, mix
+    from mixdown.store.cache import Cache
 
     t = np.arange(32000) / 16000
     quiet = (0.02 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
@@ -368,8 +368,8 @@ def test_a_second_build_waits_for_the_firsts_render_and_pays_nothing(
     import threading
     import time
 
-    from mixdown import build
-    from mixdown.build import build_mix, render_asset
+    from mixdown.actions import build
+    from mixdown.actions.build import build_mix, render_asset
     from mixdown.loader import load_show
 
     root = show()

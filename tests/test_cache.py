@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixdown.cache import Cache
 from mixdown.errors import AudioError
+from mixdown.store.cache import Cache
 
 KEY = "ab" + "0" * 62
 

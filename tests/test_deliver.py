@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixdown import deliver as delivering
-from mixdown import mp3
-from mixdown.audio import Source
-from mixdown.deliver import deliver
+from mixdown.codecs import deliver as delivering
+from mixdown.codecs import mp3
+from mixdown.codecs.deliver import deliver
+from mixdown.codecs.wav import Source
+from mixdown.dsp.loudness import Measurement, measure
 from mixdown.errors import ConfigError, RenderFailed
-from mixdown.loudness import Measurement, measure
 from mixdown.settings import PRESETS, Delivery, delivery_from
 
 from .conftest import speech_like
@@ -112,7 +112,7 @@ def test_custom_deliveries_from_project_tables() -> None:
 
 
 def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Path) -> None:
-    from mixdown.master import master
+    from mixdown.dsp.master import master
 
     y, loud = master(programme(), SR)
     delivery = Delivery("master", -16.0, -1.0, 1.0, ("wav", "mp3"))

@@ -29,7 +29,7 @@ pytest.importorskip("piper")
 
 
 def counting_piper() -> Any:
-    from mixdown.renderers.piper import Piper
+    from mixdown.renderers.local.piper import Piper
 
     class CountingPiper(Piper):
         """The real piper renderer, counting the lines it speaks."""

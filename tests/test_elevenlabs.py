@@ -23,7 +23,7 @@ import soundfile as sf
 
 from mixdown.errors import RendererUnavailable, RenderFailed
 from mixdown.renderers import Registry, RenderRequest, RenderResult
-from mixdown.renderers.elevenlabs import MAX_PROMPT, SEGMENT_WORDING, ElevenLabs
+from mixdown.renderers.cloud.elevenlabs import MAX_PROMPT, SEGMENT_WORDING, ElevenLabs
 
 KEY = "test-key-123"
 VOICE = "21m00Tcm4TlvDq8ikWAM"

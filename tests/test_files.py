@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixdown import files
-from mixdown.files import discard, publish, sweep, temporary_beside
+from mixdown.store import files
+from mixdown.store.files import discard, publish, sweep, temporary_beside
 
 # A writer that makes its temporary file, says where, and writes until it is killed.
 WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from mixdown.files import temporary_beside
+    from mixdown.store.files import temporary_beside
 
     fd, name = temporary_beside(sys.argv[1], sys.argv[2])
     os.write(fd, b"partial" * 1000)
@@ -150,8 +150,8 @@ def test_a_sweep_removes_every_dead_temporary_file_of_a_directory(tmp_path: Path
 
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
 def test_written_files_follow_the_umask(tmp_path: Path, mask: int) -> None:
-    from mixdown.audio import Source, write_audio_atomic, write_blocks_atomic
-    from mixdown.cache import Cache
+    from mixdown.codecs.wav import Source, write_audio_atomic, write_blocks_atomic
+    from mixdown.store.cache import Cache
 
     y = np.zeros((4800, 2), np.float32)
     with umask(mask):

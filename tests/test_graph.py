@@ -6,12 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixdown.build import build_master, build_mix, render_asset
-from mixdown.graph import Plan
-from mixdown.planner import plan
-from mixdown.project import load, render_scripts
+from mixdown.actions.build import build_master, build_mix, render_asset
+from mixdown.actions.tasks import task_dicts
+from mixdown.plan.model import Plan
+from mixdown.plan.planner import plan
 from mixdown.renderers import Registry
-from mixdown.tasks import task_dicts
+from mixdown.show.project import load, render_scripts
 
 
 def planned(root: Path, fakes: dict[str, Any]) -> Plan:
@@ -124,7 +124,7 @@ def test_only_missing_leaves_cached_assets_out(show: Callable[..., Path], fakes:
 
 
 def test_each_delivery_is_its_own_target(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
-    from mixdown.build import build_delivery
+    from mixdown.actions.build import build_delivery
 
     from .conftest import BASIC_TOML
 
@@ -148,8 +148,8 @@ The bridge opened today.
 
 def _key_without_new_settings(timeline: dict[str, Any]) -> str:
     """The mix key as it was computed before sections could carry ``at``/``duck``."""
-    from mixdown.graph import MIX_VERSION
     from mixdown.keys import content_key
+    from mixdown.plan.model import MIX_VERSION
 
     sections = [{"music": s["music"], "items": s["items"]} for s in timeline["sections"]]
     return content_key({"mix": MIX_VERSION, **timeline, "sections": sections})

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mixdown.errors import ConfigError, RendererUnavailable, RenderFailed
-from mixdown.http import Client, ProviderSettings, Refusal, configure, retry_delay
+from mixdown.renderers.cloud.http import Client, ProviderSettings, Refusal, configure, retry_delay
 
 SETTINGS = ProviderSettings(
     name="acme", base_url="https://api.acme.test", key_env="ACME_API_KEY", max_retries=3

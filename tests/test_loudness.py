@@ -1,4 +1,4 @@
-"""Conformance and behaviour tests of the BS.1770-4 / EBU R128 meter (mixdown.loudness).
+"""Conformance and behaviour tests of the BS.1770-4 / EBU R128 meter (mixdown.dsp.loudness).
 
 Signals are synthesised: EBU Tech 3341 / 3342 cases as 1 kHz stereo sines
 (both channels equal, "dBFS" is the sine's peak), true-peak sines after
@@ -18,8 +18,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import lfilter
 
-from mixdown.errors import AudioError
-from mixdown.loudness import (
+from mixdown.dsp.loudness import (
     _SOS_48K,
     Measurement,
     Meter,
@@ -30,6 +29,7 @@ from mixdown.loudness import (
     row_max,
     true_peak,
 )
+from mixdown.errors import AudioError
 
 RATES = (48000, 44100)
 

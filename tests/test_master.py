@@ -11,9 +11,8 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from mixdown.audio import Source
-from mixdown.errors import AudioError
-from mixdown.master import (
+from mixdown.codecs.wav import Source
+from mixdown.dsp.master import (
     Analysis,
     Limiter,
     Loudness,
@@ -24,6 +23,7 @@ from mixdown.master import (
     measure,
     true_peak,
 )
+from mixdown.errors import AudioError
 
 from .conftest import speech_like
 
@@ -203,7 +203,7 @@ def test_the_predicted_gain_lands_on_target_in_one_limiting_pass() -> None:
 
 
 def test_master_stream_keeps_only_its_last_sink_and_matches_master(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mixdown.master as mastering
+    import mixdown.dsp.master as mastering
 
     y = speech_like(8, 7) * np.float32(4.0)  # peaky: limiting moves the loudness, so a pass repeats
     monkeypatch.setattr(
@@ -266,7 +266,7 @@ def test_a_saved_analysis_replaces_the_measuring_pass(tmp_path: Path) -> None:
 
 
 def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
-    from mixdown.segments import lead_in
+    from mixdown.codecs.parts import lead_in
 
     y = speech_like(20, 11) * np.float32(2.0)
     whole = Analysis(SR, 2)
@@ -293,7 +293,7 @@ def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
 
 
 def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
-    from mixdown.master import Limiter, _row_gains, _simulate
+    from mixdown.dsp.master import Limiter, _row_gains, _simulate
 
     rng = np.random.default_rng(5)
     limiter = Limiter(SR, 2, ceiling_dbtp=-1.0)
@@ -326,7 +326,7 @@ def test_a_programme_under_one_gating_block_is_mastered_to_its_target(sr: int) -
 
 
 def test_a_limiter_profile_lowers_the_ceiling_only_where_it_says() -> None:
-    from mixdown.loudness import ROW
+    from mixdown.dsp.loudness import ROW
 
     y = speech_like(4, seed=2) * np.float32(4.0)  # peaks far over the ceiling everywhere
     rows = -(-len(y) // ROW)

@@ -23,8 +23,9 @@ import soundfile as sf
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from mixdown import mp3, segments
-from mixdown.master import measure
+from mixdown.codecs import mp3
+from mixdown.codecs import parts as segments
+from mixdown.dsp.master import measure
 from mixdown.renderers import RendererBase, RenderRequest, RenderResult
 from mixdown.settings import PRESETS, PROGRAMME_RATES, rate_for
 
@@ -137,7 +138,7 @@ def build(root: Path) -> str:
 
 
 def decoded(path: Path) -> tuple[np.ndarray, int]:
-    """Every sample of ``path`` (MP3: every frame's, see :func:`mixdown.mp3.decode`)."""
+    """Every sample of ``path`` (MP3: every frame's, see :func:`mixdown.codecs.mp3.decode`)."""
     if path.suffix == ".mp3":
         data = path.read_bytes()
         _, _, sr, channels = mp3.frame_index(data)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixdown import planner
 from mixdown.errors import ConfigError
 from mixdown.loader import load_show
+from mixdown.plan import planner
 
 SHOW = """
 [project]
@@ -167,7 +167,7 @@ def test_a_changed_renderer_module_inside_mixdown_plans_again(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A renderer's `version` or `max_chars` lives under mixdown/renderers/: it shapes keys too.
-    from mixdown import memo
+    from mixdown.plan import memo
 
     load_show(root)
     real = memo._signature

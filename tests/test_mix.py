@@ -10,10 +10,23 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from mixdown import mix as mixing
-from mixdown.audio import as_channels, resample
+from mixdown.dsp import mixer as mixing
+from mixdown.dsp.mixer import (
+    _AHEAD,
+    Bed,
+    Cue,
+    Lazy,
+    Line,
+    Mix,
+    MixSettings,
+    Pause,
+    Section,
+    Stems,
+    Sting,
+    mix,
+)
+from mixdown.dsp.signal import as_channels, resample
 from mixdown.errors import AudioError
-from mixdown.mix import _AHEAD, Bed, Cue, Lazy, Line, Mix, MixSettings, Pause, Section, Stems, Sting, mix
 
 SR = 48000
 NO_DUCK = MixSettings(duck_db=0.0)
@@ -395,7 +408,7 @@ def test_sections_duck_with_their_own_settings() -> None:
 
 
 def test_the_ducking_slew_by_runs_is_the_frame_loop_to_the_bit() -> None:
-    from mixdown.mix import _slew, _slew_frames
+    from mixdown.dsp.mixer import _slew, _slew_frames
 
     rng = np.random.default_rng(5)
     for trial in range(200):
@@ -418,8 +431,8 @@ def test_the_ducking_slew_by_runs_is_the_frame_loop_to_the_bit() -> None:
 
 
 def test_speech_compression_lowers_the_peak_to_loudness_ratio_of_lines() -> None:
-    from mixdown.loudness import measure
-    from mixdown.speech import SpeechSettings
+    from mixdown.dsp.loudness import measure
+    from mixdown.dsp.speech import SpeechSettings
 
     rng = np.random.default_rng(61)
     line = speech_like(4.0, 61)[:, :1].copy()

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from mixdown.errors import RendererUnavailable, RenderFailed
 from mixdown.renderers import BUILTINS, Registry, RenderRequest
-from mixdown.renderers.openai import VOICES, OpenAI
+from mixdown.renderers.cloud.openai import VOICES, OpenAI
 
 KEY = "test-key-123"
 TEXT = "Good evening, and welcome to the show."  # 38 characters: 0.76–43 s is plausible
@@ -91,7 +91,7 @@ def voice(text: str = TEXT, target: str = "voice:anna/0", **params: Any) -> Rend
 
 
 def test_registered_and_described() -> None:
-    assert BUILTINS["openai"][0] == "mixdown.renderers.openai:OpenAI"
+    assert BUILTINS["openai"][0] == "mixdown.renderers.cloud.openai:OpenAI"
     assert Registry().cls("openai") is OpenAI
     assert OpenAI.kinds == {"voice"} and OpenAI.max_chars == 4096 and OpenAI.text_limit({}) == 4096
     assert OpenAI.provider.key_env == "OPENAI_API_KEY" and OpenAI.provider.concurrency == 4

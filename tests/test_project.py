@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 
 from mixdown.errors import ConfigError, ProjectError, TemplateError
-from mixdown.project import load, render_scripts
 from mixdown.renderers import Registry
-from mixdown.stanza import Play, Say
+from mixdown.show.project import load, render_scripts
+from mixdown.show.stanza import Play, Say
 
 from .conftest import BASIC_TOML
 
@@ -176,7 +176,7 @@ def test_bad_input_is_one_line_naming_file_and_problem(
 
 
 def test_media_errors_name_the_source(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
-    from mixdown.planner import plan
+    from mixdown.plan.planner import plan
 
     def planned(root: Path) -> Any:
         registry = Registry(root, extra=fakes)

@@ -13,8 +13,8 @@ import soundfile as sf
 
 from mixdown.errors import ConfigError, RenderFailed
 from mixdown.renderers import BUILTINS, Registry, Renderer, RenderRequest
-from mixdown.renderers.file import File
-from mixdown.renderers.silence import Silence
+from mixdown.renderers.local.file import File
+from mixdown.renderers.local.silence import Silence
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_file_key_is_content_not_name_and_render_trims(tmp_path: Path) -> None:
 
 def test_piper_renders_the_offline_voice() -> None:
     pytest.importorskip("piper")
-    from mixdown.renderers.piper import Piper
+    from mixdown.renderers.local.piper import Piper
 
     piper = Piper()
     normal = piper.render(RenderRequest("voice", {}, text="The quick brown fox jumps over the lazy dog."))

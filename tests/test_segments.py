@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixdown import audio, mp3, segments
-from mixdown.audio import WavWriter, db_to_gain
-from mixdown.deliver import _measure_file
+from mixdown.codecs import mp3
+from mixdown.codecs import parts as segments
+from mixdown.codecs import wav as audio
+from mixdown.codecs.deliver import _measure_file
+from mixdown.codecs.lame import to_pcm16
+from mixdown.codecs.wav import WavWriter
+from mixdown.dsp.loudness import Meter, PartMeter, joined, part_grid, part_loudness
+from mixdown.dsp.signal import db_to_gain
 from mixdown.errors import AudioError
-from mixdown.lame import to_pcm16
 from mixdown.loader import load_show
-from mixdown.loudness import Meter, PartMeter, joined, part_grid, part_loudness
 from mixdown.renderers import Registry
 
 from .conftest import BASIC_TOML
@@ -249,7 +252,7 @@ def segmented_pass(
     trim: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """Run one segmented pass over ``y``: (the master, the decoded spliced MP3, the measurement)."""
-    from mixdown.cache import Cache
+    from mixdown.store.cache import Cache
 
     mix = tmp_path / "mix.wav"
     sf.write(mix, y, SR, subtype="FLOAT")
@@ -285,7 +288,7 @@ def segmented_pass(
 
 
 def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) -> None:
-    from mixdown.cache import Cache
+    from mixdown.store.cache import Cache
 
     if not mp3.available():
         pytest.skip("no LAME API")
@@ -336,7 +339,7 @@ def test_segments_tile_the_programme_on_the_grid_and_end_in_quarters(sr: int, se
 
 
 def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
-    from mixdown.master import Limiter
+    from mixdown.dsp.master import Limiter
 
     y = programme(30.0)
     master, decoded, found = segmented_pass(tmp_path, y, seconds=4.0, gain_db=6.0)
@@ -516,7 +519,7 @@ def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch:
 def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
     show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mixdown.build import _mix_parts
+    from mixdown.actions.build import _mix_parts
     from mixdown.loader import load_show
     from mixdown.renderers import Registry
 
@@ -531,7 +534,7 @@ def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
         buses = [sf.read(folder / f"{bus}.wav", always_2d=True)[0] for bus in ("voice", "sfx", "music")]
         np.testing.assert_allclose(sum(buses), mixed, atol=1e-5)
         # The master's analysis, measured by halves, reads the mix as one meter does.
-        from mixdown.master import Analysis
+        from mixdown.dsp.master import Analysis
 
         found = Analysis.load(halves.context.cache.side_path(plan.key, "analysis.npz"))
         one = Analysis.load(whole.context.cache.side_path(same.key, "analysis.npz"))

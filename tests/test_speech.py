@@ -1,4 +1,4 @@
-"""Numeric tests of the speech EQ, phase rotator and compressor (mixdown.speech)."""
+"""Numeric tests of the speech EQ, phase rotator and compressor (mixdown.dsp.speech)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from mixdown.errors import AudioError
-from mixdown.loudness import measure
-from mixdown.speech import (
+from mixdown.dsp.loudness import measure
+from mixdown.dsp.speech import (
     SpeechSettings,
     compress,
     compressor_gain,
@@ -19,6 +18,7 @@ from mixdown.speech import (
     speech_eq,
     speech_level,
 )
+from mixdown.errors import AudioError
 
 from .conftest import speech_like
 

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from mixdown.errors import RendererUnavailable, RenderFailed
 from mixdown.renderers import BUILTINS, Registry, RenderRequest
-from mixdown.renderers.stability import SEGMENT_PROMPTS, Stability
+from mixdown.renderers.cloud.stability import SEGMENT_PROMPTS, Stability
 
 KEY = "sk-test-key-456"
 PATH = "/v2beta/audio/stable-audio-2/text-to-audio"
@@ -115,7 +115,7 @@ def bed(segment: str | None, **params: Any) -> RenderRequest:
 
 
 def test_registered_and_described() -> None:
-    assert BUILTINS["stability"][0] == "mixdown.renderers.stability:Stability"
+    assert BUILTINS["stability"][0] == "mixdown.renderers.cloud.stability:Stability"
     assert Registry().cls("stability") is Stability
     assert Stability.kinds == {"sfx", "music"}
     assert Stability.provider.key_env == "STABILITY_API_KEY" and Stability.provider.timeout == 300.0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mixdown.errors import TemplateError
-from mixdown.stanza import CueRef, Play, Rest, Say, parse, pronounce, split_line
+from mixdown.show.stanza import CueRef, Play, Rest, Say, parse, pronounce, split_line
 
 SCRIPT = """\
 ## intro music=intro

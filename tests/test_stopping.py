@@ -20,8 +20,8 @@ SCRIPT = textwrap.dedent(
     import os, signal, sys, threading, time
     from pathlib import Path
     import numpy as np
-    from mixdown import stopping
-    from mixdown.cache import Cache
+    from mixdown.actions import stopping
+    from mixdown.store.cache import Cache
 
     for number in (signal.SIGTERM, signal.SIGHUP):  # as a terminal starts a build: a runner
         signal.signal(number, signal.SIG_DFL)  # may ignore SIGHUP (nohup), which install() respects
@@ -66,7 +66,7 @@ def test_a_signal_someone_else_handles_is_left_alone() -> None:
     script = textwrap.dedent(
         """
         import signal, sys
-        from mixdown import stopping
+        from mixdown.actions import stopping
         mine = lambda number, frame: None
         signal.signal(signal.SIGTERM, mine)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -76,7 +76,7 @@ def test_a_signal_someone_else_handles_is_left_alone() -> None:
         stopping.install()  # twice: one hook
         assert not isinstance(sys.excepthook.hook, type(sys.excepthook))
         stopping.check()  # not stopping: nothing happens
-        from mixdown.build import _Progress
+        from mixdown.actions.build import _Progress
         progress = _Progress("master:x", "mastered", 48000 * 3600, 48000)
         progress.show(48000)
         stopping._stop.set()  # as an interrupt leaving the main thread does

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from mixdown.errors import RendererUnavailable, RenderFailed
 from mixdown.renderers import Registry, RenderRequest
-from mixdown.renderers.suno import CALLBACK, SEGMENTS, Suno, generate_body
+from mixdown.renderers.cloud.suno import CALLBACK, SEGMENTS, Suno, generate_body
 
 KEY = "test-key-123"
 API = "api.sunoapi.org"
@@ -339,6 +339,6 @@ def test_class_attributes_and_registration(tmp_path: Path) -> None:
     assert Suno.provider.concurrency == 2 and Suno.provider.timeout == 600.0
     assert Suno.billing(segment()) == "one generation (2 clips)"
     assert Registry(tmp_path).cls("suno") is Suno
-    import mixdown.renderers.suno as module
+    import mixdown.renderers.cloud.suno as module
 
     assert "UNOFFICIAL" in (module.__doc__ or "") and "no official public API" in (module.__doc__ or "")

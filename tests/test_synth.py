@@ -13,9 +13,9 @@ import pytest
 from scipy.signal import welch
 
 from mixdown.errors import RenderFailed
-from mixdown.renderers import synth
 from mixdown.renderers.base import RenderRequest, RenderResult
-from mixdown.renderers.synth import MUSIC_PRESETS, SFX_PRESETS, Synth
+from mixdown.renderers.local import synth
+from mixdown.renderers.local.synth import MUSIC_PRESETS, SFX_PRESETS, Synth
 
 SR = 48000
 ALL_PRESETS = [*SFX_PRESETS, *MUSIC_PRESETS]
@@ -98,7 +98,7 @@ def test_same_settings_give_identical_audio(preset: str) -> None:
 
 def test_identical_across_processes() -> None:
     code = (
-        "import hashlib; from mixdown.renderers.synth import render_music, render_sfx; "
+        "import hashlib; from mixdown.renderers.local.synth import render_music, render_sfx; "
         "print(hashlib.sha256(render_sfx('rain', seed=2).tobytes() "
         "+ render_music('pulse', 'main', seed=5).tobytes()).hexdigest())"
     )

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mixdown import cli, takes
+from mixdown import cli
 from mixdown.errors import ConfigError
 from mixdown.loader import load_show
+from mixdown.plan import takes
 from mixdown.renderers import Registry, RenderRequest, RenderResult
 
 from . import test_build
@@ -184,8 +185,8 @@ def test_mixdown_retake_on_the_command_line(tmp_path: Path, capsys: pytest.Captu
     assert "sfx:ding  take 1 (was 0); used by mix:talk" in out and "commit it" in out
     assert (tmp_path / takes.FILENAME).stat().st_mode & 0o777 == 0o666 & ~_umask()
     # the synth draws another seed for take 1: a different sound, the same length
-    from mixdown.graph import request_for
-    from mixdown.renderers.synth import Synth
+    from mixdown.plan.model import request_for
+    from mixdown.renderers.local.synth import Synth
 
     show = load_show(tmp_path)
     [asset] = [a for a in show.plan.assets.values() if a.kind == "sfx"]

@@ -35,14 +35,14 @@ _HOMES = {
     "RenderFailed": "errors",
     "TemplateError": "errors",
     "content_key": "keys",
-    "Cache": "cache",
+    "Cache": "store.cache",
     "DOIT_CONFIG": "loader",
     "MixdownLoader": "loader",
     "Show": "loader",
     "load_show": "loader",
-    "Project": "project",
-    "load": "project",
-    "render_scripts": "project",
+    "Project": "show.project",
+    "load": "show.project",
+    "render_scripts": "show.project",
     "Registry": "renderers",
     "Renderer": "renderers",
     "RendererBase": "renderers",
@@ -91,7 +91,6 @@ def __dir__() -> list[str]:
 
 
 if _typing.TYPE_CHECKING:  # what static checkers and editors see
-    from .cache import Cache
     from .errors import (
         AudioError,
         ConfigError,
@@ -104,5 +103,6 @@ if _typing.TYPE_CHECKING:  # what static checkers and editors see
     )
     from .keys import content_key
     from .loader import DOIT_CONFIG, MixdownLoader, Show, load_show
-    from .project import Project, load, render_scripts
     from .renderers import Registry, Renderer, RendererBase, RenderRequest, RenderResult
+    from .show.project import Project, load, render_scripts
+    from .store.cache import Cache

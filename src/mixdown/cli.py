@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import MixdownError
-from .graph import request_for
 from .loader import Show, load_show, one_line
+from .plan.model import request_for
 
 __all__ = ["main"]
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _retake(args: argparse.Namespace) -> int:
     """Give the assets ``args.targets`` a new take (or take ``args.take``)."""
-    from . import takes
+    from .plan import takes
 
     if args.take is not None and args.take < 0:
         raise MixdownError(f"--take {args.take}: takes count from 0 (the first render); give 0 or more")
@@ -145,8 +145,8 @@ def _sum(bills: list[str]) -> str:
 
 def _voices(args: argparse.Namespace) -> int:
     """List the voices the renderer ``args.renderer`` offers."""
-    from .project import load
     from .renderers import Registry
+    from .show.project import load
 
     root, name = args.dir, args.renderer
     registry = Registry(root.resolve())

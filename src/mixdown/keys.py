@@ -8,7 +8,7 @@ built re-bills every user, so a test pins a known key.
 
 A plan depends on the files it read: :func:`record` notes each one (a
 file that enters a key by its content, a template, ``project.toml``), and
-:func:`read_inputs` collects them for the plan memo (:mod:`mixdown.memo`).
+:func:`read_inputs` collects them for the plan memo (:mod:`mixdown.plan.memo`).
 """
 
 from __future__ import annotations

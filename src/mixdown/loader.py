@@ -32,14 +32,14 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
-from . import memo
-from .build import Context
-from .cache import Cache
+from .actions.build import Context
+from .actions.tasks import task_dicts
 from .errors import MixdownError
-from .graph import Plan
 from .keys import read_inputs
+from .plan import memo
+from .plan.model import Plan
 from .renderers import Registry
-from .tasks import task_dicts
+from .store.cache import Cache
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
 
@@ -77,7 +77,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
 
     Raises a :class:`~mixdown.errors.MixdownError` with a one-line message
     for anything wrong with the show. Writes nothing but the plan memo in
-    ``.mixdown/`` (see :mod:`mixdown.memo`), which is used only with the
+    ``.mixdown/`` (see :mod:`mixdown.plan.memo`), which is used only with the
     show's own renderers (no ``registry`` given).
     """
     root = Path(root).resolve()
@@ -88,8 +88,8 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     if remembered is not None:
         project, the_plan = remembered
     else:
-        from .planner import plan
-        from .project import load, render_scripts
+        from .plan.planner import plan
+        from .show.project import load, render_scripts
 
         with read_inputs() as inputs:
             project = load(root, registry=registry)
@@ -143,7 +143,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
         """Build the show's tasks; a plain ``run`` gets only missing assets."""
-        from .stopping import install
+        from .actions.stopping import install
 
         assert self.root is not None
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too

@@ -86,7 +86,7 @@ MIX_SETTINGS = {
     "line_lufs": -20.0,  # every voice line is brought to this loudness before mixing
     "length": 0.0,  # seconds; > 0 fixes every programme's length (the bed's outro lands on its end)
 }
-#: Processing of every voice line before it is levelled (see mixdown.speech).
+#: Processing of every voice line before it is levelled (see mixdown.dsp.speech).
 SPEECH_SWITCHES = {"speech_compress": True, "speech_eq": False, "speech_rotate": False}
 MASTER_SETTINGS = {"target_lufs": -16.0, "ceiling_dbtp": -1.0}
 

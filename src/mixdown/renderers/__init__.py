@@ -34,15 +34,15 @@ __all__ = [
 
 #: name → ("module:Class", install hint for its optional dependency)
 BUILTINS: dict[str, tuple[str, str | None]] = {
-    "piper": ("mixdown.renderers.piper:Piper", "pip install 'mixdown[piper]'"),
-    "synth": ("mixdown.renderers.synth:Synth", None),
-    "file": ("mixdown.renderers.file:File", None),
-    "silence": ("mixdown.renderers.silence:Silence", None),
-    "elevenlabs": ("mixdown.renderers.elevenlabs:ElevenLabs", None),
-    "openai": ("mixdown.renderers.openai:OpenAI", None),
-    "stability": ("mixdown.renderers.stability:Stability", None),
-    "audiostack": ("mixdown.renderers.audiostack:AudioStack", None),
-    "suno": ("mixdown.renderers.suno:Suno", None),
+    "piper": ("mixdown.renderers.local.piper:Piper", "pip install 'mixdown[piper]'"),
+    "synth": ("mixdown.renderers.local.synth:Synth", None),
+    "file": ("mixdown.renderers.local.file:File", None),
+    "silence": ("mixdown.renderers.local.silence:Silence", None),
+    "elevenlabs": ("mixdown.renderers.cloud.elevenlabs:ElevenLabs", None),
+    "openai": ("mixdown.renderers.cloud.openai:OpenAI", None),
+    "stability": ("mixdown.renderers.cloud.stability:Stability", None),
+    "audiostack": ("mixdown.renderers.cloud.audiostack:AudioStack", None),
+    "suno": ("mixdown.renderers.cloud.suno:Suno", None),
 }
 
 ENTRY_POINT_GROUP = "mixdown.renderers"
@@ -119,7 +119,7 @@ class Registry:
         made = self.cls(name)
         provider = getattr(made, "provider", None)
         if isinstance(made, type) and provider is not None:
-            from ..http import configure
+            from .cloud.http import configure
 
             inst: Renderer = made(configure(provider, self.providers.get(provider.name)))
         else:

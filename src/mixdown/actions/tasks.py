@@ -1,0 +1,87 @@
+"""The plan as doit task dicts: plain data, tested without running doit.
+
+Asset tasks are up to date when their key is in the cache; nothing else
+decides. Mixes depend on their assets' tasks, masters on their mix, and
+each delivery on its master.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..plan.model import KINDS, Plan
+from .build import build_delivery, build_master, build_mix, render_asset, stamp_matches
+
+__all__ = ["task_dicts"]
+
+# doit captures a python-action's output by swapping the global sys.stdout, which
+# races between worker threads (`doit -n 4`) and can leave a dead stream behind;
+# mixdown's actions print only their own one-line results, so output is not captured.
+UNCAPTURED = {"capture": False}
+
+
+def task_dicts(
+    plan: Plan, context: Any, *, cached: set[str], only_missing: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """doit task dicts for a plan, grouped by basename (``voice``, …, ``master``).
+
+    ``cached`` is the set of keys already in the store. An asset task is up to
+    date exactly when its key is cached; with ``only_missing`` the cached
+    ones are left out altogether (a plain ``doit`` over a large show hands
+    doit only the work there is). ``context`` is passed to every action.
+    """
+    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master", "deliver")}
+    present: set[str] = set()
+    for asset in plan.assets.values():
+        done = asset.key in cached
+        if only_missing and done:
+            continue
+        present.add(asset.key)
+        out[asset.kind].append(
+            {
+                "name": asset.task.split(":", 1)[1],
+                "actions": [(render_asset, [context, asset])],
+                "uptodate": [done],
+                "doc": asset.doc or f"{asset.renderer} {asset.kind}",
+                "io": UNCAPTURED,
+            }
+        )
+    for mix in plan.mixes:
+        deps = [plan.assets[key].task for key in mix.assets if key in present]
+        out["mix"].append(
+            {
+                "name": mix.name,
+                "actions": [(build_mix, [context, mix])],
+                "task_dep": deps,
+                "uptodate": [mix.key in cached],
+                "doc": f"mix {len(mix.assets)} assets",
+                "io": UNCAPTURED,
+            }
+        )
+        out["master"].append(
+            {
+                "name": mix.name,
+                "actions": [(build_master, [context, mix])],
+                "task_dep": [f"mix:{mix.name}"],
+                "targets": [str(p) for p in mix.outputs],
+                "uptodate": [(stamp_matches, [mix.stamp])],
+                "clean": True,
+                "io": UNCAPTURED,
+                "doc": f"master to {mix.master['target_lufs']:g} LUFS: "
+                + ", ".join(p.name for p in mix.outputs),
+            }
+        )
+        for name, table, files in mix.deliveries:
+            out["deliver"].append(
+                {
+                    "name": f"{mix.name}/{name}",
+                    "actions": [(build_delivery, [context, (mix, name)])],
+                    "task_dep": [f"master:{mix.name}"],
+                    "targets": [str(p) for p in files],
+                    "uptodate": [(stamp_matches, [mix.delivery_stamp(name)])],
+                    "clean": True,
+                    "io": UNCAPTURED,
+                    "doc": f"deliver '{table.get('preset', 'podcast')}': " + ", ".join(p.name for p in files),
+                }
+            )
+    return out

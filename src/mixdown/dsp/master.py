@@ -1,0 +1,747 @@
+"""Master stage: loudness normalisation and a true-peak limiter.
+
+:func:`measure` reads integrated loudness, true peak and loudness range with
+:mod:`mixdown.dsp.loudness` (ITU-R BS.1770-4 / EBU R128). :func:`master_stream`
+normalises a programme of any length to a loudness target and limits it
+under a true-peak ceiling, block by block: an :class:`Analysis` (made by its
+first pass, or by the mix stage as it wrote the programme) predicts the gain
+that lands on the target after the :class:`Limiter`, and one limiting pass
+usually finishes the job. :func:`master` and :func:`limit` are the same code
+for arrays in memory. Encoding and the spec check of written files are in
+:mod:`mixdown.codecs.deliver`.
+
+All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .dynamics import follow_release
+from .signal import db_to_gain, gain_frames, valid_audio
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .signal import Stream
+
+__all__ = [
+    "Analysis",
+    "Limiter",
+    "Loudness",
+    "MasterSettings",
+    "Sink",
+    "limit",
+    "master",
+    "master_stream",
+    "measure",
+    "normalise",
+    "true_peak",
+]
+
+_BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
+_LIMIT_PASSES = 4
+_AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
+_MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
+_NORMALISE_PASSES = 6
+_LOUDNESS_TOLERANCE = 0.1  # LU: master() stops correcting its gain within this (EBU QC: 0.2)
+_SIMULATION_ROWS = 1 << 20  # rows per chunk of the predictor's limiter simulation
+_NEGLIGIBLE_DB = 1e-6  # a gain reduction the predictor no longer follows (energy off by 2e-7)
+_MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
+_LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
+_RELEASE = 0.08  # s, the time constant of its release
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    """A delivery target: integrated loudness (LUFS) and true-peak ceiling (dBTP)."""
+
+    target_lufs: float = -16.0
+    ceiling_dbtp: float = -1.0
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """Integrated loudness (LUFS), true peak (dBTP) and loudness range (LU).
+
+    ``-inf`` for silence; ``lra`` is NaN when it was not measured.
+    """
+
+    integrated_lufs: float
+    true_peak_dbtp: float
+    lra: float = math.nan
+
+    def __str__(self) -> str:
+        text = f"{self.integrated_lufs:.1f} LUFS  {self.true_peak_dbtp:.1f} dBTP"
+        return text if math.isnan(self.lra) else f"{text}  LRA {self.lra:.1f}"
+
+
+def measure(y: np.ndarray, sr: int) -> Loudness:
+    """Measure integrated loudness and true peak.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        Audio, at most 5 channels (L, R, C, Ls, Rs).
+    sr : int
+        Sample rate of ``y``.
+
+    Returns
+    -------
+    Loudness
+        ``-inf`` for both values on digital silence. A program shorter than
+        one 400 ms gating block is measured as if looped to fill one block,
+        so its reading is its own mean loudness rather than diluted by padding.
+    """
+    from .loudness import measure as meter
+
+    y = valid_audio(y)
+    found = meter(y, sr)
+    integrated = found.integrated if len(y) >= math.ceil(_BLOCK * sr) else _integrated(y, sr)
+    return Loudness(integrated, found.true_peak, found.lra)
+
+
+def true_peak(y: np.ndarray, sr: int) -> float:
+    """Return the true peak of ``y`` as a linear amplitude (see :mod:`mixdown.dsp.loudness`)."""
+    from .loudness import true_peak as meter_true_peak
+
+    return meter_true_peak(valid_audio(y), sr)
+
+
+def limit(
+    y: np.ndarray,
+    sr: int,
+    *,
+    ceiling_dbtp: float,
+    lookahead: float = _LOOKAHEAD,
+    release: float = _RELEASE,
+) -> np.ndarray:
+    """Limit ``y`` so that its true peak does not exceed ``ceiling_dbtp``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        Audio to limit; not modified.
+    sr : int
+        Sample rate of ``y``.
+    ceiling_dbtp : float
+        True-peak ceiling in dBTP.
+    lookahead : float
+        Seconds over which the gain ramps down before a peak (and back up
+        after it, before the release).
+    release : float
+        Time constant, in seconds, of the exponential recovery of the gain
+        reduction (in dB).
+
+    Returns
+    -------
+    np.ndarray [shape=(n, channels)]
+        A new float32 array with true peak <= the ceiling.
+
+    Notes
+    -----
+    Runs :class:`Limiter` over the array. Gain changes move inter-sample
+    peaks a little, so a pass that leaves any excess is repeated on its own
+    output with the aim lowered by that excess (at most 4 passes); a plain
+    gain settles whatever is left.
+    """
+    y = valid_audio(y)
+    ceiling = db_to_gain(ceiling_dbtp)
+    out, aim = y, _AIM
+    for _ in range(_LIMIT_PASSES):
+        peak = true_peak(out, sr)
+        if peak <= ceiling:
+            return out if out is not y else y.copy()
+        limiter = Limiter(sr, y.shape[1], ceiling_dbtp=ceiling_dbtp, lookahead=lookahead, release=release)
+        limiter.aim *= aim / _AIM
+        out = np.concatenate([limiter.process(out), limiter.flush()])
+        aim *= _AIM
+    peak = true_peak(out, sr)  # the meter's interpolator has the last word
+    if peak > ceiling:
+        out *= np.float32(ceiling * _AIM / peak)
+    return out
+
+
+class Limiter:
+    """A streaming look-ahead true-peak limiter.
+
+    Feed blocks of ``[shape=(n, channels)]`` in order to :meth:`process`,
+    then call :meth:`flush` once; the outputs, concatenated, are the input
+    limited, sample for sample (the limiter's delay is absorbed). Memory is
+    a block plus a few milliseconds, whatever the length of the programme.
+
+    The gain is computed per row of 32 samples (0.67 ms at 48 kHz): each
+    row's peak is the largest oversampled magnitude over its samples and all
+    channels (one gain for all channels, with the meter's interpolation
+    filter), and its required gain ``aim / peak``. Required gains are
+    min-filtered over the look-ahead window plus one row, given an
+    instant-attack exponential release (in dB), and averaged over the
+    look-ahead window; within a row the gain moves linearly between the
+    averages at the ends of the row before and of this one. Both are averages
+    of values that are each <= the required gain of the row, so no sample
+    gets more than its row allows, and the curve has no steps. The result
+    does not depend on how the input is split into blocks.
+
+    ``profile`` ``[shape=(rows,)]`` lowers the ceiling row by row (a factor
+    on the aim of each row of the output, from its start; rows past its end
+    keep the ceiling): where an encoder's decoded output overshot, the
+    ceiling there anticipates it and the rest of the programme keeps its
+    loudness.
+    """
+
+    def __init__(
+        self,
+        sr: int,
+        channels: int,
+        *,
+        ceiling_dbtp: float,
+        lookahead: float = _LOOKAHEAD,
+        release: float = _RELEASE,
+        profile: np.ndarray | None = None,
+    ) -> None:
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW
+
+        self.sr = sr
+        self.aim = db_to_gain(ceiling_dbtp) * _AIM
+        self._profile = profile  # per row from the start: a factor (<= 1) on the aim there
+        self._window = w = max(1, math.ceil(lookahead * sr / ROW))  # rows
+        self._tau = max(release * sr / ROW, 1e-3)  # rows
+        self._before = ENVELOPE_BEFORE  # input kept before the next output sample
+        self._after = w * ROW + ENVELOPE_AFTER  # input needed after the last output sample
+        self._buffer = np.zeros((self._before, channels), dtype=np.float32)
+        self._state = 0.0  # gain reduction (dB) of the last row output
+        self._history = np.ones(w)  # released gains of the last w rows output
+        self._last = 1.0  # the gain at the end of the last row output
+        self._done = 0  # output samples produced
+        self._fed = 0  # input samples taken
+        self.reduction_db = 0.0  # the largest gain reduction applied so far
+        # per row of the output last returned: whether its gain was anything but 1 (a flushed
+        # output's last row may be cut short)
+        self.touched = np.zeros(0, dtype=bool)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Take the next input samples; return the output that is now complete."""
+        from .loudness import ROW
+
+        self._fed += len(block)
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
+        ready = len(self._buffer) - self._before - self._after
+        return self._step(ready // ROW * ROW)
+
+    def flush(self) -> np.ndarray:
+        """Return the rest of the output (the input ends here)."""
+        from .loudness import ROW
+
+        count = self._fed - self._done
+        rows = -(-count // ROW)
+        pad = rows * ROW - count + self._after
+        self._buffer = np.concatenate([self._buffer, np.zeros((pad, self._buffer.shape[1]), np.float32)])
+        return self._step(rows * ROW)[:count]
+
+    def _aims(self, first: int, count: int) -> Any:
+        """The aim of rows ``[first, first + count)``: one value, or one per row with a profile."""
+        if self._profile is None:
+            return self.aim
+        part = self._profile[first : first + count]
+        return self.aim * np.concatenate([part, np.ones(count - len(part))])
+
+    def _step(self, count: int) -> np.ndarray:
+        from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW, peak_rows
+
+        buffer, w = self._buffer, self._window
+        if count <= 0:
+            self.touched = np.zeros(0, dtype=bool)
+            return buffer[:0].copy()
+        rows = count // ROW
+        # Row peaks for the output rows and the w rows of look-ahead after them.
+        span = (rows + w) * ROW + ENVELOPE_BEFORE + ENVELOPE_AFTER
+        aims = self._aims(self._done // ROW, rows + w)
+        peaks = peak_rows(buffer[:span], self.sr, above=float(np.min(aims)))
+        x = buffer[self._before : self._before + count]
+        self._buffer = buffer[count:]
+        self._done += count
+        if np.all(peaks <= aims) and self._last == 1.0:
+            self.touched = np.zeros(rows, dtype=bool)
+            return x  # nothing to do here, and no release still running (a view: never written to)
+        need = aims / np.maximum(peaks.astype(np.float64), aims)
+        gains, self._state, self._history = _row_gains(need, rows, self)
+        ends = np.concatenate([[self._last], gains]).astype(np.float32)
+        ramp = np.arange(1, ROW + 1, dtype=np.float32) / np.float32(ROW)
+        gain = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)
+        self.touched = (ends[:-1] != 1.0) | (ends[1:] != 1.0)
+        self.reduction_db = max(self.reduction_db, float(-20.0 * np.log10(gains.min())))
+        if self._state < 1e-6 and self._history.min() > 1.0 - 1e-6:  # the release has decayed:
+            self._state, self._history, self._last = 0.0, np.ones(w), 1.0  # quiet spans pass untouched
+        else:
+            self._last = float(gains[-1])
+        return gain_frames(x, gain)
+
+
+def master(
+    y: np.ndarray,
+    sr: int,
+    settings: MasterSettings = MasterSettings(),  # noqa: B008 - frozen, never mutated
+) -> tuple[np.ndarray, Loudness]:
+    """Normalise ``y`` to the target loudness and limit it under the ceiling.
+
+    The in-memory form of :func:`master_stream` (same result).
+
+    Returns
+    -------
+    mastered : np.ndarray [shape=(n, channels)]
+        Float32, limited to ``ceiling_dbtp - 0.3`` dBTP (headroom for
+        resampling and codecs).
+    loudness : Loudness
+        The measurement of ``mastered``.
+    """
+    from ..codecs.wav import Source
+
+    y = valid_audio(y)
+    sink = _Collect()
+    loudness = master_stream(Source.of_array(y, sr), settings, lambda: sink)
+    return sink.audio(y.shape[1]), loudness
+
+
+class Sink(Protocol):
+    """Where :func:`master_stream` writes: blocks in order, then kept or thrown away."""
+
+    def write(self, block: np.ndarray) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class _Collect:
+    """A sink that keeps the blocks in memory (for :func:`master`)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+    def discard(self) -> None:
+        self.blocks = []
+
+    def audio(self, channels: int) -> np.ndarray:
+        if not self.blocks:
+            return np.zeros((0, channels), dtype=np.float32)
+        return np.concatenate(self.blocks)
+
+
+def master_stream(
+    source: Stream,
+    settings: MasterSettings,
+    open_sink: Callable[[], Sink],
+    *,
+    progress: Callable[[str], None] | None = None,
+    threads: bool = True,
+    analysis: Analysis | None = None,
+    profile: np.ndarray | None = None,
+) -> Loudness:
+    """Normalise and limit ``source`` block by block into a sink; return what was measured.
+
+    Two passes over the source: one measures its integrated loudness, the
+    next applies the gain and the :class:`Limiter` and meters what it writes
+    (loudness, true peak, LRA). Limiting takes loudness off peaky material:
+    when the result is more than 0.1 LU off the target, or over the
+    ceiling, the second pass runs again with the gain corrected by the error
+    over the loudness gained per dB in the passes so far (at most 5 more
+    times, each into a new sink; the caller keeps only the last one). The
+    limiter is never driven more than 12 dB past the first estimate: a
+    target that needs more (very peaky speech at -14 LUFS under -3 dBTP)
+    stops at the loudest the limiter reaches, and the measurement says so.
+    Memory stays at a few blocks whatever the length.
+
+    The sink returned by ``open_sink`` receives the master; on a retry it is
+    told to :meth:`Sink.discard` what it got. Digital silence passes unchanged.
+    ``threads=False`` meters the limiting pass on the calling thread: for a
+    sink that feeds an encoder process, which then has the other core.
+    ``analysis`` of the source, made while it was written (the mix stage
+    does), saves the measurement pass. ``profile`` lowers the ceiling where
+    an encoder overshot it (see :class:`Limiter`).
+    """
+    from .loudness import Meter
+
+    sr, channels = source.sample_rate, source.channels
+
+    def streamed(gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
+        sink = open_sink()
+        limiter = Limiter(
+            sr, channels, ceiling_dbtp=settings.ceiling_dbtp - _MASTER_MARGIN_DB, profile=profile
+        )
+        limiter.aim *= aim
+        gain = np.float32(db_to_gain(gain_db))
+        meter = Meter(sr, channels, threads=threads)
+        kept: list[np.ndarray] | None = [] if source.frames < math.ceil(_BLOCK * sr) else None
+        for block in source.blocks():
+            _emit(limiter.process(block * gain), trim, sink, meter, kept)
+        _emit(limiter.flush(), trim, sink, meter, kept)
+        if kept is not None:  # under one gating block: measured as if looped, from what was written
+            return meter.result(), _integrated(_joined(kept).reshape(-1, channels), sr), sink.discard
+        return meter.result(), _integrated_of(meter, source.frames, sr), sink.discard
+
+    return normalise(source, settings, streamed, progress=progress, analysis=analysis)
+
+
+Pass = Callable[[float, float, float], tuple[Any, float, Callable[[], None]]]
+"""One limiting pass: ``(gain_db, aim, trim) -> (measurement, integrated LUFS, discard)``.
+
+The pass applies ``gain_db``, a :class:`Limiter` whose aim is scaled by
+``aim``, then a plain gain ``trim``, writes the result where it goes and
+measures it; ``discard`` throws its output away (the pass is run again).
+"""
+
+
+def normalise(
+    source: Stream,
+    settings: MasterSettings,
+    limiting: Pass,
+    *,
+    progress: Callable[[str], None] | None = None,
+    analysis: Analysis | None = None,
+) -> Loudness:
+    """Find the gain that lands ``source`` on the target through the limiter, running ``limiting`` passes.
+
+    The loop of :func:`master_stream`, for any way of running a pass (in one
+    stream, or in parallel segments: :mod:`mixdown.codecs.parts`).
+    """
+    say = progress or (lambda _: None)
+    sr, channels = source.sample_rate, source.channels
+    if analysis is None or analysis.frames != source.frames:
+        analysis = Analysis.of(source)
+    meter, predictor = analysis.meter, analysis.predictor
+    loudness = _integrated_of(meter, source.frames, sr, source)
+    say(f"measured {loudness:.1f} LUFS")
+    if not math.isfinite(loudness):
+        found, _, _ = limiting(0.0, 1.0, 1.0)  # silence: nothing to limit
+        return Loudness(loudness, found.true_peak)
+    ceiling_dbtp = settings.ceiling_dbtp - _MASTER_MARGIN_DB
+    ceiling = db_to_gain(ceiling_dbtp)
+    gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
+    first_gain, tried = gain_db, list[tuple[float, float]]()
+    if source.frames >= math.ceil(_BLOCK * sr):
+        limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
+        gain_db = predictor.gain_for(settings.target_lufs, gain_db, limiter, meter)
+    for attempt in range(_NORMALISE_PASSES + 1):
+        found, result, discard = limiting(gain_db, aim, trim)
+        error, over = settings.target_lufs - result, db_to_gain(found.true_peak) / ceiling
+        say(f"pass {attempt + 1}: {result:.2f} LUFS, {found.true_peak:.2f} dBTP")
+        stuck = (
+            bool(tried) and abs(result - tried[-1][1]) < _LOUDNESS_TOLERANCE / 2
+        )  # the limiter is saturated
+        if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or stuck or attempt >= _NORMALISE_PASSES - 1):
+            return Loudness(result, found.true_peak, found.lra)
+        discard()
+        if attempt >= _NORMALISE_PASSES - 1:
+            trim *= _AIM / over  # the last resort: a plain gain scales the true peak exactly
+            continue
+        # Into a limiter, loudness rises less than the gain (0.2-1 LU per dB): step by the
+        # slope seen between the last two passes (a secant), within _MAX_PUSH_DB of the start.
+        slope = 1.0
+        if tried:
+            last_gain, last_result = tried[-1]
+            if gain_db != last_gain:
+                slope = min(max((result - last_result) / (gain_db - last_gain), 0.1), 1.0)
+        tried.append((gain_db, result))
+        gain_db = min(gain_db + error / slope, first_gain + _MAX_PUSH_DB)
+        if over > 1.0:
+            aim *= _AIM / over
+    raise AssertionError("unreachable: the trimmed pass is always under the ceiling")
+
+
+class Analysis:
+    """What the measurement pass learns of a programme: its loudness, and what the
+    master's prediction of its limiter needs (per 32-sample row: peak and energy).
+
+    Fed block by block, by the master's first pass or by whatever writes the
+    programme (the mix stage); saved beside a cache object so that mastering
+    it later does not read it an extra time.
+    """
+
+    def __init__(self, sr: int, channels: int, *, threads: bool = True) -> None:
+        from .loudness import Meter
+
+        self.sr, self.channels, self.frames = sr, channels, 0
+        # no peaks: the predictor keeps row peaks
+        self.meter = Meter(sr, channels, true_peak=False, peaks=False, threads=threads)
+        self.predictor = _Predictor(sr, channels)
+
+    @classmethod
+    def of(cls, source: Stream) -> Analysis:
+        """The analysis of ``source``, read once."""
+        analysis = cls(source.sample_rate, source.channels)
+        for block in source.blocks():
+            analysis.add(block)
+        return analysis
+
+    def add(self, block: np.ndarray) -> None:
+        self.meter.add(block)
+        self.predictor.add(block)
+        self.frames += len(block)
+
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`joined` needs of this analysis of one part of a programme: its hop
+        energies and its rows' peaks and energies (the part starts on a 100 ms hop and a
+        row, and its meter was primed by what precedes it: :meth:`Meter.restart`)."""
+        return (self.meter.hop_energies(), *self.predictor.rows())
+
+    @classmethod
+    def joined(
+        cls, sr: int, channels: int, frames: int, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> Analysis:
+        """The analysis of a programme of ``frames`` from its consecutive parts' :meth:`parts`."""
+        from .loudness import Meter
+
+        analysis = cls(sr, channels)
+        analysis.meter = Meter.of_hops(sr, channels, np.concatenate([p[0] for p in parts]), frames)
+        analysis.predictor.restore(
+            np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+        )
+        analysis.frames = frames
+        return analysis
+
+    def to_bytes(self) -> bytes:
+        """The analysis as an ``.npz`` file's bytes (about 40 MB an hour; see :meth:`load`)."""
+        import io
+
+        peaks, energy = self.predictor.rows()
+        out = io.BytesIO()
+        np.savez(out, hops=self.meter.hop_energies(), peaks=peaks, energy=energy,
+                 shape=np.array([self.sr, self.channels, self.frames]))  # fmt: skip
+        return out.getvalue()
+
+    @classmethod
+    def load(cls, path: Path) -> Analysis | None:
+        """An analysis written from :meth:`to_bytes`, or None if there is none or it is unreadable
+        (cut short, or damaged: reading a member checks its CRC-32), so that the programme is
+        measured again instead of the build failing."""
+        import zipfile
+
+        from .loudness import Meter
+
+        try:
+            with np.load(path) as data:
+                sr, channels, frames = (int(v) for v in data["shape"])
+                analysis = cls(sr, channels)
+                analysis.meter = Meter.of_hops(sr, channels, data["hops"], frames)
+                analysis.predictor.restore(data["peaks"], data["energy"].astype(np.float32, copy=False))
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            return None
+        analysis.frames = frames
+        return analysis
+
+
+class _Predictor:
+    """Predicts, from the measurement pass, the gain that lands on the target after limiting.
+
+    Limiting takes loudness off peaky material, so the plain gain lands
+    short. The measurement pass also keeps each 32-sample row's sample peak
+    and energy (a few tens of megabytes an hour); the limiter's gain per row
+    is then simulated for a candidate gain (as :class:`Limiter` computes it,
+    from sample peaks rather than true peaks), the meter's hop energies are
+    scaled by what it would take off, and the gain is refined by secant
+    steps on the prediction. The real pass then usually lands within the
+    tolerance, and an hour is not limited twice.
+    """
+
+    def __init__(self, sr: int, channels: int) -> None:
+        self.sr = sr
+        self._carry = np.zeros((0, channels), dtype=np.float32)
+        self._peaks: list[np.ndarray] = []
+        self._energy: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> None:
+        from .loudness import ROW, row_max
+
+        x = np.concatenate([self._carry, block]) if len(self._carry) else block
+        rows = len(x) // ROW
+        body, self._carry = x[: rows * ROW], x[rows * ROW :].copy()
+        if not rows:  # a block shorter than a row (a resampler's last few samples): carried
+            return
+        flat = np.ascontiguousarray(body).reshape(rows, -1)  # a row's samples over every channel
+        # Short rows: one reduction over magnitudes, and float32 dot products (a prediction:
+        # 1e-7 relative is plenty), each twice as fast as max/min or a float64 sum of squares.
+        self._peaks.append(row_max(np.abs(flat).reshape(-1), flat.shape[1]))
+        self._energy.append(np.einsum("ij,ij->i", flat, flat))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every complete row's peak and energy so far (float32: 1e-7 relative is plenty for a
+        prediction; an hour has 5.4 million rows)."""
+        peaks, energy = _joined(self._peaks), _joined(self._energy)
+        self._peaks, self._energy = [peaks], [energy]
+        return peaks, energy
+
+    def restore(self, peaks: np.ndarray, energy: np.ndarray) -> None:
+        """Take rows saved by :meth:`rows` (the stream is then complete)."""
+        self._peaks, self._energy = [peaks], [energy]
+
+    def gain_for(self, target: float, gain_db: float, limiter: Limiter, meter: Any) -> float:
+        """The gain (dB) predicted to bring the programme to ``target`` through ``limiter``."""
+        from .loudness import ROW
+
+        peaks, energy = self.rows()
+        hops = len(meter.hop_energies())
+        if not len(peaks) or not hops or peaks.max() * db_to_gain(gain_db) <= limiter.aim:
+            return gain_db  # nothing will be limited
+        hop_of_row = np.minimum((np.arange(len(peaks)) * ROW + ROW // 2) * 10 // self.sr, hops)
+        total = np.bincount(hop_of_row, energy, minlength=hops + 1)[:hops]
+        total[total <= 0] = 1.0
+
+        def loudness(db: float) -> float:
+            g = db_to_gain(db)
+            lost = np.zeros(hops + 1)
+            for first, gains in _simulate(peaks, np.float32(g), limiter):
+                rows = slice(first, first + len(gains))
+                lost += np.bincount(
+                    hop_of_row[rows], energy[rows] * (1.0 - gains * gains), minlength=hops + 1
+                )
+            kept = 1.0 - lost[:hops] / total
+            kept[total == 1.0] = 1.0
+            return float(meter.integrated_with(g * g * kept))
+
+        tried = [(gain_db, loudness(gain_db))]
+        for _ in range(6):
+            db, result = tried[-1]
+            error = target - result
+            if abs(error) <= _LOUDNESS_TOLERANCE / 2:
+                break
+            slope = 1.0
+            if len(tried) > 1 and db != tried[-2][0]:
+                slope = min(max((result - tried[-2][1]) / (db - tried[-2][0]), 0.1), 1.0)
+            step = min(db + error / slope, tried[0][0] + _MAX_PUSH_DB)
+            if step == db:
+                break
+            tried.append((step, loudness(step)))
+        return tried[-1][0]
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """One float32 array of ``arrays`` (not copied when there is one)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+
+
+def _simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterator[tuple[int, np.ndarray]]:
+    """The gain :class:`Limiter` would give the rows of ``peaks * scale`` that it reduces.
+
+    Yields (first row, gains) for runs of rows around the rows over the
+    limiter's aim: from its look-ahead before them to where its release has
+    faded under :data:`_NEGLIGIBLE_DB` after them. The rows between get no
+    reduction (as the limiter passes quiet spans untouched) and are not
+    yielded: speech limited here and there is simulated in a small fraction
+    of its rows. Runs are simulated in chunks with the state carried across,
+    so memory stays bounded on a long programme (ten hours have 54 million
+    rows).
+    """
+    w, tau, aim = limiter._window, limiter._tau, limiter.aim
+    scaled = peaks * scale  # as the dense simulation reads them: float32 products
+    hot = np.flatnonzero(scaled > np.float32(aim) * np.float32(1.0 - 1e-6))  # a hair under: never misses one
+    if not len(hot):
+        return
+    deepest = 20.0 * math.log10(max(float(scaled[hot].max()), aim) / aim)
+    fade = math.ceil(tau * math.log(max(deepest, _NEGLIGIBLE_DB) / _NEGLIGIBLE_DB))
+    firsts = np.maximum(hot - w - 1, 0)  # the first row whose held requirement sees a hot row
+    # past the release and its averaging; runs that overlap merge
+    lasts = np.maximum.accumulate(np.minimum(hot + fade + 2 * w + 1, len(peaks)))
+    breaks = np.flatnonzero(firsts[1:] > lasts[:-1]) + 1
+    for first, last in zip(firsts[np.r_[0, breaks]], lasts[np.r_[breaks - 1, len(hot) - 1]], strict=True):
+        state, history = 0.0, np.ones(w)
+        for start in range(int(first), int(last), _SIMULATION_ROWS):
+            count = min(_SIMULATION_ROWS, int(last) - start)
+            ahead = scaled[start : start + count + w]
+            need = aim / np.maximum(ahead.astype(np.float64), aim)
+            gains, state, history = _row_gains(need, count, limiter, state, history)
+            yield start, gains
+
+
+def _row_gains(
+    need: np.ndarray,
+    count: int,
+    limiter: Limiter,
+    state: float | None = None,
+    history: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The limiter's gain at the end of each of ``count`` rows, from their required gains.
+
+    ``need`` holds the required gains of the rows and of up to ``w`` rows of
+    look-ahead after them (missing rows, past the end, need nothing). Each
+    row's requirement is held over the look-ahead plus one row, released
+    (:func:`_release` from ``state``, the reduction of the row before), and
+    averaged over ``w`` rows with ``history``, the released gains of the ``w``
+    rows before. Returns the gains and the new state and history; without
+    ``state``/``history``, the limiter's own are used.
+    """
+    from scipy.ndimage import minimum_filter1d
+
+    w = limiter._window
+    state = limiter._state if state is None else state
+    history = limiter._history if history is None else history
+    if len(need) < count + w:
+        need = np.concatenate([need, np.ones(count + w - len(need))])
+    held = minimum_filter1d(need, w + 1, origin=-((w + 1) // 2), mode="nearest")[:count]  # rows i..i+w
+    released, state = _release(held, limiter._tau, state, keep=count - 1)
+    padded = np.concatenate([history, released])
+    csum = np.concatenate([[0.0], np.cumsum(padded)])
+    gains: np.ndarray = (csum[w + 1 :] - csum[1:-w]) / w  # mean over rows r - w + 1 .. r
+    return gains, state, padded[-w:]
+
+
+def _emit(
+    block: np.ndarray, trim: float, sink: Sink, meter: Any, kept: list[np.ndarray] | None = None
+) -> None:
+    if trim != 1.0:
+        block *= np.float32(trim)
+    if len(block):
+        sink.write(block)
+        meter.add(block)
+        if kept is not None:
+            kept.append(block)
+
+
+def _integrated_of(meter: Any, frames: int, sr: int, source: Stream | None = None) -> float:
+    """A meter's integrated loudness; a programme under one gating block reads as if looped."""
+    if frames >= math.ceil(_BLOCK * sr):
+        return float(meter.result().integrated)
+    if frames == 0:
+        return -math.inf
+    if source is None:
+        raise AssertionError("short programmes are measured from their source")
+    return _integrated(np.concatenate(list(source.blocks())), sr)
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _to_db(gain: float) -> float:
+    """Convert a linear amplitude to dB (``-inf`` for 0)."""
+    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
+
+
+def _integrated(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness of valid audio, in LUFS (``-inf`` for silence).
+
+    A programme shorter than one 400 ms gating block is measured as if looped
+    to fill one, so a short sting reads its own loudness.
+    """
+    from .loudness import measure as meter
+
+    if len(y) == 0:
+        return -math.inf
+    block = math.ceil(_BLOCK * sr)
+    if len(y) < block:
+        y = np.tile(y, (-(-block // len(y)), 1))[:block]
+    return meter(y, sr, true_peak=False).integrated
+
+
+def _release(held: np.ndarray, tau: float, state: float, *, keep: int) -> tuple[np.ndarray, float]:
+    """:func:`follow_release` for gains: returns the released gains (never above
+    ``held``) and the reduction of row ``keep``, the state for what follows it."""
+    reduction = follow_release(-20.0 * np.log10(held), tau, state)
+    gains: np.ndarray = 10.0 ** (-reduction / 20.0)
+    return gains, float(reduction[keep]) if 0 <= keep < len(reduction) else state

@@ -1,0 +1,252 @@
+"""From a rendered show to a plan: unique assets and one mix per rendition.
+
+:func:`plan` walks every rendered script and gives each voice line, SFX cue
+and music-bed segment its content key. One key is one asset and one render,
+wherever and however often it is used. Each rendition gets a *timeline*: a
+JSON structure of asset keys and mix settings that is both the input of the
+mix and the material of the mix's own key. Names (sections, voices) never
+enter a key; they only name the targets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from ..errors import ConfigError
+from ..keys import content_key
+from ..renderers import Registry
+from ..settings import BED_GAIN_DB, LOSSY, LOSSY_HEADROOM_DB, SEGMENTS, STEMS, delivery_from
+from ..show import stanza
+from ..show.project import Project, Rendition, Source
+from . import takes
+from .model import MASTER_VERSION, MIX_VERSION, Asset, MixPlan, Plan
+
+__all__ = ["plan"]
+
+
+def plan(project: Project, renditions: list[Rendition], registry: Registry) -> Plan:
+    """Build the plan; raises :class:`~mixdown.errors.ConfigError` for bad media."""
+    return _Planner(project, registry).run(renditions)
+
+
+class _Line(NamedTuple):
+    position: str  # script/section/index
+    key: str
+    source: Source
+    text: str  # pronunciations applied
+    doc: str
+
+
+class _Planner:
+    def __init__(self, project: Project, registry: Registry) -> None:
+        self.project = project
+        self.registry = registry
+        self.assets: dict[str, Asset] = {}
+        self._source_keys: dict[tuple[str, str], dict[str, Any]] = {}
+        self._takes = takes.load(project.root)
+        self._first_takes: dict[str, str] = {}  # key at a later take -> key at the first
+
+    def run(self, renditions: list[Rendition]) -> Plan:
+        lines = [self._lines(r) for r in renditions]
+        shared = _shared_positions(renditions, lines)
+        mixes = []
+        for rendition, found in zip(renditions, lines, strict=True):
+            for line in found:
+                suffix = "" if line.position in shared else f"@{rendition.variant}"
+                self._add(line, f"voice:{line.position}{suffix}")
+            mixes.append(self._mix(rendition, iter(found)))
+        return Plan(self.assets, mixes, self._first_takes)
+
+    # -- voice lines -------------------------------------------------------
+    def _lines(self, rendition: Rendition) -> list[_Line]:
+        """Every voice line of a rendition, in order."""
+        out = []
+        for section in rendition.sections:
+            pieces = [
+                p
+                for item in section.items
+                if isinstance(item, stanza.Say)
+                for p in self._split(rendition, section, item)
+            ]
+            for index, (say, source) in enumerate(pieces):
+                position = f"{rendition.script.name}/{section.name}/{index}"
+                text = stanza.pronounce(say.text, self.project.pronunciations)
+                key = self._key(self._spec(source, text=text))
+                out.append(_Line(position, key, source, text, say.text[:60]))
+        return out
+
+    def _split(
+        self, rendition: Rendition, section: stanza.Section, say: stanza.Say
+    ) -> list[tuple[stanza.Say, Source]]:
+        voice = say.voice or section.settings.get("voice") or rendition.script.voice
+        source = self.project.voices[voice]
+        cls = self.registry.cls(source.renderer)
+        limit = (
+            cls.text_limit(source.params) if hasattr(cls, "text_limit") else getattr(cls, "max_chars", None)
+        )
+        return [(piece, source) for piece in stanza.split_line(say, limit)]
+
+    def _spec(self, source: Source, **extra: Any) -> dict[str, Any]:
+        cls = self.registry.cls(source.renderer)
+        memo = (source.kind, source.name)
+        if memo not in self._source_keys:
+            try:
+                self._source_keys[memo] = cls.key_params(source.params, self.project.root)
+            except ValueError as err:
+                raise ConfigError(f"{source.where}: {err}") from None
+        return {
+            "kind": source.kind,
+            "renderer": source.renderer,
+            "version": getattr(cls, "version", "1"),
+            "params": self._source_keys[memo],
+            **extra,
+        }
+
+    def _key(self, spec: dict[str, Any]) -> str:
+        """The content key of an asset: of its spec, and of its take after the first."""
+        first = content_key(spec)
+        take = self._takes.get(first, 0)
+        if not take:
+            return first
+        key = content_key({**spec, "take": take})
+        self._first_takes[key] = first
+        return key
+
+    def _take(self, key: str) -> int:
+        return self._takes.get(self._first_takes.get(key, ""), 0)
+
+    def _add(self, line: _Line, task: str) -> None:
+        if line.key not in self.assets:
+            source = line.source
+            self.assets[line.key] = Asset(
+                line.key,
+                "voice",
+                task,
+                source.renderer,
+                source.name,
+                line.text,
+                doc=line.doc,
+                take=self._take(line.key),
+            )
+
+    # -- sfx and music -----------------------------------------------------
+    def _source_asset(self, source: Source, segment: str | None = None) -> str:
+        key = self._key(self._spec(source, **({"segment": segment} if segment else {})))
+        name = f"{source.kind}:{source.name}" + (f"/{segment}" if segment else "")
+        if key not in self.assets:
+            self.assets[key] = Asset(
+                key, source.kind, name, source.renderer, source.name, segment=segment, take=self._take(key)
+            )
+        return key
+
+    # -- the mix -----------------------------------------------------------
+    def _mix(self, rendition: Rendition, voice_lines: Iterator[_Line]) -> MixPlan:
+        project = self.project
+        used: dict[str, None] = {}
+        sections = []
+        for section in rendition.sections:
+            items: list[list[Any]] = []
+            for item in section.items:
+                items.extend(self._items(rendition, section, item, voice_lines, used))
+            entry: dict[str, Any] = {"music": section.settings.get("music", "auto"), "items": items}
+            if section.at is not None:  # only when set: a show without markers keeps its mix keys
+                entry["at"] = section.at
+            if section.duck:
+                entry["duck"] = dict(section.duck)
+            sections.append(entry)
+        timeline = {
+            "sample_rate": project.sample_rate,
+            "channels": project.channels,
+            "settings": project.mix,
+            "sections": sections,
+            "bed": self._bed(rendition, used),
+        }
+        key = content_key({"mix": MIX_VERSION, **timeline})
+        master = {k: v for k, v in project.master.items() if k not in ("formats", "stems")}
+        # One master feeds every [master] format: with a lossy one among them, it is
+        # limited with that format's extra headroom, so no format needs limiting again.
+        lossy = any(fmt in LOSSY for fmt in project.master["formats"])
+        master["limit_dbtp"] = master["ceiling_dbtp"] - (LOSSY_HEADROOM_DB if lossy else 0.0)
+        master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
+        outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
+        if project.master["stems"]:
+            outputs += [project.build_dir / f"{rendition.name}.stems" / f"{bus}.wav" for bus in STEMS]
+        deliveries = []
+        for name, table in project.deliveries.items():
+            formats = delivery_from(table, name).formats
+            deliveries.append(
+                (name, table, [project.build_dir / f"{rendition.name}.{name}.{f}" for f in formats])
+            )
+        headings = [f"{s.where}: section '{s.name}'" for s in rendition.sections]
+        return MixPlan(
+            rendition.name,
+            json.dumps(timeline),
+            key,
+            master_key,
+            master,
+            outputs,
+            list(used),
+            deliveries,
+            headings,
+        )
+
+    def _items(
+        self,
+        rendition: Rendition,
+        section: stanza.Section,
+        item: Any,
+        voice_lines: Iterator[_Line],
+        used: dict[str, None],
+    ) -> list[list[Any]]:
+        if isinstance(item, stanza.Rest):
+            return [["pause", item.seconds]]
+        if isinstance(item, stanza.Play):
+            source = self.project.sfx[item.sfx]
+            key = self._source_asset(source)
+            used[key] = None
+            return [["sting", key, source.mix.get("gain_db", 0.0)]]
+        out = []
+        for piece, source in self._split(rendition, section, item):
+            key = next(voice_lines).key
+            used[key] = None
+            cues = []
+            for cue in piece.cues:
+                sfx = self.project.sfx[cue.sfx]
+                cue_key = self._source_asset(sfx)
+                used[cue_key] = None
+                at = cue.at / max(len(piece.text), 1)
+                cues.append([cue_key, round(at, 6), sfx.mix.get("gain_db", 0.0), sfx.mix.get("offset", 0.0)])
+            out.append(["line", key, source.mix.get("gain_db", 0.0), cues])
+        return out
+
+    def _bed(self, rendition: Rendition, used: dict[str, None]) -> dict[str, Any] | None:
+        name = rendition.script.music
+        if name is None:
+            return None
+        source = self.project.music[name]
+        bed: dict[str, Any] = {"gain_db": source.mix.get("gain_db", BED_GAIN_DB)}
+        for segment in SEGMENTS:
+            bed[segment] = self._source_asset(source, segment)
+            used[bed[segment]] = None
+        return bed
+
+
+def _shared_positions(renditions: list[Rendition], lines: list[list[_Line]]) -> set[str]:
+    """Positions whose line is the same in every variant of their script.
+
+    Those lines get a plain task name; lines that differ per variant get
+    ``@variant`` appended.
+    """
+    variants: dict[str, int] = {}
+    keys: dict[str, set[str]] = {}
+    count: dict[str, int] = {}
+    script_of: dict[str, str] = {}
+    for rendition, found in zip(renditions, lines, strict=True):
+        variants[rendition.script.name] = variants.get(rendition.script.name, 0) + 1
+        for line in found:
+            keys.setdefault(line.position, set()).add(line.key)
+            count[line.position] = count.get(line.position, 0) + 1
+            script_of[line.position] = rendition.script.name
+    return {p for p, k in keys.items() if len(k) == 1 and count[p] == variants[script_of[p]]}

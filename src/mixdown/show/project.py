@@ -1,0 +1,694 @@
+"""The project model: ``project.toml`` + ``stanzas/`` + variants → scripts.
+
+:func:`load` reads and validates ``project.toml``; :func:`render_scripts`
+renders every script template (once per variant row) with Jinja2 and parses
+it with :mod:`mixdown.show.stanza`. Every problem is a one-line
+:class:`~mixdown.errors.ProjectError` naming the file, the line where it can
+be found, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ProjectError, TemplateError
+from ..keys import record
+from ..settings import (
+    MASTER_SETTINGS,
+    MIX_KEYS,
+    MIX_SETTINGS,
+    NAME,
+    PROGRAMME_RATES,
+    PROVIDER_KEYS,
+    RANGES,
+    SPEECH_SWITCHES,
+    checked_formats,
+    delivery_from,
+    kind_name,
+    preset_named,
+    typed_as,
+)
+
+if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
+    from . import stanza
+
+__all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
+
+PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
+SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
+MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
+TOP_KEYS = {
+    "project",
+    "voices",
+    "sfx",
+    "music",
+    "modules",
+    "scripts",
+    "mix",
+    "master",
+    "pronunciations",
+    "providers",
+    "deliveries",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A declared voice, SFX or music bed: which renderer, with what settings."""
+
+    name: str
+    kind: str
+    renderer: str
+    params: dict[str, Any]
+    mix: dict[str, float]
+    where: str
+
+
+@dataclass(frozen=True)
+class Script:
+    """One script template and how to render it."""
+
+    name: str
+    template: str
+    voice: str
+    music: str | None
+    variants: str | None
+    vars: dict[str, Any]
+    where: str
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated show."""
+
+    root: Path
+    name: str
+    sample_rate: int
+    channels: int
+    cache_dir: Path
+    build_dir: Path
+    voices: dict[str, Source]
+    sfx: dict[str, Source]
+    music: dict[str, Source]
+    scripts: dict[str, Script]
+    pronunciations: dict[str, str]
+    mix: dict[str, float]
+    master: dict[str, Any]
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)  # never part of a key
+    deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)  # [deliveries.NAME], validated
+
+
+@dataclass
+class Rendition:
+    """A script rendered for one variant row (``variant`` is ``None`` without variants)."""
+
+    script: Script
+    variant: str | None
+    sections: list[stanza.Section] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """``module/script`` or ``module/script@variant``."""
+        return self.script.name + (f"@{self.variant}" if self.variant else "")
+
+
+def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
+    """Read and validate ``root/project.toml``.
+
+    ``registry`` (a :class:`~mixdown.renderers.Registry`) is used to check
+    renderer names and their settings; without one, only names are checked
+    against the built-ins at graph time.
+    """
+    root = Path(root).resolve()
+    path = root / "project.toml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run mixdown in a show's directory (with project.toml)")
+    import tomllib
+
+    record(path)
+    text = read_text(path, "project.toml")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(_toml_syntax(err)) from None
+    toml = _Toml(text, root)
+    toml.check_keys(data, TOP_KEYS, [])
+    top = toml.table(data, "project")
+    toml.check_keys(top, PROJECT_KEYS, ["project"])
+    sources = {
+        kind: _sources(toml, data, table, kind, registry)
+        for kind, table in (("voice", "voices"), ("sfx", "sfx"), ("music", "music"))
+    }
+    if not sources["voice"]:
+        raise ConfigError(f"project.toml:{toml.line(['voices'])}: declare at least one [voices.NAME]")
+    default_voice = toml.typed(top, "voice", str, ["project"], next(iter(sources["voice"])))
+    if default_voice not in sources["voice"]:
+        raise ConfigError(
+            f"{toml.where(['project', 'voice'])}: unknown voice '{default_voice}'; "
+            f"declared voices: {', '.join(sources['voice'])}"
+        )
+    cache = os.environ.get("MIXDOWN_CACHE") or toml.typed(top, "cache", str, ["project"], "cache")
+    rate = _rate(toml, top)
+    return Project(
+        root=root,
+        name=toml.typed(top, "name", str, ["project"], root.name),
+        sample_rate=rate,
+        channels=_channels(toml, top),
+        cache_dir=(root / cache).resolve(),
+        build_dir=_inside(
+            root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]
+        ),
+        voices=sources["voice"],
+        sfx=sources["sfx"],
+        music=sources["music"],
+        scripts=_scripts(toml, data, top, default_voice, sources),
+        pronunciations=_pronunciations(toml, data),
+        mix=_mix(toml, data),
+        master=_master(toml, data),
+        providers=_providers(toml, data),
+        deliveries=_deliveries(toml, data, rate),
+    )
+
+
+def read_text(path: Path, name: str) -> str:
+    """The UTF-8 text of a show's file; one-line :class:`ConfigError` if it cannot be read as text.
+
+    ``name`` is how messages name the file (relative to the show).
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{name}: is a directory, not a file; point at a file") from None
+    except OSError as err:
+        raise ConfigError(f"{name}: cannot be read ({err.strerror or err}); check the file") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _toml_syntax(err: Exception) -> str:
+    """A one-line message for a TOML syntax error: tomllib's words at its line, and what to do."""
+    message = str(err)
+    where = re.search(r"\s*\(at line (\d+), column (\d+)\)", message)
+    line = getattr(err, "lineno", None) or (int(where.group(1)) if where else None)
+    column = getattr(err, "colno", None) or (int(where.group(2)) if where else None)
+    if where:
+        message = message[: where.start()] + message[where.end() :]
+    at = f" at column {column}" if column else ""
+    return (
+        f"project.toml{f':{line}' if line else ''}: TOML syntax error{at}: {message.strip()}; "
+        "check the quotes, brackets and '=' on that line (strings need quotes, tables [name])"
+    )
+
+
+class _Toml:
+    """Typed access to parsed TOML with errors that point at the source line."""
+
+    def __init__(self, text: str, root: Path) -> None:
+        from .sourcemap import toml_lines
+
+        self.lines = toml_lines(text)
+        self.root = root
+
+    def line(self, path: list[str]) -> int:
+        """The line of ``path`` (a table or a key, in any TOML form), else of its nearest parent; 1 if none."""
+        for n in range(len(path), 0, -1):
+            if tuple(path[:n]) in self.lines:
+                return self.lines[tuple(path[:n])]
+        return 1
+
+    def where(self, path: list[str]) -> str:
+        return f"project.toml:{self.line(path)}"
+
+    def table(self, data: Mapping[str, Any], key: str, path: list[str] | None = None) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.where([*(path or []), key])}: '{key}' must be a table")
+        return value
+
+    def check_keys(self, data: Mapping[str, Any], allowed: set[str], path: list[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                scope = f"[{'.'.join(path)}]" if path else "the top level"
+                raise ConfigError(
+                    f"{self.where([*path, key])}: unknown key '{key}' in {scope}; "
+                    f"allowed: {', '.join(sorted(allowed))}"
+                )
+
+    def typed(self, data: Mapping[str, Any], key: str, kind: Any, path: list[str], default: Any) -> Any:
+        value = data.get(key, default)
+        if value is not None and not typed_as(value, kind):
+            raise ConfigError(f"{self.where([*path, key])}: '{key}' must be {kind_name(kind)}")
+        return value
+
+
+def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, registry: Any) -> dict[str, Source]:
+    out: dict[str, Source] = {}
+    for name, entry in toml.table(data, table).items():
+        path = [table, name]
+        _check_name(name, toml, path)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{toml.where(path)}: [{table}.{name}] must be a table")
+        renderer = toml.typed(entry, "renderer", str, path, None)
+        if renderer is None:
+            raise ConfigError(f'{toml.where(path)}: [{table}.{name}] needs renderer = "…"')
+        mix_keys = MIX_KEYS[kind]
+        mix = {k: RANGES[k].check(k, entry[k], toml.where([*path, k])) for k in mix_keys if k in entry}
+        params = {k: v for k, v in entry.items() if k != "renderer" and k not in mix_keys}
+        if registry is not None:
+            _check_params(toml, registry, renderer, kind, params, path, mix_keys)
+        out[name] = Source(name, kind, renderer, params, mix, toml.where(path))
+    return out
+
+
+def _check_params(
+    toml: _Toml,
+    registry: Any,
+    renderer: str,
+    kind: str,
+    params: dict[str, Any],
+    path: list[str],
+    mix_keys: set[str],
+) -> None:
+    """Check a source's settings against its renderer: kind, known keys, types, ranges, ``check()``."""
+    where = toml.where([*path, "renderer"])
+    try:
+        cls = registry.cls(renderer)
+    except ConfigError as err:
+        if (toml.root / "renderers" / f"{renderer}.py").is_file():
+            raise  # the show's own renderer: the message names its file and line
+        raise ConfigError(f"{where}: {err}") from None
+    try:
+        _check_against(toml, cls, renderer, kind, params, path, mix_keys)
+    except ProjectError:
+        raise
+    except Exception as err:  # a show's own renderer class can be broken in any way
+        raise ConfigError(
+            f"{where}: the '{renderer}' renderer failed while checking its settings "
+            f"({type(err).__name__}: {err}); fix the renderer"
+        ) from None
+
+
+def _check_against(
+    toml: _Toml,
+    cls: Any,
+    renderer: str,
+    kind: str,
+    params: dict[str, Any],
+    path: list[str],
+    mix_keys: set[str],
+) -> None:
+    kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
+    if kind not in kinds:
+        raise ConfigError(
+            f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; "
+            f"it renders {', '.join(sorted(kinds))}"
+        )
+    allowed = dict(getattr(cls, "params", {}))
+    toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
+    for key, value in params.items():
+        toml.typed(params, key, allowed[key], path, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{toml.where([*path, key])}: '{key}' = {value} is not a number; give a finite value"
+            )
+    missing = [k for k in getattr(cls, "required", {}).get(kind, ()) if k not in params]
+    if missing:
+        raise ConfigError(
+            f"{toml.where(path)}: [{'.'.join(path)}] the '{renderer}' renderer needs '{missing[0]}' for {kind}"
+        )
+    try:
+        getattr(cls, "check", lambda p: None)(params)
+    except ValueError as err:
+        named = sorted(
+            (m.start(), key) for key in params if (m := re.search(rf"\b{re.escape(key)}\b", str(err)))
+        )
+        at = [*path, named[0][1]] if named else path  # the line of the first setting the message names
+        raise ConfigError(f"{toml.where(at)}: [{'.'.join(path)}] {err}") from None
+
+
+def _check_name(name: str, toml: _Toml, path: list[str]) -> None:
+    if not NAME.match(name):
+        raise ConfigError(
+            f"{toml.where(path)}: name {name!r} may use only letters, digits, '_', '-' and '.' "
+            "(it becomes part of file and target names)"
+        )
+
+
+def _inside(root: Path, relative: str, toml: _Toml, path: list[str]) -> Path:
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(f"{toml.where(path)}: {relative!r} points outside the project; keep it inside")
+    return resolved
+
+
+def _rate(toml: _Toml, top: Mapping[str, Any]) -> int:
+    rate = toml.typed(top, "sample_rate", int, ["project"], 48000)
+    if rate not in PROGRAMME_RATES:
+        raise ConfigError(
+            f"{toml.where(['project', 'sample_rate'])}: sample_rate {rate} is not a delivery rate; "
+            f"use one of {', '.join(map(str, PROGRAMME_RATES))} (usually 44100 or 48000)"
+        )
+    return int(rate)
+
+
+def _channels(toml: _Toml, top: Mapping[str, Any]) -> int:
+    channels = toml.typed(top, "channels", int, ["project"], 2)
+    if channels not in (1, 2):
+        raise ConfigError(f"{toml.where(['project', 'channels'])}: channels must be 1 or 2")
+    return int(channels)
+
+
+def _numbers(
+    toml: _Toml, data: Mapping[str, Any], table: str, defaults: dict[str, float]
+) -> dict[str, float]:
+    given = toml.table(data, table)
+    toml.check_keys(given, set(defaults), [table])
+    return {
+        k: RANGES[k].check(k, given[k], toml.where([table, k])) if k in given else v
+        for k, v in defaults.items()
+    }
+
+
+def _mix(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
+    """[mix]: layout and ducking numbers, and which speech processing voice lines get."""
+    given = dict(toml.table(data, "mix"))
+    toml.check_keys(given, set(MIX_SETTINGS) | set(SPEECH_SWITCHES), ["mix"])
+    switches = {k: toml.typed(given, k, bool, ["mix"], v) for k, v in SPEECH_SWITCHES.items()}
+    for key in SPEECH_SWITCHES:
+        given.pop(key, None)
+    mix: dict[str, Any] = _numbers(toml, {"mix": given}, "mix", MIX_SETTINGS)
+    mix["speech"] = {key.removeprefix("speech_"): on for key, on in switches.items()}
+    return mix
+
+
+def _master(toml: _Toml, data: Mapping[str, Any]) -> dict[str, Any]:
+    given = dict(toml.table(data, "master"))
+    preset = preset_named(given.pop("preset", "podcast"), toml.where(["master", "preset"]))
+    given = {"target_lufs": preset.target_lufs, "ceiling_dbtp": preset.ceiling_dbtp, **given}
+    formats = toml.typed(given, "formats", list, ["master"], ["wav", "mp3"])
+    formats = checked_formats(formats, toml.where(["master", "formats"]))
+    given.pop("formats", None)
+    stems = toml.typed(given, "stems", bool, ["master"], False)
+    given.pop("stems", None)
+    master: dict[str, Any] = _numbers(toml, {"master": given}, "master", MASTER_SETTINGS)
+    master["formats"] = list(formats)
+    master["stems"] = stems
+    return master
+
+
+def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, dict[str, Any]]:
+    tables = toml.table(data, "deliveries")
+    for name in tables:
+        path = ["deliveries", name]
+        _check_name(name, toml, path)
+        table = toml.table(tables, name, ["deliveries"])
+        delivery_from(table, partial(_key_where, toml, path), master_rate=rate)
+    return {name: dict(table) for name, table in tables.items()}
+
+
+def _key_where(toml: _Toml, path: list[str], key: str) -> str:
+    return toml.where([*path, key])
+
+
+def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    tables = toml.table(data, "providers")
+    for name in tables:
+        path = ["providers", name]
+        table = toml.table(tables, name, ["providers"])
+        toml.check_keys(table, set(PROVIDER_KEYS), path)
+        for key, value in table.items():
+            if key in RANGES:
+                RANGES[key].check(key, value, toml.where([*path, key]))
+            else:
+                toml.typed(table, key, str, path, None)
+    return {name: dict(table) for name, table in tables.items()}
+
+
+def _pronunciations(toml: _Toml, data: Mapping[str, Any]) -> dict[str, str]:
+    table = toml.table(data, "pronunciations")
+    for word in table:
+        toml.typed(table, word, str, ["pronunciations"], None)
+    return dict(table)
+
+
+def _scripts(
+    toml: _Toml,
+    data: Mapping[str, Any],
+    top: Mapping[str, Any],
+    default_voice: str,
+    sources: dict[str, dict[str, Source]],
+) -> dict[str, Script]:
+    modules = toml.table(data, "modules")
+    for name in modules:
+        _check_name(name, toml, ["modules", name])
+        toml.check_keys(toml.table(modules, name, ["modules"]), MODULE_KEYS, ["modules", name])
+    scripts: dict[str, Script] = {}
+    for name, entry in toml.table(data, "scripts").items():
+        path = ["scripts", name]
+        _check_name(name, toml, path)
+        entry = toml.table(toml.table(data, "scripts"), name, ["scripts"])
+        toml.check_keys(entry, SCRIPT_KEYS, path)
+        script = _script(toml, name, entry, modules, top, default_voice, sources)
+        scripts[script.name] = script
+    if not scripts:
+        raise ConfigError(
+            f'project.toml:{toml.line(["scripts"])}: declare at least one [scripts.NAME] with template = "stanzas/….j2"'
+        )
+    return scripts
+
+
+def _script(
+    toml: _Toml,
+    name: str,
+    entry: dict[str, Any],
+    modules: dict[str, Any],
+    top: Mapping[str, Any],
+    default_voice: str,
+    sources: dict[str, dict[str, Source]],
+) -> Script:
+    path = ["scripts", name]
+    module_name = toml.typed(entry, "module", str, path, None)
+    if module_name is not None and module_name not in modules:
+        raise ConfigError(
+            f"{toml.where([*path, 'module'])}: unknown module '{module_name}'; declare [modules.{module_name}]"
+        )
+    module = modules.get(module_name, {}) if module_name else {}
+    merged = {**module, **entry}
+
+    def origin(key: str) -> list[str]:
+        """Where ``key`` was set: the script's table, else its module's, else [project]."""
+        if key in entry:
+            return [*path, key]
+        if module_name and key in module:
+            return ["modules", module_name, key]
+        return ["project", key] if key in top else [*path, key]
+
+    template = toml.typed(entry, "template", str, path, None)
+    if template is None:
+        raise ConfigError(f'{toml.where(path)}: [scripts.{name}] needs template = "stanzas/{name}.j2"')
+    _must_exist(toml, [*path, "template"], template)
+    voice = toml.typed(merged, "voice", str, path, default_voice)
+    if voice not in sources["voice"]:
+        raise ConfigError(
+            f"{toml.where(origin('voice'))}: unknown voice '{voice}'; declared voices: {', '.join(sources['voice'])}"
+        )
+    music = toml.typed(merged, "music", str, path, None)
+    if music not in (None, "none") and music not in sources["music"]:
+        raise ConfigError(
+            f"{toml.where(origin('music'))}: unknown music bed '{music}'; declared: {', '.join(sources['music']) or 'none'}"
+        )
+    variants = toml.typed(merged, "variants", str, path, None)
+    if variants is not None:
+        _must_exist(toml, origin("variants"), variants)
+    variables = {
+        **toml.typed(top, "vars", dict, ["project"], {}),
+        **toml.typed(module, "vars", dict, path, {}),
+        **toml.typed(entry, "vars", dict, path, {}),
+    }
+    return Script(
+        name=f"{module_name}/{name}" if module_name else name,
+        template=template,
+        voice=voice,
+        music=None if music == "none" else music,
+        variants=variants,
+        vars=variables,
+        where=toml.where(path),
+    )
+
+
+def _must_exist(toml: _Toml, path: list[str], relative: str) -> None:
+    resolved = _inside(toml.root, relative, toml, path)
+    if resolved.is_dir():
+        raise ConfigError(f"{toml.where(path)}: {relative!r} is a directory; name a file in it")
+    if not resolved.is_file():
+        raise ConfigError(f"{toml.where(path)}: {relative!r} does not exist; check the path")
+
+
+def render_scripts(project: Project) -> list[Rendition]:
+    """Render every script once per variant row and parse it into sections.
+
+    Checks every voice and SFX a script refers to; errors name the template
+    file and line.
+    """
+    from . import stanza
+
+    env = _jinja(project.root)
+    out: list[Rendition] = []
+    for script in project.scripts.values():
+        for variant, row in _variant_rows(project.root, script):
+            text, origins = _render(env, script, {**script.vars, **row})
+            sections = stanza.parse(text, source=script.template, origins=origins)
+            rendition = Rendition(script, variant, sections)
+            _check_refs(project, rendition)
+            out.append(rendition)
+    return out
+
+
+def _jinja(root: Path) -> Any:
+    import jinja2
+
+    from .sourcemap import LineMarks
+
+    class RecordingLoader(jinja2.FileSystemLoader):
+        """Notes every template file read (includes too) for the plan memo."""
+
+        def get_source(self, environment: Any, template: str) -> Any:
+            try:
+                source = super().get_source(environment, template)
+            except UnicodeDecodeError:  # read it again for the one-line message with its line
+                read_text(root / template, template)
+                raise
+            record(source[1])
+            return source
+
+    return jinja2.Environment(
+        loader=RecordingLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        extensions=[LineMarks],
+    )
+
+
+def _render(env: Any, script: Script, variables: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The rendered text of ``script`` and the template origin of each of its lines."""
+    import jinja2
+
+    from .sourcemap import unmark
+
+    root = Path(env.loader.searchpath[0])
+    try:
+        rendered: str = env.get_template(script.template).render(**variables)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"{err.name or script.template}:{err.lineno}: {err.message}") from None
+    except jinja2.UndefinedError as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(f"{where}: {err.message}; define it in vars or the variants file") from None
+    except jinja2.TemplateNotFound as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: included template {err.name!r} not found; give its path from the show's folder"
+        ) from None
+    except RecursionError as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: the template includes itself (directly or through another); remove the loop"
+        ) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as err:
+        where = _template_line(err, script.template, root)
+        raise TemplateError(
+            f"{where}: {type(err).__name__}: {err}; fix the expression on that line"
+        ) from None
+    return unmark(rendered, env.line_mark_files, script.template)
+
+
+def _template_line(err: BaseException, template: str, root: Path) -> str:
+    """``file:line`` of the innermost template frame an exception passed through (Jinja2 maps them)."""
+    where = template
+    tb = err.__traceback__
+    while tb is not None:
+        name = Path(tb.tb_frame.f_code.co_filename)
+        if name.suffix != ".py" and name.is_relative_to(root):
+            where = f"{name.relative_to(root).as_posix()}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str, str]]]:
+    """The variants of ``script``: (id, row with ``variant``) for each row of its CSV file."""
+    if script.variants is None:
+        return [(None, {})]
+    import csv
+    import io
+
+    path = root / script.variants
+    record(path)
+    reader = csv.reader(io.StringIO(read_text(path, script.variants), newline=""))
+    try:
+        table = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as err:
+        raise ConfigError(
+            f"{script.variants}:{reader.line_num}: {err}; check the quotes on that line"
+        ) from None
+    if len(table) < 2:
+        raise ConfigError(f"{script.variants}: no rows; add a header line and one row per variant")
+    columns = [c.strip() for c in table[0][1]]
+    column = columns.index("id") if "id" in columns else 0
+    seen: dict[str, int] = {}
+    out: list[tuple[str | None, dict[str, str]]] = []
+    for number, row in table[1:]:
+        if len(row) != len(columns):
+            raise ConfigError(
+                f"{script.variants}:{number}: wrong number of fields ({len(row)}); every row needs "
+                f"{len(columns)}, like the header ({', '.join(columns)})"
+            )
+        vid = row[column].strip()
+        if vid in seen:
+            problem = f"repeats an earlier id (line {seen[vid]}); ids are unique"
+        elif not NAME.match(vid):
+            problem = "is not a usable name (letters, digits, _ - ., starting with a letter or digit)"
+        else:
+            seen[vid] = number
+            out.append((vid, {**dict(zip(columns, row, strict=True)), "variant": vid}))
+            continue
+        raise ConfigError(
+            f"{script.variants}:{number}: variant id {vid!r} in column '{columns[column]}' {problem}"
+        )
+    return out
+
+
+def _check_refs(project: Project, rendition: Rendition) -> None:
+    from . import stanza
+
+    for section in rendition.sections:
+        voice = section.settings.get("voice")
+        if voice is not None and voice not in project.voices:
+            raise TemplateError(
+                f"{section.where}: unknown voice '{voice}'; declared: {', '.join(project.voices)}"
+            )
+        for item in section.items:
+            refs: list[tuple[str, str, str]] = []  # kind, name, where it is written
+            if isinstance(item, stanza.Say):
+                refs = [("sfx", c.sfx, c.where or item.where) for c in item.cues]
+                refs += [("voice", item.voice, item.where)] if item.voice else []
+            elif isinstance(item, stanza.Play):
+                refs = [("sfx", item.sfx, item.where)]
+            for kind, name, where in refs:
+                declared = project.voices if kind == "voice" else project.sfx
+                if name not in declared:
+                    raise TemplateError(
+                        f"{where}: unknown {kind} '{name}'; declared: {', '.join(declared) or 'none'}"
+                        f" (add [{'voices' if kind == 'voice' else 'sfx'}.{name}] to project.toml)"
+                    )

@@ -1,0 +1,429 @@
+"""The content-addressed store of rendered audio.
+
+Layout under the cache directory (``cache/`` in the project by default;
+``[project] cache`` or the ``MIXDOWN_CACHE`` environment variable move it)::
+
+    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key
+    objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
+    objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
+                              mix's analysis.npz, a long master's recipe.json
+
+An object exists only once it is complete: audio and record are written to
+temporary files in the same directory and renamed into place, the record
+first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
+a half-written object, and the next build that writes in its shard removes
+it (:mod:`mixdown.store.files`). The presence of the ``.wav`` is what marks a key
+as rendered.
+
+A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
+(:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
+one show at once make each key once, the second waiting for the first.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import pickle
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AudioError, MixdownError
+from . import files
+from .files import temporary_beside
+
+if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
+    import numpy as np
+
+__all__ = ["Cache", "ObjectWriter", "safe_params"]
+
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_held_guard = threading.Lock()
+_held: dict[str, int] = {}  # lock file -> the thread holding it
+_RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
+_SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
+
+
+def safe_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop any setting whose name looks like a credential."""
+    return {k: v for k, v in params.items() if not _SECRET.search(k)}
+
+
+class Cache:
+    """A directory of immutable, content-addressed audio objects."""
+
+    def __init__(self, root: str | os.PathLike[str], *, index: str | os.PathLike[str] | None = None) -> None:
+        """``index`` names a local file where the listing of each shard is kept
+        between runs (see :meth:`keys`); without it every run lists every shard."""
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.index = Path(index) if index is not None else None
+        self._known: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        """Where the audio of ``key`` lives (whether or not it exists yet)."""
+        return self.objects / key[:2] / f"{key}.wav"
+
+    def side_path(self, key: str, name: str) -> Path:
+        """Where a file that goes with the object ``key`` lives (written before the object)."""
+        return self.objects / key[:2] / f"{key}.{name}"
+
+    def put_side(self, key: str, name: str, data: bytes) -> Path:
+        """Write the file ``name`` that goes with ``key`` atomically; return its path."""
+        path = self.side_path(key, name)
+        files.write_bytes_atomic(path, data)
+        return path
+
+    def lock(
+        self,
+        key: str,
+        *,
+        target: str,
+        waiting: Callable[[], None] = lambda: None,
+        check: Callable[[], None] = lambda: None,
+    ) -> AbstractContextManager[None]:
+        """Hold ``key``'s lock (``objects/ab/KEY.lock``) while it is checked, made and stored.
+
+        Another build, or another thread of this one, making the same key
+        waits: ``waiting`` is called once when it starts to, ``check`` every
+        poll (it raises to give up). The same thread may take it again inside.
+        Taking it also proves the cache writable before anything is paid
+        for: a read-only cache raises :class:`MixdownError` naming ``target``.
+        The first lock taken in a shard sweeps it (:func:`mixdown.store.files.sweep`).
+        """
+        shard = self.objects / key[:2]
+        try:
+            shard.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise self._unwritable(err, target) from None
+        files.sweep_once(shard, locks=True)
+        return _holding(
+            str(self.side_path(key, "lock")), waiting, check, lambda err: self._unwritable(err, target)
+        )
+
+    def _unwritable(self, err: OSError, target: str) -> Exception:
+        if err.errno not in _UNWRITABLE:
+            return err
+        return MixdownError(
+            f"{target}: the cache {self.root} is not writable ({err.strerror}); nothing was rendered: "
+            "make it writable, or set MIXDOWN_CACHE to a directory that is"
+        )
+
+    def meta_path(self, key: str) -> Path:
+        """Where the metadata record of ``key`` lives."""
+        return self.objects / key[:2] / f"{key}.json"
+
+    def keys(self) -> set[str]:
+        """Every key with a complete object, read once with ``scandir``."""
+        with self._lock:
+            if self._known is None:
+                self._known = self._scan()
+            return self._known
+
+    def _scan(self) -> set[str]:
+        """List the shards, reusing a shard's remembered listing while its
+        directory is unchanged.
+
+        A directory's mtime changes whenever an entry is added or removed, so
+        an unchanged mtime means an unchanged listing — unless the listing was
+        taken within the timestamp granularity of that change (a "racy"
+        listing, as git calls it), which is then taken again.
+        """
+        try:
+            shards = [s for s in os.listdir(self.objects) if len(s) == 2]
+        except FileNotFoundError:
+            return set()
+        remembered = self._load_index()
+        listings: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+        for shard in shards:
+            path = os.path.join(self.objects, shard)
+            mtime = os.stat(path).st_mtime_ns
+            old = remembered.get(shard)
+            if old is not None and old[0] == mtime and old[1] - mtime > _RACY_NS:
+                listings[shard] = old
+            else:
+                listed_at = time.time_ns()
+                names = os.listdir(path)
+                listings[shard] = (mtime, listed_at, tuple(n[:-4] for n in names if n[-4:] == ".wav"))
+        if listings != remembered:
+            self._save_index(listings)
+        return {key for _, _, keys in listings.values() for key in keys}
+
+    def _load_index(self) -> dict[str, tuple[int, int, tuple[str, ...]]]:
+        if self.index is None:
+            return {}
+        try:
+            with self.index.open("rb") as fh:
+                stored = pickle.load(fh)
+        except Exception:  # missing or unreadable: list every shard
+            return {}
+        if not isinstance(stored, tuple) or stored[0] != str(self.objects.resolve()):
+            return {}
+        listings: dict[str, tuple[int, int, tuple[str, ...]]] = stored[1]
+        return listings
+
+    def _save_index(self, listings: dict[str, tuple[int, int, tuple[str, ...]]]) -> None:
+        if self.index is None:
+            return
+        self.index.parent.mkdir(parents=True, exist_ok=True)
+        blob = pickle.dumps((str(self.objects.resolve()), listings), protocol=pickle.HIGHEST_PROTOCOL)
+        files.write_bytes_atomic(self.index, blob)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys() or self.path(key).exists()
+
+    def put(self, key: str, audio: np.ndarray, sample_rate: int, meta: Mapping[str, Any]) -> Path:
+        """Store ``audio`` under ``key`` with its metadata record; return the path.
+
+        ``meta`` is filtered through :func:`safe_params` at every level that
+        names parameters, so credentials never reach disk.
+        """
+        from ..dsp.signal import valid_audio
+
+        audio = valid_audio(audio, what=f"cache object {key[:12]}")
+        with self.writer(key, sample_rate, int(audio.shape[1]), frames=len(audio)) as writer:
+            writer.write(audio)
+            return writer.commit(meta)
+
+    def writer(self, key: str, sample_rate: int, channels: int, *, frames: int) -> ObjectWriter:
+        """Start writing the object ``key`` block by block (see :class:`ObjectWriter`).
+
+        ``frames`` is the expected length: objects over 4 GiB are written as
+        RF64 (a WAV with 64-bit sizes, read like any other).
+        """
+        return ObjectWriter(self, key, sample_rate, channels, frames=frames)
+
+    def info(self, key: str) -> tuple[int, int, int]:
+        """The length in samples, the sample rate and the channels of the object ``key``, from its header.
+
+        An object the cache wrote holds every frame its header declares (it is
+        published only once complete); one that holds fewer was cut short on
+        disk since. It is removed, so that the next build makes it again, and
+        :class:`AudioError` says so.
+        """
+        import soundfile as sf
+
+        from ..codecs.wav import float_wav_header
+
+        path = self.path(key)
+        found = float_wav_header(path)  # what the cache writes: read straight from the header
+        if found is not None and found[3] is not None:
+            held, declared = found[3], found[4]
+            if declared is not None and held < declared:
+                self._remove(key)
+                raise AudioError(
+                    f"cache object {key[:12]}: the file holds {held:,} of the {declared:,} frames it was "
+                    f"written with ({held / found[2]:.1f} of {declared / found[2]:.1f} s: damaged on disk); "
+                    "it was removed: run the build again to make it again"
+                )
+            return held, found[2], found[1]
+        info = sf.info(str(path))
+        return int(info.frames), int(info.samplerate), int(info.channels)
+
+    def _remove(self, key: str) -> None:
+        """Delete the object ``key`` and its record (it reads as missing from now on)."""
+        self.path(key).unlink(missing_ok=True)
+        self.meta_path(key).unlink(missing_ok=True)
+        with self._lock:
+            if self._known is not None:
+                self._known.discard(key)
+
+    def _added(self, key: str) -> None:
+        with self._lock:
+            if self._known is not None:
+                self._known.add(key)
+
+    def get(self, key: str) -> tuple[np.ndarray, int]:
+        """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate (checked as
+        :meth:`info` checks it)."""
+        from ..codecs.wav import read_audio
+
+        self.info(key)
+        return read_audio(self.path(key))
+
+    def source(self, key: str) -> Any:
+        """The object ``key`` as a :class:`~mixdown.codecs.wav.Source` read in blocks (checked as
+        :meth:`info` checks it)."""
+        from ..codecs.wav import Source
+
+        self.info(key)
+        return Source.of_file(self.path(key))
+
+    def meta(self, key: str) -> dict[str, Any]:
+        """The metadata record of ``key``."""
+        data: dict[str, Any] = json.loads(self.meta_path(key).read_text("utf-8"))
+        return data
+
+
+class ObjectWriter:
+    """A cache object written in blocks: it exists only once :meth:`commit` succeeds.
+
+    The audio goes to a temporary float32 WAV of ``frames`` frames beside the
+    object, in order (:meth:`write`) or at any position from any thread
+    (:meth:`write_at`: parts of a programme made in parallel); :meth:`commit`
+    checks that every frame was written, flushes the file to disk, writes the
+    record and renames the audio into place (the same order as
+    :meth:`Cache.put`); :meth:`discard` removes it. Used as a context
+    manager, an exception discards.
+    """
+
+    def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int) -> None:
+        from ..codecs.wav import WavWriter
+
+        self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
+        self.frames = 0  # written so far
+        self._expected = frames
+        self._lock = threading.Lock()
+        fd, name = temporary_beside(cache.path(key))
+        os.close(fd)
+        self._tmp = Path(name)
+        try:
+            self._file = WavWriter(name, sample_rate, channels, "FLOAT", frames)
+        except BaseException:
+            files.discard(self._tmp)
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        """Append samples ``[shape=(n, channels)]`` after the last appended."""
+        self.write_at(self.frames, block)
+
+    def write_at(self, start: int, block: np.ndarray) -> None:
+        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once)."""
+        self._file.write_at(start, block)
+        with self._lock:
+            self.frames += len(block)
+
+    def blocks(self, start: int, stop: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
+        """Read back frames ``[start, stop)`` as written so far, in float32 blocks."""
+        return self._file.blocks(start, stop, size)
+
+    def reset(self) -> None:
+        """Start the count of written frames again: everything is about to be written anew."""
+        with self._lock:
+            self.frames = 0
+
+    def commit(self, meta: Mapping[str, Any]) -> Path:
+        """Make the object visible under its key with the record ``meta``; return its path."""
+        if self.frames == 0 or self.frames != self._expected:
+            self.discard()
+            if self.frames == 0:
+                raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
+            raise AudioError(
+                f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
+            )
+        self._file.flush()
+        self._file.close()
+        record = {
+            **{k: v for k, v in safe_params(meta).items() if k != "params"},
+            "params": safe_params(meta.get("params", {})),
+            "key": self.key,
+            "duration": round(self.frames / self.sample_rate, 6),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        text = json.dumps(record, indent=1, sort_keys=True)
+        files.write_bytes_atomic(self.cache.meta_path(self.key), text.encode("utf-8"))
+        path = self.cache.path(self.key)
+        files.publish(self._tmp, path)
+        self.cache._added(self.key)
+        return path
+
+    def discard(self) -> None:
+        """Throw away what was written."""
+        self._file.close()
+        files.discard(self._tmp)
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is not None:
+            self.discard()
+
+
+@contextmanager
+def _holding(
+    path: str,
+    waiting: Callable[[], None],
+    check: Callable[[], None],
+    unwritable: Callable[[OSError], Exception],
+) -> Iterator[None]:
+    """Hold the lock file ``path`` (see :meth:`Cache.lock`); remove it when done."""
+    me = threading.get_ident()
+    with _held_guard:
+        again = _held.get(path) == me  # taken again inside: the outermost lets go
+    if again:
+        yield
+        return
+    fd = _take(path, waiting, check, unwritable)
+    with _held_guard:
+        _held[path] = me
+    try:
+        yield
+    finally:
+        with _held_guard:
+            del _held[path]
+        # removed while held, so that a build waiting on this file finds it gone and takes a new one
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _open_lock(path: str) -> int:
+    """Open (or make) the lock file ``path``. One another user's build made (0644 under the
+    usual umask) opens for reading only, which is all ``flock`` needs; where there is none
+    and none can be made, the cache is not writable (``PermissionError``)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _take(
+    path: str,
+    waiting: Callable[[], None],
+    check: Callable[[], None],
+    unwritable: Callable[[OSError], Exception],
+) -> int:
+    """Open and lock ``path``, polling while another holds it; the descriptor."""
+    pause, told = 0.02, False
+    while True:
+        try:
+            fd = _open_lock(path)
+        except OSError as err:
+            raise unwritable(err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not told:
+                waiting()
+                told = True
+            check()
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.25)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if files.same_file(path, fd):
+            return fd
+        os.close(fd)  # its holder removed it as it let go: take the new one

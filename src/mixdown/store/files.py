@@ -1,0 +1,195 @@
+"""Temporary files beside the files they become, and what killed processes leave of them.
+
+Every file mixdown writes (cache objects and records, deliverables, the plan
+memo) is written to a hidden temporary file beside it, ``.NAME.XXXXXXXX.tmp``
+(or ``….tmp.wav``, ``….tmp.mp3``: the format's own extension last), then
+renamed over it in one step, or removed on failure. New files follow the
+umask, as any tool's output does.
+
+A process that is killed outright (SIGKILL, the out-of-memory killer, a
+power cut) cannot remove its own temporary files, and an hour's master
+leaves gigabytes of them. So each temporary file is locked (``flock``) by
+the process writing it for as long as it is written: the lock is released
+by :func:`publish` or :func:`discard`, or by the kernel when the process
+dies. A temporary file whose lock can be taken has no writer left, and is
+removed at once by whoever finds it: :func:`temporary_beside` (the same
+target's), and :func:`sweep` (a whole directory: the build sweeps the
+directories it writes in). A live writer, in another build or on another
+thread of this one, holds its lock, and its file is left alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "discard",
+    "last_destination",
+    "publish",
+    "release",
+    "same_file",
+    "sweep",
+    "sweep_once",
+    "temporary_beside",
+    "write_bytes_atomic",
+]
+
+# ".NAME.XXXXXXXX.tmp", ".NAME.XXXXXXXX.tmp.wav": a temporary file's name (eight characters:
+# this module's hex, or tempfile.mkstemp's letters in files older ones left)
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[a-z0-9]+)?$")
+_guard = threading.Lock()
+_held: dict[str, int] = {}  # temporary file -> a descriptor holding its lock
+_swept: set[str] = set()
+_local = threading.local()
+
+
+def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tuple[int, str]:
+    """A new file to write ``path`` in: ``(descriptor, name)`` of ``.NAME.XXXXXXXX{suffix}``
+    in ``path``'s directory (made if missing), as :func:`tempfile.mkstemp` returns them, but
+    with the umask's permissions.
+
+    The file stays locked after the descriptor is closed, until :func:`publish`,
+    :func:`discard` or :func:`release` (or the end of the process). Temporary files of
+    the same ``path`` and ``suffix`` whose writer is gone are removed first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}."
+    size = len(prefix) + 8 + len(suffix)
+    _remove_dead(
+        path.parent, lambda name: len(name) == size and name.startswith(prefix) and name.endswith(suffix)
+    )
+    # errors name the file being made: a deliverable's suffix (".tmp.wav") carries its extension
+    _local.destination = path.with_name(path.name + suffix[4:]) if suffix.startswith(".tmp.") else path
+    while True:
+        name = str(path.parent / f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 & ~umask
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if same_file(name, fd):  # else a sweep took it for a dead writer's in between: again
+            break
+        os.close(fd)
+    with _guard:
+        _held[name] = os.dup(fd)
+    return fd, name
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Rename the temporary file ``tmp`` over ``path`` and release its lock."""
+    os.replace(tmp, path)
+    release(tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it: whole or not at all."""
+    fd, tmp = temporary_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        publish(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def discard(tmp: str | os.PathLike[str]) -> None:
+    """Remove the temporary file ``tmp`` (if it is there) and release its lock."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    release(tmp)
+
+
+def release(tmp: str | os.PathLike[str]) -> None:
+    """Stop holding the lock of ``tmp`` (published or removed by now)."""
+    with _guard:
+        fd = _held.pop(os.fspath(tmp), -1)
+    if fd >= 0:
+        os.close(fd)
+
+
+def last_destination() -> Path | None:
+    """The file this thread last made a temporary file for (errors name it)."""
+    found: Path | None = getattr(_local, "destination", None)
+    return found
+
+
+def sweep(directory: str | os.PathLike[str], *, locks: bool = False) -> int:
+    """Remove every temporary file in ``directory`` whose writer is gone; return how many.
+
+    With ``locks``, also the ``*.lock`` files nobody holds (:meth:`mixdown.store.cache.Cache.lock`).
+    """
+
+    def wanted(name: str) -> bool:
+        return bool(_TEMPORARY.match(name)) or (locks and name.endswith(".lock"))
+
+    return _remove_dead(Path(directory), wanted)
+
+
+def sweep_once(directory: str | os.PathLike[str], *, locks: bool = False) -> None:
+    """:func:`sweep` ``directory`` the first time this process asks."""
+    key = os.path.abspath(directory)
+    with _guard:
+        if key in _swept:
+            return
+        _swept.add(key)
+    sweep(key, locks=locks)
+
+
+def _remove_dead(directory: Path, wanted: Callable[[str], bool]) -> int:
+    """Remove the files of ``directory`` whose name is ``wanted`` and whose lock is free."""
+    try:
+        entries = [e for e in os.scandir(directory) if wanted(e.name)]
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        with _guard:
+            if entry.path in _held:
+                continue  # this process writes it
+        removed += _remove_if_dead(entry.path)
+    return removed
+
+
+def _remove_if_dead(name: str) -> int:
+    """Remove ``name`` if nobody holds its lock (1), else leave it (0)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return 0  # gone already, or not ours to open
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return 0  # its writer is alive
+            raise
+        if not same_file(name, fd):
+            return 0  # published or replaced since it was listed
+        try:
+            os.unlink(name)
+        except OSError:
+            return 0
+        return 1
+    finally:
+        os.close(fd)
+
+
+def same_file(name: str, fd: int) -> bool:
+    """Whether ``name`` is still the file open as ``fd``."""
+    try:
+        named = os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
