@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -22,6 +22,7 @@ _RIFF_BYTES = (1 << 32) - (1 << 16)  # the samples a RIFF WAV can hold, with roo
 _WIDTHS = {"FLOAT": 4, "PCM_24": 3, "PCM_16": 2}  # bytes per sample of the WAV subtypes written here
 
 __all__ = [
+    "FloatHeader",
     "Source",
     "WavWriter",
     "blocks_between",
@@ -157,16 +158,22 @@ def float_samples_at(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """Where the samples of a 32-bit float WAV or RF64 file (as the cache writes them) start,
     and its channels: ``(byte offset, channels)``; None for any other file (libsndfile reads those)."""
     found = float_wav_header(path)
-    return None if found is None else (found[0], found[1])
+    return None if found is None else (found.offset, found.channels)
 
 
-def float_wav_header(
-    path: str | os.PathLike[str],
-) -> tuple[int, int, int, int | None, int | None] | None:
-    """``(byte offset of the samples, channels, sample rate, frames, declared frames)`` of a
-    32-bit float WAV or RF64 file, read from its header: ``frames`` is what the file holds (as
-    libsndfile reads a file cut short), ``declared`` what its header says (both None for an
-    RF64, whose size is in its ds64 chunk); None for any other file."""
+class FloatHeader(NamedTuple):
+    """What the header of a 32-bit float WAV or RF64 file says (see :func:`float_wav_header`)."""
+
+    offset: int  # byte offset of the samples
+    channels: int
+    sample_rate: int
+    frames: int | None  # what the file holds (as libsndfile reads a file cut short); None for RF64
+    declared: int | None  # what the header says; None for RF64 (its size is in its ds64 chunk)
+
+
+def float_wav_header(path: str | os.PathLike[str]) -> FloatHeader | None:
+    """The :class:`FloatHeader` of a 32-bit float WAV or RF64 file, read from its header;
+    None for any other file."""
     import struct
 
     with open(path, "rb") as fh:
@@ -186,10 +193,10 @@ def float_wav_header(
             if not channels:
                 return None
             if head[:4] == b"RF64":
-                return pos + 8, channels, rate, None, None
+                return FloatHeader(pos + 8, channels, rate, None, None)
             # what the file holds, if it is shorter than its header says (as libsndfile reads it)
             held = min(size, length - pos - 8) // (channels * 4)
-            return pos + 8, channels, rate, held, size // (channels * 4)
+            return FloatHeader(pos + 8, channels, rate, held, size // (channels * 4))
         pos += 8 + size + (size & 1)
     return None
 

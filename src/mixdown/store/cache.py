@@ -218,16 +218,16 @@ class Cache:
 
         path = self.path(key)
         found = float_wav_header(path)  # what the cache writes: read straight from the header
-        if found is not None and found[3] is not None:
-            held, declared = found[3], found[4]
+        if found is not None and found.frames is not None:
+            held, declared, rate = found.frames, found.declared, found.sample_rate
             if declared is not None and held < declared:
                 self._remove(key)
                 raise AudioError(
                     f"cache object {key[:12]}: the file holds {held:,} of the {declared:,} frames it was "
-                    f"written with ({held / found[2]:.1f} of {declared / found[2]:.1f} s: damaged on disk); "
+                    f"written with ({held / rate:.1f} of {declared / rate:.1f} s: damaged on disk); "
                     "it was removed: run the build again to make it again"
                 )
-            return held, found[2], found[1]
+            return held, rate, found.channels
         info = sf.info(str(path))
         return int(info.frames), int(info.samplerate), int(info.channels)
 
