@@ -2,7 +2,8 @@
 
 A :class:`Plan` (made by :func:`mixdown.plan.planner.plan`) holds every asset by
 content key and one :class:`MixPlan` per rendition; :mod:`mixdown.actions.tasks`
-turns it into doit's task dicts.
+turns it into doit's task dicts. A mix's :class:`Timeline` is typed here and
+stored as the JSON its key is made from (:meth:`Timeline.to_json`).
 
 This module is on the path of every build, planned or memoised, so it
 imports nothing that only planning needs.
@@ -13,13 +14,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from ..keys import content_key
 from ..renderers import RenderRequest
 from ..show.project import Project
 
-__all__ = ["KINDS", "Asset", "MixPlan", "Plan", "request_for"]
+__all__ = [
+    "KINDS",
+    "Asset",
+    "CueItem",
+    "DeliveryPlan",
+    "LineItem",
+    "MixPlan",
+    "PauseItem",
+    "Plan",
+    "StingItem",
+    "Timeline",
+    "TimelineBed",
+    "TimelineItem",
+    "TimelineSection",
+    "item_from_json",
+    "request_for",
+]
 
 KINDS = ("voice", "sfx", "music")
 MIX_VERSION = "3"  # bump when the mix stage would sound different for the same timeline
@@ -58,6 +75,164 @@ def request_for(asset: Asset, project: Project) -> RenderRequest:
     )
 
 
+# The timeline's JSON is the material of the mix's key: each type's to_json() gives exactly
+# the lists and tables the key was first made from, so changing one re-renders every mix.
+
+
+class CueItem(NamedTuple):
+    """An SFX cue within a voice line; JSON ``[key, at, gain_db, offset]``."""
+
+    key: str
+    at: float  # where in the line, as a fraction of its text
+    gain_db: float
+    offset: float
+
+    def to_json(self) -> list[Any]:
+        """The cue as its JSON list."""
+        return [self.key, self.at, self.gain_db, self.offset]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> CueItem:
+        """A cue from its JSON list."""
+        key, at, gain_db, offset = data
+        return cls(key, at, gain_db, offset)
+
+
+class LineItem(NamedTuple):
+    """A voice line and its cues; JSON ``["line", key, gain_db, [cue, …]]``."""
+
+    key: str
+    gain_db: float
+    cues: tuple[CueItem, ...] = ()
+
+    def to_json(self) -> list[Any]:
+        """The line as its JSON list."""
+        return ["line", self.key, self.gain_db, [cue.to_json() for cue in self.cues]]
+
+
+class PauseItem(NamedTuple):
+    """Silence between lines; JSON ``["pause", seconds]``."""
+
+    seconds: float
+
+    def to_json(self) -> list[Any]:
+        """The pause as its JSON list."""
+        return ["pause", self.seconds]
+
+
+class StingItem(NamedTuple):
+    """An SFX played on its own, between lines; JSON ``["sting", key, gain_db]``."""
+
+    key: str
+    gain_db: float
+
+    def to_json(self) -> list[Any]:
+        """The sting as its JSON list."""
+        return ["sting", self.key, self.gain_db]
+
+
+TimelineItem: TypeAlias = LineItem | PauseItem | StingItem
+
+
+def item_from_json(data: list[Any]) -> TimelineItem:
+    """A timeline item from its JSON list (``["line" | "pause" | "sting", …]``)."""
+    kind, *rest = data
+    if kind == "pause":
+        return PauseItem(*rest)
+    if kind == "sting":
+        return StingItem(*rest)
+    key, gain_db, cues = rest
+    return LineItem(key, gain_db, tuple(CueItem.from_json(cue) for cue in cues))
+
+
+@dataclass(frozen=True)
+class TimelineSection:
+    """One section of a timeline: its items, its bed part, and its marker and ducking if set."""
+
+    music: str
+    items: tuple[TimelineItem, ...]
+    at: float | None = None  # the marker: in the JSON only when set, so older mixes keep their keys
+    duck: dict[str, Any] = field(default_factory=dict)  # likewise, only when not empty
+
+    def to_json(self) -> dict[str, Any]:
+        """The section as its JSON table."""
+        out: dict[str, Any] = {"music": self.music, "items": [item.to_json() for item in self.items]}
+        if self.at is not None:
+            out["at"] = self.at
+        if self.duck:
+            out["duck"] = dict(self.duck)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimelineSection:
+        """A section from its JSON table."""
+        items = tuple(item_from_json(item) for item in data["items"])
+        return cls(data["music"], items, data.get("at"), dict(data.get("duck", {})))
+
+
+@dataclass(frozen=True)
+class TimelineBed:
+    """A music bed's gain and the asset keys of its three segments."""
+
+    gain_db: float
+    intro: str
+    main: str
+    outro: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The bed as its JSON table."""
+        return {"gain_db": self.gain_db, "intro": self.intro, "main": self.main, "outro": self.outro}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimelineBed:
+        """A bed from its JSON table."""
+        return cls(data["gain_db"], data["intro"], data["main"], data["outro"])
+
+    def segment(self, name: str) -> str:
+        """The key of the segment ``name`` (``intro``, ``main`` or ``outro``)."""
+        return {"intro": self.intro, "main": self.main, "outro": self.outro}[name]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What a mix is made of: the rate, channels, [mix] settings, sections and bed."""
+
+    sample_rate: int
+    channels: int
+    settings: dict[str, Any]
+    sections: tuple[TimelineSection, ...]
+    bed: TimelineBed | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The timeline as the JSON table the mix's key is made from."""
+        return {
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "settings": self.settings,
+            "sections": [section.to_json() for section in self.sections],
+            "bed": self.bed.to_json() if self.bed is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timeline:
+        """A timeline from its JSON table."""
+        return cls(
+            data["sample_rate"],
+            data["channels"],
+            data["settings"],
+            tuple(TimelineSection.from_json(section) for section in data["sections"]),
+            TimelineBed.from_json(data["bed"]) if data["bed"] is not None else None,
+        )
+
+
+class DeliveryPlan(NamedTuple):
+    """One ``[deliveries.NAME]`` of a rendition: its name, settings table and files."""
+
+    name: str
+    table: dict[str, Any]
+    files: list[Path]
+
+
 @dataclass
 class MixPlan:
     """The mix and master of one rendition (a script, or a script for one variant)."""
@@ -69,17 +244,14 @@ class MixPlan:
     master: dict[str, Any]
     outputs: list[Path]
     assets: list[str] = field(default_factory=list)  # asset keys, in first-use order
-    deliveries: list[tuple[str, dict[str, Any], list[Path]]] = field(
-        default_factory=list
-    )  # name, table, files
+    deliveries: list[DeliveryPlan] = field(default_factory=list)
     #: each section's heading for messages, ``stanzas/x.j2:12: section 'news'``: never part of a key
     sections: list[str] = field(default_factory=list)
 
     @property
-    def timeline(self) -> dict[str, Any]:
-        """Sections of ``["line" | "pause" | "sting", …]`` items, bed and settings."""
-        value: dict[str, Any] = json.loads(self.timeline_json)
-        return value
+    def timeline(self) -> Timeline:
+        """The mix's :class:`Timeline`, read from its JSON."""
+        return Timeline.from_json(json.loads(self.timeline_json))
 
     def stem_key(self, bus: str) -> str:
         """The cache key of one bus of this mix, before mastering."""
@@ -97,7 +269,7 @@ class MixPlan:
 
     def delivery(self, name: str) -> tuple[dict[str, Any], list[Path]]:
         """The settings table and the files of one delivery."""
-        return next((table, files) for n, table, files in self.deliveries if n == name)
+        return next((d.table, d.files) for d in self.deliveries if d.name == name)
 
 
 @dataclass

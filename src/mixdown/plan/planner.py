@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
@@ -21,7 +22,22 @@ from ..settings import BED_GAIN_DB, LOSSY, LOSSY_HEADROOM_DB, SEGMENTS, STEMS, d
 from ..show import stanza
 from ..show.project import Project, Rendition, Source
 from . import takes
-from .model import MASTER_VERSION, MIX_VERSION, Asset, MixPlan, Plan
+from .model import (
+    MASTER_VERSION,
+    MIX_VERSION,
+    Asset,
+    CueItem,
+    DeliveryPlan,
+    LineItem,
+    MixPlan,
+    PauseItem,
+    Plan,
+    StingItem,
+    Timeline,
+    TimelineBed,
+    TimelineItem,
+    TimelineSection,
+)
 
 __all__ = ["plan"]
 
@@ -143,54 +159,63 @@ class _Planner:
 
     # -- the mix -----------------------------------------------------------
     def _mix(self, rendition: Rendition, voice_lines: Iterator[_Line]) -> MixPlan:
-        project = self.project
-        used: dict[str, None] = {}
-        sections = []
-        for section in rendition.sections:
-            items: list[list[Any]] = []
-            for item in section.items:
-                items.extend(self._items(rendition, section, item, voice_lines, used))
-            entry: dict[str, Any] = {"music": section.settings.get("music", "auto"), "items": items}
-            if section.at is not None:  # only when set: a show without markers keeps its mix keys
-                entry["at"] = section.at
-            if section.duck:
-                entry["duck"] = dict(section.duck)
-            sections.append(entry)
-        timeline = {
-            "sample_rate": project.sample_rate,
-            "channels": project.channels,
-            "settings": project.mix,
-            "sections": sections,
-            "bed": self._bed(rendition, used),
-        }
+        used: dict[str, None] = {}  # asset keys, in first-use order
+        timeline = self._timeline(rendition, voice_lines, used).to_json()
         key = content_key({"mix": MIX_VERSION, **timeline})
-        master = {k: v for k, v in project.master.items() if k not in ("formats", "stems")}
-        # One master feeds every [master] format: with a lossy one among them, it is
-        # limited with that format's extra headroom, so no format needs limiting again.
-        lossy = any(fmt in LOSSY for fmt in project.master["formats"])
-        master["limit_dbtp"] = master["ceiling_dbtp"] - (LOSSY_HEADROOM_DB if lossy else 0.0)
+        master = self._master()
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
-        outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
-        if project.master["stems"]:
-            outputs += [project.build_dir / f"{rendition.name}.stems" / f"{bus}.wav" for bus in STEMS]
-        deliveries = []
-        for name, table in project.deliveries.items():
-            formats = delivery_from(table, name).formats
-            deliveries.append(
-                (name, table, [project.build_dir / f"{rendition.name}.{name}.{f}" for f in formats])
-            )
-        headings = [f"{s.where}: section '{s.name}'" for s in rendition.sections]
         return MixPlan(
             rendition.name,
             json.dumps(timeline),
             key,
             master_key,
             master,
-            outputs,
+            self._outputs(rendition),
             list(used),
-            deliveries,
-            headings,
+            self._deliveries(rendition),
+            [f"{s.where}: section '{s.name}'" for s in rendition.sections],
         )
+
+    def _timeline(
+        self, rendition: Rendition, voice_lines: Iterator[_Line], used: dict[str, None]
+    ) -> Timeline:
+        project = self.project
+        sections = []
+        for section in rendition.sections:
+            items: list[TimelineItem] = []
+            for item in section.items:
+                items.extend(self._items(rendition, section, item, voice_lines, used))
+            music = section.settings.get("music", "auto")
+            sections.append(TimelineSection(music, tuple(items), section.at, dict(section.duck)))
+        bed = self._bed(rendition, used)
+        return Timeline(project.sample_rate, project.channels, project.mix, tuple(sections), bed)
+
+    def _master(self) -> dict[str, Any]:
+        """The [master] settings that enter the master's key."""
+        project = self.project
+        master = {k: v for k, v in project.master.items() if k not in ("formats", "stems")}
+        # One master feeds every [master] format: with a lossy one among them, it is
+        # limited with that format's extra headroom, so no format needs limiting again.
+        lossy = any(fmt in LOSSY for fmt in project.master["formats"])
+        master["limit_dbtp"] = master["ceiling_dbtp"] - (LOSSY_HEADROOM_DB if lossy else 0.0)
+        return master
+
+    def _outputs(self, rendition: Rendition) -> list[Path]:
+        """The [master] files of a rendition in ``build/``, its stems too if asked for."""
+        project = self.project
+        outputs = [project.build_dir / f"{rendition.name}.{fmt}" for fmt in project.master["formats"]]
+        if project.master["stems"]:
+            outputs += [project.build_dir / f"{rendition.name}.stems" / f"{bus}.wav" for bus in STEMS]
+        return outputs
+
+    def _deliveries(self, rendition: Rendition) -> list[DeliveryPlan]:
+        build = self.project.build_dir
+        return [
+            DeliveryPlan(
+                name, table, [build / f"{rendition.name}.{name}.{f}" for f in delivery_from(table, name).formats]
+            )
+            for name, table in self.project.deliveries.items()
+        ]
 
     def _items(
         self,
@@ -199,38 +224,38 @@ class _Planner:
         item: Any,
         voice_lines: Iterator[_Line],
         used: dict[str, None],
-    ) -> list[list[Any]]:
+    ) -> list[TimelineItem]:
         if isinstance(item, stanza.Rest):
-            return [["pause", item.seconds]]
+            return [PauseItem(item.seconds)]
         if isinstance(item, stanza.Play):
             source = self.project.sfx[item.sfx]
             key = self._source_asset(source)
             used[key] = None
-            return [["sting", key, source.mix.get("gain_db", 0.0)]]
-        out = []
+            return [StingItem(key, source.mix.get("gain_db", 0.0))]
+        out: list[TimelineItem] = []
         for piece, source in self._split(rendition, section, item):
             key = next(voice_lines).key
             used[key] = None
-            cues = []
-            for cue in piece.cues:
-                sfx = self.project.sfx[cue.sfx]
-                cue_key = self._source_asset(sfx)
-                used[cue_key] = None
-                at = cue.at / max(len(piece.text), 1)
-                cues.append([cue_key, round(at, 6), sfx.mix.get("gain_db", 0.0), sfx.mix.get("offset", 0.0)])
-            out.append(["line", key, source.mix.get("gain_db", 0.0), cues])
+            cues = tuple(self._cue(cue, len(piece.text), used) for cue in piece.cues)
+            out.append(LineItem(key, source.mix.get("gain_db", 0.0), cues))
         return out
 
-    def _bed(self, rendition: Rendition, used: dict[str, None]) -> dict[str, Any] | None:
+    def _cue(self, cue: stanza.CueRef, length: int, used: dict[str, None]) -> CueItem:
+        """A line's cue, placed as a fraction of the line's ``length`` characters."""
+        sfx = self.project.sfx[cue.sfx]
+        key = self._source_asset(sfx)
+        used[key] = None
+        at = cue.at / max(length, 1)
+        return CueItem(key, round(at, 6), sfx.mix.get("gain_db", 0.0), sfx.mix.get("offset", 0.0))
+
+    def _bed(self, rendition: Rendition, used: dict[str, None]) -> TimelineBed | None:
         name = rendition.script.music
         if name is None:
             return None
         source = self.project.music[name]
-        bed: dict[str, Any] = {"gain_db": source.mix.get("gain_db", BED_GAIN_DB)}
-        for segment in SEGMENTS:
-            bed[segment] = self._source_asset(source, segment)
-            used[bed[segment]] = None
-        return bed
+        keys = {segment: self._source_asset(source, segment) for segment in SEGMENTS}
+        used.update(dict.fromkeys(keys.values()))
+        return TimelineBed(source.mix.get("gain_db", BED_GAIN_DB), **keys)
 
 
 def _shared_positions(renditions: list[Rendition], lines: list[list[_Line]]) -> set[str]:
