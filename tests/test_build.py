@@ -228,7 +228,9 @@ def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes
 
 
 def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
-    from mixdown.actions.build import Context, _item, aligned_anchor
+    from mixdown.actions.context import Context
+    from mixdown.actions.mix import _item, aligned_anchor
+    from mixdown.plan.model import CueItem, LineItem
     from mixdown.store.cache import Cache
 
     text = "Hello there, listener."
@@ -239,16 +241,18 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
     cache.put(line_key, np.full((32000, 1), 0.1, np.float32), 16000, {"alignment": alignment})
     cache.put(cue_key, np.full((800, 1), 0.2, np.float32), 16000, {})
     context = Context(project=None, cache=cache, registry=None)  # type: ignore[arg-type]
-    line = _item(context, ["line", line_key, 0.0, [[cue_key, 0.5, 0.0, 0.0]]])
+    line = _item(context, LineItem(line_key, 0.0, (CueItem(cue_key, 0.5, 0.0, 0.0),)))
     assert line.cues[0].at == pytest.approx(0.8)  # 1.6 s of 2 s, not half-way
     assert aligned_anchor([], 0.5, 2.0) == 0.5  # no timing: keep the character estimate
     assert aligned_anchor(alignment, 1.0, 2.0) == 1.0
 
 
 def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
-    from mixdown.actions.build import Context, _item
+    from mixdown.actions.context import Context
+    from mixdown.actions.mix import _item
     from mixdown.dsp.loudness import measure
     from mixdown.dsp.mixer import MixSettings, Section, leveling_gain, mix
+    from mixdown.plan.model import LineItem
     from mixdown.store.cache import Cache
 
     t = np.arange(32000) / 16000
@@ -261,7 +265,7 @@ def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
     for n, y in enumerate((quiet, loud)):
         key = f"{n:02d}" + "5" * 62
         cache.put(key, y, 16000, {})
-        lines.append(_item(context, ["line", key, -1.0, []]))
+        lines.append(_item(context, LineItem(key, -1.0)))
     voice = mix([Section(tuple(lines))], settings=settings).voice
     levels = [measure(voice[:32000], 16000).integrated, measure(voice[48000:80000], 16000).integrated]
     assert levels == pytest.approx([-21.0, -21.0], abs=0.05)  # -20 LUFS, then the voice's own -1 dB
@@ -368,8 +372,9 @@ def test_a_second_build_waits_for_the_firsts_render_and_pays_nothing(
     import threading
     import time
 
-    from mixdown.actions import build
-    from mixdown.actions.build import build_mix, render_asset
+    from mixdown.actions import mix as mixing_module
+    from mixdown.actions.mix import build_mix
+    from mixdown.actions.render import render_asset
     from mixdown.loader import load_show
 
     root = show()
@@ -400,14 +405,14 @@ def test_a_second_build_waits_for_the_firsts_render_and_pays_nothing(
         assert render_asset(first.context, a) is None
     mix = first.plan.mixes[0]
     mixed: list[str] = []
-    mixing = build._mix
+    mixing = mixing_module._mix
 
     def counted(context: Any, plan: Any) -> None:
         mixed.append(plan.name)
         time.sleep(0.3)  # long enough for the other build to find the lock taken
         mixing(context, plan)
 
-    monkeypatch.setattr(build, "_mix", counted)
+    monkeypatch.setattr(mixing_module, "_mix", counted)
     results.clear()
     threads = [
         threading.Thread(target=lambda s=s: results.update({id(s): build_mix(s.context, mix)}))

@@ -275,7 +275,7 @@ def test_a_disk_full_error_is_one_line_wherever_it_is_raised(
     """ENOSPC as a real full disk raises it: from the cache's writes, in-process."""
     import errno
 
-    from mixdown.actions.build import render_asset
+    from mixdown.actions.render import render_asset
     from mixdown.codecs import wav as audio
     from mixdown.loader import load_show
 

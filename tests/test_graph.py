@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixdown.actions.build import build_master, build_mix, render_asset
+from mixdown.actions.master import build_master
+from mixdown.actions.mix import build_mix
+from mixdown.actions.render import render_asset
 from mixdown.actions.tasks import task_dicts
-from mixdown.plan.model import Plan
+from mixdown.plan.model import LineItem, PauseItem, Plan, StingItem, Timeline
 from mixdown.plan.planner import plan
 from mixdown.renderers import Registry
 from mixdown.show.project import load, render_scripts
@@ -75,15 +77,18 @@ def test_mix_timeline_is_keys_and_settings_only(show: Callable[..., Path], fakes
     p = planned(show(), fakes)
     anna = p.mixes[0]
     assert anna.name == "news/briefing@anna"
-    intro = anna.timeline["sections"][0]
-    assert intro["music"] == "auto"
-    line_key = intro["items"][0][1]
-    assert p.assets[line_key].task == "voice:news/briefing/intro/0@anna"
-    ding = intro["items"][0][3][0]
-    assert p.assets[ding[0]].task == "sfx:ding"
-    assert ding[1] == round(len("Hello Anna, this is Test Show.") / len("Hello Anna, this is Test Show."), 6)
-    story = anna.timeline["sections"][1]["items"]
-    assert [it[0] for it in story] == ["line", "pause", "line", "sting"]
+    intro = anna.timeline.sections[0]
+    assert intro.music == "auto"
+    first = intro.items[0]
+    assert isinstance(first, LineItem)
+    assert p.assets[first.key].task == "voice:news/briefing/intro/0@anna"
+    ding = first.cues[0]
+    assert p.assets[ding.key].task == "sfx:ding"
+    assert ding.at == round(len("Hello Anna, this is Test Show.") / len("Hello Anna, this is Test Show."), 6)
+    story = anna.timeline.sections[1].items
+    assert [type(it) for it in story] == [LineItem, PauseItem, LineItem, StingItem]
+    assert [it.to_json()[0] for it in story] == ["line", "pause", "line", "sting"]
+    assert "story" not in anna.timeline_json and "anna" not in anna.timeline_json
     assert "story" not in str(anna.timeline) and "anna" not in str(anna.timeline)
     assert [m.key for m in p.mixes] == [m.key for m in planned(show(), fakes).mixes]
     assert len({m.key for m in p.mixes}) == 3
@@ -124,7 +129,7 @@ def test_only_missing_leaves_cached_assets_out(show: Callable[..., Path], fakes:
 
 
 def test_each_delivery_is_its_own_target(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
-    from mixdown.actions.build import build_delivery
+    from mixdown.actions.deliver import build_delivery
 
     from .conftest import BASIC_TOML
 
@@ -146,33 +151,49 @@ The bridge opened today.
 """
 
 
-def _key_without_new_settings(timeline: dict[str, Any]) -> str:
+def _key_without_new_settings(timeline: Timeline) -> str:
     """The mix key as it was computed before sections could carry ``at``/``duck``."""
     from mixdown.keys import content_key
     from mixdown.plan.model import MIX_VERSION
 
-    sections = [{"music": s["music"], "items": s["items"]} for s in timeline["sections"]]
-    return content_key({"mix": MIX_VERSION, **timeline, "sections": sections})
+    data = timeline.to_json()
+    sections = [{"music": s["music"], "items": s["items"]} for s in data["sections"]]
+    return content_key({"mix": MIX_VERSION, **data, "sections": sections})
 
 
 def test_sections_carry_at_and_duck_only_when_set(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     base = planned(show(), fakes)
     for mix in base.mixes:
-        assert all(set(s) == {"music", "items"} for s in mix.timeline["sections"])
+        assert all(set(s) == {"music", "items"} for s in mix.timeline.to_json()["sections"])
         assert mix.key == _key_without_new_settings(mix.timeline)  # shows without them keep their keys
     marked = planned(show(stanzas__extra_dot_j2=MARKED), fakes)
-    (only,) = marked.mixes[2].timeline["sections"]
+    (only,) = marked.mixes[2].timeline.to_json()["sections"]
     assert only["at"] == 90.0 and isinstance(only["at"], float)
     assert only["duck"] == {"duck_db": -18.0, "duck_attack": 0.1}
     assert set(only) == {"music", "items", "at", "duck"}
     duck_only = planned(show(stanzas__extra_dot_j2="## only duck_hold=0.4s\nHere is the news.\n"), fakes)
-    assert duck_only.mixes[2].timeline["sections"][0].keys() == {"music", "items", "duck"}
+    assert duck_only.mixes[2].timeline.to_json()["sections"][0].keys() == {"music", "items", "duck"}
     at_only = planned(show(stanzas__extra_dot_j2="## only at=0\nHere is the news.\n"), fakes)
-    assert at_only.mixes[2].timeline["sections"][0] == {
+    assert at_only.mixes[2].timeline.to_json()["sections"][0] == {
         "music": "auto",
-        "items": base.mixes[2].timeline["sections"][0]["items"][:1],
+        "items": base.mixes[2].timeline.to_json()["sections"][0]["items"][:1],
         "at": 0.0,
     }
+
+
+def test_the_typed_timeline_gives_back_its_json_exactly(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    import json
+
+    from mixdown.keys import content_key
+    from mixdown.plan.model import MIX_VERSION
+
+    for shown in (show(), show(stanzas__extra_dot_j2=MARKED)):
+        for mix in planned(shown, fakes).mixes:
+            assert json.dumps(mix.timeline.to_json()) == mix.timeline_json  # the stored text, byte for byte
+            assert Timeline.from_json(json.loads(mix.timeline_json)) == mix.timeline
+            assert mix.key == content_key({"mix": MIX_VERSION, **mix.timeline.to_json()})
 
 
 def test_markers_and_ducking_change_only_that_mixs_key(

@@ -519,7 +519,7 @@ def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch:
 def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
     show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mixdown.actions.build import _mix_parts
+    from mixdown.actions.mix import _mix_parts
     from mixdown.loader import load_show
     from mixdown.renderers import Registry
 

@@ -76,8 +76,8 @@ def test_a_signal_someone_else_handles_is_left_alone() -> None:
         stopping.install()  # twice: one hook
         assert not isinstance(sys.excepthook.hook, type(sys.excepthook))
         stopping.check()  # not stopping: nothing happens
-        from mixdown.actions.build import _Progress
-        progress = _Progress("master:x", "mastered", 48000 * 3600, 48000)
+        from mixdown.actions.progress import Progress
+        progress = Progress("master:x", "mastered", 48000 * 3600, 48000)
         progress.show(48000)
         stopping._stop.set()  # as an interrupt leaving the main thread does
         for report in (lambda: progress.show(96000), lambda: progress.add(1), lambda: progress.say("x")):

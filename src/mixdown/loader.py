@@ -32,7 +32,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
-from .actions.build import Context
+from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
 from .keys import read_inputs

@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..plan.model import KINDS, Plan
-from .build import build_delivery, build_master, build_mix, render_asset, stamp_matches
+from .context import stamp_matches
+from .deliver import build_delivery
+from .master import build_master
+from .mix import build_mix
+from .render import render_asset
 
 __all__ = ["task_dicts"]
 

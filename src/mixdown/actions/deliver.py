@@ -1,0 +1,40 @@
+"""The delivery action: one ``[deliveries.NAME]`` of a rendition, made from its master.
+
+:func:`build_delivery` brings the master to the delivery's preset, encodes,
+checks the files against the preset and publishes them in ``build/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..plan.model import MixPlan
+from ..store import files
+from .context import Context, relative, reported
+from .master import mastered
+
+__all__ = ["build_delivery"]
+
+
+def build_delivery(context: Context, item: tuple[MixPlan, str]) -> Any:
+    """doit action: one extra delivery of a rendition, spec-checked."""
+    plan, name = item
+    return reported(_build_delivery, context, item, f"deliver:{plan.name}/{name}")
+
+
+def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
+    """Bring the master to a delivery preset, encode, check the files and publish them."""
+    from ..codecs.deliver import deliver
+    from ..settings import delivery_from
+
+    plan, name = item
+    table, paths = plan.delivery(name)
+    delivery = delivery_from(table, f"[deliveries.{name}]")
+    stem = paths[0].with_name(paths[0].name.rsplit(".", 1)[0])
+    files.sweep_once(stem.parent)  # what killed builds left there
+    source, loudness, _ = mastered(context, plan)
+    target = f"deliver:{plan.name}/{name}"
+    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness):
+        print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
+    return {"stamp": plan.delivery_stamp(name)}

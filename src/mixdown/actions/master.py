@@ -1,0 +1,430 @@
+"""The master action: a rendition's mix mastered, and the [master] formats written to ``build/``.
+
+:func:`mastered` makes (or finds) the master, as one stream or, for a long
+programme, in parallel segments kept as a recipe (:data:`RECIPE`); the
+delivery action (:mod:`mixdown.actions.deliver`) reads its master from there too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..plan.model import MixPlan
+from ..settings import STEMS, Delivery
+from ..store import files
+from .context import Context, locked, once, relative, reported
+from .mix import ANALYSIS, _build_mix
+from .progress import Progress
+
+__all__ = ["RECIPE", "Deliverable", "build_master", "mastered"]
+
+# kept beside a long master's cache key: how to make it again, instead of its samples
+RECIPE = "recipe.json"
+
+
+class Deliverable(NamedTuple):
+    """Files to write from a master as it is made: ``stem`` + each of ``direct``'s formats."""
+
+    stem: Path  # the files' path without the format's suffix
+    delivery: Delivery
+    direct: list[str]  # the formats at the master's rate, encoded while it is made
+
+
+class _Stored(NamedTuple):
+    """A segmented master's recipe in the cache, and the loudness it was measured at."""
+
+    recipe: Any  # mixdown.codecs.parts.Recipe
+    loudness: Any  # mixdown.dsp.master.Loudness
+
+
+def build_master(context: Context, plan: MixPlan) -> Any:
+    """doit action: master one rendition and write its deliverables."""
+    return reported(_build_master, context, plan, f"master:{plan.name}")
+
+
+def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
+    """Master the mix (or reuse a cached master) and write the [master] formats to ``build/``.
+
+    The files go through the same encode, decode and spec check as every
+    delivery, against the master's own target and ceiling (±1 LU).
+    """
+    from ..codecs.deliver import deliver
+
+    deliverable = _deliverable(plan)
+    files.sweep_once(deliverable.stem.parent)  # what killed builds left there
+    # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
+    source, loudness, written = mastered(context, plan, deliverable, threads="mp3" not in deliverable.direct)
+    seconds = source.frames / source.sample_rate
+    target = f"master:{plan.name}"
+    stem, delivery = deliverable.stem, deliverable.delivery
+    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness, written=written):
+        print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
+    _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
+    return {"stamp": plan.stamp}
+
+
+def _deliverable(plan: MixPlan) -> Deliverable:
+    """The [master] formats as a :class:`Deliverable`: the master's own target and ceiling."""
+    from ..settings import mp3_bitrate, rate_for
+
+    settings = plan.master
+    paths = [p for p in plan.outputs if p.parent.suffix != ".stems"]
+    formats = tuple(p.suffix[1:] for p in paths)
+    sr = plan.timeline.sample_rate
+    delivery = Delivery(
+        "master",
+        settings["target_lufs"],
+        settings["ceiling_dbtp"],
+        1.0,
+        formats,
+        bitrate=mp3_bitrate(Delivery.bitrate, rate_for("mp3", sr)),
+    )
+    stem = paths[0].with_name(paths[0].name[: -len(paths[0].suffix)])
+    return Deliverable(stem, delivery, [fmt for fmt in formats if rate_for(fmt, sr) == sr])
+
+
+def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
+    """Write the mix's buses as 24-bit WAVs: before mastering, they sum to the mix."""
+    from ..codecs.wav import write_blocks_atomic
+
+    if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
+        _build_mix(context, plan)  # a mix cached before stems were asked for
+    for path in paths:
+        files.sweep_once(path.parent)
+        source = context.cache.source(plan.stem_key(path.stem))
+        write_blocks_atomic(path, source, subtype="PCM_24")
+        print(f"master:{plan.name}  stem {path.stem:<5}  {relative(context, path)}", file=sys.stdout)
+
+
+def mastered(
+    context: Context, plan: MixPlan, deliverable: Deliverable | None = None, *, threads: bool = True
+) -> tuple[Any, Any, list[Any]]:
+    """The master of ``plan`` (a block source) and its loudness.
+
+    Made from the mix if missing: the mix's saved analysis gives the gain,
+    then one limiting pass (rarely more) makes the master, in parallel
+    segments for a long programme (:mod:`mixdown.codecs.parts`: the cache keeps
+    its recipe, and the samples are made again only if something reads
+    them), else as one stream into a cache object. ``deliverable`` names
+    files to write from the master as it is made (formats at the master's
+    rate); those written come back third with their measurements (empty when
+    the master was already cached). ``threads=False`` keeps a streamed pass's
+    metering on one core (an MP3 encoder process has the other).
+    """
+    found = _master_cached(context, plan, deliverable)
+    if found is not None:  # no lock to take: a read-only cache that holds it is enough
+        return found
+    with locked(context, plan.master_key, f"master:{plan.name}", "mastering"):
+        return _master_made(context, plan, deliverable, threads=threads)
+
+
+def _master_cached(
+    context: Context, plan: MixPlan, deliverable: Deliverable | None
+) -> tuple[Any, Any, list[Any]] | None:
+    """:func:`mastered`'s answer when the cache has what it needs, else None."""
+    cache = context.cache
+    stored = _stored_recipe(context, plan)
+    direct = bool(deliverable and deliverable.direct)
+    # A long master's files are made again from its recipe even when the master is cached (a
+    # delivery made it): written that way they are the same bytes as the first build's.
+    if plan.master_key in cache and not (stored is not None and direct):
+        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
+    if stored is not None and not direct:
+        return _RecipeMaster(context, plan, stored.recipe, stored.loudness), stored.loudness, []  # no files
+    return None
+
+
+def _master_made(
+    context: Context, plan: MixPlan, deliverable: Deliverable | None = None, *, threads: bool = True
+) -> tuple[Any, Any, list[Any]]:
+    """:func:`mastered`, with the master's lock held."""
+    from ..codecs import parts as segments
+    from ..dsp.master import MasterSettings
+
+    found = _master_cached(context, plan, deliverable)  # made meanwhile by another build
+    if found is not None:
+        return found
+    stored = _stored_recipe(context, plan)
+    mixed = context.cache.source(plan.key)
+    progress = Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
+    settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+    if stored is not None or segments.usable(mixed.frames, mixed.sample_rate):
+        return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable, stored)
+    return _mastered_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
+
+
+def _mastered_streamed(
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Progress,
+    deliverable: Deliverable | None,
+    *,
+    threads: bool,
+) -> tuple[Any, Any, list[Any]]:
+    """:func:`mastered` as one stream into a cache object, and into the direct files as it goes."""
+    from ..codecs.wav import Source
+    from ..dsp.master import Analysis, master_stream
+
+    cache = context.cache
+    analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))  # saves the measuring pass
+    sinks: list[_Tee] = []
+
+    def open_sink() -> _Tee:
+        from ..codecs.deliver import Formats
+
+        writer = cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames)
+        formats = None
+        if deliverable is not None and deliverable.direct:
+            stem, delivery, direct = deliverable
+            formats = Formats(stem, direct, mixed.sample_rate, mixed.channels, delivery, mixed.frames)
+        sinks.append(_Tee(writer, formats))
+        return sinks[-1]
+
+    try:
+        loudness = master_stream(
+            mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
+        )
+        path = sinks[-1].writer.commit(_master_meta(plan, loudness))
+        encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
+    except BaseException:
+        if sinks:
+            sinks[-1].discard()
+        raise
+    return Source.of_file(path), loudness, encoded
+
+
+def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
+    measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
+    return {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
+
+
+def _measured(meta: dict[str, Any]) -> Any:
+    """The :class:`~mixdown.dsp.master.Loudness` a :func:`_master_meta` record holds, or None."""
+    from ..dsp.master import Loudness
+
+    found = meta.get("measured")
+    return Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
+
+
+def _mastered_in_segments(
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Progress,
+    deliverable: Deliverable | None,
+    stored: _Stored | None,
+) -> tuple[Any, Any, list[Any]]:
+    """:func:`mastered` for a long programme: every core limits, writes, meters and encodes a segment.
+
+    The master's samples are not stored: its recipe is (``<key>.recipe.json``
+    beside the cache objects), and the master comes back as a
+    :class:`_RecipeMaster`. With a recipe already ``stored`` (and its
+    loudness), the files are made in one pass from it.
+    """
+    direct = _DirectFiles()
+    try:
+        if deliverable is not None:
+            direct.open(deliverable, mixed)
+        analysis = _analysis(context, plan, mixed)
+        passes = _segmented(context, plan, mixed, settings, progress, direct, stored, analysis)
+        if stored is not None:  # the files again, from the master's recipe
+            recipe = stored.recipe
+            found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
+            loudness = _loudness(found)
+        else:
+            recipe, loudness = _normalised(context, plan, mixed, settings, progress, passes, analysis)
+        written = direct.close(passes)
+    except BaseException:
+        direct.discard()
+        raise
+    return _RecipeMaster(context, plan, recipe, loudness), loudness, written
+
+
+def _loudness(found: Any) -> Any:
+    """A segmented pass's measurement as a :class:`~mixdown.dsp.master.Loudness`."""
+    from ..dsp.master import Loudness
+
+    return Loudness(found.integrated, found.true_peak, found.lra)
+
+
+def _analysis(context: Context, plan: MixPlan, mixed: Any) -> Any:
+    """The mix's :class:`~mixdown.dsp.master.Analysis`: saved beside it (which saves the
+    measuring pass), else measured now."""
+    from ..dsp.master import Analysis
+
+    analysis = Analysis.load(context.cache.side_path(plan.key, ANALYSIS))
+    if analysis is None or analysis.frames != mixed.frames:
+        analysis = Analysis.of(mixed)
+    return analysis
+
+
+def _segmented(
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Progress,
+    direct: _DirectFiles,
+    stored: _Stored | None,
+    analysis: Any,
+) -> Any:
+    """The :class:`~mixdown.codecs.parts.Segmented` passes over the mix, writing ``direct``'s files."""
+    from ..codecs.parts import Segmented
+    from ..dsp.master import _MASTER_MARGIN_DB
+
+    cache = context.cache
+    recipe = stored.recipe if stored is not None else None
+    return Segmented(
+        cache.path(plan.key),
+        mixed.sample_rate,
+        mixed.channels,
+        mixed.frames,
+        recipe.ceiling_dbtp if recipe else settings.ceiling_dbtp - _MASTER_MARGIN_DB,
+        wav=direct.wav,
+        mp3=direct.encoding,
+        seconds=recipe.seconds if recipe else None,
+        progress=progress.show,
+        mix_hops=analysis.meter.hop_energies(),
+    )
+
+
+def _normalised(
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Progress,
+    passes: Any,
+    analysis: Any,
+) -> tuple[Any, Any]:
+    """Bring the mix to its target in segmented ``passes``; store and return the recipe, and the loudness."""
+    import json
+
+    from ..dsp.master import normalise
+
+    loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
+    assert passes.recipe is not None
+    record = {**_master_meta(plan, loudness), "recipe": passes.recipe.record()}
+    context.cache.put_side(plan.master_key, RECIPE, json.dumps(record, indent=1).encode("utf-8"))
+    return passes.recipe, loudness
+
+
+class _DirectFiles:
+    """The files a segmented master writes as it is made (WAV, MP3), temporary until published."""
+
+    def __init__(self) -> None:
+        self.wav: Any = None  # a mixdown.codecs.wav.WavWriter
+        self.mp3_path: Path | None = None
+        self.encoding: tuple[Path, Any, Any, Any] | None = None  # what Segmented's MP3 encoder needs
+
+    def open(self, deliverable: Deliverable, mixed: Any) -> None:
+        """Open the temporary files of ``deliverable``'s direct formats."""
+        from ..codecs import mp3
+        from ..codecs.deliver import _temporary, subtype_for
+        from ..codecs.lame import quality_for
+        from ..codecs.wav import WavWriter
+
+        stem, delivery, direct = deliverable
+        if direct:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+        if "wav" in direct:
+            subtype = subtype_for("wav", delivery.bit_depth)
+            self.wav = WavWriter(
+                _temporary(stem, "wav"), mixed.sample_rate, mixed.channels, subtype, mixed.frames
+            )
+        if "mp3" in direct and mp3.available():
+            self.mp3_path = _temporary(stem, "mp3")
+            self.encoding = (self.mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
+
+    def close(self, passes: Any) -> list[Any]:
+        """Finish the files; each as ``(format, temporary path, its measurement)``."""
+        written: list[Any] = []
+        if self.wav is not None:
+            self.wav.flush()
+            self.wav.close()
+            passes.check_wav_header()
+            written.append(("wav", self.wav.path, passes.found))
+        if self.mp3_path is not None:
+            written.append(("mp3", self.mp3_path, passes.mp3_found))
+        return written
+
+    def discard(self) -> None:
+        """Close and remove the temporary files."""
+        if self.wav is not None:
+            self.wav.close()
+        for tmp in (self.wav.path if self.wav is not None else None, self.mp3_path):
+            if tmp is not None:
+                files.discard(tmp)
+
+
+def _stored_recipe(context: Context, plan: MixPlan) -> _Stored | None:
+    """The recipe of ``plan``'s segmented master and its loudness, if the cache has them (the
+    master's key names its mix: a recipe under it is that mix's)."""
+    import json
+
+    from ..codecs.parts import Recipe
+
+    try:
+        record = json.loads(context.cache.side_path(plan.master_key, RECIPE).read_text("utf-8"))
+        recipe, loudness = Recipe.from_record(record["recipe"]), _measured(record)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none, or unreadable: master again
+    return _Stored(recipe, loudness) if recipe is not None and loudness is not None else None
+
+
+class _RecipeMaster:
+    """A segmented master as a block source: made into a cache object the first time it is read.
+
+    Most long masters are only ever written to their files, as they are
+    made; a delivery at another loudness or rate, or a file encoded again,
+    reads the master, and the first to read it pays for making it (every
+    core limits the mix again, :func:`mixdown.codecs.parts.write_master`).
+    """
+
+    def __init__(self, context: Context, plan: MixPlan, recipe: Any, loudness: Any) -> None:
+        self.sample_rate, self.channels, self.frames = recipe.sample_rate, recipe.channels, recipe.frames
+        self._context, self._plan, self._recipe, self._loudness = context, plan, recipe, loudness
+        self._source: Any = None
+
+    def blocks(self, size: int | None = None) -> Any:
+        if self._source is None:
+            self._source = self._made()
+        return self._source.blocks() if size is None else self._source.blocks(size)
+
+    def _made(self) -> Any:
+        from ..codecs.parts import write_master
+
+        cache, plan = self._context.cache, self._plan
+        target = f"master:{plan.name}"
+
+        def make() -> None:
+            cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
+            progress = Progress(target, "made from its recipe", self.frames, self.sample_rate)
+            with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
+                write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
+                writer.commit(_master_meta(plan, self._loudness))
+
+        once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
+        return cache.source(plan.master_key)
+
+
+class _Tee:
+    """A master_stream sink feeding the cache object and, optionally, the deliverables."""
+
+    def __init__(self, writer: Any, formats: Any) -> None:
+        self.writer, self.formats = writer, formats
+
+    def write(self, block: Any) -> None:
+        self.writer.write(block)
+        if self.formats is not None:
+            self.formats.write(block)
+
+    def discard(self) -> None:
+        self.writer.discard()
+        if self.formats is not None:
+            self.formats.discard()

@@ -1,0 +1,125 @@
+"""The render action: one asset (voice line, SFX, music-bed segment) into the cache.
+
+:func:`render_asset` calls the asset's renderer once per content key, checks
+what it returns, and stores it with its metadata; nothing implausible is cached.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import MixdownError, RenderFailed
+from ..plan.model import Asset, request_for
+from ..store.cache import safe_params
+from .context import Context, once, reported
+
+__all__ = ["render_asset"]
+
+# Shorter audio than this (or a peak over 4.0) is a renderer's error, not a take.
+MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
+
+
+def render_asset(context: Context, asset: Asset) -> Any:
+    """doit action: render one asset into the cache, unless the cache holds it already."""
+    return reported(_render_asset, context, asset, asset.task)
+
+
+def _render_asset(context: Context, asset: Asset) -> None:
+    """Render one asset and store it under its key, unless the cache already holds the key
+    (``doit -a`` runs every task: a paid render is never made twice)."""
+    once(
+        context,
+        asset.key,
+        asset.task,
+        "rendering",
+        lambda: asset.key in context.cache,
+        lambda: _render_missing(context, asset),
+    )
+
+
+def _render_missing(context: Context, asset: Asset) -> None:
+    """Render one asset and store it under its key."""
+    import numpy as np
+
+    renderer = context.registry.instance(asset.renderer)
+    request = request_for(asset, context.project)
+    named = _renderer_named(context, asset.renderer, renderer)
+    try:
+        result = renderer.render(request)
+    except MixdownError:
+        raise
+    except Exception as err:  # a show's own renderer may raise anything: one line, not a traceback
+        why = _without_secrets(" ".join(f"{type(err).__name__}: {err}".split()))
+        raise RenderFailed(f"{asset.task}: {named} raised {why}; nothing was cached") from None
+    audio, sample_rate = _result_audio(result, asset, named)
+    seconds = len(audio) / sample_rate
+    if seconds < MIN_SECONDS[asset.kind] or np.abs(audio).max() > 4.0:
+        peak = float(np.abs(audio).max()) if len(audio) else 0.0
+        raise RenderFailed(
+            f"{asset.task}: {named} returned implausible audio "
+            f"({seconds:.3f} s, peak {peak:.2f}); nothing was cached"
+        )
+    meta = {
+        "kind": asset.kind,
+        "renderer": asset.renderer,
+        "version": getattr(context.registry.cls(asset.renderer), "version", "1"),
+        "params": safe_params(request.params),
+        **({"text": asset.text} if asset.kind == "voice" else {}),
+        **({"segment": asset.segment} if asset.segment else {}),
+        **safe_params(result.meta or {}),
+    }
+    context.cache.put(asset.key, audio, sample_rate, meta)
+
+
+def _result_audio(result: Any, asset: Asset, named: str) -> tuple[Any, int]:
+    """The audio ``[shape=(n, channels)]`` and rate of a renderer's result, checked."""
+    from ..dsp.signal import valid_audio
+
+    rate, meta = _whole_rate(getattr(result, "sample_rate", None)), getattr(result, "meta", None)
+    if not hasattr(result, "audio") or rate is None or not isinstance(meta, dict | None):
+        got = (
+            type(result).__name__
+            if not hasattr(result, "audio")
+            else f"sample rate {getattr(result, 'sample_rate', None)!r}, meta {type(meta).__name__}"
+        )
+        raise RenderFailed(
+            f"{asset.task}: {named} returned {got}, not a RenderResult(audio, sample_rate, meta); "
+            "nothing was cached"
+        )
+    try:
+        audio = valid_audio(result.audio, what=asset.task)
+    except MixdownError as err:
+        raise RenderFailed(f"{asset.task}: {named} returned bad audio: {err}; nothing was cached") from None
+    return audio, rate
+
+
+def _whole_rate(rate: Any) -> int | None:
+    """``rate`` as a positive whole number of samples per second, or None."""
+    if isinstance(rate, bool | str | bytes):
+        return None
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value > 0 and value.is_integer() else None
+
+
+def _without_secrets(text: str) -> str:
+    """``text`` with the value of every ``*_API_KEY`` variable replaced: a renderer's own
+    exception may quote its request, and the message reaches the console and CI logs."""
+    for name, value in os.environ.items():
+        if name.endswith("_API_KEY") and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
+def _renderer_named(context: Context, name: str, renderer: Any) -> str:
+    """``renderer 'x'``, with the show's file that defines it when it is the show's own."""
+    render = getattr(type(getattr(renderer, "inner", renderer)), "render", None)
+    source = getattr(getattr(render, "__code__", None), "co_filename", None)
+    root = context.project.root.resolve()
+    if isinstance(source, str) and Path(source).resolve().is_relative_to(root):
+        return f"renderer '{name}' ({Path(source).resolve().relative_to(root)})"
+    return f"renderer '{name}'"
