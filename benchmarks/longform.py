@@ -448,7 +448,7 @@ def main() -> None:
 def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) -> None:
     import soundfile as sf
 
-    from mixdown.actions.master import RECIPE
+    from mixdown.build import RECIPE
     from mixdown.loader import load_show
     from mixdown.loudness import Meter
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..plan.model import KINDS, Plan
+from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan
 from .context import stamp_matches
 from .deliver import build_delivery
 from .master import build_master
@@ -35,57 +35,64 @@ def task_dicts(
     doit only the work there is). ``context`` is passed to every action.
     """
     out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master", "deliver")}
-    present: set[str] = set()
+    present: set[str] = set()  # the keys of the asset tasks handed to doit
     for asset in plan.assets.values():
         done = asset.key in cached
         if only_missing and done:
             continue
         present.add(asset.key)
-        out[asset.kind].append(
-            {
-                "name": asset.task.split(":", 1)[1],
-                "actions": [(render_asset, [context, asset])],
-                "uptodate": [done],
-                "doc": asset.doc or f"{asset.renderer} {asset.kind}",
-                "io": UNCAPTURED,
-            }
-        )
+        out[asset.kind].append(_asset_task(asset, context, done=done))
     for mix in plan.mixes:
         deps = [plan.assets[key].task for key in mix.assets if key in present]
-        out["mix"].append(
-            {
-                "name": mix.name,
-                "actions": [(build_mix, [context, mix])],
-                "task_dep": deps,
-                "uptodate": [mix.key in cached],
-                "doc": f"mix {len(mix.assets)} assets",
-                "io": UNCAPTURED,
-            }
-        )
-        out["master"].append(
-            {
-                "name": mix.name,
-                "actions": [(build_master, [context, mix])],
-                "task_dep": [f"mix:{mix.name}"],
-                "targets": [str(p) for p in mix.outputs],
-                "uptodate": [(stamp_matches, [mix.stamp])],
-                "clean": True,
-                "io": UNCAPTURED,
-                "doc": f"master to {mix.master['target_lufs']:g} LUFS: "
-                + ", ".join(p.name for p in mix.outputs),
-            }
-        )
-        for name, table, files in mix.deliveries:
-            out["deliver"].append(
-                {
-                    "name": f"{mix.name}/{name}",
-                    "actions": [(build_delivery, [context, (mix, name)])],
-                    "task_dep": [f"master:{mix.name}"],
-                    "targets": [str(p) for p in files],
-                    "uptodate": [(stamp_matches, [mix.delivery_stamp(name)])],
-                    "clean": True,
-                    "io": UNCAPTURED,
-                    "doc": f"deliver '{table.get('preset', 'podcast')}': " + ", ".join(p.name for p in files),
-                }
-            )
+        out["mix"].append(_mix_task(mix, context, deps, done=mix.key in cached))
+        out["master"].append(_master_task(mix, context))
+        out["deliver"].extend(_delivery_task(mix, delivery, context) for delivery in mix.deliveries)
     return out
+
+
+def _asset_task(asset: Asset, context: Any, *, done: bool) -> dict[str, Any]:
+    return {
+        "name": asset.task.split(":", 1)[1],
+        "actions": [(render_asset, [context, asset])],
+        "uptodate": [done],
+        "doc": asset.doc or f"{asset.renderer} {asset.kind}",
+        "io": UNCAPTURED,
+    }
+
+
+def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dict[str, Any]:
+    return {
+        "name": mix.name,
+        "actions": [(build_mix, [context, mix])],
+        "task_dep": deps,
+        "uptodate": [done],
+        "doc": f"mix {len(mix.assets)} assets",
+        "io": UNCAPTURED,
+    }
+
+
+def _master_task(mix: MixPlan, context: Any) -> dict[str, Any]:
+    return {
+        "name": mix.name,
+        "actions": [(build_master, [context, mix])],
+        "task_dep": [f"mix:{mix.name}"],
+        "targets": [str(p) for p in mix.outputs],
+        "uptodate": [(stamp_matches, [mix.stamp])],
+        "clean": True,
+        "io": UNCAPTURED,
+        "doc": f"master to {mix.master['target_lufs']:g} LUFS: " + ", ".join(p.name for p in mix.outputs),
+    }
+
+
+def _delivery_task(mix: MixPlan, delivery: DeliveryPlan, context: Any) -> dict[str, Any]:
+    preset = delivery.table.get("preset", "podcast")
+    return {
+        "name": f"{mix.name}/{delivery.name}",
+        "actions": [(build_delivery, [context, (mix, delivery.name)])],
+        "task_dep": [f"master:{mix.name}"],
+        "targets": [str(p) for p in delivery.files],
+        "uptodate": [(stamp_matches, [mix.delivery_stamp(delivery.name)])],
+        "clean": True,
+        "io": UNCAPTURED,
+        "doc": f"deliver '{preset}': " + ", ".join(p.name for p in delivery.files),
+    }
