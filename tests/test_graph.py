@@ -11,7 +11,8 @@ from mixdown.actions.tasks import task_dicts
 from mixdown.plan.model import Plan
 from mixdown.plan.planner import plan
 from mixdown.renderers import Registry
-from mixdown.show.project import load, render_scripts
+from mixdown.show.project import load
+from mixdown.show.templates import render_scripts
 
 
 def planned(root: Path, fakes: dict[str, Any]) -> Plan:
