@@ -448,9 +448,9 @@ def main() -> None:
 def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) -> None:
     import soundfile as sf
 
-    from mixdown.build import RECIPE
+    from mixdown.actions.build import RECIPE
+    from mixdown.dsp.loudness import Meter
     from mixdown.loader import load_show
-    from mixdown.loudness import Meter
 
     show = make_show(root, minutes)
     assets = doit(root, "-n", "2", "voice", "sfx", "music")  # untimed: only so the mix finds them cached

@@ -13,7 +13,8 @@ from mixdown.actions.tasks import task_dicts
 from mixdown.plan.model import LineItem, PauseItem, Plan, StingItem, Timeline
 from mixdown.plan.planner import plan
 from mixdown.renderers import Registry
-from mixdown.show.project import load, render_scripts
+from mixdown.show.project import load
+from mixdown.show.templates import render_scripts
 
 
 def planned(root: Path, fakes: dict[str, Any]) -> Plan:

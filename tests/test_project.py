@@ -10,8 +10,9 @@ import soundfile as sf
 
 from mixdown.errors import ConfigError, ProjectError, TemplateError
 from mixdown.renderers import Registry
-from mixdown.show.project import load, render_scripts
+from mixdown.show.project import load
 from mixdown.show.stanza import Play, Say
+from mixdown.show.templates import render_scripts
 
 from .conftest import BASIC_TOML
 

@@ -42,7 +42,7 @@ _HOMES = {
     "load_show": "loader",
     "Project": "show.project",
     "load": "show.project",
-    "render_scripts": "show.project",
+    "render_scripts": "show.templates",
     "Registry": "renderers",
     "Renderer": "renderers",
     "RendererBase": "renderers",
@@ -104,5 +104,6 @@ if _typing.TYPE_CHECKING:  # what static checkers and editors see
     from .keys import content_key
     from .loader import DOIT_CONFIG, MixdownLoader, Show, load_show
     from .renderers import Registry, Renderer, RendererBase, RenderRequest, RenderResult
-    from .show.project import Project, load, render_scripts
+    from .show.project import Project, load
+    from .show.templates import render_scripts
     from .store.cache import Cache

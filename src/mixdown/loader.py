@@ -89,7 +89,8 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
         project, the_plan = remembered
     else:
         from .plan.planner import plan
-        from .show.project import load, render_scripts
+        from .show.project import load
+        from .show.templates import render_scripts
 
         with read_inputs() as inputs:
             project = load(root, registry=registry)

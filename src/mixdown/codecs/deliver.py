@@ -1,6 +1,7 @@
-"""Delivery presets, encoding, and the spec check that guards ``build/``.
+"""Encoding, and the spec check that guards ``build/``.
 
-A delivery takes a master, brings it to a preset's loudness target under its
+A delivery (a preset of :data:`mixdown.settings.PRESETS` plus a show's
+overrides) takes a master, brings it to a preset's loudness target under its
 true-peak ceiling, converts rate and channels, encodes it, then decodes the
 file it wrote and measures it. Only a file within the preset's tolerance is
 moved into ``build/``; otherwise the target fails with a one-line message
@@ -49,8 +50,8 @@ __all__ = ["Formats", "deliver"]
 
 # A file that still decodes over its ceiling is made again under a ceiling lowered, where it
 # overshot, by the excess and this much more (its overshoot moves a little with the level).
-# Lowered everywhere by the excess and a dB, Alexa's 48 kbps MP3s of limited speech lost 1-3 LU;
-# lowered where they overshoot, they keep their loudness.
+# Lowered only where it overshot (not everywhere), a file keeps its loudness: low-bitrate
+# MP3s of limited speech overshoot in places, and a ceiling lowered everywhere cost them LUs.
 _RETRY_MARGIN_DB = 1.0
 _ATTEMPTS = 4
 _REGION = 0.05  # s: the ceiling is lowered in regions this long

@@ -19,9 +19,9 @@ from ..errors import RenderFailed
 
 __all__ = ["QUALITY", "QUALITY_HIGH_BITRATE", "Mp3Writer", "main", "quality_for", "to_pcm16"]
 
-# LAME's algorithm quality (0 best .. 9 fastest). At 2-3, 48 kbps MPEG-2 streams held
-# frames mpg123 rejects. From 128 kbps up, 7 is 1.6x faster than 5 (an hour of stereo
-# speech: 32 s against 53 s here) where the bitrate, not the search, sets what is heard.
+# LAME's algorithm quality (0 best .. 9 fastest). At 2-3, 48 kbps MPEG-2 streams hold
+# frames mpg123 rejects. From 128 kbps up the bitrate, not the search, sets what is heard,
+# so the faster search is used there.
 QUALITY = 5
 QUALITY_HIGH_BITRATE = 7
 HIGH_BITRATE = 128

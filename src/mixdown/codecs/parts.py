@@ -57,8 +57,8 @@ _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-
 _MP3_LEAD = 8  # MP3 frames encoded before a segment and dropped
 _MP3_TAIL = 4  # and after it
 # Frames a segment takes through all its steps at a time: 1 MiB of stereo float32. Each step
-# costs a little per call (Python, a system call, LAME's entry); on an hour, 1 << 17 built in
-# 24.1-24.8 s against 25.6-26.9 s for 1 << 16, and 1 << 14 was slower still, 1 << 20 no faster.
+# costs a little per call (Python, a system call, LAME's entry), so smaller chunks cost more;
+# larger ones gain nothing and hold more memory per thread (benchmarks/longform.py).
 _CHUNK = 1 << 17
 _TAIL = 8192  # input read past a segment: the limiter's look-ahead, the MP3 tail, the true peak's context
 

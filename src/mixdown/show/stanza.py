@@ -254,20 +254,26 @@ def _marker(value: str, word: str, where: str) -> float:
         if float(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
             raise TemplateError(f"{where}: bad time {word!r}: minutes and seconds go up to 59; {hint}")
         return int(hours or 0) * 3600.0 + int(minutes) * 60.0 + float(seconds)
-    m = _DURATION.match(value)
-    if not m:
+    seconds = _duration(value)
+    if seconds is None:
         raise TemplateError(f"{where}: bad time {word!r}; {hint}")
-    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    return seconds
 
 
 def _time(value: str, word: str, where: str) -> float:
     """Parse a ducking time: ``0.1``, ``0.1s`` or ``100ms``, at least 0."""
     key = word.partition("=")[0]
-    m = _DURATION.match(value)
-    if not m:
+    seconds = _duration(value)
+    if seconds is None:
         problem = "cannot be negative" if value.startswith("-") else "is not a time"
         raise TemplateError(f"{where}: {word!r} {problem}; write {key}=0.1, {key}=0.1s or {key}=100ms")
-    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    return seconds
+
+
+def _duration(value: str) -> float | None:
+    """``value`` in seconds when it is a duration (``1.5``, ``1.5s``, ``300ms``), else None."""
+    m = _DURATION.match(value)
+    return None if m is None else float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
 
 
 def _decibels(value: str, word: str, where: str) -> float:
@@ -363,10 +369,9 @@ def _seconds(arg: str, directive: str, where: str) -> float:
     arg = arg.strip()
     if not arg:
         return 0.5
-    m = _DURATION.match(arg)
-    if not m:
+    value = _duration(arg)
+    if value is None:
         raise TemplateError(f"{where}: bad pause {directive!r}; write [pause 1.5s] or [pause 300ms]")
-    value = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
     return RANGES["pause"].check("pause", value, where, TemplateError)
 
 
