@@ -448,7 +448,7 @@ def main() -> None:
 def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) -> None:
     import soundfile as sf
 
-    from mixdown.actions.build import RECIPE
+    from mixdown.actions.master import RECIPE
     from mixdown.dsp.loudness import Meter
     from mixdown.loader import load_show
 
