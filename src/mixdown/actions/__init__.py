@@ -1,7 +1,11 @@
 """doit's side: the task dicts of a plan and the actions they run.
 
-:mod:`~mixdown.actions.tasks` makes the task dicts; the actions render an
-asset into the cache, mix a rendition, master it into ``build/`` and make
-each extra delivery. :mod:`~mixdown.actions.stopping` lets a build stop
-cleanly on Ctrl-C.
+:mod:`~mixdown.actions.tasks` makes the task dicts. One module per doit
+action: :mod:`~mixdown.actions.render` (an asset into the cache),
+:mod:`~mixdown.actions.mix` (a rendition), :mod:`~mixdown.actions.master`
+(its master and [master] files in ``build/``) and
+:mod:`~mixdown.actions.deliver` (each extra delivery). They share
+:mod:`~mixdown.actions.context` (the context, one-line failures, a key made
+once) and :mod:`~mixdown.actions.progress`; :mod:`~mixdown.actions.stopping`
+lets a build stop cleanly on Ctrl-C.
 """

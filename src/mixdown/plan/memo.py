@@ -1,8 +1,7 @@
 """A memo of the planned show, so that a no-op build does not plan it again.
 
 Planning a show renders every template, parses every line and hashes every
-asset spec: about 0.1 ms per voice line, which is most of a no-op build of a
-large show. The plan depends only on files the planner read, so it is kept in
+asset spec: for a large show, most of the time a no-op build takes. The plan depends only on files the planner read, so it is kept in
 ``.mixdown/plan.pickle`` next to the list of those files with their size and
 modification time, and reused while none of them changed, the show is in
 the directory it was planned in, and the environment (mixdown, Python,
