@@ -2,9 +2,9 @@
 
 :func:`plan` walks every rendered script and gives each voice line, SFX cue
 and music-bed segment its content key. One key is one asset and one render,
-wherever and however often it is used. Each rendition gets a *timeline*: a
-JSON structure of asset keys and mix settings that is both the input of the
-mix and the material of the mix's own key. Names (sections, voices) never
+wherever and however often it is used. Each rendition gets a
+:class:`~mixdown.plan.model.Timeline` of asset keys and mix settings, whose
+JSON is both the input of the mix and the material of the mix's own key. Names (sections, voices) never
 enter a key; they only name the targets.
 """
 
