@@ -37,6 +37,8 @@ from ..settings import (
 )
 
 if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
+    from ..renderers import Registry
+    from ..renderers.base import RendererSpec
     from . import stanza
 
 __all__ = ["Project", "Rendition", "Script", "Source", "load", "render_scripts"]
@@ -274,7 +276,7 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
 
 def _check_params(
     toml: _Toml,
-    registry: Any,
+    registry: Registry,
     renderer: str,
     kind: str,
     params: dict[str, Any],
@@ -284,13 +286,13 @@ def _check_params(
     """Check a source's settings against its renderer: kind, known keys, types, ranges, ``check()``."""
     where = toml.where([*path, "renderer"])
     try:
-        cls = registry.cls(renderer)
+        spec = registry.spec(renderer)
     except ConfigError as err:
         if (toml.root / "renderers" / f"{renderer}.py").is_file():
             raise  # the show's own renderer: the message names its file and line
         raise ConfigError(f"{where}: {err}") from None
     try:
-        _check_against(toml, cls, renderer, kind, params, path, mix_keys)
+        _check_against(toml, spec, kind, params, path, mix_keys)
     except ProjectError:
         raise
     except Exception as err:  # a show's own renderer class can be broken in any way
@@ -302,20 +304,19 @@ def _check_params(
 
 def _check_against(
     toml: _Toml,
-    cls: Any,
-    renderer: str,
+    spec: RendererSpec,
     kind: str,
     params: dict[str, Any],
     path: list[str],
     mix_keys: set[str],
 ) -> None:
-    kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
-    if kind not in kinds:
+    renderer = spec.name
+    if kind not in spec.kinds:
         raise ConfigError(
             f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; "
-            f"it renders {', '.join(sorted(kinds))}"
+            f"it renders {', '.join(sorted(spec.kinds))}"
         )
-    allowed = dict(getattr(cls, "params", {}))
+    allowed = spec.params
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
     for key, value in params.items():
         toml.typed(params, key, allowed[key], path, None)
@@ -323,13 +324,14 @@ def _check_against(
             raise ConfigError(
                 f"{toml.where([*path, key])}: '{key}' = {value} is not a number; give a finite value"
             )
-    missing = [k for k in getattr(cls, "required", {}).get(kind, ()) if k not in params]
+    missing = [k for k in spec.required.get(kind, ()) if k not in params]
     if missing:
         raise ConfigError(
             f"{toml.where(path)}: [{'.'.join(path)}] the '{renderer}' renderer needs '{missing[0]}' for {kind}"
         )
     try:
-        getattr(cls, "check", lambda p: None)(params)
+        if spec.check is not None:
+            spec.check(params)
     except ValueError as err:
         named = sorted(
             (m.start(), key) for key in params if (m := re.search(rf"\b{re.escape(key)}\b", str(err)))
