@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 from ..errors import ConfigError
 
@@ -277,7 +277,10 @@ def _kinds(value: Any, fail: _Fail) -> frozenset[str]:
         fail("kinds", f"must be a set of kinds ({', '.join(sorted(KINDS))}), not {value!r}")
     kinds = frozenset(value)
     if not kinds or not kinds <= KINDS:
-        fail("kinds", f"must be a non-empty subset of {', '.join(sorted(KINDS))}, not {sorted(map(str, kinds))}")
+        fail(
+            "kinds",
+            f"must be a non-empty subset of {', '.join(sorted(KINDS))}, not {sorted(map(str, kinds))}",
+        )
     return kinds
 
 
@@ -318,8 +321,11 @@ def _flag(value: Any, attribute: str, fail: _Fail) -> bool:
 
 def _text_limit(method: Any, max_chars: Any, fail: _Fail) -> Callable[[Mapping[str, Any]], int | None]:
     if method is not None:
-        return cast("Callable[[Mapping[str, Any]], int | None]", _optional_callable(method, "text_limit", fail))
-    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+        limit_of: Callable[[Mapping[str, Any]], int | None] = _optional_callable(method, "text_limit", fail)
+        return limit_of
+    if max_chars is not None and (
+        isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
+    ):
         fail("max_chars", f"must be a positive integer or None, not {max_chars!r}")
     limit: int | None = max_chars
     return lambda params: limit
@@ -328,7 +334,10 @@ def _text_limit(method: Any, max_chars: Any, fail: _Fail) -> Callable[[Mapping[s
 def _key_params(method: Any, fail: _Fail) -> Callable[[Mapping[str, Any], Path], dict[str, Any]]:
     if method is None:
         return lambda params, root: dict(params)
-    return cast("Callable[[Mapping[str, Any], Path], dict[str, Any]]", _optional_callable(method, "key_params", fail))
+    keyed: Callable[[Mapping[str, Any], Path], dict[str, Any]] = _optional_callable(
+        method, "key_params", fail
+    )
+    return keyed
 
 
 def _provider(value: Any, fail: _Fail) -> ProviderSettings | None:
