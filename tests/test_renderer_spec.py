@@ -183,7 +183,9 @@ def test_a_shows_own_renderer_with_a_bad_attribute_names_its_file(tmp_path: Path
                 raise NotImplementedError
     """)
     )
-    with pytest.raises(ConfigError, match=r"^renderers/odd.py: renderer 'odd': 'version' must be a string"):
+    with pytest.raises(
+        ConfigError, match=r"^renderer 'odd' \(renderers/odd.py\): 'version' must be a string"
+    ):
         Registry(tmp_path).spec("odd")
 
 

@@ -85,6 +85,7 @@ class Registry:
         self.project_root = project_root
         self.extra = dict(extra or {})
         self.providers = dict(providers or {})  # the show's [providers.NAME] tables
+        self._classes: dict[str, tuple[Any, str]] = {}
         self._specs: dict[str, RendererSpec] = {}
         self._instances: dict[str, Renderer] = {}
         self._lock = threading.Lock()
@@ -98,13 +99,14 @@ class Registry:
     def spec(self, name: str) -> RendererSpec:
         """What the renderer registered as ``name`` declares, read once from its class."""
         if name not in self._specs:
-            made, where = self._resolve(name)
-            self._specs[name] = renderer_spec(name, made, where=where)
+            self._specs[name] = renderer_spec(name, self.cls(name), where=self._classes[name][1])
         return self._specs[name]
 
     def cls(self, name: str) -> Any:
-        """The renderer class (or instance) registered as ``name``."""
-        return self.spec(name).cls
+        """The renderer class (or instance) registered as ``name``, imported on first use."""
+        if name not in self._classes:
+            self._classes[name] = self._resolve(name)
+        return self._classes[name][0]
 
     def instance(self, name: str) -> Renderer:
         """The shared renderer instance for ``name``, created on first use."""

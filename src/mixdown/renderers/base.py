@@ -237,7 +237,7 @@ def renderer_spec(name: str, made: Any, *, where: str = "") -> RendererSpec:
         An attribute has the wrong type: one line naming the renderer and the
         attribute.
     """
-    fail = partial(_bad, f"{where}: " if where else "", name)
+    fail = partial(_bad, f"renderer {name!r}{f' ({where})' if where else ''}")
     attr = partial(getattr, made)
     cls = made if isinstance(made, type) else type(made)
     return RendererSpec(
@@ -262,8 +262,8 @@ def renderer_spec(name: str, made: Any, *, where: str = "") -> RendererSpec:
 _Fail = Callable[[str, str], NoReturn]
 
 
-def _bad(where: str, name: str, attribute: str, problem: str) -> NoReturn:
-    raise ConfigError(f"{where}renderer {name!r}: '{attribute}' {problem}; fix the renderer")
+def _bad(renderer: str, attribute: str, problem: str) -> NoReturn:
+    raise ConfigError(f"{renderer}: '{attribute}' {problem}; fix the renderer")
 
 
 def _version(value: Any, fail: _Fail) -> str:
@@ -273,15 +273,15 @@ def _version(value: Any, fail: _Fail) -> str:
 
 
 def _kinds(value: Any, fail: _Fail) -> frozenset[str]:
+    allowed = ", ".join(sorted(KINDS))
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        fail("kinds", f"must be a set of kinds ({', '.join(sorted(KINDS))}), not {value!r}")
-    kinds = frozenset(value)
-    if not kinds or not kinds <= KINDS:
+        fail("kinds", f"must be a set of kinds ({allowed}), not {value!r}")
+    kinds = list(value)
+    if not kinds or not all(isinstance(k, str) and k in KINDS for k in kinds):
         fail(
-            "kinds",
-            f"must be a non-empty subset of {', '.join(sorted(KINDS))}, not {sorted(map(str, kinds))}",
+            "kinds", f"must be a non-empty subset of {allowed}, not {{{', '.join(sorted(map(repr, kinds)))}}}"
         )
-    return kinds
+    return frozenset(kinds)
 
 
 def _params(value: Any, fail: _Fail) -> Mapping[str, type | tuple[type, ...]]:

@@ -285,21 +285,37 @@ def _check_params(
 ) -> None:
     """Check a source's settings against its renderer: kind, known keys, types, ranges, ``check()``."""
     where = toml.where([*path, "renderer"])
-    try:
-        spec = registry.spec(renderer)
-    except ConfigError as err:
-        if (toml.root / "renderers" / f"{renderer}.py").is_file():
-            raise  # the show's own renderer: the message names its file and line
-        raise ConfigError(f"{where}: {err}") from None
+    spec = _renderer_spec(toml, registry, renderer, where)
     try:
         _check_against(toml, spec, kind, params, path, mix_keys)
     except ProjectError:
         raise
     except Exception as err:  # a show's own renderer class can be broken in any way
-        raise ConfigError(
-            f"{where}: the '{renderer}' renderer failed while checking its settings "
-            f"({type(err).__name__}: {err}); fix the renderer"
-        ) from None
+        raise _broken(where, renderer, err) from None
+
+
+def _renderer_spec(toml: _Toml, registry: Registry, renderer: str, where: str) -> RendererSpec:
+    """The spec of ``renderer``; an error says where the show names it, or the show's own file."""
+    try:
+        registry.cls(renderer)
+    except ConfigError as err:
+        if (toml.root / "renderers" / f"{renderer}.py").is_file():
+            raise  # the show's own renderer: the message names its file and line
+        raise ConfigError(f"{where}: {err}") from None
+    try:
+        spec: RendererSpec = registry.spec(renderer)
+    except ProjectError as err:  # an attribute of the wrong type: the message names the renderer
+        raise ConfigError(f"{where}: {err}") from None
+    except Exception as err:
+        raise _broken(where, renderer, err) from None
+    return spec
+
+
+def _broken(where: str, renderer: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"{where}: the '{renderer}' renderer failed while checking its settings "
+        f"({type(err).__name__}: {err}); fix the renderer"
+    )
 
 
 def _check_against(
