@@ -19,11 +19,14 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .errors import MixdownError
 from .loader import Show, load_show, one_line
 from .plan.model import request_for
+
+if TYPE_CHECKING:
+    from .renderers.base import VoiceLister
 
 __all__ = ["main"]
 
@@ -92,8 +95,8 @@ def _missing_keys(show: Show) -> list[str]:
         first.setdefault(asset.renderer, sources[asset.kind][asset.source].where)
     problems = []
     for renderer, where in first.items():
-        provider = getattr(show.context.registry.cls(renderer), "provider", None)
-        key = getattr(provider, "key_env", None)
+        provider = show.context.registry.spec(renderer).provider
+        key = provider.key_env if provider is not None else None
         if key and not os.environ.get(key, "").strip():
             problems.append(f"{where}: the '{renderer}' renderer needs an API key: set {key} before building")
     return problems
@@ -110,8 +113,7 @@ def _plan(args: argparse.Namespace) -> int:
     totals: dict[str, list[str]] = defaultdict(list)
     width = max((len(a.task) for a in missing), default=0)
     for asset in missing:
-        cls = show.context.registry.cls(asset.renderer)
-        billing = getattr(cls, "billing", None)
+        billing = show.context.registry.spec(asset.renderer).billing
         bill = billing(request_for(asset, show.context.project)) if billing else LOCAL
         totals[asset.renderer].append(bill)
         print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}")
@@ -153,11 +155,11 @@ def _voices(args: argparse.Namespace) -> int:
     if (root / "project.toml").is_file():
         registry.configure(load(root, registry=registry).providers)
     renderer = registry.instance(name)
-    listing = getattr(renderer, "voices", None)
-    if listing is None:
+    if not registry.spec(name).lists_voices:
         raise MixdownError(f"the '{name}' renderer has no voice list; see its documentation for its settings")
+    listing = cast("VoiceLister", renderer)
     try:
-        found = listing()
+        found = listing.voices()
     except NotImplementedError as err:
         raise MixdownError(str(err)) from None
     for voice in found:

@@ -98,24 +98,21 @@ class _Planner:
     ) -> list[tuple[stanza.Say, Source]]:
         voice = say.voice or section.settings.get("voice") or rendition.script.voice
         source = self.project.voices[voice]
-        cls = self.registry.cls(source.renderer)
-        limit = (
-            cls.text_limit(source.params) if hasattr(cls, "text_limit") else getattr(cls, "max_chars", None)
-        )
+        limit = self.registry.spec(source.renderer).text_limit(source.params)
         return [(piece, source) for piece in stanza.split_line(say, limit)]
 
     def _spec(self, source: Source, **extra: Any) -> dict[str, Any]:
-        cls = self.registry.cls(source.renderer)
+        spec = self.registry.spec(source.renderer)
         memo = (source.kind, source.name)
         if memo not in self._source_keys:
             try:
-                self._source_keys[memo] = cls.key_params(source.params, self.project.root)
+                self._source_keys[memo] = spec.key_params(source.params, self.project.root)
             except ValueError as err:
                 raise ConfigError(f"{source.where}: {err}") from None
         return {
             "kind": source.kind,
             "renderer": source.renderer,
-            "version": getattr(cls, "version", "1"),
+            "version": spec.version,
             "params": self._source_keys[memo],
             **extra,
         }

@@ -17,11 +17,11 @@ import importlib
 import importlib.util
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ConfigError, RendererUnavailable
 from ..keys import record
-from .base import Renderer, RendererBase, RenderRequest, RenderResult
+from .base import Closable, Renderer, RendererBase, RendererSpec, RenderRequest, RenderResult, renderer_spec
 
 __all__ = [
     "BUILTINS",
@@ -30,6 +30,7 @@ __all__ = [
     "RenderResult",
     "Renderer",
     "RendererBase",
+    "RendererSpec",
 ]
 
 #: name → ("module:Class", install hint for its optional dependency)
@@ -51,8 +52,9 @@ ENTRY_POINT_GROUP = "mixdown.renderers"
 class _Serialised:
     """Wraps a renderer that is not thread-safe so calls take turns."""
 
-    def __init__(self, inner: Renderer) -> None:
+    def __init__(self, inner: Renderer, spec: RendererSpec) -> None:
         self.inner = inner
+        self.spec = spec
         self._lock = threading.Lock()
 
     def render(self, request: RenderRequest) -> RenderResult:
@@ -60,14 +62,15 @@ class _Serialised:
             return self.inner.render(request)
 
     def close(self) -> None:
-        getattr(self.inner, "close", lambda: None)()
+        if self.spec.closes:
+            cast(Closable, self.inner).close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)  # voices(), settings, …: only render() takes turns
 
 
 class Registry:
-    """Name → renderer class, and one shared instance per name.
+    """Name → renderer spec (its class, read once), and one shared instance per name.
 
     ``extra`` maps names to classes or instances and wins over every other
     source; tests use it to pass fakes.
@@ -82,7 +85,8 @@ class Registry:
         self.project_root = project_root
         self.extra = dict(extra or {})
         self.providers = dict(providers or {})  # the show's [providers.NAME] tables
-        self._classes: dict[str, Any] = {}
+        self._classes: dict[str, tuple[Any, str]] = {}
+        self._specs: dict[str, RendererSpec] = {}
         self._instances: dict[str, Renderer] = {}
         self._lock = threading.Lock()
 
@@ -92,11 +96,17 @@ class Registry:
         names |= {ep.name for ep in _entry_points()}
         return sorted(names)
 
+    def spec(self, name: str) -> RendererSpec:
+        """What the renderer registered as ``name`` declares, read once from its class."""
+        if name not in self._specs:
+            self._specs[name] = renderer_spec(name, self.cls(name), where=self._classes[name][1])
+        return self._specs[name]
+
     def cls(self, name: str) -> Any:
-        """The renderer class (or factory) registered as ``name``."""
+        """The renderer class (or instance) registered as ``name``, imported on first use."""
         if name not in self._classes:
             self._classes[name] = self._resolve(name)
-        return self._classes[name]
+        return self._classes[name][0]
 
     def instance(self, name: str) -> Renderer:
         """The shared renderer instance for ``name``, created on first use."""
@@ -107,8 +117,9 @@ class Registry:
 
     def close(self) -> None:
         """Close every instance created so far."""
-        for inst in self._instances.values():
-            getattr(inst, "close", lambda: None)()
+        for name, inst in self._instances.items():
+            if self._specs[name].closes:
+                cast(Closable, inst).close()
         self._instances.clear()
 
     def configure(self, providers: dict[str, dict[str, Any]]) -> None:
@@ -116,29 +127,30 @@ class Registry:
         self.providers = dict(providers)
 
     def _create(self, name: str) -> Renderer:
-        made = self.cls(name)
-        provider = getattr(made, "provider", None)
+        spec = self.spec(name)
+        made, provider = spec.cls, spec.provider
         if isinstance(made, type) and provider is not None:
             from .cloud.http import configure
 
             inst: Renderer = made(configure(provider, self.providers.get(provider.name)))
         else:
             inst = made() if isinstance(made, type) else made
-        if not getattr(made, "thread_safe", True):
-            return _Serialised(inst)
+        if not spec.thread_safe:
+            return _Serialised(inst, spec)
         return inst
 
-    def _resolve(self, name: str) -> Any:
+    def _resolve(self, name: str) -> tuple[Any, str]:
+        """The class (or instance) registered as ``name``, and the show's file defining it, if any."""
         if name in self.extra:
-            return self.extra[name]
+            return self.extra[name], ""
         local = self._local_files().get(name)
         if local is not None:
-            return _load_local(name, local)
+            return _load_local(name, local), f"renderers/{local.name}"
         if name in BUILTINS:
-            return _import_builtin(name)
+            return _import_builtin(name), ""
         for ep in _entry_points():
             if ep.name == name:
-                return ep.load()
+                return ep.load(), ""
         known = ", ".join(self.known())
         raise ConfigError(f"unknown renderer {name!r}; known renderers: {known}")
 

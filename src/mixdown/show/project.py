@@ -37,6 +37,8 @@ from ..settings import (
 )
 
 if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
+    from ..renderers import Registry
+    from ..renderers.base import RendererSpec
     from . import stanza
 
 __all__ = ["Project", "Rendition", "Script", "Source", "load", "read_text"]
@@ -274,7 +276,7 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
 
 def _check_params(
     toml: _Toml,
-    registry: Any,
+    registry: Registry,
     renderer: str,
     kind: str,
     params: dict[str, Any],
@@ -283,39 +285,54 @@ def _check_params(
 ) -> None:
     """Check a source's settings against its renderer: kind, known keys, types, ranges, ``check()``."""
     where = toml.where([*path, "renderer"])
+    spec = _renderer_spec(toml, registry, renderer, where)
     try:
-        cls = registry.cls(renderer)
+        _check_against(toml, spec, kind, params, path, mix_keys)
+    except ProjectError:
+        raise
+    except Exception as err:  # a show's own renderer class can be broken in any way
+        raise _broken(where, renderer, err) from None
+
+
+def _renderer_spec(toml: _Toml, registry: Registry, renderer: str, where: str) -> RendererSpec:
+    """The spec of ``renderer``; an error says where the show names it, or the show's own file."""
+    try:
+        registry.cls(renderer)
     except ConfigError as err:
         if (toml.root / "renderers" / f"{renderer}.py").is_file():
             raise  # the show's own renderer: the message names its file and line
         raise ConfigError(f"{where}: {err}") from None
     try:
-        _check_against(toml, cls, renderer, kind, params, path, mix_keys)
-    except ProjectError:
-        raise
-    except Exception as err:  # a show's own renderer class can be broken in any way
-        raise ConfigError(
-            f"{where}: the '{renderer}' renderer failed while checking its settings "
-            f"({type(err).__name__}: {err}); fix the renderer"
-        ) from None
+        spec: RendererSpec = registry.spec(renderer)
+    except ProjectError as err:  # an attribute of the wrong type: the message names the renderer
+        raise ConfigError(f"{where}: {err}") from None
+    except Exception as err:
+        raise _broken(where, renderer, err) from None
+    return spec
+
+
+def _broken(where: str, renderer: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"{where}: the '{renderer}' renderer failed while checking its settings "
+        f"({type(err).__name__}: {err}); fix the renderer"
+    )
 
 
 def _check_against(
     toml: _Toml,
-    cls: Any,
-    renderer: str,
+    spec: RendererSpec,
     kind: str,
     params: dict[str, Any],
     path: list[str],
     mix_keys: set[str],
 ) -> None:
-    kinds = getattr(cls, "kinds", frozenset({"voice", "sfx", "music"}))
-    if kind not in kinds:
+    renderer = spec.name
+    if kind not in spec.kinds:
         raise ConfigError(
             f"{toml.where([*path, 'renderer'])}: renderer '{renderer}' cannot render {kind}; "
-            f"it renders {', '.join(sorted(kinds))}"
+            f"it renders {', '.join(sorted(spec.kinds))}"
         )
-    allowed = dict(getattr(cls, "params", {}))
+    allowed = spec.params
     toml.check_keys(params, set(allowed) | mix_keys | {"renderer"}, path)
     for key, value in params.items():
         toml.typed(params, key, allowed[key], path, None)
@@ -323,13 +340,14 @@ def _check_against(
             raise ConfigError(
                 f"{toml.where([*path, key])}: '{key}' = {value} is not a number; give a finite value"
             )
-    missing = [k for k in getattr(cls, "required", {}).get(kind, ()) if k not in params]
+    missing = [k for k in spec.required.get(kind, ()) if k not in params]
     if missing:
         raise ConfigError(
             f"{toml.where(path)}: [{'.'.join(path)}] the '{renderer}' renderer needs '{missing[0]}' for {kind}"
         )
     try:
-        getattr(cls, "check", lambda p: None)(params)
+        if spec.check is not None:
+            spec.check(params)
     except ValueError as err:
         named = sorted(
             (m.start(), key) for key in params if (m := re.search(rf"\b{re.escape(key)}\b", str(err)))
