@@ -7,7 +7,6 @@ what it returns, and stores it with its metadata; nothing implausible is cached.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ..errors import MixdownError, RenderFailed
@@ -45,7 +44,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
 
     renderer = context.registry.instance(asset.renderer)
     request = request_for(asset, context.project)
-    named = _renderer_named(context, asset.renderer, renderer)
+    named = _renderer_named(context, asset.renderer)
     try:
         result = renderer.render(request)
     except MixdownError:
@@ -64,7 +63,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
     meta = {
         "kind": asset.kind,
         "renderer": asset.renderer,
-        "version": getattr(context.registry.cls(asset.renderer), "version", "1"),
+        "version": context.registry.spec(asset.renderer).version,
         "params": safe_params(request.params),
         **({"text": asset.text} if asset.kind == "voice" else {}),
         **({"segment": asset.segment} if asset.segment else {}),
@@ -115,11 +114,10 @@ def _without_secrets(text: str) -> str:
     return text
 
 
-def _renderer_named(context: Context, name: str, renderer: Any) -> str:
+def _renderer_named(context: Context, name: str) -> str:
     """``renderer 'x'``, with the show's file that defines it when it is the show's own."""
-    render = getattr(type(getattr(renderer, "inner", renderer)), "render", None)
-    source = getattr(getattr(render, "__code__", None), "co_filename", None)
+    source = context.registry.spec(name).render_file
     root = context.project.root.resolve()
-    if isinstance(source, str) and Path(source).resolve().is_relative_to(root):
-        return f"renderer '{name}' ({Path(source).resolve().relative_to(root)})"
+    if source is not None and source.resolve().is_relative_to(root):
+        return f"renderer '{name}' ({source.resolve().relative_to(root)})"
     return f"renderer '{name}'"
