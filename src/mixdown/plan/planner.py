@@ -20,7 +20,7 @@ from ..keys import content_key
 from ..renderers import Registry
 from ..settings import BED_GAIN_DB, LOSSY, LOSSY_HEADROOM_DB, SEGMENTS, STEMS, delivery_from
 from ..show import stanza
-from ..show.project import Project, Rendition, Source
+from ..show.project import Project, Rendition, Sound
 from . import takes
 from .model import (
     MASTER_VERSION,
@@ -50,7 +50,7 @@ def plan(project: Project, renditions: list[Rendition], registry: Registry) -> P
 class _Line(NamedTuple):
     position: str  # script/section/index
     key: str
-    source: Source
+    source: Sound
     text: str  # pronunciations applied
     doc: str
 
@@ -94,14 +94,14 @@ class _Planner:
         return out
 
     def _split(
-        self, rendition: Rendition, section: stanza.Section, say: stanza.Say
-    ) -> list[tuple[stanza.Say, Source]]:
+        self, rendition: Rendition, section: stanza.ScriptSection, say: stanza.Say
+    ) -> list[tuple[stanza.Say, Sound]]:
         voice = say.voice or section.settings.get("voice") or rendition.script.voice
         source = self.project.voices[voice]
         limit = self.registry.spec(source.renderer).text_limit(source.params)
         return [(piece, source) for piece in stanza.split_line(say, limit)]
 
-    def _spec(self, source: Source, **extra: Any) -> dict[str, Any]:
+    def _spec(self, source: Sound, **extra: Any) -> dict[str, Any]:
         spec = self.registry.spec(source.renderer)
         memo = (source.kind, source.name)
         if memo not in self._source_keys:
@@ -145,7 +145,7 @@ class _Planner:
             )
 
     # -- sfx and music -----------------------------------------------------
-    def _source_asset(self, source: Source, segment: str | None = None) -> str:
+    def _source_asset(self, source: Sound, segment: str | None = None) -> str:
         key = self._key(self._spec(source, **({"segment": segment} if segment else {})))
         name = f"{source.kind}:{source.name}" + (f"/{segment}" if segment else "")
         if key not in self.assets:
@@ -217,7 +217,7 @@ class _Planner:
     def _items(
         self,
         rendition: Rendition,
-        section: stanza.Section,
+        section: stanza.ScriptSection,
         item: Any,
         voice_lines: Iterator[_Line],
         used: dict[str, None],

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build need
     from ..renderers.base import RendererSpec
     from . import stanza
 
-__all__ = ["Project", "Rendition", "Script", "Source", "load", "read_text"]
+__all__ = ["Project", "Rendition", "Script", "Sound", "load", "read_text"]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
@@ -62,8 +62,9 @@ TOP_KEYS = {
 
 
 @dataclass(frozen=True)
-class Source:
-    """A declared voice, SFX or music bed: which renderer, with what settings."""
+class Sound:
+    """A sound the show declares (``[voices.NAME]``, ``[sfx.NAME]``, ``[music.NAME]``): which
+    renderer, with what settings, and how loud in the mix."""
 
     name: str
     kind: str
@@ -96,9 +97,9 @@ class Project:
     channels: int
     cache_dir: Path
     build_dir: Path
-    voices: dict[str, Source]
-    sfx: dict[str, Source]
-    music: dict[str, Source]
+    voices: dict[str, Sound]
+    sfx: dict[str, Sound]
+    music: dict[str, Sound]
     scripts: dict[str, Script]
     pronunciations: dict[str, str]
     mix: dict[str, float]
@@ -113,7 +114,7 @@ class Rendition:
 
     script: Script
     variant: str | None
-    sections: list[stanza.Section] = field(default_factory=list)
+    sections: list[stanza.ScriptSection] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -255,8 +256,8 @@ class _Toml:
         return value
 
 
-def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, registry: Any) -> dict[str, Source]:
-    out: dict[str, Source] = {}
+def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, registry: Any) -> dict[str, Sound]:
+    out: dict[str, Sound] = {}
     for name, entry in toml.table(data, table).items():
         path = [table, name]
         _check_name(name, toml, path)
@@ -270,7 +271,7 @@ def _sources(toml: _Toml, data: Mapping[str, Any], table: str, kind: str, regist
         params = {k: v for k, v in entry.items() if k != "renderer" and k not in mix_keys}
         if registry is not None:
             _check_params(toml, registry, renderer, kind, params, path, mix_keys)
-        out[name] = Source(name, kind, renderer, params, mix, toml.where(path))
+        out[name] = Sound(name, kind, renderer, params, mix, toml.where(path))
     return out
 
 
@@ -466,7 +467,7 @@ def _scripts(
     data: Mapping[str, Any],
     top: Mapping[str, Any],
     default_voice: str,
-    sources: dict[str, dict[str, Source]],
+    sources: dict[str, dict[str, Sound]],
 ) -> dict[str, Script]:
     modules = toml.table(data, "modules")
     for name in modules:
@@ -494,7 +495,7 @@ def _script(
     modules: dict[str, Any],
     top: Mapping[str, Any],
     default_voice: str,
-    sources: dict[str, dict[str, Source]],
+    sources: dict[str, dict[str, Sound]],
 ) -> Script:
     path = ["scripts", name]
     module_name = toml.typed(entry, "module", str, path, None)

@@ -23,11 +23,11 @@
   start of the programme, whatever came before (the gap before it stretches;
   the build fails if the content before runs past it). TIME is ``90``,
   ``90s``, ``1500ms``, ``1:30`` or ``1:02:03.5``; markers must increase from
-  section to section. Parsed into :attr:`Section.at` (seconds).
+  section to section. Parsed into :attr:`ScriptSection.at` (seconds).
 * ``duck_db``, ``duck_attack``, ``duck_release``, ``duck_hold`` override the
   ``[mix]`` ducking settings under this section's speech: ``duck_db=-18``
   (dB, at most 0), ``duck_attack=0.1`` / ``0.1s`` / ``100ms`` (seconds, at
-  least 0). Parsed into :attr:`Section.duck` (only the ones given).
+  least 0). Parsed into :attr:`ScriptSection.duck` (only the ones given).
 * Paragraphs (separated by blank lines) become voice lines; line breaks
   inside a paragraph are spaces.
 * ``[voice:name]`` at the start of a paragraph speaks it with that voice.
@@ -54,7 +54,7 @@ __all__ = [
     "Play",
     "Rest",
     "Say",
-    "Section",
+    "ScriptSection",
     "parse",
     "pronounce",
     "split_line",
@@ -123,7 +123,7 @@ class Play:
 
 
 @dataclass
-class Section:
+class ScriptSection:
     """A named part of a script with its settings and items in order.
 
     ``settings`` holds ``voice`` and ``music`` as written; ``at`` is the fixed
@@ -146,7 +146,7 @@ class Section:
         return f"{self.file}:{self.line}"
 
 
-def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None = None) -> list[Section]:
+def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None = None) -> list[ScriptSection]:
     """Parse rendered stanza ``text``; errors name where each line came from.
 
     ``origins`` gives, for each line of ``text``, the template file and
@@ -156,13 +156,13 @@ def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None =
     lines = text.splitlines()
     where = list(origins or ())[: len(lines)]
     where += [(source, n) for n in range(len(where) + 1, len(lines) + 1)]
-    sections: list[Section] = []
+    sections: list[ScriptSection] = []
     paragraph: list[tuple[tuple[str, int], str]] = []
 
     def flush() -> None:
         if paragraph:
             if not sections:
-                sections.append(Section("main", paragraph[0][0][1], file=paragraph[0][0][0]))
+                sections.append(ScriptSection("main", paragraph[0][0][1], file=paragraph[0][0][0]))
             sections[-1].items.extend(_paragraph(paragraph))
             paragraph.clear()
 
@@ -184,7 +184,7 @@ def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None =
     return sections
 
 
-def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Section:
+def _heading(rest: str, origin: tuple[str, int], before: list[ScriptSection]) -> ScriptSection:
     words = rest.split()
     where = f"{origin[0]}:{origin[1]}"
     if not words:
@@ -201,7 +201,7 @@ def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Secti
             f"{where}: section '{name}' appears twice (first at {_seen(earlier, origin[0])}); "
             "section names are unique"
         )
-    section = Section(name, origin[1], file=origin[0])
+    section = ScriptSection(name, origin[1], file=origin[0])
     given: dict[str, str] = {}
     for word in words[1:]:
         key, eq, value = word.partition("=")
@@ -238,7 +238,7 @@ def _heading(rest: str, origin: tuple[str, int], before: list[Section]) -> Secti
     return section
 
 
-def _seen(section: Section, file: str) -> str:
+def _seen(section: ScriptSection, file: str) -> str:
     """Where an earlier ``section`` is: ``line 4`` in the same file, else ``other.j2:4``."""
     return f"line {section.line}" if section.file == file else section.where
 
