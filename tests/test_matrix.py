@@ -23,8 +23,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from mixdown.codecs import mp3
-from mixdown.codecs import parts as segments
+from mixdown.codecs import mp3, parts
 from mixdown.dsp.master import measure
 from mixdown.renderers import RendererBase, RenderRequest, RenderResult
 from mixdown.settings import PRESETS, PROGRAMME_RATES, rate_for
@@ -168,8 +167,8 @@ def check_file(
 
 
 def segment_frames(sr: int) -> int:
-    """The length of a segment at ``sr``: a programme longer than this is mastered in segments."""
-    return segments.bounds(10**9, sr)[0][1]
+    """The length of a segment at ``sr``: a programme longer than this is mastered in parts."""
+    return parts.bounds(10**9, sr)[0][1]
 
 
 def boundaries(sr: int, long: bool) -> list[int]:
@@ -182,9 +181,9 @@ def boundaries(sr: int, long: bool) -> list[int]:
         math.ceil(0.4 * sr),  # one gating block: shorter programmes are measured looped
         100 * spf,  # whole MP3 frames
         1 << 16,  # the true-peak meter's chunk, LAME's call, a check's block (1.4 s at 48 kHz)
-        segments._CHUNK,  # a segment's chunk (2.7 s at 48 kHz)
+        parts._CHUNK,  # a segment's chunk (2.7 s at 48 kHz)
         1 << 18,  # a streaming block (audio.BLOCK)
-        segments.grid(sr),  # the segment grid: hops, limiter rows and MP3 frames together
+        parts.grid(sr),  # the segment grid: hops, limiter rows and MP3 frames together
     ]
 
 
@@ -283,8 +282,8 @@ def test_the_boundaries_are_where_the_code_cuts() -> None:
     """The lengths above are the code's: a programme one sample over a segment is segmented."""
     for sr in RATES:
         length = segment_frames(sr)
-        assert not segments.usable(length, sr) and segments.usable(length + 1, sr)
-        assert len(segments.bounds(2 * length, sr)) == 2 < len(segments.bounds(2 * length + 1, sr))
+        assert not parts.usable(length, sr) and parts.usable(length + 1, sr)
+        assert len(parts.bounds(2 * length, sr)) == 2 < len(parts.bounds(2 * length + 1, sr))
 
 
 def test_every_rate_is_accepted_and_a_wrong_one_lists_them(tmp_path: Path) -> None:

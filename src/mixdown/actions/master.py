@@ -1,7 +1,7 @@
 """The master action: a rendition's mix mastered, and the [master] formats written to ``build/``.
 
 :func:`mastered` makes (or finds) the master, as one stream or, for a long
-programme, in parallel segments kept as a recipe (:data:`RECIPE`); the
+programme, in parallel parts kept as a recipe (:data:`RECIPE`); the
 delivery action (:mod:`mixdown.actions.deliver`) reads its master from there too.
 """
 
@@ -33,7 +33,7 @@ class Deliverable(NamedTuple):
 
 
 class _Stored(NamedTuple):
-    """A segmented master's recipe in the cache, and the loudness it was measured at."""
+    """A parted master's recipe in the cache, and the loudness it was measured at."""
 
     recipe: Any  # mixdown.codecs.parts.Recipe
     loudness: Any  # mixdown.dsp.master.Loudness
@@ -105,7 +105,7 @@ def mastered(
 
     Made from the mix if missing: the mix's saved analysis gives the gain,
     then one limiting pass (rarely more) makes the master, in parallel
-    segments for a long programme (:mod:`mixdown.codecs.parts`: the cache keeps
+    parts for a long programme (:mod:`mixdown.codecs.parts`: the cache keeps
     its recipe, and the samples are made again only if something reads
     them), else as one stream into a cache object. ``deliverable`` names
     files to write from the master as it is made (formats at the master's
@@ -140,7 +140,7 @@ def _master_made(
     context: Context, plan: MixPlan, deliverable: Deliverable | None = None, *, threads: bool = True
 ) -> tuple[Any, Any, list[Any]]:
     """:func:`mastered`, with the master's lock held."""
-    from ..codecs import parts as segments
+    from ..codecs import parts
     from ..dsp.master import MasterSettings
 
     found = _master_cached(context, plan, deliverable)  # made meanwhile by another build
@@ -150,8 +150,8 @@ def _master_made(
     mixed = context.cache.source(plan.key)
     progress = Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-    if stored is not None or segments.usable(mixed.frames, mixed.sample_rate):
-        return _mastered_in_segments(context, plan, mixed, settings, progress, deliverable, stored)
+    if stored is not None or parts.usable(mixed.frames, mixed.sample_rate):
+        return _mastered_in_parts(context, plan, mixed, settings, progress, deliverable, stored)
     return _mastered_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
 
 
@@ -210,7 +210,7 @@ def _measured(meta: dict[str, Any]) -> Any:
     return Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
 
 
-def _mastered_in_segments(
+def _mastered_in_parts(
     context: Context,
     plan: MixPlan,
     mixed: Any,
@@ -219,7 +219,7 @@ def _mastered_in_segments(
     deliverable: Deliverable | None,
     stored: _Stored | None,
 ) -> tuple[Any, Any, list[Any]]:
-    """:func:`mastered` for a long programme: every core limits, writes, meters and encodes a segment.
+    """:func:`mastered` for a long programme: every core limits, writes, meters and encodes a part.
 
     The master's samples are not stored: its recipe is (``<key>.recipe.json``
     beside the cache objects), and the master comes back as a
@@ -231,7 +231,7 @@ def _mastered_in_segments(
         if deliverable is not None:
             direct.open(deliverable, mixed)
         analysis = _analysis(context, plan, mixed)
-        passes = _segmented(context, plan, mixed, settings, progress, direct, stored, analysis)
+        passes = _parallel_passes(context, plan, mixed, settings, progress, direct, stored, analysis)
         if stored is not None:  # the files again, from the master's recipe
             recipe = stored.recipe
             found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
@@ -246,7 +246,7 @@ def _mastered_in_segments(
 
 
 def _loudness(found: Any) -> Any:
-    """A segmented pass's measurement as a :class:`~mixdown.dsp.master.Loudness`."""
+    """A parted pass's measurement as a :class:`~mixdown.dsp.master.Loudness`."""
     from ..dsp.master import Loudness
 
     return Loudness(found.integrated, found.true_peak, found.lra)
@@ -263,7 +263,7 @@ def _analysis(context: Context, plan: MixPlan, mixed: Any) -> Any:
     return analysis
 
 
-def _segmented(
+def _parallel_passes(
     context: Context,
     plan: MixPlan,
     mixed: Any,
@@ -273,13 +273,13 @@ def _segmented(
     stored: _Stored | None,
     analysis: Any,
 ) -> Any:
-    """The :class:`~mixdown.codecs.parts.Segmented` passes over the mix, writing ``direct``'s files."""
-    from ..codecs.parts import Segmented
+    """The :class:`~mixdown.codecs.parts.ParallelPasses` passes over the mix, writing ``direct``'s files."""
+    from ..codecs.parts import ParallelPasses
     from ..dsp.master import _MASTER_MARGIN_DB
 
     cache = context.cache
     recipe = stored.recipe if stored is not None else None
-    return Segmented(
+    return ParallelPasses(
         cache.path(plan.key),
         mixed.sample_rate,
         mixed.channels,
@@ -302,7 +302,7 @@ def _normalised(
     passes: Any,
     analysis: Any,
 ) -> tuple[Any, Any]:
-    """Bring the mix to its target in segmented ``passes``; store and return the recipe, and the loudness."""
+    """Bring the mix to its target in parted ``passes``; store and return the recipe, and the loudness."""
     import json
 
     from ..dsp.master import normalise
@@ -315,12 +315,12 @@ def _normalised(
 
 
 class _DirectFiles:
-    """The files a segmented master writes as it is made (WAV, MP3), temporary until published."""
+    """The files a parted master writes as it is made (WAV, MP3), temporary until published."""
 
     def __init__(self) -> None:
         self.wav: Any = None  # a mixdown.codecs.wav.WavWriter
         self.mp3_path: Path | None = None
-        self.encoding: tuple[Path, Any, Any, Any] | None = None  # what Segmented's MP3 encoder needs
+        self.encoding: tuple[Path, Any, Any, Any] | None = None  # what ParallelPasses's MP3 encoder needs
 
     def open(self, deliverable: Deliverable, mixed: Any) -> None:
         """Open the temporary files of ``deliverable``'s direct formats."""
@@ -363,7 +363,7 @@ class _DirectFiles:
 
 
 def _stored_recipe(context: Context, plan: MixPlan) -> _Stored | None:
-    """The recipe of ``plan``'s segmented master and its loudness, if the cache has them (the
+    """The recipe of ``plan``'s parted master and its loudness, if the cache has them (the
     master's key names its mix: a recipe under it is that mix's)."""
     import json
 
@@ -378,7 +378,7 @@ def _stored_recipe(context: Context, plan: MixPlan) -> _Stored | None:
 
 
 class _RecipeMaster:
-    """A segmented master as a block source: made into a cache object the first time it is read.
+    """A parted master as a block source: made into a cache object the first time it is read.
 
     Most long masters are only ever written to their files, as they are
     made; a delivery at another loudness or rate, or a file encoded again,

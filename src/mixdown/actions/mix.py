@@ -183,18 +183,18 @@ class _Part:
 def _mix_parts(frames: int, sr: int) -> list[tuple[int, int]]:
     """The ranges a programme is mixed in, a thread each: halves of a long programme.
 
-    Fixed by the programme's length (as the master's segments are), so that
+    Fixed by the programme's length (as the master's parts are), so that
     its measurement is the same on every machine; the cut falls on the
-    master's segment grid and on a ducking frame.
+    master's part grid and on a ducking frame.
     """
     import math
 
-    from ..codecs import parts as segments
+    from ..codecs import parts as mastering
     from ..dsp.mixer import ducking_hop
 
-    if not segments.usable(frames, sr):
+    if not mastering.usable(frames, sr):
         return [(0, frames)]
-    unit = math.lcm(segments.grid(sr), ducking_hop(sr))
+    unit = math.lcm(mastering.grid(sr), ducking_hop(sr))
     middle = max(unit, round(frames / 2 / unit) * unit)
     return [(0, middle), (middle, frames)] if middle < frames else [(0, frames)]
 

@@ -1,10 +1,10 @@
-"""MP3 for long programmes: segments encoded on every core and spliced, and checked in parallel.
+"""MP3 for long programmes: parts encoded on every core and spliced, and checked in parallel.
 
 LAME keeps one core busy for 45-55 s per hour of 48 kHz stereo, the
 slowest step of mastering a long programme. :func:`encode` drives LAME
 through its own API (the library ``lameenc`` is built from, loaded with
 ``ctypes``) with the bit reservoir off: every frame then carries all of its
-own data, so segments encoded side by side, each with a few frames of the
+own data, so parts encoded side by side, each with a few frames of the
 audio before and after it, splice into one stream at frame boundaries
 (:func:`frame_index` finds them). A decoder reads the spliced stream as one;
 only the encoder's choices differ at a splice, inaudibly.
@@ -83,7 +83,7 @@ def _lame() -> Any:
 
 
 def available() -> bool:
-    """Whether segments can be encoded (LAME's API is reachable)."""
+    """Whether parts can be encoded (LAME's API is reachable)."""
     return _lame() is not None
 
 
@@ -106,7 +106,7 @@ class Encoder:
 
     LAME takes the floats as they are (its ``ieee_float`` input): no 16-bit
     rounding on the way, and no conversion pass here. By default frames have
-    no bit reservoir (each stands on its own: segments splice); there is no
+    no bit reservoir (each stands on its own: parts splice); there is no
     tag frame. The level is the input's: LAME's bitrate presets scale the
     input down (by 0.95 at 128 kbps, 0.97 at 192) to spare decoders from
     clipping, which would leave every MP3 0.3-0.45 dB under the loudness it

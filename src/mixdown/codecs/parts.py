@@ -1,16 +1,16 @@
-"""Mastering a long programme in parallel segments: every core limits, writes, meters and encodes.
+"""Mastering a long programme in parallel parts: every core limits, writes, meters and encodes.
 
 One limiting pass over an hour streams through one core while LAME keeps
-another busy for as long again. Here the programme is cut into segments of
-:data:`SEGMENT_SECONDS` (fixed by the programme's length, never by the
+another busy for as long again. Here the programme is cut into parts of
+:data:`PART_SECONDS` (fixed by the programme's length, never by the
 machine, so the master is the same everywhere), and a pool of threads (the
 heavy work, numpy, libsndfile and LAME, releases the GIL) takes them in
-turn. Each segment task reads its part of the mix with a lead-in and a
+turn. Each part task reads its part of the mix with a lead-in and a
 tail, runs its own :class:`~mixdown.dsp.master.Limiter` (the lead-in brings it
 to the state the whole-stream limiter has there: its release is 80 ms, the
 lead-in over a second), and then
 
-* writes the segment into the WAV file at its own offset
+* writes the part into the WAV file at its own offset
   (:class:`~mixdown.codecs.wav.WavWriter`), keeping a CRC of the bytes written;
 * meters it (:class:`~mixdown.dsp.loudness.PartMeter`: hop energies and true
   peak with its real neighbours; the hop energies from the mix's where the
@@ -19,20 +19,20 @@ lead-in over a second), and then
 * encodes it to MP3 frames without bit reservoir, with a few frames of
   audio on either side, keeping the frames that belong to it
   (:mod:`mixdown.codecs.mp3`); the frames are appended to the file in order as
-  segments finish.
+  parts finish.
 
 The spec checks run on the same threads as soon as what they read is
-complete: each segment of the WAV is read back by CRC (its samples are
+complete: each part of the WAV is read back by CRC (its samples are
 exactly what was metered; the header is read through libsndfile once the
 file is closed), and each part of the MP3 is decoded from the file and
-metered. Programmes under two segments take the streaming path
+metered. Programmes under two parts take the streaming path
 (:func:`~mixdown.dsp.master.master_stream`).
 
 The master itself is not written out: its samples are a function of the
 mix and of the pass's settings (:class:`Recipe`), which the cache keeps
 instead of 1.4 GB of float32 an hour. A later reader (a delivery at another
 loudness or rate, a file to encode again) has :func:`write_master` make the
-samples, in parallel segments, exactly as the pass made them.
+samples, in parallel parts, exactly as the pass made them.
 """
 
 from __future__ import annotations
@@ -50,21 +50,21 @@ import numpy as np
 
 from ..errors import RenderFailed
 
-__all__ = ["SEGMENT_SECONDS", "Recipe", "Segmented", "bounds", "grid", "lead_in", "usable", "write_master"]
+__all__ = ["PART_SECONDS", "Recipe", "ParallelPasses", "bounds", "grid", "lead_in", "usable", "write_master"]
 
-SEGMENT_SECONDS = 120.0
+PART_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
-_MP3_LEAD = 8  # MP3 frames encoded before a segment and dropped
+_MP3_LEAD = 8  # MP3 frames encoded before a part and dropped
 _MP3_TAIL = 4  # and after it
-# Frames a segment takes through all its steps at a time: 1 MiB of stereo float32. Each step
+# Frames a part takes through all its steps at a time: 1 MiB of stereo float32. Each step
 # costs a little per call (Python, a system call, LAME's entry), so smaller chunks cost more;
 # larger ones gain nothing and hold more memory per thread (benchmarks/longform.py).
 _CHUNK = 1 << 17
-_TAIL = 8192  # input read past a segment: the limiter's look-ahead, the MP3 tail, the true peak's context
+_TAIL = 8192  # input read past a part: the limiter's look-ahead, the MP3 tail, the true peak's context
 
 
 def grid(sr: int) -> int:
-    """Segment boundaries fall on multiples of this: 100 ms hops, limiter rows and MP3 frames."""
+    """Part boundaries fall on multiples of this: 100 ms hops, limiter rows and MP3 frames."""
     from ..dsp.loudness import ROW, part_grid
     from .mp3 import samples_per_frame
 
@@ -78,15 +78,15 @@ def lead_in(sr: int) -> int:
 
 
 def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
-    """The segments ``[(start, stop), …]`` of a programme of ``frames`` samples.
+    """The parts ``[(start, stop), …]`` of a programme of ``frames`` samples.
 
-    Segments of :data:`SEGMENT_SECONDS`, but for a programme of three or
+    Parts of :data:`PART_SECONDS`, but for a programme of three or
     more the last two are cut in quarters: the threads then run out of work
-    within a short segment of each other, instead of one core encoding and
-    checking a whole last segment alone.
+    within a short part of each other, instead of one core encoding and
+    checking a whole last part alone.
     """
     step = grid(sr)
-    length = max(step, round((seconds or SEGMENT_SECONDS) * sr / step) * step)
+    length = max(step, round((seconds or PART_SECONDS) * sr / step) * step)
     starts = list(range(0, frames, length))
     if len(starts) > 2:
         starts = starts[:-2] + list(range(starts[-2], frames, max(step, length // 4 // step * step)))
@@ -94,17 +94,17 @@ def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int
 
 
 def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
-    """Whether a programme is long enough to be mastered in segments (two or more)."""
+    """Whether a programme is long enough to be mastered in parts (two or more)."""
     return len(bounds(frames, sr, seconds)) >= 2
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What makes a segmented master from its mix: the last pass's settings.
+    """What makes a parted master from its mix: the last pass's settings.
 
     ``gain_db``, ``aim`` and ``trim`` are a :data:`mixdown.dsp.master.Pass`'s
     arguments, ``ceiling_dbtp`` the limiters' ceiling and ``seconds`` the
-    segments' length (:func:`bounds`); ``frames``, ``sample_rate`` and
+    parts' length (:func:`bounds`); ``frames``, ``sample_rate`` and
     ``channels`` describe the mix it applies to. The same code on the same
     mix makes the same samples (:func:`write_master`); a change to what
     they make changes :data:`mixdown.plan.model.MASTER_VERSION`, and with it the
@@ -134,8 +134,8 @@ class Recipe:
             return None
 
 
-class Segmented:
-    """The limiting passes of one master, run in parallel segments (see the module's notes).
+class ParallelPasses:
+    """The limiting passes of one master, run in parallel parts (see the module's notes).
 
     ``mix`` is the programme's float file; ``wav`` a
     :class:`~mixdown.codecs.wav.WavWriter` (or None);
@@ -166,14 +166,14 @@ class Segmented:
         self.mix_hops = mix_hops if mix_hops is not None and sr % 10 == 0 else None
         self.ceiling_dbtp = ceiling_dbtp
         self.wav, self.mp3 = wav, mp3
-        self.seconds = seconds or SEGMENT_SECONDS
+        self.seconds = seconds or PART_SECONDS
         self.bounds = bounds(frames, sr, self.seconds)
         self._lead = lead_in(sr)
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(1, np.int64))] * len(self.bounds)
-        self._starts: list[np.ndarray] = []  # where each MP3 frame starts in the file, per segment spliced
-        self._ends: list[int] = []  # and where each segment's frames end
+        self._starts: list[np.ndarray] = []  # where each MP3 frame starts in the file, per part spliced
+        self._ends: list[int] = []  # and where each part's frames end
         self._lock = threading.Lock()
         self._done = 0
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
@@ -183,12 +183,12 @@ class Segmented:
     # -- a pass --------------------------------------------------------------------
 
     def __call__(self, gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
-        """Run one limiting pass over every segment; return (measurement, integrated, discard).
+        """Run one limiting pass over every part; return (measurement, integrated, discard).
 
-        Segments are taken in order, a core's worth at a time; as each is
+        Parts are taken in order, a core's worth at a time; as each is
         done its MP3 frames are appended to the file, and the checks of what
         is complete (its WAV bytes, the MP3 part before it) go to the same
-        threads, ahead of the segments still to start.
+        threads, ahead of the parts still to start.
         """
         from ..dsp.loudness import joined
         from ..dsp.signal import db_to_gain
@@ -202,14 +202,14 @@ class Segmented:
         checks: list[Future[Any]] = []
         mp3_parts: list[Future[Any]] = []
         pending: dict[int, Future[Any]] = {}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-segment") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
             try:
                 out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
                 try:
                     for index in range(count):
                         for ahead in range(index, min(index + workers + 1, count)):
                             if ahead not in pending and parts[ahead] is None:
-                                pending[ahead] = pool.submit(self._segment, ahead, gain, aim, trim)
+                                pending[ahead] = pool.submit(self._part, ahead, gain, aim, trim)
                         parts[index] = pending.pop(index).result()
                         if self.wav is not None:
                             checks.append(pool.submit(self._wav_reads_back, index))
@@ -241,20 +241,20 @@ class Segmented:
         self.recipe = Recipe(
             self.sr, self.channels, self.frames, self.ceiling_dbtp, gain_db, aim, trim, self.seconds
         )
-        return found, found.integrated, lambda: None  # a new pass overwrites every segment
+        return found, found.integrated, lambda: None  # a new pass overwrites every part
 
     def _splice(self, index: int, out: Any) -> None:
-        """Append segment ``index``'s MP3 frames to the file, noting where each frame starts."""
+        """Append part ``index``'s MP3 frames to the file, noting where each frame starts."""
         data, offsets = self._frames_mp3[index]
         base = self._ends[-1] if self._ends else 0
         self._starts.append(offsets[:-1] + base)
         self._ends.append(base + len(data))
         out.write(data)
         out.flush()
-        self._frames_mp3[index] = (b"", offsets[:1])  # in the file now: memory stays at a few segments
+        self._frames_mp3[index] = (b"", offsets[:1])  # in the file now: memory stays at a few parts
 
     def _measure_mp3(self, index: int) -> tuple[np.ndarray, float, float]:
-        """Decode and meter segment ``index``'s frames as the file holds them (the next one is spliced)."""
+        """Decode and meter part ``index``'s frames as the file holds them (the next one is spliced)."""
         from . import mp3
 
         assert self.mp3 is not None
@@ -277,7 +277,7 @@ class Segmented:
             os.close(fd)
 
     def _wav_reads_back(self, index: int) -> bool:
-        """Whether segment ``index``'s bytes read back from the WAV as they were written (CRC-32)."""
+        """Whether part ``index``'s bytes read back from the WAV as they were written (CRC-32)."""
         assert self.wav is not None
         start, stop = self.bounds[index]
         return bool(self.wav.crc(start, stop - start) == self._crcs[index])
@@ -285,7 +285,7 @@ class Segmented:
     def _outputs(
         self, index: int, gain: np.float32, aim: float, trim: float
     ) -> Iterator[tuple[np.ndarray, int, Any]]:
-        """Segment ``index``'s limited output from the start of its lead-in, a chunk at a time:
+        """Part ``index``'s limited output from the start of its lead-in, a chunk at a time:
         ``(samples, where they start in that output, limiter)``, the limiter's
         :attr:`~mixdown.dsp.master.Limiter.touched` describing the samples until the next chunk is
         asked for. The pass and :func:`write_master` both make the master here, so that they
@@ -314,12 +314,12 @@ class Segmented:
         if end == self.frames:
             yield out(limiter.flush())
         if made < lead + min(stop + ENVELOPE_AFTER, self.frames) - start:
-            raise AssertionError("a segment's tail is shorter than the limiter's look-ahead")
+            raise AssertionError("a part's tail is shorter than the limiter's look-ahead")
 
-    def _segment(
+    def _part(
         self, index: int, gain: np.float32, aim: float, trim: float
     ) -> tuple[np.ndarray, float, float]:
-        """Limit, write, encode and meter segment ``index``, a chunk at a time (each chunk goes
+        """Limit, write, encode and meter part ``index``, a chunk at a time (each chunk goes
         through every step while it is in the CPU's cache)."""
         from ..dsp.loudness import PartMeter
 
@@ -330,7 +330,7 @@ class Segmented:
         if self.mix_hops is not None:
             known = _Energies(self, start, lead, n, float(gain) * trim)
         meter = PartMeter(self.sr, self.channels, lead, n, energies=known is None)
-        mp3 = _SegmentMp3(self, index, lead) if self.mp3 is not None else None
+        mp3 = _PartMp3(self, index, lead) if self.mp3 is not None else None
         crc = 0  # of the WAV bytes written
         try:
             for y, at, limiter in self._outputs(index, gain, aim, trim):
@@ -361,7 +361,7 @@ class Segmented:
             self._progress(self._done)
 
     def write_body(self, index: int, gain: np.float32, aim: float, trim: float, writer: Any) -> None:
-        """Write segment ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
+        """Write part ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
         start, stop = self.bounds[index]
         n, lead = stop - start, min(start, self._lead)
         for y, at, _ in self._outputs(index, gain, aim, trim):
@@ -375,7 +375,7 @@ class Segmented:
     def check_wav_header(self) -> None:
         """The closed WAV's header, as libsndfile reads it, describes what was written.
 
-        Its samples were read back segment by segment during the pass (by
+        Its samples were read back part by part during the pass (by
         CRC against the bytes written: exactly the samples that were metered).
         """
         import soundfile as sf
@@ -388,7 +388,7 @@ class Segmented:
 
 
 def _body(y: np.ndarray, at: int, lead: int, n: int) -> tuple[int, np.ndarray]:
-    """Where in its segment the output ``y`` (from output sample ``at``, counted from the start
+    """Where in its part the output ``y`` (from output sample ``at``, counted from the start
     of a ``lead``-sample lead-in) starts to belong, and the samples of ``y`` that do (of ``n``)."""
     return max(0, at - lead), y[max(0, lead - at) : max(0, lead + n - at)]
 
@@ -397,18 +397,18 @@ def write_master(
     recipe: Recipe, mix: Path, writer: Any, *, progress: Callable[[int], None] | None = None
 ) -> None:
     """Make the master ``recipe`` describes from the float file ``mix`` into ``writer`` (its
-    ``write_at``, from any thread), every core taking segments in turn; ``progress`` is told the
+    ``write_at``, from any thread), every core taking parts in turn; ``progress`` is told the
     frames done so far."""
     from ..dsp.signal import db_to_gain
 
-    passes = Segmented(
+    passes = ParallelPasses(
         mix, recipe.sample_rate, recipe.channels, recipe.frames, recipe.ceiling_dbtp,
         seconds=recipe.seconds, progress=progress,
     )  # fmt: skip
     gain = np.float32(db_to_gain(recipe.gain_db))
     count = len(passes.bounds)
     workers = max(1, min(os.cpu_count() or 1, count))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-segment") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
         futures = [
             pool.submit(passes.write_body, index, gain, recipe.aim, recipe.trim, writer)
             for index in range(count)
@@ -422,31 +422,31 @@ def write_master(
             raise
 
 
-class _SegmentMp3:
-    """The MP3 frames of one segment, encoded as its output is made.
+class _PartMp3:
+    """The MP3 frames of one part, encoded as its output is made.
 
-    LAME takes the segment with a few frames of audio on either side
+    LAME takes the part with a few frames of audio on either side
     (:data:`_MP3_LEAD` before, :data:`_MP3_TAIL` after, but for the ends of
-    the programme); the frames that belong to the segment are kept.
+    the programme); the frames that belong to the part are kept.
     """
 
-    def __init__(self, segmented: Segmented, index: int, lead: int) -> None:
+    def __init__(self, parted: ParallelPasses, index: int, lead: int) -> None:
         from . import mp3
 
-        assert segmented.mp3 is not None
-        _, bitrate, vbr, quality = segmented.mp3
-        start, stop = segmented.bounds[index]
-        self.index, self.n, self.last = index, stop - start, stop == segmented.frames
-        self.spf = spf = mp3.samples_per_frame(segmented.sr)
+        assert parted.mp3 is not None
+        _, bitrate, vbr, quality = parted.mp3
+        start, stop = parted.bounds[index]
+        self.index, self.n, self.last = index, stop - start, stop == parted.frames
+        self.spf = spf = mp3.samples_per_frame(parted.sr)
         before = min(lead, _MP3_LEAD * spf)
-        self.skip = before // spf  # frames before the segment's own
+        self.skip = before // spf  # frames before the part's own
         # the output samples encoded (counted from the lead-in's start)
         tail = (
-            0 if self.last else min(_MP3_TAIL * spf, segmented.frames - stop)
+            0 if self.last else min(_MP3_TAIL * spf, parted.frames - stop)
         )  # the programme may end first
         self.first, self.stop = lead - before, lead + self.n + tail
         self.encoder = mp3.Encoder(
-            segmented.sr, segmented.channels, bitrate=bitrate, vbr=vbr, quality=quality
+            parted.sr, parted.channels, bitrate=bitrate, vbr=vbr, quality=quality
         )
         self.data: list[bytes] = []
         self.made = 0  # output samples taken so far
@@ -459,24 +459,24 @@ class _SegmentMp3:
             self.data.append(self.encoder.encode(part))
 
     def frames(self) -> tuple[bytes, np.ndarray]:
-        """The segment's frames and where each starts (with the end), once its output is all taken."""
+        """The part's frames and where each starts (with the end), once its output is all taken."""
         from . import mp3
 
         if self.made < self.stop:
-            raise AssertionError("a segment's tail is shorter than its MP3 tail")
+            raise AssertionError("a part's tail is shorter than its MP3 tail")
         data = b"".join([*self.data, self.encoder.finish()])
         offsets, _, _, _ = mp3.frame_index(data)
         keep = len(offsets) - 1 if self.last else self.skip + self.n // self.spf
         if keep > len(offsets) - 1:
             raise RenderFailed(
-                f"MP3: segment {self.index} came out {len(offsets) - 1} frames long, short of {keep}"
+                f"MP3: part {self.index} came out {len(offsets) - 1} frames long, short of {keep}"
             )
         kept = offsets[self.skip : keep + 1]
         return data[kept[0] : kept[-1]], kept - kept[0]
 
 
 class _Energies:
-    """A segment's hop energies (as :class:`~mixdown.dsp.loudness.PartMeter` reads them), from the mix's.
+    """A part's hop energies (as :class:`~mixdown.dsp.loudness.PartMeter` reads them), from the mix's.
 
     Where the limiter leaves the signal alone, the master is the mix times
     the pass's gain, and K-weighting is linear: a hop's energy there is the
@@ -492,12 +492,12 @@ class _Energies:
     the first unsettled one and what follows it, a hop or two.
     """
 
-    def __init__(self, segmented: Segmented, start: int, lead: int, n: int, gain: float) -> None:
-        assert segmented.mix_hops is not None
-        self.sr, self.channels, self.lead = segmented.sr, segmented.channels, lead
-        self.hop = segmented.sr // 10
+    def __init__(self, parted: ParallelPasses, start: int, lead: int, n: int, gain: float) -> None:
+        assert parted.mix_hops is not None
+        self.sr, self.channels, self.lead = parted.sr, parted.channels, lead
+        self.hop = parted.sr // 10
         first, self.count = start // self.hop, n // self.hop
-        self.hops = segmented.mix_hops[first : first + self.count] * (gain * gain)
+        self.hops = parted.mix_hops[first : first + self.count] * (gain * gain)
         self.dirty = np.zeros(self.count, dtype=bool)
         self.settled = 0  # hops [0, settled) have their energies
         # the output kept from the last chunk: the samples just before the next one
@@ -561,9 +561,9 @@ class _Energies:
         self._run = None
 
     def result(self) -> np.ndarray:
-        """The segment's hop energies."""
+        """The part's hop energies."""
         if self.settled < self.count:
-            raise AssertionError("a segment's output stopped before its last hop")
+            raise AssertionError("a part's output stopped before its last hop")
         if self._run is not None:
             self._close(self.count)
         return self.hops

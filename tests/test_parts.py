@@ -1,4 +1,4 @@
-"""Long programmes mastered in parallel segments: positional WAVs, parts that join, spliced MP3s."""
+"""Long programmes mastered in parallel parts: positional WAVs, parts that join, spliced MP3s."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixdown.codecs import mp3
-from mixdown.codecs import parts as segments
+from mixdown.codecs import mp3, parts
 from mixdown.codecs import wav as audio
 from mixdown.codecs.deliver import _measure_file
 from mixdown.codecs.lame import to_pcm16
@@ -82,12 +81,12 @@ def test_parts_measured_alone_join_into_the_whole(tmp_path: Path) -> None:
     expected = whole.result()
     grid = part_grid(SR) * 3
     starts = list(range(0, len(y), grid * 17))
-    parts = []
+    measured = []
     for start in starts:
         stop = min(start + grid * 17, len(y))
         lead = min(start, 2 * part_grid(SR) * 5)
-        parts.append(part_loudness(y[start - lead : stop + 100], SR, lead, stop - start))
-    found = joined(SR, 2, len(y), parts)
+        measured.append(part_loudness(y[start - lead : stop + 100], SR, lead, stop - start))
+    found = joined(SR, 2, len(y), measured)
     assert len(starts) > 3
     assert found.integrated == pytest.approx(expected.integrated, abs=1e-4)
     assert found.lra == pytest.approx(expected.lra, abs=1e-3)
@@ -243,7 +242,7 @@ def test_frame_index_finds_every_frame_and_refuses_other_data() -> None:
         mp3.frame_index(b"RIFF" + data)
 
 
-def segmented_pass(
+def parted_pass(
     tmp_path: Path,
     y: np.ndarray,
     seconds: float,
@@ -251,7 +250,7 @@ def segmented_pass(
     mix_hops: np.ndarray | None = None,
     trim: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Run one segmented pass over ``y``: (the master, the decoded spliced MP3, the measurement)."""
+    """Run one parted pass over ``y``: (the master, the decoded spliced MP3, the measurement)."""
     from mixdown.store.cache import Cache
 
     mix = tmp_path / "mix.wav"
@@ -259,7 +258,7 @@ def segmented_pass(
     cache = Cache(tmp_path / "cache")
     key = "ab" + "1" * 62
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
-    passes = segments.Segmented(
+    passes = parts.ParallelPasses(
         mix,
         SR,
         2,
@@ -274,20 +273,20 @@ def segmented_pass(
     wav.close()
     passes.check_wav_header()
     # The master's samples, made again from its recipe (as a later delivery has them made)
-    assert passes.recipe is not None and segments.Recipe.from_record(passes.recipe.record()) == passes.recipe
+    assert passes.recipe is not None and parts.Recipe.from_record(passes.recipe.record()) == passes.recipe
     writer = cache.writer(key, SR, 2, frames=len(y))
-    segments.write_master(passes.recipe, mix, writer)
+    parts.write_master(passes.recipe, mix, writer)
     writer.commit({"kind": "master"})
     master, _ = cache.get(key)
     np.testing.assert_array_equal(sf.read(tmp_path / "master.wav", dtype="float32")[0], wav.quantized(master))
     decoded = mp3.decode((tmp_path / "master.mp3").read_bytes(), 2)
-    single = one_pass(tmp_path / "master.mp3")  # what the check measured as the segments were spliced
+    single = one_pass(tmp_path / "master.mp3")  # what the check measured as the parts were spliced
     assert passes.mp3_found.integrated == pytest.approx(single.integrated, abs=1e-4)
     assert passes.mp3_found.true_peak == pytest.approx(single.true_peak, abs=1e-5)
     return master, decoded, found
 
 
-def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) -> None:
+def test_a_mono_programme_masters_in_parts_with_a_mono_mp3(tmp_path: Path) -> None:
     from mixdown.store.cache import Cache
 
     if not mp3.available():
@@ -297,14 +296,14 @@ def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) ->
     y = (tones * (0.6 + 0.3 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)[:, None]  # over the gates
     sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
     cache = Cache(tmp_path / "cache")
-    passes = segments.Segmented(
+    passes = parts.ParallelPasses(
         tmp_path / "mix.wav", SR, 1, len(y), -1.3,
         mp3=(tmp_path / "master.mp3", 128, False, 7), seconds=4.0,
     )  # fmt: skip
     found, _, _ = passes(6.0, 1.0, 1.0)
     assert passes.recipe is not None
     writer = cache.writer("cd" + "2" * 62, SR, 1, frames=len(y))
-    segments.write_master(passes.recipe, tmp_path / "mix.wav", writer)
+    parts.write_master(passes.recipe, tmp_path / "mix.wav", writer)
     writer.commit({"kind": "master"})
     master, _ = cache.get("cd" + "2" * 62)
     data = (tmp_path / "master.mp3").read_bytes()
@@ -318,32 +317,32 @@ def test_a_mono_programme_masters_in_segments_with_a_mono_mp3(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("sr", "seconds"), [(48000, 3578.4), (44100, 241.0), (48000, 240.0), (24000, 130.0)])
-def test_segments_tile_the_programme_on_the_grid_and_end_in_quarters(sr: int, seconds: float) -> None:
+def test_parts_tile_the_programme_on_the_grid_and_end_in_quarters(sr: int, seconds: float) -> None:
     frames = round(seconds * sr)
-    cuts = segments.bounds(frames, sr)
+    cuts = parts.bounds(frames, sr)
     step, full = (
-        segments.grid(sr),
-        round(segments.SEGMENT_SECONDS * sr / segments.grid(sr)) * segments.grid(sr),
+        parts.grid(sr),
+        round(parts.PART_SECONDS * sr / parts.grid(sr)) * parts.grid(sr),
     )
     assert cuts[0][0] == 0 and cuts[-1][1] == frames
     assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:], strict=False)) and all(
         s % step == 0 for s, _ in cuts
     )
     lengths = [stop - start for start, stop in cuts]
-    whole = -(-frames // full)  # segments of the full length it would take
+    whole = -(-frames // full)  # parts of the full length it would take
     if whole > 2:
         assert lengths[: whole - 2] == [full] * (whole - 2)
         assert max(lengths[whole - 2 :]) == full // 4 // step * step  # the rest in quarters
     else:
-        assert len(cuts) == whole and segments.usable(frames, sr) == (whole == 2)
+        assert len(cuts) == whole and parts.usable(frames, sr) == (whole == 2)
 
 
-def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
+def test_a_parted_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
     from mixdown.dsp.master import Limiter
 
     y = programme(30.0)
-    master, decoded, found = segmented_pass(tmp_path, y, seconds=4.0, gain_db=6.0)
-    assert len(segments.bounds(len(y), SR, 4.0)) == 14  # six of 4.2 s, then eight of 0.6 s
+    master, decoded, found = parted_pass(tmp_path, y, seconds=4.0, gain_db=6.0)
+    assert len(parts.bounds(len(y), SR, 4.0)) == 14  # six of 4.2 s, then eight of 0.6 s
     limiter = Limiter(SR, 2, ceiling_dbtp=-1.3)
     streamed = np.concatenate([limiter.process(y * np.float32(db_to_gain(6.0))), limiter.flush()])
     np.testing.assert_allclose(master, streamed, atol=2e-6)  # the lead-in settles each limiter
@@ -358,36 +357,36 @@ def test_a_segmented_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: P
     rms = np.sqrt(np.mean(error[: len(error) // window * window].reshape(-1, window * 2) ** 2, axis=1))
     level = np.sqrt(np.mean(master[: len(master) // window * window].reshape(-1, window * 2) ** 2, axis=1))
     loud = level > 0.02
-    splices = {start // window for start, _ in segments.bounds(len(y), SR, 4.0)[1:]}
+    splices = {start // window for start, _ in parts.bounds(len(y), SR, 4.0)[1:]}
     near = np.array([i in splices or i - 1 in splices for i in range(len(rms))]) & loud
     assert near.sum() >= 4 and len(decoded) >= len(master) + delay
     assert rms[near].max() <= 2.0 * np.median(rms[loud])
 
 
-@pytest.mark.parametrize("chunk", [segments._CHUNK, 3000])  # chunks that end anywhere in a hop
+@pytest.mark.parametrize("chunk", [parts._CHUNK, 3000])  # chunks that end anywhere in a hop
 def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(segments, "_CHUNK", chunk)
+    monkeypatch.setattr(parts, "_CHUNK", chunk)
     y = programme(30.0, seed=8)
     mix = Meter(SR, 2, true_peak=False)
     mix.add(y)
     touched: list[float] = []
-    result = segments._Energies.result
+    result = parts._Energies.result
 
     def spied(self: Any) -> np.ndarray:
         touched.append(float(self.dirty.mean()))
         return result(self)
 
-    monkeypatch.setattr(segments._Energies, "result", spied)
+    monkeypatch.setattr(parts._Energies, "result", spied)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     # trimmed, as the last-resort pass is: the mix's energies scale by the gain and the trim
-    master, _, found = segmented_pass(
+    master, _, found = parted_pass(
         tmp_path / "a", y, seconds=4.0, gain_db=6.0, mix_hops=mix.hop_energies(), trim=0.9
     )
     assert len(touched) == 14 and 0.0 < np.mean(touched) < 1.0 and min(touched) < 0.5  # mix's and metered
-    _, _, metered = segmented_pass(tmp_path / "b", y, seconds=4.0, gain_db=6.0, trim=0.9)
+    _, _, metered = parted_pass(tmp_path / "b", y, seconds=4.0, gain_db=6.0, trim=0.9)
     assert len(touched) == 14  # the second pass metered every hop
     whole = Meter(SR, 2)
     whole.add(master)
@@ -403,37 +402,37 @@ def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
 def built_both_ways(
     root: Path, fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> tuple[Path, str]:
-    """Build a copy of the show ``root`` as it is (programmes of a few seconds: one segment, one
-    part), then ``root`` itself with one-second segments (every master cut into segments, every
+    """Build a copy of the show ``root`` as it is (programmes of a few seconds: one part, one
+    part), then ``root`` itself with one-second parts (every master cut into parts, every
     mix into halves) and doit's ``args``; return the copy and the second build's output."""
     other = tmp_path.parent / f"{tmp_path.name}-whole"
     shutil.copytree(root, other)
     code, out, err = doit(other, fakes)
     assert code == 0, out + err
-    monkeypatch.setattr(segments, "SEGMENT_SECONDS", 1.0)
+    monkeypatch.setattr(parts, "PART_SECONDS", 1.0)
     code, out, err = doit(root, fakes, *args)
     assert code == 0, out + err
     return other, out
 
 
-def test_a_long_show_masters_in_segments_as_it_does_in_one_stream(
+def test_a_long_show_masters_in_parts_as_it_does_in_one_stream(
     show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = show(project_dot_toml=BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]'))
-    other, out_segmented = built_both_ways(root, fakes, tmp_path, monkeypatch)
+    other, out_parted = built_both_ways(root, fakes, tmp_path, monkeypatch)
     wavs = sorted((root / "build").rglob("*.wav"))
     assert wavs
     for wav in wavs:
         seg, sr = sf.read(wav, dtype="float32", always_2d=True)
         ref, _ = sf.read(other / wav.relative_to(root), dtype="float32", always_2d=True)
-        assert len(segments.bounds(len(seg), sr)) >= 3
+        assert len(parts.bounds(len(seg), sr)) >= 3
         assert seg.shape == ref.shape and np.abs(seg - ref).max() < 1e-4
         one, two = (
             _measure_file(wav.with_suffix(".mp3")),
             _measure_file(other / wav.relative_to(root).with_suffix(".mp3")),
         )
         assert one.integrated == pytest.approx(two.integrated, abs=0.1) and one.true_peak <= -1.0
-    assert "LUFS" in out_segmented and "mp3" in out_segmented
+    assert "LUFS" in out_parted and "mp3" in out_parted
     # The cache keeps each master as its recipe; files lost from build/ are made again from it, the same.
     loaded = load_show(root, registry=Registry(root, extra=fakes))
     recipes = [loaded.context.cache.side_path(plan.master_key, "recipe.json") for plan in loaded.plan.mixes]
@@ -483,19 +482,19 @@ def test_a_delivery_reads_a_long_master_made_from_its_recipe(
     root = show(project_dot_toml=BASIC_TOML + deliveries)
     # two workers: both deliveries of a master may ask for it at once
     other, _ = built_both_ways(root, fakes, tmp_path, monkeypatch, "-n", "2")
-    segmented, whole = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
-    for plan, same in zip(segmented.plan.mixes, whole.plan.mixes, strict=True):
-        master, sr = segmented.context.cache.get(plan.master_key)  # made from the recipe for the delivery
-        assert len(segments.bounds(len(master), sr)) >= 3
+    parted, whole = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
+    for plan, same in zip(parted.plan.mixes, whole.plan.mixes, strict=True):
+        master, sr = parted.context.cache.get(plan.master_key)  # made from the recipe for the delivery
+        assert len(parts.bounds(len(master), sr)) >= 3
         np.testing.assert_allclose(master, whole.context.cache.get(same.master_key)[0], atol=1e-4)
         # and the same as the master's own file, made in the pass
         wav = root / "build" / f"{plan.name}.wav"
         written, _ = sf.read(wav, dtype="float32", always_2d=True)
         assert np.abs(written - master).max() <= 2.0**-23
     radio = sorted((root / "build").rglob("*.radio.wav"))
-    assert len(radio) == len(segmented.plan.mixes)
+    assert len(radio) == len(parted.plan.mixes)
     loud = sorted((root / "build").rglob("*.loud.flac"))
-    assert len(loud) == len(segmented.plan.mixes)
+    assert len(loud) == len(parted.plan.mixes)
     for path, target in [*((p, -23.0) for p in radio), *((p, -14.0) for p in loud)]:
         one, two = _measure_file(path), _measure_file(other / path.relative_to(root))
         assert one.integrated == pytest.approx(target, abs=0.5) and one.integrated == pytest.approx(
@@ -509,11 +508,11 @@ def test_a_wav_that_reads_back_wrong_fails_the_pass(tmp_path: Path, monkeypatch:
     real = WavWriter.crc
 
     def corrupt(self: WavWriter, start: int, frames: int) -> int:
-        return real(self, start, frames) + (1 if start > 0 else 0)  # everything after the first segment
+        return real(self, start, frames) + (1 if start > 0 else 0)  # everything after the first part
 
     monkeypatch.setattr(WavWriter, "crc", corrupt)
     with pytest.raises(RenderFailed, match=r"master.wav: the file does not read back as written from 4\.2 s"):
-        segmented_pass(tmp_path, programme(12.0), seconds=4.0)
+        parted_pass(tmp_path, programme(12.0), seconds=4.0)
 
 
 def test_a_long_show_mixed_in_halves_stores_the_mix_of_one_pass(
@@ -571,13 +570,13 @@ def test_every_frame_decodes_whatever_the_first_frame_s_size(sr: int, bitrate: i
 @pytest.mark.parametrize("sr", [44100, 22050])
 def test_a_spliced_mp3_at_a_rate_with_padded_frames_is_checked_whole(tmp_path: Path, sr: int) -> None:
     """At 44.1 and 22.05 kHz a frame's length in bytes is not whole: frames are padded in turn,
-    and the check of a segment that starts on a padded frame once metered it short."""
+    and the check of a part that starts on a padded frame once metered it short."""
     if not mp3.available():
         pytest.skip("no LAME API")
-    seconds = segments.grid(sr) / sr  # the shortest segment: many boundaries in a short programme
+    seconds = parts.grid(sr) / sr  # the shortest part: many boundaries in a short programme
     y = np.resize(programme(10.0), (round(4.5 * seconds * sr), 2))
     sf.write(tmp_path / "mix.wav", y, sr, subtype="FLOAT")
-    passes = segments.Segmented(
+    passes = parts.ParallelPasses(
         tmp_path / "mix.wav", sr, 2, len(y), -1.3,
         mp3=(tmp_path / "master.mp3", 192 if sr > 24000 else 64, False, 7), seconds=seconds,
     )  # fmt: skip
@@ -593,16 +592,16 @@ def test_a_spliced_mp3_at_a_rate_with_padded_frames_is_checked_whole(tmp_path: P
 
 
 @pytest.mark.parametrize("extra", [1, 15, 17])
-def test_a_last_segment_shorter_than_the_true_peak_s_context_masters(tmp_path: Path, extra: int) -> None:
-    """A programme a few samples longer than its segments: the segment before the last has
+def test_a_last_part_shorter_than_the_true_peak_s_context_masters(tmp_path: Path, extra: int) -> None:
+    """A programme a few samples longer than its parts: the part before the last has
     fewer samples after it than the limiter looks ahead and the MP3 encodes past it."""
     if not mp3.available():
         pytest.skip("no LAME API")
-    seconds = segments.grid(SR) / SR
-    y = np.resize(programme(4.0), (3 * segments.grid(SR) + extra, 2))
+    seconds = parts.grid(SR) / SR
+    y = np.resize(programme(4.0), (3 * parts.grid(SR) + extra, 2))
     sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
-    passes = segments.Segmented(
+    passes = parts.ParallelPasses(
         tmp_path / "mix.wav", SR, 2, len(y), -1.3,
         wav=wav, mp3=(tmp_path / "master.mp3", 192, False, 7), seconds=seconds,
     )  # fmt: skip
