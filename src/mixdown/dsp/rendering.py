@@ -62,53 +62,48 @@ class Rendering:
         # the scratch file and half the summing; the mix adds it to each channel.
         lines = program._timeline.voice
         self.voice_channels = 1 if lines and all(c.mono for c in lines) else program.channels
-        hop = program.hop
-        if (
-            [p for p in parts if p[0] % hop]
-            or sorted(parts) != list(parts)
-            or sum(b - a for a, b in parts) != n
-        ):
-            raise ValueError(
-                f"mix: parts {list(parts)} must tile 0..{n} in order, each starting on a {hop}-frame hop"
-            )
+        _check_parts(parts, n, program.hop)
         if not self._ducked:
             return
         self._scratch = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
             prefix="mixdown-voice-", dir=scratch_dir(n * self.voice_channels * 4)
         )
         try:
-            powers = np.zeros(-(-n // hop))
-            say = progress or (lambda _: None)
-
-            def voice(part: tuple[int, int]) -> None:
-                start, stop = part
-                bus = _Bus(
-                    _overlapping(program._timeline.voice, start, stop),
-                    self.voice_channels,
-                    pool,
-                    program.sample_rate,
-                )
-                _voice_pass(bus, start, stop, hop, self._scratch.fileno(), powers, say)
-
-            if len(parts) > 1:
-                with ThreadPoolExecutor(
-                    max_workers=len(parts), thread_name_prefix="mixdown-voice"
-                ) as threads:
-                    for future in [threads.submit(voice, part) for part in parts]:
-                        future.result()
-            else:
-                voice(parts[0])
+            powers = self._voice_pass(parts, progress or (lambda _: None))
             self._duck = _Ducker(
-                powers / (hop * self.voice_channels),  # mean square per sample of one channel
+                powers / (program.hop * self.voice_channels),  # mean square per sample of one channel
                 program.sections,
                 program._timeline.starts,
                 n,
-                hop,
+                program.hop,
                 settings,
             )
         except BaseException:
             self.close()
             raise
+
+    def _voice_pass(self, parts: Sequence[tuple[int, int]], progress: Callable[[int], None]) -> np.ndarray:
+        """Mix the voice bus into the scratch file, a thread per part; return each frame's power."""
+        program, hop = self.program, self.program.hop
+        powers = np.zeros(-(-program.frames // hop))
+
+        def voice(part: tuple[int, int]) -> None:
+            start, stop = part
+            bus = _Bus(
+                _overlapping(program._timeline.voice, start, stop),
+                self.voice_channels,
+                self._pool,
+                program.sample_rate,
+            )
+            _voice_pass(bus, start, stop, hop, self._scratch.fileno(), powers, progress)
+
+        if len(parts) > 1:
+            with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="mixdown-voice") as threads:
+                for future in [threads.submit(voice, part) for part in parts]:
+                    future.result()
+        else:
+            voice(parts[0])
+        return powers
 
     def __enter__(self) -> Rendering:
         return self
@@ -167,6 +162,14 @@ class Rendering:
                 yield first, Stems(voice, sfx.render(first, last), bed, sr)
         finally:
             beds.shutdown(cancel_futures=True)
+
+
+def _check_parts(parts: Sequence[tuple[int, int]], n: int, hop: int) -> None:
+    """Refuse ``parts`` unless they tile ``[0, n)`` in order, each starting on a ``hop``."""
+    if [p for p in parts if p[0] % hop] or sorted(parts) != list(parts) or sum(b - a for a, b in parts) != n:
+        raise ValueError(
+            f"mix: parts {list(parts)} must tile 0..{n} in order, each starting on a {hop}-frame hop"
+        )
 
 
 _MEMORY = "/dev/shm"  # a memory filesystem (tmpfs) on Linux
