@@ -87,7 +87,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import AudioError
-from .signal import valid_audio
+from .signal import gain_to_db, valid_audio
 
 __all__ = [
     "Measurement",
@@ -359,11 +359,11 @@ class Meter:
         blocks = self._window_powers(_MOMENTARY_HOPS)
         short = self._window_powers(_SHORT_TERM_HOPS)
         finals = [tracker.final() for tracker in self._peaks]
-        peak = _to_db(max(t for _, t in finals)) if self.measures_true_peak and finals else math.nan
+        peak = gain_to_db(max(t for _, t in finals)) if self.measures_true_peak and finals else math.nan
         return Measurement(
             integrated=_integrated(blocks),
             true_peak=peak,
-            sample_peak=_to_db(max(s for s, _ in finals)) if finals else math.nan,
+            sample_peak=gain_to_db(max(s for s, _ in finals)) if finals else math.nan,
             lra=_loudness_range(short),
             max_momentary=_max_lufs(blocks),
             max_short_term=_max_lufs(short),
@@ -619,10 +619,6 @@ def _max_lufs(powers: np.ndarray) -> float:
     return float(_to_lufs(np.array([powers.max()]))[0]) if len(powers) else -math.inf
 
 
-def _to_db(gain: float) -> float:
-    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
-
-
 def _abs_max(x: np.ndarray) -> float:
     """Largest absolute value of ``x`` without an ``abs`` temporary (0.0 if empty)."""
     if x.size == 0:
@@ -826,7 +822,7 @@ def joined(
     found = Meter.of_hops(sr, channels, hops, frames).result()
     sample = max((p[1] for p in parts), default=0.0)
     true = max((max(p[1], p[2]) for p in parts), default=0.0)
-    return replace(found, true_peak=_to_db(true), sample_peak=_to_db(sample))
+    return replace(found, true_peak=gain_to_db(true), sample_peak=gain_to_db(sample))
 
 
 def row_max(values: np.ndarray, width: int) -> np.ndarray:

@@ -7,6 +7,7 @@ Mono is ``(n, 1)``, never ``(n,)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -16,7 +17,16 @@ from ..errors import AudioError
 
 BLOCK = 1 << 18  # frames per block when a stage streams (5.5 s at 48 kHz, 2 MiB in stereo float32)
 
-__all__ = ["BLOCK", "Stream", "as_channels", "db_to_gain", "gain_frames", "resample", "valid_audio"]
+__all__ = [
+    "BLOCK",
+    "Stream",
+    "as_channels",
+    "db_to_gain",
+    "gain_frames",
+    "gain_to_db",
+    "resample",
+    "valid_audio",
+]
 
 
 def valid_audio(y: np.ndarray, *, what: str = "audio") -> np.ndarray:
@@ -53,6 +63,11 @@ def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) 
 def db_to_gain(db: float) -> float:
     """Convert decibels to a linear amplitude factor."""
     return float(10.0 ** (db / 20.0))
+
+
+def gain_to_db(gain: float) -> float:
+    """Convert a linear amplitude to decibels (``-inf`` for 0)."""
+    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
 
 
 def as_channels(y: np.ndarray, channels: int) -> np.ndarray:

@@ -407,7 +407,7 @@ def _gain(
     """The compressor's per-sample linear gain for valid ``y`` (see :func:`compress`)."""
     from scipy.ndimage import maximum_filter1d
 
-    from .dynamics import follow_release
+    from .dynamics import follow_release, ramp_rows
 
     power = _speech_power(y, sr)
     if power <= 0 or ratio == 1.0:
@@ -435,9 +435,7 @@ def _gain(
     csum = np.concatenate([np.zeros(w + 1), np.cumsum(released)])
     smooth = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [-1, rows)
     ends = (10.0 ** (-np.maximum(smooth, 0.0) / 20.0)).astype(np.float32)  # linear: a ramp between
-    ramp = np.arange(1, hop + 1, dtype=np.float32) / np.float32(hop)  # gains each small enough is too
-    gain: np.ndarray = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)[: len(y)]
-    return gain
+    return ramp_rows(ends, hop)[: len(y)]  # gains each small enough is too
 
 
 def _gain_computer(over: np.ndarray, ratio: float, knee_db: float) -> np.ndarray:
