@@ -1,14 +1,15 @@
-"""Master stage: loudness normalisation and a true-peak limiter.
+"""Master stage: loudness normalisation under a true-peak ceiling.
 
 :func:`measure` reads integrated loudness, true peak and loudness range with
 :mod:`mixdown.dsp.loudness` (ITU-R BS.1770-4 / EBU R128). :func:`master_stream`
 normalises a programme of any length to a loudness target and limits it
 under a true-peak ceiling, block by block: an :class:`Analysis` (made by its
 first pass, or by the mix stage as it wrote the programme) predicts the gain
-that lands on the target after the :class:`Limiter`, and one limiting pass
-usually finishes the job. :func:`master` and :func:`limit` are the same code
-for arrays in memory. Encoding and the spec check of written files are in
-:mod:`mixdown.codecs.deliver`.
+that lands on the target after the :class:`~mixdown.dsp.dynamics.Limiter`,
+and one limiting pass usually finishes the job. :func:`master` is the same
+code for arrays in memory. The limiter itself (:class:`Limiter`,
+:func:`limit`, re-exported here) is in :mod:`mixdown.dsp.dynamics`. Encoding
+and the spec check of written files are in :mod:`mixdown.codecs.deliver`.
 
 All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 """

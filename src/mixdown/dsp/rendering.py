@@ -182,11 +182,10 @@ def scratch_dir(size: int) -> str | None:
     In memory (``/dev/shm``) when it takes at most a quarter of the memory
     available and of that filesystem's free space: the voice bus of an
     hour's programme (0.7 GB in mono, 1.4 GB in stereo) is written and read
-    back while the disk is busy making the mix durable, and on disk it was
-    up to a quarter of the build's writes, for a file nobody keeps (once,
-    on a busy disk, the mix took 35 s instead of 9). A larger one (a ten-hour audiobook on a
-    laptop) goes to the temporary directory, as does any where there is no
-    such filesystem.
+    back while the disk is busy making the mix durable, and on disk it would
+    compete with those writes for a file nobody keeps. A larger one (a
+    ten-hour audiobook on a laptop) goes to the temporary directory, as does
+    any where there is no such filesystem.
     """
     try:
         stat = os.statvfs(_MEMORY)

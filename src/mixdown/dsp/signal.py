@@ -50,7 +50,7 @@ def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) 
     """``x * gain[:, None]``: each frame of ``x`` ``[shape=(n, channels)]`` times its gain.
 
     A channel at a time: numpy broadcasts a column over a row of two
-    channels three to four times slower than it multiplies two strided
+    channels several times slower than it multiplies two strided
     columns (the same products). ``out`` may be ``x``.
     """
     if out is None:
@@ -87,8 +87,8 @@ def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     """Resample ``y`` ``[shape=(n, channels)]`` from ``sr`` to ``target_sr``.
 
     Uses libsoxr at its high-quality setting (linear phase, passband to
-    ~0.91 of Nyquist): about five times faster than scipy's polyphase
-    ``resample_poly`` on short voice lines, with no filter to design per call.
+    ~0.91 of Nyquist): faster than scipy's polyphase ``resample_poly`` on
+    short voice lines, with no filter to design per call.
     The output has ``round(n * target_sr / sr)`` samples.
     """
     if sr == target_sr or len(y) == 0:
