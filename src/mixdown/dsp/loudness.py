@@ -86,7 +86,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import AudioError
-from .signal import gain_to_db, valid_audio
+from .signal import check_audio_shape, gain_to_db, valid_audio
 
 __all__ = [
     "Measurement",
@@ -294,11 +294,7 @@ class Meter:
             self._hops.append(np.dot(np.concatenate(hops, axis=1), self._weights))
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
-        if not isinstance(block, np.ndarray) or block.ndim != 2 or block.shape[1] != self.channels:
-            shape = getattr(block, "shape", type(block).__name__)
-            raise AudioError(f"audio: expected an array of shape (n, {self.channels}), got {shape}")
-        if not np.issubdtype(block.dtype, np.floating):
-            raise AudioError(f"audio: expected float samples, got {block.dtype}")
+        check_audio_shape(block, channels=self.channels)
         return np.asarray(block, dtype=np.float32)
 
     def restart(self) -> None:

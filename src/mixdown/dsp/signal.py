@@ -21,6 +21,7 @@ __all__ = [
     "BLOCK",
     "Stream",
     "as_channels",
+    "check_audio_shape",
     "db_to_gain",
     "gain_frames",
     "gain_to_db",
@@ -35,15 +36,30 @@ def valid_audio(y: np.ndarray, *, what: str = "audio") -> np.ndarray:
     Returns ``y`` as contiguous float32; raises :class:`AudioError` naming
     ``what`` and the offending shape or dtype otherwise.
     """
-    if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[1] < 1:
-        shape = getattr(y, "shape", type(y).__name__)
-        raise AudioError(f"{what}: expected an array of shape (n, channels), got {shape}")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise AudioError(f"{what}: expected float samples, got {y.dtype}")
+    check_audio_shape(y, what=what)
     y = np.ascontiguousarray(y, dtype=np.float32)
     if not np.isfinite(y).all():
         raise AudioError(f"{what}: contains NaN or infinite samples")
     return y
+
+
+def check_audio_shape(y: np.ndarray, *, what: str = "audio", channels: int | None = None) -> None:
+    """Check ``y`` is a float array of ``[shape=(n, channels)]`` (any channels >= 1 when ``None``).
+
+    Raises :class:`AudioError` naming ``what`` and the offending shape or
+    dtype. Unlike :func:`valid_audio` it reads no sample: a streaming stage
+    checks each block this way and the samples where it already visits them.
+    """
+    if (
+        not isinstance(y, np.ndarray)
+        or y.ndim != 2
+        or (y.shape[1] < 1 if channels is None else y.shape[1] != channels)
+    ):
+        shape = getattr(y, "shape", type(y).__name__)
+        want = "channels" if channels is None else channels
+        raise AudioError(f"{what}: expected an array of shape (n, {want}), got {shape}")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise AudioError(f"{what}: expected float samples, got {y.dtype}")
 
 
 def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
