@@ -356,7 +356,10 @@ class Mix:
 
     @property
     def hop(self) -> int:
-        """Samples per ducking frame: a ranged :meth:`Rendering.blocks` starts on a multiple of it."""
+        """Samples per ducking frame.
+
+        A ranged :meth:`~mixdown.dsp.rendering.Rendering.blocks` starts on a multiple of it.
+        """
         return ducking_hop(self.sample_rate)
 
     def blocks(self, size: int = BLOCK) -> Iterator[Stems]:
