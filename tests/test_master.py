@@ -12,12 +12,11 @@ import pytest
 from scipy.signal import resample_poly
 
 from mixdown.codecs.wav import Source
+from mixdown.dsp.dynamics import Limiter, limit
 from mixdown.dsp.master import (
     Analysis,
-    Limiter,
     Loudness,
     MasterSettings,
-    limit,
     master,
     master_stream,
     measure,
@@ -293,7 +292,7 @@ def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
 
 
 def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
-    from mixdown.dsp.master import Limiter, _row_gains, _simulate
+    from mixdown.dsp.dynamics import Limiter, _row_gains, _simulate
 
     rng = np.random.default_rng(5)
     limiter = Limiter(SR, 2, ceiling_dbtp=-1.0)

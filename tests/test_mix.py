@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from mixdown.dsp import mixer as mixing
+from mixdown.dsp import rendering
 from mixdown.dsp.mixer import (
-    _AHEAD,
     Bed,
     Cue,
     Lazy,
@@ -25,6 +24,7 @@ from mixdown.dsp.mixer import (
     Sting,
     mix,
 )
+from mixdown.dsp.rendering import _AHEAD
 from mixdown.dsp.signal import as_channels, resample
 from mixdown.errors import AudioError
 
@@ -408,7 +408,7 @@ def test_sections_duck_with_their_own_settings() -> None:
 
 
 def test_the_ducking_slew_by_runs_is_the_frame_loop_to_the_bit() -> None:
-    from mixdown.dsp.mixer import _slew, _slew_frames
+    from mixdown.dsp.ducking import _slew, _slew_frames
 
     rng = np.random.default_rng(5)
     for trial in range(200):
@@ -491,11 +491,11 @@ def test_parts_that_do_not_tile_the_programme_are_refused() -> None:
 def test_the_voice_scratch_is_kept_in_memory_only_when_it_fits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mixing, "_MEMORY", str(tmp_path))  # stands for /dev/shm
-    assert mixing.scratch_dir(1 << 20) == str(tmp_path)
-    assert mixing.scratch_dir(1 << 60) is None  # more than there is: the temporary directory
-    monkeypatch.setattr(mixing, "_MEMORY", str(tmp_path / "absent"))
-    assert mixing.scratch_dir(1 << 20) is None
+    monkeypatch.setattr(rendering, "_MEMORY", str(tmp_path))  # stands for /dev/shm
+    assert rendering.scratch_dir(1 << 20) == str(tmp_path)
+    assert rendering.scratch_dir(1 << 60) is None  # more than there is: the temporary directory
+    monkeypatch.setattr(rendering, "_MEMORY", str(tmp_path / "absent"))
+    assert rendering.scratch_dir(1 << 20) is None
 
 
 def test_a_voice_bus_of_mono_lines_is_kept_mono_and_mixes_as_a_stereo_one() -> None:

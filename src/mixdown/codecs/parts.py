@@ -290,8 +290,8 @@ class ParallelPasses:
         :attr:`~mixdown.dsp.master.Limiter.touched` describing the samples until the next chunk is
         asked for. The pass and :func:`write_master` both make the master here, so that they
         make the same samples."""
+        from ..dsp.dynamics import Limiter
         from ..dsp.loudness import ENVELOPE_AFTER
-        from ..dsp.master import Limiter
         from .wav import blocks_between
 
         start, stop = self.bounds[index]

@@ -2,8 +2,7 @@
 
 Pure numpy/scipy, vectorised and streaming: audio is fed in blocks of
 ``[shape=(n, channels)]`` float samples (in order), and nothing longer than a
-block is ever held, so an hour of 48 kHz stereo is metered in a few seconds
-with a few tens of megabytes of temporaries.
+block is ever held, so memory does not grow with the programme's length.
 
 What is measured
 ----------------
@@ -53,17 +52,17 @@ True peak
     as a float32 matrix product: the stream is cut into rows of 32 samples,
     each row plus the 31 samples before it (a 63-sample window) is multiplied
     by a fixed 63 x 32(P - 1) banded Toeplitz matrix, which yields the
-    row's 32 outputs of every phase. BLAS does this at tens of GFLOP/s:
-    about 3x faster than FFT convolution and 20x faster than
-    ``resample_poly`` on this kind of machine. The stream is processed in
+    row's 32 outputs of every phase. One dense product keeps BLAS at full
+    speed, where FFT convolution and ``resample_poly`` spend their time on
+    overhead at this filter length. The stream is processed in
     fixed chunks of 65,536 samples counted from its start, with 31 samples
     of history, so the result does not depend on how the audio was split
     into blocks; the end is flushed with zeros so that the ringing after the
     last sample is included. A row whose neighbourhood's sample peak times
     the interpolator's largest sum of absolute taps (2.48) cannot beat the
-    peak found so far is skipped: an exact shortcut that leaves about 1 % of
-    the rows of mastered speech to interpolate. The limiter in
-    :mod:`mixdown.dsp.master` uses the same rows (:func:`peak_rows`).
+    peak found so far is skipped: an exact shortcut that leaves only the rows
+    of mastered speech loud enough to matter to interpolate. The limiter in
+    :mod:`mixdown.dsp.dynamics` uses the same rows (:func:`peak_rows`).
 Parallelism
     Each block's channels (and, for mono, the K-weighting and the true peak)
     are processed by a small module-wide thread pool: ``sosfilt``, BLAS and
@@ -87,7 +86,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import AudioError
-from .signal import valid_audio
+from .signal import check_audio_shape, gain_to_db, valid_audio
 
 __all__ = [
     "Measurement",
@@ -138,7 +137,7 @@ ENVELOPE_BEFORE = _TP_TAPS // 2 - 1  # context peak_rows() needs before a sample
 ENVELOPE_AFTER = _TP_TAPS // 2  # and after it (16)
 ROW = _TP_ROW  # samples per value of peak_rows()
 # K-weighting state left to decay through digital silence (pauses between lines, fades)
-# sinks into float32 denormals, which the CPU handles ~4x slower: an alternating signal
+# sinks into float32 denormals, which the CPU handles far more slowly: an alternating signal
 # of 1e-15 (-300 dBFS, at Nyquist, so the high-pass keeps it) holds it above them, and
 # energies under -200 dB per sample read as silence.
 _GUARD = np.float32(1e-15)
@@ -295,11 +294,7 @@ class Meter:
             self._hops.append(np.dot(np.concatenate(hops, axis=1), self._weights))
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
-        if not isinstance(block, np.ndarray) or block.ndim != 2 or block.shape[1] != self.channels:
-            shape = getattr(block, "shape", type(block).__name__)
-            raise AudioError(f"audio: expected an array of shape (n, {self.channels}), got {shape}")
-        if not np.issubdtype(block.dtype, np.floating):
-            raise AudioError(f"audio: expected float samples, got {block.dtype}")
+        check_audio_shape(block, channels=self.channels)
         return np.asarray(block, dtype=np.float32)
 
     def restart(self) -> None:
@@ -359,11 +354,11 @@ class Meter:
         blocks = self._window_powers(_MOMENTARY_HOPS)
         short = self._window_powers(_SHORT_TERM_HOPS)
         finals = [tracker.final() for tracker in self._peaks]
-        peak = _to_db(max(t for _, t in finals)) if self.measures_true_peak and finals else math.nan
+        peak = gain_to_db(max(t for _, t in finals)) if self.measures_true_peak and finals else math.nan
         return Measurement(
             integrated=_integrated(blocks),
             true_peak=peak,
-            sample_peak=_to_db(max(s for s, _ in finals)) if finals else math.nan,
+            sample_peak=gain_to_db(max(s for s, _ in finals)) if finals else math.nan,
             lra=_loudness_range(short),
             max_momentary=_max_lufs(blocks),
             max_short_term=_max_lufs(short),
@@ -619,10 +614,6 @@ def _max_lufs(powers: np.ndarray) -> float:
     return float(_to_lufs(np.array([powers.max()]))[0]) if len(powers) else -math.inf
 
 
-def _to_db(gain: float) -> float:
-    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
-
-
 def _abs_max(x: np.ndarray) -> float:
     """Largest absolute value of ``x`` without an ``abs`` temporary (0.0 if empty)."""
     if x.size == 0:
@@ -654,7 +645,7 @@ def interpolation_filter(factor: int) -> np.ndarray:
     A Kaiser-windowed sinc cut at the input's Nyquist frequency, of
     ``factor * 32 + 1`` taps; unscaled, so that its centre tap is exactly
     1 and phase 0 reproduces the input. The limiter in
-    :mod:`mixdown.dsp.master` detects peaks with the same filter, so what it
+    :mod:`mixdown.dsp.dynamics` detects peaks with the same filter, so what it
     keeps under a ceiling is what this meter reads.
     """
     from scipy.signal import firwin
@@ -695,8 +686,8 @@ def peak_rows(z: np.ndarray, sr: int, *, above: float = 0.0) -> np.ndarray:
         Only values above this matter to the caller: a row whose interpolated
         values cannot exceed it (the sample peak of its neighbourhood times the
         filter's largest sum of absolute taps) reads its sample peak, without
-        interpolating. Speech limited near its ceiling interpolates about 1 %
-        of its rows.
+        interpolating. Speech limited near its ceiling interpolates few of
+        its rows.
 
     Returns
     -------
@@ -826,7 +817,7 @@ def joined(
     found = Meter.of_hops(sr, channels, hops, frames).result()
     sample = max((p[1] for p in parts), default=0.0)
     true = max((max(p[1], p[2]) for p in parts), default=0.0)
-    return replace(found, true_peak=_to_db(true), sample_peak=_to_db(sample))
+    return replace(found, true_peak=gain_to_db(true), sample_peak=gain_to_db(sample))
 
 
 def row_max(values: np.ndarray, width: int) -> np.ndarray:
@@ -882,10 +873,10 @@ def _rows_above(bits: np.ndarray, rows: int, gain: float, above: float, channels
 def _interpolate(windows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``windows @ matrix`` in batches of ``_TP_BATCH`` rows.
 
-    One large product makes OpenBLAS start its threads, which costs ~40x
-    more than the arithmetic here (8 ms against 0.2 ms for 400 rows, measured
-    on this project's 2-core machines); batches of a few rows stay on the
-    calling thread, and the meter runs its channels on threads of its own.
+    One large product makes OpenBLAS start its threads, which costs far
+    more than the arithmetic of a few hundred rows; batches of a few rows
+    stay on the calling thread, and the meter runs its channels on threads
+    of its own.
     """
     rows = len(windows)
     batches = -(-rows // _TP_BATCH)

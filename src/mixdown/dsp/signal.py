@@ -7,6 +7,7 @@ Mono is ``(n, 1)``, never ``(n,)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -16,7 +17,17 @@ from ..errors import AudioError
 
 BLOCK = 1 << 18  # frames per block when a stage streams (5.5 s at 48 kHz, 2 MiB in stereo float32)
 
-__all__ = ["BLOCK", "Stream", "as_channels", "db_to_gain", "gain_frames", "resample", "valid_audio"]
+__all__ = [
+    "BLOCK",
+    "Stream",
+    "as_channels",
+    "check_audio_shape",
+    "db_to_gain",
+    "gain_frames",
+    "gain_to_db",
+    "resample",
+    "valid_audio",
+]
 
 
 def valid_audio(y: np.ndarray, *, what: str = "audio") -> np.ndarray:
@@ -25,22 +36,37 @@ def valid_audio(y: np.ndarray, *, what: str = "audio") -> np.ndarray:
     Returns ``y`` as contiguous float32; raises :class:`AudioError` naming
     ``what`` and the offending shape or dtype otherwise.
     """
-    if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[1] < 1:
-        shape = getattr(y, "shape", type(y).__name__)
-        raise AudioError(f"{what}: expected an array of shape (n, channels), got {shape}")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise AudioError(f"{what}: expected float samples, got {y.dtype}")
+    check_audio_shape(y, what=what)
     y = np.ascontiguousarray(y, dtype=np.float32)
     if not np.isfinite(y).all():
         raise AudioError(f"{what}: contains NaN or infinite samples")
     return y
 
 
+def check_audio_shape(y: np.ndarray, *, what: str = "audio", channels: int | None = None) -> None:
+    """Check ``y`` is a float array of ``[shape=(n, channels)]`` (any channels >= 1 when ``None``).
+
+    Raises :class:`AudioError` naming ``what`` and the offending shape or
+    dtype. Unlike :func:`valid_audio` it reads no sample: a streaming stage
+    checks each block this way and the samples where it already visits them.
+    """
+    if (
+        not isinstance(y, np.ndarray)
+        or y.ndim != 2
+        or (y.shape[1] < 1 if channels is None else y.shape[1] != channels)
+    ):
+        shape = getattr(y, "shape", type(y).__name__)
+        want = "channels" if channels is None else channels
+        raise AudioError(f"{what}: expected an array of shape (n, {want}), got {shape}")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise AudioError(f"{what}: expected float samples, got {y.dtype}")
+
+
 def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``x * gain[:, None]``: each frame of ``x`` ``[shape=(n, channels)]`` times its gain.
 
     A channel at a time: numpy broadcasts a column over a row of two
-    channels three to four times slower than it multiplies two strided
+    channels several times slower than it multiplies two strided
     columns (the same products). ``out`` may be ``x``.
     """
     if out is None:
@@ -53,6 +79,11 @@ def gain_frames(x: np.ndarray, gain: np.ndarray, out: np.ndarray | None = None) 
 def db_to_gain(db: float) -> float:
     """Convert decibels to a linear amplitude factor."""
     return float(10.0 ** (db / 20.0))
+
+
+def gain_to_db(gain: float) -> float:
+    """Convert a linear amplitude to decibels (``-inf`` for 0)."""
+    return 20.0 * math.log10(gain) if gain > 0 else -math.inf
 
 
 def as_channels(y: np.ndarray, channels: int) -> np.ndarray:
@@ -72,8 +103,8 @@ def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     """Resample ``y`` ``[shape=(n, channels)]`` from ``sr`` to ``target_sr``.
 
     Uses libsoxr at its high-quality setting (linear phase, passband to
-    ~0.91 of Nyquist): about five times faster than scipy's polyphase
-    ``resample_poly`` on short voice lines, with no filter to design per call.
+    ~0.91 of Nyquist): faster than scipy's polyphase ``resample_poly`` on
+    short voice lines, with no filter to design per call.
     The output has ``round(n * target_sr / sr)`` samples.
     """
     if sr == target_sr or len(y) == 0:

@@ -13,32 +13,16 @@ it to a common loudness and places it on the timeline:
   voice renderer delivered it: ``compress(g * y) == g * compress(y)``.
 * :func:`process`: what :class:`SpeechSettings` enables, in that order.
 
-What they do to the demo's 17 piper lines (22.05 kHz) and to a programme of
-those lines levelled to -20 LUFS, mastered for Alexa (-14 LUFS, -2 dBTP,
-mastered under -3 dBTP for the lossy headroom). PLR is the
-peak-to-loudness ratio, true peak dBTP minus integrated LUFS:
-
-==================  ==================  =========  =========  ============
-processing          line PLR change,    programme  programme  Alexa master
-                    mean (range), dB    PLR, dB    LRA, LU    reaches, LUFS
-==================  ==================  =========  =========  ============
-none                --                  23.4       3.0        -15.6
-compress (default)  -3.3 (-5.1..-2.0)   18.5       1.9        -15.4
-eq                  +0.4 (-0.6..+1.0)   24.2       3.0        -15.6
-rotate              -1.5 (-3.3..-0.5)   20.7       3.0        -14.9
-rotate + compress   -4.4 (-6.9..-3.1)   16.7       1.9        -14.7
-==================  ==================  =========  =========  ============
-
-The compressor is gentle on these lines (gain reduction over speech:
-median 0.6 dB, 95th percentile 3.9 dB, at most 7.7 dB) and evens out the
-programme's loudness range, so it is on by default. It takes the rare
-highest peaks off; the limiter, though, works on the dense peaks of every
-pitch period, which a compressor slow enough not to distort leaves alone,
-so the loudness the master reaches moves little. The phase rotator lowers
-those dense peaks and helps the master more, but it is a new colouring of
-the phase nobody has listened to yet: off by default. The EQ does not
-lower PLR on clean TTS (the high-pass has nothing to remove and its phase
-shift moves peaks): off by default, for recorded or boomy voices.
+Defaults follow what each does to clean TTS lines. The compressor is gentle
+on speech and evens out a programme's loudness range, so it is on by
+default. It takes the rare highest peaks off; the limiter, though, works on
+the dense peaks of every pitch period, which a compressor slow enough not to
+distort leaves alone, so the loudness the master reaches moves little. The
+phase rotator lowers those dense peaks and helps the master more, but it is
+a new colouring of the phase nobody has listened to yet: off by default. The
+EQ does not lower the peak-to-loudness ratio of clean TTS (the high-pass has
+nothing to remove and its phase shift moves peaks): off by default, for
+recorded or boomy voices.
 
 All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
 """
@@ -319,6 +303,26 @@ def compressor_gain(
 
     Parameters are those of :func:`compress`. Returns float32
     ``[shape=(n,)]`` in (0, 1]: one gain for all channels.
+
+    Notes
+    -----
+    Feed-forward, in the log domain, one gain for all channels:
+
+    1. the level of each sample is the largest ``|y|`` over the channels,
+       in dB relative to the line's speech level;
+    2. a soft-knee gain computer turns it into a required reduction ``d``;
+    3. ``d`` is held over the next ``attack`` (a running maximum over
+       ``[i, i + attack)``), given an instant-attack, exponential-release
+       follower (a running maximum in the log domain, as the limiter in
+       :mod:`mixdown.dsp.dynamics` does: no loop), and averaged over the past
+       ``attack``.
+
+    The average of values that each cover the peak is at least the
+    peak's reduction, so peaks come out at the gain computer's level; and
+    the ramp is linear in dB, so the gain changes by at most
+    ``max(d) / (attack * sr)`` dB from one sample to the next (0.03 dB
+    per 10 dB of reduction at 48 kHz with a 5 ms attack): no clicks, no
+    zipper noise. Everything is vectorised numpy/scipy.
     """
     y = valid_audio(y, what="compress")
     _check_rate(sr)
@@ -372,23 +376,9 @@ def compress(
 
     Notes
     -----
-    Feed-forward, in the log domain, one gain for all channels:
-
-    1. the level of each sample is the largest ``|y|`` over the channels,
-       in dB relative to the line's speech level;
-    2. a soft-knee gain computer turns it into a required reduction ``d``;
-    3. ``d`` is held over the next ``attack`` (a running maximum over
-       ``[i, i + attack)``), given an instant-attack, exponential-release
-       follower (a running maximum in the log domain, as the limiter in
-       :mod:`mixdown.dsp.master` does: no loop), and averaged over the past
-       ``attack``.
-
-    The average of values that each cover the peak is at least the
-    peak's reduction, so peaks come out at the gain computer's level; and
-    the ramp is linear in dB, so the gain changes by at most
-    ``max(d) / (attack * sr)`` dB from one sample to the next (0.03 dB
-    per 10 dB of reduction at 48 kHz with a 5 ms attack): no clicks, no
-    zipper noise. Everything is vectorised numpy/scipy.
+    One gain for all channels, never above 1, ramped so that the peak that
+    calls for a reduction gets all of it: the algorithm is in
+    :func:`compressor_gain`.
     """
     y = valid_audio(y, what="compress")
     gain = compressor_gain(
@@ -404,40 +394,55 @@ def compress(
 def _gain(
     y: np.ndarray, sr: int, threshold_db: float, ratio: float, knee_db: float, attack: float, release: float
 ) -> np.ndarray:
-    """The compressor's per-sample linear gain for valid ``y`` (see :func:`compress`)."""
-    from scipy.ndimage import maximum_filter1d
-
-    from .dynamics import follow_release
+    """The compressor's per-sample linear gain for valid ``y`` (see :func:`compressor_gain`)."""
+    from .dynamics import ramp_rows
 
     power = _speech_power(y, sr)
     if power <= 0 or ratio == 1.0:
         return np.ones(len(y), dtype=np.float32)
+    # The gain is computed per row of ~0.7 ms (the envelope of each row's largest
+    # sample) and ramped linearly within rows: exact at the peaks, where it matters,
+    # and the filter and follower run on one value per row instead of per sample.
+    hop = max(1, round(sr * _CONTROL_PERIOD))
+    level = _row_levels(y, hop)
+    reduction = _gain_computer(level - (10.0 * math.log10(power) + threshold_db), ratio, knee_db)
+    if not reduction.any():
+        return np.ones(len(y), dtype=np.float32)
+    smooth = _smoothed(reduction, w=max(1, round(attack * sr / hop)), tau=max(release * sr / hop, 1e-3))
+    ends = (10.0 ** (-np.maximum(smooth, 0.0) / 20.0)).astype(np.float32)  # linear: a ramp between
+    return ramp_rows(ends, hop)[: len(y)]  # gains each small enough is too
+
+
+def _row_levels(y: np.ndarray, hop: int) -> np.ndarray:
+    """The peak level (dB) of each row of ``hop`` samples: the largest ``|y|`` over its channels."""
     peak = np.abs(y[:, 0])
     for c in range(1, y.shape[1]):  # linked: the largest magnitude over the channels
         np.maximum(peak, np.abs(y[:, c]), out=peak)
-    # The gain is computed per row of ~0.7 ms (the envelope of each row's largest
-    # sample) and ramped linearly within rows: exact where it matters, 30x cheaper.
-    hop = max(1, round(sr * _CONTROL_PERIOD))
     rows = -(-len(y) // hop)
     padded = np.zeros(rows * hop, dtype=np.float32)
     padded[: len(y)] = peak
     with np.errstate(divide="ignore"):
-        level = 20.0 * np.log10(padded.reshape(rows, hop).max(axis=1), dtype=np.float64)
-    reduction = _gain_computer(level - (10.0 * math.log10(power) + threshold_db), ratio, knee_db)
-    if not reduction.any():
-        return np.ones(len(y), dtype=np.float32)
-    # Hold each row's reduction over the attack plus one row ahead, release it, then
-    # average over the attack: the ramp into a row and out of the row before it both
-    # carry at least the row's reduction, so its peak gets all of it.
-    w = max(1, round(attack * sr / hop))
+        level: np.ndarray = 20.0 * np.log10(padded.reshape(rows, hop).max(axis=1), dtype=np.float64)
+    return level
+
+
+def _smoothed(reduction: np.ndarray, *, w: int, tau: float) -> np.ndarray:
+    """Row reductions (dB) held over ``w`` rows ahead, released over ``tau`` rows, averaged over ``w``.
+
+    The ramp into a row and out of the row before it both carry at least the
+    row's reduction, so its peak gets all of it. Returns ``rows + 1`` values:
+    the reduction at the end of row ``k`` for ``k`` in ``[-1, rows)``.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    from .dynamics import follow_release
+
+    rows = len(reduction)
     held = maximum_filter1d(np.concatenate([reduction, np.zeros(w)]), w + 1, origin=-((w + 1) // 2))
-    released = follow_release(held[:rows], max(release * sr / hop, 1e-3))
+    released = follow_release(held[:rows], tau)
     csum = np.concatenate([np.zeros(w + 1), np.cumsum(released)])
-    smooth = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [-1, rows)
-    ends = (10.0 ** (-np.maximum(smooth, 0.0) / 20.0)).astype(np.float32)  # linear: a ramp between
-    ramp = np.arange(1, hop + 1, dtype=np.float32) / np.float32(hop)  # gains each small enough is too
-    gain: np.ndarray = (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * ramp).reshape(-1)[: len(y)]
-    return gain
+    smooth: np.ndarray = (csum[w:] - csum[:-w]) / w  # mean over rows k - w + 1 .. k, for k in [-1, rows)
+    return smooth
 
 
 def _gain_computer(over: np.ndarray, ratio: float, knee_db: float) -> np.ndarray:
