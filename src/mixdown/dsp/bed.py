@@ -13,7 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import AudioError
-from .mixer import Bed, MixSettings, Section, _prepare, _samples
+from .clips import prepare, samples
+from .items import Bed, MixSettings, Section
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,13 @@ class _Music:
 def _prepare_bed(bed: Bed, settings: MixSettings) -> _Segments:
     """Bring the bed's segments to the mix format and pick a crossfade that fits them."""
     intro, main, outro = (
-        _prepare(getattr(bed, name), bed.sample_rate, bed.gain_db, settings, f"bed.{name}")
+        prepare(getattr(bed, name), bed.sample_rate, bed.gain_db, settings, f"bed.{name}")
         for name in ("intro", "main", "outro")
     )
     if len(main) < 2:
         raise AudioError(f"bed.main: needs at least 2 samples to loop, got {len(main)}")
     lengths = [len(main) // 2] + [len(y) for y in (intro, outro) if len(y)]
-    xf = min(_samples(settings.crossfade, settings.sample_rate), *lengths)
+    xf = min(samples(settings.crossfade, settings.sample_rate), *lengths)
     return _Segments(intro, main, outro, xf, 0 if bed.seamless else xf)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..settings import DUCK_SETTINGS
 
 if TYPE_CHECKING:
-    from .mixer import MixSettings, Section
+    from .items import MixSettings, Section
 
 __all__ = ["ducking_hop"]
 

@@ -19,11 +19,11 @@ from ..codecs.wav import read_at, write_at
 from ..errors import AudioError
 from .bed import _Music
 from .ducking import _Ducker, _section_ducking
-from .mixer import Stems
+from .items import Placed, Stems
 from .signal import BLOCK, gain_frames
 
 if TYPE_CHECKING:
-    from .mixer import Mix, _Placed
+    from .mixer import Mix
 
 __all__ = ["Rendering", "scratch_dir"]
 
@@ -196,7 +196,7 @@ def scratch_dir(size: int) -> str | None:
     return _MEMORY if size * _MEMORY_SHARE <= min(available, stat.f_bavail * stat.f_frsize) else None
 
 
-def _overlapping(clips: Sequence[_Placed], start: int, stop: int) -> list[_Placed]:
+def _overlapping(clips: Sequence[Placed], start: int, stop: int) -> list[Placed]:
     """The clips that sound in ``[start, stop)``."""
     return [clip for clip in clips if clip.start < stop and clip.end > start]
 
@@ -230,12 +230,12 @@ class _Bus:
     """
 
     def __init__(
-        self, clips: Sequence[_Placed], channels: int, pool: Executor | None = None, sr: int = 0
+        self, clips: Sequence[Placed], channels: int, pool: Executor | None = None, sr: int = 0
     ) -> None:
         self.channels = channels
         self._pending = sorted((c for c in clips if c.length > 0), key=lambda c: c.start)
         self._next = 0
-        self._active: list[tuple[_Placed, np.ndarray]] = []
+        self._active: list[tuple[Placed, np.ndarray]] = []
         self._pool, self._ahead = pool, int(_AHEAD * sr)
         self._made: dict[int, Future[np.ndarray]] = {}
         self._submitted = 0
