@@ -14,7 +14,7 @@ from scipy.signal import welch
 
 from mixdown.errors import RenderFailed
 from mixdown.renderers.base import RenderRequest, RenderResult
-from mixdown.renderers.local import synth
+from mixdown.renderers.local import synth, tones
 from mixdown.renderers.local.synth import MUSIC_PRESETS, SFX_PRESETS, Synth
 
 SR = 48000
@@ -191,7 +191,7 @@ def test_main_loops_without_a_click(preset: str, seed: int, tempo: float | None)
 @pytest.mark.parametrize(("preset", "seed"), [("ambient", 2), ("pulse", 3)])
 def test_seam_check_catches_an_unfolded_loop(preset: str, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Cutting the tail off instead of folding it back onto the start must fail the check.
-    monkeypatch.setattr(synth, "_wrap", lambda y, n: y[:n])
+    monkeypatch.setattr(tones, "wrap", lambda y, n: y[:n])
     assert seam_ratios(synth.render_music(preset, "main", seed=seed))[1] > 2.5
 
 
