@@ -292,7 +292,7 @@ def test_an_analysis_of_parts_joins_into_the_analysis_of_the_whole() -> None:
 
 
 def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
-    from mixdown.dsp.dynamics import Limiter, _row_gains, _simulate
+    from mixdown.dsp.dynamics import Limiter, _row_gains, simulate
 
     rng = np.random.default_rng(5)
     limiter = Limiter(SR, 2, ceiling_dbtp=-1.0)
@@ -304,13 +304,13 @@ def test_the_predictor_simulates_only_the_rows_the_limiter_reduces() -> None:
     dense, _, _ = _row_gains(np.append(need, np.ones(w)), len(peaks), limiter, 0.0, np.ones(w))
     sparse = np.ones(len(peaks))
     simulated = 0
-    for first, gains in _simulate(peaks, scale, limiter):
+    for first, gains in simulate(peaks, scale, limiter):
         sparse[first : first + len(gains)] = gains
         simulated += len(gains)
     assert simulated < len(peaks) // 10  # three runs of a few thousand rows
     np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-6)
     assert dense.min() < 0.3 and sparse.argmin() == dense.argmin()
-    assert not list(_simulate(peaks, np.float32(0.25), limiter))  # nothing reaches the aim
+    assert not list(simulate(peaks, np.float32(0.25), limiter))  # nothing reaches the aim
 
 
 @pytest.mark.parametrize("sr", [22050, 48000, 96000])

@@ -15,7 +15,7 @@ from ..plan.model import MixPlan
 from ..settings import STEMS, Delivery
 from ..store import files
 from .context import Context, locked, once, relative, reported
-from .mix import ANALYSIS, _build_mix
+from .mix import ANALYSIS, mix_once
 from .progress import Progress
 
 __all__ = ["RECIPE", "Deliverable", "build_master", "mastered"]
@@ -90,7 +90,7 @@ def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
     from ..codecs.wav import write_blocks_atomic
 
     if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
-        _build_mix(context, plan)  # a mix cached before stems were asked for
+        mix_once(context, plan)  # a mix cached before stems were asked for
     for path in paths:
         files.sweep_once(path.parent)
         source = context.cache.source(plan.stem_key(path.stem))
@@ -275,7 +275,7 @@ def _parallel_passes(
 ) -> Any:
     """The :class:`~mixdown.codecs.parts.ParallelPasses` passes over the mix, writing ``direct``'s files."""
     from ..codecs.parts import ParallelPasses
-    from ..dsp.master import _MASTER_MARGIN_DB
+    from ..dsp.master import MASTER_MARGIN_DB
 
     cache = context.cache
     recipe = stored.recipe if stored is not None else None
@@ -284,7 +284,7 @@ def _parallel_passes(
         mixed.sample_rate,
         mixed.channels,
         mixed.frames,
-        recipe.ceiling_dbtp if recipe else settings.ceiling_dbtp - _MASTER_MARGIN_DB,
+        recipe.ceiling_dbtp if recipe else settings.ceiling_dbtp - MASTER_MARGIN_DB,
         wav=direct.wav,
         mp3=direct.encoding,
         seconds=recipe.seconds if recipe else None,
@@ -325,7 +325,7 @@ class _DirectFiles:
     def open(self, deliverable: Deliverable, mixed: Any) -> None:
         """Open the temporary files of ``deliverable``'s direct formats."""
         from ..codecs import mp3
-        from ..codecs.deliver import _temporary, subtype_for
+        from ..codecs.deliver import subtype_for, temporary_for
         from ..codecs.lame import quality_for
         from ..codecs.wav import WavWriter
 
@@ -335,10 +335,10 @@ class _DirectFiles:
         if "wav" in direct:
             subtype = subtype_for("wav", delivery.bit_depth)
             self.wav = WavWriter(
-                _temporary(stem, "wav"), mixed.sample_rate, mixed.channels, subtype, mixed.frames
+                temporary_for(stem, "wav"), mixed.sample_rate, mixed.channels, subtype, mixed.frames
             )
         if "mp3" in direct and mp3.available():
-            self.mp3_path = _temporary(stem, "mp3")
+            self.mp3_path = temporary_for(stem, "mp3")
             self.encoding = (self.mp3_path, delivery.bitrate, delivery.vbr, quality_for(delivery.bitrate))
 
     def close(self, passes: Any) -> list[Any]:

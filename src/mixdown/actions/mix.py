@@ -25,10 +25,10 @@ ANALYSIS = "analysis.npz"
 
 def build_mix(context: Context, plan: MixPlan) -> Any:
     """doit action: mix one rendition into the cache."""
-    return reported(_build_mix, context, plan, f"mix:{plan.name}")
+    return reported(mix_once, context, plan, f"mix:{plan.name}")
 
 
-def _build_mix(context: Context, plan: MixPlan) -> None:
+def mix_once(context: Context, plan: MixPlan) -> None:
     """Mix a rendition into the cache unless it is there whole already (its stems too, if
     the show asks for them): a mix made by another build, or before a ``doit -a``."""
     once(

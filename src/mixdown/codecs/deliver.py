@@ -173,7 +173,7 @@ class Formats:
         self._encoders: list[Any] = []
         try:
             for fmt in self.formats:
-                self.paths.append(_temporary(stem, fmt))
+                self.paths.append(temporary_for(stem, fmt))
                 self._encoders.append(_encoder(self.paths[-1], fmt, sr, channels, delivery, frames))
         except BaseException:
             self.discard()
@@ -219,7 +219,7 @@ def _write_group(
 
     ``profile`` lowers the ceiling row by row (see :class:`mixdown.dsp.master.Limiter`).
     """
-    from ..dsp.master import _MASTER_MARGIN_DB, MasterSettings, master_stream
+    from ..dsp.master import MASTER_MARGIN_DB, MasterSettings, master_stream
 
     channels = delivery.channels or source.channels
     converted = _converted(source, channels, sr)
@@ -228,7 +228,7 @@ def _write_group(
         and loudness is not None
         and converted is source
         and abs(loudness.integrated_lufs - delivery.target_lufs) <= 0.1
-        and loudness.true_peak_dbtp <= ceiling - _MASTER_MARGIN_DB + 0.01
+        and loudness.true_peak_dbtp <= ceiling - MASTER_MARGIN_DB + 0.01
     )
     sinks: list[Formats] = []
 
@@ -383,7 +383,8 @@ class _Writer:
     abort = close
 
 
-def _temporary(stem: Path, fmt: str) -> Path:
+def temporary_for(stem: Path, fmt: str) -> Path:
+    """A new temporary file beside ``stem`` for its ``fmt`` file (published by rename later)."""
     fd, name = temporary_beside(stem, f".tmp.{fmt}")
     os.close(fd)
     return Path(name)
@@ -449,7 +450,7 @@ def _measure_short(path: Path, found: Any) -> Any:
     """``found`` with the integrated loudness of a file under one gating block read as if looped
     (as :func:`mixdown.dsp.master.measure` reads a short programme); other files as they are."""
 
-    from ..dsp.master import _BLOCK, _integrated
+    from ..dsp.master import GATING_BLOCK, short_integrated
 
     if path.suffix == ".mp3":
         from .mp3 import decode, frame_index
@@ -461,6 +462,6 @@ def _measure_short(path: Path, found: Any) -> Any:
         import soundfile as sf
 
         y, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    if len(y) == 0 or len(y) >= math.ceil(_BLOCK * sr):
+    if len(y) == 0 or len(y) >= math.ceil(GATING_BLOCK * sr):
         return found
-    return replace(found, integrated=_integrated(y, sr))
+    return replace(found, integrated=short_integrated(y, sr))

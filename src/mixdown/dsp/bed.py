@@ -1,6 +1,6 @@
 """The music bed under a mix: its segments placed per section, looped and crossfaded.
 
-:class:`_Music` renders the (unducked) music bus for any range of samples from
+:class:`Music` renders the (unducked) music bus for any range of samples from
 a :class:`~mixdown.dsp.mixer.Bed`, as the module docs of :mod:`~mixdown.dsp.mixer` describe.
 """
 
@@ -58,7 +58,7 @@ class _Piece:
     fade_out: int
 
 
-class _Music:
+class Music:
     """The (unducked) music bus, rendered for any range of samples."""
 
     def __init__(

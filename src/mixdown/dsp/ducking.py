@@ -1,6 +1,6 @@
 """Ducking: the music's gain under the voice bus, from the voice's speech activity.
 
-:class:`_Ducker` turns the voice bus's power per 10 ms frame into a gain per
+:class:`Ducker` turns the voice bus's power per 10 ms frame into a gain per
 sample, section by section; :func:`_slew` moves that gain at the attack and
 release rates without a loop over frames.
 """
@@ -39,13 +39,13 @@ class _Ducking:
     duck_hold: float
 
 
-def _section_ducking(sections: Sequence[Section], settings: MixSettings) -> list[_Ducking]:
+def section_ducking(sections: Sequence[Section], settings: MixSettings) -> list[_Ducking]:
     """Each section's ducking: the settings', overridden by the section's own."""
     base = {name: float(getattr(settings, name)) for name in DUCK_SETTINGS}
     return [_Ducking(**{**base, **section.duck}) for section in sections]
 
 
-class _Ducker:
+class Ducker:
     """The music gain under the voice bus, from its speech activity per 10 ms frame.
 
     ``powers`` are the voice bus's mean powers per ``hop``-sample frame over
@@ -73,7 +73,7 @@ class _Ducker:
         target, depth = np.zeros(len(powers)), np.zeros(len(powers))
         attack, release = np.ones(len(powers)), np.ones(len(powers))
         before = 0.0  # the depth of the section before: a section recovers from it at its own pace
-        for index, ducking in enumerate(_section_ducking(sections, settings)):
+        for index, ducking in enumerate(section_ducking(sections, settings)):
             back, ahead = round(ducking.duck_hold * rate), round(ducking.duck_attack * rate)
             # A section rules from `ahead` frames before it starts, so that it anticipates its own speech.
             first = max(bounds[index] // hop - (ahead if index else 0), 0)

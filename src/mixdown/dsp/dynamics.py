@@ -18,7 +18,7 @@ from .signal import db_to_gain, gain_frames, valid_audio
 __all__ = ["Limiter", "follow_release", "limit", "ramp_rows"]
 
 _LIMIT_PASSES = 4
-_AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
+AIM = 0.9995  # each limiter pass aims this factor (-0.004 dB) under the ceiling
 _SIMULATION_ROWS = 1 << 20  # rows per chunk of the predictor's limiter simulation
 _NEGLIGIBLE_DB = 1e-6  # a gain reduction the predictor no longer follows (energy off by 2e-7)
 _LOOKAHEAD = 0.005  # s, the limiter's attack (and the averaging window of its gain)
@@ -100,18 +100,18 @@ def limit(
 
     y = valid_audio(y)
     ceiling = db_to_gain(ceiling_dbtp)
-    out, aim = y, _AIM
+    out, aim = y, AIM
     for _ in range(_LIMIT_PASSES):
         peak = true_peak(out, sr)  # out is valid audio: y, or the limiter's output of it
         if peak <= ceiling:
             return out if out is not y else y.copy()
         limiter = Limiter(sr, y.shape[1], ceiling_dbtp=ceiling_dbtp, lookahead=lookahead, release=release)
-        limiter.aim *= aim / _AIM
+        limiter.aim *= aim / AIM
         out = np.concatenate([limiter.process(out), limiter.flush()])
-        aim *= _AIM
+        aim *= AIM
     peak = true_peak(out, sr)  # the meter's interpolator has the last word
     if peak > ceiling:
-        out *= np.float32(ceiling * _AIM / peak)
+        out *= np.float32(ceiling * AIM / peak)
     return out
 
 
@@ -155,7 +155,7 @@ class Limiter:
         from .loudness import ENVELOPE_AFTER, ENVELOPE_BEFORE, ROW
 
         self.sr = sr
-        self.aim = db_to_gain(ceiling_dbtp) * _AIM
+        self.aim = db_to_gain(ceiling_dbtp) * AIM
         self._profile = profile  # per row from the start: a factor (<= 1) on the aim there
         self._window = w = max(1, math.ceil(lookahead * sr / ROW))  # rows
         self._tau = max(release * sr / ROW, 1e-3)  # rows
@@ -229,7 +229,7 @@ class Limiter:
         return gain_frames(x, gain)
 
 
-def _simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterator[tuple[int, np.ndarray]]:
+def simulate(peaks: np.ndarray, scale: np.float32, limiter: Limiter) -> Iterator[tuple[int, np.ndarray]]:
     """The gain :class:`Limiter` would give the rows of ``peaks * scale`` that it reduces.
 
     Yields (first row, gains) for runs of rows around the rows over the

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .dynamics import _AIM, Limiter, _simulate, limit
+from .dynamics import AIM, Limiter, limit, simulate
 from .signal import db_to_gain, valid_audio
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ __all__ = [
     "true_peak",
 ]
 
-_BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
-_MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
+GATING_BLOCK = 0.4  # s, the BS.1770 gating block: the shortest thing a meter can measure
+MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
 _NORMALISE_PASSES = 6
 _LOUDNESS_TOLERANCE = 0.1  # LU: master() stops correcting its gain within this (EBU QC: 0.2)
 _MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
@@ -97,7 +97,7 @@ def measure(y: np.ndarray, sr: int) -> Loudness:
 
     y = valid_audio(y)
     found = meter(y, sr)
-    integrated = found.integrated if len(y) >= math.ceil(_BLOCK * sr) else _integrated(y, sr)
+    integrated = found.integrated if len(y) >= math.ceil(GATING_BLOCK * sr) else short_integrated(y, sr)
     return Loudness(integrated, found.true_peak, found.lra)
 
 
@@ -198,17 +198,17 @@ def master_stream(
     def streamed(gain_db: float, aim: float, trim: float) -> tuple[Any, float, Callable[[], None]]:
         sink = open_sink()
         limiter = Limiter(
-            sr, channels, ceiling_dbtp=settings.ceiling_dbtp - _MASTER_MARGIN_DB, profile=profile
+            sr, channels, ceiling_dbtp=settings.ceiling_dbtp - MASTER_MARGIN_DB, profile=profile
         )
         limiter.aim *= aim
         gain = np.float32(db_to_gain(gain_db))
         meter = Meter(sr, channels, threads=threads)
-        kept: list[np.ndarray] | None = [] if source.frames < math.ceil(_BLOCK * sr) else None
+        kept: list[np.ndarray] | None = [] if source.frames < math.ceil(GATING_BLOCK * sr) else None
         for block in source.blocks():
             _emit(limiter.process(block * gain), trim, sink, meter, kept)
         _emit(limiter.flush(), trim, sink, meter, kept)
         if kept is not None:  # under one gating block: measured as if looped, from what was written
-            return meter.result(), _integrated(_joined(kept).reshape(-1, channels), sr), sink.discard
+            return meter.result(), short_integrated(_joined(kept).reshape(-1, channels), sr), sink.discard
         return meter.result(), _integrated_of(meter, source.frames, sr), sink.discard
 
     return normalise(source, settings, streamed, progress=progress, analysis=analysis)
@@ -246,11 +246,11 @@ def normalise(
     if not math.isfinite(loudness):
         found, _, _ = limiting(0.0, 1.0, 1.0)  # silence: nothing to limit
         return Loudness(loudness, found.true_peak)
-    ceiling_dbtp = settings.ceiling_dbtp - _MASTER_MARGIN_DB
+    ceiling_dbtp = settings.ceiling_dbtp - MASTER_MARGIN_DB
     ceiling = db_to_gain(ceiling_dbtp)
     gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
     first_gain, tried = gain_db, list[tuple[float, float]]()
-    if source.frames >= math.ceil(_BLOCK * sr):
+    if source.frames >= math.ceil(GATING_BLOCK * sr):
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
         gain_db = predictor.gain_for(settings.target_lufs, gain_db, limiter, meter)
     for attempt in range(_NORMALISE_PASSES + 1):
@@ -264,7 +264,7 @@ def normalise(
             return Loudness(result, found.true_peak, found.lra)
         discard()
         if attempt >= _NORMALISE_PASSES - 1:
-            trim *= _AIM / over  # the last resort: a plain gain scales the true peak exactly
+            trim *= AIM / over  # the last resort: a plain gain scales the true peak exactly
             continue
         # Into a limiter, loudness rises less than the gain (0.2-1 LU per dB): step by the
         # slope seen between the last two passes (a secant), within _MAX_PUSH_DB of the start.
@@ -276,7 +276,7 @@ def normalise(
         tried.append((gain_db, result))
         gain_db = min(gain_db + error / slope, first_gain + _MAX_PUSH_DB)
         if over > 1.0:
-            aim *= _AIM / over
+            aim *= AIM / over
     raise AssertionError("unreachable: the trimmed pass is always under the ceiling")
 
 
@@ -421,7 +421,7 @@ class _Predictor:
         def loudness(db: float) -> float:
             g = db_to_gain(db)
             lost = np.zeros(hops + 1)
-            for first, gains in _simulate(peaks, np.float32(g), limiter):
+            for first, gains in simulate(peaks, np.float32(g), limiter):
                 rows = slice(first, first + len(gains))
                 lost += np.bincount(
                     hop_of_row[rows], energy[rows] * (1.0 - gains * gains), minlength=hops + 1
@@ -467,19 +467,19 @@ def _emit(
 
 def _integrated_of(meter: Any, frames: int, sr: int, source: Stream | None = None) -> float:
     """A meter's integrated loudness; a programme under one gating block reads as if looped."""
-    if frames >= math.ceil(_BLOCK * sr):
+    if frames >= math.ceil(GATING_BLOCK * sr):
         return float(meter.result().integrated)
     if frames == 0:
         return -math.inf
     if source is None:
         raise AssertionError("short programmes are measured from their source")
-    return _integrated(np.concatenate(list(source.blocks())), sr)
+    return short_integrated(np.concatenate(list(source.blocks())), sr)
 
 
 # -- helpers --------------------------------------------------------------------
 
 
-def _integrated(y: np.ndarray, sr: int) -> float:
+def short_integrated(y: np.ndarray, sr: int) -> float:
     """Integrated loudness of valid audio, in LUFS (``-inf`` for silence).
 
     A programme shorter than one 400 ms gating block is measured as if looped
@@ -489,7 +489,7 @@ def _integrated(y: np.ndarray, sr: int) -> float:
 
     if len(y) == 0:
         return -math.inf
-    block = math.ceil(_BLOCK * sr)
+    block = math.ceil(GATING_BLOCK * sr)
     if len(y) < block:
         y = np.tile(y, (-(-block // len(y)), 1))[:block]
     return meter(y, sr, true_peak=False).integrated

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..codecs.wav import read_at, write_at
 from ..errors import AudioError
-from .bed import _Music
-from .ducking import _Ducker, _section_ducking
+from .bed import Music
+from .ducking import Ducker, section_ducking
 from .items import Placed, Stems
 from .signal import BLOCK, gain_frames
 
@@ -49,15 +49,15 @@ class Rendering:
         self.program, self._pool = program, pool
         settings, n = program.settings, program.frames
         self.music = (
-            _Music(program.bed, program.sections, program._timeline.starts, n, settings)
+            Music(program.bed, program.sections, program._timeline.starts, n, settings)
             if program.bed
             else None
         )
         self._ducked = self.music is not None and any(
-            d.duck_db < 0 for d in _section_ducking(program.sections, settings)
+            d.duck_db < 0 for d in section_ducking(program.sections, settings)
         )
         self._scratch: Any = None
-        self._duck: _Ducker | None = None
+        self._duck: Ducker | None = None
         # A voice bus of mono lines (as TTS makes them) is kept mono until it is mixed: half
         # the scratch file and half the summing; the mix adds it to each channel.
         lines = program._timeline.voice
@@ -70,7 +70,7 @@ class Rendering:
         )
         try:
             powers = self._voice_pass(parts, progress or (lambda _: None))
-            self._duck = _Ducker(
+            self._duck = Ducker(
                 powers / (program.hop * self.voice_channels),  # mean square per sample of one channel
                 program.sections,
                 program._timeline.starts,
