@@ -338,7 +338,7 @@ def test_parts_tile_the_programme_on_the_grid_and_end_in_quarters(sr: int, secon
 
 
 def test_a_parted_pass_limits_like_one_stream_and_splices_its_mp3(tmp_path: Path) -> None:
-    from mixdown.dsp.master import Limiter
+    from mixdown.dsp.dynamics import Limiter
 
     y = programme(30.0)
     master, decoded, found = parted_pass(tmp_path, y, seconds=4.0, gain_db=6.0)

@@ -217,7 +217,7 @@ def _write_group(
 ) -> dict[str, tuple[Path, Any]]:
     """Encode ``formats`` at ``sr`` under ``ceiling`` in one pass; decode and measure each file.
 
-    ``profile`` lowers the ceiling row by row (see :class:`mixdown.dsp.master.Limiter`).
+    ``profile`` lowers the ceiling row by row (see :class:`mixdown.dsp.dynamics.Limiter`).
     """
     from ..dsp.master import MASTER_MARGIN_DB, MasterSettings, master_stream
 

@@ -6,7 +6,7 @@ another busy for as long again. Here the programme is cut into parts of
 machine, so the master is the same everywhere), and a pool of threads (the
 heavy work, numpy, libsndfile and LAME, releases the GIL) takes them in
 turn. Each part task reads its part of the mix with a lead-in and a
-tail, runs its own :class:`~mixdown.dsp.master.Limiter` (the lead-in brings it
+tail, runs its own :class:`~mixdown.dsp.dynamics.Limiter` (the lead-in brings it
 to the state the whole-stream limiter has there: its release is 80 ms, the
 lead-in over a second), and then
 
@@ -287,7 +287,7 @@ class ParallelPasses:
     ) -> Iterator[tuple[np.ndarray, int, Any]]:
         """Part ``index``'s limited output from the start of its lead-in, a chunk at a time:
         ``(samples, where they start in that output, limiter)``, the limiter's
-        :attr:`~mixdown.dsp.master.Limiter.touched` describing the samples until the next chunk is
+        :attr:`~mixdown.dsp.dynamics.Limiter.touched` describing the samples until the next chunk is
         asked for. The pass and :func:`write_master` both make the master here, so that they
         make the same samples."""
         from ..dsp.dynamics import Limiter

@@ -8,7 +8,7 @@ first pass, or by the mix stage as it wrote the programme) predicts the gain
 that lands on the target after the :class:`~mixdown.dsp.dynamics.Limiter`,
 and one limiting pass usually finishes the job. :func:`master` is the same
 code for arrays in memory. The limiter itself (:class:`Limiter`,
-:func:`limit`, re-exported here) is in :mod:`mixdown.dsp.dynamics`. Encoding
+:func:`limit`) is in :mod:`mixdown.dsp.dynamics`. Encoding
 and the spec check of written files are in :mod:`mixdown.codecs.deliver`.
 
 All audio is float32 ``[shape=(n, channels)]`` at an explicit ``sr``.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .dynamics import AIM, Limiter, limit, simulate
+from .dynamics import AIM, Limiter, simulate
 from .signal import db_to_gain, valid_audio
 
 if TYPE_CHECKING:
@@ -33,11 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Analysis",
-    "Limiter",
     "Loudness",
     "MasterSettings",
     "Sink",
-    "limit",
     "master",
     "master_stream",
     "measure",
