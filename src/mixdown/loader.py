@@ -39,13 +39,13 @@ from .keys import read_inputs
 from .plan import memo
 from .plan.model import Plan
 from .renderers import Registry
+from .settings import STATE_DIR
 from .store.cache import Cache
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
 
 #: doit settings for a show: mixdown's own state file, an explicit backend,
 #: threads for parallel renders (``doit -n 4``).
-STATE_DIR = ".mixdown"  # machine-local state: doit's database and the plan memo
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.sqlite3",

@@ -35,6 +35,7 @@ __all__ = [
     "PROVIDER_KEYS",
     "RANGES",
     "SPEECH_SWITCHES",
+    "STATE_DIR",
     "STEMS",
     "Delivery",
     "Range",
@@ -59,6 +60,8 @@ MUSIC_CHOICES = ("auto", *SEGMENTS, "none")
 #: Per-section overrides of the ``[mix]`` ducking settings, in this order in a timeline.
 DUCK_SETTINGS = ("duck_db", "duck_attack", "duck_release", "duck_hold")
 BED_GAIN_DB = -20.0  # a music bed's level in the mix unless its table sets gain_db
+#: machine-local state in a show: doit's database, the plan memo, what build/ was made from
+STATE_DIR = ".mixdown"
 STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
 #: The keys of a ``[providers.NAME]`` table: how a cloud renderer is reached (never in a key).
 PROVIDER_KEYS = (

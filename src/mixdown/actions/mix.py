@@ -10,17 +10,46 @@ from __future__ import annotations
 import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..plan.model import MixPlan, PauseItem, StingItem, Timeline, TimelineBed, TimelineItem
 from ..settings import STEMS
 from .context import Context, once, reported
 from .progress import Progress
 
-__all__ = ["ANALYSIS", "aligned_anchor", "build_mix"]
+__all__ = ["ANALYSIS", "LAYOUT", "Change", "aligned_anchor", "build_mix", "change_of"]
 
 # kept beside a mix's cache object: its measurement, which saves the master a pass
 ANALYSIS = "analysis.npz"
+# and where its sections were placed, and what it was spliced from (see change_of)
+LAYOUT = "layout.json"
+
+
+class Change(NamedTuple):
+    """How a mix differs from the mix it was spliced from (its ``parent``).
+
+    Every sample outside ``[start, stop)`` is, bit for bit, the parent's
+    sample at the same position; ``stop`` is the mix's end when the two
+    differ in length.
+    """
+
+    parent: str  # the parent mix's key
+    start: int
+    stop: int
+
+
+def change_of(context: Context, plan: MixPlan) -> Change | None:
+    """How ``plan``'s mix differs from the mix it was spliced from, or None if it was made whole."""
+    import json
+
+    try:
+        record = json.loads(context.cache.side_path(plan.key, LAYOUT).read_text("utf-8"))
+        parent, (start, stop) = record["parent"], record["changed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(parent, str) or not (isinstance(start, int) and isinstance(stop, int)):
+        return None
+    return Change(parent, start, stop)
 
 
 def build_mix(context: Context, plan: MixPlan) -> Any:

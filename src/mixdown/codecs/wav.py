@@ -280,6 +280,7 @@ class WavWriter:
             header = b"RIFF" + struct.pack("<I", 4 + len(chunks) + 8 + data) + b"WAVE" + chunks
             header += b"data" + struct.pack("<I", data)
         self._offset = len(header)
+        self._fmt = b"fmt " + struct.pack("<I", len(fmt)) + fmt  # what copy_from checks a source against
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)  # read back: crc, blocks
         try:
             os.pwrite(self._fd, header, 0)
@@ -333,6 +334,32 @@ class WavWriter:
         start_writeback(self._fd, offset, len(data))
         return None if crc is None else zlib.crc32(data, crc)
 
+    def copy_from(self, path: str | os.PathLike[str], start: int, stop: int) -> None:
+        """Copy frames ``[start, stop)`` of the WAV at ``path`` to the same frames of this file.
+
+        ``path`` must hold the same kind of samples (rate, channels and
+        subtype) in a header of the same length: an earlier file of this
+        programme, whose unchanged stretches are copied instead of made again.
+        The copy stays in the kernel (``os.copy_file_range``) where it can.
+        """
+        if start < 0 or stop > self.frames or start > stop:
+            raise ValueError(f"frames {start}..{stop} are outside the file's {self.frames}")
+        align = self.channels * self.width
+        left, offset = (stop - start) * align, self._offset + start * align
+        source = os.open(path, os.O_RDONLY)
+        try:
+            head = os.pread(source, self._offset, 0)
+            if head[self._offset - 8 : self._offset - 4] != b"data" or self._fmt not in head:
+                raise AudioError(f"{path}: not a file of the same format and header as {self.path.name}")
+            while left:
+                done = _copy_range(source, self._fd, left, offset)
+                if not done:
+                    raise AudioError(f"{path}: the file ends before frame {stop}")
+                left, offset = left - done, offset + done
+        finally:
+            os.close(source)
+        start_writeback(self._fd, self._offset + start * align, (stop - start) * align)
+
     def crc(self, start: int, frames: int) -> int:
         """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""
         import zlib
@@ -384,6 +411,22 @@ class WavWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _copy_range(source: int, target: int, count: int, offset: int) -> int:
+    """Copy up to ``count`` bytes at ``offset`` from one file to the same offset of another;
+    return how many were copied (0 at the source's end)."""
+    try:
+        return os.copy_file_range(source, target, min(count, 1 << 30), offset, offset)
+    except OSError as err:
+        import errno
+
+        if err.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    data = os.pread(source, min(count, 1 << 22), offset)
+    if data:
+        write_at(target, memoryview(data), offset)
+    return len(data)
 
 
 def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype: str) -> None:

@@ -304,6 +304,13 @@ class ObjectWriter:
         with self._lock:
             self.frames += len(block)
 
+    def copy_from(self, key: str, start: int, stop: int) -> None:
+        """Copy frames ``[start, stop)`` of the cached object ``key`` (same rate and channels)
+        to the same frames of this one: what an earlier version of it already holds."""
+        self._file.copy_from(self.cache.path(key), start, stop)
+        with self._lock:
+            self.frames += stop - start
+
     def blocks(self, start: int, stop: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
         """Read back frames ``[start, stop)`` as written so far, in float32 blocks."""
         return self._file.blocks(start, stop, size)

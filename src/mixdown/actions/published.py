@@ -1,0 +1,79 @@
+"""What the files of a rendition in ``build/`` were made from: its last published master.
+
+The master action records, after publishing a rendition's [master] files,
+the keys of the mix and master they were made from and each file's size and
+modification time (:func:`record`). An edit then re-mixes and re-masters
+only what it touched, starting from them (:func:`read`): the mix splices
+the previous mix, the master the previous files. The record is
+machine-local state (``.mixdown/published/``), never part of a key; a file
+changed or removed since it was written is not trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from ..plan.model import MixPlan
+from ..settings import STATE_DIR
+from ..store import files
+from .context import Context
+
+__all__ = ["Published", "forget", "read", "record"]
+
+
+class Published(NamedTuple):
+    """A rendition's files in ``build/`` and the mix and master they were made from."""
+
+    mix: str  # the mix's content key
+    master: str  # the master's content key
+    files: dict[str, tuple[int, int]]  # path -> (size, st_mtime_ns) when published
+
+    def intact(self) -> bool:
+        """Whether every file is still as it was published (same size and modification time)."""
+        for name, (size, mtime) in self.files.items():
+            try:
+                stat = os.stat(name)
+            except OSError:
+                return False
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+                return False
+        return True
+
+
+def _path(context: Context, plan: MixPlan) -> Path:
+    name = hashlib.sha256(plan.name.encode("utf-8")).hexdigest()[:24]
+    return context.project.root / STATE_DIR / "published" / f"{name}.json"
+
+
+def record(context: Context, plan: MixPlan, paths: list[Path]) -> None:
+    """Note that ``paths`` (just published) were made from ``plan``'s mix and master."""
+    found = {}
+    for path in paths:
+        stat = os.stat(path)
+        found[os.fspath(path)] = (stat.st_size, stat.st_mtime_ns)
+    data = {"name": plan.name, "mix": plan.key, "master": plan.master_key, "files": found}
+    target = _path(context, plan)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files.write_bytes_atomic(target, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def read(context: Context, plan: MixPlan) -> Published | None:
+    """What ``plan``'s files in ``build/`` were last published from, or None if not known."""
+    try:
+        data = json.loads(_path(context, plan).read_text("utf-8"))
+        found = {str(k): (int(v[0]), int(v[1])) for k, v in data["files"].items()}
+        return Published(str(data["mix"]), str(data["master"]), found)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def forget(context: Context, plan: MixPlan) -> None:
+    """Drop the record (before the files are replaced: a build stopped half-way trusts nothing)."""
+    try:
+        os.unlink(_path(context, plan))
+    except FileNotFoundError:
+        pass
