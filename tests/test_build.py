@@ -229,7 +229,7 @@ def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes
 
 def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
     from mixdown.actions.context import Context
-    from mixdown.actions.mix import _item, aligned_anchor
+    from mixdown.actions.mix import aligned_anchor, mixer_item
     from mixdown.plan.model import CueItem, LineItem
     from mixdown.store.cache import Cache
 
@@ -241,7 +241,7 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
     cache.put(line_key, np.full((32000, 1), 0.1, np.float32), 16000, {"alignment": alignment})
     cache.put(cue_key, np.full((800, 1), 0.2, np.float32), 16000, {})
     context = Context(project=None, cache=cache, registry=None)  # type: ignore[arg-type]
-    line = _item(context, LineItem(line_key, 0.0, (CueItem(cue_key, 0.5, 0.0, 0.0),)))
+    line = mixer_item(context, LineItem(line_key, 0.0, (CueItem(cue_key, 0.5, 0.0, 0.0),)))
     assert line.cues[0].at == pytest.approx(0.8)  # 1.6 s of 2 s, not half-way
     assert aligned_anchor([], 0.5, 2.0) == 0.5  # no timing: keep the character estimate
     assert aligned_anchor(alignment, 1.0, 2.0) == 1.0
@@ -249,7 +249,7 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
 
 def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
     from mixdown.actions.context import Context
-    from mixdown.actions.mix import _item
+    from mixdown.actions.mix import mixer_item
     from mixdown.dsp.loudness import measure
     from mixdown.dsp.mixer import MixSettings, Section, leveling_gain, mix
     from mixdown.plan.model import LineItem
@@ -265,7 +265,7 @@ def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
     for n, y in enumerate((quiet, loud)):
         key = f"{n:02d}" + "5" * 62
         cache.put(key, y, 16000, {})
-        lines.append(_item(context, LineItem(key, -1.0)))
+        lines.append(mixer_item(context, LineItem(key, -1.0)))
     voice = mix([Section(tuple(lines))], settings=settings).voice
     levels = [measure(voice[:32000], 16000).integrated, measure(voice[48000:80000], 16000).integrated]
     assert levels == pytest.approx([-21.0, -21.0], abs=0.05)  # -20 LUFS, then the voice's own -1 dB

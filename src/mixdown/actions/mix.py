@@ -17,7 +17,17 @@ from ..settings import STEMS
 from .context import Context, once, reported
 from .progress import Progress
 
-__all__ = ["ANALYSIS", "LAYOUT", "Change", "aligned_anchor", "build_mix", "change_of"]
+__all__ = [
+    "ANALYSIS",
+    "LAYOUT",
+    "Change",
+    "aligned_anchor",
+    "build_mix",
+    "change_of",
+    "mixer_bed",
+    "mixer_item",
+    "mixer_settings",
+]
 
 # kept beside a mix's cache object: its measurement, which saves the master a pass
 ANALYSIS = "analysis.npz"
@@ -122,7 +132,7 @@ def _program(context: Context, plan: MixPlan) -> Any:
     timeline = plan.timeline
     sections = [
         mixing.Section(
-            tuple(_item(context, item) for item in section.items),
+            tuple(mixer_item(context, item) for item in section.items),
             music=section.music,
             at=section.at,
             duck=section.duck,
@@ -130,11 +140,11 @@ def _program(context: Context, plan: MixPlan) -> Any:
         )
         for index, section in enumerate(timeline.sections)
     ]
-    bed = _bed(context, timeline.bed) if timeline.bed is not None else None
-    return mixing.Mix(sections, bed=bed, settings=_mix_settings(timeline))
+    bed = mixer_bed(context, timeline.bed) if timeline.bed is not None else None
+    return mixing.Mix(sections, bed=bed, settings=mixer_settings(timeline))
 
 
-def _bed(context: Context, bed: TimelineBed) -> Any:
+def mixer_bed(context: Context, bed: TimelineBed) -> Any:
     """The mixer's :class:`~mixdown.dsp.mixer.Bed`: its segments from the cache, at one rate."""
     from ..dsp import mixer as mixing
     from ..dsp.signal import resample
@@ -228,7 +238,7 @@ def _mix_parts(frames: int, sr: int) -> list[tuple[int, int]]:
     return [(0, middle), (middle, frames)] if middle < frames else [(0, frames)]
 
 
-def _mix_settings(timeline: Timeline) -> Any:
+def mixer_settings(timeline: Timeline) -> Any:
     """The mixer's settings from a timeline: [mix] plus the project's rate and channels."""
     from ..dsp import mixer as mixing
 
@@ -244,7 +254,7 @@ def _mix_settings(timeline: Timeline) -> Any:
     )
 
 
-def _item(context: Context, item: TimelineItem) -> Any:
+def mixer_item(context: Context, item: TimelineItem) -> Any:
     """A mixer item from a timeline item; its audio is read when the mix reaches it."""
     from ..dsp import mixer as mixing
 

@@ -78,10 +78,12 @@ __all__ = [
     "Mix",
     "MixSettings",
     "Pause",
+    "Placement",
     "Section",
     "Stems",
     "Sting",
     "ducking_hop",
+    "layout_section",
     "leveling_gain",
     "mix",
 ]
@@ -220,7 +222,7 @@ class Mix:
 
 
 @dataclass
-class _Timeline:
+class Placement:
     """Placed clips per bus, and section boundaries."""
 
     voice: list[Placed] = field(default_factory=list)
@@ -273,10 +275,10 @@ def _maker(
     return make
 
 
-def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> _Timeline:
+def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> Placement:
     """Place every item of every section, starting at sample ``start``."""
     sr = settings.sample_rate
-    timeline = _Timeline(end=start)
+    timeline = Placement(end=start)
     gap = samples(settings.section_gap, sr)
     cursor, started = start, False
     for index, section in enumerate(sections):
@@ -293,15 +295,26 @@ def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -
             cursor = mark
         started = started or bool(section.items)
         timeline.starts.append(cursor)
-        cursor = _layout_section(timeline, section, cursor, settings, f"section {index}")
+        cursor = layout_section(timeline, section, cursor, settings, f"section {index}")
     timeline.end = cursor
     return timeline
 
 
-def _layout_section(
-    timeline: _Timeline, section: Section, cursor: int, settings: MixSettings, where: str
+def layout_section(
+    timeline: Placement,
+    section: Section,
+    cursor: int,
+    settings: MixSettings,
+    where: str,
+    *,
+    floor: int | None = 0,
 ) -> int:
-    """Place one section's items from ``cursor``; return where the section ends."""
+    """Place one section's items from ``cursor``; return where the section ends.
+
+    A cue is never placed before ``floor`` (the programme's start; a cue that
+    would be is moved there); with None, anywhere (a section laid out on its
+    own, whose cues may start before it).
+    """
     sr = settings.sample_rate
     gap, after_item = samples(settings.line_gap, sr), False
     for index, item in enumerate(section.items):
@@ -318,7 +331,7 @@ def _layout_section(
             make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what, speech=True)
             mono = _channels_of(item.audio) == 1 or settings.channels == 1
             timeline.voice.append(Placed(cursor, length, _fitted(make, length), mono))
-            _place_cues(timeline, item.cues, cursor, length, settings, what)
+            place_cues(timeline, item.cues, cursor, length, settings, what, floor=floor)
         else:
             make = _maker(item.audio, item.sample_rate, item.gain_db, settings, what)
             timeline.sfx.append(Placed(cursor, length, _fitted(make, length)))
@@ -340,15 +353,18 @@ def _fitted(make: Callable[[], np.ndarray], length: int) -> Callable[[], np.ndar
     return fitted
 
 
-def _place_cues(
-    timeline: _Timeline,
+def place_cues(
+    timeline: Placement,
     cues: Sequence[Cue],
     start: int,
     length: int,
     settings: MixSettings,
     what: str,
+    *,
+    floor: int | None = 0,
 ) -> None:
-    """Place a line's cues on the sfx bus relative to the line at ``start``."""
+    """Place a line's cues on the sfx bus relative to the line at ``start``, none before ``floor``
+    (see :func:`layout_section`)."""
     sr = settings.sample_rate
     for index, cue in enumerate(cues):
         where = f"{what}, cue {index}"
@@ -356,4 +372,4 @@ def _place_cues(
         at = start + round(cue.at * length) + samples(cue.offset, sr)
         n = _frames_at(cue.audio, cue.sample_rate, sr)
         make = _maker(cue.audio, cue.sample_rate, cue.gain_db, settings, where)
-        timeline.sfx.append(Placed(max(at, 0), n, _fitted(make, n)))
+        timeline.sfx.append(Placed(at if floor is None else max(at, floor), n, _fitted(make, n)))

@@ -2,7 +2,7 @@
 
 :class:`Rendering` runs the voice pass (into a scratch file, in memory when it
 fits: :func:`scratch_dir`) that the ducker needs, then mixes any range of the
-programme block by block; :class:`_Bus` sums the clips of one bus.
+programme block by block; :class:`Bus` sums the clips of one bus.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .signal import BLOCK, gain_frames
 if TYPE_CHECKING:
     from .mixer import Mix
 
-__all__ = ["Rendering", "scratch_dir"]
+__all__ = ["Bus", "Rendering", "scratch_dir"]
 
 _AHEAD = 20.0  # s: clips starting this soon are made ahead on the mixer's threads
 
@@ -89,7 +89,7 @@ class Rendering:
 
         def voice(part: tuple[int, int]) -> None:
             start, stop = part
-            bus = _Bus(
+            bus = Bus(
                 _overlapping(program._timeline.voice, start, stop),
                 self.voice_channels,
                 self._pool,
@@ -126,10 +126,10 @@ class Rendering:
             )
         size = max(hop, size // hop * hop)  # blocks fall on ducking frames
         timeline, pool, music = program._timeline, self._pool, self.music
-        sfx = _Bus(_overlapping(timeline.sfx, start, stop), channels, pool, sr)
+        sfx = Bus(_overlapping(timeline.sfx, start, stop), channels, pool, sr)
         starts = list(range(start, stop, size))
         if not self._ducked:
-            speech = _Bus(_overlapping(timeline.voice, start, stop), channels, pool, sr)
+            speech = Bus(_overlapping(timeline.voice, start, stop), channels, pool, sr)
             for first in starts:
                 last = min(first + size, stop)
                 bed = music.render(first, last) if music else np.zeros((last - first, channels), np.float32)
@@ -202,7 +202,7 @@ def _overlapping(clips: Sequence[Placed], start: int, stop: int) -> list[Placed]
 
 
 def _voice_pass(
-    voice: _Bus, start: int, stop: int, hop: int, fd: int, powers: np.ndarray, progress: Callable[[int], None]
+    voice: Bus, start: int, stop: int, hop: int, fd: int, powers: np.ndarray, progress: Callable[[int], None]
 ) -> None:
     """Mix the voice bus over ``[start, stop)`` into the file ``fd`` at its place; note each
     ``hop``-frame frame's sum of squares (over channels) in ``powers``."""
@@ -220,7 +220,7 @@ def _voice_pass(
         progress(last - first)
 
 
-class _Bus:
+class Bus:
     """Sums placed clips block by block, making each when first needed and dropping it after.
 
     With a thread pool, clips that start within :data:`_AHEAD` seconds of the
