@@ -8,14 +8,17 @@ its measurement for the master (:data:`ANALYSIS`) and, if asked for, its stems.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from ..plan.model import MixPlan, PauseItem, StingItem, Timeline, TimelineBed, TimelineItem
 from ..settings import STEMS
+from . import splice
 from .context import Context, once, reported
 from .progress import Progress
+from .splice import ANALYSIS, LAYOUT
 
 __all__ = [
     "ANALYSIS",
@@ -26,13 +29,11 @@ __all__ = [
     "change_of",
     "mixer_bed",
     "mixer_item",
+    "mix_parts",
     "mixer_settings",
+    "section_sfx_key",
 ]
 
-# kept beside a mix's cache object: its measurement, which saves the master a pass
-ANALYSIS = "analysis.npz"
-# and where its sections were placed, and what it was spliced from (see change_of)
-LAYOUT = "layout.json"
 
 
 class Change(NamedTuple):
@@ -95,10 +96,12 @@ def _mix_cached(context: Context, plan: MixPlan) -> bool:
 
 
 def _mix(context: Context, plan: MixPlan) -> None:
-    """Mix a rendition's timeline from cached assets, block by block, into the cache.
+    """Mix a rendition from its sections' pre-mixes, part by part, into the cache.
 
-    The stems are stored beside the mix when the show asks for them. A long
-    programme is mixed in two halves at once (:func:`_mix_parts`).
+    When the files in ``build/`` were made from an earlier mix of the same
+    rendition, only the parts that differ from it are mixed again and the
+    others copied (:mod:`mixdown.actions.splice`). The stems are stored
+    beside the mix when the show asks for them.
     """
     # scipy.signal (the resampler, the filters) is slow to import: imported on a thread of its
     # own, it is ready when the first lines are prepared, instead of stalling every thread
@@ -109,15 +112,31 @@ def _mix(context: Context, plan: MixPlan) -> None:
     program = _program(context, plan)
     sr, channels, frames = program.sample_rate, program.channels, program.frames
     buses = _buses(plan)
+    layout = splice.Layout.of(plan, program)
+    parts = mix_parts(frames, sr, program.hop)
+    found = splice.plan(context, plan, program, layout, parts, buses)
     cache = context.cache
     writers = {bus: cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = cache.writer(plan.key, sr, channels, frames=frames)
     try:
-        measured = _mixed_in_parts(program, writers, buses, f"mix:{plan.name}")
+        redo = [True] * len(parts) if found is None else found.redo
+        for index in (i for i, again in enumerate(redo) if not again):
+            assert found is not None
+            start, stop = parts[index]
+            for bus in buses:
+                writers[bus].copy_from(found.parent_stems[bus], start, stop)
+            writers["mix"].copy_from(found.parent, start, stop)
+        powers = found.powers if found is not None else None
+        target = f"mix:{plan.name}"
+        measured, powers = _mixed_in_parts(program, writers, buses, target, parts, redo, powers)
+        if found is not None:
+            measured = found.joined(measured)
+            print(f"{target}  spliced: mixed {found.count} of {len(parts)} parts again ({found.seconds:.1f} s)")
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
         analysis = Analysis.joined(sr, channels, frames, measured)
         cache.put_side(plan.key, ANALYSIS, analysis.to_bytes())
+        splice.store(context, plan, layout, powers, found)
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
         for writer in writers.values():
@@ -126,22 +145,41 @@ def _mix(context: Context, plan: MixPlan) -> None:
 
 
 def _program(context: Context, plan: MixPlan) -> Any:
-    """The mixer's :class:`~mixdown.dsp.mixer.Mix` of ``plan``'s timeline."""
+    """The mixer's :class:`~mixdown.dsp.mixer.Mix` of ``plan``'s timeline, from its sections' pre-mixes."""
     from ..dsp import mixer as mixing
+    from .section import premix_once
 
     timeline = plan.timeline
-    sections = [
-        mixing.Section(
-            tuple(mixer_item(context, item) for item in section.items),
-            music=section.music,
-            at=section.at,
-            duck=section.duck,
-            heading=plan.sections[index] if index < len(plan.sections) else "",
+    sections: list[Any] = []
+    for index, section in enumerate(timeline.sections):
+        heading = plan.sections[index] if index < len(plan.sections) else ""
+        key = plan.section_keys[index] if index < len(plan.section_keys) else None
+
+        def items(section: Any = section, heading: str = heading) -> Any:
+            made = tuple(mixer_item(context, item) for item in section.items)
+            return mixing.Section(made, music=section.music, at=section.at, duck=section.duck, heading=heading)
+
+        if key is None:
+            sections.append(items())
+            continue
+        premix_once(context, plan, index)  # made by its section: task, unless it was lost since
+        meta = context.cache.meta(key)
+        sfx = _mapped(context, section_sfx_key(key)) if meta.get("sfx") else None
+        sections.append(
+            mixing.Premixed(
+                _mapped(context, key), sfx, int(meta["pre"]), int(meta["length"]), items,
+                music=section.music, at=section.at, duck=section.duck, heading=heading,
+            )  # fmt: skip
         )
-        for index, section in enumerate(timeline.sections)
-    ]
     bed = mixer_bed(context, timeline.bed) if timeline.bed is not None else None
     return mixing.Mix(sections, bed=bed, settings=mixer_settings(timeline))
+
+
+def section_sfx_key(key: str) -> str:
+    """The key of the SFX bus of the section pre-mix ``key``."""
+    from ..keys import content_key
+
+    return content_key({"bus": "sfx", "section": key})
 
 
 def mixer_bed(context: Context, bed: TimelineBed) -> Any:
@@ -158,18 +196,54 @@ def mixer_bed(context: Context, bed: TimelineBed) -> Any:
     )
 
 
-def _mixed_in_parts(program: Any, writers: dict[str, Any], buses: tuple[str, ...], target: str) -> list[Any]:
-    """Mix ``program`` into ``writers``, a thread per part (:func:`_mix_parts`); each part's measurement."""
-    sr, frames = program.sample_rate, program.frames
-    halves = _mix_parts(frames, sr)
-    voiced = Progress(target, "voice bus", frames, sr)
-    with program.rendering(halves, progress=voiced.add) as rendering:
+def _mixed_in_parts(
+    program: Any,
+    writers: dict[str, Any],
+    buses: tuple[str, ...],
+    target: str,
+    parts: list[tuple[int, int]],
+    redo: list[bool],
+    powers: Any,
+) -> tuple[list[Any], Any]:
+    """Mix the ``parts`` of ``program`` that are to be made (``redo``) into ``writers``, on a
+    thread per core; return each made part's measurement (None for the others) and the
+    voice bus's power per ducking frame (None without ducking)."""
+    sr, hop = program.sample_rate, program.hop
+    made = [part for part, again in zip(parts, redo, strict=True) if again]
+    if not made:
+        return [None] * len(parts), powers
+    frames = sum(b - a for a, b in made)
+    # each part made is measured from a lead-in before it, which the voice pass must cover too
+    voiced = _covering([(max(0, (a - _lead(sr, hop)) // hop * hop), b) for a, b in made])
+    progress = Progress(target, "voice bus", sum(b - a for a, b in voiced), sr)
+    with program.rendering(voiced, progress=progress.add, powers=powers) as rendering:
         part = _Part(rendering, writers, buses, program.channels, Progress(target, "mixed", frames, sr))
-        if len(halves) == 1:
-            return [part(halves[0])]
-        with ThreadPoolExecutor(max_workers=len(halves), thread_name_prefix="mixdown-part") as threads:
-            futures = [threads.submit(part, half) for half in halves]
-            return [future.result() for future in futures]
+        workers = min(len(made), os.cpu_count() or 1)
+        if workers <= 1:
+            found = [part(p) for p in made]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as threads:
+                found = list(threads.map(part, made))
+        results = iter(found)
+        return [next(results) if again else None for again in redo], rendering.powers
+
+
+def _covering(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` (in order) with those that overlap or touch merged."""
+    out: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _lead(sr: int, hop: int) -> int:
+    """Samples of the mix before a part that prime its meter: the master's lead-in, on a ducking frame."""
+    from ..codecs.parts import lead_in
+
+    return -(-lead_in(sr) // hop) * hop
 
 
 class _Part:
@@ -197,13 +271,12 @@ class _Part:
     def _mix(self, part: tuple[int, int]) -> Any:
         # Each part is written in place and measured for the master on its own (a second
         # of the mix before it primes its meter), so the parts join into one measurement.
-        from ..codecs.parts import lead_in
         from ..dsp.master import Analysis
 
         start, stop = part
         sr = self.progress.sr
         analysis = Analysis(sr, self.channels, threads=False)
-        lead = min(start, lead_in(sr))
+        lead = min(start, _lead(sr, self.rendering.program.hop))
         for _, stems in self.rendering.blocks(start - lead, start):
             analysis.meter.add(stems.mixdown())
         analysis.meter.restart()
@@ -219,23 +292,21 @@ class _Part:
         return analysis.parts()
 
 
-def _mix_parts(frames: int, sr: int) -> list[tuple[int, int]]:
-    """The ranges a programme is mixed in, a thread each: halves of a long programme.
+def mix_parts(frames: int, sr: int, hop: int) -> list[tuple[int, int]]:
+    """The parts a programme is mixed and measured in: :data:`~mixdown.codecs.parts.PART_SECONDS` each.
 
-    Fixed by the programme's length (as the master's parts are), so that
-    its measurement is the same on every machine; the cut falls on the
-    master's part grid and on a ducking frame.
+    Fixed by the programme's length, never by the machine, so that its
+    measurement is the same everywhere; each part starts on the master's
+    part grid and on a ducking frame. An edit mixes again only the parts it
+    touched (:mod:`mixdown.actions.splice`).
     """
     import math
 
     from ..codecs import parts as mastering
-    from ..dsp.mixer import ducking_hop
 
-    if not mastering.usable(frames, sr):
-        return [(0, frames)]
-    unit = math.lcm(mastering.grid(sr), ducking_hop(sr))
-    middle = max(unit, round(frames / 2 / unit) * unit)
-    return [(0, middle), (middle, frames)] if middle < frames else [(0, frames)]
+    unit = math.lcm(mastering.grid(sr), hop)
+    length = max(unit, round(mastering.PART_SECONDS * sr / unit) * unit)
+    return [(start, min(start + length, frames)) for start in range(0, frames, length)] or [(0, frames)]
 
 
 def mixer_settings(timeline: Timeline) -> Any:
@@ -270,6 +341,17 @@ def mixer_item(context: Context, item: TimelineItem) -> Any:
         at = aligned_anchor(alignment, cue.at, audio.frames / sr) if alignment else cue.at
         cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=cue.gain_db, offset=cue.offset))
     return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item.gain_db)
+
+
+def _mapped(context: Context, key: str) -> Any:
+    """A cache object as the mixer's :class:`~mixdown.dsp.mixer.Lazy` audio, memory-mapped when
+    it sounds: a pre-mix (a section may last an hour) is read as the mix passes through it."""
+    from ..codecs.wav import mapped
+    from ..dsp.mixer import Lazy
+
+    frames, _, channels = context.cache.info(key)
+    path = context.cache.path(key)
+    return Lazy(frames, lambda: mapped(path), channels)
 
 
 def _lazy(context: Context, key: str) -> tuple[Any, int]:

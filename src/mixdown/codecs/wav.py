@@ -27,6 +27,7 @@ __all__ = [
     "WavWriter",
     "blocks_between",
     "float_wav_header",
+    "mapped",
     "read_at",
     "read_audio",
     "wav_container",
@@ -159,6 +160,19 @@ def float_samples_at(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     and its channels: ``(byte offset, channels)``; None for any other file (libsndfile reads those)."""
     found = float_wav_header(path)
     return None if found is None else (found.offset, found.channels)
+
+
+def mapped(path: str | os.PathLike[str]) -> np.ndarray:
+    """The samples of a 32-bit float WAV or RF64 file (a cache object) as a read-only memory map
+    ``[shape=(frames, channels)]``: read from disk only where they are used."""
+    found = float_wav_header(path)
+    if found is None:
+        raise AudioError(f"{path}: not a 32-bit float WAV file")
+    size = os.stat(path).st_size - found.offset
+    frames = size // (found.channels * 4) if found.frames is None else found.frames
+    if frames == 0:
+        return np.zeros((0, found.channels), dtype=np.float32)
+    return np.memmap(path, dtype="<f4", mode="r", offset=found.offset, shape=(frames, found.channels))
 
 
 class FloatHeader(NamedTuple):

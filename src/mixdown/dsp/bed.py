@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import AudioError
 from .clips import prepare, samples
-from .items import Bed, MixSettings, Section
+from .items import Bed, MixSettings, Premixed, Section
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,13 @@ class Music:
     """The (unducked) music bus, rendered for any range of samples."""
 
     def __init__(
-        self, bed: Bed, sections: Sequence[Section], starts: Sequence[int], n: int, settings: MixSettings
+        self,
+        bed: Bed,
+        sections: Sequence[Section | Premixed],
+        starts: Sequence[int],
+        n: int,
+        settings: MixSettings,
+    
     ) -> None:
         self.segments = segments = _prepare_bed(bed, settings)
         self.channels = settings.channels
@@ -77,6 +83,29 @@ class Music:
                 fade_out = 0 if last and clip.kind == "outro" else segments.xf
                 self.pieces.append(_Piece(clip, stop, fade_in, fade_out))
         self._loop_unit = _loop_unit(segments.main, segments.loop_xf)
+
+    def changed(self, other: Music) -> tuple[int, int] | None:
+        """The stretch ``[start, stop)`` outside which this bed and ``other`` (the same bed, laid
+        out for another programme) render the same samples; None if they render the same everywhere.
+
+        A piece renders the same where its clip, its fade-in and (before its
+        fade-out) its stop are the same.
+        """
+        lo, hi = None, None
+        pairs = list(zip(self.pieces, other.pieces, strict=False))
+        extra = self.pieces[len(pairs) :] + other.pieces[len(pairs) :]
+        for a, b in pairs:
+            if a == b:
+                continue
+            if (a.clip, a.fade_in) != (b.clip, b.fade_in):
+                first = min(a.clip.start, b.clip.start)
+            else:
+                first = min(a.stop - a.fade_out, b.stop - b.fade_out)
+            lo, hi = min(first, lo if lo is not None else first), max(a.stop, b.stop, hi or 0)
+        for piece in extra:
+            lo = min(piece.clip.start, lo if lo is not None else piece.clip.start)
+            hi = max(piece.stop, hi or 0)
+        return None if lo is None or hi is None else (max(lo, 0), hi)
 
     def render(self, start: int, stop: int) -> np.ndarray:
         """The music bus over ``[start, stop)``."""
@@ -133,7 +162,7 @@ def _segments_of(music: str, index: int, count: int) -> tuple[bool, bool] | None
     return music == "intro", music == "outro"
 
 
-def _spans(sections: Sequence[Section], starts: Sequence[int], n: int) -> list[_Span | None]:
+def _spans(sections: Sequence[Section | Premixed], starts: Sequence[int], n: int) -> list[_Span | None]:
     """Cut ``[0, n)`` into one music span per section (None where music is off)."""
     bounds = [0, *starts[1:], n]
     spans: list[_Span | None] = []

@@ -16,7 +16,7 @@ import numpy as np
 from ..settings import DUCK_SETTINGS
 
 if TYPE_CHECKING:
-    from .items import MixSettings, Section
+    from .items import MixSettings, Premixed, Section
 
 __all__ = ["ducking_hop"]
 
@@ -39,7 +39,7 @@ class _Ducking:
     duck_hold: float
 
 
-def section_ducking(sections: Sequence[Section], settings: MixSettings) -> list[_Ducking]:
+def section_ducking(sections: Sequence[Section | Premixed], settings: MixSettings) -> list[_Ducking]:
     """Each section's ducking: the settings', overridden by the section's own."""
     base = {name: float(getattr(settings, name)) for name in DUCK_SETTINGS}
     return [_Ducking(**{**base, **section.duck}) for section in sections]
@@ -59,7 +59,7 @@ class Ducker:
     def __init__(
         self,
         powers: np.ndarray,
-        sections: Sequence[Section],
+        sections: Sequence[Section | Premixed],
         starts: Sequence[int],
         n: int,
         hop: int,
@@ -90,6 +90,18 @@ class Ducker:
         db = _slew(target, depth=depth, attack=attack, release=release)
         self._gain = (10.0 ** (db / 20.0)).astype(np.float32)
         self._step = np.append(self._gain[1:], self._gain[-1:]) - self._gain
+
+    def changed(self, other: Ducker) -> tuple[int, int] | None:
+        """The stretch ``[start, stop)`` of samples outside which this ducker's gain and
+        ``other``'s are the same (None: the same everywhere); past the shorter, they differ."""
+        n = min(len(self._gain), len(other._gain))
+        differ = np.flatnonzero(self._gain[:n] != other._gain[:n])
+        if len(self._gain) != len(other._gain):
+            differ = np.append(differ, [n, max(len(self._gain), len(other._gain)) - 1])
+        if not len(differ):
+            return None
+        # a sample's gain is read from its frame's and the next frame's (the ramp between them)
+        return max(int(differ[0]) - 1, 0) * self.hop, (int(differ[-1]) + 1) * self.hop
 
     def gain(self, start: int, stop: int) -> np.ndarray:
         """Linear gain per sample over ``[start, stop)`` (``start`` on a frame boundary)."""

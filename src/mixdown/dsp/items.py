@@ -27,6 +27,7 @@ __all__ = [
     "MixSettings",
     "Pause",
     "Placed",
+    "Premixed",
     "Section",
     "Stems",
     "Sting",
@@ -142,6 +143,35 @@ class Section:
             raise ValueError(
                 f"Section.duck: unknown setting {sorted(unknown)[0]!r}; use {', '.join(DUCK_SETTINGS)}"
             )
+
+
+@dataclass(frozen=True, eq=False)
+class Premixed:
+    """A section whose speech and SFX were mixed on their own: its pre-mix.
+
+    ``voice`` and ``sfx`` (None: no SFX) are ``frames`` long at the mix
+    rate, their sample 0 ``pre`` samples before the section's start (a cue
+    may start before its section); the section lasts ``length`` samples.
+    ``items`` makes the section's :class:`Section` (a pre-mix that would
+    start before the programme is laid out from its items instead, where
+    cues are moved to the programme's start). ``music``, ``at``, ``duck`` and
+    ``heading`` are as a :class:`Section`'s.
+    """
+
+    voice: Audio
+    sfx: Audio | None
+    pre: int
+    length: int
+    items: Callable[[], Section]
+    music: str = "auto"
+    at: float | None = None
+    duck: Mapping[str, float] = field(default_factory=dict)
+    heading: str = ""
+
+    @property
+    def frames(self) -> int:
+        """The pre-mix's length in samples."""
+        return self.voice.frames if isinstance(self.voice, Lazy) else len(self.voice)
 
 
 @dataclass(frozen=True, eq=False)

@@ -65,7 +65,7 @@ import numpy as np
 from ..errors import AudioError
 from .clips import check_rate, leveling_gain, prepare, samples
 from .ducking import ducking_hop
-from .items import Audio, Bed, Cue, Item, Lazy, Line, MixSettings, Pause, Placed, Section, Stems, Sting
+from .items import Audio, Bed, Cue, Item, Lazy, Line, MixSettings, Pause, Placed, Premixed, Section, Stems, Sting
 from .rendering import Rendering
 from .signal import BLOCK
 
@@ -79,6 +79,7 @@ __all__ = [
     "MixSettings",
     "Pause",
     "Placement",
+    "Premixed",
     "Section",
     "Stems",
     "Sting",
@@ -156,7 +157,7 @@ class Mix:
 
     def __init__(
         self,
-        sections: Sequence[Section],
+        sections: Sequence[Section | Premixed],
         *,
         bed: Bed | None = None,
         settings: MixSettings = MixSettings(),  # noqa: B008 - frozen, never mutated
@@ -173,6 +174,11 @@ class Mix:
         if settings.length > 0:
             n = _fixed_length(settings.length, sr, max(timeline.end, timeline.reach()))
         self.frames = n
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each section starts, in samples."""
+        return list(self._timeline.starts)
 
     @property
     def hop(self) -> int:
@@ -196,14 +202,21 @@ class Mix:
 
     @contextmanager
     def rendering(
-        self, parts: Sequence[tuple[int, int]] = (), progress: Callable[[int], None] | None = None
+        self,
+        parts: Sequence[tuple[int, int]] = (),
+        progress: Callable[[int], None] | None = None,
+        *,
+        powers: np.ndarray | None = None,
     ) -> Iterator[Rendering]:
         """Ready the programme to be mixed over any range, by as many threads as wanted.
 
         ``parts`` (ranges that tile the programme, each starting on a
-        :attr:`hop`) are the ranges whose voice pass runs on a thread each;
+        :attr:`hop`) are the ranges whose voice pass runs on the threads;
         by default one. ``progress`` is told the frames of each block of
-        the voice pass as it is done (from those threads).
+        the voice pass as it is done (from those threads). ``powers``, the
+        voice bus's power per ducking frame as a whole pass would measure
+        it (:attr:`Rendering.powers`), lets ``parts`` cover only the ranges
+        that will be mixed: the voice pass then fills in only theirs.
         """
         workers = min(os.cpu_count() or 1, 4)
         pool = (
@@ -211,7 +224,7 @@ class Mix:
         )
 
         try:
-            with Rendering(self, pool, parts or [(0, self.frames)], progress) as rendering:
+            with Rendering(self, pool, parts or [(0, self.frames)], progress, powers) as rendering:
                 yield rendering
         finally:
             if pool is not None:
@@ -275,17 +288,18 @@ def _maker(
     return make
 
 
-def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -> Placement:
+def _layout(sections: Sequence[Section | Premixed], settings: MixSettings, *, start: int) -> Placement:
     """Place every item of every section, starting at sample ``start``."""
     sr = settings.sample_rate
     timeline = Placement(end=start)
     gap = samples(settings.section_gap, sr)
     cursor, started = start, False
     for index, section in enumerate(sections):
-        if section.items and started:
+        sounds = isinstance(section, Premixed) or bool(section.items)
+        if sounds and started:
             cursor += gap
         if section.at is not None:
-            mark, before = samples(section.at, sr), cursor - (gap if section.items and started else 0)
+            mark, before = samples(section.at, sr), cursor - (gap if sounds and started else 0)
             if mark < before:
                 raise AudioError(
                     f"{section.heading or f'mix: section {index + 1}'} is marked at {section.at:g} s but "
@@ -293,11 +307,31 @@ def _layout(sections: Sequence[Section], settings: MixSettings, *, start: int) -
                     "the sections before it"
                 )
             cursor = mark
-        started = started or bool(section.items)
+        started = started or sounds
         timeline.starts.append(cursor)
-        cursor = layout_section(timeline, section, cursor, settings, f"section {index}")
+        where = f"section {index}"
+        if isinstance(section, Premixed) and cursor >= section.pre:
+            cursor = _place_premix(timeline, section, cursor)
+        else:
+            direct = section.items() if isinstance(section, Premixed) else section
+            cursor = layout_section(timeline, direct, cursor, settings, where)
     timeline.end = cursor
     return timeline
+
+
+def _place_premix(timeline: Placement, section: Premixed, cursor: int) -> int:
+    """Place a section's pre-mix from ``cursor``, where the section starts; return where it ends."""
+    at, frames = cursor - section.pre, section.frames
+    voice = section.voice
+    timeline.voice.append(Placed(at, frames, _loader(voice), _channels_of(voice) == 1))
+    if section.sfx is not None:
+        timeline.sfx.append(Placed(at, frames, _loader(section.sfx)))
+    return cursor + section.length
+
+
+def _loader(audio: Audio) -> Callable[[], np.ndarray]:
+    """A clip's samples as they are (a pre-mix is at the mix's rate, gain and channels)."""
+    return audio.load if isinstance(audio, Lazy) else lambda: audio
 
 
 def layout_section(

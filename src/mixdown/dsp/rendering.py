@@ -25,7 +25,7 @@ from .signal import BLOCK, gain_frames
 if TYPE_CHECKING:
     from .mixer import Mix
 
-__all__ = ["Bus", "Rendering", "scratch_dir"]
+__all__ = ["Bus", "Rendering", "ducked", "scratch_dir", "voice_channels", "voice_powers"]
 
 _AHEAD = 20.0  # s: clips starting this soon are made ahead on the mixer's threads
 
@@ -45,6 +45,7 @@ class Rendering:
         pool: Executor | None,
         parts: Sequence[tuple[int, int]],
         progress: Callable[[int], None] | None,
+        powers: np.ndarray | None = None,
     ) -> None:
         self.program, self._pool = program, pool
         settings, n = program.settings, program.frames
@@ -53,25 +54,21 @@ class Rendering:
             if program.bed
             else None
         )
-        self._ducked = self.music is not None and any(
-            d.duck_db < 0 for d in section_ducking(program.sections, settings)
-        )
+        self._ducked = ducked(program)
         self._scratch: Any = None
         self._duck: Ducker | None = None
-        # A voice bus of mono lines (as TTS makes them) is kept mono until it is mixed: half
-        # the scratch file and half the summing; the mix adds it to each channel.
-        lines = program._timeline.voice
-        self.voice_channels = 1 if lines and all(c.mono for c in lines) else program.channels
-        _check_parts(parts, n, program.hop)
+        self.voice_channels = voice_channels(program)
+        _check_parts(parts, n, program.hop, whole=powers is None)
+        self.powers: np.ndarray | None = None  # the voice bus's power per ducking frame, once measured
         if not self._ducked:
             return
         self._scratch = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
             prefix="mixdown-voice-", dir=scratch_dir(n * self.voice_channels * 4)
         )
         try:
-            powers = self._voice_pass(parts, progress or (lambda _: None))
+            self.powers = self._voice_pass(parts, progress or (lambda _: None), powers)
             self._duck = Ducker(
-                powers / (program.hop * self.voice_channels),  # mean square per sample of one channel
+                self.powers / (program.hop * self.voice_channels),  # mean square per sample of one channel
                 program.sections,
                 program._timeline.starts,
                 n,
@@ -82,10 +79,15 @@ class Rendering:
             self.close()
             raise
 
-    def _voice_pass(self, parts: Sequence[tuple[int, int]], progress: Callable[[int], None]) -> np.ndarray:
-        """Mix the voice bus into the scratch file, a thread per part; return each frame's power."""
+    def _voice_pass(
+        self, parts: Sequence[tuple[int, int]], progress: Callable[[int], None], known: np.ndarray | None
+    ) -> np.ndarray:
+        """Mix the voice bus over ``parts`` into the scratch file, on a thread per core; return each
+        frame's power (``known``'s outside them)."""
         program, hop = self.program, self.program.hop
-        powers = np.zeros(-(-program.frames // hop))
+        powers = np.zeros(-(-program.frames // hop)) if known is None else known.astype(np.float64, copy=True)
+        if len(powers) != -(-program.frames // hop):
+            raise ValueError(f"mix: {len(powers)} voice powers given for {-(-program.frames // hop)} frames")
 
         def voice(part: tuple[int, int]) -> None:
             start, stop = part
@@ -97,12 +99,14 @@ class Rendering:
             )
             _voice_pass(bus, start, stop, hop, self._scratch.fileno(), powers, progress)
 
-        if len(parts) > 1:
-            with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="mixdown-voice") as threads:
+        workers = min(len(parts), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-voice") as threads:
                 for future in [threads.submit(voice, part) for part in parts]:
                     future.result()
         else:
-            voice(parts[0])
+            for part in parts:
+                voice(part)
         return powers
 
     def __enter__(self) -> Rendering:
@@ -164,11 +168,16 @@ class Rendering:
             beds.shutdown(cancel_futures=True)
 
 
-def _check_parts(parts: Sequence[tuple[int, int]], n: int, hop: int) -> None:
-    """Refuse ``parts`` unless they tile ``[0, n)`` in order, each starting on a ``hop``."""
-    if [p for p in parts if p[0] % hop] or sorted(parts) != list(parts) or sum(b - a for a, b in parts) != n:
+def _check_parts(parts: Sequence[tuple[int, int]], n: int, hop: int, *, whole: bool = True) -> None:
+    """Refuse ``parts`` unless they are in order within ``[0, n)`` without overlapping, each
+    starting on a ``hop``, and (``whole``) tile it."""
+    ends = [0, *(b for _, b in parts)]
+    apart = all(ends[i] <= a <= b <= n for i, (a, b) in enumerate(parts))
+    tiled = not whole or sum(b - a for a, b in parts) == n
+    if [p for p in parts if p[0] % hop] or not apart or not tiled:
         raise ValueError(
-            f"mix: parts {list(parts)} must tile 0..{n} in order, each starting on a {hop}-frame hop"
+            f"mix: parts {list(parts)} must {'tile' if whole else 'fall within'} 0..{n} in order, "
+            f"each starting on a {hop}-frame hop"
         )
 
 
@@ -211,13 +220,46 @@ def _voice_pass(
         last = min(first + size, stop)
         block = voice.render(first, last)
         write_at(fd, block.data.cast("B"), first * block.shape[1] * 4)  # a fresh, contiguous float32 array
-        frames = -(-len(block) // hop)
-        squares = np.zeros((frames * hop, block.shape[1]), dtype=np.float32)
-        np.square(block, out=squares[: len(block)])
-        powers[first // hop : first // hop + frames] = squares.reshape(frames, -1).sum(
-            axis=1, dtype=np.float64
-        )
+        _powers(block, hop, powers, first // hop)
         progress(last - first)
+
+
+def _powers(block: np.ndarray, hop: int, powers: np.ndarray, at: int) -> None:
+    """Note each ``hop``-frame frame's sum of squares (over channels) of ``block`` at ``powers[at:]``."""
+    frames = -(-len(block) // hop)
+    squares = np.zeros((frames * hop, block.shape[1]), dtype=np.float32)
+    np.square(block, out=squares[: len(block)])
+    powers[at : at + frames] = squares.reshape(frames, -1).sum(axis=1, dtype=np.float64)
+
+
+def ducked(program: Mix) -> bool:
+    """Whether ``program``'s music is ducked under its voice bus."""
+    return program.bed is not None and any(
+        d.duck_db < 0 for d in section_ducking(program.sections, program.settings)
+    )
+
+
+def voice_channels(program: Mix) -> int:
+    """The channels ``program``'s voice bus is mixed in.
+
+    A voice bus of mono lines (as TTS makes them) is kept mono until it is
+    mixed: half the scratch file and half the summing; the mix adds it to
+    each channel.
+    """
+    lines = program._timeline.voice
+    return 1 if lines and all(c.mono for c in lines) else program.channels
+
+
+def voice_powers(program: Mix, start: int, stop: int) -> np.ndarray:
+    """The voice bus's power per ducking frame over ``[start, stop)`` (``start`` on a frame), as
+    :attr:`Rendering.powers` holds them: what an edit's splice measures again."""
+    hop = program.hop
+    bus = Bus(_overlapping(program._timeline.voice, start, stop), voice_channels(program))
+    powers = np.zeros(-(-(stop - start) // hop))
+    size = max(hop, BLOCK // hop * hop)
+    for first in range(start, stop, size):
+        _powers(bus.render(first, min(first + size, stop)), hop, powers, (first - start) // hop)
+    return powers
 
 
 class Bus:
