@@ -24,10 +24,9 @@ from ..plan.model import MixPlan, section_sfx_key
 from ..show.project import Project
 from ..store import files
 from .context import Context, relative
-from .mix import mixer_bed, mixer_settings
-from .section import mixer_section
+from .mix import mixer_bed, mixer_item, mixer_settings
 
-__all__ = ["FORMATS", "clean_preview", "preview_paths", "write_preview"]
+__all__ = ["FORMATS", "clean_preview", "mixer_section", "preview_paths", "write_preview"]
 
 FORMATS = ("wav", "mp3")
 
@@ -42,6 +41,17 @@ def clean_preview(context: Context, task: str) -> None:
     """doit ``clean`` action of a ``section:`` task: remove its preview files."""
     for path in preview_paths(context.project, task):
         path.unlink(missing_ok=True)
+
+
+def mixer_section(context: Context, plan: MixPlan, index: int, *, music: str = "auto") -> Any:
+    """The mixer's :class:`~mixdown.dsp.items.Section` of ``plan``'s section ``index``, items from
+    the cache, without its marker (a section heard on its own starts at once)."""
+    from ..dsp import mixer as mixing
+
+    section = plan.timeline.sections[index]
+    heading = plan.sections[index] if index < len(plan.sections) else ""
+    items = tuple(mixer_item(context, item) for item in section.items)
+    return mixing.Section(items, music=music, duck=section.duck, heading=heading)
 
 
 def write_preview(context: Context, plan: MixPlan, index: int, *, bed: bool = False) -> list[Path]:

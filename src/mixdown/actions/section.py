@@ -21,9 +21,10 @@ from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
-from .mix import mixer_item, mixer_settings
+from .mix import mixer_settings
+from .preview import mixer_section, write_preview
 
-__all__ = ["SectionJob", "build_section", "mixer_section", "premix_once"]
+__all__ = ["SectionJob", "build_section", "premix_once"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,6 @@ def _build(context: Context, job_and_bed: tuple[SectionJob, bool]) -> None:
     job, bed = job_and_bed
     premix_once(context, job.mix, job.index)
     if job.preview:
-        from .preview import write_preview
-
         write_preview(context, job.mix, job.index, bed=bed)
 
 
@@ -64,17 +63,6 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
         return
     task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
     once(context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index))
-
-
-def mixer_section(context: Context, plan: MixPlan, index: int, *, music: str = "auto") -> Any:
-    """The mixer's :class:`~mixdown.dsp.items.Section` of ``plan``'s section ``index``, items from
-    the cache, without its marker (a section heard on its own starts at once)."""
-    from ..dsp import mixer as mixing
-
-    section = plan.timeline.sections[index]
-    heading = plan.sections[index] if index < len(plan.sections) else ""
-    items = tuple(mixer_item(context, item) for item in section.items)
-    return mixing.Section(items, music=music, duck=section.duck, heading=heading)
 
 
 def _premix(context: Context, plan: MixPlan, index: int) -> None:
