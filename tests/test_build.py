@@ -89,7 +89,12 @@ def test_one_edited_sentence_renders_one_line_then_remixes(built: Path, fakes: d
     code, out, _ = doit(built, fakes)
     assert code == 0
     assert voice_calls(fakes) == ["The bridge opened at noon."]
-    assert set(ran(out)) == {"voice:news/extra/only/1", "mix:news/extra", "master:news/extra"}
+    assert set(ran(out)) == {
+        "voice:news/extra/only/1",
+        "section:news/extra/only",
+        "mix:news/extra",
+        "master:news/extra",
+    }
 
     extra.write_text(original)  # revert: the old audio comes back from the cache
     code, out, _ = doit(built, fakes)

@@ -100,7 +100,7 @@ def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     context = object()
     some = next(iter(p.assets))
     dicts = task_dicts(p, context, cached={some})
-    assert list(dicts) == ["voice", "sfx", "music", "mix", "master", "deliver"]
+    assert list(dicts) == ["voice", "sfx", "music", "section", "mix", "master", "deliver"]
     assert dicts["deliver"] == []  # the test show declares no [deliveries]
     first = dicts["voice"][0]
     assert first["name"] == "news/briefing/intro/0@anna"
@@ -109,8 +109,18 @@ def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     assert all(d["uptodate"] == [False] for d in dicts["voice"][1:])
     mix = dicts["mix"][0]
     assert mix["actions"][0][0] is build_mix and mix["uptodate"] == [False]
-    assert "voice:news/briefing/intro/0@anna" in mix["task_dep"] and "sfx:ding" in mix["task_dep"]
-    assert "voice:news/briefing/intro/0@kofi" not in mix["task_dep"]
+    # the mix depends on its sections and its bed; each section on its own assets
+    assert mix["task_dep"] == [
+        "section:news/briefing/intro@anna",
+        "section:news/briefing/story",
+        "section:news/briefing/close@anna",
+        "music:bed/intro",
+        "music:bed/main",
+        "music:bed/outro",
+    ]
+    intro = dicts["section"][0]
+    assert intro["name"] == "news/briefing/intro@anna" and intro["uptodate"] == [False]
+    assert intro["task_dep"] == ["voice:news/briefing/intro/0@anna", "sfx:ding", "voice:news/briefing/intro/1"]
     master = dicts["master"][0]
     assert master["actions"][0][0] is build_master and master["task_dep"] == ["mix:news/briefing@anna"]
     assert master["targets"] == [str(p.mixes[0].outputs[0])] and master["targets"][0].endswith(
@@ -125,6 +135,7 @@ def test_only_missing_leaves_cached_assets_out(show: Callable[..., Path], fakes:
     dicts = task_dicts(p, None, cached=cached, only_missing=True)
     names = {f"{kind}:{d['name']}" for kind in ("voice", "sfx", "music") for d in dicts[kind]}
     assert names == {p.assets[k].task for k in set(p.assets) - cached}
+    names |= {f"section:{d['name']}" for d in dicts["section"]}
     for mix in dicts["mix"]:
         assert set(mix["task_dep"]) <= names
 

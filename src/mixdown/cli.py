@@ -6,6 +6,7 @@
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
+    mixdown play TARGET          build a section's preview (or any target) and play it
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
 and exit with status 2.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -31,6 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 LOCAL = "local, no charge"  # the bill of a renderer that does not say what it bills
+#: the players ``mixdown play`` looks for on PATH, in this order, with their arguments
+PLAYERS = (
+    ("ffplay", "-nodisp", "-autoexit"),
+    ("mpv",),
+    ("afplay",),
+    ("paplay",),
+    ("aplay",),
+    ("play",),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,6 +179,59 @@ def _voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    """Build ``args.target`` through doit (a section: its preview) and play what it made."""
+    if args.bed and not args.target.startswith("section:"):
+        raise MixdownError(f"{args.target}: --bed is for section: targets; leave it out for this one")
+    show = load_show(args.dir)
+    path = _playable(show, args.target)
+    from doit.doit_cmd import DoitMain
+
+    from .loader import MixdownLoader
+
+    root = show.context.project.root
+    code = DoitMain(MixdownLoader(root), config_filenames=()).run([args.target, *(["--bed"] if args.bed else [])])
+    if code:
+        raise MixdownError(f"{args.target}: the build failed (see above); fix what it says and play again")
+    player = next((p for p in PLAYERS if shutil.which(p[0])), None)
+    if player is None:
+        print(path)
+        names = ", ".join(p[0] for p in PLAYERS)
+        print(f"mixdown: no audio player on PATH ({names}): open the file above in any player", file=sys.stderr)
+        return 0
+    if subprocess.run([*player, str(path)], check=False).returncode:
+        raise MixdownError(f"{args.target}: {player[0]} could not play {path}; open it in another player")
+    return 0
+
+
+def _playable(show: Show, target: str) -> Path:
+    """The file ``mixdown play TARGET`` plays once ``target`` is built: a section's WAV
+    preview, a master's first file in ``build/``, a mix's or an asset's cache object."""
+    from .actions.preview import preview_paths
+
+    plan, context = show.plan, show.context
+    kind, _, name = target.partition(":")
+    if kind == "section" and any(s.task == target for s in plan.sections.values()):
+        return preview_paths(context.project, target)[0]
+    mix = next((m for m in plan.mixes if m.name == name), None)
+    if mix is not None and kind == "master":
+        return mix.outputs[0]
+    if mix is not None and kind == "mix":
+        return Path(context.cache.path(mix.key))
+    asset = next((a for a in plan.assets.values() if a.task == target), None)
+    if asset is not None:
+        return Path(context.cache.path(asset.key))
+    raise MixdownError(
+        f"{target}: no such target; play takes a section:, master:, mix:, voice:, sfx: or music: "
+        "name from `doit list --all`"
+    )
+
+
+def _play_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET", help="section:, master:, mix:, voice:, sfx: or music: name")
+    parser.add_argument("--bed", action="store_true", help="a section: over the show's music bed")
+
+
 def _voices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("renderer")
 
@@ -187,6 +252,7 @@ COMMANDS: dict[str, Command] = {
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
     "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
+    "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
 }
 
 

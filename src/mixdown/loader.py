@@ -10,8 +10,10 @@ Configure it once in the show's ``pyproject.toml`` (or the same keys in
     mixdown = "mixdown.loader:MixdownLoader"
 
 Every voice line, SFX and music-bed segment is a task (``voice:…``,
-``sfx:…``, ``music:…``), then ``mix:…`` and ``master:…`` per script and
-variant. All of doit's commands work on them. For a plain ``doit`` (run,
+``sfx:…``, ``music:…``), every section's pre-mix too (``section:…``), then
+``mix:…`` and ``master:…`` per script and variant. All of doit's commands
+work on them; a ``section:`` task named on the command line also writes its
+preview to ``build/preview/`` (``--bed``: over the music bed). For a plain ``doit`` (run,
 no task names) the loader checks the cache itself and hands doit only the
 assets that are missing, printing ``-- name`` for the cached ones as doit
 would: doit's per-task scheduling would otherwise dominate a no-op build of
@@ -58,6 +60,7 @@ GROUP_DOCS = {
     "voice": "every voice line (text to speech)",
     "sfx": "every sound effect",
     "music": "every music-bed segment",
+    "section": "every section's speech and SFX, pre-mixed (named: a preview in build/preview/)",
     "mix": "every mix (one per script and variant)",
     "master": "every mastered deliverable in build/",
     "deliver": "every extra delivery ([deliveries.NAME] presets) in build/",
@@ -155,7 +158,15 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         cache = self.show.context.cache
         cached = cache.keys()
         only_missing = cmd.name == "run" and not pos_args
-        dicts = task_dicts(self.show.plan, self.show.context, cached=cached, only_missing=only_missing)
+        named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
+        dicts = task_dicts(
+            self.show.plan,
+            self.show.context,
+            cached=cached,
+            only_missing=only_missing,
+            previews=named,
+            bed="--bed" in pos_args,
+        )
         if only_missing:
             _report_cached(self.show.plan, cached, self.extra_config.get("outfile", sys.stdout))
         tasks: list[Any] = []
@@ -171,6 +182,19 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
 
 
 def _report_cached(plan: Plan, cached: set[str], out: Any) -> None:
-    """Print ``-- name`` for assets found in the cache, as doit does for up-to-date tasks."""
+    """Print ``-- name`` for assets and sections found in the cache, as doit does for up-to-date tasks."""
     lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
+    lines += [f"-- {s.task}\n" for s in plan.sections.values() if s.key in cached]
     out.write("".join(lines))
+
+
+def _named_sections(plan: Plan, pos_args: list[str]) -> set[str]:
+    """The ``section:`` tasks named on the command line (by name, doit's ``*`` pattern, or the
+    whole ``section`` group): they write their previews."""
+    from fnmatch import fnmatchcase
+
+    words = [arg for arg in pos_args if not arg.startswith("-")]
+    if "section" in words:
+        return {s.task for s in plan.sections.values()}
+    patterns = [w for w in words if w.startswith("section:")]
+    return {s.task for s in plan.sections.values() if any(fnmatchcase(s.task, p) for p in patterns)}

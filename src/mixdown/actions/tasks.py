@@ -1,20 +1,25 @@
 """The plan as doit task dicts: plain data, tested without running doit.
 
-Asset tasks are up to date when their key is in the cache; nothing else
-decides. Mixes depend on their assets' tasks, masters on their mix, and
-each delivery on its master.
+Asset and section tasks are up to date when their key is in the cache;
+nothing else decides. Sections depend on their assets' tasks, mixes on their
+sections' tasks and their bed's, masters on their mix, and each delivery on
+its master. A section named on the command line always runs: it writes its
+preview.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan
+from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
 from .context import stamp_matches
 from .deliver import build_delivery
 from .master import build_master
 from .mix import build_mix
+from .preview import clean_preview
 from .render import render_asset
+from .section import SectionJob, build_section
 
 __all__ = ["task_dicts"]
 
@@ -22,32 +27,99 @@ __all__ = ["task_dicts"]
 # races between worker threads (`doit -n 4`) and can leave a dead stream behind;
 # mixdown's actions print only their own one-line results, so output is not captured.
 UNCAPTURED = {"capture": False}
+#: the ``section:`` tasks' parameter: ``doit section:NAME --bed`` previews it over the music bed
+BED_PARAM = {
+    "name": "bed",
+    "long": "bed",
+    "type": bool,
+    "default": False,
+    "help": "preview the section over the show's music bed, ducked as in the mix",
+}
 
 
 def task_dicts(
-    plan: Plan, context: Any, *, cached: set[str], only_missing: bool = False
+    plan: Plan,
+    context: Any,
+    *,
+    cached: set[str],
+    only_missing: bool = False,
+    previews: Collection[str] = (),
+    bed: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """doit task dicts for a plan, grouped by basename (``voice``, …, ``master``).
 
-    ``cached`` is the set of keys already in the store. An asset task is up to
-    date exactly when its key is cached; with ``only_missing`` the cached
-    ones are left out altogether (a plain ``doit`` over a large show hands
-    doit only the work there is). ``context`` is passed to every action.
+    ``cached`` is the set of keys already in the store. An asset or section
+    task is up to date exactly when its key is cached; with ``only_missing``
+    the cached ones are left out altogether (a plain ``doit`` over a large
+    show hands doit only the work there is). ``previews`` are the section
+    tasks named on the command line: they always run and write their
+    previews, after the bed's segments with ``bed``. ``context`` is passed
+    to every action.
     """
-    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*KINDS, "mix", "master", "deliver")}
-    present: set[str] = set()  # the keys of the asset tasks handed to doit
+    out: dict[str, list[dict[str, Any]]] = {
+        kind: [] for kind in (*KINDS, "section", "mix", "master", "deliver")
+    }
+    present: set[str] = set()  # the keys of the asset and section tasks handed to doit
     for asset in plan.assets.values():
         done = asset.key in cached
         if only_missing and done:
             continue
         present.add(asset.key)
         out[asset.kind].append(_asset_task(asset, context, done=done))
+    for section in plan.sections.values():
+        done, named = section.key in cached, section.task in previews
+        if only_missing and done and not named:
+            continue
+        present.add(section.key)
+        mix = plan.mix_named(section.mix)
+        deps = [plan.assets[key].task for key in section.assets if key in present]
+        if named and bed:
+            deps += _bed_tasks(plan, mix, present)
+        job = SectionJob(mix, section.index, named)
+        out["section"].append(_section_task(section, job, context, deps, done=done and not named))
     for mix in plan.mixes:
-        deps = [plan.assets[key].task for key in mix.assets if key in present]
-        out["mix"].append(_mix_task(mix, context, deps, done=mix.key in cached))
+        out["mix"].append(_mix_task(mix, context, _mix_deps(plan, mix, present), done=mix.key in cached))
         out["master"].append(_master_task(mix, context))
         out["deliver"].extend(_delivery_task(mix, delivery, context) for delivery in mix.deliveries)
     return out
+
+
+def _bed_tasks(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:
+    """The tasks of ``mix``'s music-bed segments that were handed to doit (music is only ever a bed)."""
+    return [plan.assets[key].task for key in mix.assets if key in present and plan.assets[key].kind == "music"]
+
+
+def _mix_deps(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:
+    """A mix's task deps: its sections' tasks and its bed's segments (those handed to doit).
+
+    An asset missing under a cached section (removed from the cache since) is a dep too.
+    """
+    deps: dict[str, None] = {}
+    for key in mix.section_keys:
+        if key is None:
+            continue
+        section = plan.sections[key]
+        if key in present:
+            deps[section.task] = None
+        else:
+            deps.update(dict.fromkeys(plan.assets[k].task for k in section.assets if k in present))
+    deps.update(dict.fromkeys(_bed_tasks(plan, mix, present)))
+    return list(deps)
+
+
+def _section_task(
+    section: SectionPlan, job: SectionJob, context: Any, deps: list[str], *, done: bool
+) -> dict[str, Any]:
+    return {
+        "name": section.task.split(":", 1)[1],
+        "actions": [(build_section, [context, job])],
+        "task_dep": deps,
+        "uptodate": [done],
+        "params": [BED_PARAM],
+        "clean": [(clean_preview, [context, section.task])],
+        "doc": f"pre-mix {len(section.assets)} assets; named, a preview in build/preview/",
+        "io": UNCAPTURED,
+    }
 
 
 def _asset_task(asset: Asset, context: Any, *, done: bool) -> dict[str, Any]:
@@ -61,12 +133,13 @@ def _asset_task(asset: Asset, context: Any, *, done: bool) -> dict[str, Any]:
 
 
 def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dict[str, Any]:
+    sections = sum(key is not None for key in mix.section_keys)
     return {
         "name": mix.name,
         "actions": [(build_mix, [context, mix])],
         "task_dep": deps,
         "uptodate": [done],
-        "doc": f"mix {len(mix.assets)} assets",
+        "doc": f"mix {sections} sections, {len(mix.assets)} assets",
         "io": UNCAPTURED,
     }
 

@@ -29,6 +29,7 @@ __all__ = [
     "MixPlan",
     "PauseItem",
     "Plan",
+    "SectionPlan",
     "StingItem",
     "Timeline",
     "TimelineBed",
@@ -36,11 +37,16 @@ __all__ = [
     "TimelineSection",
     "item_from_json",
     "request_for",
+    "section_key",
+    "section_sfx_key",
 ]
 
 KINDS = ("voice", "sfx", "music")
 MIX_VERSION = "3"  # bump when the mix stage would sound different for the same timeline
 MASTER_VERSION = "2"  # likewise for mastering
+SECTION_VERSION = "1"  # likewise for a section's pre-mix
+#: the [mix] settings that reach a section's pre-mix (the rest act where sections are placed)
+SECTION_SETTINGS = ("line_gap", "line_lufs", "speech")
 
 
 class Asset(NamedTuple):
@@ -225,6 +231,55 @@ class Timeline:
         )
 
 
+def section_key(timeline: Timeline, section: TimelineSection) -> str | None:
+    """The content key of ``section``'s pre-mix in ``timeline``, or None if it has no samples.
+
+    Made of its items and what reaches them (the rate, the channels and
+    :data:`SECTION_SETTINGS`), never of its name, its position or its bed
+    part, marker and ducking (they act in the mix). A section without
+    items, or with only pauses that round to no samples, has no pre-mix.
+    """
+    sr = timeline.sample_rate
+    pauses = [item.seconds for item in section.items if isinstance(item, PauseItem)]
+    if len(pauses) == len(section.items) and sum(int(round(s * sr)) for s in pauses) == 0:
+        return None  # rounded as the mixer rounds: no samples to pre-mix
+    settings = {name: timeline.settings.get(name) for name in SECTION_SETTINGS}
+    return content_key(
+        {
+            "section": SECTION_VERSION,
+            "sample_rate": sr,
+            "channels": timeline.channels,
+            "settings": settings,
+            "items": [item.to_json() for item in section.items],
+        }
+    )
+
+
+class SectionPlan(NamedTuple):
+    """One section's pre-mix: its speech and SFX laid out on their own (``section:`` target).
+
+    One per content key, wherever and however often the section is used;
+    ``mix`` and ``index`` say where it is first used (the rendition's
+    :class:`MixPlan` name and the section's index in its timeline).
+    """
+
+    key: str
+    task: str  # full doit task name, e.g. "section:daily/briefing/headlines"
+    mix: str
+    index: int  # type: ignore[assignment]  # the section's index; tuple.index is not used on it
+    assets: tuple[str, ...]  # asset keys it uses, in first-use order
+
+    @property
+    def sfx_key(self) -> str:
+        """The cache key of the pre-mix's SFX bus (its voice bus is :attr:`key`)."""
+        return section_sfx_key(self.key)
+
+
+def section_sfx_key(key: str) -> str:
+    """The cache key of the SFX bus of the pre-mix ``key``."""
+    return content_key({"bus": "sfx", "section": key})
+
+
 class DeliveryPlan(NamedTuple):
     """One ``[deliveries.NAME]`` of a rendition: its name, settings table and files."""
 
@@ -247,6 +302,10 @@ class MixPlan:
     deliveries: list[DeliveryPlan] = field(default_factory=list)
     #: each section's heading for messages, ``stanzas/x.j2:12: section 'news'``: never part of a key
     sections: list[str] = field(default_factory=list)
+    #: each timeline section's pre-mix key (:func:`section_key`), None for one without samples
+    section_keys: list[str | None] = field(default_factory=list)
+    #: and the task that makes it (named by its first use, maybe in another rendition)
+    section_tasks: list[str | None] = field(default_factory=list)
 
     @property
     def timeline(self) -> Timeline:
@@ -280,6 +339,12 @@ class Plan:
     mixes: list[MixPlan]
     #: the key each asset had at its first take, for those on a later one (see mixdown.plan.takes)
     first_takes: dict[str, str] = field(default_factory=dict)
+    #: every section pre-mix by key, in first-use order
+    sections: dict[str, SectionPlan] = field(default_factory=dict)
+
+    def mix_named(self, name: str) -> MixPlan:
+        """The :class:`MixPlan` of the rendition ``name``."""
+        return next(mix for mix in self.mixes if mix.name == name)
 
     def first_take(self, key: str) -> str:
         """The key ``key``'s asset has at take 0 (``key`` itself when it is at take 0)."""

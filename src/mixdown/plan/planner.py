@@ -32,11 +32,13 @@ from .model import (
     MixPlan,
     PauseItem,
     Plan,
+    SectionPlan,
     StingItem,
     Timeline,
     TimelineBed,
     TimelineItem,
     TimelineSection,
+    section_key,
 )
 
 __all__ = ["plan"]
@@ -63,17 +65,41 @@ class _Planner:
         self._source_keys: dict[tuple[str, str], dict[str, Any]] = {}
         self._takes = takes.load(project.root)
         self._first_takes: dict[str, str] = {}  # key at a later take -> key at the first
+        self._section_assets: dict[str, tuple[str, ...]] = {}  # section key -> its asset keys
 
     def run(self, renditions: list[Rendition]) -> Plan:
         lines = [self._lines(r) for r in renditions]
-        shared = _shared_positions(renditions, lines)
+        shared = _shared_positions(renditions, [[(line.position, line.key) for line in found] for found in lines])
         mixes = []
         for rendition, found in zip(renditions, lines, strict=True):
             for line in found:
                 suffix = "" if line.position in shared else f"@{rendition.variant}"
                 self._add(line, f"voice:{line.position}{suffix}")
             mixes.append(self._mix(rendition, iter(found)))
-        return Plan(self.assets, mixes, self._first_takes)
+        sections = self._sections(renditions, mixes)
+        return Plan(self.assets, mixes, self._first_takes, sections)
+
+    # -- sections ----------------------------------------------------------
+    def _sections(self, renditions: list[Rendition], mixes: list[MixPlan]) -> dict[str, SectionPlan]:
+        """Every section pre-mix, named as voice lines are: ``@variant`` only where variants differ.
+
+        Fills each mix's ``section_tasks``; an identical section anywhere is one target,
+        named by its first use.
+        """
+        found = [
+            [(f"{r.script.name}/{s.name}", key) for s, key in zip(r.sections, mix.section_keys, strict=True)]
+            for r, mix in zip(renditions, mixes, strict=True)
+        ]
+        shared = _shared_positions(renditions, [[(p, k) for p, k in f if k is not None] for f in found])
+        out: dict[str, SectionPlan] = {}
+        for rendition, mix, positions in zip(renditions, mixes, found, strict=True):
+            for index, (position, key) in enumerate(positions):
+                if key is not None and key not in out:
+                    suffix = "" if position in shared else f"@{rendition.variant}"
+                    task = f"section:{position}{suffix}"
+                    out[key] = SectionPlan(key, task, mix.name, index, self._section_assets[key])
+                mix.section_tasks.append(out[key].task if key is not None else None)
+        return out
 
     # -- voice lines -------------------------------------------------------
     def _lines(self, rendition: Rendition) -> list[_Line]:
@@ -157,7 +183,8 @@ class _Planner:
     # -- the mix -----------------------------------------------------------
     def _mix(self, rendition: Rendition, voice_lines: Iterator[_Line]) -> MixPlan:
         used: dict[str, None] = {}  # asset keys, in first-use order
-        timeline = self._timeline(rendition, voice_lines, used).to_json()
+        typed = self._timeline(rendition, voice_lines, used)
+        timeline = typed.to_json()
         key = content_key({"mix": MIX_VERSION, **timeline})
         master = self._master()
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
@@ -171,7 +198,22 @@ class _Planner:
             list(used),
             self._deliveries(rendition),
             [f"{s.where}: section '{s.name}'" for s in rendition.sections],
+            [self._section(typed, section) for section in typed.sections],
         )
+
+    def _section(self, timeline: Timeline, section: TimelineSection) -> str | None:
+        """The pre-mix key of ``section`` (see :func:`~mixdown.plan.model.section_key`), noting its assets."""
+        key = section_key(timeline, section)
+        if key is not None and key not in self._section_assets:
+            used: dict[str, None] = {}
+            for item in section.items:
+                if isinstance(item, LineItem):
+                    used[item.key] = None
+                    used.update(dict.fromkeys(cue.key for cue in item.cues))
+                elif isinstance(item, StingItem):
+                    used[item.key] = None
+            self._section_assets[key] = tuple(used)
+        return key
 
     def _timeline(
         self, rendition: Rendition, voice_lines: Iterator[_Line], used: dict[str, None]
@@ -255,10 +297,11 @@ class _Planner:
         return TimelineBed(source.mix.get("gain_db", BED_GAIN_DB), **keys)
 
 
-def _shared_positions(renditions: list[Rendition], lines: list[list[_Line]]) -> set[str]:
-    """Positions whose line is the same in every variant of their script.
+def _shared_positions(renditions: list[Rendition], lines: list[list[tuple[str, str]]]) -> set[str]:
+    """Positions whose line (or section) is the same in every variant of their script.
 
-    Those lines get a plain task name; lines that differ per variant get
+    ``lines`` holds each rendition's ``(position, key)`` pairs. Those
+    positions get a plain task name; ones that differ per variant get
     ``@variant`` appended.
     """
     variants: dict[str, int] = {}
@@ -267,8 +310,8 @@ def _shared_positions(renditions: list[Rendition], lines: list[list[_Line]]) -> 
     script_of: dict[str, str] = {}
     for rendition, found in zip(renditions, lines, strict=True):
         variants[rendition.script.name] = variants.get(rendition.script.name, 0) + 1
-        for line in found:
-            keys.setdefault(line.position, set()).add(line.key)
-            count[line.position] = count.get(line.position, 0) + 1
-            script_of[line.position] = rendition.script.name
+        for position, key in found:
+            keys.setdefault(position, set()).add(key)
+            count[position] = count.get(position, 0) + 1
+            script_of[position] = rendition.script.name
     return {p for p, k in keys.items() if len(k) == 1 and count[p] == variants[script_of[p]]}
