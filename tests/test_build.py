@@ -234,7 +234,7 @@ def test_failed_render_names_target_and_resumes(show: Callable[..., Path], fakes
 
 def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
     from mixdown.actions.context import Context
-    from mixdown.actions.mix import aligned_anchor, mixer_item
+    from mixdown.actions.timeline import aligned_anchor, mixer_item
     from mixdown.plan.model import CueItem, LineItem
     from mixdown.store.cache import Cache
 
@@ -254,7 +254,7 @@ def test_cues_follow_a_renderers_character_timing(tmp_path: Path) -> None:
 
 def test_voice_lines_are_levelled_before_mixing(tmp_path: Path) -> None:
     from mixdown.actions.context import Context
-    from mixdown.actions.mix import mixer_item
+    from mixdown.actions.timeline import mixer_item
     from mixdown.dsp.loudness import measure
     from mixdown.dsp.mixer import MixSettings, Section, leveling_gain, mix
     from mixdown.plan.model import LineItem
@@ -305,12 +305,18 @@ def test_an_object_damaged_on_disk_fails_in_one_line_then_is_made_again(
     mix = next(m for m in loaded.plan.mixes if m.name == "news/extra")
     line = next(loaded.plan.assets[key] for key in mix.assets if loaded.plan.assets[key].kind == "voice")
     made = {p: p.read_bytes() for p in (built / "build" / "news").glob("extra.*")}
-    for damaged, remade in ((line.key, [line.task, f"mix:{mix.name}"]), (mix.key, [f"mix:{mix.name}"])):
+    section = next(s for s in loaded.plan.sections.values() if line.key in s.assets)
+    for damaged, remade in (
+        (line.key, [line.task, section.task, f"mix:{mix.name}"]),
+        (mix.key, [f"mix:{mix.name}"]),
+    ):
         os.truncate(cache.path(damaged), os.path.getsize(cache.path(damaged)) // 2)  # cut short on disk
-        # the object read next: the mix reads the line, the master the mix
-        after = mix.key if damaged == line.key else mix.master_key
-        cache.path(after).unlink()
-        cache.meta_path(after).unlink()
+        # the objects read next: the section's pre-mix reads the line, the master the mix
+        after = [section.key, section.sfx_key, mix.key] if damaged == line.key else [mix.master_key]
+        for key in after:
+            if key in cache:
+                cache.path(key).unlink()
+                cache.meta_path(key).unlink()
         for path in made:
             path.unlink()  # so that the master runs and reads the mix
         code, out, err = doit(built, fakes)

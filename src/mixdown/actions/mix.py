@@ -13,27 +13,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from ..plan.model import MixPlan, PauseItem, StingItem, Timeline, TimelineBed, TimelineItem
+from ..plan.model import MixPlan, section_sfx_key
 from ..settings import STEMS
 from . import splice
 from .context import Context, once, reported
 from .progress import Progress
 from .splice import ANALYSIS, LAYOUT
+from .timeline import mapped_object, mixer_bed, mixer_item, mixer_settings
 
-__all__ = [
-    "ANALYSIS",
-    "LAYOUT",
-    "Change",
-    "aligned_anchor",
-    "build_mix",
-    "change_of",
-    "mixer_bed",
-    "mixer_item",
-    "mix_parts",
-    "mixer_settings",
-    "section_sfx_key",
-]
-
+__all__ = ["ANALYSIS", "LAYOUT", "Change", "build_mix", "change_of", "mix_parts"]
 
 
 class Change(NamedTuple):
@@ -131,7 +119,9 @@ def _mix(context: Context, plan: MixPlan) -> None:
         measured, powers = _mixed_in_parts(program, writers, buses, target, parts, redo, powers)
         if found is not None:
             measured = found.joined(measured)
-            print(f"{target}  spliced: mixed {found.count} of {len(parts)} parts again ({found.seconds:.1f} s)")
+            print(
+                f"{target}  spliced: mixed {found.redone} of {len(parts)} parts again ({found.seconds:.1f} s)"
+            )
         for bus in buses:
             writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
         analysis = Analysis.joined(sr, channels, frames, measured)
@@ -157,43 +147,31 @@ def _program(context: Context, plan: MixPlan) -> Any:
 
         def items(section: Any = section, heading: str = heading) -> Any:
             made = tuple(mixer_item(context, item) for item in section.items)
-            return mixing.Section(made, music=section.music, at=section.at, duck=section.duck, heading=heading)
+            return mixing.Section(
+                made, music=section.music, at=section.at, duck=section.duck, heading=heading
+            )
 
         if key is None:
             sections.append(items())
             continue
         premix_once(context, plan, index)  # made by its section: task, unless it was lost since
         meta = context.cache.meta(key)
-        sfx = _mapped(context, section_sfx_key(key)) if meta.get("sfx") else None
+        sfx = mapped_object(context, section_sfx_key(key)) if meta.get("sfx") else None
         sections.append(
             mixing.Premixed(
-                _mapped(context, key), sfx, int(meta["pre"]), int(meta["length"]), items,
-                music=section.music, at=section.at, duck=section.duck, heading=heading,
+                mapped_object(context, key),
+                sfx,
+                int(meta["pre"]),
+                int(meta["length"]),
+                items,
+                music=section.music,
+                at=section.at,
+                duck=section.duck,
+                heading=heading,
             )  # fmt: skip
         )
     bed = mixer_bed(context, timeline.bed) if timeline.bed is not None else None
     return mixing.Mix(sections, bed=bed, settings=mixer_settings(timeline))
-
-
-def section_sfx_key(key: str) -> str:
-    """The key of the SFX bus of the section pre-mix ``key``."""
-    from ..keys import content_key
-
-    return content_key({"bus": "sfx", "section": key})
-
-
-def mixer_bed(context: Context, bed: TimelineBed) -> Any:
-    """The mixer's :class:`~mixdown.dsp.mixer.Bed`: its segments from the cache, at one rate."""
-    from ..dsp import mixer as mixing
-    from ..dsp.signal import resample
-
-    segments = {name: context.cache.get(bed.segment(name)) for name in ("intro", "main", "outro")}
-    sr = max(s for _, s in segments.values())
-    parts = {name: resample(y, s, sr) for name, (y, s) in segments.items()}
-    seamless = context.cache.meta(bed.main).get("loop") == "seamless"
-    return mixing.Bed(
-        parts["intro"], parts["main"], parts["outro"], sr, gain_db=bed.gain_db, seamless=seamless
-    )
 
 
 def _mixed_in_parts(
@@ -307,70 +285,3 @@ def mix_parts(frames: int, sr: int, hop: int) -> list[tuple[int, int]]:
     unit = math.lcm(mastering.grid(sr), hop)
     length = max(unit, round(mastering.PART_SECONDS * sr / unit) * unit)
     return [(start, min(start + length, frames)) for start in range(0, frames, length)] or [(0, frames)]
-
-
-def mixer_settings(timeline: Timeline) -> Any:
-    """The mixer's settings from a timeline: [mix] plus the project's rate and channels."""
-    from ..dsp import mixer as mixing
-
-    settings = dict(timeline.settings)
-    switches = settings.pop("speech", None)
-    speech = None
-    if isinstance(switches, dict) and any(switches.values()):
-        from ..dsp.speech import SpeechSettings
-
-        speech = SpeechSettings(**switches)
-    return mixing.MixSettings(
-        sample_rate=timeline.sample_rate, channels=timeline.channels, speech=speech, **settings
-    )
-
-
-def mixer_item(context: Context, item: TimelineItem) -> Any:
-    """A mixer item from a timeline item; its audio is read when the mix reaches it."""
-    from ..dsp import mixer as mixing
-
-    if isinstance(item, PauseItem):
-        return mixing.Pause(item.seconds)
-    audio, sr = _lazy(context, item.key)
-    if isinstance(item, StingItem):
-        return mixing.Sting(audio, sr, gain_db=item.gain_db)
-    alignment = context.cache.meta(item.key).get("alignment") if item.cues else None
-    cues = []
-    for cue in item.cues:
-        cue_audio, cue_sr = _lazy(context, cue.key)
-        at = aligned_anchor(alignment, cue.at, audio.frames / sr) if alignment else cue.at
-        cues.append(mixing.Cue(cue_audio, cue_sr, at=at, gain_db=cue.gain_db, offset=cue.offset))
-    return mixing.Line(audio, sr, cues=tuple(cues), gain_db=item.gain_db)
-
-
-def _mapped(context: Context, key: str) -> Any:
-    """A cache object as the mixer's :class:`~mixdown.dsp.mixer.Lazy` audio, memory-mapped when
-    it sounds: a pre-mix (a section may last an hour) is read as the mix passes through it."""
-    from ..codecs.wav import mapped
-    from ..dsp.mixer import Lazy
-
-    frames, _, channels = context.cache.info(key)
-    path = context.cache.path(key)
-    return Lazy(frames, lambda: mapped(path), channels)
-
-
-def _lazy(context: Context, key: str) -> tuple[Any, int]:
-    """A cache object as the mixer's :class:`~mixdown.dsp.mixer.Lazy` audio, and its rate."""
-    from ..dsp.mixer import Lazy
-
-    frames, sr, channels = context.cache.info(key)
-    return Lazy(frames, lambda: context.cache.get(key)[0], channels), sr
-
-
-def aligned_anchor(alignment: list[list[Any]], at: float, seconds: float) -> float:
-    """Move a cue's anchor from its character position to when that character is spoken.
-
-    ``alignment`` is a renderer's ``[[character, start_seconds], …]`` for the
-    line (ElevenLabs with-timestamps); ``at`` is the cue's place as a fraction
-    of the text. Returns the fraction of the line's duration.
-    """
-    if seconds <= 0 or not alignment:
-        return at
-    index = min(round(at * len(alignment)), len(alignment))
-    spoken = alignment[index][1] if index < len(alignment) else seconds
-    return min(max(float(spoken) / seconds, 0.0), 1.0)

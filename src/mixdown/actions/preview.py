@@ -24,7 +24,7 @@ from ..plan.model import MixPlan, section_sfx_key
 from ..show.project import Project
 from ..store import files
 from .context import Context, relative
-from .mix import mixer_bed, mixer_item, mixer_settings
+from .timeline import mixer_bed, mixer_item, mixer_settings
 
 __all__ = ["FORMATS", "clean_preview", "mixer_section", "preview_paths", "write_preview"]
 

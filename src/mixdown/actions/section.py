@@ -21,8 +21,8 @@ from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
-from .mix import mixer_settings
 from .preview import mixer_section, write_preview
+from .timeline import mixer_settings
 
 __all__ = ["SectionJob", "build_section", "premix_once"]
 
@@ -62,7 +62,9 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
     if key is None:
         return
     task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
-    once(context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index))
+    once(
+        context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index)
+    )
 
 
 def _premix(context: Context, plan: MixPlan, index: int) -> None:

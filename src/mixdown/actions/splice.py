@@ -126,7 +126,7 @@ class Found(NamedTuple):
     sample_rate: int
 
     @property
-    def count(self) -> int:
+    def redone(self) -> int:
         """How many parts are mixed again."""
         return sum(self.redo)
 

@@ -86,7 +86,9 @@ def task_dicts(
 
 def _bed_tasks(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:
     """The tasks of ``mix``'s music-bed segments that were handed to doit (music is only ever a bed)."""
-    return [plan.assets[key].task for key in mix.assets if key in present and plan.assets[key].kind == "music"]
+    return [
+        plan.assets[key].task for key in mix.assets if key in present and plan.assets[key].kind == "music"
+    ]
 
 
 def _mix_deps(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:

@@ -65,7 +65,21 @@ import numpy as np
 from ..errors import AudioError
 from .clips import check_rate, leveling_gain, prepare, samples
 from .ducking import ducking_hop
-from .items import Audio, Bed, Cue, Item, Lazy, Line, MixSettings, Pause, Placed, Premixed, Section, Stems, Sting
+from .items import (
+    Audio,
+    Bed,
+    Cue,
+    Item,
+    Lazy,
+    Line,
+    MixSettings,
+    Pause,
+    Placed,
+    Premixed,
+    Section,
+    Stems,
+    Sting,
+)
 from .rendering import Rendering
 from .signal import BLOCK
 
