@@ -28,6 +28,12 @@ file is closed), and each part of the MP3 is decoded from the file and
 metered. Programmes under two parts take the streaming path
 (:func:`~mixdown.dsp.master.master_stream`).
 
+A part is a pure function of its stretch of the mix (:func:`spans`) and of
+the pass's settings. After an edit, a pass given a ``reuse``
+(:class:`mixdown.codecs.splice.Reuse`) makes only the parts whose stretch
+changed and copies the others from the files published before: the WAV's
+samples in place, the MP3's frames in order, their measurements as kept.
+
 The master itself is not written out: its samples are a function of the
 mix and of the pass's settings (:class:`Recipe`), which the cache keeps
 instead of 1.4 GB of float32 an hour. A later reader (a delivery at another
@@ -44,13 +50,26 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RenderFailed
 
-__all__ = ["PART_SECONDS", "Recipe", "ParallelPasses", "bounds", "grid", "lead_in", "usable", "write_master"]
+if TYPE_CHECKING:
+    from .splice import Reuse
+
+__all__ = [
+    "PART_SECONDS",
+    "Recipe",
+    "ParallelPasses",
+    "bounds",
+    "grid",
+    "lead_in",
+    "spans",
+    "usable",
+    "write_master",
+]
 
 PART_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
@@ -91,6 +110,19 @@ def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int
     if len(starts) > 2:
         starts = starts[:-2] + list(range(starts[-2], frames, max(step, length // 4 // step * step)))
     return [(start, min(stop, frames)) for start, stop in zip(starts, [*starts[1:], frames], strict=True)]
+
+
+def spans(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
+    """The stretch ``[start, end)`` of the mix each part of :func:`bounds` is made from.
+
+    A part's samples, MP3 frames and measurement depend on these samples of
+    the mix (its lead-in, itself and its tail), on the pass's settings, and
+    on whether the stretch ends the programme (the limiter is flushed there).
+    """
+    lead = lead_in(sr)
+    return [
+        (start - min(start, lead), min(stop + _TAIL, frames)) for start, stop in bounds(frames, sr, seconds)
+    ]
 
 
 def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
@@ -142,9 +174,11 @@ class ParallelPasses:
     ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
     None); ``progress`` is told the frames done so far in the pass;
     ``mix_hops``, the mix's hop energies (its analysis), spare the master
-    most of its K-weighting (:class:`_Energies`). Call it as a
-    :data:`mixdown.dsp.master.Pass`; then close the WAV and
-    :meth:`check_wav_header`; :attr:`recipe` is the last pass's.
+    most of its K-weighting (:class:`_Energies`); ``reuse`` names the parts
+    to copy from published files instead of making them (a splice). Call it
+    as a :data:`mixdown.dsp.master.Pass`; then close the WAV and
+    :meth:`check_wav_header`; :attr:`recipe` is the last pass's, and
+    :attr:`measures`, :attr:`mp3_measures` and :meth:`mp3_sizes` its parts'.
     """
 
     def __init__(
@@ -160,6 +194,7 @@ class ParallelPasses:
         seconds: float | None = None,
         progress: Callable[[int], None] | None = None,
         mix_hops: np.ndarray | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         self.mix, self.sr, self.channels, self.frames = mix, sr, channels, frames
         # the mix's hop energies (its analysis): the master's, where the limiter leaves it alone
@@ -168,7 +203,8 @@ class ParallelPasses:
         self.wav, self.mp3 = wav, mp3
         self.seconds = seconds or PART_SECONDS
         self.bounds = bounds(frames, sr, self.seconds)
-        self._lead = lead_in(sr)
+        self.spans = spans(frames, sr, self.seconds)
+        self.reuse = reuse
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(1, np.int64))] * len(self.bounds)
@@ -179,6 +215,8 @@ class ParallelPasses:
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
         self.mp3_found: Any = None  # and of its MP3, decoded
         self.recipe: Recipe | None = None  # and what makes its samples again
+        self.measures: list[Any] = []  # the last pass's parts' measurements (PartMeter's)
+        self.mp3_measures: list[Any] | None = None  # and its MP3's, if it wrote one
 
     # -- a pass --------------------------------------------------------------------
 
@@ -188,52 +226,22 @@ class ParallelPasses:
         Parts are taken in order, a core's worth at a time; as each is
         done its MP3 frames are appended to the file, and the checks of what
         is complete (its WAV bytes, the MP3 part before it) go to the same
-        threads, ahead of the parts still to start.
+        threads, ahead of the parts still to start. With :attr:`reuse`, the
+        parts it keeps are copied in their turn instead.
         """
         from ..dsp.loudness import joined
         from ..dsp.signal import db_to_gain
         from .mp3 import samples_per_frame
 
         self._done, self._starts, self._ends = 0, [], []
-        gain = np.float32(db_to_gain(gain_db))
-        count = len(self.bounds)
-        workers = max(1, min(os.cpu_count() or 1, count))
-        parts: list[Any] = [None] * count
-        checks: list[Future[Any]] = []
-        mp3_parts: list[Future[Any]] = []
-        pending: dict[int, Future[Any]] = {}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
-            try:
-                out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
-                try:
-                    for index in range(count):
-                        for ahead in range(index, min(index + workers + 1, count)):
-                            if ahead not in pending and parts[ahead] is None:
-                                pending[ahead] = pool.submit(self._part, ahead, gain, aim, trim)
-                        parts[index] = pending.pop(index).result()
-                        if self.wav is not None:
-                            checks.append(pool.submit(self._wav_reads_back, index))
-                        if out is not None:
-                            self._splice(index, out)
-                            if index:
-                                mp3_parts.append(pool.submit(self._measure_mp3, index - 1))
-                    if out is not None:
-                        mp3_parts.append(pool.submit(self._measure_mp3, count - 1))
-                finally:
-                    if out is not None:
-                        out.close()
-                bad = [i for i, check in enumerate(checks) if not check.result()]
-                measured = [future.result() for future in mp3_parts]
-            except BaseException:
-                for future in [*pending.values(), *checks, *mp3_parts]:
-                    future.cancel()
-                raise
+        parts, bad, measured = self._run(np.float32(db_to_gain(gain_db)), aim, trim)
         if bad:
             assert self.wav is not None
             raise RenderFailed(
                 f"{self.wav.path.name}: the file does not read back as written from "
                 f"{self.bounds[bad[0]][0] / self.sr:.1f} s (disk or filesystem error); nothing was published"
             )
+        self.measures, self.mp3_measures = parts, measured if self.mp3 is not None else None
         if self.mp3 is not None:
             total = sum(len(starts) for starts in self._starts)
             self.mp3_found = joined(self.sr, self.channels, total * samples_per_frame(self.sr), measured)
@@ -242,6 +250,74 @@ class ParallelPasses:
             self.sr, self.channels, self.frames, self.ceiling_dbtp, gain_db, aim, trim, self.seconds
         )
         return found, found.integrated, lambda: None  # a new pass overwrites every part
+
+    def _run(self, gain: np.float32, aim: float, trim: float) -> tuple[list[Any], list[int], list[Any]]:
+        """The pass's loop: (each part's measurement, the parts that did not read back, each
+        part's MP3 measurement)."""
+        count, reuse = len(self.bounds), self.reuse
+        made = [i for i in range(count) if reuse is None or reuse.dirty[i]]
+        workers = max(1, min(os.cpu_count() or 1, len(made)))
+        parts: list[Any] = [None] * count
+        checks: list[tuple[int, Future[Any]]] = []
+        mp3_parts: list[Any] = []  # futures, or what reuse kept
+        pending: dict[int, Future[Any]] = {}
+        queued = 0  # of made
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
+            try:
+                out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
+                try:
+                    for index in range(count):
+                        while queued < len(made) and len(pending) <= workers:
+                            ahead, queued = made[queued], queued + 1
+                            pending[ahead] = pool.submit(self._part, ahead, gain, aim, trim)
+                        if index not in pending:
+                            parts[index] = self._reused(index, out)
+                        else:
+                            parts[index] = pending.pop(index).result()
+                            if self.wav is not None:
+                                checks.append((index, pool.submit(self._wav_reads_back, index)))
+                            if out is not None:
+                                self._splice(index, out)
+                        if out is not None and index:
+                            mp3_parts.append(self._mp3_part(pool, index - 1))
+                    if out is not None:
+                        mp3_parts.append(self._mp3_part(pool, count - 1))
+                finally:
+                    if out is not None:
+                        out.close()
+                bad = [i for i, check in checks if not check.result()]
+                measured = [p.result() if isinstance(p, Future) else p for p in mp3_parts]
+            except BaseException:
+                for future in [*pending.values(), *(c for _, c in checks), *mp3_parts]:
+                    if isinstance(future, Future):
+                        future.cancel()
+                raise
+        return parts, bad, measured
+
+    def _reused(self, index: int, out: Any) -> Any:
+        """Copy part ``index`` from the published files (:attr:`reuse`); its measurement as kept."""
+        assert self.reuse is not None
+        start, stop = self.bounds[index]
+        if self.wav is not None:
+            self.reuse.copy_wav(self.wav, start, stop)
+        if out is not None:
+            sizes = self.reuse.copy_mp3(index, out)
+            base = self._ends[-1] if self._ends else 0
+            self._starts.append(base + np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64))
+            self._ends.append(base + int(sizes.sum()))
+        self._count(stop - start)
+        return self.reuse.measure(index)
+
+    def _mp3_part(self, pool: ThreadPoolExecutor, index: int) -> Any:
+        """Part ``index``'s MP3 measurement: decoded from the file on ``pool``, or as :attr:`reuse`
+        kept it when neither it nor a neighbour (whose frames its decoder reads) was made again."""
+        if self.reuse is not None and not self.reuse.remeasure_mp3(index):
+            return self.reuse.mp3_measure(index)
+        return pool.submit(self._measure_mp3, index)
+
+    def mp3_sizes(self) -> list[np.ndarray]:
+        """The byte size of every MP3 frame of each part, as the last pass wrote them."""
+        return [np.diff(np.append(starts, end)) for starts, end in zip(self._starts, self._ends, strict=True)]
 
     def _splice(self, index: int, out: Any) -> None:
         """Append part ``index``'s MP3 frames to the file, noting where each frame starts."""
@@ -295,8 +371,8 @@ class ParallelPasses:
         from .wav import blocks_between
 
         start, stop = self.bounds[index]
-        lead = min(start, self._lead)
-        end = min(stop + _TAIL, self.frames)
+        first, end = self.spans[index]
+        lead = start - first
         limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
         limiter.aim *= aim
         made = 0
@@ -316,16 +392,13 @@ class ParallelPasses:
         if made < lead + min(stop + ENVELOPE_AFTER, self.frames) - start:
             raise AssertionError("a part's tail is shorter than the limiter's look-ahead")
 
-    def _part(
-        self, index: int, gain: np.float32, aim: float, trim: float
-    ) -> tuple[np.ndarray, float, float]:
+    def _part(self, index: int, gain: np.float32, aim: float, trim: float) -> tuple[np.ndarray, float, float]:
         """Limit, write, encode and meter part ``index``, a chunk at a time (each chunk goes
         through every step while it is in the CPU's cache)."""
         from ..dsp.loudness import PartMeter
 
         start, stop = self.bounds[index]
-        n = stop - start
-        lead = min(start, self._lead)
+        n, lead = stop - start, start - self.spans[index][0]
         known = None
         if self.mix_hops is not None:
             known = _Energies(self, start, lead, n, float(gain) * trim)
@@ -363,7 +436,7 @@ class ParallelPasses:
     def write_body(self, index: int, gain: np.float32, aim: float, trim: float, writer: Any) -> None:
         """Write part ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
         start, stop = self.bounds[index]
-        n, lead = stop - start, min(start, self._lead)
+        n, lead = stop - start, start - self.spans[index][0]
         for y, at, _ in self._outputs(index, gain, aim, trim):
             offset, body = _body(y, at, lead, n)
             if len(body):
@@ -441,13 +514,9 @@ class _PartMp3:
         before = min(lead, _MP3_LEAD * spf)
         self.skip = before // spf  # frames before the part's own
         # the output samples encoded (counted from the lead-in's start)
-        tail = (
-            0 if self.last else min(_MP3_TAIL * spf, parted.frames - stop)
-        )  # the programme may end first
+        tail = 0 if self.last else min(_MP3_TAIL * spf, parted.frames - stop)  # the programme may end first
         self.first, self.stop = lead - before, lead + self.n + tail
-        self.encoder = mp3.Encoder(
-            parted.sr, parted.channels, bitrate=bitrate, vbr=vbr, quality=quality
-        )
+        self.encoder = mp3.Encoder(parted.sr, parted.channels, bitrate=bitrate, vbr=vbr, quality=quality)
         self.data: list[bytes] = []
         self.made = 0  # output samples taken so far
 
