@@ -77,7 +77,7 @@ class PartData:
         }
         if self.mp3 is not None and self.mp3_sizes is not None and self.mp3_encoding is not None:
             arrays.update(_packed("mp3", self.mp3))
-            arrays["mp3_counts"] = np.array([len(s) for s in self.mp3_sizes], np.int64)
+            arrays["mp3_frames"] = np.array([len(s) for s in self.mp3_sizes], np.int64)
             arrays["mp3_sizes"] = np.concatenate(self.mp3_sizes).astype(np.int32)
             bitrate, vbr, quality = self.mp3_encoding
             arrays["mp3_encoding"] = np.array([bitrate, int(vbr), quality], np.int64)
@@ -97,7 +97,7 @@ class PartData:
                 if "mp3_encoding" not in data:
                     return cls(bounds, wav) if len(wav) == len(bounds) else None
                 mp3 = _unpacked("mp3", data)
-                cuts = np.cumsum(data["mp3_counts"])[:-1]
+                cuts = np.cumsum(data["mp3_frames"])[:-1]
                 sizes = np.split(data["mp3_sizes"].astype(np.int64), cuts)
                 bitrate, vbr, quality = (int(v) for v in data["mp3_encoding"])
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
