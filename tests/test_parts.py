@@ -15,6 +15,7 @@ import soundfile as sf
 from mixdown.codecs import mp3, parts
 from mixdown.codecs import wav as audio
 from mixdown.codecs.deliver import _measure_file
+from mixdown.codecs.energies import Energies
 from mixdown.codecs.lame import to_pcm16
 from mixdown.codecs.wav import WavWriter
 from mixdown.dsp.loudness import Meter, PartMeter, joined, part_grid, part_loudness
@@ -372,13 +373,13 @@ def test_the_master_takes_the_mix_s_energies_where_the_limiter_left_it_alone(
     mix = Meter(SR, 2, true_peak=False)
     mix.add(y)
     touched: list[float] = []
-    result = parts._Energies.result
+    result = Energies.result
 
     def spied(self: Any) -> np.ndarray:
         touched.append(float(self.dirty.mean()))
         return result(self)
 
-    monkeypatch.setattr(parts._Energies, "result", spied)
+    monkeypatch.setattr(Energies, "result", spied)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     # trimmed, as the last-resort pass is: the mix's energies scale by the gain and the trim

@@ -3,10 +3,15 @@
 :func:`mastered` makes (or finds) the master, as one stream or, for a long
 programme, in parallel parts kept as a recipe (:data:`RECIPE`); the
 delivery action (:mod:`mixdown.actions.deliver`) reads its master from there too.
+After an edit, a long master is spliced when it can be: only the parts the
+edit touched are made again, the rest copied from the files in ``build/``
+(:mod:`mixdown.codecs.splice`; what they were made from:
+:mod:`mixdown.actions.published`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,14 +19,17 @@ from typing import Any, NamedTuple
 from ..plan.model import MixPlan
 from ..settings import STEMS, Delivery
 from ..store import files
+from . import published
 from .context import Context, locked, once, relative, reported
-from .mix import ANALYSIS, mix_once
+from .mix import ANALYSIS, change_of, mix_once
 from .progress import Progress
 
-__all__ = ["RECIPE", "Deliverable", "build_master", "mastered"]
+__all__ = ["PARTS", "RECIPE", "Deliverable", "build_master", "mastered"]
 
 # kept beside a long master's cache key: how to make it again, instead of its samples
 RECIPE = "recipe.json"
+# and, written before it, what a splice needs of its parts (mixdown.codecs.splice.PartData)
+PARTS = "parts.npz"
 
 
 class Deliverable(NamedTuple):
@@ -33,10 +41,12 @@ class Deliverable(NamedTuple):
 
 
 class _Stored(NamedTuple):
-    """A parted master's recipe in the cache, and the loudness it was measured at."""
+    """A parted master's recipe in the cache, the loudness it was measured at, and its [master]
+    settings (None in a record older than splicing)."""
 
     recipe: Any  # mixdown.codecs.parts.Recipe
     loudness: Any  # mixdown.dsp.master.Loudness
+    settings: Any = None  # MixPlan.master
 
 
 def build_master(context: Context, plan: MixPlan) -> Any:
@@ -59,7 +69,10 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     seconds = source.frames / source.sample_rate
     target = f"master:{plan.name}"
     stem, delivery = deliverable.stem, deliverable.delivery
-    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness, written=written):
+    published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
+    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written)
+    published.record(context, plan, [path for path, _ in made])
+    for path, found in made:
         print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     return {"stamp": plan.stamp}
@@ -125,7 +138,7 @@ def _master_cached(
 ) -> tuple[Any, Any, list[Any]] | None:
     """:func:`mastered`'s answer when the cache has what it needs, else None."""
     cache = context.cache
-    stored = _stored_recipe(context, plan)
+    stored = _stored_recipe(context, plan.master_key)
     direct = bool(deliverable and deliverable.direct)
     # A long master's files are made again from its recipe even when the master is cached (a
     # delivery made it): written that way they are the same bytes as the first build's.
@@ -146,11 +159,16 @@ def _master_made(
     found = _master_cached(context, plan, deliverable)  # made meanwhile by another build
     if found is not None:
         return found
-    stored = _stored_recipe(context, plan)
+    stored = _stored_recipe(context, plan.master_key)
     mixed = context.cache.source(plan.key)
     progress = Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
     settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
     if stored is not None or parts.usable(mixed.frames, mixed.sample_rate):
+        spliced = (
+            None if stored is not None else _spliced(context, plan, mixed, settings, progress, deliverable)
+        )
+        if spliced is not None:
+            return spliced
         return _mastered_in_parts(context, plan, mixed, settings, progress, deliverable, stored)
     return _mastered_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
 
@@ -236,6 +254,7 @@ def _mastered_in_parts(
             recipe = stored.recipe
             found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
             loudness = _loudness(found)
+            _store_parts(context, plan.master_key, passes)  # the parts of the files just made
         else:
             recipe, loudness = _normalised(context, plan, mixed, settings, progress, passes, analysis)
         written = direct.close(passes)
@@ -243,6 +262,136 @@ def _mastered_in_parts(
         direct.discard()
         raise
     return _RecipeMaster(context, plan, recipe, loudness), loudness, written
+
+
+def _spliced(
+    context: Context,
+    plan: MixPlan,
+    mixed: Any,
+    settings: Any,
+    progress: Progress,
+    deliverable: Deliverable | None,
+) -> tuple[Any, Any, list[Any]] | None:
+    """:func:`mastered` by splicing the files in ``build/``, when the mix was spliced from the one
+    they were made from and its loudness held (:mod:`mixdown.codecs.splice`): only the parts the
+    edit touched are made again. None, having said why, when it cannot be."""
+    from ..codecs.splice import CannotSplice
+
+    change = change_of(context, plan)
+    if change is None or deliverable is None or not deliverable.direct:
+        return None
+    target = f"master:{plan.name}"
+    direct = _DirectFiles()
+    try:
+        parent, data, analysis = _splice_parent(context, plan, mixed, settings, deliverable, change)
+        direct.open(deliverable, mixed)
+        reuse = _reuse(data, parent.recipe, mixed, deliverable, direct, change)
+        passes = _parallel_passes(context, plan, mixed, settings, progress, direct, parent, analysis, reuse)
+        found, _, _ = passes(parent.recipe.gain_db, parent.recipe.aim, parent.recipe.trim)
+        _check_spliced(found, parent)
+        written = direct.close(passes)
+        loudness = _loudness(found)
+        recipe = _store_recipe(context, plan, passes, loudness)
+    except CannotSplice as why:
+        direct.discard()
+        print(f"{target}  mastered in full: {why}", file=sys.stdout)
+        return None
+    except BaseException:
+        direct.discard()
+        raise
+    seconds = sum(b - a for (a, b), dirty in zip(passes.bounds, reuse.dirty, strict=True) if dirty)
+    made = f"spliced {reuse.made} of {len(reuse.dirty)} parts ({seconds / mixed.sample_rate:.1f} s)"
+    print(f"{target}  {made}", file=sys.stdout)
+    return _RecipeMaster(context, plan, recipe, loudness), loudness, written
+
+
+def _splice_parent(
+    context: Context, plan: MixPlan, mixed: Any, settings: Any, deliverable: Deliverable, change: Any
+) -> tuple[_Stored, Any, Any]:
+    """The parent master's recipe and parts, and the mix's analysis, for a splice of the files of
+    ``deliverable`` after ``change``; :class:`~mixdown.codecs.splice.CannotSplice` says why not."""
+    from ..codecs import parts
+    from ..codecs.splice import LOUDNESS_MOVE_LU, CannotSplice, PartData, loudness_moved
+    from ..dsp.master import MASTER_MARGIN_DB, Analysis
+
+    cache = context.cache
+    record = published.read(context, plan)
+    if record is None or record.mix != change.parent:
+        raise CannotSplice("the files in build/ were not made from the mix this one was edited from")
+    paths = [deliverable.stem.with_name(f"{deliverable.stem.name}.{fmt}") for fmt in deliverable.direct]
+    if not record.intact() or any(os.fspath(path) not in record.files for path in paths):
+        raise CannotSplice("the files in build/ changed since they were published")
+    parent, data = (
+        _stored_recipe(context, record.master),
+        PartData.load(cache.side_path(record.master, PARTS)),
+    )
+    if parent is None or data is None:
+        raise CannotSplice("the master of the files in build/ is not in the cache")
+    recipe = parent.recipe
+    if not (
+        parent.settings == plan.master
+        and (recipe.sample_rate, recipe.channels) == (mixed.sample_rate, mixed.channels)
+        and recipe.ceiling_dbtp == settings.ceiling_dbtp - MASTER_MARGIN_DB
+        and recipe.seconds == parts.PART_SECONDS
+        and data.bounds == parts.bounds(recipe.frames, recipe.sample_rate, recipe.seconds)
+    ):
+        raise CannotSplice("the files in build/ were mastered with other settings")
+    before = Analysis.load(cache.side_path(change.parent, ANALYSIS))
+    if before is None or before.frames != recipe.frames:
+        raise CannotSplice("the analysis of the mix the files were made from is not in the cache")
+    analysis = _analysis(context, plan, mixed)
+    moved = loudness_moved(analysis, before)
+    if moved > LOUDNESS_MOVE_LU:
+        raise CannotSplice(
+            f"the mix's loudness moved {moved:.2f} LU (a splice keeps within {LOUDNESS_MOVE_LU:g})"
+        )
+    return parent, data, analysis
+
+
+def _reuse(
+    data: Any, recipe: Any, mixed: Any, deliverable: Deliverable, direct: _DirectFiles, change: Any
+) -> Any:
+    """The :class:`~mixdown.codecs.splice.Reuse` of the published files ``direct`` writes again,
+    once they are checked to hold what ``data`` and ``recipe`` describe in ``direct``'s format."""
+    import soundfile as sf
+
+    from ..codecs.splice import CannotSplice, Reuse, dirty_parts
+    from ..codecs.wav import wav_container
+
+    stem = deliverable.stem
+    wav, mp3 = stem.with_name(f"{stem.name}.wav"), stem.with_name(f"{stem.name}.mp3")
+    if direct.wav is not None:
+        info = sf.info(os.fspath(wav))
+        kind = (
+            mixed.sample_rate,
+            mixed.channels,
+            direct.wav.subtype,
+            wav_container(mixed, direct.wav.subtype),
+        )
+        if (info.frames, info.samplerate, info.channels, info.subtype, info.format) != (recipe.frames, *kind):
+            raise CannotSplice(f"{wav.name} is not in the format asked for now")
+    if direct.encoding is not None and tuple(direct.encoding[1:]) != data.mp3_encoding:
+        raise CannotSplice(f"{mp3.name} was encoded with other settings")
+    dirty = dirty_parts(recipe, mixed.frames, change.start, change.stop)
+    return Reuse(
+        data,
+        dirty,
+        wav=wav if direct.wav is not None else None,
+        mp3=mp3 if direct.encoding is not None else None,
+    )
+
+
+def _check_spliced(found: Any, parent: _Stored) -> None:
+    """The spliced master's loudness moved from its parent's by no more than a splice allows, and
+    it is under the ceiling (as a full pass must be); else :class:`~mixdown.codecs.splice.CannotSplice`."""
+    from ..codecs.splice import LOUDNESS_MOVE_LU, CannotSplice
+
+    moved = abs(found.integrated - parent.loudness.integrated_lufs)
+    if not moved <= LOUDNESS_MOVE_LU or found.true_peak > parent.recipe.ceiling_dbtp:
+        raise CannotSplice(
+            f"the spliced master measured {found.integrated:.2f} LUFS, {found.true_peak:.2f} dBTP "
+            f"(its parent {parent.loudness.integrated_lufs:.2f} LUFS)"
+        )
 
 
 def _loudness(found: Any) -> Any:
@@ -272,8 +421,10 @@ def _parallel_passes(
     direct: _DirectFiles,
     stored: _Stored | None,
     analysis: Any,
+    reuse: Any = None,
 ) -> Any:
-    """The :class:`~mixdown.codecs.parts.ParallelPasses` passes over the mix, writing ``direct``'s files."""
+    """The :class:`~mixdown.codecs.parts.ParallelPasses` passes over the mix, writing ``direct``'s
+    files (copying ``reuse``'s parts from the published ones)."""
     from ..codecs.parts import ParallelPasses
     from ..dsp.master import MASTER_MARGIN_DB
 
@@ -290,6 +441,7 @@ def _parallel_passes(
         seconds=recipe.seconds if recipe else None,
         progress=progress.show,
         mix_hops=analysis.meter.hop_energies(),
+        reuse=reuse,
     )
 
 
@@ -303,15 +455,28 @@ def _normalised(
     analysis: Any,
 ) -> tuple[Any, Any]:
     """Bring the mix to its target in parted ``passes``; store and return the recipe, and the loudness."""
-    import json
-
     from ..dsp.master import normalise
 
     loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
+    return _store_recipe(context, plan, passes, loudness), loudness
+
+
+def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any) -> Any:
+    """Keep the recipe of ``passes``'s last pass under ``plan``'s master key (its parts first); return it."""
+    import json
+
     assert passes.recipe is not None
-    record = {**_master_meta(plan, loudness), "recipe": passes.recipe.record()}
+    _store_parts(context, plan.master_key, passes)
+    record = {**_master_meta(plan, loudness), "recipe": passes.recipe.record(), "master": plan.master}
     context.cache.put_side(plan.master_key, RECIPE, json.dumps(record, indent=1).encode("utf-8"))
-    return passes.recipe, loudness
+    return passes.recipe
+
+
+def _store_parts(context: Context, master_key: str, passes: Any) -> None:
+    """Keep what a splice needs of ``passes``'s parts beside the master (:data:`PARTS`)."""
+    from ..codecs.splice import PartData
+
+    context.cache.put_side(master_key, PARTS, PartData.of(passes).to_bytes())
 
 
 class _DirectFiles:
@@ -362,19 +527,21 @@ class _DirectFiles:
                 files.discard(tmp)
 
 
-def _stored_recipe(context: Context, plan: MixPlan) -> _Stored | None:
-    """The recipe of ``plan``'s parted master and its loudness, if the cache has them (the
-    master's key names its mix: a recipe under it is that mix's)."""
+def _stored_recipe(context: Context, master_key: str) -> _Stored | None:
+    """The recipe of the parted master ``master_key`` and its loudness, if the cache has them
+    (the master's key names its mix: a recipe under it is that mix's)."""
     import json
 
     from ..codecs.parts import Recipe
 
     try:
-        record = json.loads(context.cache.side_path(plan.master_key, RECIPE).read_text("utf-8"))
+        record = json.loads(context.cache.side_path(master_key, RECIPE).read_text("utf-8"))
         recipe, loudness = Recipe.from_record(record["recipe"]), _measured(record)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none, or unreadable: master again
-    return _Stored(recipe, loudness) if recipe is not None and loudness is not None else None
+    if recipe is None or loudness is None:
+        return None
+    return _Stored(recipe, loudness, record.get("master"))
 
 
 class _RecipeMaster:

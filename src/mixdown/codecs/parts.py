@@ -28,6 +28,12 @@ file is closed), and each part of the MP3 is decoded from the file and
 metered. Programmes under two parts take the streaming path
 (:func:`~mixdown.dsp.master.master_stream`).
 
+A part is a pure function of its stretch of the mix (:func:`spans`) and of
+the pass's settings. After an edit, a pass given a ``reuse``
+(:class:`mixdown.codecs.splice.Reuse`) makes only the parts whose stretch
+changed and copies the others from the files published before: the WAV's
+samples in place, the MP3's frames in order, their measurements as kept.
+
 The master itself is not written out: its samples are a function of the
 mix and of the pass's settings (:class:`Recipe`), which the cache keeps
 instead of 1.4 GB of float32 an hour. A later reader (a delivery at another
@@ -44,13 +50,27 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RenderFailed
+from .energies import Energies
 
-__all__ = ["PART_SECONDS", "Recipe", "ParallelPasses", "bounds", "grid", "lead_in", "usable", "write_master"]
+if TYPE_CHECKING:
+    from .splice import Reuse
+
+__all__ = [
+    "PART_SECONDS",
+    "Recipe",
+    "ParallelPasses",
+    "bounds",
+    "grid",
+    "lead_in",
+    "spans",
+    "usable",
+    "write_master",
+]
 
 PART_SECONDS = 120.0
 _LEAD_GRIDS = 2  # lead-in, in grid units (1.2 s at 48 kHz): limiter release, K-weighting, MP3 priming
@@ -91,6 +111,19 @@ def bounds(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int
     if len(starts) > 2:
         starts = starts[:-2] + list(range(starts[-2], frames, max(step, length // 4 // step * step)))
     return [(start, min(stop, frames)) for start, stop in zip(starts, [*starts[1:], frames], strict=True)]
+
+
+def spans(frames: int, sr: int, seconds: float | None = None) -> list[tuple[int, int]]:
+    """The stretch ``[start, end)`` of the mix each part of :func:`bounds` is made from.
+
+    A part's samples, MP3 frames and measurement depend on these samples of
+    the mix (its lead-in, itself and its tail), on the pass's settings, and
+    on whether the stretch ends the programme (the limiter is flushed there).
+    """
+    lead = lead_in(sr)
+    return [
+        (start - min(start, lead), min(stop + _TAIL, frames)) for start, stop in bounds(frames, sr, seconds)
+    ]
 
 
 def usable(frames: int, sr: int, seconds: float | None = None) -> bool:
@@ -142,9 +175,11 @@ class ParallelPasses:
     ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
     None); ``progress`` is told the frames done so far in the pass;
     ``mix_hops``, the mix's hop energies (its analysis), spare the master
-    most of its K-weighting (:class:`_Energies`). Call it as a
-    :data:`mixdown.dsp.master.Pass`; then close the WAV and
-    :meth:`check_wav_header`; :attr:`recipe` is the last pass's.
+    most of its K-weighting (:class:`~mixdown.codecs.energies.Energies`); ``reuse`` names the parts
+    to copy from published files instead of making them (a splice). Call it
+    as a :data:`mixdown.dsp.master.Pass`; then close the WAV and
+    :meth:`check_wav_header`; :attr:`recipe` is the last pass's, and
+    :attr:`measures`, :attr:`mp3_measures` and :meth:`mp3_sizes` its parts'.
     """
 
     def __init__(
@@ -160,6 +195,7 @@ class ParallelPasses:
         seconds: float | None = None,
         progress: Callable[[int], None] | None = None,
         mix_hops: np.ndarray | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         self.mix, self.sr, self.channels, self.frames = mix, sr, channels, frames
         # the mix's hop energies (its analysis): the master's, where the limiter leaves it alone
@@ -168,7 +204,8 @@ class ParallelPasses:
         self.wav, self.mp3 = wav, mp3
         self.seconds = seconds or PART_SECONDS
         self.bounds = bounds(frames, sr, self.seconds)
-        self._lead = lead_in(sr)
+        self.spans = spans(frames, sr, self.seconds)
+        self.reuse = reuse
         self._progress = progress or (lambda _: None)
         self._crcs: list[int] = [-1] * len(self.bounds)
         self._frames_mp3: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(1, np.int64))] * len(self.bounds)
@@ -179,6 +216,8 @@ class ParallelPasses:
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
         self.mp3_found: Any = None  # and of its MP3, decoded
         self.recipe: Recipe | None = None  # and what makes its samples again
+        self.measures: list[Any] = []  # the last pass's parts' measurements (PartMeter's)
+        self.mp3_measures: list[Any] | None = None  # and its MP3's, if it wrote one
 
     # -- a pass --------------------------------------------------------------------
 
@@ -188,52 +227,22 @@ class ParallelPasses:
         Parts are taken in order, a core's worth at a time; as each is
         done its MP3 frames are appended to the file, and the checks of what
         is complete (its WAV bytes, the MP3 part before it) go to the same
-        threads, ahead of the parts still to start.
+        threads, ahead of the parts still to start. With :attr:`reuse`, the
+        parts it keeps are copied in their turn instead.
         """
         from ..dsp.loudness import joined
         from ..dsp.signal import db_to_gain
         from .mp3 import samples_per_frame
 
         self._done, self._starts, self._ends = 0, [], []
-        gain = np.float32(db_to_gain(gain_db))
-        count = len(self.bounds)
-        workers = max(1, min(os.cpu_count() or 1, count))
-        parts: list[Any] = [None] * count
-        checks: list[Future[Any]] = []
-        mp3_parts: list[Future[Any]] = []
-        pending: dict[int, Future[Any]] = {}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
-            try:
-                out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
-                try:
-                    for index in range(count):
-                        for ahead in range(index, min(index + workers + 1, count)):
-                            if ahead not in pending and parts[ahead] is None:
-                                pending[ahead] = pool.submit(self._part, ahead, gain, aim, trim)
-                        parts[index] = pending.pop(index).result()
-                        if self.wav is not None:
-                            checks.append(pool.submit(self._wav_reads_back, index))
-                        if out is not None:
-                            self._splice(index, out)
-                            if index:
-                                mp3_parts.append(pool.submit(self._measure_mp3, index - 1))
-                    if out is not None:
-                        mp3_parts.append(pool.submit(self._measure_mp3, count - 1))
-                finally:
-                    if out is not None:
-                        out.close()
-                bad = [i for i, check in enumerate(checks) if not check.result()]
-                measured = [future.result() for future in mp3_parts]
-            except BaseException:
-                for future in [*pending.values(), *checks, *mp3_parts]:
-                    future.cancel()
-                raise
+        parts, bad, measured = self._run(np.float32(db_to_gain(gain_db)), aim, trim)
         if bad:
             assert self.wav is not None
             raise RenderFailed(
                 f"{self.wav.path.name}: the file does not read back as written from "
                 f"{self.bounds[bad[0]][0] / self.sr:.1f} s (disk or filesystem error); nothing was published"
             )
+        self.measures, self.mp3_measures = parts, measured if self.mp3 is not None else None
         if self.mp3 is not None:
             total = sum(len(starts) for starts in self._starts)
             self.mp3_found = joined(self.sr, self.channels, total * samples_per_frame(self.sr), measured)
@@ -242,6 +251,74 @@ class ParallelPasses:
             self.sr, self.channels, self.frames, self.ceiling_dbtp, gain_db, aim, trim, self.seconds
         )
         return found, found.integrated, lambda: None  # a new pass overwrites every part
+
+    def _run(self, gain: np.float32, aim: float, trim: float) -> tuple[list[Any], list[int], list[Any]]:
+        """The pass's loop: (each part's measurement, the parts that did not read back, each
+        part's MP3 measurement)."""
+        count, reuse = len(self.bounds), self.reuse
+        made = [i for i in range(count) if reuse is None or reuse.dirty[i]]
+        workers = max(1, min(os.cpu_count() or 1, len(made)))
+        parts: list[Any] = [None] * count
+        checks: list[tuple[int, Future[Any]]] = []
+        mp3_parts: list[Any] = []  # futures, or what reuse kept
+        pending: dict[int, Future[Any]] = {}
+        queued = 0  # of made
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
+            try:
+                out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
+                try:
+                    for index in range(count):
+                        while queued < len(made) and len(pending) <= workers:
+                            ahead, queued = made[queued], queued + 1
+                            pending[ahead] = pool.submit(self._part, ahead, gain, aim, trim)
+                        if index not in pending:
+                            parts[index] = self._reused(index, out)
+                        else:
+                            parts[index] = pending.pop(index).result()
+                            if self.wav is not None:
+                                checks.append((index, pool.submit(self._wav_reads_back, index)))
+                            if out is not None:
+                                self._splice(index, out)
+                        if out is not None and index:
+                            mp3_parts.append(self._mp3_part(pool, index - 1))
+                    if out is not None:
+                        mp3_parts.append(self._mp3_part(pool, count - 1))
+                finally:
+                    if out is not None:
+                        out.close()
+                bad = [i for i, check in checks if not check.result()]
+                measured = [p.result() if isinstance(p, Future) else p for p in mp3_parts]
+            except BaseException:
+                for future in [*pending.values(), *(c for _, c in checks), *mp3_parts]:
+                    if isinstance(future, Future):
+                        future.cancel()
+                raise
+        return parts, bad, measured
+
+    def _reused(self, index: int, out: Any) -> Any:
+        """Copy part ``index`` from the published files (:attr:`reuse`); its measurement as kept."""
+        assert self.reuse is not None
+        start, stop = self.bounds[index]
+        if self.wav is not None:
+            self.reuse.copy_wav(self.wav, start, stop)
+        if out is not None:
+            sizes = self.reuse.copy_mp3(index, out)
+            base = self._ends[-1] if self._ends else 0
+            self._starts.append(base + np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64))
+            self._ends.append(base + int(sizes.sum()))
+        self._count(stop - start)
+        return self.reuse.measure(index)
+
+    def _mp3_part(self, pool: ThreadPoolExecutor, index: int) -> Any:
+        """Part ``index``'s MP3 measurement: decoded from the file on ``pool``, or as :attr:`reuse`
+        kept it when neither it nor a neighbour (whose frames its decoder reads) was made again."""
+        if self.reuse is not None and not self.reuse.remeasure_mp3(index):
+            return self.reuse.mp3_measure(index)
+        return pool.submit(self._measure_mp3, index)
+
+    def mp3_sizes(self) -> list[np.ndarray]:
+        """The byte size of every MP3 frame of each part, as the last pass wrote them."""
+        return [np.diff(np.append(starts, end)) for starts, end in zip(self._starts, self._ends, strict=True)]
 
     def _splice(self, index: int, out: Any) -> None:
         """Append part ``index``'s MP3 frames to the file, noting where each frame starts."""
@@ -295,8 +372,8 @@ class ParallelPasses:
         from .wav import blocks_between
 
         start, stop = self.bounds[index]
-        lead = min(start, self._lead)
-        end = min(stop + _TAIL, self.frames)
+        first, end = self.spans[index]
+        lead = start - first
         limiter = Limiter(self.sr, self.channels, ceiling_dbtp=self.ceiling_dbtp)
         limiter.aim *= aim
         made = 0
@@ -316,19 +393,16 @@ class ParallelPasses:
         if made < lead + min(stop + ENVELOPE_AFTER, self.frames) - start:
             raise AssertionError("a part's tail is shorter than the limiter's look-ahead")
 
-    def _part(
-        self, index: int, gain: np.float32, aim: float, trim: float
-    ) -> tuple[np.ndarray, float, float]:
+    def _part(self, index: int, gain: np.float32, aim: float, trim: float) -> tuple[np.ndarray, float, float]:
         """Limit, write, encode and meter part ``index``, a chunk at a time (each chunk goes
         through every step while it is in the CPU's cache)."""
         from ..dsp.loudness import PartMeter
 
         start, stop = self.bounds[index]
-        n = stop - start
-        lead = min(start, self._lead)
+        n, lead = stop - start, start - self.spans[index][0]
         known = None
         if self.mix_hops is not None:
-            known = _Energies(self, start, lead, n, float(gain) * trim)
+            known = Energies(self.mix_hops, self.sr, self.channels, start, lead, n, float(gain) * trim)
         meter = PartMeter(self.sr, self.channels, lead, n, energies=known is None)
         mp3 = _PartMp3(self, index, lead) if self.mp3 is not None else None
         crc = 0  # of the WAV bytes written
@@ -363,7 +437,7 @@ class ParallelPasses:
     def write_body(self, index: int, gain: np.float32, aim: float, trim: float, writer: Any) -> None:
         """Write part ``index`` of the master (no lead-in, no tail) with ``writer.write_at``."""
         start, stop = self.bounds[index]
-        n, lead = stop - start, min(start, self._lead)
+        n, lead = stop - start, start - self.spans[index][0]
         for y, at, _ in self._outputs(index, gain, aim, trim):
             offset, body = _body(y, at, lead, n)
             if len(body):
@@ -441,13 +515,9 @@ class _PartMp3:
         before = min(lead, _MP3_LEAD * spf)
         self.skip = before // spf  # frames before the part's own
         # the output samples encoded (counted from the lead-in's start)
-        tail = (
-            0 if self.last else min(_MP3_TAIL * spf, parted.frames - stop)
-        )  # the programme may end first
+        tail = 0 if self.last else min(_MP3_TAIL * spf, parted.frames - stop)  # the programme may end first
         self.first, self.stop = lead - before, lead + self.n + tail
-        self.encoder = mp3.Encoder(
-            parted.sr, parted.channels, bitrate=bitrate, vbr=vbr, quality=quality
-        )
+        self.encoder = mp3.Encoder(parted.sr, parted.channels, bitrate=bitrate, vbr=vbr, quality=quality)
         self.data: list[bytes] = []
         self.made = 0  # output samples taken so far
 
@@ -473,97 +543,3 @@ class _PartMp3:
             )
         kept = offsets[self.skip : keep + 1]
         return data[kept[0] : kept[-1]], kept - kept[0]
-
-
-class _Energies:
-    """A part's hop energies (as :class:`~mixdown.dsp.loudness.PartMeter` reads them), from the mix's.
-
-    Where the limiter leaves the signal alone, the master is the mix times
-    the pass's gain, and K-weighting is linear: a hop's energy there is the
-    mix's (the mix stage measured it) times the gain squared. Only the hops
-    the limiter touched, and the hop after each (where the K-weighting's
-    memory of them dies away: its response falls by 1e-11 in 100 ms), are
-    K-weighted from the output as it is made, each run of them primed by the
-    hop before it. In the longform benchmark's hour of speech and music,
-    mastered to -16 LUFS, that leaves 42 % of the hops to the mix's figures.
-
-    A hop is settled once the output has passed its end (every row that can
-    mark it has been seen); the output kept between chunks is the hop before
-    the first unsettled one and what follows it, a hop or two.
-    """
-
-    def __init__(self, parted: ParallelPasses, start: int, lead: int, n: int, gain: float) -> None:
-        assert parted.mix_hops is not None
-        self.sr, self.channels, self.lead = parted.sr, parted.channels, lead
-        self.hop = parted.sr // 10
-        first, self.count = start // self.hop, n // self.hop
-        self.hops = parted.mix_hops[first : first + self.count] * (gain * gain)
-        self.dirty = np.zeros(self.count, dtype=bool)
-        self.settled = 0  # hops [0, settled) have their energies
-        # the output kept from the last chunk: the samples just before the next one
-        self.kept = np.zeros((0, self.channels), np.float32)
-        self._run: Any = None  # the meter of a run of touched hops still open, and where it started
-        self._run_start = 0
-
-    def take(self, y: np.ndarray, at: int, touched: np.ndarray) -> None:
-        """Take output ``y`` (from output sample ``at``, counted from the lead-in's start;
-        ``touched``: per row of it, whether the limiter changed it)."""
-        from ..dsp.loudness import ROW
-
-        hop, p0 = self.hop, at - self.lead  # where y starts in the part
-        rows = np.flatnonzero(touched[: -(-len(y) // ROW)])
-        if len(rows):
-            first = p0 + rows * ROW  # the rows' first samples, in the part
-            hops = np.concatenate([first // hop, (first + ROW - 1) // hop + 1, first // hop + 1])
-            self.dirty[hops[(hops >= 0) & (hops < self.count)]] = True
-        end = p0 + len(y)
-        upto = min(self.count, max(0, end) // hop)
-        if upto > self.settled:
-            self._settle(upto, y, p0)
-        keep = min(end, max((self.settled - 1) * hop, -hop, p0 - len(self.kept)))
-        self.kept = self._span(keep, end, y, p0).copy()
-
-    def _span(self, a: int, b: int, y: np.ndarray, p0: int) -> np.ndarray:
-        """Samples ``[a, b)`` of the part, from what was kept and the chunk ``y`` at ``p0``."""
-        if a >= p0:
-            return y[a - p0 : b - p0]
-        kept_from = p0 - len(self.kept)
-        if a < kept_from:
-            raise AssertionError("a run of touched hops reaches back past the output kept")
-        return np.concatenate([self.kept[a - kept_from : b - kept_from], y[: max(0, b - p0)]])
-
-    def _settle(self, upto: int, y: np.ndarray, p0: int) -> None:
-        """Give hops ``[settled, upto)`` their energies: K-weight the runs of touched ones."""
-        from ..dsp.loudness import Meter
-
-        hop, base = self.hop, self.settled
-        dirty = self.dirty[base:upto]
-        if self._run is not None and not dirty[0]:
-            self._close(base)  # the open run ended with the last stretch
-        edges = np.flatnonzero(np.diff(np.concatenate([[False], dirty, [False]]).astype(np.int8))) + base
-        for a, b in zip(edges[::2], edges[1::2], strict=True):  # runs [a, b) of touched hops
-            if self._run is None:  # a new run, primed by the hop before it (none before the programme)
-                self._run = Meter(self.sr, self.channels, true_peak=False, threads=False, peaks=False)
-                self._run_start = a
-                if a > 0 or self.lead >= hop:
-                    self._run.add(self._span((a - 1) * hop, a * hop, y, p0))
-                    self._run.restart()
-            self._run.add(self._span(a * hop, b * hop, y, p0))
-            if b < upto:
-                self._close(b)
-        self.settled = upto
-
-    def _close(self, stop: int) -> None:
-        """End the open run at hop ``stop``: its hops' energies are the meter's."""
-        assert self._run is not None
-        energies = self._run.hop_energies()
-        self.hops[self._run_start : stop] = energies[: stop - self._run_start]
-        self._run = None
-
-    def result(self) -> np.ndarray:
-        """The part's hop energies."""
-        if self.settled < self.count:
-            raise AssertionError("a part's output stopped before its last hop")
-        if self._run is not None:
-            self._close(self.count)
-        return self.hops

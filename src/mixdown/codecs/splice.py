@@ -1,0 +1,217 @@
+"""Splicing a parted master: after an edit, only the parts it touched are made again.
+
+A part of a parted master (:mod:`mixdown.codecs.parts`) is a pure function
+of its stretch of the mix (:func:`~mixdown.codecs.parts.spans`) and of the
+pass's settings. When an edit leaves every sample of the mix outside
+``[start, stop)`` as it was, the parts whose stretch misses that range are
+the same samples, the same MP3 frames and the same measurements as before:
+they are copied from the files published before (:class:`Reuse`), and only
+the others (:func:`dirty_parts`) are limited, encoded and metered again.
+
+What a splice needs of the master it starts from is kept beside it
+(:class:`PartData`): each part's measurement, its MP3's, and the size of
+each of its MP3 frames (so the published MP3 is cut at part boundaries
+without reading it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import parts
+
+if TYPE_CHECKING:
+    from ..dsp.master import Analysis
+
+__all__ = ["LOUDNESS_MOVE_LU", "CannotSplice", "PartData", "Reuse", "dirty_parts", "loudness_moved"]
+
+# How far the mix's integrated loudness may move for a splice. A spliced master keeps the gain
+# the parent master landed on its target with; a full master of the edited mix would land with
+# close to the same error (normalise's prediction errs by a property of the programme, which an
+# edit barely changes), so the two differ by about what the mix moved. 0.02 LU leaves 0.03 of
+# the 0.05 LU a splice may differ by for normalise's landing to shift (it lands 0.00-0.06 LU off).
+LOUDNESS_MOVE_LU = 0.02
+
+Measured = tuple[np.ndarray, float, float]  # a part's (hop energies, sample peak, true peak)
+
+
+class CannotSplice(Exception):  # noqa: N818 - a reason, shown to the user, not an error
+    """Why a master cannot be spliced (it is made in full instead)."""
+
+
+@dataclass(frozen=True)
+class PartData:
+    """What a splice needs of a parted master's parts (kept beside its recipe).
+
+    ``bounds`` are the parts (:func:`~mixdown.codecs.parts.bounds`); ``wav``
+    each part's measurement (what the pass metered; the WAV holds those
+    samples); ``mp3`` each part's MP3 measurement, ``mp3_sizes`` the byte
+    size of each of its frames and ``mp3_encoding`` ``(bitrate, vbr,
+    quality)``, when the pass wrote an MP3.
+    """
+
+    bounds: list[tuple[int, int]]
+    wav: list[Measured]
+    mp3: list[Measured] | None = None
+    mp3_sizes: list[np.ndarray] | None = None
+    mp3_encoding: tuple[int, bool, int] | None = None
+
+    @classmethod
+    def of(cls, passes: parts.ParallelPasses) -> PartData:
+        """The parts of ``passes``'s last pass."""
+        encoding = None if passes.mp3 is None else (passes.mp3[1], bool(passes.mp3[2]), passes.mp3[3])
+        sizes = passes.mp3_sizes() if passes.mp3 is not None else None
+        return cls(list(passes.bounds), list(passes.measures), passes.mp3_measures, sizes, encoding)
+
+    def to_bytes(self) -> bytes:
+        """The parts as an ``.npz`` file's bytes (see :meth:`load`)."""
+        arrays: dict[str, Any] = {
+            "bounds": np.array(self.bounds, np.int64).reshape(-1, 2),
+            **_packed("wav", self.wav),
+        }
+        if self.mp3 is not None and self.mp3_sizes is not None and self.mp3_encoding is not None:
+            arrays.update(_packed("mp3", self.mp3))
+            arrays["mp3_frames"] = np.array([len(s) for s in self.mp3_sizes], np.int64)
+            arrays["mp3_sizes"] = np.concatenate(self.mp3_sizes).astype(np.int32)
+            bitrate, vbr, quality = self.mp3_encoding
+            arrays["mp3_encoding"] = np.array([bitrate, int(vbr), quality], np.int64)
+        out = io.BytesIO()
+        np.savez(out, **arrays)
+        return out.getvalue()
+
+    @classmethod
+    def load(cls, path: Path) -> PartData | None:
+        """The parts written by :meth:`to_bytes`, or None if there are none or they do not read."""
+        import zipfile
+
+        try:
+            with np.load(path) as data:
+                bounds = [(int(a), int(b)) for a, b in data["bounds"]]
+                wav = _unpacked("wav", data)
+                if "mp3_encoding" not in data:
+                    return cls(bounds, wav) if len(wav) == len(bounds) else None
+                mp3 = _unpacked("mp3", data)
+                cuts = np.cumsum(data["mp3_frames"])[:-1]
+                sizes = np.split(data["mp3_sizes"].astype(np.int64), cuts)
+                bitrate, vbr, quality = (int(v) for v in data["mp3_encoding"])
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            return None
+        if not len(wav) == len(mp3) == len(sizes) == len(bounds):
+            return None
+        return cls(bounds, wav, mp3, sizes, (bitrate, bool(vbr), quality))
+
+
+def _packed(name: str, measured: list[Measured]) -> dict[str, np.ndarray]:
+    return {
+        f"{name}_counts": np.array([len(m[0]) for m in measured], np.int64),
+        f"{name}_hops": np.concatenate([np.asarray(m[0], np.float64) for m in measured]),
+        f"{name}_peaks": np.array([[m[1], m[2]] for m in measured], np.float64).reshape(-1, 2),
+    }
+
+
+def _unpacked(name: str, data: Any) -> list[Measured]:
+    hops = np.split(data[f"{name}_hops"], np.cumsum(data[f"{name}_counts"])[:-1])
+    peaks = data[f"{name}_peaks"]
+    if len(hops) != len(peaks):
+        raise ValueError("a part without its peaks")
+    return [(h, float(p[0]), float(p[1])) for h, p in zip(hops, peaks, strict=True)]
+
+
+def dirty_parts(old: parts.Recipe, frames: int, start: int, stop: int) -> list[bool]:
+    """Which parts of the master of a mix of ``frames`` must be made again, the master ``old``
+    describing its parent, when the mixes differ only in ``[start, stop)`` (to the new mix's end
+    when their lengths differ): those whose stretch of the mix meets the range, or differs from
+    the part's in the parent (bounds, length, or whether it ends the programme)."""
+    sr, seconds = old.sample_rate, old.seconds
+    before = list(
+        zip(parts.bounds(old.frames, sr, seconds), parts.spans(old.frames, sr, seconds), strict=True)
+    )
+    now = zip(parts.bounds(frames, sr, seconds), parts.spans(frames, sr, seconds), strict=True)
+    dirty = []
+    for index, (bounds, (first, end)) in enumerate(now):
+        same = (
+            index < len(before)
+            and before[index] == (bounds, (first, end))
+            and (end == frames) == (end == old.frames)
+        )
+        dirty.append(not same or (first < stop and start < end))
+    return dirty
+
+
+def loudness_moved(new: Analysis, old: Analysis) -> float:
+    """How far the integrated loudness of the mix ``new`` is from that of ``old`` (LU, from their
+    analyses' hop energies; ``inf`` if either is silent)."""
+    a, b = new.meter.result().integrated, old.meter.result().integrated
+    return abs(a - b) if np.isfinite(a) and np.isfinite(b) else float("inf")
+
+
+class Reuse:
+    """The parts a spliced pass copies from the files published before (see
+    :class:`~mixdown.codecs.parts.ParallelPasses`).
+
+    ``data`` describes the published files' parts (of their master); ``dirty``
+    flags the parts of the new master to make again (:func:`dirty_parts`);
+    ``wav`` and ``mp3`` are the published files the pass also writes (None
+    for a format it does not). Raises :class:`CannotSplice` when the files
+    are not what ``data`` describes.
+    """
+
+    def __init__(
+        self, data: PartData, dirty: list[bool], *, wav: Path | None = None, mp3: Path | None = None
+    ) -> None:
+        self.data, self.dirty, self.wav, self.mp3 = data, dirty, wav, mp3
+        self._mp3_at = np.zeros(1, np.int64)
+        if mp3 is not None:
+            if data.mp3_sizes is None:
+                raise CannotSplice("the published MP3's frames were not recorded")
+            self._mp3_at = np.concatenate([[0], np.cumsum([int(s.sum()) for s in data.mp3_sizes])])
+            if os.path.getsize(mp3) != self._mp3_at[-1]:
+                raise CannotSplice(f"{mp3.name} is not the MP3 its master recorded")
+
+    @property
+    def made(self) -> int:
+        """How many parts are made again."""
+        return sum(self.dirty)
+
+    def measure(self, index: int) -> Measured:
+        """Part ``index``'s measurement, as kept."""
+        return self.data.wav[index]
+
+    def mp3_measure(self, index: int) -> Measured:
+        """Part ``index``'s MP3 measurement, as kept."""
+        assert self.data.mp3 is not None
+        return self.data.mp3[index]
+
+    def remeasure_mp3(self, index: int) -> bool:
+        """Whether part ``index``'s MP3 is decoded and metered again: it, or a part whose frames
+        its decoder reads (the one before: lead-in; the one after: its last peaks), is new."""
+        return any(self.dirty[max(0, index - 1) : index + 2])
+
+    def copy_wav(self, writer: Any, start: int, stop: int) -> None:
+        """Copy frames ``[start, stop)`` of the published WAV into ``writer`` (a WavWriter)."""
+        assert self.wav is not None
+        writer.copy_from(self.wav, start, stop)
+
+    def copy_mp3(self, index: int, out: Any) -> np.ndarray:
+        """Append part ``index``'s frames from the published MP3 to ``out``; their sizes."""
+        assert self.mp3 is not None and self.data.mp3_sizes is not None
+        at, left = int(self._mp3_at[index]), int(self._mp3_at[index + 1] - self._mp3_at[index])
+        with open(self.mp3, "rb") as source:
+            source.seek(at)
+            head = source.read(min(left, 1 << 22))
+            if left and (len(head) < 2 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0):
+                raise CannotSplice(f"{self.mp3.name} has no MP3 frame where part {index} starts")
+            while head:
+                out.write(head)
+                left -= len(head)
+                head = source.read(min(left, 1 << 22)) if left else b""
+        if left:
+            raise CannotSplice(f"{self.mp3.name} ends inside part {index}")
+        out.flush()
+        return self.data.mp3_sizes[index]
