@@ -192,7 +192,7 @@ def plan(
         changed = _hull(changed, ducking)
     if program.bed is not None:
         changed = _hull(changed, _bed_changed(program, old))
-    lo, hi = changed or (0, 0)
+    lo, hi = (max(changed[0], 0), min(changed[1], program.frames)) if changed else (0, 0)
     lead = _lead(program)
     # a part is made again if its samples may change, or what primes its meter may
     redo = [(changed is not None and a - lead < hi and b > lo) or b > old.frames for a, b in parts]
