@@ -405,3 +405,22 @@ def test_play_without_a_player_prints_the_path(playable: Path, capsys: pytest.Ca
     assert err.count("\n") == 1 and "no audio player on PATH" in err
     assert cli.main(["play", "section:news/nowhere", "-d", str(playable)]) == 2
     assert "section:news/nowhere: no such target" in capsys.readouterr().err
+
+
+def test_list_info_and_forget_know_section_targets(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    root = show()
+    assert doit(root, fakes)[0] == 0
+    fakes["fake"].calls.clear()
+    code, out, _ = doit(root, fakes, "list")
+    assert code == 0 and any(line.split()[0] == "section" for line in out.splitlines())
+    code, out, _ = doit(root, fakes, "list", "--all")
+    names = [line.split()[0] for line in out.splitlines()]
+    assert "section:news/briefing/story" in names and "section:news/extra/only" in names
+    code, out, _ = doit(root, fakes, "info", "section:news/briefing/story")
+    assert code == 0 and "up-to-date" in out and "voice:news/briefing/story/0" in out
+    code, out, _ = doit(root, fakes, "forget", "section:news/briefing/story")
+    assert code in (0, None)
+    code, out, _ = doit(root, fakes)
+    assert code == 0 and ran(out) == [] and voice_calls(fakes) == []  # still cached: nothing runs
