@@ -1,7 +1,8 @@
 """The plan of a show: every asset by content key, and one mix per rendition.
 
 A :class:`Plan` (made by :func:`mixdown.plan.planner.plan`) holds every asset by
-content key and one :class:`MixPlan` per rendition; :mod:`mixdown.actions.tasks`
+content key, every section's pre-mix (:class:`SectionPlan`, keyed by
+:func:`section_key`) and one :class:`MixPlan` per rendition; :mod:`mixdown.actions.tasks`
 turns it into doit's task dicts. A mix's :class:`Timeline` is typed here and
 stored as the JSON its key is made from (:meth:`Timeline.to_json`).
 
