@@ -424,3 +424,30 @@ def test_list_info_and_forget_know_section_targets(
     assert code in (0, None)
     code, out, _ = doit(root, fakes)
     assert code == 0 and ran(out) == [] and voice_calls(fakes) == []  # still cached: nothing runs
+
+
+def test_a_named_section_always_runs_and_waits_for_the_bed_with_bed(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    from mixdown.actions.section import build_section
+    from mixdown.actions.tasks import task_dicts
+
+    plan = _loaded(show(), fakes).plan
+    everything = set(plan.assets) | set(plan.sections)
+    named = "section:news/extra/only"
+    dicts = task_dicts(plan, None, cached=everything, only_missing=True, previews={named}, bed=True)
+    [task] = dicts["section"]  # the cached ones are left out, the named one is not
+    assert task["name"] == "news/extra/only" and task["uptodate"] == [False]
+    [(action, [context, job])] = task["actions"]
+    assert action is build_section and context is None and job.preview and job.index == 0
+    assert task["task_dep"] == []  # its assets and the bed are cached: not handed to doit
+    dicts = task_dicts(plan, None, cached=set(), previews={named}, bed=True)
+    tasks = {f"section:{t['name']}": t for t in dicts["section"]}
+    assert tasks[named]["task_dep"][-3:] == ["music:bed/intro", "music:bed/main", "music:bed/outro"]
+    assert [t["name"] for t in dicts["section"] if t["actions"][0][1][1].preview] == ["news/extra/only"]
+    assert all(t["uptodate"] == [False] for t in tasks.values())
+    assert tasks["section:news/briefing/story"]["task_dep"] == [
+        "voice:news/briefing/story/0",
+        "voice:news/briefing/story/1",
+        "sfx:ding",
+    ]
