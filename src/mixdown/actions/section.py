@@ -42,7 +42,7 @@ def build_section(context: Context, job: SectionJob, bed: bool = False) -> Any:
     ``bed`` is the task's ``--bed`` parameter: the preview has the show's
     music bed under it.
     """
-    task = job.mix.section_tasks[job.index] or f"section:{job.mix.name}#{job.index}"
+    task = job.mix.section_task(job.index)
     return reported(_build, context, (job, bed), task)
 
 
@@ -61,7 +61,7 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
     key = plan.section_keys[index]
     if key is None:
         return
-    task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
+    task = plan.section_task(index)
     once(context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index))
 
 
@@ -71,7 +71,7 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
 
     key = plan.section_keys[index]
     assert key is not None
-    task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
+    task = plan.section_task(index)
     settings = mixer_settings(plan.timeline)
     premix = Premix(mixer_section(context, plan, index), settings, where=task)
     sr, channels, frames, cache = settings.sample_rate, settings.channels, premix.frames, context.cache

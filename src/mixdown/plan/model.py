@@ -308,6 +308,11 @@ class MixPlan:
     #: and the task that makes it (named by its first use, maybe in another rendition)
     section_tasks: list[str | None] = field(default_factory=list)
 
+    def section_task(self, index: int) -> str:
+        """The ``section:`` target of section ``index`` (for messages even where it has none)."""
+        task = self.section_tasks[index] if index < len(self.section_tasks) else None
+        return task or f"section:{self.name}#{index}"
+
     @property
     def timeline(self) -> Timeline:
         """The mix's :class:`Timeline`, read from its JSON."""
