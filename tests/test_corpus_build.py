@@ -238,11 +238,11 @@ def file_size_limit(limit: int) -> Callable[[], None]:
 def test_a_full_cache_disk_fails_in_one_line_and_the_next_build_completes(tmp_path: Path) -> None:
     root = write_show(tmp_path / "show", lines=2, seconds=0.5)
     assert run_doit(root, "voice").returncode == 0  # small objects: 0.5 s lines
-    # the section's pre-mix (~1 MB, the first object as long as the mix) cannot be written
-    done = run_doit(root, preexec=file_size_limit(1 << 18))
+    # the section's pre-mix (mono, ~0.3 MB) can be written, the mix (~1 MB) cannot
+    done = run_doit(root, preexec=file_size_limit(1 << 19))
     said = done.stdout + done.stderr
     assert done.returncode == 1 and "Traceback" not in said, said
-    failed = [line for line in error_lines(done) if line.startswith("section:m/ep/body: cannot write")]
+    failed = [line for line in error_lines(done) if line.startswith("mix:m/ep: cannot write")]
     assert len(failed) == 1, said
     assert "cache/objects/" in failed[0] and "File too large" in failed[0]
     assert_nothing_corrupt(root)

@@ -405,3 +405,49 @@ def test_play_without_a_player_prints_the_path(playable: Path, capsys: pytest.Ca
     assert err.count("\n") == 1 and "no audio player on PATH" in err
     assert cli.main(["play", "section:news/nowhere", "-d", str(playable)]) == 2
     assert "section:news/nowhere: no such target" in capsys.readouterr().err
+
+
+def test_list_info_and_forget_know_section_targets(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    root = show()
+    assert doit(root, fakes)[0] == 0
+    fakes["fake"].calls.clear()
+    code, out, _ = doit(root, fakes, "list")
+    assert code == 0 and any(line.split()[0] == "section" for line in out.splitlines())
+    code, out, _ = doit(root, fakes, "list", "--all")
+    names = [line.split()[0] for line in out.splitlines()]
+    assert "section:news/briefing/story" in names and "section:news/extra/only" in names
+    code, out, _ = doit(root, fakes, "info", "section:news/briefing/story")
+    assert code == 0 and "up-to-date" in out and "voice:news/briefing/story/0" in out
+    code, out, _ = doit(root, fakes, "forget", "section:news/briefing/story")
+    assert code in (0, None)
+    code, out, _ = doit(root, fakes)
+    assert code == 0 and ran(out) == [] and voice_calls(fakes) == []  # still cached: nothing runs
+
+
+def test_a_named_section_always_runs_and_waits_for_the_bed_with_bed(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    from mixdown.actions.section import build_section
+    from mixdown.actions.tasks import task_dicts
+
+    plan = _loaded(show(), fakes).plan
+    everything = set(plan.assets) | set(plan.sections)
+    named = "section:news/extra/only"
+    dicts = task_dicts(plan, None, cached=everything, only_missing=True, previews={named}, bed=True)
+    [task] = dicts["section"]  # the cached ones are left out, the named one is not
+    assert task["name"] == "news/extra/only" and task["uptodate"] == [False]
+    [(action, [context, job])] = task["actions"]
+    assert action is build_section and context is None and job.preview and job.index == 0
+    assert task["task_dep"] == []  # its assets and the bed are cached: not handed to doit
+    dicts = task_dicts(plan, None, cached=set(), previews={named}, bed=True)
+    tasks = {f"section:{t['name']}": t for t in dicts["section"]}
+    assert tasks[named]["task_dep"][-3:] == ["music:bed/intro", "music:bed/main", "music:bed/outro"]
+    assert [t["name"] for t in dicts["section"] if t["actions"][0][1][1].preview] == ["news/extra/only"]
+    assert all(t["uptodate"] == [False] for t in tasks.values())
+    assert tasks["section:news/briefing/story"]["task_dep"] == [
+        "voice:news/briefing/story/0",
+        "voice:news/briefing/story/1",
+        "sfx:ding",
+    ]

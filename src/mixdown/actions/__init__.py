@@ -2,7 +2,8 @@
 
 :mod:`~mixdown.actions.tasks` makes the task dicts. One module per doit
 action: :mod:`~mixdown.actions.render` (an asset into the cache),
-:mod:`~mixdown.actions.mix` (a rendition), :mod:`~mixdown.actions.master`
+:mod:`~mixdown.actions.section` (a section's pre-mix; named, its preview from
+:mod:`~mixdown.actions.preview`), :mod:`~mixdown.actions.mix` (a rendition), :mod:`~mixdown.actions.master`
 (its master and [master] files in ``build/``) and
 :mod:`~mixdown.actions.deliver` (each extra delivery). They share
 :mod:`~mixdown.actions.context` (the context, one-line failures, a key made

@@ -63,7 +63,7 @@ def write_preview(context: Context, plan: MixPlan, index: int, *, bed: bool = Fa
     from ..codecs.deliver import deliver
     from ..settings import Delivery, mp3_bitrate, rate_for
 
-    task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
+    task = plan.section_task(index)
     timeline = plan.timeline
     if bed and timeline.bed is None:
         print(f"{task}  {plan.name} has no music bed: previewed without one", file=sys.stdout)

@@ -21,8 +21,8 @@ from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
+from .mix import mixer_settings
 from .preview import mixer_section, write_preview
-from .timeline import mixer_settings
 
 __all__ = ["SectionJob", "build_section", "premix_once"]
 
@@ -42,7 +42,7 @@ def build_section(context: Context, job: SectionJob, bed: bool = False) -> Any:
     ``bed`` is the task's ``--bed`` parameter: the preview has the show's
     music bed under it.
     """
-    task = job.mix.section_tasks[job.index] or f"section:{job.mix.name}#{job.index}"
+    task = job.mix.section_task(job.index)
     return reported(_build, context, (job, bed), task)
 
 
@@ -61,10 +61,8 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
     key = plan.section_keys[index]
     if key is None:
         return
-    task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
-    once(
-        context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index)
-    )
+    task = plan.section_task(index)
+    once(context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index))
 
 
 def _premix(context: Context, plan: MixPlan, index: int) -> None:
@@ -73,7 +71,7 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
 
     key = plan.section_keys[index]
     assert key is not None
-    task = plan.section_tasks[index] or f"section:{plan.name}#{index}"
+    task = plan.section_task(index)
     settings = mixer_settings(plan.timeline)
     premix = Premix(mixer_section(context, plan, index), settings, where=task)
     sr, channels, frames, cache = settings.sample_rate, settings.channels, premix.frames, context.cache

@@ -66,12 +66,13 @@ def task_dicts(
             continue
         present.add(asset.key)
         out[asset.kind].append(_asset_task(asset, context, done=done))
+    mixes = {mix.name: mix for mix in plan.mixes}
     for section in plan.sections.values():
         done, named = section.key in cached, section.task in previews
         if only_missing and done and not named:
             continue
         present.add(section.key)
-        mix = plan.mix_named(section.mix)
+        mix = mixes[section.mix]
         deps = [plan.assets[key].task for key in section.assets if key in present]
         if named and bed:
             deps += _bed_tasks(plan, mix, present)

@@ -1,7 +1,8 @@
 """The plan of a show: every asset by content key, and one mix per rendition.
 
 A :class:`Plan` (made by :func:`mixdown.plan.planner.plan`) holds every asset by
-content key and one :class:`MixPlan` per rendition; :mod:`mixdown.actions.tasks`
+content key, every section's pre-mix (:class:`SectionPlan`, keyed by
+:func:`section_key`) and one :class:`MixPlan` per rendition; :mod:`mixdown.actions.tasks`
 turns it into doit's task dicts. A mix's :class:`Timeline` is typed here and
 stored as the JSON its key is made from (:meth:`Timeline.to_json`).
 
@@ -306,6 +307,11 @@ class MixPlan:
     section_keys: list[str | None] = field(default_factory=list)
     #: and the task that makes it (named by its first use, maybe in another rendition)
     section_tasks: list[str | None] = field(default_factory=list)
+
+    def section_task(self, index: int) -> str:
+        """The ``section:`` target of section ``index`` (for messages even where it has none)."""
+        task = self.section_tasks[index] if index < len(self.section_tasks) else None
+        return task or f"section:{self.name}#{index}"
 
     @property
     def timeline(self) -> Timeline:
