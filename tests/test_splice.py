@@ -269,14 +269,15 @@ def test_a_published_file_touched_by_hand_masters_in_full(
     as_full_master(show, tmp_path, mix, capsys)
 
 
-@pytest.mark.parametrize("lost", [PARTS, RECIPE, "mix analysis", "record"])
+@pytest.mark.parametrize("lost", [PARTS, RECIPE, "landing", "record"])
 def test_what_a_splice_needs_missing_masters_in_full(
     first: tuple[Show, MixPlan, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str], lost: str
 ) -> None:
     show, plan, y = first
     cache = show.context.cache
-    if lost == "mix analysis":
-        cache.side_path(plan.key, ANALYSIS).unlink()
+    if lost == "landing":  # a master made before splicing
+        path = cache.side_path(plan.master_key, RECIPE)
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "landed"}))
     elif lost == "record":
         published.forget(show.context, plan)
     else:
@@ -286,7 +287,7 @@ def test_what_a_splice_needs_missing_masters_in_full(
     said = {
         PARTS: "the master of the files in build/ is not in the cache",
         RECIPE: "the master of the files in build/ is not in the cache",
-        "mix analysis": "the analysis of the mix the files were made from is not in the cache",
+        "landing": "the master of the files in build/ is not in the cache",
         "record": "the files in build/ were not made from the mix this one was edited from",
     }[lost]
     assert f"master:ep  mastered in full: {said}" in out
@@ -350,3 +351,22 @@ def test_a_part_is_dirty_when_its_stretch_of_the_mix_meets_the_change(sr: int) -
     longer = frames + 2 * sr
     assert dirty_parts(recipe, longer, cuts[3][0] + 10, longer) == [False, False, True, True, True, True]
     assert dirty_parts(recipe, frames - sr, frames - sr, frames - sr)[-1]
+
+
+def test_splices_in_turn_are_held_to_the_last_master_made_in_full(
+    first: tuple[Show, MixPlan, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show, plan, y = first
+    sr = 16000
+    # Each edit lifts four seconds by 0.8 dB: the programme by 0.014 LU, then by as much again.
+    once, change = edited(y, sr, 130.0, 1.1 * y[130 * sr : 134 * sr])
+    second = show.mix(once, sr, parent=(plan.key, *change))
+    assert "master:ep  spliced 1 of 6 parts (29.7 s)" in show.master(second, capsys)
+    twice, change = edited(once, sr, 60.0, 1.1 * once[60 * sr : 64 * sr])
+    out = show.master(show.mix(twice, sr, parent=(second.key, *change)), capsys)
+    assert "master:ep  mastered in full: the mix's loudness moved 0.03 LU (a splice keeps within 0.02)" in out
+    as_full_master(show, tmp_path, twice, capsys)
+    # and a master made in full starts a new line of splices
+    thrice, change = edited(twice, sr, 200.0, 1.1 * twice[200 * sr : 204 * sr])
+    third = show.mix(thrice, sr, parent=(show.mix(twice, sr).key, *change))
+    assert "master:ep  spliced 1 of 6 parts (29.7 s)" in show.master(third, capsys)

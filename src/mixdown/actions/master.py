@@ -41,12 +41,13 @@ class Deliverable(NamedTuple):
 
 
 class _Stored(NamedTuple):
-    """A parted master's recipe in the cache, the loudness it was measured at, and its [master]
-    settings (None in a record older than splicing)."""
+    """A parted master's recipe in the cache, the loudness it was measured at, and for a splice
+    (None in a record older than splicing) its [master] settings and where it landed."""
 
     recipe: Any  # mixdown.codecs.parts.Recipe
     loudness: Any  # mixdown.dsp.master.Loudness
     settings: Any = None  # MixPlan.master
+    landed: Any = None  # mixdown.codecs.splice.Landed
 
 
 def build_master(context: Context, plan: MixPlan) -> Any:
@@ -275,7 +276,7 @@ def _spliced(
     """:func:`mastered` by splicing the files in ``build/``, when the mix was spliced from the one
     they were made from and its loudness held (:mod:`mixdown.codecs.splice`): only the parts the
     edit touched are made again. None, having said why, when it cannot be."""
-    from ..codecs.splice import CannotSplice
+    from ..codecs.splice import CannotSplice, check_master
 
     change = change_of(context, plan)
     if change is None or deliverable is None or not deliverable.direct:
@@ -288,10 +289,10 @@ def _spliced(
         reuse = _reuse(data, parent.recipe, mixed, deliverable, direct, change)
         passes = _parallel_passes(context, plan, mixed, settings, progress, direct, parent, analysis, reuse)
         found, _, _ = passes(parent.recipe.gain_db, parent.recipe.aim, parent.recipe.trim)
-        _check_spliced(found, parent)
+        check_master(found, parent.landed, parent.recipe.ceiling_dbtp)
         written = direct.close(passes)
         loudness = _loudness(found)
-        recipe = _store_recipe(context, plan, passes, loudness)
+        recipe = _store_recipe(context, plan, passes, loudness, parent.landed)
     except CannotSplice as why:
         direct.discard()
         print(f"{target}  mastered in full: {why}", file=sys.stdout)
@@ -311,8 +312,8 @@ def _splice_parent(
     """The parent master's recipe and parts, and the mix's analysis, for a splice of the files of
     ``deliverable`` after ``change``; :class:`~mixdown.codecs.splice.CannotSplice` says why not."""
     from ..codecs import parts
-    from ..codecs.splice import LOUDNESS_MOVE_LU, CannotSplice, PartData, loudness_moved
-    from ..dsp.master import MASTER_MARGIN_DB, Analysis
+    from ..codecs.splice import CannotSplice, PartData, check_mix
+    from ..dsp.master import MASTER_MARGIN_DB
 
     cache = context.cache
     record = published.read(context, plan)
@@ -325,7 +326,7 @@ def _splice_parent(
         _stored_recipe(context, record.master),
         PartData.load(cache.side_path(record.master, PARTS)),
     )
-    if parent is None or data is None:
+    if parent is None or data is None or parent.landed is None:
         raise CannotSplice("the master of the files in build/ is not in the cache")
     recipe = parent.recipe
     if not (
@@ -336,62 +337,24 @@ def _splice_parent(
         and data.bounds == parts.bounds(recipe.frames, recipe.sample_rate, recipe.seconds)
     ):
         raise CannotSplice("the files in build/ were mastered with other settings")
-    before = Analysis.load(cache.side_path(change.parent, ANALYSIS))
-    if before is None or before.frames != recipe.frames:
-        raise CannotSplice("the analysis of the mix the files were made from is not in the cache")
     analysis = _analysis(context, plan, mixed)
-    moved = loudness_moved(analysis, before)
-    if moved > LOUDNESS_MOVE_LU:
-        raise CannotSplice(
-            f"the mix's loudness moved {moved:.2f} LU (a splice keeps within {LOUDNESS_MOVE_LU:g})"
-        )
+    check_mix(analysis.meter.result().integrated, parent.landed)
     return parent, data, analysis
 
 
 def _reuse(
     data: Any, recipe: Any, mixed: Any, deliverable: Deliverable, direct: _DirectFiles, change: Any
 ) -> Any:
-    """The :class:`~mixdown.codecs.splice.Reuse` of the published files ``direct`` writes again,
-    once they are checked to hold what ``data`` and ``recipe`` describe in ``direct``'s format."""
-    import soundfile as sf
-
-    from ..codecs.splice import CannotSplice, Reuse, dirty_parts
-    from ..codecs.wav import wav_container
+    """The :class:`~mixdown.codecs.splice.Reuse` of the published files that ``direct`` writes again."""
+    from ..codecs.splice import Reuse, dirty_parts
 
     stem = deliverable.stem
-    wav, mp3 = stem.with_name(f"{stem.name}.wav"), stem.with_name(f"{stem.name}.mp3")
-    if direct.wav is not None:
-        info = sf.info(os.fspath(wav))
-        kind = (
-            mixed.sample_rate,
-            mixed.channels,
-            direct.wav.subtype,
-            wav_container(mixed, direct.wav.subtype),
-        )
-        if (info.frames, info.samplerate, info.channels, info.subtype, info.format) != (recipe.frames, *kind):
-            raise CannotSplice(f"{wav.name} is not in the format asked for now")
-    if direct.encoding is not None and tuple(direct.encoding[1:]) != data.mp3_encoding:
-        raise CannotSplice(f"{mp3.name} was encoded with other settings")
+    wav = (stem.with_name(f"{stem.name}.wav"), direct.wav) if direct.wav is not None else None
+    mp3 = None
+    if direct.encoding is not None:
+        mp3 = (stem.with_name(f"{stem.name}.mp3"), tuple(direct.encoding[1:]))
     dirty = dirty_parts(recipe, mixed.frames, change.start, change.stop)
-    return Reuse(
-        data,
-        dirty,
-        wav=wav if direct.wav is not None else None,
-        mp3=mp3 if direct.encoding is not None else None,
-    )
-
-
-def _check_spliced(found: Any, parent: _Stored) -> None:
-    """The spliced master's loudness moved from its parent's by no more than a splice allows, and
-    it is under the ceiling (as a full pass must be); else :class:`~mixdown.codecs.splice.CannotSplice`."""
-    from ..codecs.splice import LOUDNESS_MOVE_LU, CannotSplice
-
-    moved = abs(found.integrated - parent.loudness.integrated_lufs)
-    if not moved <= LOUDNESS_MOVE_LU or found.true_peak > parent.recipe.ceiling_dbtp:
-        raise CannotSplice(
-            f"the spliced master measured {found.integrated:.2f} LUFS, {found.true_peak:.2f} dBTP "
-            f"(its parent {parent.loudness.integrated_lufs:.2f} LUFS)"
-        )
+    return Reuse(data, dirty, wav=wav, mp3=mp3)
 
 
 def _loudness(found: Any) -> Any:
@@ -455,19 +418,26 @@ def _normalised(
     analysis: Any,
 ) -> tuple[Any, Any]:
     """Bring the mix to its target in parted ``passes``; store and return the recipe, and the loudness."""
+    from ..codecs.splice import Landed
     from ..dsp.master import normalise
 
     loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
-    return _store_recipe(context, plan, passes, loudness), loudness
+    landed = Landed(analysis.meter.result().integrated, loudness.integrated_lufs)
+    return _store_recipe(context, plan, passes, loudness, landed), loudness
 
 
-def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any) -> Any:
+def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any, landed: Any) -> Any:
     """Keep the recipe of ``passes``'s last pass under ``plan``'s master key (its parts first); return it."""
     import json
 
     assert passes.recipe is not None
     _store_parts(context, plan.master_key, passes)
-    record = {**_master_meta(plan, loudness), "recipe": passes.recipe.record(), "master": plan.master}
+    record = {
+        **_master_meta(plan, loudness),
+        "recipe": passes.recipe.record(),
+        "master": plan.master,
+        "landed": landed._asdict(),
+    }
     context.cache.put_side(plan.master_key, RECIPE, json.dumps(record, indent=1).encode("utf-8"))
     return passes.recipe
 
@@ -533,6 +503,7 @@ def _stored_recipe(context: Context, master_key: str) -> _Stored | None:
     import json
 
     from ..codecs.parts import Recipe
+    from ..codecs.splice import Landed
 
     try:
         record = json.loads(context.cache.side_path(master_key, RECIPE).read_text("utf-8"))
@@ -541,7 +512,11 @@ def _stored_recipe(context: Context, master_key: str) -> _Stored | None:
         return None  # none, or unreadable: master again
     if recipe is None or loudness is None:
         return None
-    return _Stored(recipe, loudness, record.get("master"))
+    try:
+        landed = Landed(**record["landed"])
+    except (KeyError, TypeError):
+        landed = None
+    return _Stored(recipe, loudness, record.get("master"), landed)
 
 
 class _RecipeMaster:

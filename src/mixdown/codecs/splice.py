@@ -20,22 +20,31 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import parts
 
-if TYPE_CHECKING:
-    from ..dsp.master import Analysis
+__all__ = [
+    "LOUDNESS_MOVE_LU",
+    "CannotSplice",
+    "Landed",
+    "PartData",
+    "Reuse",
+    "check_master",
+    "check_mix",
+    "dirty_parts",
+]
 
-__all__ = ["LOUDNESS_MOVE_LU", "CannotSplice", "PartData", "Reuse", "dirty_parts", "loudness_moved"]
-
-# How far the mix's integrated loudness may move for a splice. A spliced master keeps the gain
-# the parent master landed on its target with; a full master of the edited mix would land with
-# close to the same error (normalise's prediction errs by a property of the programme, which an
-# edit barely changes), so the two differ by about what the mix moved. 0.02 LU leaves 0.03 of
-# the 0.05 LU a splice may differ by for normalise's landing to shift (it lands 0.00-0.06 LU off).
+# How far a splice may move the programme's integrated loudness, in LU. A spliced master keeps the
+# gain its parent master landed on the target with, so it moves by what the edit moved; a full
+# master of the edited mix would land with about the parent's error instead (normalise's error is
+# its prediction's, a property of the programme that a small edit barely changes). The two differ
+# by about the move, which this bound keeps to under half of the 0.05 LU they may differ by,
+# leaving the rest to that error's own change. The mix's move is checked before a splice (from
+# its analysis), the master's after it (the limiter may take more or less off the new stretch);
+# both from the last master normalised in full, so that the moves of splices in turn do not add up.
 LOUDNESS_MOVE_LU = 0.02
 
 Measured = tuple[np.ndarray, float, float]  # a part's (hop energies, sample peak, true peak)
@@ -43,6 +52,36 @@ Measured = tuple[np.ndarray, float, float]  # a part's (hop energies, sample pea
 
 class CannotSplice(Exception):  # noqa: N818 - a reason, shown to the user, not an error
     """Why a master cannot be spliced (it is made in full instead)."""
+
+
+class Landed(NamedTuple):
+    """Where the last master normalised in full (not spliced) before a master landed: its mix's
+    integrated loudness and its own (LUFS). Splices after splices are held to it, not to their
+    parent, so that their moves do not add up (see :data:`LOUDNESS_MOVE_LU`)."""
+
+    mix_lufs: float
+    lufs: float
+
+
+def check_mix(mix_lufs: float, landed: Landed) -> None:
+    """Raise :class:`CannotSplice` if a mix's integrated loudness moved too far for a splice."""
+    moved = abs(mix_lufs - landed.mix_lufs)
+    if not moved <= LOUDNESS_MOVE_LU:  # NaN (a silent mix) too
+        raise CannotSplice(
+            f"the mix's loudness moved {moved:.2f} LU (a splice keeps within {LOUDNESS_MOVE_LU:g})"
+        )
+
+
+def check_master(found: Any, landed: Landed, ceiling_dbtp: float) -> None:
+    """Raise :class:`CannotSplice` unless the spliced master measured ``found`` (a
+    :class:`~mixdown.dsp.loudness.Measurement`) moved by no more than a splice allows and stays
+    under ``ceiling_dbtp``, as a full master's pass must."""
+    moved = abs(found.integrated - landed.lufs)
+    if not moved <= LOUDNESS_MOVE_LU or found.true_peak > ceiling_dbtp:
+        raise CannotSplice(
+            f"the spliced master measured {found.integrated:.2f} LUFS, {found.true_peak:.2f} dBTP "
+            f"(mastered in full: {landed.lufs:.2f} LUFS)"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,35 +183,38 @@ def dirty_parts(old: parts.Recipe, frames: int, start: int, stop: int) -> list[b
     return dirty
 
 
-def loudness_moved(new: Analysis, old: Analysis) -> float:
-    """How far the integrated loudness of the mix ``new`` is from that of ``old`` (LU, from their
-    analyses' hop energies; ``inf`` if either is silent)."""
-    a, b = new.meter.result().integrated, old.meter.result().integrated
-    return abs(a - b) if np.isfinite(a) and np.isfinite(b) else float("inf")
-
-
 class Reuse:
     """The parts a spliced pass copies from the files published before (see
     :class:`~mixdown.codecs.parts.ParallelPasses`).
 
     ``data`` describes the published files' parts (of their master); ``dirty``
-    flags the parts of the new master to make again (:func:`dirty_parts`);
-    ``wav`` and ``mp3`` are the published files the pass also writes (None
-    for a format it does not). Raises :class:`CannotSplice` when the files
-    are not what ``data`` describes.
+    flags the parts of the new master to make again (:func:`dirty_parts`).
+    The pass writes the formats named: ``wav`` is the published WAV and the
+    :class:`~mixdown.codecs.wav.WavWriter` of the new one, ``mp3`` the
+    published MP3 and the new one's ``(bitrate, vbr, quality)``. Raises
+    :class:`CannotSplice` when the files are not what ``data`` describes in
+    the format asked for now.
     """
 
     def __init__(
-        self, data: PartData, dirty: list[bool], *, wav: Path | None = None, mp3: Path | None = None
+        self,
+        data: PartData,
+        dirty: list[bool],
+        *,
+        wav: tuple[Path, Any] | None = None,
+        mp3: tuple[Path, tuple[int, bool, int]] | None = None,
     ) -> None:
-        self.data, self.dirty, self.wav, self.mp3 = data, dirty, wav, mp3
+        self.data, self.dirty = data, dirty
+        self.wav, self.mp3 = (wav[0] if wav else None), (mp3[0] if mp3 else None)
         self._mp3_at = np.zeros(1, np.int64)
+        if wav is not None:
+            _check_wav(wav[0], wav[1], data.bounds[-1][1])
         if mp3 is not None:
-            if data.mp3_sizes is None:
-                raise CannotSplice("the published MP3's frames were not recorded")
+            if data.mp3_sizes is None or mp3[1] != data.mp3_encoding:
+                raise CannotSplice(f"{mp3[0].name} was encoded with other settings")
             self._mp3_at = np.concatenate([[0], np.cumsum([int(s.sum()) for s in data.mp3_sizes])])
-            if os.path.getsize(mp3) != self._mp3_at[-1]:
-                raise CannotSplice(f"{mp3.name} is not the MP3 its master recorded")
+            if os.path.getsize(mp3[0]) != self._mp3_at[-1]:
+                raise CannotSplice(f"{mp3[0].name} is not the MP3 its master recorded")
 
     @property
     def made(self) -> int:
@@ -215,3 +257,22 @@ class Reuse:
             raise CannotSplice(f"{self.mp3.name} ends inside part {index}")
         out.flush()
         return self.data.mp3_sizes[index]
+
+
+def _check_wav(path: Path, writer: Any, frames: int) -> None:
+    """The published WAV at ``path`` holds ``frames`` of the kind ``writer`` writes, in a header
+    of the same layout (RIFF or RF64); else :class:`CannotSplice`."""
+    import soundfile as sf
+
+    from .wav import wav_container
+
+    info = sf.info(os.fspath(path))
+    container = wav_container((frames, writer.channels), writer.subtype)
+    if (info.frames, info.samplerate, info.channels, info.subtype, info.format) != (
+        frames,
+        writer.sample_rate,
+        writer.channels,
+        writer.subtype,
+        container,
+    ) or wav_container((writer.frames, writer.channels), writer.subtype) != container:
+        raise CannotSplice(f"{path.name} is not in the format asked for now")
