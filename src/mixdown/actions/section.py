@@ -21,7 +21,7 @@ from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
-from .mix import mixer_settings
+from .timeline import mixer_settings
 from .preview import mixer_section, write_preview
 
 __all__ = ["SectionJob", "build_section", "premix_once"]
