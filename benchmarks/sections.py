@@ -36,6 +36,7 @@ Usage: ``python benchmarks/sections.py [--minutes N] [--rounds N] [--keep DIR]``
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import tempfile
@@ -242,20 +243,26 @@ class Benchmark:
         self.wav = root / "build" / f"{SCRIPT}.wav"
         self.problems: list[str] = []  # what failed: reported after the figures, then exit 1
 
-    def build(self, what: str, line: str = "") -> Build:
+    def build(self, what: str) -> Build:
         """``doit`` in the show, timed; then its master measured and compared with the WAV before."""
         previous = self.root / PREVIOUS
-        if self.wav.exists():  # a copy: a master written in place would change a hard link's bytes too
-            shutil.copyfile(self.wav, previous)
+        previous.unlink(missing_ok=True)
+        before = None
+        if self.wav.exists():  # a hard link keeps the bytes before: mixdown renames a new file over it
+            os.link(self.wav, previous)
+            before = previous.stat()
         run = doit(self.root)
         if not self.wav.exists():
             raise SystemExit(f"{what}: doit left no build/{self.wav.name}:\n{run.stdout[-3000:]}")
+        after = self.wav.stat()
+        if before and after.st_ino == before.st_ino and after.st_mtime_ns != before.st_mtime_ns:
+            self.problems.append(f"{what}: build/{self.wav.name} was written in place, not replaced whole")
         integrated, true_peak, valid = measure(self.root, self.wav)
         if not valid:
             self.problems.append(f"{what}: build/{self.wav.name} is out of the preset's spec")
         changed = compared(previous, self.wav) if previous.exists() else ""
         previous.unlink(missing_ok=True)
-        return Build.of(what, run, Master(integrated, true_peak, valid, changed), line)
+        return Build.of(what, run, Master(integrated, true_peak, valid, changed))
 
     def line_length(self, text: str) -> tuple[str, float]:
         """The voice task that speaks ``text``, and the seconds its render lasts."""
