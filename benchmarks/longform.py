@@ -48,6 +48,8 @@ from longshow import Run, cpu_used, doit, make_show, measured, mib, prepare, ver
 
 SPEED_TARGET = 3.0  # ffmpeg's measurement time / mixdown's whole run, at least
 MEMORY_TARGET = 2.5  # mixdown's peak memory (RSS + memory files) / float32 programme size, under
+
+
 def find_ffmpeg() -> str:
     """ffmpeg on PATH, else imageio-ffmpeg's; exits with a hint if there is neither."""
     found = shutil.which("ffmpeg")

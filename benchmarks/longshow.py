@@ -370,5 +370,3 @@ def mib(size: float) -> str:
 def verdict(ok: bool) -> str:
     """PASS or MISS, for a target met or not."""
     return "PASS" if ok else "MISS"
-
-

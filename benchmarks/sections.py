@@ -38,8 +38,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ LONGER_TARGET = 0.50  # a length-changing edit's rebuild / the full build, at mo
 LONGER_SECONDS = 2.0  # how much longer EDIT-LONGER makes the line
 STRETCH_SECONDS = 120.0  # the WAV is compared in stretches this long
 TOLERANCE_LU = 1.0  # the master's files are checked at its target ±1 LU (mixdown.actions.master)
+# a long mix or master's progress line (mixdown.actions.progress): "mix:x  mixed 0:06:00 of 0:59:38"
+PROGRESS = re.compile(r" (?P<done>\d+:\d\d:\d\d) of (?P<of>\d+:\d\d:\d\d)$")
 PREVIOUS = "previous-build.wav"  # the WAV before a rebuild, kept in the show's root to compare
 
 
@@ -131,17 +135,20 @@ class Build:
     up_to_date: int = 0
     printed: list[str] = field(default_factory=list)  # the build's other lines (the master's, …)
     line: str = ""  # the edited line's task and length, for an edit
+    stages: str = ""  # when the mix and master were stored and the files written
 
     @classmethod
-    def of(cls, what: str, run: Run, master: Master, line: str = "") -> Build:
-        """Read ``run``'s output: ``.  task`` lines ran, ``-- task`` lines were up to date."""
-        build = cls(what, run, master, line=line)
+    def of(cls, what: str, run: Run, master: Master, stages: str) -> Build:
+        """Read ``run``'s output: ``.  task`` lines ran, ``-- task`` lines were up to date; of the
+        progress lines of a long mix or master, only each step's last (``… 0:59:38 of 0:59:38``)."""
+        build = cls(what, run, master, stages=stages)
         for text in run.stdout.splitlines():
+            progress = PROGRESS.search(text)
             if text.startswith(".  "):
                 build.ran[text[3:].strip().split(":", 1)[0]] += 1
             elif text.startswith("-- "):
                 build.up_to_date += 1
-            elif text.strip():
+            elif text.strip() and (progress is None or progress["done"] == progress["of"]):
                 build.printed.append(text.rstrip())
         return build
 
@@ -153,6 +160,7 @@ class Build:
         if self.line:
             out.append(f"  edited: {self.line}")
         out.append(f"  ran: {ran}; up to date: {self.up_to_date}")
+        out.append(f"  {self.stages}")
         out += [f"  printed: {text}" for text in self.printed[:12]]
         if len(self.printed) > 12:
             out.append(f"  printed: … and {len(self.printed) - 12} more lines")
@@ -164,22 +172,38 @@ class Build:
         return out
 
 
-def measure(root: Path, wav: Path) -> tuple[float, float, bool]:
-    """``wav``'s integrated loudness and true peak, and whether they meet the show's master settings."""
+def measure(wav: Path, master: dict[str, Any]) -> tuple[float, float, bool]:
+    """``wav``'s integrated loudness and true peak, and whether they meet the ``master`` settings."""
     import soundfile as sf
 
     from mixdown.dsp.loudness import Meter
-    from mixdown.loader import load_show
 
-    (mix,) = load_show(root).plan.mixes
     info = sf.info(str(wav))
     meter = Meter(info.samplerate, info.channels)
     for block in sf.blocks(str(wav), blocksize=1 << 18, dtype="float32", always_2d=True):
         meter.add(block)
     found = meter.result()
-    target, ceiling = mix.master["target_lufs"], mix.master["ceiling_dbtp"]
+    target, ceiling = master["target_lufs"], master["ceiling_dbtp"]
     valid = abs(found.integrated - target) <= TOLERANCE_LU and found.true_peak <= ceiling
     return found.integrated, found.true_peak, valid
+
+
+def stages(root: Path, started: float) -> str:
+    """When the build that began at ``started`` (``time.time()``) stored its mix and master and wrote
+    its files, from their times of modification."""
+    from mixdown.actions.master import RECIPE
+    from mixdown.loader import load_show
+
+    show = load_show(root)
+    (mix,) = show.plan.mixes
+    cache = show.context.cache
+    found = [
+        ("mix stored", cache.path(mix.key)),
+        ("master's recipe stored", cache.side_path(mix.master_key, RECIPE)),
+    ]
+    found += [(f"{path.suffix[1:]} written", path) for path in mix.outputs]
+    made = [(what, path.stat().st_mtime - started) for what, path in found if path.exists()]
+    return ", ".join(f"{what} at {at:.1f} s" for what, at in made if at >= 0) or "nothing stored or written"
 
 
 def differing(a: Any, b: Any, start: int, stop: int) -> int:
@@ -228,7 +252,7 @@ def compared(old: Path, new: Path) -> str:
     last = b.size - first_difference(a[::-1], b[::-1])
     span = f"{max(first - header, 0) / rate:.1f} s to {(last - header) / rate:.1f} s"
     span += " (and the header)" if first < header else ""
-    size = f"; the file is {b.size - a.size:+,} bytes longer" if a.size != b.size else ""
+    size = f"; its length changed by {b.size - a.size:+,} bytes" if a.size != b.size else ""
     return (
         f"{total:,} of {b.size:,} bytes differ, in {len(changed)} of {-(-b.size // stretch)} stretches of "
         f"{STRETCH_SECONDS:g} s; the differing bytes run from {span}{size}"
@@ -245,24 +269,28 @@ class Benchmark:
 
     def build(self, what: str) -> Build:
         """``doit`` in the show, timed; then its master measured and compared with the WAV before."""
+        from mixdown.loader import load_show
+
         previous = self.root / PREVIOUS
         previous.unlink(missing_ok=True)
         before = None
         if self.wav.exists():  # a hard link keeps the bytes before: mixdown renames a new file over it
             os.link(self.wav, previous)
             before = previous.stat()
+        started = time.time()
         run = doit(self.root)
         if not self.wav.exists():
             raise SystemExit(f"{what}: doit left no build/{self.wav.name}:\n{run.stdout[-3000:]}")
         after = self.wav.stat()
         if before and after.st_ino == before.st_ino and after.st_mtime_ns != before.st_mtime_ns:
             self.problems.append(f"{what}: build/{self.wav.name} was written in place, not replaced whole")
-        integrated, true_peak, valid = measure(self.root, self.wav)
+        (mix,) = load_show(self.root).plan.mixes
+        integrated, true_peak, valid = measure(self.wav, mix.master)
         if not valid:
             self.problems.append(f"{what}: build/{self.wav.name} is out of the preset's spec")
         changed = compared(previous, self.wav) if previous.exists() else ""
         previous.unlink(missing_ok=True)
-        return Build.of(what, run, Master(integrated, true_peak, valid, changed))
+        return Build.of(what, run, Master(integrated, true_peak, valid, changed), stages(self.root, started))
 
     def line_length(self, text: str) -> tuple[str, float]:
         """The voice task that speaks ``text``, and the seconds its render lasts."""
@@ -319,7 +347,9 @@ def report(root: Path, minutes: float, *, rounds: int, kept: bool) -> None:
         rng = random.Random(number)
         same = same_length(script.original, rng)
         builds.append(bench.edit("EDIT-SAME", script, same, was))
-        builds.append(bench.edit("EDIT-LONGER", script, lengthened(same, round(LONGER_SECONDS * CPS), rng), was))
+        builds.append(
+            bench.edit("EDIT-LONGER", script, lengthened(same, round(LONGER_SECONDS * CPS), rng), was)
+        )
         if number + 1 < rounds:  # untimed: the next round edits the script as generated
             script.write(script.original)
             doit(root)
