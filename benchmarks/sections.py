@@ -16,8 +16,11 @@ directory as a user runs it:
 
 With ``--rounds N`` the two edits repeat, each round with new words and the
 script reverted and built in between (untimed), and the best time of each
-is taken. The baseline is FULL: before sections were targets (issue 19),
-any edit re-mixed and re-mastered the whole programme. The targets: a
+is taken. FULL runs once (an empty cache is dear to make again), so a
+neighbour's load during it flatters every ratio; each build prints its CPU
+time and the hypervisor's steal to tell. The baseline is FULL: before
+sections were targets (issue 19), any edit re-mixed and re-mastered the
+whole programme, so a rebuild took about as long as FULL. The targets: a
 same-length edit rebuilds in at most 10% of the full build's time, a
 length-changing one in at most 50%.
 
@@ -337,36 +340,36 @@ def main() -> None:
 
 
 def report(root: Path, minutes: float, *, rounds: int, kept: bool) -> None:
+    """Generate the show, build it, edit it and rebuild it, printing each build as it ends."""
     show = make_show(root, minutes)
     script = Script.read(root)
     bench = Benchmark(root)
-    full = bench.build("FULL")
-    task, was = bench.line_length(script.original)
-    builds = [full]
-    for number in range(rounds):
-        rng = random.Random(number)
-        same = same_length(script.original, rng)
-        builds.append(bench.edit("EDIT-SAME", script, same, was))
-        builds.append(
-            bench.edit("EDIT-LONGER", script, lengthened(same, round(LONGER_SECONDS * CPS), rng), was)
-        )
-        if number + 1 < rounds:  # untimed: the next round edits the script as generated
-            script.write(script.original)
-            doit(root)
-    seconds = full.run.seconds
     print(
         f"show: {show.lines} voice lines ({show.guest_lines} by the guest voice) in {show.sections} sections, "
         f"{show.cues} SFX cues in lines and {show.stings} in sequence, a music bed; {minutes:g} min "
-        f"({root if kept else 'temporary'})"
+        f"({root if kept else 'temporary'})",
+        flush=True,
     )
+    full = bench.build("FULL")
+    task, was = bench.line_length(script.original)
     print(f"the edited line: {task}, paragraph {script.edited + 1} of {len(script.paragraphs)}, {was:.3f} s")
-    for build in builds:
-        print("\n".join(build.describe(seconds)))
+    builds = [full]
+    print("\n".join(full.describe(full.run.seconds)), flush=True)
+    for number in range(rounds):
+        rng = random.Random(number)
+        same = same_length(script.original, rng)
+        longer = lengthened(same, round(LONGER_SECONDS * CPS), rng)
+        for what, text in (("EDIT-SAME", same), ("EDIT-LONGER", longer)):
+            builds.append(bench.edit(what, script, text, was))
+            print("\n".join(builds[-1].describe(full.run.seconds)), flush=True)
+        if number + 1 < rounds:  # untimed: the next round edits the script as generated
+            script.write(script.original)
+            doit(root)
     for what, target in (("EDIT-SAME", SAME_TARGET), ("EDIT-LONGER", LONGER_TARGET)):
         best = min(b.run.seconds for b in builds if b.what == what)
-        ratio = best / seconds
+        ratio = best / full.run.seconds
         print(
-            f"{what:<12} best of {rounds}: {best:6.1f} s / FULL {seconds:6.1f} s = {ratio:6.1%}   "
+            f"{what:<12} best of {rounds}: {best:6.1f} s / FULL {full.run.seconds:6.1f} s = {ratio:6.1%}   "
             f"target <= {target:.0%}   {verdict(ratio <= target)}"
         )
     if bench.problems:
