@@ -41,11 +41,12 @@ lint:
 	$(PY)/ruff check src tests benchmarks renderers
 	$(PY)/mypy
 
-## bench: the benchmarks under benchmarks/ (prints figures and ratios; longform takes minutes)
+## bench: the benchmarks under benchmarks/ (prints figures and ratios; longform and sections take minutes)
 bench: $(BENCH)
 	$(BIN)/python benchmarks/noop.py
 	$(BIN)/python benchmarks/cloud.py
 	$(BIN)/python benchmarks/longform.py
+	$(BIN)/python benchmarks/sections.py
 
 ## lock: resolve the newest releases again into requirements/lock.txt (then run make test)
 lock: $(STAMP)
