@@ -21,8 +21,8 @@ from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
-from .timeline import mixer_settings
 from .preview import mixer_section, write_preview
+from .timeline import mixer_settings
 
 __all__ = ["SectionJob", "build_section", "premix_once"]
 
@@ -83,11 +83,33 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
             if sfx is not None and block.sfx is not None:
                 sfx.write_at(block.position, block.sfx)
         meta = {"kind": "section", "name": task, "pre": premix.pre, "length": premix.length}
+        clips = _clips(plan.timeline.sections[index].items, premix)
         if sfx is not None:
             sfx.commit({**meta, "bus": "sfx"})
-        voice.commit({**meta, "sfx": sfx is not None})  # last: the pre-mix is whole
+        voice.commit({**meta, "sfx": sfx is not None, "clips": clips})  # last: the pre-mix is whole
     except BaseException:
         voice.discard()
         if sfx is not None:
             sfx.discard()
         raise
+
+
+def _clips(items: Any, premix: Any) -> list[list[Any]]:
+    """Each clip of a pre-mix as ``[what, start, stop]``: what it plays (a digest of its item or
+    cue), and where. An edit's splice compares two versions of a section by them
+    (:mod:`mixdown.actions.splice`): a clip the same in both sounds the same in both."""
+    from ..keys import content_key
+    from ..plan.model import LineItem, StingItem
+
+    voice_ids: list[str] = []
+    sfx_ids: list[str] = []
+    for item in items:
+        if isinstance(item, LineItem):
+            voice_ids.append(content_key(["line", item.key, item.gain_db])[:20])
+            sfx_ids.extend(content_key(["cue", item.key, cue.to_json()])[:20] for cue in item.cues)
+        elif isinstance(item, StingItem):
+            sfx_ids.append(content_key(item.to_json())[:20])
+    voice, sfx = premix.extents()
+    if (len(voice), len(sfx)) != (len(voice_ids), len(sfx_ids)):
+        raise AssertionError("a pre-mix's clips do not follow its items")
+    return [[what, a, b] for what, (a, b) in zip([*voice_ids, *sfx_ids], [*voice, *sfx], strict=True)]

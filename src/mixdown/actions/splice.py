@@ -182,7 +182,7 @@ def plan(
     analysis = Analysis.load(cache.side_path(parent, ANALYSIS))
     if analysis is None or analysis.frames != old.frames or not all(k in cache for k in stems.values()):
         return None
-    changed = _sections_changed(old, layout)
+    changed = _sections_changed(context, old, layout)
     powers = None
     if layout.ducked:
         found = _ducking(context, parent, program, old, layout, changed)
@@ -237,17 +237,50 @@ def _hull(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, in
     return min(a[0], b[0]), max(a[1], b[1])
 
 
-def _sections_changed(old: Layout, new: Layout) -> tuple[int, int] | None:
-    """The stretch covering the clips of every section placed in one mix and not the other,
-    and the end of the programme if its length changed."""
+def _sections_changed(context: Context, old: Layout, new: Layout) -> tuple[int, int] | None:
+    """The stretch covering what sounds in one mix and not the other: the clips of a section
+    edited in place (same start), every clip of a section placed in one mix and not the
+    other, and the end of the programme if its length changed."""
     before = {(s.key, s.start, s.first, s.stop) for s in old.sections if s.key}
     after = {(s.key, s.start, s.first, s.stop) for s in new.sections if s.key}
+    gone, came = before - after, after - before
     changed = None
-    for _, _, first, stop in before ^ after:
+    starts = {s[1] for s in gone} & {s[1] for s in came}
+    for start in starts:
+        was = [s for s in gone if s[1] == start]
+        now = [s for s in came if s[1] == start]
+        if len(was) == len(now) == 1:
+            compared, edited = _clips_changed(context, was[0], now[0])
+            if compared:
+                changed = _hull(changed, edited)
+                gone.discard(was[0])
+                came.discard(now[0])
+    for _, _, first, stop in gone | came:
         changed = _hull(changed, (first, stop))
     if old.frames != new.frames:
         changed = _hull(changed, (min(old.frames, new.frames), new.frames))
     return changed
+
+
+def _clips_changed(
+    context: Context, was: tuple[str, int, int, int], now: tuple[str, int, int, int]
+) -> tuple[bool, tuple[int, int] | None]:
+    """Whether two versions of a section at the same place could be compared clip by clip (not
+    if a pre-mix, or its list of clips, is gone), and the stretch covering the clips that
+    differ (None: none)."""
+    found = []
+    for key, _, first, _ in (was, now):
+        try:
+            clips = context.cache.meta(key)["clips"] if not key.startswith("direct:") else None
+        except (OSError, ValueError, KeyError):
+            clips = None
+        if not isinstance(clips, list):
+            return False, None
+        found.append({(str(what), first + int(a), first + int(b)) for what, a, b in clips})
+    changed = None
+    for _, a, b in found[0] ^ found[1]:
+        changed = _hull(changed, (a, b))
+    return True, changed
 
 
 def _sections(layout: Layout) -> list[Any]:

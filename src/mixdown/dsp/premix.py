@@ -82,6 +82,11 @@ class Premix:
         self._voice = [_shifted(clip, self.pre) for clip in placement.voice]
         self._sfx = [_shifted(clip, self.pre) for clip in placement.sfx]
 
+    def extents(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Where each voice clip and each SFX clip sounds, ``(start, stop)`` from sample 0, in the
+        order the layout placed them: lines in order; each line's cues, or a sting, in order."""
+        return [(c.start, c.end) for c in self._voice], [(c.start, c.end) for c in self._sfx]
+
     def blocks(self, size: int = BLOCK, *, threads: int = 1) -> Iterator[PremixBlock]:
         """Yield the buses in consecutive blocks of ``size`` frames from sample 0 (the last may be shorter).
 
