@@ -242,23 +242,26 @@ def compared(old: Path, new: Path) -> str:
     width = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}.get(info.subtype, 4)
     rate = info.samplerate * info.channels * width  # bytes a second
     header = new.stat().st_size - info.frames * info.channels * width
-    a, b = np.memmap(old, np.uint8, "r"), np.memmap(new, np.uint8, "r")
+    files = np.memmap(old, np.uint8, "r"), np.memmap(new, np.uint8, "r")
+    heads = files[0][:header], files[1][:header]
+    a, b = files[0][header:], files[1][header:]  # the samples (both headers are as long)
     common, stretch = min(a.size, b.size), int(STRETCH_SECONDS * rate)
     counts = [differing(a, b, i, min(i + stretch, common)) for i in range(0, common, stretch)]
+    in_header = int(np.count_nonzero(heads[0] != heads[1]))
     total = sum(counts) + abs(a.size - b.size)
-    if not total:
-        return f"identical ({b.size:,} bytes)"
+    if not total + in_header:
+        return f"identical ({files[1].size:,} bytes)"
     changed = {i for i, n in enumerate(counts) if n}
     if a.size != b.size:  # the bytes only one file has: the stretches they fall in
         changed |= set(range(common // stretch, -(-max(a.size, b.size) // stretch)))
     first = first_difference(a, b)
-    last = b.size - first_difference(a[::-1], b[::-1])
-    span = f"{max(first - header, 0) / rate:.1f} s to {(last - header) / rate:.1f} s"
-    span += " (and the header)" if first < header else ""
+    last = b.size - first_difference(a[::-1], b[::-1]) if total else first
+    span = f"{first / rate:.1f} s to {last / rate:.1f} s" if total else "nowhere"
+    span += f" (and {in_header} bytes of the header)" if in_header else ""
     size = f"; its length changed by {b.size - a.size:+,} bytes" if a.size != b.size else ""
     return (
-        f"{total:,} of {b.size:,} bytes differ, in {len(changed)} of {-(-b.size // stretch)} stretches of "
-        f"{STRETCH_SECONDS:g} s; the differing bytes run from {span}{size}"
+        f"{total:,} of {b.size:,} sample bytes differ, in {len(changed)} of {-(-b.size // stretch)} "
+        f"stretches of {STRETCH_SECONDS:g} s; the differing bytes run from {span}{size}"
     )
 
 
