@@ -41,6 +41,7 @@ class TextVoice(CountingVoice):
 def fakes(fakes: dict[str, Any]) -> dict[str, Any]:
     return {**fakes, "fake": TextVoice()}
 
+
 TOML = """
 [project]
 name = "Remix"
@@ -117,20 +118,42 @@ def _mix_of(root: Path, fakes: dict[str, Any]) -> tuple[Any, Any]:
     return loaded.context, loaded.plan.mixes[0]
 
 
-def _whole(context: Any, plan: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The mix of ``plan`` made whole (no parent to splice from), and its hop energies."""
-    cache = context.cache
-    for path in (
-        cache.path(plan.key),
-        cache.meta_path(plan.key),
-        *cache.path(plan.key).parent.glob(f"{plan.key}.*"),
-    ):
-        path.unlink(missing_ok=True)
+def _delete(root: Path, keys: list[str]) -> None:
+    """Delete cache objects ``keys`` and everything kept beside them."""
+    objects = root / "cache" / "objects"
+    for key in keys:
+        for path in (objects / key[:2]).glob(f"{key}*"):
+            path.unlink()
+
+
+def _whole(root: Path, fakes: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The mix ``key`` made whole again (no parent to splice from), and its hop energies."""
+    _delete(root, [key])
+    context, plan = _mix_of(root, fakes)  # a fresh cache listing
+    assert plan.key == key and key not in context.cache
     published.forget(context, plan)
     mix_once(context, plan)
-    analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))
+    assert change_of(context, plan) is None  # made whole
+    analysis = Analysis.load(context.cache.side_path(plan.key, ANALYSIS))
     assert analysis is not None
-    return cache.get(plan.key)[0], analysis.meter.hop_energies()
+    return context.cache.get(plan.key)[0], analysis.meter.hop_energies()
+
+
+def _premix_whole(root: Path, fakes: dict[str, Any], index: int) -> list[np.ndarray]:
+    """The buses of section ``index``'s pre-mix made whole again (no earlier version to start from)."""
+    from mixdown.actions.section import premix_once
+    from mixdown.plan.model import section_sfx_key
+
+    context, plan = _mix_of(root, fakes)
+    key = plan.section_keys[index]
+    buses = [k for k in (key, section_sfx_key(key)) if k in context.cache]
+    made = [context.cache.get(k)[0] for k in buses]
+    _delete(root, buses)
+    context, plan = _mix_of(root, fakes)
+    assert key not in context.cache
+    published.forget(context, plan)
+    premix_once(context, plan, index)
+    return [*made, *(context.cache.get(k)[0] for k in buses)]
 
 
 @pytest.mark.parametrize("longer", [False, True], ids=["same-length", "two-seconds-longer"])
@@ -146,6 +169,7 @@ def test_an_edit_splices_the_mix_bit_for_bit(long_show: Path, fakes: dict[str, A
     code, out, err = doit(long_show, fakes)
     assert code == 0, out + err
     assert len(fakes["fake"].calls) == 1  # one line rendered (a long one is split: its new part)
+    assert "section:show/episode/part2  spliced: summed" in out, out
     assert "mix:show/episode  spliced: mixed" in out, out
     context, after = _mix_of(long_show, fakes)
     change = change_of(context, after)
@@ -166,7 +190,12 @@ def test_an_edit_splices_the_mix_bit_for_bit(long_show: Path, fakes: dict[str, A
         np.testing.assert_array_equal(spliced[change.stop :], old[change.stop :])
     np.testing.assert_array_equal(spliced[: change.start], old[: change.start])
     assert not np.array_equal(spliced[change.start : change.stop], old[change.start : change.stop])
-    whole, whole_hops = _whole(context, after)
+    edited = [i for i, key in enumerate(after.section_keys) if key not in before.section_keys]
+    assert edited == [2]
+    buses = _premix_whole(long_show, fakes, 2)  # spliced from its earlier pre-mix, then made whole
+    for spliced_bus, whole_bus in zip(buses[: len(buses) // 2], buses[len(buses) // 2 :], strict=True):
+        np.testing.assert_array_equal(spliced_bus, whole_bus)
+    whole, whole_hops = _whole(long_show, fakes, after.key)
     np.testing.assert_array_equal(spliced, whole)  # the same samples as a whole mix
     np.testing.assert_array_equal(hops, whole_hops)  # and the same measurement
 

@@ -16,6 +16,7 @@ its preview (:mod:`mixdown.actions.preview`).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,36 +63,73 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
     if key is None:
         return
     task = plan.section_task(index)
-    once(context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index))
+    once(
+        context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index)
+    )
 
 
 def _premix(context: Context, plan: MixPlan, index: int) -> None:
-    """Lay the section out on its own and store its voice and SFX buses (see the module docs)."""
+    """Lay the section out on its own and store its voice and SFX buses (see the module docs).
+
+    After an edit of the section, what its earlier pre-mix already holds (the
+    same clips at the same places, or all shifted alike after a change of
+    length) is copied from it, and only the stretch between is summed again
+    (:func:`mixdown.actions.splice.reuse_premix`).
+    """
     from ..dsp.premix import Premix
+    from . import splice
 
     key = plan.section_keys[index]
     assert key is not None
     task = plan.section_task(index)
     settings = mixer_settings(plan.timeline)
     premix = Premix(mixer_section(context, plan, index), settings, where=task)
+    clips = _clips(plan.timeline.sections[index].items, premix)
     sr, channels, frames, cache = settings.sample_rate, settings.channels, premix.frames, context.cache
+    earlier = splice.earlier_section(context, plan, index)
+    reuse = (
+        splice.reuse_premix(context, earlier, clips, premix.pre, premix.length, frames) if earlier else None
+    )
+    if reuse is not None and (cache.info(reuse.earlier)[2], cache.meta(reuse.earlier).get("sfx")) != (
+        premix.voice_channels,
+        premix.has_sfx,
+    ):
+        reuse = None
     voice = cache.writer(key, sr, premix.voice_channels, frames=frames)
     sfx = cache.writer(section_sfx_key(key), sr, channels, frames=frames) if premix.has_sfx else None
     try:
-        for block in premix.blocks(threads=min(os.cpu_count() or 1, 4)):
+        start, stop = (0, frames) if reuse is None else (reuse.start, reuse.stop)
+        if reuse is not None:
+            _copy(voice, sfx, reuse, frames)
+        for block in premix.blocks(threads=min(os.cpu_count() or 1, 4), start=start, stop=stop):
             voice.write_at(block.position, block.voice)
             if sfx is not None and block.sfx is not None:
                 sfx.write_at(block.position, block.sfx)
         meta = {"kind": "section", "name": task, "pre": premix.pre, "length": premix.length}
-        clips = _clips(plan.timeline.sections[index].items, premix)
         if sfx is not None:
             sfx.commit({**meta, "bus": "sfx"})
         voice.commit({**meta, "sfx": sfx is not None, "clips": clips})  # last: the pre-mix is whole
+        if reuse is not None:
+            print(
+                f"{task}  spliced: summed {(stop - start) / sr:.1f} s of {frames / sr:.1f} s again",
+                file=sys.stdout,
+            )
     except BaseException:
         voice.discard()
         if sfx is not None:
             sfx.discard()
         raise
+
+
+def _copy(voice: Any, sfx: Any, reuse: Any, frames: int) -> None:
+    """Copy into the writers what the earlier pre-mix holds of the new one (see :class:`Reuse`)."""
+    earlier = reuse.earlier
+    buses = [(voice, earlier)] + ([(sfx, section_sfx_key(earlier))] if sfx is not None else [])
+    for writer, source in buses:
+        if reuse.start:
+            writer.copy_from(source, 0, reuse.start)
+        if reuse.stop < frames:
+            writer.copy_from(source, reuse.stop - reuse.shift, frames - reuse.shift, at=reuse.stop)
 
 
 def _clips(items: Any, premix: Any) -> list[list[Any]]:

@@ -35,7 +35,19 @@ from .context import Context
 if TYPE_CHECKING:  # numpy is imported by the actions that run, not by every build's planning
     import numpy as np
 
-__all__ = ["ANALYSIS", "LAYOUT", "POWERS", "Found", "Layout", "Placed", "plan", "store"]
+__all__ = [
+    "ANALYSIS",
+    "LAYOUT",
+    "POWERS",
+    "Found",
+    "Layout",
+    "Placed",
+    "Reuse",
+    "earlier_section",
+    "plan",
+    "reuse_premix",
+    "store",
+]
 
 # kept beside a mix's cache object: its measurement, which saves the master a pass
 ANALYSIS = "analysis.npz"
@@ -329,3 +341,57 @@ def _ducking(
     now = Ducker(powers / scale, program.sections, program.starts, program.frames, hop, settings)
     then = Ducker(before / scale, _sections(old), [s.start for s in old.sections], old.frames, hop, settings)
     return powers, now.changed(then)
+
+
+class Reuse(NamedTuple):
+    """How a section's new pre-mix reuses its earlier one: the same samples before ``start``,
+    and from ``stop`` on those the earlier one has from ``stop - shift``; only ``[start, stop)``
+    is made again."""
+
+    earlier: str  # the earlier pre-mix's key
+    start: int
+    stop: int
+    shift: int
+
+
+def earlier_section(context: Context, plan: MixPlan, index: int) -> str | None:
+    """The pre-mix section ``index`` had in the rendition's last published mix, if it was another
+    and is cached (what an edit of the section starts from), else None."""
+    last = published.read(context, plan)
+    old = _layout(context, last.mix) if last is not None else None
+    if old is None or index >= len(old.sections):
+        return None
+    key = old.sections[index].key.removeprefix("direct:")
+    return key if key and key != plan.section_keys[index] and key in context.cache else None
+
+
+def reuse_premix(
+    context: Context, earlier: str, clips: list[list[Any]], pre: int, length: int, frames: int
+) -> Reuse | None:
+    """How a section's new pre-mix (its ``clips`` as ``[what, start, stop]``, ``pre``, ``length``
+    and ``frames``) can reuse the ``earlier`` one, or None if it cannot.
+
+    Before the first clip that is not in both at the same place, both are made of the
+    same clips; after the last that is not in both at places ``shift`` apart (the
+    change in the section's length), likewise, shifted.
+    """
+    try:
+        meta = context.cache.meta(earlier)
+        was = {(str(w), int(a), int(b)) for w, a, b in meta["clips"]}
+        before = (int(meta["pre"]), int(meta["length"]), context.cache.info(earlier)[0])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    shift = length - before[1]
+    if before[0] != pre or frames - before[2] != shift:
+        return None
+    now = {(str(w), int(a), int(b)) for w, a, b in clips}
+    start = min((a for _, a, _ in now ^ was), default=frames)
+    moved = {(w, a + shift, b + shift) for w, a, b in was}
+    stop = max(
+        [b for w, a, b in now - moved]
+        + [b + shift for w, a, b in was if (w, a + shift, b + shift) not in now],
+        default=0,
+    )
+    if not 0 <= start <= before[2] or stop - shift > before[2]:
+        return None
+    return Reuse(earlier, min(start, frames), max(stop, min(start, frames)), shift)

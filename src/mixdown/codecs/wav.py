@@ -348,31 +348,34 @@ class WavWriter:
         start_writeback(self._fd, offset, len(data))
         return None if crc is None else zlib.crc32(data, crc)
 
-    def copy_from(self, path: str | os.PathLike[str], start: int, stop: int) -> None:
-        """Copy frames ``[start, stop)`` of the WAV at ``path`` to the same frames of this file.
+    def copy_from(self, path: str | os.PathLike[str], start: int, stop: int, at: int | None = None) -> None:
+        """Copy frames ``[start, stop)`` of the WAV at ``path`` to this file's frames from ``at``
+        (by default ``start``: the same frames).
 
         ``path`` must hold the same kind of samples (rate, channels and
         subtype) in a header of the same length: an earlier file of this
         programme, whose unchanged stretches are copied instead of made again.
         The copy stays in the kernel (``os.copy_file_range``) where it can.
         """
-        if start < 0 or stop > self.frames or start > stop:
-            raise ValueError(f"frames {start}..{stop} are outside the file's {self.frames}")
+        at = start if at is None else at
+        if start < 0 or at < 0 or start > stop or at + stop - start > self.frames:
+            raise ValueError(f"frames {at}..{at + stop - start} are outside the file's {self.frames}")
         align = self.channels * self.width
-        left, offset = (stop - start) * align, self._offset + start * align
+        left, offset = (stop - start) * align, start * align
+        shift = (at - start) * align  # from a byte of the source to the same byte here
         source = os.open(path, os.O_RDONLY)
         try:
             head = os.pread(source, self._offset, 0)
             if head[self._offset - 8 : self._offset - 4] != b"data" or self._fmt not in head:
                 raise AudioError(f"{path}: not a file of the same format and header as {self.path.name}")
             while left:
-                done = _copy_range(source, self._fd, left, offset)
+                done = _copy_range(source, self._fd, left, self._offset + offset, self._offset + offset + shift)
                 if not done:
                     raise AudioError(f"{path}: the file ends before frame {stop}")
                 left, offset = left - done, offset + done
         finally:
             os.close(source)
-        start_writeback(self._fd, self._offset + start * align, (stop - start) * align)
+        start_writeback(self._fd, self._offset + at * align, (stop - start) * align)
 
     def crc(self, start: int, frames: int) -> int:
         """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""
@@ -427,11 +430,11 @@ class WavWriter:
             self._fd = -1
 
 
-def _copy_range(source: int, target: int, count: int, offset: int) -> int:
-    """Copy up to ``count`` bytes at ``offset`` from one file to the same offset of another;
-    return how many were copied (0 at the source's end)."""
+def _copy_range(source: int, target: int, count: int, offset: int, to: int) -> int:
+    """Copy up to ``count`` bytes at ``offset`` of one file to ``to`` of another; return how
+    many were copied (0 at the source's end)."""
     try:
-        return os.copy_file_range(source, target, min(count, 1 << 30), offset, offset)
+        return os.copy_file_range(source, target, min(count, 1 << 30), offset, to)
     except OSError as err:
         import errno
 
@@ -439,7 +442,7 @@ def _copy_range(source: int, target: int, count: int, offset: int) -> int:
             raise
     data = os.pread(source, min(count, 1 << 22), offset)
     if data:
-        write_at(target, memoryview(data), offset)
+        write_at(target, memoryview(data), to)
     return len(data)
 
 

@@ -87,19 +87,28 @@ class Premix:
         order the layout placed them: lines in order; each line's cues, or a sting, in order."""
         return [(c.start, c.end) for c in self._voice], [(c.start, c.end) for c in self._sfx]
 
-    def blocks(self, size: int = BLOCK, *, threads: int = 1) -> Iterator[PremixBlock]:
-        """Yield the buses in consecutive blocks of ``size`` frames from sample 0 (the last may be shorter).
+    def blocks(
+        self, size: int = BLOCK, *, threads: int = 1, start: int = 0, stop: int | None = None
+    ) -> Iterator[PremixBlock]:
+        """Yield the buses in consecutive blocks of ``size`` frames over ``[start, stop)`` (by
+        default all of it; the last block may be shorter).
 
         With ``threads`` > 1, clips are made ahead on that many threads
-        (see :class:`~mixdown.dsp.rendering.Bus`); the samples are the same.
+        (see :class:`~mixdown.dsp.rendering.Bus`); the samples are the same,
+        and the same whatever the range: only the clips that sound in it are made.
         """
         sr, channels = self.settings.sample_rate, self.settings.channels
+        stop = self.frames if stop is None else stop
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mixdown-premix") if threads > 1 else None
+
+        def sounding(clips: list[Placed]) -> list[Placed]:
+            return [clip for clip in clips if clip.start < stop and clip.end > start]
+
         try:
-            voice = Bus(self._voice, self.voice_channels, pool, sr)
-            sfx = Bus(self._sfx, channels, pool, sr) if self.has_sfx else None
-            for first in range(0, self.frames, size):
-                last = min(first + size, self.frames)
+            voice = Bus(sounding(self._voice), self.voice_channels, pool, sr)
+            sfx = Bus(sounding(self._sfx), channels, pool, sr) if self.has_sfx else None
+            for first in range(start, stop, size):
+                last = min(first + size, stop)
                 yield PremixBlock(first, voice.render(first, last), sfx.render(first, last) if sfx else None)
         finally:
             if pool is not None:

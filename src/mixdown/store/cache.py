@@ -304,10 +304,11 @@ class ObjectWriter:
         with self._lock:
             self.frames += len(block)
 
-    def copy_from(self, key: str, start: int, stop: int) -> None:
+    def copy_from(self, key: str, start: int, stop: int, at: int | None = None) -> None:
         """Copy frames ``[start, stop)`` of the cached object ``key`` (same rate and channels)
-        to the same frames of this one: what an earlier version of it already holds."""
-        self._file.copy_from(self.cache.path(key), start, stop)
+        to this one's frames from ``at`` (by default the same frames): what an earlier version
+        of it already holds."""
+        self._file.copy_from(self.cache.path(key), start, stop, at)
         with self._lock:
             self.frames += stop - start
 
