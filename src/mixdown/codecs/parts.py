@@ -175,11 +175,12 @@ class ParallelPasses:
     ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
     None); ``progress`` is told the frames done so far in the pass;
     ``mix_hops``, the mix's hop energies (its analysis), spare the master
-    most of its K-weighting (:class:`~mixdown.codecs.energies.Energies`); ``reuse`` names the parts
-    to copy from published files instead of making them (a splice). Call it
-    as a :data:`mixdown.dsp.master.Pass`; then close the WAV and
-    :meth:`check_wav_header`; :attr:`recipe` is the last pass's, and
-    :attr:`measures`, :attr:`mp3_measures` and :meth:`mp3_sizes` its parts'.
+    most of its K-weighting (:class:`~mixdown.codecs.energies.Energies`);
+    ``reuse`` names the parts to copy from published files instead of
+    making them (a splice). Call it as a :data:`mixdown.dsp.master.Pass`;
+    then close the WAV and :meth:`check_wav_header`; :attr:`recipe` is the
+    last pass's, and :attr:`measures`, :attr:`mp3_measures` and
+    :meth:`mp3_sizes` its parts'.
     """
 
     def __init__(
