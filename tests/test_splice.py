@@ -392,21 +392,29 @@ def test_splices_in_turn_are_held_to_the_last_master_made_in_full(
     assert "master:ep  spliced 1 of 6 parts (29.7 s)" in show.master(third, capsys)
 
 
-def test_a_published_mp3_that_is_not_what_was_recorded_masters_in_full(
-    first: tuple[Show, MixPlan, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("name", ["ep.wav", "ep.mp3"])
+def test_a_published_file_that_is_not_what_was_recorded_masters_in_full(
+    first: tuple[Show, MixPlan, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
     show, plan, y = first
-    path = show.root / "build" / "ep.mp3"
+    path = show.root / "build" / name
     stat = path.stat()
-    sizes = show.parts(plan).mp3_sizes
-    assert sizes is not None
-    at = sum(int(s.sum()) for s in sizes[:3])  # where part 3's frames start
+    if name == "ep.mp3":
+        sizes = show.parts(plan).mp3_sizes
+        assert sizes is not None
+        at = sum(int(s.sum()) for s in sizes[:3])  # where part 3's frames start
+    else:
+        at = stat.st_size - 3 * 16000 * 3  # a sample of the last part's, three seconds from the end
     with open(path, "r+b") as fh:  # damaged in place, its size and time kept: the record trusts it
         fh.seek(at)
-        fh.write(b"\0\0")
+        fh.write(b"\x55\x55")  # in place of a frame header, or of two bytes of a sample
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert published.read(show.context, plan).intact()  # type: ignore[union-attr]
     mix, change = edited(y, 16000, 130.0, y[50 * 16000 : 52 * 16000])
     out = show.master(show.mix(mix, 16000, parent=(plan.key, *change)), capsys)
-    assert "master:ep  mastered in full: ep.mp3 has no MP3 frame where part 3 starts" in out
+    said = {
+        "ep.mp3": "ep.mp3 has no MP3 frame where part 3 starts",
+        "ep.wav": "ep.wav is not the WAV its master recorded (part 5)",
+    }[name]
+    assert f"master:ep  mastered in full: {said}" in out
     as_full_master(show, tmp_path, mix, capsys)
