@@ -7,6 +7,7 @@ action as doit runs it; a programme just over two parts at a low rate.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -66,7 +67,7 @@ class Show(NamedTuple):
         """Store ``y`` as a mix (with its analysis; spliced from ``parent``: key, start, stop) and
         return the plan mastering it to ``build/ep.wav`` and ``.mp3``."""
         cache = self.context.cache
-        key = content_key({"mix": y.tobytes().hex()[:4096], "n": len(y), "sum": float(np.abs(y).sum())})
+        key = content_key({"mix": hashlib.sha256(y.tobytes()).hexdigest(), "shape": list(y.shape)})
         if key not in cache:
             cache.put(key, y, sr, {"kind": "mix", "name": "ep"})
             cache.put_side(key, ANALYSIS, Analysis.of(Source.of_array(y, sr)).to_bytes())
@@ -124,85 +125,104 @@ def test_an_edit_splices_only_the_touched_parts_into_the_published_files(
     show.master(first, capsys)
     before = show.files()
     # An edit 130 s in: two seconds replaced by others of the same kind, or two more inserted.
-    at, length = round(130.0 * sr), round(2.0 * sr)
+    at = round(130.0 * sr)
     other = programme(60.0, sr, channels, seed=7)[10 * sr : 10 * sr + round((2.0 + inserted) * sr)]
     if inserted:
-        edited = np.concatenate([y[:at], other, y[at:]])
-        change = (at, len(edited))
+        mix = np.concatenate([y[:at], other, y[at:]])
+        change = (at, len(mix))
     else:
-        edited = y.copy()
-        edited[at : at + length] = other
-        change = (at, at + length)
-    second = show.mix(edited, sr, parent=(first.key, *change))
+        mix = y.copy()
+        mix[at : at + len(other)] = other
+        change = (at, at + len(other))
+    second = show.mix(mix, sr, parent=(first.key, *change))
     out = show.master(second, capsys)
-    count = len(parts.bounds(len(edited), sr))
+    # The part with the edit is made again, and for a longer mix every one after it too.
+    bounds = parts.bounds(len(mix), sr)
+    edited_part = next(i for i, (a, b) in enumerate(bounds) if a <= at < b)
+    dirty = [i >= edited_part if inserted else i == edited_part for i in range(len(bounds))]
     parent = parts.Recipe(sr, channels, len(y), -2.3, 0.0, 1.0, 1.0, parts.PART_SECONDS)
-    dirty = dirty_parts(parent, len(edited), *change)
-    seconds = sum(b - a for (a, b), d in zip(parts.bounds(len(edited), sr), dirty, strict=True) if d) / sr
-    assert f"master:ep  spliced {sum(dirty)} of {count} parts ({seconds:.1f} s)" in out
-    assert 0 < sum(dirty) < count and (sum(dirty) == 1 if not inserted else not any(dirty[:1]))
+    assert dirty_parts(parent, len(mix), *change) == dirty and 0 < edited_part
+    seconds = sum(b - a for (a, b), made in zip(bounds, dirty, strict=True) if made) / sr
+    assert f"master:ep  spliced {sum(dirty)} of {len(bounds)} parts ({seconds:.1f} s)" in out
     after = show.files()
     assert set(after) == {"ep.wav", "ep.mp3"}  # no temporary file left
     record = published.read(show.context, second)
     assert record is not None and (record.mix, record.master) == (second.key, second.master_key)
     assert record.intact()
 
-    # The WAV: the published samples wherever a part was kept; new ones where the edit is.
+    kept_outside_the_dirty_parts(before, after, bounds, dirty, show.parts(first), show.parts(second))
+    measured_as_the_files_are(show, second, len(mix))
+    made_by_its_recipe(show, second, mix, wav_samples(after["ep.wav"]), tmp_path)
+    # And it is a full master of the edited mix, to 0.05 LU and 0.1 dB of true peak.
+    whole = Show.at(tmp_path / "whole")
+    assert "spliced" not in whole.master(whole.mix(mix, sr), capsys)
+    for name in ("ep.wav", "ep.mp3"):
+        one, two = _measure_file(show.root / "build" / name), _measure_file(whole.root / "build" / name)
+        assert one.integrated == pytest.approx(two.integrated, abs=0.05)
+        assert one.true_peak == pytest.approx(two.true_peak, abs=0.1)
+
+
+def kept_outside_the_dirty_parts(
+    before: dict[str, bytes],
+    after: dict[str, bytes],
+    bounds: list[tuple[int, int]],
+    dirty: list[bool],
+    kept: PartData,
+    made: PartData,
+) -> None:
+    """The files ``after`` a splice are those ``before`` it, but in the ``dirty`` parts, which
+    differ where the edit is; ``kept`` and ``made`` describe their parts."""
     old, new = wav_samples(before["ep.wav"]), wav_samples(after["ep.wav"])
-    assert len(new) == len(edited)
-    changed = np.flatnonzero(np.any(old[: min(len(old), len(new))] != new[: len(old)], axis=1))
-    for (a, b), made in zip(parts.bounds(len(edited), sr), dirty, strict=True):
-        if not made:
+    assert len(new) == bounds[-1][1]
+    for (a, b), remade in zip(bounds, dirty, strict=True):
+        if not remade:
             np.testing.assert_array_equal(new[a:b], old[a:b])
-    bounds = parts.bounds(len(edited), sr)
-    assert len(changed) and all(
-        dirty[next(i for i, (a, b) in enumerate(bounds) if a <= c < b)] for c in (changed[0], changed[-1])
-    )
-    assert np.any(new[at : at + length] != old[at : at + length])
-    # The MP3: the published frames of every kept part, byte for byte, in order; new ones where
-    # the edit is.
-    kept, made_now = show.parts(first), show.parts(second)
-    old_mp3, new_mp3 = mp3_parts(before["ep.mp3"], kept), mp3_parts(after["ep.mp3"], made_now)
-    for index, made in enumerate(dirty):
-        if not made:
+    changed = np.flatnonzero(np.any(old[: len(new)] != new[: len(old)], axis=1))
+    assert len(changed)
+    for sample in (changed[0], changed[-1]):
+        assert dirty[next(i for i, (a, b) in enumerate(bounds) if a <= sample < b)]
+    # The MP3: the published frames of every kept part, byte for byte, in order.
+    old_mp3, new_mp3 = mp3_parts(before["ep.mp3"], kept), mp3_parts(after["ep.mp3"], made)
+    for index, remade in enumerate(dirty):
+        if not remade:
             assert new_mp3[index] == old_mp3[index]
-    edited_part = next(i for i, (a, b) in enumerate(parts.bounds(len(edited), sr)) if a <= at < b)
-    assert dirty[edited_part] and new_mp3[edited_part] != old_mp3[edited_part]
-    assert len(mp3.frame_index(after["ep.mp3"])[0]) - 1 == sum(len(s) for s in made_now.mp3_sizes or [])
+    first = dirty.index(True)  # the part with the edit
+    assert new_mp3[first] != old_mp3[first]
+    assert len(mp3.frame_index(after["ep.mp3"])[0]) - 1 == sum(len(s) for s in made.mp3_sizes or [])
 
-    # What was kept of the parts measures the files as they are.
-    wav_found = _measure_file(show.root / "build" / "ep.wav")
-    mp3_found = _measure_file(show.root / "build" / "ep.mp3")
-    kept_wav = joined(sr, channels, len(edited), made_now.wav)
-    assert kept_wav.integrated == pytest.approx(wav_found.integrated, abs=1e-3)
-    assert kept_wav.true_peak == pytest.approx(wav_found.true_peak, abs=1e-3)
-    assert made_now.mp3 is not None
-    frames = sum(len(s) for s in made_now.mp3_sizes or [])
-    kept_mp3 = joined(sr, channels, frames * mp3.samples_per_frame(sr), made_now.mp3)
-    assert kept_mp3.integrated == pytest.approx(mp3_found.integrated, abs=1e-4)
-    assert kept_mp3.true_peak == pytest.approx(mp3_found.true_peak, abs=1e-4)
 
-    # The recipe kept for the spliced master makes exactly its samples.
-    recipe = json.loads(show.context.cache.side_path(second.master_key, RECIPE).read_text())["recipe"]
-    master = np.zeros_like(edited)
+def measured_as_the_files_are(show: Show, plan: MixPlan, frames: int) -> None:
+    """The parts' measurements kept for ``plan``'s master join into the files' own."""
+    made = show.parts(plan)
+    _, sr, channels = show.context.cache.info(plan.key)
+    wav, mp3_file = (
+        _measure_file(show.root / "build" / "ep.wav"),
+        _measure_file(show.root / "build" / "ep.mp3"),
+    )
+    kept = joined(sr, channels, frames, made.wav)
+    assert kept.integrated == pytest.approx(wav.integrated, abs=1e-3)
+    assert kept.true_peak == pytest.approx(wav.true_peak, abs=1e-3)
+    assert made.mp3 is not None and made.mp3_sizes is not None
+    count = sum(len(s) for s in made.mp3_sizes)
+    kept = joined(sr, channels, count * mp3.samples_per_frame(sr), made.mp3)
+    assert kept.integrated == pytest.approx(mp3_file.integrated, abs=1e-4)
+    assert kept.true_peak == pytest.approx(mp3_file.true_peak, abs=1e-4)
+
+
+def made_by_its_recipe(show: Show, plan: MixPlan, mix: np.ndarray, wav: np.ndarray, tmp_path: Path) -> None:
+    """The recipe kept for ``plan``'s spliced master makes exactly the samples of its ``wav``."""
+    recipe = json.loads(show.context.cache.side_path(plan.master_key, RECIPE).read_text())["recipe"]
+    master = np.zeros_like(mix)
 
     class Into:
         def write_at(self, start: int, block: np.ndarray) -> None:
             master[start : start + len(block)] = block
 
-    parts.write_master(parts.Recipe(**recipe), show.context.cache.path(second.key), Into())
+    parts.write_master(parts.Recipe(**recipe), show.context.cache.path(plan.key), Into())
+    _, sr, channels = show.context.cache.info(plan.key)
     writer = WavWriter(tmp_path / "q.wav", sr, channels, "PCM_24", 1)
-    np.testing.assert_array_equal(new, writer.quantized(master))
+    np.testing.assert_array_equal(wav, writer.quantized(master))
     writer.close()
-
-    # And it is a full master of the edited mix, to 0.05 LU and 0.1 dB of true peak.
-    whole = Show.at(tmp_path / "whole")
-    out = whole.master(whole.mix(edited, sr), capsys)
-    assert "spliced" not in out
-    for name in ("ep.wav", "ep.mp3"):
-        one, two = _measure_file(show.root / "build" / name), _measure_file(whole.root / "build" / name)
-        assert one.integrated == pytest.approx(two.integrated, abs=0.05)
-        assert one.true_peak == pytest.approx(two.true_peak, abs=0.1)
 
 
 def edited(y: np.ndarray, sr: int, at: float, replacement: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -370,3 +390,31 @@ def test_splices_in_turn_are_held_to_the_last_master_made_in_full(
     thrice, change = edited(twice, sr, 200.0, 1.1 * twice[200 * sr : 204 * sr])
     third = show.mix(thrice, sr, parent=(show.mix(twice, sr).key, *change))
     assert "master:ep  spliced 1 of 6 parts (29.7 s)" in show.master(third, capsys)
+
+
+@pytest.mark.parametrize("name", ["ep.wav", "ep.mp3"])
+def test_a_published_file_that_is_not_what_was_recorded_masters_in_full(
+    first: tuple[Show, MixPlan, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    show, plan, y = first
+    path = show.root / "build" / name
+    stat = path.stat()
+    if name == "ep.mp3":
+        sizes = show.parts(plan).mp3_sizes
+        assert sizes is not None
+        at = sum(int(s.sum()) for s in sizes[:3])  # where part 3's frames start
+    else:
+        at = stat.st_size - 3 * 16000 * 3  # a sample of the last part's, three seconds from the end
+    with open(path, "r+b") as fh:  # damaged in place, its size and time kept: the record trusts it
+        fh.seek(at)
+        fh.write(b"\x55\x55")  # in place of a frame header, or of two bytes of a sample
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert published.read(show.context, plan).intact()  # type: ignore[union-attr]
+    mix, change = edited(y, 16000, 130.0, y[50 * 16000 : 52 * 16000])
+    out = show.master(show.mix(mix, 16000, parent=(plan.key, *change)), capsys)
+    said = {
+        "ep.mp3": "ep.mp3 has no MP3 frame where part 3 starts",
+        "ep.wav": "ep.wav is not the WAV its master recorded (part 5)",
+    }[name]
+    assert f"master:ep  mastered in full: {said}" in out
+    as_full_master(show, tmp_path, mix, capsys)

@@ -175,11 +175,12 @@ class ParallelPasses:
     ``mp3`` the MP3 file and settings ``(path, bitrate, vbr, quality)`` (or
     None); ``progress`` is told the frames done so far in the pass;
     ``mix_hops``, the mix's hop energies (its analysis), spare the master
-    most of its K-weighting (:class:`~mixdown.codecs.energies.Energies`); ``reuse`` names the parts
-    to copy from published files instead of making them (a splice). Call it
-    as a :data:`mixdown.dsp.master.Pass`; then close the WAV and
-    :meth:`check_wav_header`; :attr:`recipe` is the last pass's, and
-    :attr:`measures`, :attr:`mp3_measures` and :meth:`mp3_sizes` its parts'.
+    most of its K-weighting (:class:`~mixdown.codecs.energies.Energies`);
+    ``reuse`` names the parts to copy from published files instead of
+    making them (a splice). Call it as a :data:`mixdown.dsp.master.Pass`;
+    then close the WAV and :meth:`check_wav_header`; :attr:`recipe` is the
+    last pass's, and :attr:`measures`, :attr:`mp3_measures`,
+    :meth:`wav_crcs` and :meth:`mp3_sizes` its parts'.
     """
 
     def __init__(
@@ -236,6 +237,8 @@ class ParallelPasses:
 
         self._done, self._starts, self._ends = 0, [], []
         parts, bad, measured = self._run(np.float32(db_to_gain(gain_db)), aim, trim)
+        if bad and self.reuse is not None and all(not self.reuse.dirty[i] for i in bad):
+            self.reuse.differs(bad[0])  # a part copied from the published WAV is not what was kept
         if bad:
             assert self.wav is not None
             raise RenderFailed(
@@ -275,10 +278,10 @@ class ParallelPasses:
                             parts[index] = self._reused(index, out)
                         else:
                             parts[index] = pending.pop(index).result()
-                            if self.wav is not None:
-                                checks.append((index, pool.submit(self._wav_reads_back, index)))
                             if out is not None:
                                 self._splice(index, out)
+                        if self.wav is not None:
+                            checks.append((index, pool.submit(self._wav_reads_back, index)))
                         if out is not None and index:
                             mp3_parts.append(self._mp3_part(pool, index - 1))
                     if out is not None:
@@ -301,6 +304,7 @@ class ParallelPasses:
         start, stop = self.bounds[index]
         if self.wav is not None:
             self.reuse.copy_wav(self.wav, start, stop)
+            self._crcs[index] = self.reuse.crc(index)  # read back as the others are
         if out is not None:
             sizes = self.reuse.copy_mp3(index, out)
             base = self._ends[-1] if self._ends else 0
@@ -315,6 +319,10 @@ class ParallelPasses:
         if self.reuse is not None and not self.reuse.remeasure_mp3(index):
             return self.reuse.mp3_measure(index)
         return pool.submit(self._measure_mp3, index)
+
+    def wav_crcs(self) -> list[int] | None:
+        """The CRC-32 of each part's WAV bytes, as the last pass wrote them (None: no WAV)."""
+        return list(self._crcs) if self.wav is not None else None
 
     def mp3_sizes(self) -> list[np.ndarray]:
         """The byte size of every MP3 frame of each part, as the last pass wrote them."""

@@ -20,7 +20,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -90,13 +90,15 @@ class PartData:
 
     ``bounds`` are the parts (:func:`~mixdown.codecs.parts.bounds`); ``wav``
     each part's measurement (what the pass metered; the WAV holds those
-    samples); ``mp3`` each part's MP3 measurement, ``mp3_sizes`` the byte
-    size of each of its frames and ``mp3_encoding`` ``(bitrate, vbr,
-    quality)``, when the pass wrote an MP3.
+    samples) and ``crcs`` the CRC-32 of its WAV bytes, when the pass wrote a
+    WAV; ``mp3`` each part's MP3 measurement, ``mp3_sizes`` the byte size of
+    each of its frames and ``mp3_encoding`` ``(bitrate, vbr, quality)``,
+    when the pass wrote an MP3.
     """
 
     bounds: list[tuple[int, int]]
     wav: list[Measured]
+    crcs: list[int] | None = None
     mp3: list[Measured] | None = None
     mp3_sizes: list[np.ndarray] | None = None
     mp3_encoding: tuple[int, bool, int] | None = None
@@ -106,7 +108,8 @@ class PartData:
         """The parts of ``passes``'s last pass."""
         encoding = None if passes.mp3 is None else (passes.mp3[1], bool(passes.mp3[2]), passes.mp3[3])
         sizes = passes.mp3_sizes() if passes.mp3 is not None else None
-        return cls(list(passes.bounds), list(passes.measures), passes.mp3_measures, sizes, encoding)
+        bounds, crcs = list(passes.bounds), passes.wav_crcs()
+        return cls(bounds, list(passes.measures), crcs, passes.mp3_measures, sizes, encoding)
 
     def to_bytes(self) -> bytes:
         """The parts as an ``.npz`` file's bytes (see :meth:`load`)."""
@@ -114,6 +117,8 @@ class PartData:
             "bounds": np.array(self.bounds, np.int64).reshape(-1, 2),
             **_packed("wav", self.wav),
         }
+        if self.crcs is not None:
+            arrays["crcs"] = np.array(self.crcs, np.int64)
         if self.mp3 is not None and self.mp3_sizes is not None and self.mp3_encoding is not None:
             arrays.update(_packed("mp3", self.mp3))
             arrays["mp3_frames"] = np.array([len(s) for s in self.mp3_sizes], np.int64)
@@ -133,17 +138,20 @@ class PartData:
             with np.load(path) as data:
                 bounds = [(int(a), int(b)) for a, b in data["bounds"]]
                 wav = _unpacked("wav", data)
+                crcs = [int(c) for c in data["crcs"]] if "crcs" in data else None
+                if len(wav) != len(bounds) or (crcs is not None and len(crcs) != len(bounds)):
+                    return None
                 if "mp3_encoding" not in data:
-                    return cls(bounds, wav) if len(wav) == len(bounds) else None
+                    return cls(bounds, wav, crcs)
                 mp3 = _unpacked("mp3", data)
                 cuts = np.cumsum(data["mp3_frames"])[:-1]
                 sizes = np.split(data["mp3_sizes"].astype(np.int64), cuts)
                 bitrate, vbr, quality = (int(v) for v in data["mp3_encoding"])
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             return None
-        if not len(wav) == len(mp3) == len(sizes) == len(bounds):
+        if not len(mp3) == len(sizes) == len(bounds):
             return None
-        return cls(bounds, wav, mp3, sizes, (bitrate, bool(vbr), quality))
+        return cls(bounds, wav, crcs, mp3, sizes, (bitrate, bool(vbr), quality))
 
 
 def _packed(name: str, measured: list[Measured]) -> dict[str, np.ndarray]:
@@ -208,6 +216,8 @@ class Reuse:
         self.wav, self.mp3 = (wav[0] if wav else None), (mp3[0] if mp3 else None)
         self._mp3_at = np.zeros(1, np.int64)
         if wav is not None:
+            if data.crcs is None:
+                raise CannotSplice(f"{wav[0].name}'s parts were not recorded")
             _check_wav(wav[0], wav[1], data.bounds[-1][1])
         if mp3 is not None:
             if data.mp3_sizes is None or mp3[1] != data.mp3_encoding:
@@ -234,6 +244,17 @@ class Reuse:
         """Whether part ``index``'s MP3 is decoded and metered again: it, or a part whose frames
         its decoder reads (the one before: lead-in; the one after: its last peaks), is new."""
         return any(self.dirty[max(0, index - 1) : index + 2])
+
+    def crc(self, index: int) -> int:
+        """The CRC-32 of part ``index``'s bytes in the published WAV, as its pass wrote them."""
+        assert self.data.crcs is not None
+        return self.data.crcs[index]
+
+    def differs(self, index: int) -> NoReturn:
+        """Raise :class:`CannotSplice`: part ``index``, copied from the published WAV, did not read
+        back as its pass wrote it."""
+        assert self.wav is not None
+        raise CannotSplice(f"{self.wav.name} is not the WAV its master recorded (part {index})")
 
     def copy_wav(self, writer: Any, start: int, stop: int) -> None:
         """Copy frames ``[start, stop)`` of the published WAV into ``writer`` (a WavWriter)."""
