@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..plan.model import MixPlan
 from ..settings import STEMS, Delivery
@@ -23,6 +23,9 @@ from . import published
 from .context import Context, locked, once, relative, reported
 from .mix import ANALYSIS, change_of, mix_once
 from .progress import Progress
+
+if TYPE_CHECKING:  # the codecs load when a master is made
+    from ..codecs.splice import Landed
 
 __all__ = ["PARTS", "RECIPE", "Deliverable", "build_master", "mastered"]
 
@@ -47,7 +50,7 @@ class _Stored(NamedTuple):
     recipe: Any  # mixdown.codecs.parts.Recipe
     loudness: Any  # mixdown.dsp.master.Loudness
     settings: Any = None  # MixPlan.master
-    landed: Any = None  # mixdown.codecs.splice.Landed
+    landed: Landed | None = None
 
 
 def build_master(context: Context, plan: MixPlan) -> Any:
@@ -285,14 +288,16 @@ def _spliced(
     direct = _DirectFiles()
     try:
         parent, data, analysis = _splice_parent(context, plan, mixed, settings, deliverable, change)
+        landed = parent.landed
+        assert landed is not None  # _splice_parent refuses a parent without it
         direct.open(deliverable, mixed)
         reuse = _reuse(data, parent.recipe, mixed, deliverable, direct, change)
         passes = _parallel_passes(context, plan, mixed, settings, progress, direct, parent, analysis, reuse)
         found, _, _ = passes(parent.recipe.gain_db, parent.recipe.aim, parent.recipe.trim)
-        check_master(found, parent.landed, parent.recipe.ceiling_dbtp)
+        check_master(found, landed, parent.recipe.ceiling_dbtp)
         written = direct.close(passes)
         loudness = _loudness(found)
-        recipe = _store_recipe(context, plan, passes, loudness, parent.landed)
+        recipe = _store_recipe(context, plan, passes, loudness, landed)
     except CannotSplice as why:
         direct.discard()
         print(f"{target}  mastered in full: {why}", file=sys.stdout)
@@ -426,7 +431,7 @@ def _normalised(
     return _store_recipe(context, plan, passes, loudness, landed), loudness
 
 
-def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any, landed: Any) -> Any:
+def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any, landed: Landed) -> Any:
     """Keep the recipe of ``passes``'s last pass under ``plan``'s master key (its parts first); return it."""
     import json
 
