@@ -106,17 +106,16 @@ def _mix(context: Context, plan: MixPlan) -> None:
     cache = context.cache
     writers = {bus: cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
     writers["mix"] = cache.writer(plan.key, sr, channels, frames=frames)
+    copying = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mixdown-copy")
     try:
         redo = [True] * len(parts) if found is None else found.redo
-        for index in (i for i, again in enumerate(redo) if not again):
-            assert found is not None
-            start, stop = parts[index]
-            for bus in buses:
-                writers[bus].copy_from(found.parent_stems[bus], start, stop)
-            writers["mix"].copy_from(found.parent, start, stop)
+        # the parts the parent holds are copied (in the kernel) while the others are mixed
+        copies = [] if found is None else _copy_parts(copying, found, parts, writers, buses)
         powers = found.powers if found is not None else None
         target = f"mix:{plan.name}"
         measured, powers = _mixed_in_parts(program, writers, buses, target, parts, redo, powers)
+        for copy in copies:
+            copy.result()
         if found is not None:
             measured = found.joined(measured)
             print(
@@ -129,9 +128,29 @@ def _mix(context: Context, plan: MixPlan) -> None:
         splice.store(context, plan, layout, powers, found)
         writers["mix"].commit({"kind": "mix", "name": plan.name})
     except BaseException:
+        copying.shutdown(cancel_futures=True)
         for writer in writers.values():
             writer.discard()
         raise
+    finally:
+        copying.shutdown()
+
+
+def _copy_parts(
+    pool: ThreadPoolExecutor,
+    found: splice.Found,
+    parts: list[tuple[int, int]],
+    writers: dict[str, Any],
+    buses: tuple[str, ...],
+) -> list[Any]:
+    """Copy the parts ``found`` keeps from the parent mix (and its stems) into ``writers``, on ``pool``."""
+    sources = {"mix": found.parent, **{bus: found.parent_stems[bus] for bus in buses}}
+    return [
+        pool.submit(writers[bus].copy_from, sources[bus], start, stop)
+        for (start, stop), again in zip(parts, found.redo, strict=True)
+        if not again
+        for bus in sources
+    ]
 
 
 def _program(context: Context, plan: MixPlan) -> Any:

@@ -260,7 +260,8 @@ class ParallelPasses:
         part's MP3 measurement)."""
         count, reuse = len(self.bounds), self.reuse
         made = [i for i in range(count) if reuse is None or reuse.dirty[i]]
-        workers = max(1, min(os.cpu_count() or 1, len(made)))
+        # every core, even for a splice that makes one part: the others read back what was copied
+        workers = max(1, min(os.cpu_count() or 1, count))
         parts: list[Any] = [None] * count
         checks: list[tuple[int, Future[Any]]] = []
         mp3_parts: list[Any] = []  # futures, or what reuse kept
