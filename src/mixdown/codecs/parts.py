@@ -213,6 +213,7 @@ class ParallelPasses:
         self._starts: list[np.ndarray] = []  # where each MP3 frame starts in the file, per part spliced
         self._ends: list[int] = []  # and where each part's frames end
         self._lock = threading.Lock()
+        self._spare = False  # a pass makes fewer parts than there are cores (see _part)
         self._done = 0
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
         self.mp3_found: Any = None  # and of its MP3, decoded
@@ -262,6 +263,7 @@ class ParallelPasses:
         made = [i for i in range(count) if reuse is None or reuse.dirty[i]]
         # every core, even for a splice that makes one part: the others read back what was copied
         workers = max(1, min(os.cpu_count() or 1, count))
+        self._spare = len(made) < workers
         parts: list[Any] = [None] * count
         checks: list[tuple[int, Future[Any]]] = []
         mp3_parts: list[Any] = []  # futures, or what reuse kept
@@ -414,6 +416,10 @@ class ParallelPasses:
             known = Energies(self.mix_hops, self.sr, self.channels, start, lead, n, float(gain) * trim)
         meter = PartMeter(self.sr, self.channels, lead, n, energies=known is None)
         mp3 = _PartMp3(self, index, lead) if self.mp3 is not None else None
+        # With a core to spare (a splice making fewer parts than there are cores), LAME encodes
+        # the part on a thread of its own, a chunk behind the limiter, instead of taking turns.
+        encoding = ThreadPoolExecutor(1, thread_name_prefix="mixdown-lame") if mp3 and self._spare else None
+        encoded: list[Future[None]] = []
         crc = 0  # of the WAV bytes written
         try:
             for y, at, limiter in self._outputs(index, gain, aim, trim):
@@ -421,14 +427,20 @@ class ParallelPasses:
                     offset, body = _body(y, at, lead, n)
                     if len(body):
                         crc = self.wav.write_at(start + offset, body, crc)
-                if mp3 is not None:
+                if mp3 is not None and encoding is not None:
+                    encoded.append(encoding.submit(mp3.take, y.copy(), at))
+                elif mp3 is not None:
                     mp3.take(y, at)
                 if known is not None:
                     known.take(y, at, limiter.touched)
                 meter.add(y)
+            for done in encoded:
+                done.result()
             if mp3 is not None:
                 self._frames_mp3[index] = mp3.frames()
         finally:
+            if encoding is not None:
+                encoding.shutdown(cancel_futures=True)
             if mp3 is not None:
                 mp3.encoder.close()
         self._crcs[index] = crc
