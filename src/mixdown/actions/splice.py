@@ -1,6 +1,6 @@
 """Splicing a mix: an edit mixes again only the parts of the programme it touched.
 
-A mix is made in parts of two minutes (:func:`mixdown.actions.mix.mix_parts`)
+A mix is made in parts of half a minute (:func:`mixdown.actions.mix.mix_parts`)
 from its sections' pre-mixes. Beside it the cache keeps where each section
 was placed (:class:`Layout`, side file :data:`LAYOUT`) and the voice bus's
 power per ducking frame (:data:`POWERS`). When a rendition is mixed again
