@@ -6,8 +6,9 @@ lines and in sequence, the synth music bed under it all, [master] preset
 "podcast" with WAV and MP3) and renders every asset first (untimed). Then,
 with every asset cached, times in alternating rounds (three by default):
 
-* ``doit``: the mix, the master and the WAV + MP3 files of the one script
-  (forced: their cache objects and files are deleted first), with its peak
+* ``doit``: the sections' pre-mixes, the mix, the master and the WAV + MP3
+  files of the one script (forced: their cache objects and files are
+  deleted first), with its peak
   memory (``ru_maxrss`` from ``os.wait4``, plus the peak growth of memory
   files meanwhile: the mix's voice scratch, in ``/dev/shm``);
 * the baseline: ``ffmpeg -af loudnorm`` measuring the same programme, the
@@ -104,6 +105,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     from mixdown.actions.master import RECIPE
     from mixdown.dsp.loudness import Meter
     from mixdown.loader import load_show
+    from mixdown.plan.model import section_sfx_key
 
     show = make_show(root, minutes)
     assets = doit(root, "-n", "2", "voice", "sfx", "music")  # untimed: only so the mix finds them cached
@@ -115,7 +117,10 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     if missing:
         raise SystemExit(f"assets not cached after rendering them: {', '.join(missing[:5])}")
     recipe = cache.side_path(mix.master_key, RECIPE)  # a long master is cached as its recipe
-    forced = [mix.key, mix.master_key, *(mix.stem_key(bus) for bus in ("voice", "sfx", "music"))]
+    # the sections' pre-mixes too: the timed build processes and levels every line, as a mix did
+    # before sections were targets (issue 19)
+    premixes = [k for key in mix.section_keys if key for k in (key, section_sfx_key(key))]
+    forced = [*premixes, mix.key, mix.master_key, *(mix.stem_key(bus) for bus in ("voice", "sfx", "music"))]
     source = cache.path(mix.key)  # the float32 programme before mastering
     stages = [("mix stored", source), ("master's recipe stored", recipe)]
     stages += [(f"{p.suffix[1:]} written", p) for p in mix.outputs]
@@ -124,7 +129,8 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     bases: list[Run] = []
     ff: dict[str, str] = {}
     for _ in range(rounds):
-        # force the mix, the master and the files: their objects and outputs go, the assets stay
+        # force the pre-mixes, the mix, the master and the files: their objects and outputs go,
+        # the assets stay
         for key in forced:
             cache.path(key).unlink(missing_ok=True)
             cache.meta_path(key).unlink(missing_ok=True)
@@ -177,7 +183,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
             f"round {number}: mixdown {run.seconds:5.1f} s, ffmpeg {b.seconds:5.1f} s: {b.seconds / run.seconds:.2f}x"
             f"   (mixdown {cpu_used(run)}; ffmpeg {cpu_used(b)})"
         )
-    print(f"mixdown: doit (mix, master, WAV + MP3)    {best.seconds:8.1f} s   best of {rounds}")
+    print(f"mixdown: doit (pre-mixes, mix, master, WAV + MP3){best.seconds:8.1f} s   best of {rounds}")
     print(
         f"  peak RSS {mib(max(r.peak_rss for r, _ in builds)).strip()}, and in memory files "
         f"(tmpfs: the voice bus's scratch) at most {mib(max(r.in_memory_files for r, _ in builds)).strip()}"

@@ -211,7 +211,7 @@ def _mixed_in_parts(
         return [None] * len(parts), powers
     frames = sum(b - a for a, b in made)
     # each part made is measured from a lead-in before it, which the voice pass must cover too
-    voiced = _covering([(max(0, (a - _lead(sr, hop)) // hop * hop), b) for a, b in made])
+    voiced = _covering([(max(0, (a - splice.lead(sr, hop)) // hop * hop), b) for a, b in made])
     progress = Progress(target, "voice bus", sum(b - a for a, b in voiced), sr)
     with program.rendering(voiced, progress=progress.add, powers=powers) as rendering:
         part = _Part(rendering, writers, buses, program.channels, Progress(target, "mixed", frames, sr))
@@ -234,13 +234,6 @@ def _covering(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
-
-
-def _lead(sr: int, hop: int) -> int:
-    """Samples of the mix before a part that prime its meter: the master's lead-in, on a ducking frame."""
-    from ..codecs.parts import lead_in
-
-    return -(-lead_in(sr) // hop) * hop
 
 
 class _Part:
@@ -273,7 +266,7 @@ class _Part:
         start, stop = part
         sr = self.progress.sr
         analysis = Analysis(sr, self.channels, threads=False)
-        lead = min(start, _lead(sr, self.rendering.program.hop))
+        lead = min(start, splice.lead(sr, self.rendering.program.hop))
         for _, stems in self.rendering.blocks(start - lead, start):
             analysis.meter.add(stems.mixdown())
         analysis.meter.restart()

@@ -44,6 +44,7 @@ __all__ = [
     "Placed",
     "Reuse",
     "earlier_section",
+    "lead",
     "plan",
     "reuse_premix",
     "store",
@@ -205,9 +206,9 @@ def plan(
     if program.bed is not None:
         changed = _hull(changed, _bed_changed(program, old))
     lo, hi = (max(changed[0], 0), min(changed[1], program.frames)) if changed else (0, 0)
-    lead = _lead(program)
+    before_part = lead(program.sample_rate, program.hop)
     # a part is made again if its samples may change, or what primes its meter may
-    redo = [(changed is not None and a - lead < hi and b > lo) or b > old.frames for a, b in parts]
+    redo = [(changed is not None and a - before_part < hi and b > lo) or b > old.frames for a, b in parts]
     measured = (analysis.meter.hop_energies(), *analysis.predictor.rows())
     return Found(parent, stems, (lo, hi), redo, powers, measured, parts, program.sample_rate)
 
@@ -236,11 +237,11 @@ def _layout(context: Context, key: str) -> Layout | None:
         return None
 
 
-def _lead(program: Any) -> int:
+def lead(sr: int, hop: int) -> int:
+    """Samples of the mix before a part that prime its meter: the master's lead-in, on a ducking frame."""
     from ..codecs.parts import lead_in
 
-    hop = program.hop
-    return int(-(-lead_in(program.sample_rate) // hop) * hop)
+    return int(-(-lead_in(sr) // hop) * hop)
 
 
 def _hull(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
