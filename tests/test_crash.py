@@ -28,7 +28,7 @@ from .test_corpus_build import environment, leftovers, write_show
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
-STAGES = ("voice", "mix", "master", "deliver")
+STAGES = ("voice", "section", "mix", "master", "deliver")
 DELIVERIES = """
 [deliveries.alexa]
 preset = "alexa"
