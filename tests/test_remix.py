@@ -104,11 +104,17 @@ def script(edit: str = "") -> str:
     return "".join(out)
 
 
-@pytest.fixture(params=[(22050, 1), (44100, 2)], ids=["22k-mono", "44k-stereo"])
+@pytest.fixture(
+    params=[(22050, 1, "bed"), (44100, 2, "bed"), (22050, 2, "none")],
+    ids=["22k-mono", "44k-stereo", "22k-stereo-no-bed"],
+)
 def long_show(request: Any, tmp_path: Path) -> Path:
-    rate, channels = request.param
+    rate, channels, music = request.param
     (tmp_path / "stanzas").mkdir()
-    (tmp_path / "project.toml").write_text(TOML.format(rate=rate, channels=channels))
+    toml = TOML.format(rate=rate, channels=channels)
+    if music == "none":  # no bed: nothing ducks, the mix is its voice and SFX
+        toml = toml.replace('[modules.show]\nmusic = "bed"', "[modules.show]")
+    (tmp_path / "project.toml").write_text(toml)
     (tmp_path / "stanzas" / "episode.j2").write_text(script())
     return tmp_path
 

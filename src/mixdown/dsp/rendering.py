@@ -58,7 +58,7 @@ class Rendering:
         self._scratch: Any = None
         self._duck: Ducker | None = None
         self.voice_channels = voice_channels(program)
-        _check_parts(parts, n, program.hop, whole=powers is None)
+        _check_parts(parts, n, program.hop, whole=powers is None and self._ducked)
         self.powers: np.ndarray | None = None  # the voice bus's power per ducking frame, once measured
         if not self._ducked:
             return
