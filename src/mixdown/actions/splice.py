@@ -28,7 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..keys import content_key
-from ..plan.model import MIX_VERSION, MixPlan
+from ..plan.model import MIX_VERSION, MixPlan, stem_key
 from . import published
 from .context import Context
 
@@ -84,7 +84,7 @@ class Layout(NamedTuple):
         from ..dsp.mixer import Premixed
         from ..dsp.rendering import ducked, voice_channels
 
-        timeline = plan.timeline.to_json()
+        timeline = json.loads(plan.timeline_json)  # the JSON the mix's key was made from
         context = content_key(
             {
                 "splice": MIX_VERSION,
@@ -184,7 +184,7 @@ def plan(
     if last is None or last.mix == plan.key or last.mix not in cache:
         return None
     parent = last.mix
-    stems = {bus: content_key({"stem": bus, "mix": parent}) for bus in buses}
+    stems = {bus: stem_key(parent, bus) for bus in buses}
     old = _layout(context, parent)
     if old is None or (old.context, old.voice_channels, old.ducked) != (
         layout.context,

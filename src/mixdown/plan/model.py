@@ -22,6 +22,7 @@ from ..renderers import RenderRequest
 from ..show.project import Project
 
 __all__ = [
+    "stem_key",
     "KINDS",
     "Asset",
     "CueItem",
@@ -289,6 +290,11 @@ class DeliveryPlan(NamedTuple):
     files: list[Path]
 
 
+def stem_key(mix: str, bus: str) -> str:
+    """The cache key of one bus of the mix ``mix``, before mastering."""
+    return content_key({"stem": bus, "mix": mix})
+
+
 @dataclass
 class MixPlan:
     """The mix and master of one rendition (a script, or a script for one variant)."""
@@ -320,7 +326,7 @@ class MixPlan:
 
     def stem_key(self, bus: str) -> str:
         """The cache key of one bus of this mix, before mastering."""
-        return content_key({"stem": bus, "mix": self.key})
+        return stem_key(self.key, bus)
 
     @property
     def stamp(self) -> str:
