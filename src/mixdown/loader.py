@@ -34,6 +34,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
+from .actions import finish
 from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
@@ -54,6 +55,24 @@ DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",
     "par_type": "thread",
     "verbosity": 1,
+    "reporter": finish.BuildReporter,
+}
+
+#: the loader's own options, on every doit command that loads the show
+OPT_FROZEN = {
+    "name": "frozen",
+    "long": "frozen",
+    "type": bool,
+    "default": False,
+    "help": "fail, rendering nothing, if the build would change mixdown.lock (for CI; or MIXDOWN_FROZEN=1)",
+}
+OPT_MAX_COST = {
+    "name": "max_cost",
+    "long": "max-cost",
+    "type": str,
+    "default": "",
+    "help": "refuse a build whose paid renders would cost more than USD, and stop paying at it "
+    "(or MIXDOWN_MAX_COST)",
 }
 
 GROUP_DOCS = {
@@ -117,7 +136,7 @@ def one_line(err: BaseException) -> str:
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
-    cmd_options = (opt_cwd,)
+    cmd_options = (opt_cwd, OPT_FROZEN, OPT_MAX_COST)
 
     def __init__(
         self,
@@ -132,12 +151,17 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         self.registry = registry
         self.extra_config = dict(config or {})
         self.show: Show | None = None
+        self.options: dict[str, Any] = {}
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        """Find the show directory: ``-d DIR``, else the working directory."""
+        """Find the show directory: ``-d DIR``, else the working directory; keep the build's options."""
         if self.root is None:
             self.root = Path(opt_values.get("cwdPath") or os.getcwd())
         self.root = self.root.resolve()
+        self.options = {
+            "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
+            "max_cost": opt_values.get("max_cost") or os.environ.get("MIXDOWN_MAX_COST", ""),
+        }
 
     def load_doit_config(self) -> dict[str, Any]:
         """mixdown's doit settings, with the state file inside the show."""
@@ -151,6 +175,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
         assert self.root is not None
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
+        finish.reset()
         try:
             self.show = load_show(self.root, registry=self.registry)
         except MixdownError as err:

@@ -60,6 +60,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
             f"{asset.task}: {named} returned implausible audio "
             f"({seconds:.3f} s, peak {peak:.2f}); nothing was cached"
         )
+    billing = context.registry.spec(asset.renderer).billing
     meta = {
         "kind": asset.kind,
         "renderer": asset.renderer,
@@ -67,6 +68,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
         "params": safe_params(request.params),
         **({"text": asset.text} if asset.kind == "voice" else {}),
         **({"segment": asset.segment} if asset.segment else {}),
+        **({"billed": billing(request)} if billing else {}),
         **safe_params(result.meta or {}),
     }
     context.cache.put(asset.key, audio, sample_rate, meta)

@@ -41,13 +41,16 @@ if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build need
     from ..renderers.base import RendererSpec
     from . import stanza
 
-__all__ = ["Project", "Rendition", "Script", "Sound", "load", "read_text"]
+__all__ = ["CacheSettings", "Project", "Rendition", "Script", "Sound", "load", "parse_size", "read_text"]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
+CACHE_KEYS = {"remote", "share", "max_size"}
+SHARES = ("assets", "all")  # what a remote cache holds: rendered assets only, or mixes and masters too
 TOP_KEYS = {
     "project",
+    "cache",
     "voices",
     "sfx",
     "music",
@@ -106,6 +109,20 @@ class Project:
     master: dict[str, Any]
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)  # never part of a key
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)  # [deliveries.NAME], validated
+    cache: CacheSettings = field(default_factory=lambda: CacheSettings())  # [cache], never part of a key
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """``[cache]``: the shared remote cache and the local cache's size limit.
+
+    ``remote`` is as written in project.toml; ``MIXDOWN_REMOTE`` overrides it
+    when a build runs (:func:`mixdown.store.remote.configured`), so it is read there.
+    """
+
+    remote: str | None = None  # an fsspec URL: s3://bucket/prefix, file:///srv/cache, …
+    share: str = "assets"  # "assets": rendered assets only; "all": mixes and masters too
+    max_size: int | None = None  # bytes: trim unreferenced objects beyond this after a build
 
 
 @dataclass
@@ -177,6 +194,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         master=_master(toml, data),
         providers=_providers(toml, data),
         deliveries=_deliveries(toml, data, rate),
+        cache=_cache(toml, data),
     )
 
 
@@ -435,6 +453,37 @@ def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, di
         table = toml.table(tables, name, ["deliveries"])
         delivery_from(table, partial(_key_where, toml, path), master_rate=rate)
     return {name: dict(table) for name, table in tables.items()}
+
+
+def _cache(toml: _Toml, data: Mapping[str, Any]) -> CacheSettings:
+    table = toml.table(data, "cache")
+    toml.check_keys(table, CACHE_KEYS, ["cache"])
+    remote = toml.typed(table, "remote", str, ["cache"], None)
+    if remote is not None and "://" not in remote:
+        raise ConfigError(
+            f"{toml.where(['cache', 'remote'])}: '{remote}' is not a URL; give one such as "
+            "s3://bucket/prefix or file:///srv/mixdown-cache"
+        )
+    share = toml.typed(table, "share", str, ["cache"], "assets")
+    if share not in SHARES:
+        raise ConfigError(f"{toml.where(['cache', 'share'])}: share must be one of {', '.join(SHARES)}")
+    size = toml.typed(table, "max_size", str, ["cache"], None)
+    max_size = parse_size(size, toml.where(["cache", "max_size"])) if size is not None else None
+    return CacheSettings(remote or None, share, max_size)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+
+
+def parse_size(text: str, where: str) -> int:
+    """``"20GB"``, ``"500 MiB"`` or ``"1024"`` as a number of bytes; one-line error naming ``where``."""
+    found = _SIZE.match(text)
+    if found is None:
+        raise ConfigError(f"{where}: '{text}' is not a size; write it as 20GB, 500MB or 1.5TB")
+    number, unit = float(found.group(1)), (found.group(2) or "").lower()
+    return int(number * _UNITS[unit])
 
 
 def _key_where(toml: _Toml, path: list[str], key: str) -> str:

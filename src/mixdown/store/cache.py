@@ -194,7 +194,7 @@ class Cache:
         audio = valid_audio(audio, what=f"cache object {key[:12]}")
         with self.writer(key, sample_rate, int(audio.shape[1]), frames=len(audio)) as writer:
             writer.write(audio)
-            return writer.commit(meta)
+            return writer.commit(meta, digest=True)
 
     def writer(self, key: str, sample_rate: int, channels: int, *, frames: int) -> ObjectWriter:
         """Start writing the object ``key`` block by block (see :class:`ObjectWriter`).
@@ -265,6 +265,17 @@ class Cache:
         data: dict[str, Any] = json.loads(self.meta_path(key).read_text("utf-8"))
         return data
 
+    def digest(self, key: str) -> dict[str, Any]:
+        """The record of ``key`` with its object's ``sha256`` and ``size``, added to the
+        record (atomically) the first time they are asked for."""
+        record = self.meta(key)
+        if "sha256" not in record:
+            path = self.path(key)
+            record = {**record, "sha256": files.sha256_of(path), "size": os.path.getsize(path)}
+            text = json.dumps(record, indent=1, sort_keys=True)
+            files.write_bytes_atomic(self.meta_path(key), text.encode("utf-8"))
+        return record
+
 
 class ObjectWriter:
     """A cache object written in blocks: it exists only once :meth:`commit` succeeds.
@@ -321,8 +332,14 @@ class ObjectWriter:
         with self._lock:
             self.frames = 0
 
-    def commit(self, meta: Mapping[str, Any]) -> Path:
-        """Make the object visible under its key with the record ``meta``; return its path."""
+    def commit(self, meta: Mapping[str, Any], *, digest: bool = False) -> Path:
+        """Make the object visible under its key with the record ``meta``; return its path.
+
+        With ``digest`` the record also holds the file's ``sha256`` and ``size``
+        (what a remote copy is checked against, and what ``mixdown.lock`` pins):
+        every rendered asset has them; a mix's are taken when it is shared
+        (:meth:`Cache.digest`), as reading a long one back costs time.
+        """
         if self.frames == 0 or self.frames != self._expected:
             self.discard()
             if self.frames == 0:
@@ -332,8 +349,10 @@ class ObjectWriter:
             )
         self._file.flush()
         self._file.close()
+        sums = {"sha256": files.sha256_of(self._tmp), "size": os.path.getsize(self._tmp)} if digest else {}
         record = {
             **{k: v for k, v in safe_params(meta).items() if k != "params"},
+            **sums,
             "params": safe_params(meta.get("params", {})),
             "key": self.key,
             "duration": round(self.frames / self.sample_rate, 6),

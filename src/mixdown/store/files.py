@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
+    "sha256_of",
     "discard",
     "last_destination",
     "publish",
@@ -48,6 +49,17 @@ _guard = threading.Lock()
 _held: dict[str, int] = {}  # temporary file -> a descriptor holding its lock
 _swept: set[str] = set()
 _local = threading.local()
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The sha256 of the file ``path``'s bytes, as hex (read in 1 MiB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tuple[int, str]:
