@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .errors import MixdownError
 from .loader import Show, load_show, one_line
-from .plan.model import request_for
 
 if TYPE_CHECKING:
     from .renderers.base import VoiceLister
@@ -115,23 +114,59 @@ def _missing_keys(show: Show) -> list[str]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    """Print every asset a build would render, its renderer and its bill."""
+    """Print every asset a build would render, its renderer, its bill and what it costs."""
+    from .plan.spend import estimate, usd
+
     show = load_show(args.dir)
     cached = show.context.cache.keys()
     missing = [a for a in show.plan.assets.values() if a.key not in cached]
     print(
         f"{len(missing)} of {len(show.plan.assets)} assets to render ({len(show.plan.assets) - len(missing)} cached)"
     )
+    priced = {item.asset.key: item for item in estimate(show.context.project, show.context.registry, missing)}
     totals: dict[str, list[str]] = defaultdict(list)
+    money: dict[str, list[float | None]] = defaultdict(list)
     width = max((len(a.task) for a in missing), default=0)
     for asset in missing:
-        billing = show.context.registry.spec(asset.renderer).billing
-        bill = billing(request_for(asset, show.context.project)) if billing else LOCAL
+        item = priced.get(asset.key)
+        bill = item.bill if item is not None else LOCAL
         totals[asset.renderer].append(bill)
-        print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}")
+        cost = ""
+        if item is not None:
+            money[asset.renderer].append(item.usd)
+            cost = f"  {usd(item.usd) if item.usd is not None else 'no price'}"
+        print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}{cost}")
     for renderer, bills in totals.items():
-        print(f"{renderer}: {_total(bills)}")
+        print(f"{renderer}: {_total(bills)}{_money(money.get(renderer, []))}")
+    if priced:
+        print(_grand_total([item.usd for item in priced.values()]))
     return 0
+
+
+def _money(costs: list[float | None]) -> str:
+    """``, $0.42`` for a renderer's paid renders (``, $0.42 + 3 without a price``); none for local."""
+    if not costs:
+        return ""
+    known = sum(c for c in costs if c is not None)
+    without = sum(c is None for c in costs)
+    from .plan.spend import usd
+
+    return f", {usd(known)}" + (f" + {without} without a price" if without else "")
+
+
+def _grand_total(costs: list[float | None]) -> str:
+    """The plan's total in dollars, the date of the default prices, and what is not priced."""
+    from .plan.spend import usd
+    from .settings import PRICES_TAKEN
+
+    without = sum(c is None for c in costs)
+    unpriced = (
+        f"; {without} renders have no price: set [providers.NAME] price for them" if without else ""
+    )
+    return (
+        f"total: {usd(sum(c for c in costs if c is not None))} for {len(costs)} paid renders "
+        f"(list prices of {PRICES_TAKEN} unless [providers.NAME] price sets them){unpriced}"
+    )
 
 
 def _total(bills: list[str]) -> str:
