@@ -7,6 +7,7 @@
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
     mixdown play TARGET          build a section's preview (or any target) and play it
+    mixdown gc [--dry-run]       remove cache objects neither the plan nor the lockfiles reference
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
 and exit with status 2.
@@ -160,9 +161,7 @@ def _grand_total(costs: list[float | None]) -> str:
     from .settings import PRICES_TAKEN
 
     without = sum(c is None for c in costs)
-    unpriced = (
-        f"; {without} renders have no price: set [providers.NAME] price for them" if without else ""
-    )
+    unpriced = f"; {without} renders have no price: set [providers.NAME] price for them" if without else ""
     return (
         f"total: {usd(sum(c for c in costs if c is not None))} for {len(costs)} paid renders "
         f"(list prices of {PRICES_TAKEN} unless [providers.NAME] price sets them){unpriced}"
@@ -190,6 +189,69 @@ def _sum(bills: list[str]) -> str:
             units[unit] = units.get(unit, 0.0) + number
     parts = [f"{amount:g} {unit}" for unit, amount in units.items()]
     return ", ".join(parts + [f"{count} × {bill}" for bill, count in others.items()])
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Remove (or with ``--dry-run`` list) the cache objects nothing references."""
+    from .plan.gc import collect, referenced
+    from .store.inventory import size_text
+
+    show = load_show(args.dir)
+    project = show.context.project
+    remote = None
+    if args.remote:
+        remote = os.environ.get("MIXDOWN_REMOTE") or project.cache.remote
+        if not remote:
+            raise MixdownError(
+                "--remote: the show has no remote cache; set [cache] remote in project.toml, or MIXDOWN_REMOTE"
+            )
+    references = referenced(show.plan, project.root, args.rev)
+    found = collect(show.context.cache, references, remote=remote, dry_run=args.dry_run)
+    for item in found.garbage:
+        print(f"  {item.key}  {size_text(item.size):>9}  {_described(item.files)}".rstrip())
+    where = remote or _shown(project.root, project.cache_dir)
+    print(
+        f"{'would remove' if args.dry_run else 'removed'} {len(found.garbage)} of {found.objects} objects "
+        f"in {where}: {size_text(found.freed)} of {size_text(found.size)}; "
+        f"kept what {', '.join(references.sources)} reference"
+    )
+    return 0
+
+
+def _described(files: tuple[str, ...]) -> str:
+    """What a local cache object is, from its record: ``voice "Hello there."``, ``mix news@anna``."""
+    import json
+    import re
+
+    record = next((name for name in files if re.fullmatch(r"[0-9a-f]{64}\.json", os.path.basename(name))), None)
+    if record is None or not os.path.isfile(record):
+        return ""
+    try:
+        data = json.loads(Path(record).read_text("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    kind = str(data.get("kind", ""))
+    if "name" in data:
+        return f"{kind} {data['name']}" + (f" ({data['bus']})" if "bus" in data else "")
+    text = str(data.get("text", ""))
+    return f"{kind} {text[:48]!r}" if text else f"{kind} {data.get('segment', '')}".strip()
+
+
+def _shown(root: Path, path: Path) -> str:
+    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else f"{path}/"
+
+
+def _gc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    parser.add_argument(
+        "--remote", action="store_true", help="the remote cache ([cache] remote, MIXDOWN_REMOTE)"
+    )
+    parser.add_argument(
+        "--rev",
+        action="append",
+        metavar="REV",
+        help="keep what mixdown.lock references at REV (repeatable; default: HEAD and main)",
+    )
 
 
 def _voices(args: argparse.Namespace) -> int:
@@ -286,6 +348,7 @@ COMMANDS: dict[str, Command] = {
     "plan": Command("what a build would render and bill", _plan),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
+    "gc": Command("remove cache objects neither the plan nor the lockfiles reference", _gc, _gc_arguments),
     "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
     "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
 }

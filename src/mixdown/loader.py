@@ -186,8 +186,13 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         cache = self.show.context.cache
         cached = cache.keys()
         only_missing = cmd.name == "run" and not pos_args
+        max_size = self.show.context.project.cache.max_size
+        if cmd.name == "run" and max_size is not None:
+            finish.at_finish(_trimmer(self.show, max_size, self.extra_config.get("outfile", sys.stdout)))
         if cmd.name == "run" and self.options.get("max_cost"):
-            self.show.context.budget = _budget(self.show, self.options["max_cost"], cached, whole=not pos_args)
+            self.show.context.budget = _budget(
+                self.show, self.options["max_cost"], cached, whole=not pos_args
+            )
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
         dicts = task_dicts(
             self.show.plan,
@@ -204,6 +209,14 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+
+def _trimmer(show: Show, max_size: int, out: Any) -> Any:
+    """``[cache] max_size``: the finisher that trims the local cache after a build."""
+    from .plan.gc import trimmer
+
+    project = show.context.project
+    return trimmer(show.context.cache, show.plan, project.root, max_size, lambda line: print(line, file=out))
 
 
 def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budget:
