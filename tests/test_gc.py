@@ -268,3 +268,21 @@ def test_remote_gc_without_a_remote_is_one_line(
     assert code == 2 and err == (
         "mixdown: --remote: the show has no remote cache; set [cache] remote in project.toml, or MIXDOWN_REMOTE\n"
     )
+
+
+def test_what_build_holds_is_kept_until_the_edit_is_built(
+    show: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = show(**OWN)
+    build(root)
+    before = load_show(root).plan.mix_named("news/briefing@anna")
+    edit(root, *EDITS[1])
+    code, out, err = gc(root, capsys, "--dry-run")
+    assert code == 0, err
+    old = {a.key for a in load_show(root).plan.assets.values()}
+    assert listed(out) and not {before.key, before.master_key} & listed(out)  # the next build splices them
+    assert not old & listed(out)
+    assert out[-1].endswith("kept what the plan, build/ reference")
+    build(root)
+    code, out, err = gc(root, capsys, "--dry-run")
+    assert {before.key, before.master_key} <= listed(out)

@@ -193,6 +193,7 @@ def _sum(bills: list[str]) -> str:
 
 def _gc(args: argparse.Namespace) -> int:
     """Remove (or with ``--dry-run`` list) the cache objects nothing references."""
+    from .actions import published
     from .plan.gc import collect, referenced
     from .store.inventory import size_text
 
@@ -205,7 +206,8 @@ def _gc(args: argparse.Namespace) -> int:
             raise MixdownError(
                 "--remote: the show has no remote cache; set [cache] remote in project.toml, or MIXDOWN_REMOTE"
             )
-    references = referenced(show.plan, project.root, args.rev)
+    built = published.keys(show.context, show.plan)
+    references = referenced(show.plan, project.root, args.rev, published=built)
     found = collect(show.context.cache, references, remote=remote, dry_run=args.dry_run)
     for item in found.garbage:
         print(f"  {item.key}  {size_text(item.size):>9}  {_described(item.files)}".rstrip())
@@ -223,7 +225,9 @@ def _described(files: tuple[str, ...]) -> str:
     import json
     import re
 
-    record = next((name for name in files if re.fullmatch(r"[0-9a-f]{64}\.json", os.path.basename(name))), None)
+    record = next(
+        (name for name in files if re.fullmatch(r"[0-9a-f]{64}\.json", os.path.basename(name))), None
+    )
     if record is None or not os.path.isfile(record):
         return ""
     try:

@@ -213,10 +213,15 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
 def _trimmer(show: Show, max_size: int, out: Any) -> Any:
     """``[cache] max_size``: the finisher that trims the local cache after a build."""
-    from .plan.gc import trimmer
+    from .actions import published
+    from .plan.gc import referenced, trimmer
 
-    project = show.context.project
-    return trimmer(show.context.cache, show.plan, project.root, max_size, lambda line: print(line, file=out))
+    context, plan = show.context, show.plan
+
+    def references() -> Any:
+        return referenced(plan, context.project.root, published=published.keys(context, plan))
+
+    return trimmer(context.cache, max_size, references, lambda line: print(line, file=out))
 
 
 def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budget:

@@ -212,6 +212,7 @@ RANGES: dict[str, Range] = {
     "usd": Range(0.0, 1e6, "USD"),  # a price per unit
 }
 
+
 def prices_from(given: Any, where: str) -> tuple[Price, ...]:
     """A ``price`` setting (one ``{per, usd, kind}`` table or a list of them) as :class:`Price`
     values, or a one-line :class:`ConfigError` at ``where``."""

@@ -68,10 +68,17 @@ def plan_keys(plan: Plan) -> set[str]:
     return keys
 
 
-def referenced(plan: Plan, root: Path, revs: Sequence[str] | None = None) -> References:
+def referenced(
+    plan: Plan, root: Path, revs: Sequence[str] | None = None, *, published: Iterable[str] = ()
+) -> References:
     """What ``plan`` and the lockfiles reference: the show's own ``mixdown.lock``, and the one
-    committed at each of ``revs`` (by default the current branch's tip and main's)."""
+    committed at each of ``revs`` (by default the current branch's tip and main's); and the
+    ``published`` mixes and masters, those the files in ``build/`` were made from (with their stems)."""
     keys, sources = plan_keys(plan), ["the plan"]
+    made = {key for key in published if key not in keys}
+    if made:
+        keys |= made | {stem_key(key, bus) for key in made for bus in STEMS}
+        sources.append("build/")
     own = root / LOCKFILE
     if own.is_file():
         keys |= _lock_keys(own.read_text("utf-8"), LOCKFILE)
@@ -177,15 +184,16 @@ def trim(cache: Cache, references: References, max_size: int) -> str | None:
 
 
 def trimmer(
-    cache: Cache, plan: Plan, root: Path, max_size: int, say: Callable[[str], None]
+    cache: Cache, max_size: int, references: Callable[[], References], say: Callable[[str], None]
 ) -> Callable[[list[str]], None]:
     """The end-of-build finisher of ``[cache] max_size`` (see :func:`mixdown.actions.finish.at_finish`):
-    after a build that made anything, :func:`trim`, and ``say`` what it freed."""
+    after a build that made anything, :func:`trim` to what ``references()`` keeps, and ``say``
+    what it freed."""
 
     def finisher(ran: list[str]) -> None:
         if not ran:
             return  # nothing was added to the cache
-        line = trim(cache, referenced(plan, root), max_size)
+        line = trim(cache, references(), max_size)
         if line is not None:
             say(line)
 
