@@ -82,7 +82,7 @@ def forget(context: Context, plan: MixPlan) -> None:
 def keys(context: Context, plan: Plan) -> set[str]:
     """The mixes and masters the files in ``build/`` of ``plan``'s renditions were made from:
     what the next build after an edit splices (``mixdown gc`` keeps them)."""
-    found = set()
+    found: set[str] = set()
     for mix in plan.mixes:
         last = read(context, mix)
         if last is not None:
