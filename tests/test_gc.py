@@ -286,3 +286,56 @@ def test_what_build_holds_is_kept_until_the_edit_is_built(
     build(root)
     code, out, err = gc(root, capsys, "--dry-run")
     assert {before.key, before.master_key} <= listed(out)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A moto S3 server on 127.0.0.1 with an empty bucket ``shows``; s3fs pointed at it."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for name, value in {
+        "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(endpoint_url=f"http://127.0.0.1:{port}")
+    fs.mkdir("shows")
+    try:
+        yield fs
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
+def test_remote_gc_on_s3(
+    edited: tuple[Path, set[str]],
+    capsys: pytest.CaptureFixture[str],
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, final = edited
+    s3.put(str(root / "cache" / "objects"), "shows/team/objects", recursive=True)
+    uploaded = {m.group() for p in s3.find("shows/team/objects") if (m := KEY.match(p.rsplit("/", 1)[-1]))}
+    assert uploaded == keys(root)
+    monkeypatch.setenv("MIXDOWN_REMOTE", "s3://shows/team")
+    code, out, err = gc(root, capsys, "--remote", "--dry-run")
+    assert code == 0, err
+    assert listed(out) == uploaded - final
+    code, out, err = gc(root, capsys, "--remote")
+    assert code == 0, err
+    s3.invalidate_cache()
+    left = s3.find("shows/team/objects")
+    assert {m.group() for p in left if (m := KEY.match(p.rsplit("/", 1)[-1]))} == final
+    assert len(left) == len(files_of(root, final))  # every file of what is kept, and only those

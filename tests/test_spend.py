@@ -289,3 +289,14 @@ def test_without_a_budget_nothing_is_priced(show: Path, server: FakeSpeechServer
     assert code == 0, out + err
     assert sum(server.attempts.values()) == LINES
     assert load_show(show).context.budget is None
+
+
+def test_a_budget_that_is_not_dollars_fails_the_build_in_one_line(
+    show: Path, server: FakeSpeechServer
+) -> None:
+    code, out, err = doit(show, {}, "--max-cost", "five")
+    assert code != 0 and sum(server.attempts.values()) == 0
+    errors = [text for text in (out + err).splitlines() if "not an amount of dollars" in text]
+    assert errors == [
+        "ERROR: --max-cost (or MIXDOWN_MAX_COST) 'five': not an amount of dollars; give one such as 5 or 0.50"
+    ]
