@@ -302,13 +302,17 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
     server.start()
     for name, value in {
         "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    import fsspec.config
     import s3fs
 
+    # fsspec reads FSSPEC_* variables when it is first imported: in a whole run, before this test
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://127.0.0.1:{port}"})
     s3fs.S3FileSystem.clear_instance_cache()
     fs = s3fs.S3FileSystem(endpoint_url=f"http://127.0.0.1:{port}")
     fs.mkdir("shows")

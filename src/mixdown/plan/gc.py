@@ -32,7 +32,17 @@ from .model import Plan, section_sfx_key, stem_key
 if TYPE_CHECKING:
     from ..store.cache import Cache
 
-__all__ = ["LOCKFILE", "Collected", "References", "collect", "plan_keys", "referenced", "trim", "trimmer"]
+__all__ = [
+    "LOCKFILE",
+    "Collected",
+    "References",
+    "collect",
+    "garbage",
+    "plan_keys",
+    "referenced",
+    "trim",
+    "trimmer",
+]
 
 LOCKFILE = "mixdown.lock"
 BRANCHES = ("main", "master")  # the first that exists is the branch a show's reviews merge into
