@@ -12,13 +12,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MixdownError
 from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
 from ..store.cache import Cache
+
+if TYPE_CHECKING:
+    from ..plan.spend import Budget
 
 __all__ = ["Context", "locked", "once", "relative", "reported", "stamp_matches"]
 
@@ -27,11 +30,13 @@ _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
 @dataclass
 class Context:
-    """What every action needs: the project, its cache and its renderers."""
+    """What every action needs: the project, its cache and its renderers (and the build's
+    budget for paid renders, with ``--max-cost``)."""
 
     project: Project
     cache: Cache
     registry: Registry
+    budget: Budget | None = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:
