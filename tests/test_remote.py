@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ import pytest
 from mixdown.store.cache import Cache
 from mixdown.store.remote import Remote, RemoteUnavailable, Wanted, redacted
 
-from .s3server import S3, point_at, s3, s3_endpoint  # noqa: F401  # fixtures
+from .s3server import S3, point_at
 
 KEY = "ab" + "0" * 62
 
@@ -110,7 +107,9 @@ def test_a_corrupt_remote_object_is_never_used_and_its_upload_replaces_it(
     assert not reader.fetch_one(b, Wanted(k, "voice:news/main/3"))
     assert k not in b and not b.meta_path(k).exists()
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("voice:news/main/3: the remote copy of ") and "corrupt" in err[0]
+    assert (
+        len(err) == 1 and err[0].startswith("voice:news/main/3: the remote copy of ") and "corrupt" in err[0]
+    )
     # the machine that finds it corrupt renders it again (another take) and its upload replaces it
     stored(b, k, f0=330.0)
     reader.upload(b, Wanted(k, "voice:news/main/3"))
@@ -145,7 +144,9 @@ def test_two_machines_uploading_one_key_at_once_leave_one_whole_object(tmp_path:
     assert all(r.failed == () for r in results)
     assert sorted(r.objects for r in results) == [0, 1]
     client = s3.client()
-    record = json.loads(client.get_object(Bucket=s3.bucket, Key=f"cache/objects/{k[:2]}/{k}.json")["Body"].read())
+    record = json.loads(
+        client.get_object(Bucket=s3.bucket, Key=f"cache/objects/{k[:2]}/{k}.json")["Body"].read()
+    )
     body = client.get_object(Bucket=s3.bucket, Key=f"cache/objects/{k[:2]}/{k}.wav")["Body"].read()
     assert hashlib.sha256(body).hexdigest() == record["sha256"] and len(body) == record["size"]
     winner = next(c for c in caches if c.meta(k)["sha256"] == record["sha256"])
@@ -213,4 +214,6 @@ def test_messages_never_show_userinfo_or_query() -> None:
     assert redacted("s3://AKIAXXXX:s3cr3t@bucket/prefix?token=abc") == "s3://bucket/prefix"
     assert redacted("sftp://me:pw@host:2222/srv/cache") == "sftp://host:2222/srv/cache"
     remote = Remote("sftp://me:hunter22@127.0.0.1:1/srv")
-    assert "hunter22" not in repr(remote) and "me:" not in remote.trouble(OSError("me:hunter22 refused")).args[0]
+    assert (
+        "hunter22" not in repr(remote) and "me:" not in remote.trouble(OSError("me:hunter22 refused")).args[0]
+    )

@@ -25,6 +25,10 @@ from .splice import ANALYSIS, LAYOUT, POWERS
 
 __all__ = [
     "MIX_SIDES",
+    "Pushed",
+    "Status",
+    "push",
+    "status",
     "Prefetched",
     "asset_wanted",
     "fetched",
@@ -144,3 +148,46 @@ def finisher(remote: Remote) -> Callable[[list[str]], None]:
             remote.warn(RemoteUnavailable(remote.down or done.failed[0]))
 
     return drain
+
+
+class Status(NamedTuple):
+    """What of a plan's shared objects is missing where: targets, in the plan's order."""
+
+    shared: int  # objects the plan shares
+    local: tuple[str, ...]  # missing from the local cache
+    remote: tuple[str, ...]  # missing from the remote
+
+
+class Pushed(NamedTuple):
+    """What ``mixdown push`` did."""
+
+    pushed: int
+    size: int
+    seconds: float
+    there: int  # on the remote already
+    unbuilt: tuple[str, ...]  # not in the local cache: nothing to push
+
+
+def status(remote: Remote, cache: Cache, plan: Plan) -> Status:
+    """Which of ``plan``'s shared objects each cache lacks (one listing of the remote)."""
+    wanted = plan_wanted(plan, remote)
+    local, held = cache.keys(), remote.keys()
+    return Status(
+        len(wanted),
+        tuple(w.target for w in wanted if w.key not in local),
+        tuple(w.target for w in wanted if w.key not in held),
+    )
+
+
+def push(remote: Remote, cache: Cache, plan: Plan) -> Pushed:
+    """Upload every shared object of ``plan`` that the local cache has and the remote lacks."""
+    wanted = plan_wanted(plan, remote)
+    local, held = cache.keys(), remote.keys()
+    unbuilt = tuple(w.target for w in wanted if w.key not in local)
+    todo = [w for w in wanted if w.key in local and w.key not in held]
+    for item in todo:
+        remote.upload(cache, item)
+    done = remote.drain()
+    if done.failed:
+        raise RemoteUnavailable(f"{done.failed[0]} ({len(done.failed)} not uploaded)")
+    return Pushed(done.objects, done.size, done.seconds, len(wanted) - len(unbuilt) - len(todo), unbuilt)

@@ -77,9 +77,15 @@ class Backend(NamedTuple):
 BACKENDS: dict[str, Backend] = {
     "s3": Backend("s3fs", "s3", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"),
     "gs": Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"),
-    "gcs": Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"),
-    "az": Backend("adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"),
-    "abfs": Backend("adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"),
+    "gcs": Backend(
+        "gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"
+    ),
+    "az": Backend(
+        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
+    ),
+    "abfs": Backend(
+        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
+    ),
     "sftp": Backend("paramiko", "sftp", "an SSH key the agent or ~/.ssh offers"),
 }
 
@@ -125,12 +131,15 @@ class Uploaded(NamedTuple):
 
 
 class _Settings(Protocol):
-    remote: str | None
-    share: str
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def share(self) -> str: ...
 
 
 class _Project(Protocol):
-    cache: _Settings
+    @property
+    def cache(self) -> _Settings: ...
 
 
 class _Downloaded(NamedTuple):
@@ -208,7 +217,9 @@ class Remote:
             import fsspec
 
             # a new instance per build: credentials and endpoints are read from the environment now
-            fs, root = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **OPTIONS.get(self.protocol, {}))
+            fs, root = fsspec.core.url_to_fs(
+                self.url, skip_instance_cache=True, **OPTIONS.get(self.protocol, {})
+            )
             if self.protocol == "s3":
                 fs.retries = 2  # on top of botocore's own: an unreachable remote is known in seconds
         except ImportError:
@@ -357,7 +368,9 @@ class Remote:
         size = 0
         for (key, tmp), answer in zip(tmps.items(), answers, strict=False):
             record, raw = records[key]
-            problem = self._check(answer, tmp, record, {n: side_bytes[(key, n)] for n in record.get("sides", {})})
+            problem = self._check(
+                answer, tmp, record, {n: side_bytes[(key, n)] for n in record.get("sides", {})}
+            )
             if problem is None:
                 size += os.path.getsize(tmp)
                 got = {n: side_bytes[(key, n)] for n in record.get("sides", {})}
@@ -529,7 +542,13 @@ def _refused(err: BaseException) -> bool:
     text = str(err)
     return any(
         word in names or word in text
-        for word in ("Credential", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken")
+        for word in (
+            "Credential",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "ExpiredToken",
+        )
     )
 
 
