@@ -198,7 +198,7 @@ def test_push_pull_and_status(
     ]
     assert out.splitlines()[3:] == [f"  voice:news/main/{n}" for n in range(3)]
     code, out, _ = mixdown(a, "push")
-    assert code == 0 and out.startswith(f"pushed 3 objects (") and "0 there already, 0 not built here" in out
+    assert code == 0 and out.startswith("pushed 3 objects (") and "0 there already, 0 not built here" in out
     assert mixdown(a, "push")[1].startswith("pushed 0 objects")
     code, out, _ = mixdown(b, "status")
     assert out.splitlines()[1:] == [

@@ -29,19 +29,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import MixdownError
-from . import files
+from . import files, transfers
 from .cache import Cache
+
+if TYPE_CHECKING:  # a build without a remote does not import the pool
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = [
     "BACKENDS",
@@ -57,8 +57,7 @@ __all__ = [
 
 #: an object on the remote with no record, older than this, was left by an interrupted upload
 ORPHAN_SECONDS = 600.0
-#: transfers in flight at once: a batch of downloads, and the uploads beside a build
-BATCH = 32
+#: uploads in flight at once beside a build
 UPLOADERS = 4
 #: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -326,7 +325,7 @@ class Remote:
 
     def _records(self, fs: Any, keys: list[str]) -> dict[str, tuple[dict[str, Any], bytes]]:
         """The records of ``keys`` that the remote holds, parsed."""
-        answers = _each(fs, "cat_file", [(self.path(k, "json"),) for k in keys])
+        answers = transfers.each(fs, [("cat_file", self.path(k, "json")) for k in keys])
         found: dict[str, tuple[dict[str, Any], bytes]] = {}
         for key, answer in zip(keys, answers, strict=True):
             if isinstance(answer, FileNotFoundError):
@@ -357,7 +356,7 @@ class Remote:
         sides = [(k, n) for k, (r, _) in records.items() for n in sorted(r.get("sides", {}))]
         calls += [("cat_file", self.path(k, n)) for k, n in sides]
         try:
-            answers = _each_named(fs, calls)
+            answers = transfers.each(fs, calls)
         except BaseException:
             for tmp in tmps.values():
                 files.discard(tmp)
@@ -438,6 +437,8 @@ class Remote:
             return
         with self._guard:
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mixdown-upload")
                 self._started = time.perf_counter()
             self._uploads.append(self._pool.submit(self._upload, cache, wanted))
@@ -469,21 +470,21 @@ class Remote:
         force = key in self.bad
         sent = 0
         for name in present:
-            _put_over(fs, cache.side_path(key, name), self.path(key, name))
+            transfers.put_over(fs, cache.side_path(key, name), self.path(key, name))
             sent += os.path.getsize(cache.side_path(key, name))
         target = self.path(key, "wav")
         if force:
-            _put_over(fs, cache.path(key), target)
+            transfers.put_over(fs, cache.path(key), target)
         else:
             try:
-                _put_new(fs, cache.path(key), target)
+                transfers.put_new(fs, cache.path(key), target)
             except FileExistsError:
                 if not self._take_over(fs, key, record):
                     return 0  # another machine's take is going up, or is up: theirs wins
-                _put_over(fs, cache.path(key), target)
+                transfers.put_over(fs, cache.path(key), target)
         sent += int(record["size"])
         try:
-            (_put_over if force else _put_new)(fs, body, self.path(key, "json"))
+            (transfers.put_over if force else transfers.put_new)(fs, body, self.path(key, "json"))
         except FileExistsError:
             return sent  # another machine wrote the record first: its object is the same one
         with self._guard:
@@ -560,99 +561,3 @@ def _why(err: BaseException, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _each(fs: Any, method: str, calls: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """``fs.method(*args)`` for every ``args`` at once (:data:`BATCH` in flight): each result, or
-    the exception it raised."""
-    return _each_named(fs, [(method, *args) for args in calls])
-
-
-def _each_named(fs: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """``fs.<name>(*args)`` for every ``(name, *args)`` concurrently: each result or exception.
-
-    An async filesystem (s3fs, gcsfs, adlfs) runs them on its own event loop,
-    as its batch ``cat``/``get`` do, without the listing those start with.
-    """
-    if not calls:
-        return []
-    if getattr(fs, "async_impl", False):
-        import asyncio
-
-        from fsspec.asyn import sync
-
-        async def gathered() -> list[Any]:
-            gate = asyncio.Semaphore(BATCH)
-
-            async def one(name: str, *args: Any) -> Any:
-                async with gate:
-                    return await getattr(fs, f"_{name}")(*args)
-
-            return await asyncio.gather(*(one(*call) for call in calls), return_exceptions=True)
-
-        found: list[Any] = sync(fs.loop, gathered)
-        return found
-    with ThreadPoolExecutor(min(BATCH, len(calls)), thread_name_prefix="mixdown-fetch") as pool:
-        futures = [pool.submit(_caught, getattr(fs, call[0]), *call[1:]) for call in calls]
-        return [f.result() for f in futures]
-
-
-def _caught(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception as err:
-        return err
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocol or "local" in protocol
-
-
-def _has_create(fs: Any) -> bool:
-    """Whether ``fs`` creates a file only if absent, atomically (S3's conditional PUT)."""
-    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "s3" in protocol
-
-
-def _put_new(fs: Any, data: Path | bytes, rpath: str) -> None:
-    """Write ``data`` (a local file's bytes, or bytes) to ``rpath`` unless it exists
-    (:class:`FileExistsError`): atomically on S3 and on a local remote, else checked first."""
-    if _has_create(fs):
-        if isinstance(data, bytes):
-            fs.pipe_file(rpath, data, mode="create")
-        else:
-            fs.put_file(os.fspath(data), rpath, mode="create")
-    elif _is_local(fs):
-        tmp = _local_temporary(fs, data, rpath)
-        try:
-            os.link(tmp, rpath)  # fails if rpath exists: an atomic create
-        finally:
-            os.unlink(tmp)
-    else:
-        if fs.exists(rpath):
-            raise FileExistsError(rpath)
-        _put_over(fs, data, rpath)
-
-
-def _put_over(fs: Any, data: Path | bytes, rpath: str) -> None:
-    """Write ``data`` to ``rpath``, replacing what is there, so that readers see old or new."""
-    if _is_local(fs):
-        os.replace(_local_temporary(fs, data, rpath), rpath)
-    elif isinstance(data, bytes):
-        fs.pipe_file(rpath, data)
-    else:
-        fs.put_file(os.fspath(data), rpath)
-
-
-def _local_temporary(fs: Any, data: Path | bytes, rpath: str) -> str:
-    """A copy of ``data`` beside ``rpath`` on a local remote, under a name no reader looks for."""
-    parent = os.path.dirname(rpath)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(rpath)}.{secrets.token_hex(4)}.part")
-    if isinstance(data, bytes):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-    else:
-        fs.put_file(os.fspath(data), tmp)
-    return tmp
