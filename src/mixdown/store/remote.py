@@ -299,7 +299,8 @@ class Remote:
         remote cannot be used.
         """
         started = time.perf_counter()
-        todo = [w for w in wanted if w.key not in cache and w.key not in self.absent]
+        skip = self.absent | self.bad  # asked for already in this build: not asked again
+        todo = [w for w in wanted if w.key not in cache and w.key not in skip]
         keys = list(dict.fromkeys(k for w in todo for k in (*w.companions, w.key) if k not in cache))
         if not keys:
             return Fetched(0, 0, (), (), 0, 0.0)
@@ -314,7 +315,7 @@ class Remote:
 
         Anything wrong with the remote is warned about once, or raised when it is required.
         """
-        if wanted.key in self.absent or not self.usable():
+        if wanted.key in self.absent or wanted.key in self.bad or not self.usable():
             return False
         try:
             done = self.fetch(cache, [wanted])
