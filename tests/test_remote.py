@@ -266,3 +266,33 @@ def test_an_interrupted_upload_leaves_no_record_and_is_taken_over_once_stale(
     d = Cache(tmp_path / "d")
     assert Remote(s3.url).fetch_one(d, Wanted(k, "voice:x"))
     assert d.path(k).read_bytes() == b.path(k).read_bytes()
+
+
+def test_a_remote_failing_mid_batch_keeps_what_arrived_whole_and_is_not_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.store import transfers
+
+    a, b = Cache(tmp_path / "a"), Cache(tmp_path / "b")
+    keys = [key(n) for n in range(3)]
+    for n, k in enumerate(keys):
+        stored(a, k, 300.0 + n)
+    url = (tmp_path / "remote").as_uri()
+    uploaded(a, url, keys)
+    real = transfers.each
+
+    def drops_one(fs: Any, calls: list[Any]) -> list[Any]:
+        answers = real(fs, calls)
+        return [
+            ConnectionResetError("reset by peer") if keys[1] in str(c[1]) and c[0] == "get_file" else x
+            for c, x in zip(calls, answers, strict=True)
+        ]
+
+    monkeypatch.setattr(transfers, "each", drops_one)
+    remote = Remote(url)
+    with pytest.raises(RemoteUnavailable, match="is unreachable .*reset by peer"):
+        remote.fetch(b, [Wanted(k, "voice:x") for k in keys])
+    assert [k in b for k in keys] == [True, False, True]
+    assert b.path(keys[0]).read_bytes() == a.path(keys[0]).read_bytes()
+    assert not [p for p in (tmp_path / "b").rglob("*") if ".tmp" in p.name]
+    assert remote.down is not None
