@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .plan.spend import Budget
 from .renderers import Registry
 from .settings import STATE_DIR
+from .store import remote
 from .store.cache import Cache
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
@@ -124,7 +125,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             memo.save(memo_path, root, (project, the_plan), inputs)
     registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
-    return Show(Context(project, cache, registry), the_plan)
+    return Show(Context(project, cache, registry, remote=remote.configured(project)), the_plan)
 
 
 def one_line(err: BaseException) -> str:
@@ -184,11 +185,14 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         cache = self.show.context.cache
-        cached = cache.keys()
         only_missing = cmd.name == "run" and not pos_args
+        out = self.extra_config.get("outfile", sys.stdout)
+        if cmd.name == "run" and self.show.context.remote is not None:
+            _with_remote(self.show, self.show.context.remote, out, batch=only_missing)
+        cached = cache.keys()
         max_size = self.show.context.project.cache.max_size
         if cmd.name == "run" and max_size is not None:
-            finish.at_finish(_trimmer(self.show, max_size, self.extra_config.get("outfile", sys.stdout)))
+            finish.at_finish(_trimmer(self.show, max_size, out))
         if cmd.name == "run" and self.options.get("max_cost"):
             self.show.context.budget = _budget(
                 self.show, self.options["max_cost"], cached, whole=not pos_args
@@ -203,7 +207,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             bed="--bed" in pos_args,
         )
         if only_missing:
-            _report_cached(self.show.plan, cached, self.extra_config.get("outfile", sys.stdout))
+            _report_cached(self.show.plan, cached, out)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
@@ -250,6 +254,22 @@ def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budg
     except MixdownError as err:
         raise InvalidDodoFile(one_line(err)) from None
     return Budget(limit)
+
+
+def _with_remote(show: Show, remote: remote.Remote, out: Any, *, batch: bool) -> None:
+    """Set up a build's remote cache: its uploads drained at the end and, for a plain ``doit``
+    (``batch``), everything the plan lacks fetched at once first (one line of counts)."""
+    from .actions import shared
+
+    finish.at_finish(shared.finisher(remote))
+    if not batch:
+        return
+    try:
+        found = shared.prefetch(remote, show.context.cache, show.plan)
+    except MixdownError as err:
+        raise InvalidDodoFile(one_line(err)) from None
+    if found is not None:
+        out.write(found.line + "\n")
 
 
 def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,7 @@ from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
 from ..store.cache import Cache
+from ..store.remote import Remote
 
 if TYPE_CHECKING:
     from ..plan.spend import Budget
@@ -31,12 +32,14 @@ _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 @dataclass
 class Context:
     """What every action needs: the project, its cache and its renderers (and the build's
-    budget for paid renders, with ``--max-cost``)."""
+    budget for paid renders, with ``--max-cost``; its remote cache, if it has one:
+    :mod:`mixdown.actions.shared`)."""
 
     project: Project
     cache: Cache
     registry: Registry
     budget: Budget | None = None
+    remote: Remote | None = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:

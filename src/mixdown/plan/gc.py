@@ -165,7 +165,9 @@ def collect(
             for item in found.garbage:
                 inventory.remove_local(cache, item)
         return found
-    store = inventory.open_remote(remote)
+    from ..store.remote import Remote
+
+    store = Remote(remote)
     found = garbage(inventory.remote(store), references.keys)
     if not dry_run:
         for item in found.garbage:

@@ -19,12 +19,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import MixdownError, RendererUnavailable
-
 if TYPE_CHECKING:
     from .cache import Cache
+    from .remote import Remote
 
-__all__ = ["Remote", "Stored", "local", "open_remote", "remote", "remove_local", "remove_remote", "size_text"]
+__all__ = ["Stored", "local", "remote", "remove_local", "remove_remote", "size_text"]
 
 _NAME = re.compile(r"^(?P<key>[0-9a-f]{64})\.(?P<rest>[A-Za-z0-9_.-]+)$")
 
@@ -36,14 +35,6 @@ class Stored(NamedTuple):
     files: tuple[str, ...]
     size: int
     used: float  # seconds since the epoch: the latest access or change of any of its files
-
-
-class Remote(NamedTuple):
-    """A remote cache opened through fsspec: its filesystem and the path of its ``objects``."""
-
-    fs: Any
-    objects: str
-    url: str
 
 
 def _order(key: str, names: Iterable[str], first: str) -> tuple[str, ...]:
@@ -96,32 +87,15 @@ def remove_local(cache: Cache, stored: Stored) -> None:
     cache.forget(stored.key)
 
 
-def open_remote(url: str) -> Remote:
-    """The remote cache at ``url``; one line when its fsspec backend is not installed."""
-    try:
-        from fsspec.core import url_to_fs  # type: ignore[import-untyped]  # fsspec ships no type hints
-
-        fs, path = url_to_fs(url)
-    except ImportError as err:
-        backend = url.partition("://")[0]
-        raise RendererUnavailable(
-            f"{url}: the {backend} backend needs {err.name or 'a package'}: pip install 'mixdown[{backend}]'"
-        ) from None
-    except ValueError as err:
-        raise MixdownError(f"{url}: not a cache URL fsspec can open ({err}); check [cache] remote") from None
-    return Remote(fs, f"{str(path).rstrip('/')}/objects", url)
-
-
 def remote(store: Remote) -> dict[str, Stored]:
     """Every object in the remote cache ``store`` by key."""
+    fs, root = store.filesystem()
     try:
-        listing = store.fs.find(store.objects, detail=True)
+        listing = fs.find(f"{root}/objects", detail=True)
     except FileNotFoundError:
         return {}
-    except OSError as err:
-        raise MixdownError(
-            f"{store.url}: cannot list the remote cache ({err}); check the URL and credentials"
-        ) from None
+    except Exception as err:
+        raise store.trouble(err) from None
     found: dict[str, list[tuple[str, int, float]]] = {}
     for path, info in listing.items():
         match = _NAME.match(path.rsplit("/", 1)[-1])
@@ -145,9 +119,10 @@ def _mtime(info: dict[str, Any]) -> float:
 
 def remove_remote(store: Remote, stored: Stored) -> None:
     """Remove ``stored``'s files from the remote cache: its record first, then the object and side files."""
+    fs, _ = store.filesystem()
     for path in stored.files:
         try:
-            store.fs.rm_file(path)
+            fs.rm_file(path)
         except FileNotFoundError:
             pass
 
