@@ -178,6 +178,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         finish.reset()
         try:
             self.show = load_show(self.root, registry=self.registry)
+            if cmd.name == "run":
+                self._lock_for_run(self.show)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         cache = self.show.context.cache
@@ -199,6 +201,17 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+
+    def _lock_for_run(self, show: Show) -> None:
+        """A build writes ``mixdown.lock`` when it ends; under ``--frozen`` it is held to it instead."""
+        from .actions import locking
+
+        assert self.root is not None
+        if self.options.get("frozen"):
+            show.context.pinned = locking.frozen(show.plan, self.root)
+        else:
+            finish.at_finish(locking.finisher(show.context, show.plan))
 
 
 def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

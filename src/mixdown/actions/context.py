@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MixdownError
+from ..plan.lock import Lock
 from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
@@ -32,6 +33,8 @@ class Context:
     project: Project
     cache: Cache
     registry: Registry
+    #: under --frozen, the mixdown.lock that renders, masters and deliveries must match
+    pinned: Lock | None = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:
