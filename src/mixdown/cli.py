@@ -7,6 +7,7 @@
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
     mixdown play TARGET          build a section's preview (or any target) and play it
+    mixdown diff [REV]           what changed in mixdown.lock since a git revision (HEAD by default)
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
 and exit with status 2.
@@ -232,6 +233,68 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bed", action="store_true", help="a section: over the show's music bed")
 
 
+def _diff(args: argparse.Namespace) -> int:
+    """Print what changed in ``mixdown.lock`` between the git revision ``args.rev`` and the working tree."""
+    from .plan import lock
+
+    root = args.dir.resolve()
+    _git_revision(root, args.rev)
+    old = lock.at_revision(root, args.rev)
+    new = lock.read(root / lock.FILENAME)
+    changes = lock.compare(old or lock.Lock(), new)
+    kinds = Counter(change.target.split(":", 1)[0] for change in changes)
+    counts = [
+        (kinds["voice"], "line"),
+        (kinds["sfx"], "sfx"),
+        (kinds["music"], "bed segment"),
+        (kinds["master"] + kinds["deliver"], "deliverable"),
+    ]
+    summary = ", ".join(f"{n} {word}{'s' if n != 1 and word != 'sfx' else ''}" for n, word in counts if n)
+    since = args.rev if old is not None else f"{args.rev} (which has no {lock.FILENAME})"
+    print(f"{lock.FILENAME}: {since} -> working tree: {summary + ' changed' if changes else 'no changes'}")
+    for line in lock.describe(changes, text_of=_texts(root)):
+        print(line)
+    return 0
+
+
+def _git_revision(root: Path, rev: str) -> None:
+    """Check that ``rev`` names a commit of the repository ``root`` is in."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        raise MixdownError("diff: git is not installed (or not on PATH); install it to compare revisions") from None
+    if done.returncode != 0:
+        raise MixdownError(
+            f"diff {rev}: no such git revision in {root} (or it is not in a git repository); "
+            "give a commit, branch or tag, e.g. HEAD or main"
+        )
+
+
+def _texts(root: Path) -> Callable[[str], str | None]:
+    """A voice line's text by its key, from the show's cache records (where the cache has them)."""
+    try:
+        cache = load_show(root).context.cache
+    except MixdownError:
+        return lambda key: None
+
+    def text_of(key: str) -> str | None:
+        try:
+            text = cache.meta(key).get("text")
+        except (OSError, ValueError):
+            return None
+        return str(text) if text else None
+
+    return text_of
+
+
+def _diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="a git revision (default: HEAD)")
+
+
 def _voices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("renderer")
 
@@ -253,6 +316,7 @@ COMMANDS: dict[str, Command] = {
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
     "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
     "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
+    "diff": Command("what changed in mixdown.lock since a git revision", _diff, _diff_arguments),
 }
 
 

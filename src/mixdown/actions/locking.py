@@ -64,17 +64,22 @@ def update(context: Context, plan: Plan, ran: list[str]) -> bool:
     """
     root = context.project.root
     path = root / FILENAME
+    targets = {name for name in ran if ":" in name}  # not doit's groups (voice, mix, …): they always "run"
     want = lockfile.wanted(plan, root)
     fingerprint = _fingerprint(want, plan)
     state = root / STATE_DIR / FINGERPRINT
-    if not ran and _remembered(state) == [fingerprint, _stat(path)]:
+    remembered, stat = _remembered(state), _stat(path)
+    if not targets and remembered == [fingerprint, stat]:
         return False
+    # A lock changed since this build wrote it (a pull, a checkout, a hand edit) is not trusted
+    # to describe this cache: every entry is read again.
+    trusted = isinstance(remembered, list) and len(remembered) == 2 and remembered[1] == stat
     try:
         old = lockfile.read(path)
     except ConfigError as err:
         print(f"warning: {err}; writing it again from this build", file=sys.stdout)
         old = Lock()
-    new = _entries(context, plan, old, set(ran), want)
+    new = _entries(context, plan, old, targets if trusted else None, want)
     written = bool(new.entries or path.exists()) and lockfile.write(path, new)
     if written:
         changed = len(lockfile.compare(old, new))
@@ -85,14 +90,15 @@ def update(context: Context, plan: Plan, ran: list[str]) -> bool:
     return written
 
 
-def _entries(context: Context, plan: Plan, old: Lock, ran: set[str], want: dict[str, Wanted]) -> Lock:
-    """The lock's entries after this build: fresh for what ran or changed, the old ones for the rest."""
+def _entries(context: Context, plan: Plan, old: Lock, ran: set[str] | None, want: dict[str, Wanted]) -> Lock:
+    """The lock's entries after this build: fresh for what ran (everything, with ``ran`` None)
+    or changed, the old ones for the rest, and for what this build does not have."""
     out: dict[str, Entry] = {}
 
     def keep(target: str, fresh: Callable[[], Entry | None]) -> None:
         entry = old.get(target)
         key = want[target].key
-        if target in ran or entry is None or entry.key != key:
+        if ran is None or target in ran or entry is None or entry.key != key:
             entry = fresh() or entry
         if entry is not None and entry.key == key:
             out[target] = entry
@@ -200,7 +206,9 @@ def frozen(plan: Plan, root: Path) -> Lock:
     lock = lockfile.read(root / FILENAME)
     changed = lockfile.differences(lockfile.wanted(plan, root), lock)
     if changed:
-        named = ", ".join(changed[:_LISTED]) + (f" and {len(changed) - _LISTED} more" if len(changed) > _LISTED else "")
+        named = ", ".join(changed[:_LISTED]) + (
+            f" and {len(changed) - _LISTED} more" if len(changed) > _LISTED else ""
+        )
         count = f"{len(changed)} {'entry' if len(changed) == 1 else 'entries'}"
         raise MixdownError(
             f"{FILENAME}: --frozen, but this build would change {count} ({named}); nothing was rendered: "

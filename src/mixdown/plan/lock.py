@@ -58,7 +58,9 @@ __all__ = [
     "at_revision",
     "compare",
     "describe",
+    "differences",
     "dumps",
+    "loads",
     "read",
     "wanted",
     "write",
@@ -257,7 +259,7 @@ def loads(text: str, name: str = FILENAME) -> Lock:
             entries[target] = _entry(target, table)
         except (TypeError, ValueError, KeyError) as err:
             raise ConfigError(
-                f"{name}: [\"{target}\"] is not an entry mixdown wrote ({err}); restore it from git or "
+                f'{name}: ["{target}"] is not an entry mixdown wrote ({err}); restore it from git or '
                 "delete the file: the next build writes it again"
             ) from None
     return Lock(entries)
@@ -315,7 +317,9 @@ def wanted(plan: Plan, root: Path) -> dict[str, Wanted]:
         masters = [p for p in mix.outputs if p.parent.suffix != ".stems"]
         out[f"master:{mix.name}"] = Wanted(mix.master_key, _relative(root, masters))
         for delivery in mix.deliveries:
-            out[f"deliver:{mix.name}/{delivery.name}"] = Wanted(mix.master_key, _relative(root, delivery.files))
+            out[f"deliver:{mix.name}/{delivery.name}"] = Wanted(
+                mix.master_key, _relative(root, delivery.files)
+            )
     return out
 
 
@@ -348,12 +352,15 @@ class Change(NamedTuple):
 def compare(old: Lock, new: Lock) -> list[Change]:
     """Every target whose entry differs from ``old`` to ``new``, in lock order."""
     targets = sorted(set(old.entries) | set(new.entries), key=_order)
-    return [
-        Change(t, old.get(t), new.get(t)) for t in targets if old.get(t) != new.get(t)
-    ]
+    return [Change(t, old.get(t), new.get(t)) for t in targets if old.get(t) != new.get(t)]
 
 
-_GROUPS = (("lines", ("voice",)), ("sfx", ("sfx",)), ("beds", ("music",)), ("deliverables", ("master", "deliver")))
+_GROUPS = (
+    ("lines", ("voice",)),
+    ("sfx", ("sfx",)),
+    ("beds", ("music",)),
+    ("deliverables", ("master", "deliver")),
+)
 
 
 def describe(changes: list[Change], *, text_of: Callable[[str], str | None] = lambda key: None) -> list[str]:
@@ -421,11 +428,16 @@ def _file_lines(before: Entry | None, after: Entry | None) -> list[str]:
 
 
 def _delta(was: float | None, now: float | None, unit: str, digits: int, step: str | None = None) -> str:
-    """``2.35 s -> 2.81 s (+0.46 s)``; one side only when the other is absent."""
+    """``2.35 -> 2.81 s (+0.46 s)``; one figure when only one side has it or both show the same."""
     if was is None and now is None:
         return ""
-    if was is None or now is None:
-        return f"{(now if now is not None else was):.{digits}f} {unit}"
+    if was is None or now is None or round(was, digits) == round(now, digits):
+        return f"{_figure(now if now is not None else was, digits)} {unit}"
     if not (math.isfinite(was) and math.isfinite(now)):
-        return f"{was:.{digits}f} -> {now:.{digits}f} {unit}"
-    return f"{was:.{digits}f} -> {now:.{digits}f} {unit} ({now - was:+.{digits}f} {step or unit})"
+        return f"{_figure(was, digits)} -> {_figure(now, digits)} {unit}"
+    return f"{_figure(was, digits)} -> {_figure(now, digits)} {unit} ({now - was:+.{digits}f} {step or unit})"
+
+
+def _figure(value: float | None, digits: int) -> str:
+    assert value is not None
+    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.0"
