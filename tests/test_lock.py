@@ -235,7 +235,7 @@ def test_one_sentence_edit_changes_exactly_its_line_mixes_and_masters(
     expected = {"voice:news/briefing/story/1"}
     expected |= {f"{kind}:{name}" for kind in ("mix", "master") for name in BRIEFING_MASTERS}
     assert changed_tables(built) == expected
-    assert f"{lock.FILENAME}  5 entries changed" in out
+    assert f"{lock.FILENAME}  written: 5 entries changed" in out
 
 
 def test_a_noop_build_does_not_touch_or_even_read_the_lock(

@@ -18,6 +18,10 @@ no task names) the loader checks the cache itself and hands doit only the
 assets that are missing, printing ``-- name`` for the cached ones as doit
 would: doit's per-task scheduling would otherwise dominate a no-op build of
 a large show (see ``benchmarks/noop.py``).
+
+A ``run`` writes ``mixdown.lock`` when doit is done (:mod:`mixdown.actions.locking`);
+with ``--frozen`` (or ``MIXDOWN_FROZEN=1``) it never does, and refuses at
+load time, rendering nothing, a show whose targets or keys differ from it.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -71,23 +72,43 @@ def update(context: Context, plan: Plan, ran: list[str]) -> bool:
     remembered, stat = _remembered(state), _stat(path)
     if not targets and remembered == [fingerprint, stat]:
         return False
-    # A lock changed since this build wrote it (a pull, a checkout, a hand edit) is not trusted
-    # to describe this cache: every entry is read again.
+    # The lock as this build last wrote it, kept beside the fingerprint (parsing a large one
+    # costs more than the rest); one changed since (a pull, a checkout, a hand edit) is read,
+    # and not trusted to describe this cache: every entry is made again.
     trusted = isinstance(remembered, list) and len(remembered) == 2 and remembered[1] == stat
-    try:
-        old = lockfile.read(path)
-    except ConfigError as err:
-        print(f"warning: {err}; writing it again from this build", file=sys.stdout)
-        old = Lock()
+    old = _kept(state) if trusted else None
+    if old is None:
+        old = _read(path)
     new = _entries(context, plan, old, targets if trusted else None, want)
     written = bool(new.entries or path.exists()) and lockfile.write(path, new)
     if written:
         changed = len(lockfile.compare(old, new))
-        print(f"{FILENAME}  {changed} {'entry' if changed == 1 else 'entries'} changed", file=sys.stdout)
+        print(
+            f"{FILENAME}  written: {changed} {'entry' if changed == 1 else 'entries'} changed",
+            file=sys.stdout,
+        )
     if path.exists():
         state.parent.mkdir(exist_ok=True)
-        files.write_bytes_atomic(state, json.dumps([fingerprint, _stat(path)]).encode("utf-8"))
+        files.write_bytes_atomic(state.with_suffix(".pickle"), pickle.dumps(new, pickle.HIGHEST_PROTOCOL))
+        files.write_bytes_atomic(state, json.dumps([fingerprint, _stat(path)]).encode("utf-8"))  # last
     return written
+
+
+def _read(path: Path) -> Lock:
+    try:
+        return lockfile.read(path)
+    except ConfigError as err:
+        print(f"warning: {err}; writing it again from this build", file=sys.stdout)
+        return Lock()
+
+
+def _kept(state: Path) -> Lock | None:
+    """The lock kept beside the fingerprint ``state``, or None."""
+    try:
+        found = pickle.loads(state.with_suffix(".pickle").read_bytes())
+    except Exception:  # missing, or written by another version of mixdown: read the file instead
+        return None
+    return found if isinstance(found, Lock) else None
 
 
 def _entries(context: Context, plan: Plan, old: Lock, ran: set[str] | None, want: dict[str, Wanted]) -> Lock:
@@ -101,7 +122,7 @@ def _entries(context: Context, plan: Plan, old: Lock, ran: set[str] | None, want
         if ran is None or target in ran or entry is None or entry.key != key:
             entry = fresh() or entry
         if entry is not None and entry.key == key:
-            out[target] = entry
+            out[target] = lockfile.as_written(entry)
 
     for asset in plan.assets.values():
         keep(asset.task, partial(_asset_entry, context, asset))

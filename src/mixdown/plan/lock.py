@@ -36,9 +36,10 @@ This module is the format and its comparison (:func:`compare`, what
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,6 +56,7 @@ __all__ = [
     "FileEntry",
     "Lock",
     "Wanted",
+    "as_written",
     "at_revision",
     "compare",
     "describe",
@@ -74,6 +76,7 @@ _HEADER = (
     "# mixdown.lock: every target's content key and the audio it produced (see the README).\n"
     "# Written by mixdown at the end of each build that changes it: commit it with the show.\n"
 )
+_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f]')  # what a TOML basic string cannot hold as it is
 _ASSET_FIELDS = ("key", "renderer", "renderer_version", "sha256", "seconds", "request_id", "billed")
 
 
@@ -130,6 +133,20 @@ class Lock:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def as_written(entry: Entry) -> Entry:
+    """``entry`` with its figures rounded as the file holds them (what reading it back gives)."""
+    files = tuple(
+        FileEntry(f.file, f.sha256, _rounded(f.seconds, 3), _rounded(f.lufs, 2), _rounded(f.true_peak, 2))
+        for f in entry.files
+    )
+    seconds = _rounded(entry.seconds, 3) if entry.seconds is not None else None
+    return replace(entry, seconds=seconds, files=files)
+
+
+def _rounded(value: float, digits: int) -> float:
+    return round(value, digits) + 0.0 if math.isfinite(value) else value
 
 
 class Wanted(NamedTuple):
@@ -201,12 +218,14 @@ def _value(value: Any, digits: int) -> str:
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        return repr(round(value, digits) + 0.0)  # + 0.0: no "-0.0"
+        return repr(_rounded(value, digits))
     return str(value)
 
 
 def _string(text: str) -> str:
     """``text`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    if not _ESCAPED.search(text):
+        return f'"{text}"'
     out = []
     for char in text:
         if char in '"\\':
