@@ -316,6 +316,23 @@ def test_frozen_refuses_a_build_that_would_change_the_lock(
     assert changed_entries(before[0].decode(), path.read_text()) == 5
 
 
+def test_frozen_counts_a_new_format_as_a_change(built: Path, fakes: dict[str, Any]) -> None:
+    toml = built / "project.toml"
+    toml.write_text(toml.read_text().replace('formats = ["wav"]', 'formats = ["wav", "flac"]'))
+    show = load_show(built, registry=Registry(built, extra=fakes))
+    before = read_lock(built)
+    assert all(before.get(f"master:{m.name}").key == m.master_key for m in show.plan.mixes)  # type: ignore[union-attr]
+    code, out, err = doit(built, fakes, "--frozen")
+    assert code != 0 and ran(out) == []
+    assert (
+        "would change 3 entries (master:news/briefing@anna, master:news/briefing@kofi, master:news/extra)"
+        in err
+    )
+    assert doit(built, fakes)[0] == 0
+    files = [f.file for f in read_lock(built).get("master:news/extra").files]  # type: ignore[union-attr]
+    assert files == ["build/news/extra.wav", "build/news/extra.flac"]
+
+
 def changed_entries(old: str, new: str) -> int:
     return len(lock.compare(lock.loads(old), lock.loads(new)))
 

@@ -118,10 +118,9 @@ def _entries(context: Context, plan: Plan, old: Lock, ran: set[str] | None, want
 
     def keep(target: str, fresh: Callable[[], Entry | None]) -> None:
         entry = old.get(target)
-        key = want[target].key
-        if ran is None or target in ran or entry is None or entry.key != key:
+        if ran is None or target in ran or not want[target].matches(entry):
             entry = fresh() or entry
-        if entry is not None and entry.key == key:
+        if entry is not None and want[target].matches(entry):
             out[target] = lockfile.as_written(entry)
 
     for asset in plan.assets.values():

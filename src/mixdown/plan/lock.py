@@ -155,6 +155,12 @@ class Wanted(NamedTuple):
     key: str
     files: tuple[str, ...] = ()
 
+    def matches(self, entry: Entry | None) -> bool:
+        """Whether ``entry`` is for this key (and these files)."""
+        return (
+            entry is not None and entry.key == self.key and tuple(f.file for f in entry.files) == self.files
+        )
+
 
 def _order(target: str) -> tuple[int, str]:
     kind = target.split(":", 1)[0]
@@ -348,11 +354,7 @@ def _relative(root: Path, paths: Iterable[Path]) -> tuple[str, ...]:
 
 def differences(want: Mapping[str, Wanted], lock: Lock) -> list[str]:
     """The targets whose entry a build of the plan would add, change or remove, in lock order."""
-    out = []
-    for target, wish in want.items():
-        entry = lock.get(target)
-        if entry is None or entry.key != wish.key or tuple(f.file for f in entry.files) != wish.files:
-            out.append(target)
+    out = [target for target, wish in want.items() if not wish.matches(lock.get(target))]
     out.extend(target for target in lock.entries if target not in want)
     return sorted(out, key=_order)
 
