@@ -433,7 +433,7 @@ def test_diff_shows_what_changed_with_deltas(built: Path, fakes: dict[str, Any])
     head = [
         "mixdown.lock: HEAD -> working tree: 1 line, 2 deliverables changed",
         "lines (1):",
-        f"  ~ {line}  {was.seconds:.2f} -> {now.seconds:.2f} s ({now.seconds - was.seconds:+.2f} s)",
+        f"  ~ {line}  {was.seconds:.2f} -> {now.seconds:.2f} s ({round(now.seconds, 2) - round(was.seconds, 2):+.2f} s)",
         "deliverables (2):",
     ]
     assert code == 0 and err == "" and out.splitlines()[:4] == head
@@ -442,7 +442,7 @@ def test_diff_shows_what_changed_with_deltas(built: Path, fakes: dict[str, Any])
         assert b.seconds > a.seconds
         assert f"  ~ master:{name}" in out
         assert (
-            f"      build/{name}.wav  {a.seconds:.2f} -> {b.seconds:.2f} s ({b.seconds - a.seconds:+.2f} s)"
+            f"      build/{name}.wav  {a.seconds:.2f} -> {b.seconds:.2f} s ({round(b.seconds, 2) - round(a.seconds, 2):+.2f} s)"
             in out
         )
     assert out.splitlines()[-1] == "mixes: 2 changed"
@@ -474,6 +474,26 @@ def test_describe_shows_a_lines_text_and_new_renders() -> None:
         "  ~ sfx:door  0.50 s  (same inputs, different audio: a new render)",
         "beds (1):",
         "  + music:bed/main  8.00 s",
+    ]
+
+
+def test_describe_gives_deliverables_file_by_file() -> None:
+    def flash(lufs: float, peak: float, seconds: float) -> FileEntry:
+        return FileEntry("build/a.alexa.mp3", "f" * 64, seconds, lufs, peak)
+
+    old = Entry("deliver:a/alexa", "1" * 64, mix="2" * 64, files=(flash(-14.65, -2.04, 46.97),))
+    new = Entry("deliver:a/alexa", "3" * 64, mix="4" * 64, files=(flash(-14.64, -2.21, 46.82),))
+    gone = Entry(
+        "master:b", "5" * 64, mix="6" * 64, files=(FileEntry("build/b.wav", "0" * 64, 3.0, -16.0, -1.5),)
+    )
+    changes = lock.compare(Lock({"deliver:a/alexa": old, "master:b": gone}), Lock({"deliver:a/alexa": new}))
+    assert lock.describe(changes) == [
+        "deliverables (2):",
+        "  - master:b",
+        "      build/b.wav  3.00 s, -16.0 LUFS, -1.5 dBTP",
+        "  ~ deliver:a/alexa",
+        # each delta is the difference of the figures shown: -14.65 shows as -14.7
+        "      build/a.alexa.mp3  46.97 -> 46.82 s (-0.15 s), -14.7 -> -14.6 LUFS (+0.1 LU), -2.0 -> -2.2 dBTP (-0.2 dB)",
     ]
 
 

@@ -456,7 +456,8 @@ def _delta(was: float | None, now: float | None, unit: str, digits: int, step: s
         return f"{_figure(now if now is not None else was, digits)} {unit}"
     if not (math.isfinite(was) and math.isfinite(now)):
         return f"{_figure(was, digits)} -> {_figure(now, digits)} {unit}"
-    return f"{_figure(was, digits)} -> {_figure(now, digits)} {unit} ({now - was:+.{digits}f} {step or unit})"
+    change = round(now, digits) - round(was, digits)  # the difference of the figures shown
+    return f"{_figure(was, digits)} -> {_figure(now, digits)} {unit} ({change:+.{digits}f} {step or unit})"
 
 
 def _figure(value: float | None, digits: int) -> str:
