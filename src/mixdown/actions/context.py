@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MixdownError
 from ..plan.lock import Lock
@@ -21,6 +21,9 @@ from ..show.project import Project
 from ..store import files
 from ..store.cache import Cache
 
+if TYPE_CHECKING:
+    from ..plan.spend import Budget
+
 __all__ = ["Context", "locked", "once", "relative", "reported", "stamp_matches"]
 
 _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
@@ -28,13 +31,15 @@ _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
 @dataclass
 class Context:
-    """What every action needs: the project, its cache and its renderers."""
+    """What every action needs: the project, its cache and its renderers (and the build's
+    budget for paid renders, with ``--max-cost``)."""
 
     project: Project
     cache: Cache
     registry: Registry
     #: under --frozen, the mixdown.lock that renders, masters and deliveries must match
     pinned: Lock | None = None
+    budget: Budget | None = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:
