@@ -121,7 +121,7 @@ def test_dry_run_after_three_edits_lists_exactly_the_superseded_objects(
     every = sum(p.stat().st_size for p in files_of(root, before))
     assert out[-1] == (
         f"would remove {len(superseded)} of {len(before)} objects in cache/: {size_text(size)} of "
-        f"{size_text(every)}; kept what the plan reference"
+        f"{size_text(every)}; kept what the plan, mixdown.lock reference"  # the build's lock names only the plan's
     )
     line = next(text for text in out if "'Goodbye Anna.'" in text)
     key = line.split()[0]
@@ -165,7 +165,7 @@ def test_the_lockfiles_of_head_and_main_keep_what_they_name(
     git(root, "add", "-A")
     git(root, "commit", "-qm", "show")
     git(root, "checkout", "-qb", "edit")
-    git(root, "rm", "-q", "mixdown.lock")  # HEAD and the working tree have none: only main's counts
+    git(root, "rm", "-q", "mixdown.lock")  # HEAD has none, and the build's own names only its plan: main's counts
     edit(root, *EDITS[1])
     git(root, "commit", "-qam", "edit")
     build(root)
@@ -174,7 +174,7 @@ def test_the_lockfiles_of_head_and_main_keep_what_they_name(
     assert code == 0, err
     kept = {anna.key, briefing.key, briefing.master_key}
     assert kofi.key in listed(out) and not kept & listed(out)
-    assert out[-1].endswith("kept what the plan, mixdown.lock at main reference")
+    assert out[-1].endswith("kept what the plan, mixdown.lock, mixdown.lock at main reference")
     assert referenced(load_show(root).plan, root).keys >= kept | {briefing.stem_key("voice")}
 
     code, out, err = gc(root, capsys, "--dry-run", "--rev", "edit")
@@ -196,7 +196,7 @@ def test_max_size_trims_what_is_unused_after_each_build(
     first = [text for text in out.splitlines() if text.startswith("cache: ")]
     size = size_text(sum(p.stat().st_size for p in files_of(root, keys(root))))
     assert first == [
-        f"cache: {size}, over [cache] max_size (1.0 kB), and all of it in use (the plan); raise max_size"
+        f"cache: {size}, over [cache] max_size (1.0 kB), and all of it in use (the plan, mixdown.lock); raise max_size"
     ]
     edit(root, *EDITS[1])
     out = build(root)
@@ -210,7 +210,7 @@ def test_max_size_trims_what_is_unused_after_each_build(
     assert removed[0].startswith("cache: removed 8 unused objects")  # 2 lines, 2 sections, 2 mixes, 2 masters
     assert removed[0].endswith(
         f"{size_text(sum(p.stat().st_size for p in files_of(root, used)))} left, over [cache] max_size "
-        "(1.0 kB): the rest is in use (the plan); raise max_size"
+        "(1.0 kB): the rest is in use (the plan, mixdown.lock); raise max_size"
     )
 
 
@@ -282,7 +282,7 @@ def test_what_build_holds_is_kept_until_the_edit_is_built(
     old = {a.key for a in load_show(root).plan.assets.values()}
     assert listed(out) and not {before.key, before.master_key} & listed(out)  # the next build splices them
     assert not old & listed(out)
-    assert out[-1].endswith("kept what the plan, build/ reference")
+    assert out[-1].endswith("kept what the plan, build/, mixdown.lock reference")  # the last build's lock
     build(root)
     code, out, err = gc(root, capsys, "--dry-run")
     assert {before.key, before.master_key} <= listed(out)

@@ -196,22 +196,26 @@ def test_push_pull_and_status(
         "missing locally: 0",
         "missing remotely: 3",
     ]
-    assert out.splitlines()[3:] == [f"  voice:news/main/{n}" for n in range(3)]
+    assert out.splitlines()[3:] == [f"  voice:news/main/{n}" for n in range(3)] + ["stale in mixdown.lock: 0"]
     code, out, _ = mixdown(a, "push")
     assert code == 0 and out.startswith("pushed 3 objects (") and "0 there already, 0 not built here" in out
     assert mixdown(a, "push")[1].startswith("pushed 0 objects")
     code, out, _ = mixdown(b, "status")
-    assert out.splitlines()[1:] == [
+    assert out.splitlines()[1:6] == [
         "missing locally: 3",
         *[f"  voice:news/main/{n}" for n in range(3)],
         "missing remotely: 0",
     ]
+    assert out.splitlines()[6].startswith("stale in mixdown.lock: ")  # b has no lock yet
     code, out, _ = mixdown(b, "pull")
     assert code == 0 and out.startswith("remote cache: 3 of 3 missing objects downloaded")
-    assert mixdown(b, "status")[1].splitlines()[1:] == ["missing locally: 0", "missing remotely: 0"]
+    assert mixdown(b, "status")[1].splitlines()[1:3] == ["missing locally: 0", "missing remotely: 0"]
     code, out, err = doit(b, {})
     assert code == 0 and sum(server.attempts.values()) == len(LINES)
     assert built_files(b) == built_files(a)
+    # the takes are pinned: b's lock, written by its own build, is a's byte for byte
+    assert (b / "mixdown.lock").read_bytes() == (a / "mixdown.lock").read_bytes()
+    assert mixdown(b, "status")[1].splitlines()[-1] == "stale in mixdown.lock: 0"
 
 
 def test_remote_commands_need_a_remote(clones: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
     mixdown play TARGET          build a section's preview (or any target) and play it
+    mixdown diff [REV]           what changed in mixdown.lock since a git revision (HEAD by default)
     mixdown gc [--dry-run]       remove cache objects neither the plan nor the lockfiles reference
     mixdown push / pull          upload to / download from the remote cache what the plan needs
     mixdown status               what the plan needs that the local or the remote cache lacks
@@ -336,6 +337,68 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bed", action="store_true", help="a section: over the show's music bed")
 
 
+def _diff(args: argparse.Namespace) -> int:
+    """Print what changed in ``mixdown.lock`` between the git revision ``args.rev`` and the working tree."""
+    from .plan import lock
+
+    root = args.dir.resolve()
+    _git_revision(root, args.rev)
+    old = lock.at_revision(root, args.rev)
+    new = lock.read(root / lock.FILENAME)
+    changes = lock.compare(old or lock.Lock(), new)
+    kinds = Counter(change.target.split(":", 1)[0] for change in changes)
+    counts = [
+        (kinds["voice"], "line"),
+        (kinds["sfx"], "sfx"),
+        (kinds["music"], "bed segment"),
+        (kinds["master"] + kinds["deliver"], "deliverable"),
+    ]
+    summary = ", ".join(f"{n} {word}{'s' if n != 1 and word != 'sfx' else ''}" for n, word in counts if n)
+    since = args.rev if old is not None else f"{args.rev} (which has no {lock.FILENAME})"
+    print(f"{lock.FILENAME}: {since} -> working tree: {summary + ' changed' if changes else 'no changes'}")
+    for line in lock.describe(changes, text_of=_texts(root)):
+        print(line)
+    return 0
+
+
+def _git_revision(root: Path, rev: str) -> None:
+    """Check that ``rev`` names a commit of the repository ``root`` is in."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        raise MixdownError("diff: git is not installed (or not on PATH); install it to compare revisions") from None
+    if done.returncode != 0:
+        raise MixdownError(
+            f"diff {rev}: no such git revision in {root} (or it is not in a git repository); "
+            "give a commit, branch or tag, e.g. HEAD or main"
+        )
+
+
+def _texts(root: Path) -> Callable[[str], str | None]:
+    """A voice line's text by its key, from the show's cache records (where the cache has them)."""
+    try:
+        cache = load_show(root).context.cache
+    except MixdownError:
+        return lambda key: None
+
+    def text_of(key: str) -> str | None:
+        try:
+            text = cache.meta(key).get("text")
+        except (OSError, ValueError):
+            return None
+        return str(text) if text else None
+
+    return text_of
+
+
+def _diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="a git revision (default: HEAD)")
+
+
 def _voices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("renderer")
 
@@ -378,16 +441,31 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    """Print what of the plan is missing locally and remotely."""
+    """Print what of the plan is missing locally and remotely, and what is stale in mixdown.lock."""
     from .actions.shared import status
+    from .plan import lock
+    from .store.remote import configured
 
-    show, remote = _remote(args)
-    found = status(remote, show.context.cache, show.plan)
-    print(f"{found.shared} objects shared ([cache] share = \"{remote.share}\") with {remote.shown}")
-    for where, targets in (("locally", found.local), ("remotely", found.remote)):
-        print(f"missing {where}: {len(targets)}")
-        for target in targets:
+    show = load_show(args.dir)
+    root = show.context.project.root
+    remote = configured(show.context.project, required=True)
+    if remote is None:
+        cached = show.context.cache.keys()
+        missing = [a.task for a in show.plan.assets.values() if a.key not in cached]
+        print(f"no remote cache ([cache] remote or MIXDOWN_REMOTE); missing locally: {len(missing)}")
+        for target in missing:
             print(f"  {target}")
+    else:
+        found = status(remote, show.context.cache, show.plan)
+        print(f"{found.shared} objects shared ([cache] share = \"{remote.share}\") with {remote.shown}")
+        for where, targets in (("locally", found.local), ("remotely", found.remote)):
+            print(f"missing {where}: {len(targets)}")
+            for target in targets:
+                print(f"  {target}")
+    stale = lock.differences(lock.wanted(show.plan, root), lock.read(root / lock.FILENAME))
+    print(f"stale in {lock.FILENAME}: {len(stale)}" + (" (the next build writes them)" if stale else ""))
+    for target in stale:
+        print(f"  {target}")
     return 0
 
 
@@ -412,6 +490,7 @@ COMMANDS: dict[str, Command] = {
     "push": Command("upload to the remote cache what the plan needs and it lacks", _push),
     "pull": Command("download from the remote cache what the plan needs and the local cache lacks", _pull),
     "status": Command("what the plan needs that the local or the remote cache lacks", _status),
+    "diff": Command("what changed in mixdown.lock since a git revision", _diff, _diff_arguments),
 }
 
 

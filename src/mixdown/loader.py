@@ -18,6 +18,10 @@ no task names) the loader checks the cache itself and hands doit only the
 assets that are missing, printing ``-- name`` for the cached ones as doit
 would: doit's per-task scheduling would otherwise dominate a no-op build of
 a large show (see ``benchmarks/noop.py``).
+
+A ``run`` writes ``mixdown.lock`` when doit is done (:mod:`mixdown.actions.locking`);
+with ``--frozen`` (or ``MIXDOWN_FROZEN=1``) it never does, and refuses at
+load time, rendering nothing, a show whose targets or keys differ from it.
 """
 
 from __future__ import annotations
@@ -182,6 +186,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         finish.reset()
         try:
             self.show = load_show(self.root, registry=self.registry)
+            if cmd.name == "run":
+                self._lock_for_run(self.show)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         cache = self.show.context.cache
@@ -213,6 +219,16 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+    def _lock_for_run(self, show: Show) -> None:
+        """A build writes ``mixdown.lock`` when it ends; under ``--frozen`` it is held to it instead."""
+        from .actions import locking
+
+        assert self.root is not None
+        if self.options.get("frozen"):
+            show.context.pinned = locking.frozen(show.plan, self.root)
+        else:
+            finish.at_finish(locking.finisher(show.context, show.plan))
 
 
 def _trimmer(show: Show, max_size: int, out: Any) -> Any:

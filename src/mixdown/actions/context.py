@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MixdownError
+from ..plan.lock import Lock
 from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
@@ -38,6 +39,8 @@ class Context:
     project: Project
     cache: Cache
     registry: Registry
+    #: under --frozen, the mixdown.lock that renders, masters and deliveries must match
+    pinned: Lock | None = None
     budget: Budget | None = None
     remote: Remote | None = None
 

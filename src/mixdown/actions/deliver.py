@@ -11,7 +11,9 @@ from typing import Any
 
 from ..plan.model import MixPlan
 from ..store import files
+from . import published
 from .context import Context, relative, reported
+from .locking import check_pinned
 from .master import mastered
 
 __all__ = ["build_delivery"]
@@ -35,6 +37,10 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     files.sweep_once(stem.parent)  # what killed builds left there
     source, loudness, _ = mastered(context, plan)
     target = f"deliver:{plan.name}/{name}"
-    for path, found in deliver(source, stem, delivery, target=target, loudness=loudness):
+    published.forget(context, plan, name)  # the files are about to be replaced
+    made = deliver(source, stem, delivery, target=target, loudness=loudness)
+    measured = published.record(context, plan, made, seconds=source.frames / source.sample_rate, delivery=name)
+    for path, found in made:
         print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
+    check_pinned(context, target, plan.master_key, made=measured)
     return {"stamp": plan.delivery_stamp(name)}

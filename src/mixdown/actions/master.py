@@ -21,6 +21,7 @@ from ..settings import STEMS, Delivery
 from ..store import files
 from . import published
 from .context import Context, locked, once, relative, reported
+from .locking import check_pinned
 from .mix import ANALYSIS, change_of, mix_once
 from .progress import Progress
 
@@ -75,9 +76,10 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     stem, delivery = deliverable.stem, deliverable.delivery
     published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
     made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written)
-    published.record(context, plan, [path for path, _ in made])
+    measured = published.record(context, plan, made, seconds=seconds)
     for path, found in made:
         print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
+    check_pinned(context, target, plan.master_key, made=measured)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     return {"stamp": plan.stamp}
 

@@ -2,9 +2,12 @@
 
 The master action records, after publishing a rendition's [master] files,
 the keys of the mix and master they were made from and each file's size and
-modification time (:func:`record`). An edit then re-mixes and re-masters
+modification time (:func:`record`); the delivery action does the same for
+each ``[deliveries.NAME]``. An edit then re-mixes and re-masters
 only what it touched, starting from them (:func:`read`): the mix splices
-the previous mix, the master the previous files. The record is
+the previous mix, the master the previous files. Each file's sha256,
+duration, loudness and true peak are recorded too, as ``mixdown.lock``
+pins them (:mod:`mixdown.actions.locking`). The record is
 machine-local state (``.mixdown/published/``), never part of a key; a file
 changed or removed since it was written is not trusted.
 """
@@ -15,8 +18,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from ..plan.lock import FileEntry
 from ..plan.model import MixPlan, Plan
 from ..settings import STATE_DIR
 from ..store import files
@@ -31,6 +35,8 @@ class Published(NamedTuple):
     mix: str  # the mix's content key
     master: str  # the master's content key
     files: dict[str, tuple[int, int]]  # path -> (size, st_mtime_ns) when published
+    #: each file as mixdown.lock records it (its path relative to the show's root); empty in an older record
+    measured: tuple[FileEntry, ...] = ()
 
     def intact(self) -> bool:
         """Whether every file is still as it was published (same size and modification time)."""
@@ -44,37 +50,62 @@ class Published(NamedTuple):
         return True
 
 
-def _path(context: Context, plan: MixPlan) -> Path:
-    name = hashlib.sha256(plan.name.encode("utf-8")).hexdigest()[:24]
+def _path(context: Context, plan: MixPlan, delivery: str | None) -> Path:
+    named = plan.name if delivery is None else f"{plan.name}\0{delivery}"
+    name = hashlib.sha256(named.encode("utf-8")).hexdigest()[:24]
     return context.project.root / STATE_DIR / "published" / f"{name}.json"
 
 
-def record(context: Context, plan: MixPlan, paths: list[Path]) -> None:
-    """Note that ``paths`` (just published) were made from ``plan``'s mix and master."""
+def record(
+    context: Context, plan: MixPlan, made: list[tuple[Path, Any]], *, seconds: float, delivery: str | None = None
+) -> tuple[FileEntry, ...]:
+    """Note that the files ``made`` (just published, each with its measurement) were made from
+    ``plan``'s mix and master (for its ``[deliveries.NAME]`` named ``delivery``, if given).
+
+    ``seconds`` is the programme's duration. Each file is hashed here, once
+    it is in place; returns the files as ``mixdown.lock`` records them.
+    """
     found = {}
-    for path in paths:
+    measured = []
+    root = context.project.root
+    for path, measurement in made:
         stat = os.stat(path)
         found[os.fspath(path)] = (stat.st_size, stat.st_mtime_ns)
-    data = {"name": plan.name, "mix": plan.key, "master": plan.master_key, "files": found}
-    target = _path(context, plan)
+        name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        lufs, peak = float(measurement.integrated), float(measurement.true_peak)
+        measured.append(FileEntry(name, files.sha256_of(path), seconds, lufs, peak))
+    data = {
+        "name": plan.name,
+        "mix": plan.key,
+        "master": plan.master_key,
+        "files": found,
+        "measured": [list(entry) for entry in measured],
+    }
+    target = _path(context, plan, delivery)
     target.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes_atomic(target, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+    return tuple(measured)
 
 
-def read(context: Context, plan: MixPlan) -> Published | None:
-    """What ``plan``'s files in ``build/`` were last published from, or None if not known."""
+def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Published | None:
+    """What ``plan``'s files in ``build/`` (its ``delivery``'s, if given) were last published
+    from, or None if not known."""
     try:
-        data = json.loads(_path(context, plan).read_text("utf-8"))
+        data = json.loads(_path(context, plan, delivery).read_text("utf-8"))
         found = {str(k): (int(v[0]), int(v[1])) for k, v in data["files"].items()}
-        return Published(str(data["mix"]), str(data["master"]), found)
+        measured = tuple(
+            FileEntry(str(f), str(s), float(t), float(lufs), float(peak))
+            for f, s, t, lufs, peak in data.get("measured", [])
+        )
+        return Published(str(data["mix"]), str(data["master"]), found, measured)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
 
-def forget(context: Context, plan: MixPlan) -> None:
+def forget(context: Context, plan: MixPlan, delivery: str | None = None) -> None:
     """Drop the record (before the files are replaced: a build stopped half-way trusts nothing)."""
     try:
-        os.unlink(_path(context, plan))
+        os.unlink(_path(context, plan, delivery))
     except FileNotFoundError:
         pass
 

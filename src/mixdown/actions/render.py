@@ -77,6 +77,10 @@ def _render_missing(context: Context, asset: Asset) -> None:
         **safe_params(result.meta or {}),
     }
     context.cache.put(asset.key, audio, sample_rate, meta)
+    if context.pinned is not None:
+        from .locking import check_pinned
+
+        check_pinned(context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"]))
 
 
 def _reserve(context: Context, asset: Asset) -> float:

@@ -18,7 +18,6 @@ local cache fits ``[cache] max_size``, after a build (:func:`trimmer`).
 from __future__ import annotations
 
 import subprocess
-import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -27,6 +26,7 @@ from ..errors import MixdownError
 from ..settings import STEMS
 from ..store import inventory
 from ..store.inventory import Stored, size_text
+from . import lock
 from .model import Plan, section_sfx_key, stem_key
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ __all__ = [
     "trimmer",
 ]
 
-LOCKFILE = "mixdown.lock"
+LOCKFILE = lock.FILENAME
 BRANCHES = ("main", "master")  # the first that exists is the branch a show's reviews merge into
 
 
@@ -91,26 +91,18 @@ def referenced(
         sources.append("build/")
     own = root / LOCKFILE
     if own.is_file():
-        keys |= _lock_keys(own.read_text("utf-8"), LOCKFILE)
+        keys |= _with_stems(lock.read(own).keys())
         sources.append(LOCKFILE)
     for rev in revs if revs is not None else _default_revs(root):
-        text = _committed(root, rev, named=revs is not None)
-        if text is not None:
-            keys |= _lock_keys(text, f"{rev}:{LOCKFILE}")
+        committed = _committed(root, rev, named=revs is not None)
+        if committed is not None:
+            keys |= _with_stems(committed.keys())
             sources.append(f"{LOCKFILE} at {rev}")
     return References(frozenset(keys), tuple(sources))
 
 
-def _lock_keys(text: str, where: str) -> set[str]:
-    """Every content key a lockfile names (each table's ``key`` and ``mix``), and a mix's stems."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise MixdownError(f"{where}: not a lockfile mixdown can read ({err}); fix or remove it") from None
-    keys: set[str] = set()
-    for table in data.values():
-        if isinstance(table, dict):
-            keys.update(v for name in ("key", "mix") if isinstance(v := table.get(name), str))
+def _with_stems(keys: set[str]) -> set[str]:
+    """``keys`` and the stems of each (a mix's buses, kept with it)."""
     return keys | {stem_key(key, bus) for key in keys for bus in STEMS}
 
 
@@ -132,7 +124,7 @@ def _is_commit(root: Path, rev: str) -> bool:
         return False
 
 
-def _committed(root: Path, rev: str, *, named: bool) -> str | None:
+def _committed(root: Path, rev: str, *, named: bool) -> lock.Lock | None:
     """The lockfile as committed at ``rev``, or None where that commit has none.
 
     A revision named on the command line (``named``) that is not one is an error.
@@ -143,8 +135,7 @@ def _committed(root: Path, rev: str, *, named: bool) -> str | None:
                 f"--rev {rev}: not a commit of the git repository of {root}; name a branch, tag or commit"
             )
         return None
-    shown = _git(root, "show", f"{rev}:./{LOCKFILE}")
-    return shown.stdout if shown.returncode == 0 else None
+    return lock.at_revision(root, rev)
 
 
 def garbage(objects: dict[str, Stored], keep: Iterable[str]) -> Collected:
