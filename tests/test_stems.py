@@ -26,7 +26,9 @@ from mixdown.store.files import sha256_of
 from .test_build import doit
 from .test_remix import TOML, TextVoice, script, sentence
 
-STEMS_TOML = TOML.format(rate=22050, channels=2).replace('formats = ["wav"]', 'formats = ["wav"]\nstems = true')
+STEMS_TOML = TOML.format(rate=22050, channels=2).replace(
+    'formats = ["wav"]', 'formats = ["wav"]\nstems = true'
+)
 
 
 @pytest.fixture

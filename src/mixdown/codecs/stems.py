@@ -31,7 +31,8 @@ def steps24(block: np.ndarray) -> np.ndarray:
     q = np.multiply(block, np.float32(FULL_SCALE), dtype=np.float32)
     np.rint(q, out=q)
     np.clip(q, -FULL_SCALE, FULL_SCALE - 1, out=q)
-    return q.astype(np.int32)
+    steps: np.ndarray = q.astype(np.int32)
+    return steps
 
 
 def write_flac24(
