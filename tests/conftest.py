@@ -14,6 +14,8 @@ import pytest
 
 from mixdown.renderers import RendererBase, RenderRequest, RenderResult
 
+from .s3server import s3, s3_endpoint  # noqa: F401  # fixtures: an S3 on 127.0.0.1 for the remote cache
+
 
 @pytest.fixture(autouse=True)
 def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

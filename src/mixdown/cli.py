@@ -7,6 +7,8 @@
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
     mixdown play TARGET          build a section's preview (or any target) and play it
+    mixdown push / pull          upload to / download from the remote cache what the plan needs
+    mixdown status               what the plan needs that the local or the remote cache lacks
 
 Building is ``doit``'s job (see the README). Errors are printed as one line
 and exit with status 2.
@@ -30,6 +32,7 @@ from .plan.model import request_for
 
 if TYPE_CHECKING:
     from .renderers.base import VoiceLister
+    from .store.remote import Remote
 
 __all__ = ["main"]
 
@@ -236,6 +239,57 @@ def _voices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("renderer")
 
 
+def _remote(args: argparse.Namespace) -> tuple[Show, Remote]:
+    """The show in ``args.dir`` and its remote cache (required: a command about it fails without it)."""
+    from .store.remote import configured
+
+    show = load_show(args.dir)
+    remote = configured(show.context.project, required=True)
+    if remote is None:
+        raise MixdownError(
+            f"{show.context.project.root / 'project.toml'}: no remote cache: set [cache] remote "
+            "(e.g. s3://bucket/prefix) or MIXDOWN_REMOTE"
+        )
+    return show, remote
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Upload what the plan needs that the remote cache lacks."""
+    from .actions.shared import push
+
+    show, remote = _remote(args)
+    done = push(remote, show.context.cache, show.plan)
+    print(
+        f"pushed {done.pushed} objects ({done.size / 1e6:.1f} MB in {done.seconds:.1f} s) to {remote.shown}; "
+        f"{done.there} there already, {len(done.unbuilt)} not built here"
+    )
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    """Download what the plan needs that the local cache lacks."""
+    from .actions.shared import prefetch
+
+    show, remote = _remote(args)
+    found = prefetch(remote, show.context.cache, show.plan)
+    print(found.line if found is not None else "remote cache: nothing missing here")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print what of the plan is missing locally and remotely."""
+    from .actions.shared import status
+
+    show, remote = _remote(args)
+    found = status(remote, show.context.cache, show.plan)
+    print(f"{found.shared} objects shared ([cache] share = \"{remote.share}\") with {remote.shown}")
+    for where, targets in (("locally", found.local), ("remotely", found.remote)):
+        print(f"missing {where}: {len(targets)}")
+        for target in targets:
+            print(f"  {target}")
+    return 0
+
+
 class Command(NamedTuple):
     """A subcommand: its help, what it does with the parsed arguments, and its own arguments.
 
@@ -253,6 +307,9 @@ COMMANDS: dict[str, Command] = {
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
     "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
     "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
+    "push": Command("upload to the remote cache what the plan needs and it lacks", _push),
+    "pull": Command("download from the remote cache what the plan needs and the local cache lacks", _pull),
+    "status": Command("what the plan needs that the local or the remote cache lacks", _status),
 }
 
 

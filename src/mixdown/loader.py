@@ -43,6 +43,7 @@ from .plan import memo
 from .plan.model import Plan
 from .renderers import Registry
 from .settings import STATE_DIR
+from .store import remote
 from .store.cache import Cache
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
@@ -121,7 +122,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             memo.save(memo_path, root, (project, the_plan), inputs)
     registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
-    return Show(Context(project, cache, registry), the_plan)
+    return Show(Context(project, cache, registry, remote.configured(project)), the_plan)
 
 
 def one_line(err: BaseException) -> str:
@@ -181,8 +182,11 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         cache = self.show.context.cache
-        cached = cache.keys()
         only_missing = cmd.name == "run" and not pos_args
+        out = self.extra_config.get("outfile", sys.stdout)
+        if cmd.name == "run" and self.show.context.remote is not None:
+            _with_remote(self.show, self.show.context.remote, out, batch=only_missing)
+        cached = cache.keys()
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
         dicts = task_dicts(
             self.show.plan,
@@ -193,12 +197,28 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             bed="--bed" in pos_args,
         )
         if only_missing:
-            _report_cached(self.show.plan, cached, self.extra_config.get("outfile", sys.stdout))
+            _report_cached(self.show.plan, cached, out)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+
+def _with_remote(show: Show, remote: remote.Remote, out: Any, *, batch: bool) -> None:
+    """Set up a build's remote cache: its uploads drained at the end and, for a plain ``doit``
+    (``batch``), everything the plan lacks fetched at once first (one line of counts)."""
+    from .actions import shared
+
+    finish.at_finish(shared.finisher(remote))
+    if not batch:
+        return
+    try:
+        found = shared.prefetch(remote, show.context.cache, show.plan)
+    except MixdownError as err:
+        raise InvalidDodoFile(one_line(err)) from None
+    if found is not None:
+        out.write(found.line + "\n")
 
 
 def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

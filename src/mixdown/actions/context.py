@@ -19,6 +19,7 @@ from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
 from ..store.cache import Cache
+from ..store.remote import Remote
 
 __all__ = ["Context", "locked", "once", "relative", "reported", "stamp_matches"]
 
@@ -27,11 +28,13 @@ _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
 @dataclass
 class Context:
-    """What every action needs: the project, its cache and its renderers."""
+    """What every action needs: the project, its cache and its renderers (and its remote
+    cache, if it has one: :mod:`mixdown.actions.shared`)."""
 
     project: Project
     cache: Cache
     registry: Registry
+    remote: Remote | None = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:

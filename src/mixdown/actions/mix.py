@@ -18,6 +18,7 @@ from ..settings import KEPT_STEMS
 from . import splice
 from .context import Context, once, reported
 from .progress import Progress
+from .shared import made_or_fetched, mix_wanted
 from .splice import ANALYSIS, LAYOUT
 from .timeline import mapped_object, mixer_bed, mixer_item, mixer_settings
 
@@ -65,7 +66,7 @@ def mix_once(context: Context, plan: MixPlan) -> None:
         f"mix:{plan.name}",
         "mixing",
         lambda: _mix_cached(context, plan),
-        lambda: _mix(context, plan),
+        lambda: made_or_fetched(context, mix_wanted(plan), lambda: _mix(context, plan)),
     )
 
 

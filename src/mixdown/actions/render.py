@@ -13,6 +13,7 @@ from ..errors import MixdownError, RenderFailed
 from ..plan.model import Asset, request_for
 from ..store.cache import safe_params
 from .context import Context, once, reported
+from .shared import asset_wanted, made_or_fetched
 
 __all__ = ["render_asset"]
 
@@ -27,14 +28,15 @@ def render_asset(context: Context, asset: Asset) -> Any:
 
 def _render_asset(context: Context, asset: Asset) -> None:
     """Render one asset and store it under its key, unless the cache already holds the key
-    (``doit -a`` runs every task: a paid render is never made twice)."""
+    (``doit -a`` runs every task: a paid render is never made twice) or the remote cache
+    has it; what is rendered is uploaded to the remote cache at once."""
     once(
         context,
         asset.key,
         asset.task,
         "rendering",
         lambda: asset.key in context.cache,
-        lambda: _render_missing(context, asset),
+        lambda: made_or_fetched(context, asset_wanted(asset), lambda: _render_missing(context, asset)),
     )
 
 

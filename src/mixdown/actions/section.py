@@ -23,6 +23,7 @@ from typing import Any
 from ..plan.model import MixPlan, section_sfx_key
 from .context import Context, once, reported
 from .preview import mixer_section, write_preview
+from .shared import made_or_fetched, section_wanted
 from .timeline import mixer_settings
 
 __all__ = ["SectionJob", "build_section", "premix_once"]
@@ -63,8 +64,14 @@ def premix_once(context: Context, plan: MixPlan, index: int) -> None:
     if key is None:
         return
     task = plan.section_task(index)
+    wanted = section_wanted(key, task)
     once(
-        context, key, task, "pre-mixing", lambda: key in context.cache, lambda: _premix(context, plan, index)
+        context,
+        key,
+        task,
+        "pre-mixing",
+        lambda: key in context.cache,
+        lambda: made_or_fetched(context, wanted, lambda: _premix(context, plan, index)),
     )
 
 

@@ -267,6 +267,23 @@ class Cache:
         data: dict[str, Any] = json.loads(self.meta_path(key).read_text("utf-8"))
         return data
 
+    def adopt(self, key: str, tmp: str | os.PathLike[str], record: bytes, sides: Mapping[str, bytes]) -> Path:
+        """Publish an object made elsewhere (a download from a remote cache) under ``key``.
+
+        ``tmp`` is its audio, already checked, in a temporary file from
+        :func:`mixdown.store.files.temporary_beside` beside :meth:`path`;
+        ``record`` its record's bytes and ``sides`` its side files. They are
+        published in the order the cache writes its own: side files, record,
+        then the object, which marks the key as present.
+        """
+        for name, data in sides.items():
+            self.put_side(key, name, data)
+        files.write_bytes_atomic(self.meta_path(key), record)
+        path = self.path(key)
+        files.publish(tmp, path)
+        self._added(key)
+        return path
+
     def digest(self, key: str) -> dict[str, Any]:
         """The record of ``key`` with its object's ``sha256`` and ``size``, added to the
         record (atomically) the first time they are asked for."""

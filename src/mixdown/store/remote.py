@@ -1,0 +1,563 @@
+"""The shared remote cache: the local cache's objects on any fsspec URL, read and written through.
+
+``[cache] remote = "s3://bucket/prefix"`` in ``project.toml``, or ``MIXDOWN_REMOTE``
+(which wins: CI points a build elsewhere), names it. Layout under the URL ``R``,
+the local cache's own::
+
+    R/objects/ab/abcdef….wav     the object, bytes as in the local cache
+    R/objects/ab/abcdef….<name>  a side file of a shared mix (listed in its record)
+    R/objects/ab/abcdef….json    its record, incl. ``sha256`` and ``size``: written LAST
+
+A record's presence means a whole object: uploads write the object (and its
+side files) first and the record last, with a conditional create where the
+backend has one (S3's ``If-None-Match: *``; a hard link on a ``file://``
+remote), so of two machines uploading one key, one wins and neither tears
+the other's. Downloads are checked against the record (size and sha256)
+before they are published into the local cache, record first and object
+last as the local cache does; a remote object that does not match is never
+used: it is reported, made again, and its upload replaces it.
+
+Credentials come only from each backend's own chain (environment, profile,
+instance role); the URL is shown without any userinfo. A remote that cannot
+be reached, or refuses the credentials, costs one warning line for the whole
+build, which then goes on locally; with ``MIXDOWN_REMOTE_REQUIRED=1`` it is
+an error instead. ``fsspec`` and the backend are imported only when a
+remote is configured and first used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import MixdownError
+from . import files, transfers
+from .cache import Cache
+
+if TYPE_CHECKING:  # a build without a remote does not import the pool
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Fetched",
+    "Remote",
+    "RemoteUnavailable",
+    "Uploaded",
+    "Wanted",
+    "configured",
+    "redacted",
+]
+
+#: an object on the remote with no record, older than this, was left by an interrupted upload
+ORPHAN_SECONDS = 600.0
+#: uploads in flight at once beside a build
+UPLOADERS = 4
+#: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes
+OPTIONS: dict[str, dict[str, Any]] = {
+    "s3": {"config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}},
+}
+
+
+class Backend(NamedTuple):
+    """An fsspec protocol's library, mixdown's extra that installs it, and where its credentials come from."""
+
+    library: str
+    extra: str
+    credentials: str
+
+
+BACKENDS: dict[str, Backend] = {
+    "s3": Backend("s3fs", "s3", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"),
+    "gs": Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"),
+    "gcs": Backend(
+        "gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"
+    ),
+    "az": Backend(
+        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
+    ),
+    "abfs": Backend(
+        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
+    ),
+    "sftp": Backend("paramiko", "sftp", "an SSH key the agent or ~/.ssh offers"),
+}
+
+
+class RemoteUnavailable(MixdownError):
+    """The remote cache cannot be used: unreachable, credentials refused, or its library missing."""
+
+
+class Wanted(NamedTuple):
+    """One object to share, as the build names it.
+
+    ``companions`` are objects that go with it (a section's SFX bus, a mix's
+    stems): uploaded before it, published locally before it, and it is
+    published only if every one the remote holds arrived whole. ``sides``
+    are the side files uploaded with it when the local cache has them.
+    """
+
+    key: str
+    target: str  # the task it belongs to, for messages: voice:news/main/0
+    kind: str = "asset"  # or "section", "mix": shared only with [cache] share = "all"
+    companions: tuple[str, ...] = ()
+    sides: tuple[str, ...] = ()
+
+
+class Fetched(NamedTuple):
+    """What a batch download did."""
+
+    wanted: int  # objects asked for (companions included)
+    found: int  # of them with a record on the remote
+    fetched: tuple[str, ...]  # the keys published into the local cache
+    corrupt: tuple[str, ...]  # remote objects that did not match their records (made again)
+    size: int  # bytes downloaded
+    seconds: float
+
+
+class Uploaded(NamedTuple):
+    """What the uploads of a build did."""
+
+    objects: int  # objects whose record this build wrote
+    size: int
+    seconds: float  # from the first upload's start to the last's end
+    failed: tuple[str, ...]  # one line each
+
+
+class _Settings(Protocol):
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def share(self) -> str: ...
+
+
+class _Project(Protocol):
+    @property
+    def cache(self) -> _Settings: ...
+
+
+class _Downloaded(NamedTuple):
+    key: str
+    record: dict[str, Any]
+    record_bytes: bytes
+    tmp: str  # the object, downloaded into a temporary file beside its place in the cache
+    sides: dict[str, bytes]
+
+
+def configured(project: _Project, *, required: bool | None = None) -> Remote | None:
+    """The remote cache of ``project`` (``MIXDOWN_REMOTE`` wins over ``[cache] remote``), or None.
+
+    ``required`` (default: ``MIXDOWN_REMOTE_REQUIRED``) turns a remote that
+    cannot be used into an error instead of a warning. Imports nothing.
+    """
+    url = os.environ.get("MIXDOWN_REMOTE") or project.cache.remote
+    if not url:
+        return None
+    if required is None:
+        required = os.environ.get("MIXDOWN_REMOTE_REQUIRED", "") not in ("", "0")
+    return Remote(url, share=project.cache.share, required=required)
+
+
+def redacted(url: str) -> str:
+    """``url`` without userinfo, query or fragment: what messages show of it."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Remote:
+    """A remote cache at an fsspec URL: batch downloads, background uploads, listings."""
+
+    def __init__(self, url: str, *, share: str = "assets", required: bool = False) -> None:
+        """``share``: ``"assets"`` (rendered assets only) or ``"all"`` (pre-mixes and mixes too)."""
+        self.url, self.share, self.required = url, share, required
+        self.shown = redacted(url)
+        self.protocol = urlsplit(url).scheme or "file"
+        self.bad: set[str] = set()  # keys whose remote copy is corrupt: their upload replaces it
+        self.absent: set[str] = set()  # keys a batch found missing: not asked for again
+        self.down: str | None = None  # why the remote cannot be used, once it is known
+        self._fs: Any = None
+        self._root = ""
+        self._guard = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._uploads: list[Future[int]] = []
+        self._started: float | None = None
+        self._written = 0
+        self._failed: list[str] = []
+        self._told = False  # the one warning of a build was printed
+
+    def __repr__(self) -> str:
+        return f"Remote({self.shown!r})"
+
+    def shares(self, kind: str) -> bool:
+        """Whether objects of ``kind`` (``asset``, ``section``, ``mix``) are shared."""
+        return kind == "asset" or self.share == "all"
+
+    # -- the filesystem, and what goes wrong with it -------------------------------------------
+
+    def filesystem(self) -> tuple[Any, str]:
+        """The fsspec filesystem and the root path in it (imported and made on first use)."""
+        with self._guard:
+            if self._fs is None:
+                self._fs, self._root = self._connect()
+            return self._fs, self._root
+
+    def _connect(self) -> tuple[Any, str]:
+        backend = BACKENDS.get(self.protocol)
+        try:
+            import fsspec
+
+            # a new instance per build: credentials and endpoints are read from the environment now
+            fs, root = fsspec.core.url_to_fs(
+                self.url, skip_instance_cache=True, **OPTIONS.get(self.protocol, {})
+            )
+            if self.protocol == "s3":
+                fs.retries = 2  # on top of botocore's own: an unreachable remote is known in seconds
+        except ImportError:
+            library = backend.library if backend else f"the fsspec backend of {self.protocol}://"
+            hint = f"pip install 'mixdown[{backend.extra}]'" if backend else f"install {library}"
+            raise self._unusable(f"needs {library}, which is not installed: {hint}") from None
+        except (ValueError, OSError) as err:
+            raise self._unusable(f"is not a usable fsspec URL ({_why(err, self.url)})") from None
+        return fs, root.rstrip("/")
+
+    def _unusable(self, what: str) -> RemoteUnavailable:
+        self.down = f"remote cache {self.shown} {what}"
+        return RemoteUnavailable(self.down)
+
+    def trouble(self, err: BaseException) -> RemoteUnavailable:
+        """The one line for ``err`` from the remote (unreachable, or credentials refused); the
+        remote is not used again in this process."""
+        if isinstance(err, RemoteUnavailable):
+            return err
+        why = _why(err, self.url)
+        if _refused(err):
+            backend = BACKENDS.get(self.protocol)
+            fix = f"set {backend.credentials}" if backend else "check the backend's credentials"
+            line = f"remote cache {self.shown} refused the {self.protocol} credentials ({why}): {fix}"
+        else:
+            line = f"remote cache {self.shown} is unreachable ({why})"
+        with self._guard:
+            if self.down is None:
+                self.down = line
+        return RemoteUnavailable(line)
+
+    def warn(self, err: BaseException) -> None:
+        """Report ``err`` once for the whole build and go on locally; raise it if the remote is required."""
+        problem = self.trouble(err)
+        if self.required:
+            raise RemoteUnavailable(f"{problem}; MIXDOWN_REMOTE_REQUIRED is set: not building without it")
+        with self._guard:
+            told, self._told = self._told, True
+        if not told:
+            print(f"warning: {problem}; building locally", file=sys.stderr, flush=True)
+
+    def usable(self) -> bool:
+        """Whether the remote may be tried (nothing has gone wrong with it yet)."""
+        if self.down is not None:
+            return False
+        try:
+            self.filesystem()
+        except RemoteUnavailable as err:
+            self.warn(err)
+            return False
+        return True
+
+    def path(self, key: str, suffix: str) -> str:
+        """Where the file ``key.suffix`` lives on the remote."""
+        return f"{self._root}/objects/{key[:2]}/{key}.{suffix}"
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def keys(self) -> set[str]:
+        """Every key with a record on the remote (one listing)."""
+        fs, root = self.filesystem()
+        try:
+            found = fs.find(f"{root}/objects")
+        except FileNotFoundError:
+            return set()
+        except Exception as err:
+            raise self.trouble(err) from None
+        return {name.rsplit("/", 1)[-1][:-5] for name in found if name.endswith(".json")}
+
+    def fetch(self, cache: Cache, wanted: Sequence[Wanted]) -> Fetched:
+        """Download ``wanted`` (those the local cache lacks) in one batch, check and publish them.
+
+        Records first, then every object (and side file) they list, all
+        concurrently; each object is checked against its record's ``size``
+        and ``sha256`` and published with its record into ``cache``. A
+        corrupt one is reported on one line and left out (made again, and
+        its upload replaces it). Raises :class:`RemoteUnavailable` if the
+        remote cannot be used.
+        """
+        started = time.perf_counter()
+        todo = [w for w in wanted if w.key not in cache and w.key not in self.absent]
+        keys = list(dict.fromkeys(k for w in todo for k in (*w.companions, w.key) if k not in cache))
+        if not keys:
+            return Fetched(0, 0, (), (), 0, 0.0)
+        fs, _ = self.filesystem()
+        records = self._records(fs, keys)
+        got, size, corrupt = self._objects(fs, cache, records, {w.key: w.target for w in todo})
+        fetched = self._publish(cache, todo, got)
+        return Fetched(len(keys), len(records), fetched, corrupt, size, time.perf_counter() - started)
+
+    def fetch_one(self, cache: Cache, wanted: Wanted) -> bool:
+        """Fetch one object (the build's read-through); whether it is now in ``cache``.
+
+        Anything wrong with the remote is warned about once, or raised when it is required.
+        """
+        if wanted.key in self.absent or not self.usable():
+            return False
+        try:
+            done = self.fetch(cache, [wanted])
+        except RemoteUnavailable as err:
+            self.warn(err)
+            return False
+        return wanted.key in done.fetched
+
+    def _records(self, fs: Any, keys: list[str]) -> dict[str, tuple[dict[str, Any], bytes]]:
+        """The records of ``keys`` that the remote holds, parsed."""
+        answers = transfers.each(fs, [("cat_file", self.path(k, "json")) for k in keys])
+        found: dict[str, tuple[dict[str, Any], bytes]] = {}
+        for key, answer in zip(keys, answers, strict=True):
+            if isinstance(answer, FileNotFoundError):
+                self.absent.add(key)
+            elif isinstance(answer, BaseException):
+                raise self.trouble(answer)
+            else:
+                try:
+                    record = json.loads(answer)
+                except ValueError:
+                    self.bad.add(key)  # unreadable: replaced by the next upload
+                    continue
+                found[key] = (record, answer)
+        return found
+
+    def _objects(
+        self, fs: Any, cache: Cache, records: dict[str, tuple[dict[str, Any], bytes]], targets: dict[str, str]
+    ) -> tuple[dict[str, _Downloaded], int, tuple[str, ...]]:
+        """Download the objects (into temporary files in ``cache``) and side files of ``records``,
+        and check each against its record; the whole ones, bytes downloaded, the corrupt ones."""
+        tmps: dict[str, str] = {}
+        calls: list[tuple[str, ...]] = []
+        for key in records:
+            fd, tmp = files.temporary_beside(cache.path(key))
+            os.close(fd)
+            tmps[key] = tmp
+            calls.append(("get_file", self.path(key, "wav"), tmp))
+        sides = [(k, n) for k, (r, _) in records.items() for n in sorted(r.get("sides", {}))]
+        calls += [("cat_file", self.path(k, n)) for k, n in sides]
+        try:
+            answers = transfers.each(fs, calls)
+        except BaseException:
+            for tmp in tmps.values():
+                files.discard(tmp)
+            raise
+        side_bytes: dict[tuple[str, str], Any] = dict(zip(sides, answers[len(tmps) :], strict=True))
+        good: dict[str, _Downloaded] = {}
+        corrupt: list[str] = []
+        size = 0
+        for (key, tmp), answer in zip(tmps.items(), answers, strict=False):
+            record, raw = records[key]
+            problem = self._check(
+                answer, tmp, record, {n: side_bytes[(key, n)] for n in record.get("sides", {})}
+            )
+            if problem is None:
+                size += os.path.getsize(tmp)
+                got = {n: side_bytes[(key, n)] for n in record.get("sides", {})}
+                good[key] = _Downloaded(key, record, raw, tmp, got)
+                continue
+            files.discard(tmp)
+            if isinstance(problem, BaseException):
+                raise self.trouble(problem)
+            self.bad.add(key)
+            corrupt.append(key)
+            print(_corrupt_line(self, targets.get(key, key[:12]), key, problem), file=sys.stderr, flush=True)
+        return good, size, tuple(corrupt)
+
+    def _check(
+        self, answer: Any, tmp: str, record: dict[str, Any], sides: dict[str, Any]
+    ) -> str | BaseException | None:
+        """Why a downloaded object (or its side files) does not match its record, or None."""
+        for name, got in [("object", answer), *sides.items()]:
+            if isinstance(got, FileNotFoundError):
+                return f"its {name} is missing"
+            if isinstance(got, BaseException):
+                return got
+        expected_size, expected_sha = record.get("size"), record.get("sha256")
+        if not isinstance(expected_size, int) or not isinstance(expected_sha, str):
+            return "its record has no sha256 and size"
+        held = os.path.getsize(tmp)
+        if held != expected_size:
+            return f"{held:,} of {expected_size:,} bytes"
+        if files.sha256_of(tmp) != expected_sha:
+            return "its sha256 differs from its record's"
+        import hashlib
+
+        for name, want in record.get("sides", {}).items():
+            if hashlib.sha256(sides[name]).hexdigest() != want:
+                return f"its side file {name} differs from its record's sha256"
+        return None
+
+    def _publish(self, cache: Cache, todo: list[Wanted], got: dict[str, _Downloaded]) -> tuple[str, ...]:
+        """Publish what arrived whole: each wanted object after its companions, and only if every
+        companion the remote holds arrived too."""
+        published: list[str] = []
+        try:
+            for wanted in todo:
+                if wanted.key not in got:
+                    continue
+                companions = [k for k in wanted.companions if k not in self.absent]
+                if not all(k in got or k in cache for k in companions):
+                    continue
+                for key in [*companions, wanted.key]:
+                    item = got.pop(key, None)
+                    if item is not None:
+                        with cache.lock(key, target=wanted.target):
+                            cache.adopt(key, item.tmp, item.record_bytes, item.sides)
+                        published.append(key)
+        finally:
+            for item in got.values():
+                files.discard(item.tmp)
+        return tuple(published)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def upload(self, cache: Cache, wanted: Wanted) -> None:
+        """Upload ``wanted`` (and its companions) on the background pool, unless the remote is down."""
+        if self.down is not None:
+            return
+        with self._guard:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mixdown-upload")
+                self._started = time.perf_counter()
+            self._uploads.append(self._pool.submit(self._upload, cache, wanted))
+
+    def _upload(self, cache: Cache, wanted: Wanted) -> int:
+        """Upload one object after its companions; the bytes sent."""
+        if self.down is not None:
+            return 0
+        try:
+            fs, _ = self.filesystem()
+            sent = 0
+            for key in wanted.companions:
+                if key in cache:
+                    sent += self._put(fs, cache, key, ())
+            return sent + self._put(fs, cache, wanted.key, wanted.sides)
+        except Exception as err:
+            problem = self.trouble(err)
+            with self._guard:
+                self._failed.append(f"{wanted.target}: not uploaded: {problem}")
+            return 0
+
+    def _put(self, fs: Any, cache: Cache, key: str, sides: tuple[str, ...]) -> int:
+        """Upload one object: side files, the object, then its record (created only if absent)."""
+        record = cache.digest(key)
+        present = [n for n in sides if cache.side_path(key, n).exists()]
+        if present:
+            record = {**record, "sides": {n: files.sha256_of(cache.side_path(key, n)) for n in present}}
+        body = json.dumps(record, indent=1, sort_keys=True).encode("utf-8")
+        force = key in self.bad
+        sent = 0
+        for name in present:
+            transfers.put_over(fs, cache.side_path(key, name), self.path(key, name))
+            sent += os.path.getsize(cache.side_path(key, name))
+        target = self.path(key, "wav")
+        if force:
+            transfers.put_over(fs, cache.path(key), target)
+        else:
+            try:
+                transfers.put_new(fs, cache.path(key), target)
+            except FileExistsError:
+                if not self._take_over(fs, key, record):
+                    return 0  # another machine's take is going up, or is up: theirs wins
+                transfers.put_over(fs, cache.path(key), target)
+        sent += int(record["size"])
+        try:
+            (transfers.put_over if force else transfers.put_new)(fs, body, self.path(key, "json"))
+        except FileExistsError:
+            return sent  # another machine wrote the record first: its object is the same one
+        with self._guard:
+            self._written += 1
+            self.bad.discard(key)
+        return sent
+
+    def _take_over(self, fs: Any, key: str, record: dict[str, Any]) -> bool:
+        """Whether an object already on the remote (where this one was to go) may be replaced by
+        ours: it is ours byte for byte (its record is what is missing), or it has had no record
+        for :data:`ORPHAN_SECONDS` (an upload interrupted between the two)."""
+        if fs.exists(self.path(key, "json")):
+            return False
+        import hashlib
+
+        theirs = fs.cat_file(self.path(key, "wav"))
+        if hashlib.sha256(theirs).hexdigest() == record["sha256"]:
+            return True
+        try:
+            age = time.time() - fs.modified(self.path(key, "wav")).timestamp()
+        except (NotImplementedError, OSError):
+            return False
+        return bool(age > ORPHAN_SECONDS)
+
+    def drain(self) -> Uploaded:
+        """Wait for every upload started so far; what they did."""
+        with self._guard:
+            pending, self._uploads = self._uploads, []
+        size = sum(f.result() for f in pending)
+        with self._guard:
+            written, failed, self._written, self._failed = self._written, tuple(self._failed), 0, []
+            started, self._started = self._started, None
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        return Uploaded(written, size, seconds, failed)
+
+    def close(self) -> None:
+        """Stop the upload pool (after :meth:`drain`)."""
+        with self._guard:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _corrupt_line(remote: Remote, target: str, key: str, why: str = "it does not match its record") -> str:
+    return (
+        f"{target}: the remote copy of {key[:12]} in {remote.shown} is corrupt ({why}); "
+        "not used: it is made again and its upload replaces it"
+    )
+
+
+def _refused(err: BaseException) -> bool:
+    """Whether ``err`` is the backend refusing the credentials (not the remote being down)."""
+    if isinstance(err, PermissionError):
+        return True
+    names = " ".join(type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None)
+    text = str(err)
+    return any(
+        word in names or word in text
+        for word in (
+            "Credential",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "ExpiredToken",
+        )
+    )
+
+
+def _why(err: BaseException, url: str) -> str:
+    """``err`` in a few words, with nothing of the URL's userinfo."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    parts = urlsplit(url)
+    for secret in (parts.username, parts.password):
+        if secret:
+            text = text.replace(secret, "***")
+    return text if len(text) <= 200 else text[:197] + "..."
