@@ -6,7 +6,8 @@ stereo) with a CSV of variants, a personalised line opening its first and
 last sections (so those sections, and every mix, are per variant) and
 ``[master] stems = true``; builds it with ``doit -n 2 -P thread`` and tallies
 the cache by what each file is (its record's ``kind``, and side files by
-name). Prints each kind's bytes, the total per programme minute, and what a
+name). Prints each kind's bytes and bytes on disk (the blocks allocated: long
+silences are left as holes), the total on disk per programme minute, and what a
 show of 5 variants x 14 minutes (the issue's example) would need at that rate,
 against the target of under 1 GiB. Exits 0 whatever the figures; non-zero
 only if the build fails.
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from longshow import SCRIPT, doit, make_show, mib, verdict
+from longshow import SCRIPT, cpu_used, doit, make_show, mib, verdict
 
 TARGET = 1 << 30  # bytes of cache for 5 variants x 14 minutes with stems, under
 EXAMPLE_MINUTES = 5 * 14
@@ -47,10 +48,11 @@ def make_variants(root: Path, minutes: float, variants: int) -> None:
     stanza.write_text("\n## ".join(sections))
 
 
-def tally(cache: Path) -> dict[str, tuple[int, int]]:
-    """Files and bytes in ``cache`` by what they are: ``kind/codec`` of objects, ``side/NAME`` of
-    the files kept beside them, ``record`` for the records."""
-    found: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+def tally(cache: Path) -> dict[str, tuple[int, int, int]]:
+    """Files, bytes and bytes on disk (blocks allocated: a run of silence left as a hole takes
+    none) in ``cache`` by what they are: ``kind (codec)`` of objects, ``side NAME`` of the files
+    kept beside them, ``record`` for the records."""
+    found: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
     for path in (cache / "objects").glob("*/*"):
         key, _, name = path.name.partition(".")
         if name == "json":
@@ -61,9 +63,11 @@ def tally(cache: Path) -> dict[str, tuple[int, int]]:
             label = f"{record.get('kind', '?')}{bus} ({record.get('codec', 'float32')})"
         else:
             label = f"side {name}"
+        stat = path.stat()
         found[label][0] += 1
-        found[label][1] += path.stat().st_size
-    return {label: (n, size) for label, (n, size) in found.items()}
+        found[label][1] += stat.st_size
+        found[label][2] += stat.st_blocks * 512
+    return {label: (n, size, disk) for label, (n, size, disk) in found.items()}
 
 
 def main() -> None:
@@ -87,15 +91,21 @@ def main() -> None:
             )
             / 60
         )
-        total = sum(size for _, size in found.values())
-        print(f"{args.variants} variants x {args.minutes:g} min, stems: built in {run.seconds:.1f} s")
-        for label, (count, size) in sorted(found.items(), key=lambda item: -item[1][1]):
-            print(f"  {label:<28} {count:5d} files {mib(size)}  {size / programme / 2**20:7.2f} MiB/min")
+        total = sum(disk for _, _, disk in found.values())
+        print(
+            f"{args.variants} variants x {args.minutes:g} min, stems: built in {run.seconds:.1f} s "
+            f"({cpu_used(run)})"
+        )
+        print(f"  {'':<28} {'':11} {'bytes':>12} {'on disk':>12}  {'on disk/programme min':>8}")
+        for label, (count, size, disk) in sorted(found.items(), key=lambda item: -item[1][2]):
+            per = disk / programme / 2**20
+            print(f"  {label:<28} {count:5d} files {mib(size)} {mib(disk)}  {per:7.2f} MiB/min")
+        size = sum(size for _, size, _ in found.values())
         per_minute = total / programme
-        print(f"  {'total':<28} {'':11} {mib(total)}  {per_minute / 2**20:7.2f} MiB/min")
+        print(f"  {'total':<28} {'':11} {mib(size)} {mib(total)}  {per_minute / 2**20:7.2f} MiB/min")
         example = per_minute * EXAMPLE_MINUTES
         print(
-            f"5 variants x 14 min at this rate: {example / 2**30:.2f} GiB "
+            f"5 variants x 14 min at this rate: {example / 2**30:.2f} GiB on disk "
             f"(target under {TARGET / 2**30:.0f} GiB: {verdict(example < TARGET)})"
         )
     finally:

@@ -143,3 +143,30 @@ def test_a_flac_object_is_copied_from_at_any_frame(tmp_path: Path) -> None:
     copied = cache.get("cd" + "2" * 62)[0]
     np.testing.assert_array_equal(copied[:20_000], stored[:20_000])
     np.testing.assert_array_equal(copied[20_000:], stored[5_000:25_000])
+
+
+def test_silence_in_a_float_object_takes_no_disk(tmp_path: Path) -> None:
+    from mixdown.codecs.wav import sounding_runs
+
+    cache = Cache(tmp_path)
+    sr, frames = 48000, 48000 * 20
+    audio = np.zeros((frames, 2), np.float32)
+    rng = np.random.default_rng(5)
+    for at in (0, 7 * sr, 19 * sr):  # three half-second stings in twenty seconds of silence
+        audio[at : at + sr // 2] = (0.2 * rng.standard_normal((sr // 2, 2))).astype(np.float32)
+    audio[12 * sr, 1] = -0.0  # not silence, bit for bit: it is written
+    key = "ef" + "3" * 62
+    with cache.writer(key, sr, 2, frames=frames) as writer:
+        for start in range(0, frames, 65536):
+            writer.write_at(start, audio[start : start + 65536])
+        path = writer.commit({"kind": "section", "bus": "sfx"}, digest=True)
+    stored = cache.get(key)[0]
+    assert stored.tobytes() == audio.tobytes()
+    assert (
+        cache.meta(key)["size"] == path.stat().st_size == 58 + frames * 8
+    )  # a float WAV header and every frame
+    on_disk = path.stat().st_blocks * 512
+    assert on_disk < 0.1 * path.stat().st_size  # 1.5 s of 20 sound; a hole wherever the rest is
+    assert sounding_runs(audio[12 * sr - 10 : 12 * sr + 10]) == [(10, 11)]
+    assert sounding_runs(audio[: sr // 2 + 100], min_silence=101) == [(0, sr // 2)]
+    assert sounding_runs(audio[: sr // 2 + 4000]) == [(0, sr // 2)]

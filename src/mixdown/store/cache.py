@@ -329,8 +329,16 @@ class ObjectWriter:
         self.write_at(self.frames, block)
 
     def write_at(self, start: int, block: np.ndarray) -> None:
-        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once)."""
-        self._file.write_at(start, block)
+        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once).
+
+        Long runs of silence are not written: the new file is a hole of its
+        whole length, which reads as zeros, so they cost no disk (a section's
+        SFX bus is mostly silence, its voice bus has gaps between lines).
+        """
+        from ..codecs.wav import sounding_runs
+
+        for a, b in sounding_runs(block):
+            self._file.write_at(start + a, block[a:b])
         with self._lock:
             self.frames += len(block)
 
