@@ -17,6 +17,12 @@ a half-written object, and the next build that writes in its shard removes
 it (:mod:`mixdown.store.files`). The presence of the ``.wav`` is what marks a key
 as rendered.
 
+Objects are kept compactly: a float WAV's long runs of silence are left
+unwritten, holes in a sparse file that read as zeros and take no disk
+(:meth:`ObjectWriter.write_at`: every sample reads back as written), and a
+mix's stems, delivered at 24 bits, are stored at 24 bits in FLAC
+(:mod:`mixdown.codecs.stems`).
+
 A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
 (:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
 one show at once make each key once, the second waiting for the first.
