@@ -70,6 +70,12 @@ def uploaded(cache: Cache, url: str, keys: list[str], **options: Any) -> Remote:
     return remote
 
 
+def upload_once(cache: Cache, url: str, k: str) -> Any:
+    remote = Remote(url)
+    remote.upload(cache, Wanted(k, "voice:x"))
+    return remote.drain()
+
+
 def test_s3_batch_fetch_verifies_and_publishes_every_object(tmp_path: Path, s3: S3) -> None:
     a, b = Cache(tmp_path / "a"), Cache(tmp_path / "b")
     keys = [key(n) for n in range(40)]
@@ -217,3 +223,76 @@ def test_messages_never_show_userinfo_or_query() -> None:
     assert (
         "hunter22" not in repr(remote) and "me:" not in remote.trouble(OSError("me:hunter22 refused")).args[0]
     )
+
+
+def test_an_interrupted_upload_leaves_no_record_and_is_taken_over_once_stale(
+    tmp_path: Path, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.store import remote as remote_module
+    from mixdown.store import transfers
+
+    k = key(3)
+    a, b, c = (Cache(tmp_path / n) for n in "abc")
+    stored(a, k, f0=250.0)
+    stored(b, k, f0=350.0)  # another take of the same key
+    real = transfers.put_new
+
+    def dies_before_the_record(fs: Any, data: Any, rpath: str) -> None:
+        if rpath.endswith(".json"):
+            raise ConnectionResetError("the connection dropped")  # between object and record
+        real(fs, data, rpath)
+
+    monkeypatch.setattr(transfers, "put_new", dies_before_the_record)
+    assert len(upload_once(a, s3.url, k).failed) == 1
+    monkeypatch.setattr(transfers, "put_new", real)
+    names = [o["Key"] for o in s3.client().list_objects_v2(Bucket=s3.bucket)["Contents"]]
+    assert names == [f"cache/objects/{k[:2]}/{k}.wav"]  # an object, but no record: invisible
+    got = Remote(s3.url).fetch(c, [Wanted(k, "voice:x")])
+    assert (got.found, got.fetched, got.corrupt) == (0, (), ()) and k not in c
+    assert Remote(s3.url).keys() == set()
+
+    # another machine's take, while the orphan is fresh: the first upload may still be going on
+    assert upload_once(b, s3.url, k) == (0, 0, pytest.approx(0, abs=5), ())
+    assert Remote(s3.url).keys() == set()
+    # the same bytes as the orphan (its own machine pushing again): the record completes it
+    assert upload_once(a, s3.url, k).objects == 1
+    assert Remote(s3.url).fetch_one(c, Wanted(k, "voice:x"))
+    assert c.path(k).read_bytes() == a.path(k).read_bytes()
+
+    # an orphan older than ORPHAN_SECONDS is replaced by whoever uploads the key next
+    s3.client().delete_object(Bucket=s3.bucket, Key=f"cache/objects/{k[:2]}/{k}.json")
+    monkeypatch.setattr(remote_module, "ORPHAN_SECONDS", -1.0)
+    assert upload_once(b, s3.url, k).objects == 1
+    d = Cache(tmp_path / "d")
+    assert Remote(s3.url).fetch_one(d, Wanted(k, "voice:x"))
+    assert d.path(k).read_bytes() == b.path(k).read_bytes()
+
+
+def test_a_remote_failing_mid_batch_keeps_what_arrived_whole_and_is_not_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.store import transfers
+
+    a, b = Cache(tmp_path / "a"), Cache(tmp_path / "b")
+    keys = [key(n) for n in range(3)]
+    for n, k in enumerate(keys):
+        stored(a, k, 300.0 + n)
+    url = (tmp_path / "remote").as_uri()
+    uploaded(a, url, keys)
+    real = transfers.each
+
+    def drops_one(fs: Any, calls: list[Any]) -> list[Any]:
+        answers = real(fs, calls)
+        return [
+            ConnectionResetError("reset by peer") if keys[1] in str(c[1]) and c[0] == "get_file" else x
+            for c, x in zip(calls, answers, strict=True)
+        ]
+
+    monkeypatch.setattr(transfers, "each", drops_one)
+    remote = Remote(url)
+    with pytest.raises(RemoteUnavailable, match="is unreachable .*reset by peer"):
+        remote.fetch(b, [Wanted(k, "voice:x") for k in keys])
+    assert [k in b for k in keys] == [True, False, True]
+    assert b.path(keys[0]).read_bytes() == a.path(keys[0]).read_bytes()
+    assert not [p for p in (tmp_path / "b").rglob("*") if ".tmp" in p.name]
+    assert remote.down is not None

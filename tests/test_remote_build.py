@@ -218,3 +218,27 @@ def test_remote_commands_need_a_remote(clones: tuple[Path, Path], monkeypatch: p
     monkeypatch.delenv("MIXDOWN_REMOTE", raising=False)
     code, out, err = mixdown(clones[0], "push")
     assert code == 2 and err.count("\n") == 1 and "no remote cache: set [cache] remote" in err
+
+
+def test_a_corrupt_remote_line_is_reported_rendered_again_and_replaced(
+    clones: tuple[Path, Path], server: FakeSpeechServer, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.loader import load_show
+
+    a, b = clones
+    monkeypatch.setenv("MIXDOWN_REMOTE", s3.url)
+    assert doit(a, {})[0] == 0
+    asset = next(x for x in load_show(a).plan.assets.values() if x.task == "voice:news/main/1")
+    name = f"cache/objects/{asset.key[:2]}/{asset.key}.wav"
+    client = s3.client()
+    body = client.get_object(Bucket=s3.bucket, Key=name)["Body"].read()
+    client.put_object(Bucket=s3.bucket, Key=name, Body=body[: len(body) // 3])  # truncated on the remote
+    code, out, err = doit(b, {})
+    assert code == 0, out + err
+    lines = [line for line in (out + err).splitlines() if "corrupt" in line and "remote copy" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"voice:news/main/1: the remote copy of {asset.key[:12]}")
+    assert [t for t in ran(out) if t.startswith("voice:")] == ["voice:news/main/1"]
+    assert sum(server.attempts.values()) == len(LINES) + 1
+    assert "remote cache: uploaded 1 objects" in out
+    replaced = client.get_object(Bucket=s3.bucket, Key=name)["Body"].read()
+    assert replaced == (b / "cache" / "objects" / asset.key[:2] / f"{asset.key}.wav").read_bytes()

@@ -299,14 +299,17 @@ class Remote:
         remote cannot be used.
         """
         started = time.perf_counter()
-        todo = [w for w in wanted if w.key not in cache and w.key not in self.absent]
+        skip = self.absent | self.bad  # asked for already in this build: not asked again
+        todo = [w for w in wanted if w.key not in cache and w.key not in skip]
         keys = list(dict.fromkeys(k for w in todo for k in (*w.companions, w.key) if k not in cache))
         if not keys:
             return Fetched(0, 0, (), (), 0, 0.0)
         fs, _ = self.filesystem()
         records = self._records(fs, keys)
-        got, size, corrupt = self._objects(fs, cache, records, {w.key: w.target for w in todo})
+        got, size, corrupt, failure = self._objects(fs, cache, records, {w.key: w.target for w in todo})
         fetched = self._publish(cache, todo, got)
+        if failure is not None:  # what arrived whole is kept; the remote is not tried again
+            raise self.trouble(failure)
         return Fetched(len(keys), len(records), fetched, corrupt, size, time.perf_counter() - started)
 
     def fetch_one(self, cache: Cache, wanted: Wanted) -> bool:
@@ -314,7 +317,7 @@ class Remote:
 
         Anything wrong with the remote is warned about once, or raised when it is required.
         """
-        if wanted.key in self.absent or not self.usable():
+        if wanted.key in self.absent or wanted.key in self.bad or not self.usable():
             return False
         try:
             done = self.fetch(cache, [wanted])
@@ -343,45 +346,52 @@ class Remote:
 
     def _objects(
         self, fs: Any, cache: Cache, records: dict[str, tuple[dict[str, Any], bytes]], targets: dict[str, str]
-    ) -> tuple[dict[str, _Downloaded], int, tuple[str, ...]]:
+    ) -> tuple[dict[str, _Downloaded], int, tuple[str, ...], BaseException | None]:
         """Download the objects (into temporary files in ``cache``) and side files of ``records``,
-        and check each against its record; the whole ones, bytes downloaded, the corrupt ones."""
+        and check each against its record: the whole ones, bytes downloaded, the corrupt ones,
+        and the first failure of the remote itself (None if there was none)."""
         tmps: dict[str, str] = {}
-        calls: list[tuple[str, ...]] = []
-        for key in records:
-            fd, tmp = files.temporary_beside(cache.path(key))
-            os.close(fd)
-            tmps[key] = tmp
-            calls.append(("get_file", self.path(key, "wav"), tmp))
-        sides = [(k, n) for k, (r, _) in records.items() for n in sorted(r.get("sides", {}))]
-        calls += [("cat_file", self.path(k, n)) for k, n in sides]
         try:
-            answers = transfers.each(fs, calls)
+            for key in records:
+                fd, tmps[key] = files.temporary_beside(cache.path(key))
+                os.close(fd)
+            answers, sides = self._download(fs, records, tmps)
+            checks = _in_threads(
+                lambda key: self._check(answers[key], tmps[key], records[key][0], sides[key]), list(tmps)
+            )
         except BaseException:
             for tmp in tmps.values():
                 files.discard(tmp)
             raise
-        side_bytes: dict[tuple[str, str], Any] = dict(zip(sides, answers[len(tmps) :], strict=True))
         good: dict[str, _Downloaded] = {}
         corrupt: list[str] = []
-        size = 0
-        for (key, tmp), answer in zip(tmps.items(), answers, strict=False):
-            record, raw = records[key]
-            problem = self._check(
-                answer, tmp, record, {n: side_bytes[(key, n)] for n in record.get("sides", {})}
-            )
+        failure: BaseException | None = None
+        for key, problem in zip(tmps, checks, strict=True):
             if problem is None:
-                size += os.path.getsize(tmp)
-                got = {n: side_bytes[(key, n)] for n in record.get("sides", {})}
-                good[key] = _Downloaded(key, record, raw, tmp, got)
+                good[key] = _Downloaded(key, records[key][0], records[key][1], tmps[key], sides[key])
                 continue
-            files.discard(tmp)
+            files.discard(tmps[key])
             if isinstance(problem, BaseException):
-                raise self.trouble(problem)
+                failure = failure or problem
+                continue
             self.bad.add(key)
             corrupt.append(key)
             print(_corrupt_line(self, targets.get(key, key[:12]), key, problem), file=sys.stderr, flush=True)
-        return good, size, tuple(corrupt)
+        size = sum(os.path.getsize(item.tmp) for item in good.values())
+        return good, size, tuple(corrupt), failure
+
+    def _download(
+        self, fs: Any, records: dict[str, tuple[dict[str, Any], bytes]], tmps: dict[str, str]
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Every object into its temporary file and every side file into memory, at once: the
+        answer for each object (or the exception), and each object's side files (or exceptions)."""
+        sides = [(k, n) for k, (record, _) in records.items() for n in sorted(record.get("sides", {}))]
+        calls = [("get_file", self.path(k, "wav"), tmp) for k, tmp in tmps.items()]
+        answers = transfers.each(fs, calls + [("cat_file", self.path(k, n)) for k, n in sides])
+        by_key: dict[str, dict[str, Any]] = {key: {} for key in tmps}
+        for (key, name), answer in zip(sides, answers[len(calls) :], strict=True):
+            by_key[key][name] = answer
+        return dict(zip(tmps, answers, strict=False)), by_key
 
     def _check(
         self, answer: Any, tmp: str, record: dict[str, Any], sides: dict[str, Any]
@@ -526,6 +536,16 @@ class Remote:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _in_threads(fn: Any, items: list[str]) -> list[Any]:
+    """``fn(item)`` for each item on a few threads (hashing releases the GIL), in order."""
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="mixdown-verify") as pool:
+        return list(pool.map(fn, items))
 
 
 def _corrupt_line(remote: Remote, target: str, key: str, why: str = "it does not match its record") -> str:
