@@ -7,6 +7,7 @@
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
     mixdown retake TARGET…       render assets again as a new take (``--take N`` goes back to one)
     mixdown play TARGET          build a section's preview (or any target) and play it
+    mixdown gc [--dry-run]       remove cache objects neither the plan nor the lockfiles reference
     mixdown push / pull          upload to / download from the remote cache what the plan needs
     mixdown status               what the plan needs that the local or the remote cache lacks
 
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .errors import MixdownError
 from .loader import Show, load_show, one_line
-from .plan.model import request_for
 
 if TYPE_CHECKING:
     from .renderers.base import VoiceLister
@@ -118,23 +118,57 @@ def _missing_keys(show: Show) -> list[str]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    """Print every asset a build would render, its renderer and its bill."""
+    """Print every asset a build would render, its renderer, its bill and what it costs."""
+    from .plan.spend import estimate, usd
+
     show = load_show(args.dir)
     cached = show.context.cache.keys()
     missing = [a for a in show.plan.assets.values() if a.key not in cached]
     print(
         f"{len(missing)} of {len(show.plan.assets)} assets to render ({len(show.plan.assets) - len(missing)} cached)"
     )
+    priced = {item.asset.key: item for item in estimate(show.context.project, show.context.registry, missing)}
     totals: dict[str, list[str]] = defaultdict(list)
+    money: dict[str, list[float | None]] = defaultdict(list)
     width = max((len(a.task) for a in missing), default=0)
     for asset in missing:
-        billing = show.context.registry.spec(asset.renderer).billing
-        bill = billing(request_for(asset, show.context.project)) if billing else LOCAL
+        item = priced.get(asset.key)
+        bill = item.bill if item is not None else LOCAL
         totals[asset.renderer].append(bill)
-        print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}")
+        cost = ""
+        if item is not None:
+            money[asset.renderer].append(item.usd)
+            cost = f"  {usd(item.usd) if item.usd is not None else 'no price'}"
+        print(f"  {asset.task:<{width}}  {asset.renderer:<10}  {bill}{cost}")
     for renderer, bills in totals.items():
-        print(f"{renderer}: {_total(bills)}")
+        print(f"{renderer}: {_total(bills)}{_money(money.get(renderer, []))}")
+    if priced:
+        print(_grand_total([item.usd for item in priced.values()]))
     return 0
+
+
+def _money(costs: list[float | None]) -> str:
+    """``, $0.42`` for a renderer's paid renders (``, $0.42 + 3 without a price``); none for local."""
+    if not costs:
+        return ""
+    known = sum(c for c in costs if c is not None)
+    without = sum(c is None for c in costs)
+    from .plan.spend import usd
+
+    return f", {usd(known)}" + (f" + {without} without a price" if without else "")
+
+
+def _grand_total(costs: list[float | None]) -> str:
+    """The plan's total in dollars, the date of the default prices, and what is not priced."""
+    from .plan.spend import usd
+    from .settings import PRICES_TAKEN
+
+    without = sum(c is None for c in costs)
+    unpriced = f"; {without} renders have no price: set [providers.NAME] price for them" if without else ""
+    return (
+        f"total: {usd(sum(c for c in costs if c is not None))} for {len(costs)} paid renders "
+        f"(list prices of {PRICES_TAKEN} unless [providers.NAME] price sets them){unpriced}"
+    )
 
 
 def _total(bills: list[str]) -> str:
@@ -158,6 +192,73 @@ def _sum(bills: list[str]) -> str:
             units[unit] = units.get(unit, 0.0) + number
     parts = [f"{amount:g} {unit}" for unit, amount in units.items()]
     return ", ".join(parts + [f"{count} × {bill}" for bill, count in others.items()])
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Remove (or with ``--dry-run`` list) the cache objects nothing references."""
+    from .actions import published
+    from .plan.gc import collect, referenced
+    from .store.inventory import size_text
+
+    show = load_show(args.dir)
+    project = show.context.project
+    remote = None
+    if args.remote:
+        remote = os.environ.get("MIXDOWN_REMOTE") or project.cache.remote
+        if not remote:
+            raise MixdownError(
+                "--remote: the show has no remote cache; set [cache] remote in project.toml, or MIXDOWN_REMOTE"
+            )
+    built = published.keys(show.context, show.plan)
+    references = referenced(show.plan, project.root, args.rev, published=built)
+    found = collect(show.context.cache, references, remote=remote, dry_run=args.dry_run)
+    for item in found.garbage:
+        print(f"  {item.key}  {size_text(item.size):>9}  {_described(item.files)}".rstrip())
+    where = remote or _shown(project.root, project.cache_dir)
+    print(
+        f"{'would remove' if args.dry_run else 'removed'} {len(found.garbage)} of {found.objects} objects "
+        f"in {where}: {size_text(found.freed)} of {size_text(found.size)}; "
+        f"kept what {', '.join(references.sources)} reference"
+    )
+    return 0
+
+
+def _described(files: tuple[str, ...]) -> str:
+    """What a local cache object is, from its record: ``voice "Hello there."``, ``mix news@anna``."""
+    import json
+    import re
+
+    record = next(
+        (name for name in files if re.fullmatch(r"[0-9a-f]{64}\.json", os.path.basename(name))), None
+    )
+    if record is None or not os.path.isfile(record):
+        return ""
+    try:
+        data = json.loads(Path(record).read_text("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    kind = str(data.get("kind", ""))
+    if "name" in data:
+        return f"{kind} {data['name']}" + (f" ({data['bus']})" if "bus" in data else "")
+    text = str(data.get("text", ""))
+    return f"{kind} {text[:48]!r}" if text else f"{kind} {data.get('segment', '')}".strip()
+
+
+def _shown(root: Path, path: Path) -> str:
+    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else f"{path}/"
+
+
+def _gc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    parser.add_argument(
+        "--remote", action="store_true", help="the remote cache ([cache] remote, MIXDOWN_REMOTE)"
+    )
+    parser.add_argument(
+        "--rev",
+        action="append",
+        metavar="REV",
+        help="keep what mixdown.lock references at REV (repeatable; default: HEAD and main)",
+    )
 
 
 def _voices(args: argparse.Namespace) -> int:
@@ -305,6 +406,7 @@ COMMANDS: dict[str, Command] = {
     "plan": Command("what a build would render and bill", _plan),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
+    "gc": Command("remove cache objects neither the plan nor the lockfiles reference", _gc, _gc_arguments),
     "retake": Command("render assets again as a new take (takes.toml)", _retake, _retake_arguments),
     "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
     "push": Command("upload to the remote cache what the plan needs and it lacks", _push),

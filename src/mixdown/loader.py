@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
@@ -41,6 +41,9 @@ from .errors import MixdownError
 from .keys import read_inputs
 from .plan import memo
 from .plan.model import Plan
+
+if TYPE_CHECKING:
+    from .plan.spend import Budget
 from .renderers import Registry
 from .settings import STATE_DIR
 from .store import remote
@@ -122,7 +125,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
             memo.save(memo_path, root, (project, the_plan), inputs)
     registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
-    return Show(Context(project, cache, registry, remote.configured(project)), the_plan)
+    return Show(Context(project, cache, registry, remote=remote.configured(project)), the_plan)
 
 
 def one_line(err: BaseException) -> str:
@@ -187,6 +190,13 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         if cmd.name == "run" and self.show.context.remote is not None:
             _with_remote(self.show, self.show.context.remote, out, batch=only_missing)
         cached = cache.keys()
+        max_size = self.show.context.project.cache.max_size
+        if cmd.name == "run" and max_size is not None:
+            finish.at_finish(_trimmer(self.show, max_size, out))
+        if cmd.name == "run" and self.options.get("max_cost"):
+            self.show.context.budget = _budget(
+                self.show, self.options["max_cost"], cached, whole=not pos_args
+            )
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
         dicts = task_dicts(
             self.show.plan,
@@ -203,6 +213,47 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+
+def _trimmer(show: Show, max_size: int, out: Any) -> Any:
+    """``[cache] max_size``: the finisher that trims the local cache after a build."""
+    from .actions import published
+    from .plan.gc import referenced, trimmer
+
+    context, plan = show.context, show.plan
+
+    def references() -> Any:
+        return referenced(plan, context.project.root, published=published.keys(context, plan))
+
+    return trimmer(context.cache, max_size, references, lambda line: print(line, file=out))
+
+
+def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budget:
+    """The build's :class:`~mixdown.plan.spend.Budget` of ``max_cost`` dollars.
+
+    A build of the whole show (``whole``) whose missing paid renders would cost more is
+    refused here, rendering nothing; one of named targets is held to it render by render.
+    """
+    from .plan.spend import Budget, estimate, parse_budget, unpriced, usd
+
+    try:
+        limit = parse_budget(max_cost, "--max-cost (or MIXDOWN_MAX_COST)")
+        if whole:
+            missing = (a for a in show.plan.assets.values() if a.key not in cached)
+            priced = estimate(show.context.project, show.context.registry, missing)
+            for item in priced:
+                if item.usd is None:
+                    raise MixdownError(unpriced(item))
+            total = sum(item.usd or 0.0 for item in priced)
+            if total > limit + 1e-9:
+                raise MixdownError(
+                    f"--max-cost {usd(limit)}: the {len(priced)} paid renders this build needs would cost "
+                    f"{usd(total)}; nothing was rendered: raise the budget, or build fewer targets "
+                    "(`mixdown plan` lists them)"
+                )
+    except MixdownError as err:
+        raise InvalidDodoFile(one_line(err)) from None
+    return Budget(limit)
 
 
 def _with_remote(show: Show, remote: remote.Remote, out: Any, *, batch: bool) -> None:

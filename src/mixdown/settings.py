@@ -31,6 +31,10 @@ __all__ = [
     "MUSIC_CHOICES",
     "NAME",
     "PRESETS",
+    "PRICES",
+    "PRICES_TAKEN",
+    "PRICE_KEYS",
+    "PRICE_UNITS",
     "PROGRAMME_RATES",
     "PROVIDER_KEYS",
     "RANGES",
@@ -38,6 +42,7 @@ __all__ = [
     "STATE_DIR",
     "STEMS",
     "Delivery",
+    "Price",
     "Range",
     "checked_formats",
     "delivery_from",
@@ -45,6 +50,7 @@ __all__ = [
     "mp3_bitrate",
     "mp3_bitrates",
     "preset_named",
+    "prices_from",
     "rate_for",
     "typed_as",
 ]
@@ -75,6 +81,43 @@ PROVIDER_KEYS = (
     "backoff",
     "max_backoff",
 )
+
+#: ``[providers.NAME] price = {per = UNIT, usd = N}`` (or a list of them, one per unit or kind):
+#: each unit is a number of what a renderer's bill counts (see :mod:`mixdown.plan.spend`).
+PRICE_UNITS: dict[str, tuple[str, float]] = {
+    "char": ("characters", 1.0),
+    "1k_chars": ("characters", 1e3),
+    "1m_chars": ("characters", 1e6),
+    "second": ("seconds", 1.0),
+    "minute": ("seconds", 60.0),
+    "hour": ("seconds", 3600.0),
+    "request": ("requests", 1.0),  # per render, whatever its bill counts
+}
+PRICE_KEYS = ("per", "usd", "kind")  # kind: only that kind's renders (voice, sfx, music)
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one unit of a provider's bill costs: ``usd`` per ``per`` (a :data:`PRICE_UNITS` name),
+    for every kind of render or only ``kind``'s."""
+
+    per: str
+    usd: float
+    kind: str | None = None
+
+
+#: When the default prices below were taken from the providers' published list prices
+#: (pay-as-you-go API rates, before tax; a plan's included credits are not counted).
+PRICES_TAKEN = "2026-06"
+#: Default prices by provider; a show's ``[providers.NAME] price`` replaces a provider's list
+#: (give every unit it bills). AudioStack (contract pricing) and Suno (resellers only) have none: a show that
+#: budgets them sets its own.
+PRICES: dict[str, tuple[Price, ...]] = {
+    # multilingual v2/v3 speech (flash/turbo: 0.05), a sound effect, music by the minute
+    "elevenlabs": (Price("1k_chars", 0.10), Price("request", 0.12, "sfx"), Price("minute", 0.30, "music")),
+    "openai": (Price("1k_chars", 0.015),),  # tts-1 ($15 per million characters)
+    "stability": (Price("request", 0.20),),  # Stable Audio 2.5: 20 credits a generation, any length
+}
 
 #: Settings that shape the mix, not the rendered asset: kept out of keys.
 MIX_KEYS = {"voice": {"gain_db"}, "sfx": {"gain_db", "offset"}, "music": {"gain_db"}}
@@ -168,7 +211,38 @@ RANGES: dict[str, Range] = {
     "max_retries": Range(0, 20, integer=True),
     "backoff": Range(0.0, 600.0, "seconds"),
     "max_backoff": Range(0.0, 3600.0, "seconds"),
+    "usd": Range(0.0, 1e6, "USD"),  # a price per unit
 }
+
+
+def prices_from(given: Any, where: str) -> tuple[Price, ...]:
+    """A ``price`` setting (one ``{per, usd, kind}`` table or a list of them) as :class:`Price`
+    values, or a one-line :class:`ConfigError` at ``where``."""
+    entries = given if isinstance(given, list) else [given]
+    if not entries or not all(isinstance(entry, dict) for entry in entries):
+        raise ConfigError(
+            f'{where}: price must be a table such as {{ per = "1k_chars", usd = 0.30 }}, or a list of them'
+        )
+    prices = tuple(_price(entry, where) for entry in entries)
+    seen = [(PRICE_UNITS[p.per][0], p.kind) for p in prices]
+    if len(set(seen)) < len(seen):
+        raise ConfigError(f"{where}: two prices for the same unit and kind; give each once")
+    return prices
+
+
+def _price(entry: dict[str, Any], where: str) -> Price:
+    unknown = sorted(set(entry) - set(PRICE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' in a price; allowed: {', '.join(PRICE_KEYS)}")
+    per, kind = entry.get("per"), entry.get("kind")
+    if per not in PRICE_UNITS:
+        raise ConfigError(f"{where}: a price needs per = one of {', '.join(PRICE_UNITS)}, not {per!r}")
+    if "usd" not in entry:
+        raise ConfigError(f'{where}: a price needs usd = the dollars per "{per}"')
+    if kind is not None and kind not in ("voice", "sfx", "music"):
+        raise ConfigError(f"{where}: a price's kind must be voice, sfx or music, not {kind!r}")
+    return Price(per, RANGES["usd"].check("usd", entry["usd"], where), kind)
+
 
 def typed_as(value: Any, kind: Any) -> bool:
     """Whether ``value`` is of ``kind`` (a type or a tuple of them); a bool is never a number."""

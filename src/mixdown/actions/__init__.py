@@ -8,5 +8,6 @@ action: :mod:`~mixdown.actions.render` (an asset into the cache),
 :mod:`~mixdown.actions.deliver` (each extra delivery). They share
 :mod:`~mixdown.actions.context` (the context, one-line failures, a key made
 once) and :mod:`~mixdown.actions.progress`; :mod:`~mixdown.actions.stopping`
-lets a build stop cleanly on Ctrl-C.
+lets a build stop cleanly on Ctrl-C; :mod:`~mixdown.actions.shared` reads
+through and writes through the remote cache.
 """

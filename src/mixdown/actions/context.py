@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MixdownError
 from ..renderers import Registry
@@ -21,6 +21,9 @@ from ..store import files
 from ..store.cache import Cache
 from ..store.remote import Remote
 
+if TYPE_CHECKING:
+    from ..plan.spend import Budget
+
 __all__ = ["Context", "locked", "once", "relative", "reported", "stamp_matches"]
 
 _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
@@ -28,12 +31,14 @@ _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
 @dataclass
 class Context:
-    """What every action needs: the project, its cache and its renderers (and its remote
-    cache, if it has one: :mod:`mixdown.actions.shared`)."""
+    """What every action needs: the project, its cache and its renderers (and the build's
+    budget for paid renders, with ``--max-cost``; its remote cache, if it has one:
+    :mod:`mixdown.actions.shared`)."""
 
     project: Project
     cache: Cache
     registry: Registry
+    budget: Budget | None = None
     remote: Remote | None = None
 
 

@@ -17,12 +17,12 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ..plan.model import MixPlan
+from ..plan.model import MixPlan, Plan
 from ..settings import STATE_DIR
 from ..store import files
 from .context import Context
 
-__all__ = ["Published", "forget", "read", "record"]
+__all__ = ["Published", "forget", "keys", "read", "record"]
 
 
 class Published(NamedTuple):
@@ -77,3 +77,14 @@ def forget(context: Context, plan: MixPlan) -> None:
         os.unlink(_path(context, plan))
     except FileNotFoundError:
         pass
+
+
+def keys(context: Context, plan: Plan) -> set[str]:
+    """The mixes and masters the files in ``build/`` of ``plan``'s renditions were made from:
+    what the next build after an edit splices (``mixdown gc`` keeps them)."""
+    found: set[str] = set()
+    for mix in plan.mixes:
+        last = read(context, mix)
+        if last is not None:
+            found.update((last.mix, last.master))
+    return found

@@ -47,11 +47,14 @@ def _render_missing(context: Context, asset: Asset) -> None:
     renderer = context.registry.instance(asset.renderer)
     request = request_for(asset, context.project)
     named = _renderer_named(context, asset.renderer)
+    cost = _reserve(context, asset)
     try:
         result = renderer.render(request)
     except MixdownError:
+        _release(context, cost)
         raise
     except Exception as err:  # a show's own renderer may raise anything: one line, not a traceback
+        _release(context, cost)
         why = _without_secrets(" ".join(f"{type(err).__name__}: {err}".split()))
         raise RenderFailed(f"{asset.task}: {named} raised {why}; nothing was cached") from None
     audio, sample_rate = _result_audio(result, asset, named)
@@ -74,6 +77,28 @@ def _render_missing(context: Context, asset: Asset) -> None:
         **safe_params(result.meta or {}),
     }
     context.cache.put(asset.key, audio, sample_rate, meta)
+
+
+def _reserve(context: Context, asset: Asset) -> float:
+    """Set the render's price aside in the build's budget (none without ``--max-cost``, nothing for
+    a local renderer); raises, before any request is sent, if that would pass the budget."""
+    if context.budget is None:
+        return 0.0
+    from ..plan.spend import estimate, unpriced
+
+    priced = estimate(context.project, context.registry, [asset])
+    if not priced:
+        return 0.0
+    if priced[0].usd is None:
+        raise MixdownError(unpriced(priced[0]))
+    context.budget.reserve(priced[0].usd, asset.task)
+    return priced[0].usd
+
+
+def _release(context: Context, cost: float) -> None:
+    """Give a failed render's reservation back: a request that failed is not counted as billed."""
+    if context.budget is not None and cost:
+        context.budget.release(cost)
 
 
 def _result_audio(result: Any, asset: Asset, named: str) -> tuple[Any, int]:

@@ -33,7 +33,9 @@ a one-line error naming the renderer:
 ``provider``, ``billing(request)``
     Cloud renderers: the provider's :class:`~mixdown.renderers.cloud.http.ProviderSettings`
     (its ``key_env`` names the API key variable) and what a request would
-    bill, for ``mixdown plan``.
+    bill, for ``mixdown plan`` and ``--max-cost``: an amount and what it
+    counts, ``"42 characters"``, ``"2.5 s of audio"``, ``"one generation"``
+    (priced per ``[providers.NAME] price``, see :mod:`mixdown.plan.spend`).
 ``voices()``, ``close()``
     Instance methods: the voice list for ``mixdown voices``, and releasing
     models or connections when a build ends.

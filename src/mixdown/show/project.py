@@ -29,10 +29,12 @@ from ..settings import (
     PROVIDER_KEYS,
     RANGES,
     SPEECH_SWITCHES,
+    Price,
     checked_formats,
     delivery_from,
     kind_name,
     preset_named,
+    prices_from,
     typed_as,
 )
 
@@ -110,6 +112,8 @@ class Project:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)  # never part of a key
     deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)  # [deliveries.NAME], validated
     cache: CacheSettings = field(default_factory=lambda: CacheSettings())  # [cache], never part of a key
+    #: ``[providers.NAME] price``, by provider: what the show says its renders cost (never in a key)
+    prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         mix=_mix(toml, data),
         master=_master(toml, data),
         providers=_providers(toml, data),
+        prices=_prices(toml, data),
         deliveries=_deliveries(toml, data, rate),
         cache=_cache(toml, data),
     )
@@ -495,13 +500,25 @@ def _providers(toml: _Toml, data: Mapping[str, Any]) -> dict[str, dict[str, Any]
     for name in tables:
         path = ["providers", name]
         table = toml.table(tables, name, ["providers"])
-        toml.check_keys(table, set(PROVIDER_KEYS), path)
+        toml.check_keys(table, {*PROVIDER_KEYS, "price"}, path)
         for key, value in table.items():
+            if key == "price":
+                continue  # read by _prices
             if key in RANGES:
                 RANGES[key].check(key, value, toml.where([*path, key]))
             else:
                 toml.typed(table, key, str, path, None)
-    return {name: dict(table) for name, table in tables.items()}
+    return {name: {k: v for k, v in table.items() if k != "price"} for name, table in tables.items()}
+
+
+def _prices(toml: _Toml, data: Mapping[str, Any]) -> dict[str, tuple[Price, ...]]:
+    """Each ``[providers.NAME] price`` (checked: tables of the providers are checked before)."""
+    tables = toml.table(data, "providers")
+    return {
+        name: prices_from(table["price"], toml.where(["providers", name, "price"]))
+        for name, table in tables.items()
+        if "price" in table
+    }
 
 
 def _pronunciations(toml: _Toml, data: Mapping[str, Any]) -> dict[str, str]:

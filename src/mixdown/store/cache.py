@@ -247,6 +247,12 @@ class Cache:
             if self._known is not None:
                 self._known.discard(key)
 
+    def forget(self, key: str) -> None:
+        """Note that ``key``'s files were removed (``mixdown gc``): it reads as missing from now on."""
+        with self._lock:
+            if self._known is not None:
+                self._known.discard(key)
+
     def _added(self, key: str) -> None:
         with self._lock:
             if self._known is not None:

@@ -1,0 +1,212 @@
+"""What the cache may lose: ``mixdown gc`` and ``[cache] max_size``.
+
+An object is *referenced* when the current plan uses it (an asset, a
+section's pre-mix and its SFX bus, a mix and its stems, a master) or a
+lockfile names it: ``mixdown.lock`` in the show, and as committed at the
+tip of the current branch (``HEAD``) and of ``main`` (``master`` where
+there is no ``main``), or at the revisions given (``--rev``). A lock's mix
+keeps its stems too. Everything else in the cache — earlier versions of
+edited lines, their sections, mixes and masters, takes no longer used — is
+garbage: it can be made again (at a price, for paid renders: hence the
+lockfiles of the branches still in review).
+
+:func:`collect` lists (and removes) the garbage of the local cache or of the
+remote one; :func:`trim` removes the least recently used garbage until the
+local cache fits ``[cache] max_size``, after a build (:func:`trimmer`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..errors import MixdownError
+from ..settings import STEMS
+from ..store import inventory
+from ..store.inventory import Stored, size_text
+from .model import Plan, section_sfx_key, stem_key
+
+if TYPE_CHECKING:
+    from ..store.cache import Cache
+
+__all__ = [
+    "LOCKFILE",
+    "Collected",
+    "References",
+    "collect",
+    "garbage",
+    "plan_keys",
+    "referenced",
+    "trim",
+    "trimmer",
+]
+
+LOCKFILE = "mixdown.lock"
+BRANCHES = ("main", "master")  # the first that exists is the branch a show's reviews merge into
+
+
+class References(NamedTuple):
+    """The keys the cache must keep, and where they were found (for messages)."""
+
+    keys: frozenset[str]
+    sources: tuple[str, ...]
+
+
+class Collected(NamedTuple):
+    """Garbage found in a cache: what goes (or went), and what it held in all."""
+
+    garbage: list[Stored]  # oldest use first
+    objects: int  # every object in the cache
+    size: int  # and their bytes
+
+    @property
+    def freed(self) -> int:
+        """The bytes of the garbage."""
+        return sum(item.size for item in self.garbage)
+
+
+def plan_keys(plan: Plan) -> set[str]:
+    """Every cache key the current plan uses."""
+    keys = set(plan.assets)
+    for section in plan.sections:
+        keys.update((section, section_sfx_key(section)))
+    for mix in plan.mixes:
+        keys.update((mix.key, mix.master_key, *(stem_key(mix.key, bus) for bus in STEMS)))
+    return keys
+
+
+def referenced(
+    plan: Plan, root: Path, revs: Sequence[str] | None = None, *, published: Iterable[str] = ()
+) -> References:
+    """What ``plan`` and the lockfiles reference: the show's own ``mixdown.lock``, and the one
+    committed at each of ``revs`` (by default the current branch's tip and main's); and the
+    ``published`` mixes and masters, those the files in ``build/`` were made from (with their stems)."""
+    keys, sources = plan_keys(plan), ["the plan"]
+    made = {key for key in published if key not in keys}
+    if made:
+        keys |= made | {stem_key(key, bus) for key in made for bus in STEMS}
+        sources.append("build/")
+    own = root / LOCKFILE
+    if own.is_file():
+        keys |= _lock_keys(own.read_text("utf-8"), LOCKFILE)
+        sources.append(LOCKFILE)
+    for rev in revs if revs is not None else _default_revs(root):
+        text = _committed(root, rev, named=revs is not None)
+        if text is not None:
+            keys |= _lock_keys(text, f"{rev}:{LOCKFILE}")
+            sources.append(f"{LOCKFILE} at {rev}")
+    return References(frozenset(keys), tuple(sources))
+
+
+def _lock_keys(text: str, where: str) -> set[str]:
+    """Every content key a lockfile names (each table's ``key`` and ``mix``), and a mix's stems."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise MixdownError(f"{where}: not a lockfile mixdown can read ({err}); fix or remove it") from None
+    keys: set[str] = set()
+    for table in data.values():
+        if isinstance(table, dict):
+            keys.update(v for name in ("key", "mix") if isinstance(v := table.get(name), str))
+    return keys | {stem_key(key, bus) for key in keys for bus in STEMS}
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def _default_revs(root: Path) -> list[str]:
+    """``HEAD`` and the main branch, where the show is in a git repository that has them."""
+    revs = [rev for rev in ("HEAD", *BRANCHES) if _is_commit(root, rev)]
+    main = next((rev for rev in revs if rev in BRANCHES), None)
+    return [rev for rev in revs if rev not in BRANCHES or rev == main]
+
+
+def _is_commit(root: Path, rev: str) -> bool:
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode == 0
+    except OSError:  # no git: no revisions to read
+        return False
+
+
+def _committed(root: Path, rev: str, *, named: bool) -> str | None:
+    """The lockfile as committed at ``rev``, or None where that commit has none.
+
+    A revision named on the command line (``named``) that is not one is an error.
+    """
+    if not _is_commit(root, rev):
+        if named:
+            raise MixdownError(
+                f"--rev {rev}: not a commit of the git repository of {root}; name a branch, tag or commit"
+            )
+        return None
+    shown = _git(root, "show", f"{rev}:./{LOCKFILE}")
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def garbage(objects: dict[str, Stored], keep: Iterable[str]) -> Collected:
+    """The objects not in ``keep``, least recently used first."""
+    kept = set(keep)
+    found = sorted((item for key, item in objects.items() if key not in kept), key=lambda i: (i.used, i.key))
+    return Collected(found, len(objects), sum(item.size for item in objects.values()))
+
+
+def collect(
+    cache: Cache, references: References, *, remote: str | None = None, dry_run: bool = False
+) -> Collected:
+    """The garbage of the local ``cache`` (or of the remote cache at the URL ``remote``), removed
+    unless ``dry_run``."""
+    if remote is None:
+        found = garbage(inventory.local(cache), references.keys)
+        if not dry_run:
+            for item in found.garbage:
+                inventory.remove_local(cache, item)
+        return found
+    from ..store.remote import Remote
+
+    store = Remote(remote)
+    found = garbage(inventory.remote(store), references.keys)
+    if not dry_run:
+        for item in found.garbage:
+            inventory.remove_remote(store, item)
+    return found
+
+
+def trim(cache: Cache, references: References, max_size: int) -> str | None:
+    """Remove the least recently used garbage until the local cache holds at most ``max_size``
+    bytes; the one line saying what was freed (None when it fits already)."""
+    found = garbage(inventory.local(cache), references.keys)
+    if found.size <= max_size:
+        return None
+    size, freed, count = found.size, 0, 0
+    for item in found.garbage:
+        if size - freed <= max_size:
+            break
+        inventory.remove_local(cache, item)
+        freed, count = freed + item.size, count + 1
+    now, limit = size - freed, size_text(max_size)
+    in_use = f"in use ({', '.join(references.sources)}); raise max_size"
+    if not count:
+        return f"cache: {size_text(now)}, over [cache] max_size ({limit}), and all of it {in_use}"
+    line = f"cache: removed {count} unused objects ({size_text(freed)}), {size_text(now)} left"
+    return line + (f", over [cache] max_size ({limit}): the rest is {in_use}" if now > max_size else "")
+
+
+def trimmer(
+    cache: Cache, max_size: int, references: Callable[[], References], say: Callable[[str], None]
+) -> Callable[[list[str]], None]:
+    """The end-of-build finisher of ``[cache] max_size`` (see :func:`mixdown.actions.finish.at_finish`):
+    after a build that made anything, :func:`trim` to what ``references()`` keeps, and ``say``
+    what it freed."""
+
+    def finisher(ran: list[str]) -> None:
+        if not ran:
+            return  # nothing was added to the cache
+        line = trim(cache, references(), max_size)
+        if line is not None:
+            say(line)
+
+    return finisher
