@@ -17,11 +17,15 @@ S3 server on 127.0.0.1 in a process of its own, points s3fs at it
   same without it (``MIXDOWN_REMOTE`` unset), in alternating rounds;
   target at most 1.2.
 
-Prints the figures and the ratios with PASS or MISS. Exits 0 whatever the
+Beside ``remote.py`` (the default share, assets only, with moto in the
+benchmark's own process), this one times the issue's two targets as stated:
+everything from the remote, and both sides of each ratio run as processes of
+their own while the server runs in a third. Prints the figures and the
+ratios with PASS or MISS. Exits 0 whatever the
 figures; non-zero only if something fails (a build, the server, or a warm
 build that renders anything).
 
-Usage: ``python benchmarks/remote.py [--lines N] [--rounds N] [--keep DIR]``.
+Usage: ``python benchmarks/remote_sync.py [--lines N] [--rounds N] [--keep DIR]``.
 """
 
 from __future__ import annotations
