@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..plan.model import MixPlan
-from ..settings import STEMS, Delivery
+from ..settings import KEPT_STEMS, Delivery
 from ..store import files
 from . import published
 from .context import Context, locked, once, relative, reported
@@ -105,15 +105,23 @@ def _deliverable(plan: MixPlan) -> Deliverable:
 
 
 def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
-    """Write the mix's buses as 24-bit WAVs: before mastering, they sum to the mix."""
-    from ..codecs.wav import write_blocks_atomic
+    """Write the mix's buses as 24-bit WAVs: before mastering, their 24-bit steps add up to the
+    mix's exactly (:mod:`mixdown.codecs.stems`: the cache keeps the voice and SFX stems, the
+    music stem is the mix less them)."""
+    from ..codecs.stems import remainder, write_wav24_atomic
 
-    if paths and any(plan.stem_key(bus) not in context.cache for bus in STEMS):
+    cache = context.cache
+    if paths and any(plan.stem_key(bus) not in cache for bus in KEPT_STEMS):
         mix_once(context, plan)  # a mix cached before stems were asked for
     for path in paths:
         files.sweep_once(path.parent)
-        source = context.cache.source(plan.stem_key(path.stem))
-        write_blocks_atomic(path, source, subtype="PCM_24")
+        mixed = cache.source(plan.key)
+        if path.stem in KEPT_STEMS:
+            blocks = cache.source(plan.stem_key(path.stem)).blocks()
+        else:
+            kept = [cache.source(plan.stem_key(bus)).blocks() for bus in KEPT_STEMS]
+            blocks = remainder(mixed.blocks(), *kept)
+        write_wav24_atomic(path, blocks, mixed.sample_rate, mixed.channels, mixed.frames)
         print(f"master:{plan.name}  stem {path.stem:<5}  {relative(context, path)}", file=sys.stdout)
 
 

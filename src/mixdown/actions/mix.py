@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from ..plan.model import MixPlan, section_sfx_key
-from ..settings import STEMS
+from ..settings import KEPT_STEMS
 from . import splice
 from .context import Context, once, reported
 from .progress import Progress
@@ -71,8 +71,9 @@ def mix_once(context: Context, plan: MixPlan) -> None:
 
 
 def _buses(plan: MixPlan) -> tuple[str, ...]:
-    """The buses kept as stems beside the mix: all of them if the show asks for stems."""
-    return STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
+    """The buses kept as stems beside the mix if the show asks for stems: those the mix is
+    not enough to make (:data:`~mixdown.settings.KEPT_STEMS`)."""
+    return KEPT_STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
 
 
 def _mix_cached(context: Context, plan: MixPlan) -> bool:
@@ -90,7 +91,8 @@ def _mix(context: Context, plan: MixPlan) -> None:
     When the files in ``build/`` were made from an earlier mix of the same
     rendition, only the parts that differ from it are mixed again and the
     others copied (:mod:`mixdown.actions.splice`). The stems are stored
-    beside the mix when the show asks for them.
+    beside the mix when the show asks for them, as 24-bit FLAC: the resolution they are
+    delivered at, and mostly silence (:mod:`mixdown.codecs.stems`).
     """
     # scipy.signal (the resampler, the filters) is slow to import: imported on a thread of its
     # own, it is ready when the first lines are prepared, instead of stalling every thread
@@ -123,7 +125,7 @@ def _mix(context: Context, plan: MixPlan) -> None:
                 f"{target}  spliced: mixed {found.redone} of {len(parts)} parts again ({found.seconds:.1f} s)"
             )
         for bus in buses:
-            writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name})
+            writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name}, flac=True)
         analysis = Analysis.joined(sr, channels, frames, measured)
         cache.put_side(plan.key, ANALYSIS, analysis.to_bytes())
         splice.store(context, plan, layout, powers, found)

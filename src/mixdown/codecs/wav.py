@@ -30,6 +30,7 @@ __all__ = [
     "mapped",
     "read_at",
     "read_audio",
+    "sounding_runs",
     "wav_container",
     "write_at",
     "write_audio_atomic",
@@ -444,6 +445,28 @@ def _copy_range(source: int, target: int, count: int, offset: int, to: int) -> i
     if data:
         write_at(target, memoryview(data), to)
     return len(data)
+
+
+def sounding_runs(block: np.ndarray, *, min_silence: int = 2048) -> list[tuple[int, int]]:
+    """The runs ``[a, b)`` of frames of float32 ``block`` ``[shape=(n, channels)]`` that are not
+    silent, in order: the rest is runs of at least ``min_silence`` frames whose every sample
+    is +0.0, bit for bit (a -0.0 sounds here: it would not read back the same from a hole).
+    """
+    if not len(block):
+        return []
+    bits = np.ascontiguousarray(block, dtype=np.float32).view(np.uint32)
+    loud = bits.reshape(len(bits), -1).any(axis=1)
+    if loud.all():
+        return [(0, len(block))]
+    edges = np.flatnonzero(np.diff(loud.astype(np.int8), prepend=0, append=0))
+    starts, stops = edges[0::2], edges[1::2]
+    if not len(starts):
+        return []
+    # silences shorter than min_silence (inside the block) are written with their neighbours
+    apart = np.flatnonzero(starts[1:] - stops[:-1] >= min_silence)
+    firsts = np.concatenate(([starts[0]], starts[apart + 1]))
+    lasts = np.concatenate((stops[apart], [stops[-1]]))
+    return [(int(a), int(b)) for a, b in zip(firsts, lasts, strict=True)]
 
 
 def write_blocks_atomic(path: str | os.PathLike[str], source: Source, *, subtype: str) -> None:

@@ -3,7 +3,9 @@
 Layout under the cache directory (``cache/`` in the project by default;
 ``[project] cache`` or the ``MIXDOWN_CACHE`` environment variable move it)::
 
-    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key
+    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key (a mix's
+                              stems: 24-bit FLAC, the record's ``"codec"``: the file keeps
+                              its name whatever its codec, so a key has one path)
     objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
     objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
                               mix's analysis.npz, a long master's recipe.json
@@ -14,6 +16,12 @@ first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
 a half-written object, and the next build that writes in its shard removes
 it (:mod:`mixdown.store.files`). The presence of the ``.wav`` is what marks a key
 as rendered.
+
+Objects are kept compactly: a float WAV's long runs of silence are left
+unwritten, holes in a sparse file that read as zeros and take no disk
+(:meth:`ObjectWriter.write_at`: every sample reads back as written), and a
+mix's stems, delivered at 24 bits, are stored at 24 bits in FLAC
+(:mod:`mixdown.codecs.stems`).
 
 A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
 (:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
@@ -333,16 +341,35 @@ class ObjectWriter:
         self.write_at(self.frames, block)
 
     def write_at(self, start: int, block: np.ndarray) -> None:
-        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once)."""
-        self._file.write_at(start, block)
+        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once).
+
+        Long runs of silence are not written: the new file is a hole of its
+        whole length, which reads as zeros, so they cost no disk (a section's
+        SFX bus is mostly silence, its voice bus has gaps between lines).
+        """
+        from ..codecs.wav import sounding_runs
+
+        for a, b in sounding_runs(block):
+            self._file.write_at(start + a, block[a:b])
         with self._lock:
             self.frames += len(block)
 
     def copy_from(self, key: str, start: int, stop: int, at: int | None = None) -> None:
         """Copy frames ``[start, stop)`` of the cached object ``key`` (same rate and channels)
         to this one's frames from ``at`` (by default the same frames): what an earlier version
-        of it already holds."""
-        self._file.copy_from(self.cache.path(key), start, stop, at)
+        of it already holds. A float WAV is copied in the kernel, a 24-bit FLAC decoded."""
+        from ..codecs.wav import blocks_between, float_samples_at
+
+        path = self.cache.path(key)
+        if float_samples_at(path) is not None:
+            self._file.copy_from(path, start, stop, at)
+        else:
+            position = start if at is None else at
+            for block in blocks_between(path, start, stop):
+                self._file.write_at(position, block)
+                position += len(block)
+            if position - (start if at is None else at) != stop - start:
+                raise AudioError(f"cache object {key[:12]}: it ends before frame {stop}")
         with self._lock:
             self.frames += stop - start
 
@@ -355,13 +382,15 @@ class ObjectWriter:
         with self._lock:
             self.frames = 0
 
-    def commit(self, meta: Mapping[str, Any], *, digest: bool = False) -> Path:
+    def commit(self, meta: Mapping[str, Any], *, digest: bool = False, flac: bool = False) -> Path:
         """Make the object visible under its key with the record ``meta``; return its path.
 
         With ``digest`` the record also holds the file's ``sha256`` and ``size``
         (what a remote copy is checked against, and what ``mixdown.lock`` pins):
         every rendered asset has them; a mix's are taken when it is shared
-        (:meth:`Cache.digest`), as reading a long one back costs time.
+        (:meth:`Cache.digest`), as reading a long one back costs time. With
+        ``flac`` the object is stored as 24-bit FLAC (:mod:`mixdown.codecs.stems`),
+        its record's ``"codec"``: for audio delivered at 24 bits, mostly silent.
         """
         if self.frames == 0 or self.frames != self._expected:
             self.discard()
@@ -370,12 +399,16 @@ class ObjectWriter:
             raise AudioError(
                 f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
             )
-        self._file.flush()
-        self._file.close()
+        if flac:
+            self._compact()
+        else:
+            self._file.flush()
+            self._file.close()
         sums = {"sha256": files.sha256_of(self._tmp), "size": os.path.getsize(self._tmp)} if digest else {}
         record = {
             **{k: v for k, v in safe_params(meta).items() if k != "params"},
             **sums,
+            **({"codec": "flac24"} if flac else {}),
             "params": safe_params(meta.get("params", {})),
             "key": self.key,
             "duration": round(self.frames / self.sample_rate, 6),
@@ -389,6 +422,23 @@ class ObjectWriter:
         files.publish(self._tmp, path)
         self.cache._added(self.key)
         return path
+
+    def _compact(self) -> None:
+        """Make the object's file a 24-bit FLAC of what was written (the float WAV is let go)."""
+        from ..codecs.stems import write_flac24
+
+        fd, name = temporary_beside(self.cache.path(self.key))
+        try:
+            write_flac24(name, self._file.blocks(0, self._expected), self.sample_rate, self.channels)
+            os.fsync(fd)  # durable before it is published, as the float WAV would have been
+        except BaseException:
+            files.discard(Path(name))
+            raise
+        finally:
+            os.close(fd)
+        self._file.close()
+        files.discard(self._tmp)
+        self._tmp = Path(name)
 
     def discard(self) -> None:
         """Throw away what was written."""
