@@ -47,6 +47,8 @@ bench: $(BENCH)
 	$(BIN)/python benchmarks/cloud.py
 	$(BIN)/python benchmarks/longform.py
 	$(BIN)/python benchmarks/sections.py
+	$(BIN)/python benchmarks/remote.py
+	$(BIN)/python benchmarks/cachesize.py
 
 ## lock: resolve the newest releases again into requirements/lock.txt (then run make test)
 lock: $(STAMP)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..plan.model import Asset, MixPlan, Plan, section_sfx_key, stem_key
-from ..settings import STEMS
+from ..settings import KEPT_STEMS
 from ..store.cache import Cache
 from ..store.remote import Remote, RemoteUnavailable, Wanted
 from .context import Context
@@ -64,7 +64,7 @@ def section_wanted(key: str, task: str) -> Wanted:
 
 def mix_wanted(mix: MixPlan) -> Wanted:
     """A mix with its stems (companions) and its side files."""
-    stems = tuple(stem_key(mix.key, bus) for bus in STEMS)
+    stems = tuple(stem_key(mix.key, bus) for bus in KEPT_STEMS)
     return Wanted(mix.key, f"mix:{mix.name}", "mix", companions=stems, sides=MIX_SIDES)
 
 

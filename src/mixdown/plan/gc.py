@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import MixdownError
-from ..settings import STEMS
+from ..settings import KEPT_STEMS
 from ..store import inventory
 from ..store.inventory import Stored, size_text
 from . import lock
@@ -74,7 +74,7 @@ def plan_keys(plan: Plan) -> set[str]:
     for section in plan.sections:
         keys.update((section, section_sfx_key(section)))
     for mix in plan.mixes:
-        keys.update((mix.key, mix.master_key, *(stem_key(mix.key, bus) for bus in STEMS)))
+        keys.update((mix.key, mix.master_key, *(stem_key(mix.key, bus) for bus in KEPT_STEMS)))
     return keys
 
 
@@ -87,7 +87,7 @@ def referenced(
     keys, sources = plan_keys(plan), ["the plan"]
     made = {key for key in published if key not in keys}
     if made:
-        keys |= made | {stem_key(key, bus) for key in made for bus in STEMS}
+        keys |= made | {stem_key(key, bus) for key in made for bus in KEPT_STEMS}
         sources.append("build/")
     own = root / LOCKFILE
     if own.is_file():
@@ -103,7 +103,7 @@ def referenced(
 
 def _with_stems(keys: set[str]) -> set[str]:
     """``keys`` and the stems of each (a mix's buses, kept with it)."""
-    return keys | {stem_key(key, bus) for key in keys for bus in STEMS}
+    return keys | {stem_key(key, bus) for key in keys for bus in KEPT_STEMS}
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
