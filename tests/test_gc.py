@@ -343,3 +343,59 @@ def test_remote_gc_on_s3(
     left = s3.find("shows/team/objects")
     assert {m.group() for p in left if (m := KEY.match(p.rsplit("/", 1)[-1]))} == final
     assert len(left) == len(files_of(root, final))  # every file of what is kept, and only those
+
+
+DEMO_EDITS = (
+    ("weather.j2", "have a good weekend", "have a lovely weekend"),
+    ("weather.j2", "mild and dry", "mild and bright"),
+    ("briefing.j2", "It opens to walkers", "It opens to runners"),
+)
+
+
+@pytest.mark.slow
+def test_on_the_demo_after_three_edits_the_dry_run_lists_exactly_the_superseded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo, voiced by piper, built, edited three times and built after each: the dry run
+    lists what a fresh build of the final show does not make, and nothing else."""
+    pytest.importorskip("piper")
+    from .test_demo import REPO, counting_piper
+    from .test_demo import build as build_demo
+
+    def copy(to: Path) -> Path:
+        to.mkdir()
+        shutil.copy(REPO / "project.toml", to)
+        for folder in ("stanzas", "data", "renderers"):
+            shutil.copytree(REPO / folder, to / folder)
+        return to
+
+    piper = counting_piper()
+    root = copy(tmp_path / "demo")
+    assert build_demo(root, piper)[0] == 0
+    old_texts = []
+    for name, old, new in DEMO_EDITS:
+        path = root / "stanzas" / name
+        text = path.read_text()
+        assert text.count(old) == 1
+        path.write_text(text.replace(old, new))
+        old_texts.append(old)
+        code, out, err = build_demo(root, piper)
+        assert code == 0, out + err
+    fresh = copy(tmp_path / "fresh")
+    for name in {name for name, _, _ in DEMO_EDITS}:
+        (fresh / "stanzas" / name).write_text((root / "stanzas" / name).read_text())
+    assert build_demo(fresh, piper)[0] == 0
+    before = keys(root)
+    superseded = before - keys(fresh)
+
+    code, out, err = gc(root, capsys, "--dry-run")
+    assert code == 0, err
+    assert listed(out) == superseded
+    assert keys(root) == before
+    gone = records(root, superseded)
+    voices = [r["text"] for r in gone if r.get("kind") == "voice"]
+    # each edit supersedes the one line it changed (the forecast's line for Saturday only)
+    assert len(voices) == 3 and all(any(old in text for text in voices) for old in old_texts)
+    mixes = sorted(r["name"] for r in gone if r.get("kind") == "mix")
+    # the weather mixed three times (two superseded), each listener's briefing twice
+    assert mixes == [f"daily/briefing@{n}" for n in ("anna", "kofi", "mei")] + ["daily/weather"] * 2
