@@ -455,6 +455,8 @@ def sounding_runs(block: np.ndarray, *, min_silence: int = 2048) -> list[tuple[i
     if not len(block):
         return []
     bits = np.ascontiguousarray(block, dtype=np.float32).view(np.uint32)
+    if np.count_nonzero(bits) == bits.size:  # no +0.0 sample at all: the common case, found fast
+        return [(0, len(block))]
     loud = bits.reshape(len(bits), -1).any(axis=1)
     if loud.all():
         return [(0, len(block))]
