@@ -177,3 +177,16 @@ def speech_like(seconds: int, seed: int, sr: int = 48000) -> np.ndarray:
     for at in rng.integers(0, n - 200, 20):
         y[at : at + 200] *= 3
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture
+def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
+    """The default show, built once with the counting fakes, their counts then cleared."""
+    from .test_build import doit
+
+    root = show()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    fakes["fake"].calls.clear()
+    fakes["noise"].calls.clear()
+    return root

@@ -36,6 +36,30 @@ KEY = "fake-key-0123456789"
 SECONDS_PER_CHAR = 0.06
 
 
+def elevenlabs_show(url: str, providers: str = "") -> str:
+    """A project.toml of one script, ``stanzas/news.j2``, voiced by ElevenLabs at this fake
+    (``url``), with more ``[providers.elevenlabs]`` lines, and WAV masters only."""
+    return f"""\
+[project]
+voice = "narrator"
+
+[voices.narrator]
+renderer = "elevenlabs"
+voice_id = "JBFqnCBsd6RMkjVDRZzb"
+model_id = "eleven_multilingual_v2"
+
+[providers.elevenlabs]
+base_url = "{url}"
+{providers}
+
+[scripts.news]
+template = "stanzas/news.j2"
+
+[master]
+formats = ["wav"]
+"""
+
+
 def speech_pcm(text: str, rate: int) -> bytes:
     """A tone as long as ``text`` would take to say, as S16LE bytes."""
     n = max(int(len(text) * SECONDS_PER_CHAR * rate), rate // 10)

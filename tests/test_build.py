@@ -41,16 +41,6 @@ def voice_calls(fakes: dict[str, Any]) -> list[str]:
     return calls
 
 
-@pytest.fixture
-def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
-    root = show()
-    code, out, err = doit(root, fakes)
-    assert code == 0, out + err
-    fakes["fake"].calls.clear()
-    fakes["noise"].calls.clear()
-    return root
-
-
 def test_first_build_renders_each_asset_once_and_masters(
     show: Callable[..., Path], fakes: dict[str, Any]
 ) -> None:

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from .fakeserver import KEY, FakeSpeechServer
+from .fakeserver import KEY, FakeSpeechServer, elevenlabs_show
 from .test_build import doit, ran
 
 LINES = 20
-SHOW = """
-[project]
-voice = "narrator"
-
-[voices.narrator]
-renderer = "elevenlabs"
-voice_id = "JBFqnCBsd6RMkjVDRZzb"
-model_id = "eleven_multilingual_v2"
-
-[providers.elevenlabs]
-base_url = "{url}"
-concurrency = 4
-timeout = 1.0
-max_retries = 2
-backoff = 0.05
-
-[scripts.news]
-template = "stanzas/news.j2"
-
-[master]
-formats = ["wav"]
-"""
+#: the client settings the faults are tried with: short timeouts, quick retries
+CLIENT = "concurrency = 4\ntimeout = 1.0\nmax_retries = 2\nbackoff = 0.05"
 
 
 def line(n: int) -> str:
@@ -50,7 +29,7 @@ def server() -> FakeSpeechServer:
 def show(tmp_path: Path, server: FakeSpeechServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ELEVENLABS_API_KEY", KEY)
     (tmp_path / "stanzas").mkdir()
-    (tmp_path / "project.toml").write_text(textwrap.dedent(SHOW.format(url=server.url)))
+    (tmp_path / "project.toml").write_text(elevenlabs_show(server.url, CLIENT))
     (tmp_path / "stanzas" / "news.j2").write_text(
         "## main\n" + "\n\n".join(line(n) for n in range(LINES)) + "\n"
     )

@@ -84,16 +84,6 @@ def fingerprint_of(path: Path) -> tuple[bytes, int]:
     return path.read_bytes(), os.stat(path).st_mtime_ns
 
 
-@pytest.fixture
-def built(show: Callable[..., Path], fakes: dict[str, Any]) -> Path:
-    root = show()
-    code, out, err = doit(root, fakes)
-    assert code == 0, out + err
-    fakes["fake"].calls.clear()
-    fakes["noise"].calls.clear()
-    return root
-
-
 # -- the format ----------------------------------------------------------------------------
 
 

@@ -5,34 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .fakeserver import KEY, FakeSpeechServer
+from .fakeserver import KEY, FakeSpeechServer, elevenlabs_show
 from .s3server import S3, point_at
 from .test_build import doit, ran
 
-SHOW = """
-[project]
-voice = "narrator"
-
-[voices.narrator]
-renderer = "elevenlabs"
-voice_id = "JBFqnCBsd6RMkjVDRZzb"
-model_id = "eleven_multilingual_v2"
-
-[providers.elevenlabs]
-base_url = "{url}"
-
-[scripts.news]
-template = "stanzas/news.j2"
-
-[master]
-formats = ["wav"]
-"""
 LINES = ["Good morning, this is the news.", "Rain is coming later today.", "That was the news, goodbye."]
 
 
@@ -58,7 +39,7 @@ def clones(tmp_path: Path, server: FakeSpeechServer, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ELEVENLABS_API_KEY", KEY)
     a = tmp_path / "a"
     (a / "stanzas").mkdir(parents=True)
-    (a / "project.toml").write_text(textwrap.dedent(SHOW.format(url=server.url)))
+    (a / "project.toml").write_text(elevenlabs_show(server.url))
     (a / "stanzas" / "news.j2").write_text(script(LINES))
     (a / ".gitignore").write_text("cache/\nbuild/\n.mixdown/\n")
     git(a, "init", "-q", "-b", "main")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import threading
 from pathlib import Path
 
@@ -17,31 +16,10 @@ from mixdown.plan.spend import Bill, Budget, parse_bill, parse_budget, price_of,
 from mixdown.settings import PRICES, Price
 from mixdown.show.project import load
 
-from .fakeserver import KEY, FakeSpeechServer
+from .fakeserver import KEY, FakeSpeechServer, elevenlabs_show
 from .test_build import doit, ran
 
 LINES = 20
-SHOW = """
-[project]
-voice = "narrator"
-
-[voices.narrator]
-renderer = "elevenlabs"
-voice_id = "JBFqnCBsd6RMkjVDRZzb"
-model_id = "eleven_multilingual_v2"
-
-[providers.elevenlabs]
-base_url = "{url}"
-concurrency = 4
-max_retries = 0
-{price}
-
-[scripts.news]
-template = "stanzas/news.j2"
-
-[master]
-formats = ["wav"]
-"""
 
 
 def line(n: int) -> str:
@@ -50,7 +28,7 @@ def line(n: int) -> str:
 
 def write_show(root: Path, url: str, price: str = 'price = { per = "request", usd = 0.10 }') -> Path:
     (root / "stanzas").mkdir(exist_ok=True)
-    (root / "project.toml").write_text(textwrap.dedent(SHOW.format(url=url, price=price)))
+    (root / "project.toml").write_text(elevenlabs_show(url, f"concurrency = 4\nmax_retries = 0\n{price}"))
     (root / "stanzas" / "news.j2").write_text("## main\n" + "\n\n".join(line(n) for n in range(LINES)) + "\n")
     return root
 

@@ -17,7 +17,6 @@ from mixdown.loader import load_show
 from mixdown.plan import takes
 from mixdown.renderers import Registry, RenderRequest, RenderResult
 
-from . import test_build
 from .conftest import CountingVoice
 from .test_build import doit, ran, voice_calls
 
@@ -42,11 +41,9 @@ def plan_of(root: Path, fakes: dict[str, Any]) -> Any:
 
 @pytest.fixture
 def fakes(fakes: dict[str, Any]) -> dict[str, Any]:
-    """conftest's fakes, with a voice whose takes differ (``built`` builds the show with them)."""
+    """conftest's fakes, with a voice whose takes differ (conftest's ``built`` builds the show with them)."""
     return {**fakes, "fake": TakingVoice()}
 
-
-built = test_build.built  # the show built once, with this module's fakes
 
 
 def retake(root: Path, fakes: dict[str, Any], *patterns: str, take: int | None = None) -> list[str]:

@@ -45,13 +45,13 @@ from .errors import MixdownError
 from .keys import read_inputs
 from .plan import memo
 from .plan.model import Plan
-
-if TYPE_CHECKING:
-    from .plan.spend import Budget
 from .renderers import Registry
 from .settings import STATE_DIR
 from .store import remote
 from .store.cache import Cache
+
+if TYPE_CHECKING:
+    from .plan.spend import Budget
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
 
@@ -186,23 +186,13 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         finish.reset()
         try:
             self.show = load_show(self.root, registry=self.registry)
-            if cmd.name == "run":
-                self._lock_for_run(self.show)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
-        cache = self.show.context.cache
         only_missing = cmd.name == "run" and not pos_args
         out = self.extra_config.get("outfile", sys.stdout)
-        if cmd.name == "run" and self.show.context.remote is not None:
-            _with_remote(self.show, self.show.context.remote, out, batch=only_missing)
-        cached = cache.keys()
-        max_size = self.show.context.project.cache.max_size
-        if cmd.name == "run" and max_size is not None:
-            finish.at_finish(_trimmer(self.show, max_size, out))
-        if cmd.name == "run" and self.options.get("max_cost"):
-            self.show.context.budget = _budget(
-                self.show, self.options["max_cost"], cached, whole=not pos_args
-            )
+        if cmd.name == "run":
+            self._start_run(self.show, out, named=bool(pos_args))
+        cached = self.show.context.cache.keys()
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
         dicts = task_dicts(
             self.show.plan,
@@ -219,6 +209,23 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+    def _start_run(self, show: Show, out: Any, *, named: bool) -> None:
+        """What a build (``run``) does before doit has its tasks, in this order: hold it to
+        ``mixdown.lock`` or write the lock at its end; fetch what the remote cache has (a plain
+        ``doit``: all at once); trim the cache at its end; price what is left to render."""
+        try:
+            self._lock_for_run(show)
+        except MixdownError as err:
+            raise InvalidDodoFile(one_line(err)) from None
+        if show.context.remote is not None:
+            _with_remote(show, show.context.remote, out, batch=not named)
+        max_size = show.context.project.cache.max_size
+        if max_size is not None:
+            finish.at_finish(_trimmer(show, max_size, out))
+        if self.options.get("max_cost"):
+            cached = show.context.cache.keys()
+            show.context.budget = _budget(show, self.options["max_cost"], cached, whole=not named)
 
     def _lock_for_run(self, show: Show) -> None:
         """A build writes ``mixdown.lock`` when it ends; under ``--frozen`` it is held to it instead."""
