@@ -120,7 +120,7 @@ def report(root: Path, minutes: float, ffmpeg: str, *, kept: bool, rounds: int) 
     # the sections' pre-mixes too: the timed build processes and levels every line, as a mix did
     # before sections were targets (issue 19)
     premixes = [k for key in mix.section_keys if key for k in (key, section_sfx_key(key))]
-    forced = [*premixes, mix.key, mix.master_key, *(mix.stem_key(bus) for bus in ("voice", "sfx", "music"))]
+    forced = [*premixes, mix.key, mix.master_key]
     source = cache.path(mix.key)  # the float32 programme before mastering
     stages = [("mix stored", source), ("master's recipe stored", recipe)]
     stages += [(f"{p.suffix[1:]} written", p) for p in mix.outputs]

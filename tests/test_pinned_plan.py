@@ -23,6 +23,9 @@ from mixdown.renderers import Registry
 from .conftest import BASIC_TOML
 
 PINNED = (28, "82fd3c96ad6d3135bf57cea4cb4d1b84090a4ab4466ab8e82f337f2c4fac7929")
+#: the same show as it plans by default ([cache] compact: it has variants), pinned when compact
+#: mixes came in (mixdown.codecs.flac24)
+PINNED_COMPACT = (28, "624b3a2908d86c3066f5b28a6de8948d2751176e79d18d3dc2abd581964a8e6d")
 
 TOML = BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]\nstems = true\ntarget_lufs = -18') + """
 [sfx.door]
@@ -88,6 +91,25 @@ def plan_digest(root: Path, fakes: dict[str, Any]) -> tuple[int, str]:
 
 
 def test_every_key_of_a_full_show_is_pinned(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
-    root = show(project_dot_toml=TOML, stanzas__synthy_dot_j2=SYNTHY)
+    root = show(project_dot_toml=TOML + "\n[cache]\ncompact = false\n", stanzas__synthy_dot_j2=SYNTHY)
     _wav(root / "media" / "clip.wav", 8000)
     assert plan_digest(root, fakes) == PINNED
+
+
+def test_a_compact_cache_keys_its_mixes_apart_and_renders_nothing_again(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    """A show with variants keeps its mixes and pre-mixes compact by default: their samples are
+    24-bit steps, so their keys (and their masters') differ from a float cache's; every
+    rendered asset keeps its key, so nothing is paid for again."""
+    root = show(project_dot_toml=TOML, stanzas__synthy_dot_j2=SYNTHY)
+    _wav(root / "media" / "clip.wav", 8000)
+    assert plan_digest(root, fakes) == PINNED_COMPACT
+    compact = load_show(root, registry=Registry(root, extra=fakes)).plan
+    (root / "project.toml").write_text(TOML + "\n[cache]\ncompact = false\n")
+    floats = load_show(root, registry=Registry(root, extra=fakes)).plan
+    assert compact.assets.keys() == floats.assets.keys()
+    assert [m.name for m in compact.mixes] == [m.name for m in floats.mixes]
+    for a, b in zip(compact.mixes, floats.mixes, strict=True):
+        assert a.key != b.key and a.master_key != b.master_key
+        assert not set(filter(None, a.section_keys)) & set(filter(None, b.section_keys))

@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from mixdown import cli
+from mixdown.actions.mix import program_of
 from mixdown.loader import Show, load_show
 from mixdown.plan.model import MixPlan, section_sfx_key
 from mixdown.renderers import Registry, RenderRequest, RenderResult
@@ -153,7 +154,8 @@ def test_pre_mixes_add_up_to_the_mixs_voice_and_sfx_buses(
     show = _loaded(root, fakes)
     [mix] = show.plan.mixes
     cache = show.context.cache
-    buses = {bus: cache.get(mix.stem_key(bus))[0] for bus in ("voice", "sfx")}
+    mixed = list(program_of(show.context, mix).blocks())  # the mix's own buses, as it mixes them
+    buses = {bus: np.concatenate([getattr(stems, bus) for stems in mixed]) for bus in ("voice", "sfx")}
     expected = {bus: np.zeros_like(buses[bus]) for bus in buses}
     metas = [cache.meta(key) if key is not None else None for key in mix.section_keys]
     assert [m is None for m in metas] == [False] * 5
@@ -451,3 +453,18 @@ def test_a_named_section_always_runs_and_waits_for_the_bed_with_bed(
         "voice:news/briefing/story/1",
         "sfx:ding",
     ]
+
+
+def test_play_a_compact_mix_hands_over_a_float_wav_of_it(
+    playable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["play", "mix:news/briefing@kofi", "-d", str(playable)]) == 0
+    path = Path(capsys.readouterr().out.splitlines()[-1])
+    assert path == playable / "build" / "preview" / "mix-news" / "briefing@kofi.wav"
+    show = _loaded(playable, _fakes())
+    mix = next(m for m in show.plan.mixes if m.name == "news/briefing@kofi")
+    assert show.context.cache.meta(mix.key)["codec"] == "flac24"  # a show with variants: compact
+    played, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sf.info(str(path)).subtype == "FLOAT" and sr == show.plan.mixes[0].timeline.sample_rate
+    np.testing.assert_array_equal(played, show.context.cache.get(mix.key)[0])
+    assert np.abs(played).max() > 0.1  # at the mix's level, not its stored steps'

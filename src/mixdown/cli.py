@@ -289,7 +289,7 @@ def _play(args: argparse.Namespace) -> int:
     if args.bed and not args.target.startswith("section:"):
         raise MixdownError(f"{args.target}: --bed is for section: targets; leave it out for this one")
     show = load_show(args.dir)
-    path = _playable(show, args.target)
+    playable = _playable(show, args.target)  # an unknown target fails before anything is built
     from doit.doit_cmd import DoitMain
 
     from .loader import MixdownLoader
@@ -298,6 +298,7 @@ def _play(args: argparse.Namespace) -> int:
     code = DoitMain(MixdownLoader(root), config_filenames=()).run([args.target, *(["--bed"] if args.bed else [])])
     if code:
         raise MixdownError(f"{args.target}: the build failed (see above); fix what it says and play again")
+    path = playable()
     player = next((p for p in PLAYERS if shutil.which(p[0])), None)
     if player is None:
         print(path)
@@ -309,23 +310,24 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _playable(show: Show, target: str) -> Path:
-    """The file ``mixdown play TARGET`` plays once ``target`` is built: a section's WAV
-    preview, a master's first file in ``build/``, a mix's or an asset's cache object."""
-    from .actions.preview import preview_paths
+def _playable(show: Show, target: str) -> Callable[[], Path]:
+    """What gives the file ``mixdown play TARGET`` plays once ``target`` is built: a section's
+    WAV preview, a master's first file in ``build/``, a mix's or an asset's cache object (as
+    a float WAV if it is compact)."""
+    from .actions.preview import playable_object, preview_paths
 
     plan, context = show.plan, show.context
     kind, _, name = target.partition(":")
     if kind == "section" and any(s.task == target for s in plan.sections.values()):
-        return preview_paths(context.project, target)[0]
+        return lambda: preview_paths(context.project, target)[0]
     mix = next((m for m in plan.mixes if m.name == name), None)
     if mix is not None and kind == "master":
-        return mix.outputs[0]
+        return lambda: mix.outputs[0]
     if mix is not None and kind == "mix":
-        return Path(context.cache.path(mix.key))
+        return lambda: playable_object(context, mix.key, target)
     asset = next((a for a in plan.assets.values() if a.task == target), None)
     if asset is not None:
-        return Path(context.cache.path(asset.key))
+        return lambda: playable_object(context, asset.key, target)
     raise MixdownError(
         f"{target}: no such target; play takes a section:, master:, mix:, voice:, sfx: or music: "
         "name from `doit list --all`"

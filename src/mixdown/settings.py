@@ -69,8 +69,8 @@ BED_GAIN_DB = -20.0  # a music bed's level in the mix unless its table sets gain
 #: machine-local state in a show: doit's database, the plan memo, what build/ was made from
 STATE_DIR = ".mixdown"
 STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
-#: the stems kept in the cache beside a mix (24-bit FLAC); the music stem is the mix less them
-KEPT_STEMS = ("voice", "sfx")
+#: the stems summed again from the section pre-mixes (the mix's own buses); the music stem is the mix less them
+SUMMED_STEMS = ("voice", "sfx")
 #: The keys of a ``[providers.NAME]`` table: how a cloud renderer is reached (never in a key).
 PROVIDER_KEYS = (
     "base_url",

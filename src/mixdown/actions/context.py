@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -25,7 +26,7 @@ from ..store.remote import Remote
 if TYPE_CHECKING:
     from ..plan.spend import Budget
 
-__all__ = ["Context", "locked", "once", "relative", "reported", "stamp_matches"]
+__all__ = ["Context", "committed", "locked", "once", "relative", "reported", "stamp_matches"]
 
 _TEMPORARY_NAME = re.compile(r"^\..*\.tmp(\.[a-z0-9]+)?$")
 
@@ -129,3 +130,19 @@ def relative(context: Context, path: Any) -> Any:
 def stamp_matches(task: Any, values: dict[str, Any], stamp: str) -> bool:
     """doit ``uptodate``: the files in ``build/`` were made from this master."""
     return bool(values.get("stamp") == stamp)
+
+
+def committed(context: Context, writer: Any, meta: dict[str, Any], target: str) -> None:
+    """Commit a mix or pre-mix ``writer`` with ``meta``: as 24-bit FLAC when the show keeps its
+    cache compact (:mod:`mixdown.codecs.flac24`), saying so if it went beyond the headroom."""
+    from ..codecs.flac24 import HEADROOM
+
+    compact = context.project.compact
+    writer.commit(meta, flac=compact, scale=HEADROOM)
+    if compact and writer.peak > HEADROOM:
+        print(
+            f"warning: {target}: peaks at {20 * math.log10(writer.peak):+.1f} dBFS before mastering; "
+            f"the compact cache keeps {20 * math.log10(HEADROOM):+.0f} dBFS and clipped the rest: "
+            "lower the [mix] levels, or set [cache] compact = false",
+            file=sys.stderr,
+        )

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..plan.model import MixPlan
-from ..settings import KEPT_STEMS, Delivery
+from ..settings import SUMMED_STEMS, Delivery
 from ..store import files
 from . import published
 from .context import Context, locked, once, relative, reported
 from .locking import check_pinned
-from .mix import ANALYSIS, change_of, mix_once
+from .mix import ANALYSIS, change_of
 from .progress import Progress
 
 if TYPE_CHECKING:  # the codecs load when a master is made
@@ -105,23 +105,21 @@ def _deliverable(plan: MixPlan) -> Deliverable:
 
 
 def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
-    """Write the mix's buses as 24-bit WAVs: before mastering, their 24-bit steps add up to the
-    mix's exactly (:mod:`mixdown.codecs.stems`: the cache keeps the voice and SFX stems, the
-    music stem is the mix less them)."""
-    from ..codecs.stems import remainder, write_wav24_atomic
+    """Write the mix's buses as 24-bit WAVs, in one pass: before mastering, their 24-bit steps
+    add up to the mix's exactly (:mod:`mixdown.codecs.stems`: the voice and SFX stems are
+    summed again from the section pre-mixes, the music stem is the mix less them)."""
+    from ..codecs.stems import write_stems_atomic
+    from .mix import program_of
 
-    cache = context.cache
-    if paths and any(plan.stem_key(bus) not in cache for bus in KEPT_STEMS):
-        mix_once(context, plan)  # a mix cached before stems were asked for
+    if not paths:
+        return
     for path in paths:
         files.sweep_once(path.parent)
-        mixed = cache.source(plan.key)
-        if path.stem in KEPT_STEMS:
-            blocks = cache.source(plan.stem_key(path.stem)).blocks()
-        else:
-            kept = [cache.source(plan.stem_key(bus)).blocks() for bus in KEPT_STEMS]
-            blocks = remainder(mixed.blocks(), *kept)
-        write_wav24_atomic(path, blocks, mixed.sample_rate, mixed.channels, mixed.frames)
+    program = program_of(context, plan)
+    mixed = context.cache.source(plan.key)
+    buses = zip(mixed.blocks(), *(program.bus_blocks(bus) for bus in SUMMED_STEMS), strict=True)
+    write_stems_atomic({p.stem: p for p in paths}, buses, mixed.sample_rate, mixed.channels, mixed.frames)
+    for path in paths:
         print(f"master:{plan.name}  stem {path.stem:<5}  {relative(context, path)}", file=sys.stdout)
 
 
@@ -198,7 +196,6 @@ def _mastered_streamed(
     threads: bool,
 ) -> tuple[Any, Any, list[Any]]:
     """:func:`mastered` as one stream into a cache object, and into the direct files as it goes."""
-    from ..codecs.wav import Source
     from ..dsp.master import Analysis, master_stream
 
     cache = context.cache
@@ -213,20 +210,20 @@ def _mastered_streamed(
         if deliverable is not None and deliverable.direct:
             stem, delivery, direct = deliverable
             formats = Formats(stem, direct, mixed.sample_rate, mixed.channels, delivery, mixed.frames)
-        sinks.append(_Tee(writer, formats))
+        sinks.append(_Tee(writer, formats, compact=context.project.compact))
         return sinks[-1]
 
     try:
         loudness = master_stream(
             mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
         )
-        path = sinks[-1].writer.commit(_master_meta(plan, loudness))
+        sinks[-1].writer.commit(_master_meta(plan, loudness), flac=context.project.compact)
         encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
     except BaseException:
         if sinks:
             sinks[-1].discard()
         raise
-    return Source.of_file(path), loudness, encoded
+    return cache.source(plan.master_key), loudness, encoded
 
 
 def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
@@ -406,10 +403,9 @@ def _parallel_passes(
     from ..codecs.parts import ParallelPasses
     from ..dsp.master import MASTER_MARGIN_DB
 
-    cache = context.cache
     recipe = stored.recipe if stored is not None else None
     return ParallelPasses(
-        cache.path(plan.key),
+        mixed,
         mixed.sample_rate,
         mixed.channels,
         mixed.frames,
@@ -563,20 +559,31 @@ class _RecipeMaster:
             cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
             progress = Progress(target, "made from its recipe", self.frames, self.sample_rate)
             with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
-                write_master(self._recipe, cache.path(plan.key), writer, progress=progress.show)
-                writer.commit(_master_meta(plan, self._loudness))
+                write_master(self._recipe, cache.source(plan.key), writer, progress=progress.show)
+                writer.commit(_master_meta(plan, self._loudness), flac=self._context.project.compact)
 
         once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
         return cache.source(plan.master_key)
 
 
 class _Tee:
-    """A master_stream sink feeding the cache object and, optionally, the deliverables."""
+    """A master_stream sink feeding the cache object and, optionally, the deliverables.
 
-    def __init__(self, writer: Any, formats: Any) -> None:
-        self.writer, self.formats = writer, formats
+    With ``compact`` the master is kept as 24-bit FLAC, and everything is fed its
+    24-bit steps: the files written now are what a later delivery from the
+    stored master would write.
+    """
+
+    def __init__(self, writer: Any, formats: Any, *, compact: bool = False) -> None:
+        self.writer, self.formats, self.compact = writer, formats, compact
 
     def write(self, block: Any) -> None:
+        if self.compact:
+            import numpy as np
+
+            from ..codecs.flac24 import FULL_SCALE, steps24
+
+            block = steps24(block).astype(np.float32) / np.float32(FULL_SCALE)
         self.writer.write(block)
         if self.formats is not None:
             self.formats.write(block)

@@ -14,15 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from ..plan.model import MixPlan, section_sfx_key
-from ..settings import KEPT_STEMS
 from . import splice
-from .context import Context, once, reported
+from .context import Context, committed, once, reported
 from .progress import Progress
 from .shared import made_or_fetched, mix_wanted
 from .splice import ANALYSIS, LAYOUT
 from .timeline import mapped_object, mixer_bed, mixer_item, mixer_settings
 
-__all__ = ["ANALYSIS", "LAYOUT", "Change", "build_mix", "change_of", "mix_parts"]
+__all__ = ["ANALYSIS", "LAYOUT", "Change", "build_mix", "change_of", "mix_parts", "program_of"]
 
 
 class Change(NamedTuple):
@@ -70,19 +69,9 @@ def mix_once(context: Context, plan: MixPlan) -> None:
     )
 
 
-def _buses(plan: MixPlan) -> tuple[str, ...]:
-    """The buses kept as stems beside the mix if the show asks for stems: those the mix is
-    not enough to make (:data:`~mixdown.settings.KEPT_STEMS`)."""
-    return KEPT_STEMS if any(p.parent.suffix == ".stems" for p in plan.outputs) else ()
-
-
 def _mix_cached(context: Context, plan: MixPlan) -> bool:
     cache = context.cache
-    return (
-        plan.key in cache
-        and cache.side_path(plan.key, ANALYSIS).exists()
-        and all(plan.stem_key(bus) in cache for bus in _buses(plan))
-    )
+    return plan.key in cache and cache.side_path(plan.key, ANALYSIS).exists()
 
 
 def _mix(context: Context, plan: MixPlan) -> None:
@@ -90,9 +79,10 @@ def _mix(context: Context, plan: MixPlan) -> None:
 
     When the files in ``build/`` were made from an earlier mix of the same
     rendition, only the parts that differ from it are mixed again and the
-    others copied (:mod:`mixdown.actions.splice`). The stems are stored
-    beside the mix when the show asks for them, as 24-bit FLAC: the resolution they are
-    delivered at, and mostly silence (:mod:`mixdown.codecs.stems`).
+    others copied (:mod:`mixdown.actions.splice`). A show that keeps its
+    cache compact stores the mix as 24-bit FLAC (:mod:`mixdown.codecs.flac24`).
+    No stem is stored: the master task makes them from the pre-mixes
+    (:mod:`mixdown.codecs.stems`).
     """
     # scipy.signal (the resampler, the filters) is slow to import: imported on a thread of its
     # own, it is ready when the first lines are prepared, instead of stalling every thread
@@ -100,23 +90,21 @@ def _mix(context: Context, plan: MixPlan) -> None:
     threading.Thread(target=importlib.import_module, args=("scipy.signal",), daemon=True).start()
     from ..dsp.master import Analysis
 
-    program = _program(context, plan)
+    program = program_of(context, plan)
     sr, channels, frames = program.sample_rate, program.channels, program.frames
-    buses = _buses(plan)
     layout = splice.Layout.of(plan, program)
     parts = mix_parts(frames, sr, program.hop)
-    found = splice.plan(context, plan, program, layout, parts, buses)
+    found = splice.plan(context, plan, program, layout, parts)
     cache = context.cache
-    writers = {bus: cache.writer(plan.stem_key(bus), sr, channels, frames=frames) for bus in buses}
-    writers["mix"] = cache.writer(plan.key, sr, channels, frames=frames)
+    writer = cache.writer(plan.key, sr, channels, frames=frames)
     copying = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mixdown-copy")
     try:
         redo = [True] * len(parts) if found is None else found.redo
         # the parts the parent holds are copied (in the kernel) while the others are mixed
-        copies = [] if found is None else _copy_parts(copying, found, parts, writers, buses)
+        copies = [] if found is None else _copy_parts(copying, found, parts, writer)
         powers = found.powers if found is not None else None
         target = f"mix:{plan.name}"
-        measured, powers = _mixed_in_parts(program, writers, buses, target, parts, redo, powers)
+        measured, powers = _mixed_in_parts(program, writer, target, parts, redo, powers)
         for copy in copies:
             copy.result()
         if found is not None:
@@ -124,39 +112,30 @@ def _mix(context: Context, plan: MixPlan) -> None:
             print(
                 f"{target}  spliced: mixed {found.redone} of {len(parts)} parts again ({found.seconds:.1f} s)"
             )
-        for bus in buses:
-            writers[bus].commit({"kind": "stem", "bus": bus, "name": plan.name}, flac=True)
         analysis = Analysis.joined(sr, channels, frames, measured)
         cache.put_side(plan.key, ANALYSIS, analysis.to_bytes())
         splice.store(context, plan, layout, powers, found)
-        writers["mix"].commit({"kind": "mix", "name": plan.name})
+        committed(context, writer, {"kind": "mix", "name": plan.name}, target)
     except BaseException:
         copying.shutdown(cancel_futures=True)
-        for writer in writers.values():
-            writer.discard()
+        writer.discard()
         raise
     finally:
         copying.shutdown()
 
 
 def _copy_parts(
-    pool: ThreadPoolExecutor,
-    found: splice.Found,
-    parts: list[tuple[int, int]],
-    writers: dict[str, Any],
-    buses: tuple[str, ...],
+    pool: ThreadPoolExecutor, found: splice.Found, parts: list[tuple[int, int]], writer: Any
 ) -> list[Any]:
-    """Copy the parts ``found`` keeps from the parent mix (and its stems) into ``writers``, on ``pool``."""
-    sources = {"mix": found.parent, **{bus: found.parent_stems[bus] for bus in buses}}
+    """Copy the parts ``found`` keeps from the parent mix into ``writer``, on ``pool``."""
     return [
-        pool.submit(writers[bus].copy_from, sources[bus], start, stop)
+        pool.submit(writer.copy_from, found.parent, start, stop)
         for (start, stop), again in zip(parts, found.redo, strict=True)
         if not again
-        for bus in sources
     ]
 
 
-def _program(context: Context, plan: MixPlan) -> Any:
+def program_of(context: Context, plan: MixPlan) -> Any:
     """The mixer's :class:`~mixdown.dsp.mixer.Mix` of ``plan``'s timeline, from its sections' pre-mixes."""
     from ..dsp import mixer as mixing
     from .section import premix_once
@@ -198,14 +177,13 @@ def _program(context: Context, plan: MixPlan) -> Any:
 
 def _mixed_in_parts(
     program: Any,
-    writers: dict[str, Any],
-    buses: tuple[str, ...],
+    writer: Any,
     target: str,
     parts: list[tuple[int, int]],
     redo: list[bool],
     powers: Any,
 ) -> tuple[list[Any], Any]:
-    """Mix the ``parts`` of ``program`` that are to be made (``redo``) into ``writers``, on a
+    """Mix the ``parts`` of ``program`` that are to be made (``redo``) into ``writer``, on a
     thread per core; return each made part's measurement (None for the others) and the
     voice bus's power per ducking frame (None without ducking)."""
     sr, hop = program.sample_rate, program.hop
@@ -217,7 +195,7 @@ def _mixed_in_parts(
     voiced = _covering([(max(0, (a - splice.lead(sr, hop)) // hop * hop), b) for a, b in made])
     progress = Progress(target, "voice bus", sum(b - a for a, b in voiced), sr)
     with program.rendering(voiced, progress=progress.add, powers=powers) as rendering:
-        part = _Part(rendering, writers, buses, program.channels, Progress(target, "mixed", frames, sr))
+        part = _Part(rendering, writer, program.channels, Progress(target, "mixed", frames, sr))
         workers = min(len(made), os.cpu_count() or 1)
         if workers <= 1:
             found = [part(p) for p in made]
@@ -240,17 +218,10 @@ def _covering(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class _Part:
-    """Mixes one part of a programme into the writers and measures it; a failed part stops the others."""
+    """Mixes one part of a programme into the writer and measures it; a failed part stops the others."""
 
-    def __init__(
-        self,
-        rendering: Any,
-        writers: dict[str, Any],
-        buses: tuple[str, ...],
-        channels: int,
-        progress: Progress,
-    ) -> None:
-        self.rendering, self.writers, self.buses = rendering, writers, buses
+    def __init__(self, rendering: Any, writer: Any, channels: int, progress: Progress) -> None:
+        self.rendering, self.writer = rendering, writer
         self.channels, self.progress = channels, progress
         self.failed = threading.Event()
 
@@ -277,9 +248,7 @@ class _Part:
             if self.failed.is_set():
                 break
             block = stems.mixdown()
-            for bus in self.buses:
-                self.writers[bus].write_at(position, getattr(stems, bus))
-            self.writers["mix"].write_at(position, block)
+            self.writer.write_at(position, block)
             analysis.add(block)
             self.progress.add(len(block))
         return analysis.parts()

@@ -26,7 +26,7 @@ from ..store import files
 from .context import Context, relative
 from .timeline import mixer_bed, mixer_item, mixer_settings
 
-__all__ = ["FORMATS", "clean_preview", "mixer_section", "preview_paths", "write_preview"]
+__all__ = ["FORMATS", "clean_preview", "mixer_section", "playable_object", "preview_paths", "write_preview"]
 
 FORMATS = ("wav", "mp3")
 
@@ -35,6 +35,21 @@ def preview_paths(project: Project, task: str) -> list[Path]:
     """The preview files of the ``section:`` target ``task``, one per format of :data:`FORMATS`."""
     stem = project.build_dir / "preview" / task.split(":", 1)[1]
     return [stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS]
+
+
+def playable_object(context: Context, key: str, target: str) -> Path:
+    """A file a player reads as the cache object ``key`` (``target``'s) sounds: the object
+    itself, or for a compact one (24-bit FLAC at its scale) a float WAV of it, written to
+    ``build/preview/`` (``mixdown play mix:…``)."""
+    from ..codecs.wav import write_blocks_atomic
+
+    cache = context.cache
+    if not cache.meta(key).get("codec"):
+        return cache.path(key)
+    path = context.project.build_dir / "preview" / f"{target.replace(':', '-')}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_blocks_atomic(path, cache.source(key), subtype="FLOAT")
+    return path
 
 
 def clean_preview(context: Context, task: str) -> None:

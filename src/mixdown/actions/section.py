@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
-from .context import Context, once, reported
+from .context import Context, committed, once, reported
 from .preview import mixer_section, write_preview
 from .shared import made_or_fetched, section_wanted
 from .timeline import mixer_settings
@@ -97,10 +97,7 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
     reuse = (
         splice.reuse_premix(context, earlier, clips, premix.pre, premix.length, frames) if earlier else None
     )
-    if reuse is not None and (cache.info(reuse.earlier)[2], cache.meta(reuse.earlier).get("sfx")) != (
-        premix.voice_channels,
-        premix.has_sfx,
-    ):
+    if reuse is not None and not _reusable(context, reuse.earlier, premix):
         reuse = None
     voice = cache.writer(key, sr, premix.voice_channels, frames=frames)
     sfx = cache.writer(section_sfx_key(key), sr, channels, frames=frames) if premix.has_sfx else None
@@ -114,8 +111,8 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
                 sfx.write_at(block.position, block.sfx)
         meta = {"kind": "section", "name": task, "pre": premix.pre, "length": premix.length}
         if sfx is not None:
-            sfx.commit({**meta, "bus": "sfx"})
-        voice.commit({**meta, "sfx": sfx is not None, "clips": clips})  # last: the pre-mix is whole
+            committed(context, sfx, {**meta, "bus": "sfx"}, task)
+        committed(context, voice, {**meta, "sfx": sfx is not None, "clips": clips}, task)  # last: it is whole
         if reuse is not None:
             print(
                 f"{task}  spliced: summed {(stop - start) / sr:.1f} s of {frames / sr:.1f} s again",
@@ -126,6 +123,19 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
         if sfx is not None:
             sfx.discard()
         raise
+
+
+def _reusable(context: Context, earlier: str, premix: Any) -> bool:
+    """Whether the ``earlier`` pre-mix has the buses of ``premix`` and is stored as it will be
+    (:func:`~mixdown.actions.splice.stored_alike`)."""
+    from . import splice
+
+    cache = context.cache
+    same_buses = (cache.info(earlier)[2], cache.meta(earlier).get("sfx")) == (
+        premix.voice_channels,
+        premix.has_sfx,
+    )
+    return same_buses and splice.stored_alike(context, earlier)
 
 
 def _copy(voice: Any, sfx: Any, reuse: Any, frames: int) -> None:

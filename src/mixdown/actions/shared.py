@@ -1,8 +1,8 @@
 """What the build shares through the remote cache (:mod:`mixdown.store.remote`), and when.
 
 Every rendered asset is shared (the paid part); with ``[cache] share = "all"``,
-each section's pre-mix (its SFX bus as a companion) and each mix (its stems
-as companions, its side files with it) too. An action that finds its key
+each section's pre-mix (its SFX bus as a companion) and each mix (its side
+files with it) too. An action that finds its key
 missing looks it up remotely under the key's lock before making it
 (:func:`fetched`), and hands what it made to the upload pool at once
 (:func:`upload`). A plain ``doit`` fetches everything the plan lacks in one
@@ -16,8 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..plan.model import Asset, MixPlan, Plan, section_sfx_key, stem_key
-from ..settings import KEPT_STEMS
+from ..plan.model import Asset, MixPlan, Plan, section_sfx_key
 from ..store.cache import Cache
 from ..store.remote import Remote, RemoteUnavailable, Wanted
 from .context import Context
@@ -63,9 +62,8 @@ def section_wanted(key: str, task: str) -> Wanted:
 
 
 def mix_wanted(mix: MixPlan) -> Wanted:
-    """A mix with its stems (companions) and its side files."""
-    stems = tuple(stem_key(mix.key, bus) for bus in KEPT_STEMS)
-    return Wanted(mix.key, f"mix:{mix.name}", "mix", companions=stems, sides=MIX_SIDES)
+    """A mix with its side files."""
+    return Wanted(mix.key, f"mix:{mix.name}", "mix", sides=MIX_SIDES)
 
 
 def plan_wanted(plan: Plan, remote: Remote) -> list[Wanted]:

@@ -28,7 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..keys import content_key
-from ..plan.model import MIX_VERSION, MixPlan, stem_key
+from ..plan.model import MIX_VERSION, MixPlan
 from . import published
 from .context import Context
 
@@ -47,6 +47,7 @@ __all__ = [
     "lead",
     "plan",
     "reuse_premix",
+    "stored_alike",
     "store",
 ]
 
@@ -128,7 +129,6 @@ class Found(NamedTuple):
     """A splice: the parent mix, which parts to mix again, and what the others keep of it."""
 
     parent: str  # the parent mix's key
-    parent_stems: dict[str, str]  # its stems' keys, by bus
     changed: tuple[int, int]  # the stretch where the mix may differ from the parent's
     redo: list[bool]  # per part: mix it again (else copy it)
     powers: np.ndarray | None  # the new mix's voice powers, where no part is mixed again
@@ -174,7 +174,6 @@ def plan(
     program: Any,
     layout: Layout,
     parts: list[tuple[int, int]],
-    buses: tuple[str, ...],
 ) -> Found | None:
     """The splice that makes ``plan``'s mix from its rendition's last published mix, or None (mix it whole)."""
     from ..dsp.master import Analysis
@@ -184,7 +183,8 @@ def plan(
     if last is None or last.mix == plan.key or last.mix not in cache:
         return None
     parent = last.mix
-    stems = {bus: stem_key(parent, bus) for bus in buses}
+    if not stored_alike(context, parent):
+        return None
     old = _layout(context, parent)
     if old is None or (old.context, old.voice_channels, old.ducked) != (
         layout.context,
@@ -193,7 +193,7 @@ def plan(
     ):
         return None
     analysis = Analysis.load(cache.side_path(parent, ANALYSIS))
-    if analysis is None or analysis.frames != old.frames or not all(k in cache for k in stems.values()):
+    if analysis is None or analysis.frames != old.frames:
         return None
     changed = _sections_changed(context, old, layout)
     powers = None
@@ -210,7 +210,19 @@ def plan(
     # a part is made again if its samples may change, or what primes its meter may
     redo = [(changed is not None and a - before_part < hi and b > lo) or b > old.frames for a, b in parts]
     measured = (analysis.meter.hop_energies(), *analysis.predictor.rows())
-    return Found(parent, stems, (lo, hi), redo, powers, measured, parts, program.sample_rate)
+    return Found(parent, (lo, hi), redo, powers, measured, parts, program.sample_rate)
+
+
+def stored_alike(context: Context, key: str) -> bool:
+    """Whether the cached mix or pre-mix ``key`` is stored as the show stores them now: its
+    samples can then be copied into a new one and read back as that one made whole would
+    hold them (a compact object holds whole 24-bit steps, :mod:`mixdown.codecs.flac24`;
+    a float one the mixer's float sums)."""
+    from ..codecs.flac24 import HEADROOM
+
+    meta = context.cache.meta(key)
+    stored = (meta.get("codec"), float(meta.get("scale", 1.0)))
+    return stored == (("flac24", HEADROOM) if context.project.compact else (None, 1.0))
 
 
 def store(

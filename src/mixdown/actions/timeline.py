@@ -64,13 +64,13 @@ def mixer_item(context: Context, item: TimelineItem) -> Any:
 
 def mapped_object(context: Context, key: str) -> Any:
     """A cache object as the mixer's :class:`~mixdown.dsp.mixer.Lazy` audio, memory-mapped when
-    it sounds: a pre-mix (a section may last an hour) is read as the mix passes through it."""
-    from ..codecs.wav import mapped
+    it sounds: a pre-mix (a section may last an hour) is read as the mix passes through it
+    (:meth:`~mixdown.store.cache.Cache.mapped`)."""
     from ..dsp.mixer import Lazy
 
-    frames, _, channels = context.cache.info(key)
-    path = context.cache.path(key)
-    return Lazy(frames, lambda: mapped(path), channels)
+    cache = context.cache
+    frames, _, channels = cache.info(key)
+    return Lazy(frames, lambda: cache.mapped(key), channels)
 
 
 def _lazy(context: Context, key: str) -> tuple[Any, int]:

@@ -59,6 +59,7 @@ from .energies import Energies
 
 if TYPE_CHECKING:
     from .splice import Reuse
+    from .wav import Source
 
 __all__ = [
     "PART_SECONDS",
@@ -187,7 +188,7 @@ class ParallelPasses:
 
     def __init__(
         self,
-        mix: Path,
+        mix: Path | Source,
         sr: int,
         channels: int,
         frames: int,
@@ -200,7 +201,11 @@ class ParallelPasses:
         mix_hops: np.ndarray | None = None,
         reuse: Reuse | None = None,
     ) -> None:
-        self.mix, self.sr, self.channels, self.frames = mix, sr, channels, frames
+        from .wav import Source as WavSource
+
+        # the mix, read by range from every core: a cache object's Source, or a float file
+        self.mix = WavSource.of_file(mix) if isinstance(mix, Path) else mix
+        self.sr, self.channels, self.frames = sr, channels, frames
         # the mix's hop energies (its analysis): the master's, where the limiter leaves it alone
         self.mix_hops = mix_hops if mix_hops is not None and sr % 10 == 0 else None
         self.ceiling_dbtp = ceiling_dbtp
@@ -382,7 +387,6 @@ class ParallelPasses:
         make the same samples."""
         from ..dsp.dynamics import Limiter
         from ..dsp.loudness import ENVELOPE_AFTER
-        from .wav import blocks_between
 
         start, stop = self.bounds[index]
         first, end = self.spans[index]
@@ -398,7 +402,7 @@ class ParallelPasses:
                 y = y * np.float32(trim)  # a copy: the limiter may hand out views of its input
             return y, made - len(y), limiter
 
-        for x in blocks_between(self.mix, start - lead, end, _CHUNK):
+        for x in self.mix.between(start - lead, end, _CHUNK):
             x *= gain
             yield out(limiter.process(x))
         if end == self.frames:
@@ -491,9 +495,10 @@ def _body(y: np.ndarray, at: int, lead: int, n: int) -> tuple[int, np.ndarray]:
 
 
 def write_master(
-    recipe: Recipe, mix: Path, writer: Any, *, progress: Callable[[int], None] | None = None
+    recipe: Recipe, mix: Path | Source, writer: Any, *, progress: Callable[[int], None] | None = None
 ) -> None:
-    """Make the master ``recipe`` describes from the float file ``mix`` into ``writer`` (its
+    """Make the master ``recipe`` describes from ``mix`` (a cache object's
+    :class:`~mixdown.codecs.wav.Source`, or a float file) into ``writer`` (its
     ``write_at``, from any thread), every core taking parts in turn; ``progress`` is told the
     frames done so far."""
     from ..dsp.signal import db_to_gain

@@ -96,9 +96,11 @@ class Source:
         *,
         array: np.ndarray | None = None,
         path: Path | None = None,
+        scale: float = 1.0,
     ) -> None:
         self.sample_rate, self.channels, self.frames = sample_rate, channels, frames
         self._array, self._path = array, path
+        self._scale = np.float32(scale)  # a compact cache object's (mixdown.codecs.flac24)
 
     @classmethod
     def of_array(cls, y: np.ndarray, sr: int) -> Source:
@@ -106,15 +108,15 @@ class Source:
         return cls(sr, y.shape[1], len(y), array=y)
 
     @classmethod
-    def of_file(cls, path: str | os.PathLike[str]) -> Source:
-        """A source over an audio file (read lazily)."""
+    def of_file(cls, path: str | os.PathLike[str], *, scale: float = 1.0) -> Source:
+        """A source over an audio file (read lazily), its samples multiplied by ``scale``."""
         import soundfile as sf
 
         try:
             info = sf.info(os.fspath(path))
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
             raise AudioError(f"{path}: cannot read audio ({err}); use WAV, FLAC, OGG or MP3") from None
-        return cls(int(info.samplerate), int(info.channels), int(info.frames), path=Path(path))
+        return cls(int(info.samplerate), int(info.channels), int(info.frames), path=Path(path), scale=scale)
 
     def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
         """Yield float32 blocks ``[shape=(<= size, channels)]`` from the start."""
@@ -130,7 +132,23 @@ class Source:
                 block = fh.read(size, dtype="float32", always_2d=True)
                 if not len(block):
                     return
-                yield block
+                yield self._scaled(block)
+
+    def between(self, start: int, stop: int, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Yield frames ``[start, stop)`` as float32 blocks of up to ``size`` (new arrays: the
+        caller may change them), from any thread."""
+        if self._array is not None:
+            for first in range(start, stop, size):
+                yield self._array[first : min(first + size, stop)].copy()
+            return
+        assert self._path is not None
+        for block in blocks_between(self._path, start, stop, size):
+            yield self._scaled(block)
+
+    def _scaled(self, block: np.ndarray) -> np.ndarray:
+        if self._scale != 1:
+            block *= self._scale  # a power of two: exact
+        return block
 
 
 def wav_container(audio: Stream | tuple[int, int], subtype: str) -> str:

@@ -80,7 +80,7 @@ from .items import (
     Stems,
     Sting,
 )
-from .rendering import Rendering
+from .rendering import Bus, Rendering
 from .signal import BLOCK
 
 __all__ = [
@@ -213,6 +213,16 @@ class Mix:
         with self.rendering() as rendering:
             for _, stems in rendering.blocks(0, self.frames, size):
                 yield stems
+
+    def bus_blocks(self, bus: str, size: int = BLOCK) -> Iterator[np.ndarray]:
+        """Yield the ``"voice"`` or ``"sfx"`` bus alone, on every channel of the mix, in consecutive
+        blocks of ``size`` frames: the samples :meth:`blocks` gives for it (a stem), its clips
+        summed with no bed to duck."""
+        if bus not in ("voice", "sfx"):
+            raise ValueError(f"mix: no bus {bus!r} to render alone; voice or sfx")
+        clips = Bus(getattr(self._timeline, bus), self.channels)
+        for first in range(0, self.frames, size):
+            yield clips.render(first, min(first + size, self.frames))
 
     @contextmanager
     def rendering(

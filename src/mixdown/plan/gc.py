@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import MixdownError
-from ..settings import KEPT_STEMS
 from ..store import inventory
 from ..store.inventory import Stored, size_text
 from . import lock
-from .model import Plan, section_sfx_key, stem_key
+from .model import Plan, section_sfx_key
 
 if TYPE_CHECKING:
     from ..store.cache import Cache
@@ -74,7 +73,7 @@ def plan_keys(plan: Plan) -> set[str]:
     for section in plan.sections:
         keys.update((section, section_sfx_key(section)))
     for mix in plan.mixes:
-        keys.update((mix.key, mix.master_key, *(stem_key(mix.key, bus) for bus in KEPT_STEMS)))
+        keys.update((mix.key, mix.master_key))
     return keys
 
 
@@ -83,27 +82,22 @@ def referenced(
 ) -> References:
     """What ``plan`` and the lockfiles reference: the show's own ``mixdown.lock``, and the one
     committed at each of ``revs`` (by default the current branch's tip and main's); and the
-    ``published`` mixes and masters, those the files in ``build/`` were made from (with their stems)."""
+    ``published`` mixes and masters, those the files in ``build/`` were made from."""
     keys, sources = plan_keys(plan), ["the plan"]
     made = {key for key in published if key not in keys}
     if made:
-        keys |= made | {stem_key(key, bus) for key in made for bus in KEPT_STEMS}
+        keys |= made
         sources.append("build/")
     own = root / LOCKFILE
     if own.is_file():
-        keys |= _with_stems(lock.read(own).keys())
+        keys |= lock.read(own).keys()
         sources.append(LOCKFILE)
     for rev in revs if revs is not None else _default_revs(root):
         committed = _committed(root, rev, named=revs is not None)
         if committed is not None:
-            keys |= _with_stems(committed.keys())
+            keys |= committed.keys()
             sources.append(f"{LOCKFILE} at {rev}")
     return References(frozenset(keys), tuple(sources))
-
-
-def _with_stems(keys: set[str]) -> set[str]:
-    """``keys`` and the stems of each (a mix's buses, kept with it)."""
-    return keys | {stem_key(key, bus) for key in keys for bus in KEPT_STEMS}
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -37,6 +37,7 @@ __all__ = [
     "TimelineBed",
     "TimelineItem",
     "TimelineSection",
+    "COMPACT",
     "item_from_json",
     "request_for",
     "section_key",
@@ -49,6 +50,9 @@ MASTER_VERSION = "2"  # likewise for mastering
 SECTION_VERSION = "1"  # likewise for a section's pre-mix
 #: the [mix] settings that reach a section's pre-mix (the rest act where sections are placed)
 SECTION_SETTINGS = ("line_gap", "line_lufs", "speech")
+#: in the key of a mix or pre-mix cached compactly ([cache] compact): its samples are whole steps
+#: of 4 / 2**23 (mixdown.codecs.flac24), not the float ones a float object holds
+COMPACT = "flac24x4"
 
 
 class Asset(NamedTuple):
@@ -233,28 +237,28 @@ class Timeline:
         )
 
 
-def section_key(timeline: Timeline, section: TimelineSection) -> str | None:
+def section_key(timeline: Timeline, section: TimelineSection, *, compact: bool = False) -> str | None:
     """The content key of ``section``'s pre-mix in ``timeline``, or None if it has no samples.
 
     Made of its items and what reaches them (the rate, the channels and
     :data:`SECTION_SETTINGS`), never of its name, its position or its bed
-    part, marker and ducking (they act in the mix). A section without
-    items, or with only pauses that round to no samples, has no pre-mix.
+    part, marker and ducking (they act in the mix); and of :data:`COMPACT`
+    when it is cached compactly. A section without items, or with only
+    pauses that round to no samples, has no pre-mix.
     """
     sr = timeline.sample_rate
     pauses = [item.seconds for item in section.items if isinstance(item, PauseItem)]
     if len(pauses) == len(section.items) and sum(int(round(s * sr)) for s in pauses) == 0:
         return None  # rounded as the mixer rounds: no samples to pre-mix
     settings = {name: timeline.settings.get(name) for name in SECTION_SETTINGS}
-    return content_key(
-        {
-            "section": SECTION_VERSION,
-            "sample_rate": sr,
-            "channels": timeline.channels,
-            "settings": settings,
-            "items": [item.to_json() for item in section.items],
-        }
-    )
+    spec = {
+        "section": SECTION_VERSION,
+        "sample_rate": sr,
+        "channels": timeline.channels,
+        "settings": settings,
+        "items": [item.to_json() for item in section.items],
+    }
+    return content_key({**spec, "stored": COMPACT} if compact else spec)
 
 
 class SectionPlan(NamedTuple):

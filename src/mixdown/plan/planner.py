@@ -23,6 +23,7 @@ from ..show import stanza
 from ..show.project import Project, Rendition, Sound
 from . import takes
 from .model import (
+    COMPACT,
     MASTER_VERSION,
     MIX_VERSION,
     Asset,
@@ -185,7 +186,8 @@ class _Planner:
         used: dict[str, None] = {}  # asset keys, in first-use order
         typed = self._timeline(rendition, voice_lines, used)
         timeline = typed.to_json()
-        key = content_key({"mix": MIX_VERSION, **timeline})
+        compact = {"stored": COMPACT} if self.project.compact else {}
+        key = content_key({"mix": MIX_VERSION, **timeline, **compact})
         master = self._master()
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
         return MixPlan(
@@ -203,7 +205,7 @@ class _Planner:
 
     def _section(self, timeline: Timeline, section: TimelineSection) -> str | None:
         """The pre-mix key of ``section`` (see :func:`~mixdown.plan.model.section_key`), noting its assets."""
-        key = section_key(timeline, section)
+        key = section_key(timeline, section, compact=self.project.compact)
         if key is not None and key not in self._section_assets:
             used: dict[str, None] = {}
             for item in section.items:

@@ -48,7 +48,7 @@ __all__ = ["CacheSettings", "Project", "Rendition", "Script", "Sound", "load", "
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
-CACHE_KEYS = {"remote", "share", "max_size"}
+CACHE_KEYS = {"remote", "share", "max_size", "compact"}
 SHARES = ("assets", "all")  # what a remote cache holds: rendered assets only, or mixes and masters too
 TOP_KEYS = {
     "project",
@@ -115,6 +115,14 @@ class Project:
     #: ``[providers.NAME] price``, by provider: what the show says its renders cost (never in a key)
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
 
+    @property
+    def compact(self) -> bool:
+        """Whether mixes, section pre-mixes and masters are cached as 24-bit FLAC (``[cache]
+        compact``; by default when a script has variants, whose mixes multiply with the listeners)."""
+        if self.cache.compact is not None:
+            return self.cache.compact
+        return any(script.variants for script in self.scripts.values())
+
 
 @dataclass(frozen=True)
 class CacheSettings:
@@ -127,6 +135,7 @@ class CacheSettings:
     remote: str | None = None  # an fsspec URL: s3://bucket/prefix, file:///srv/cache, …
     share: str = "assets"  # "assets": rendered assets only; "all": mixes and masters too
     max_size: int | None = None  # bytes: trim unreferenced objects beyond this after a build
+    compact: bool | None = None  # mixes, pre-mixes, masters as 24-bit FLAC; None: if a script has variants
 
 
 @dataclass
@@ -474,7 +483,8 @@ def _cache(toml: _Toml, data: Mapping[str, Any]) -> CacheSettings:
         raise ConfigError(f"{toml.where(['cache', 'share'])}: share must be one of {', '.join(SHARES)}")
     size = toml.typed(table, "max_size", str, ["cache"], None)
     max_size = parse_size(size, toml.where(["cache", "max_size"])) if size is not None else None
-    return CacheSettings(remote or None, share, max_size)
+    compact = toml.typed(table, "compact", bool, ["cache"], None)
+    return CacheSettings(remote or None, share, max_size, compact)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.I)

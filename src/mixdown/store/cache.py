@@ -3,9 +3,9 @@
 Layout under the cache directory (``cache/`` in the project by default;
 ``[project] cache`` or the ``MIXDOWN_CACHE`` environment variable move it)::
 
-    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key (a mix's
-                              stems: 24-bit FLAC, the record's ``"codec"``: the file keeps
-                              its name whatever its codec, so a key has one path)
+    objects/ab/abcdef….wav    float32 WAV, immutable, named by content key (a compact
+                              object: 24-bit FLAC, the record's ``"codec"`` and ``"scale"``;
+                              the file keeps its name whatever its codec, so a key has one path)
     objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
     objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
                               mix's analysis.npz, a long master's recipe.json
@@ -19,9 +19,11 @@ as rendered.
 
 Objects are kept compactly: a float WAV's long runs of silence are left
 unwritten, holes in a sparse file that read as zeros and take no disk
-(:meth:`ObjectWriter.write_at`: every sample reads back as written), and a
-mix's stems, delivered at 24 bits, are stored at 24 bits in FLAC
-(:mod:`mixdown.codecs.stems`).
+(:meth:`ObjectWriter.write_at`: every sample reads back as written), and
+mixes, section pre-mixes and masters, when the show keeps them compact
+(``[cache] compact``), are stored as 24-bit FLAC (:mod:`mixdown.codecs.flac24`). Every
+reader (:meth:`Cache.get`, :meth:`Cache.source`, :meth:`Cache.mapped`,
+:meth:`ObjectWriter.copy_from`) gives float32 samples whatever the codec.
 
 A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
 (:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
@@ -237,7 +239,19 @@ class Cache:
                 )
             return held, rate, found.channels
         info = sf.info(str(path))
-        return int(info.frames), int(info.samplerate), int(info.channels)
+        frames, rate = int(info.frames), int(info.samplerate)
+        if found is None and self.meta(key).get("codec"):
+            # a compact object's header says how long it was made, whatever is left of it: its size
+            # is what tells that it was cut short
+            held, size = os.path.getsize(path), self.meta(key).get("size")
+            if isinstance(size, int) and held != size:
+                self._remove(key)
+                raise AudioError(
+                    f"cache object {key[:12]}: the file holds {held:,} of the {size:,} bytes it was "
+                    f"written with ({frames / rate:.1f} s of FLAC: damaged on disk); "
+                    "it was removed: run the build again to make it again"
+                )
+        return frames, rate, int(info.channels)
 
     def _remove(self, key: str) -> None:
         """Delete the object ``key`` and its record (it reads as missing from now on)."""
@@ -264,7 +278,11 @@ class Cache:
         from ..codecs.wav import read_audio
 
         self.info(key)
-        return read_audio(self.path(key))
+        y, sr = read_audio(self.path(key))
+        scale = self.scale(key)
+        if scale != 1:
+            y *= y.dtype.type(scale)  # a power of two: exact
+        return y, sr
 
     def source(self, key: str) -> Any:
         """The object ``key`` as a :class:`~mixdown.codecs.wav.Source` read in blocks (checked as
@@ -272,7 +290,41 @@ class Cache:
         from ..codecs.wav import Source
 
         self.info(key)
-        return Source.of_file(self.path(key))
+        return Source.of_file(self.path(key), scale=self.scale(key))
+
+    def scale(self, key: str) -> float:
+        """What the samples stored for ``key`` are multiplied by when read: a compact object's
+        ``"scale"`` (:mod:`mixdown.codecs.flac24`), 1 for any other."""
+        try:
+            return float(self.meta(key).get("scale", 1.0))
+        except (OSError, ValueError):
+            return 1.0
+
+    def mapped(self, key: str) -> np.ndarray:
+        """The samples of ``key`` as a read-only float32 array ``[shape=(frames, channels)]`` read
+        from disk only where used: a float object's file memory-mapped, a compact one's decoded
+        first into an unnamed temporary file beside the cache (gone with the array)."""
+        import tempfile
+
+        import numpy as np
+
+        from ..codecs.wav import blocks_between, float_samples_at, mapped
+
+        path = self.path(key)
+        if float_samples_at(path) is not None:
+            return mapped(path)
+        frames, _, channels = self.info(key)
+        scale = np.float32(self.scale(key))
+        with tempfile.TemporaryFile(prefix=".decoded-", dir=self.root) as scratch:
+            out = np.memmap(scratch, dtype="<f4", mode="w+", shape=(max(frames, 1), channels))
+            at = 0
+            for block in blocks_between(path, 0, frames):
+                np.multiply(block, scale, out=out[at : at + len(block)])
+                at += len(block)
+            if at != frames:
+                raise AudioError(f"cache object {key[:12]}: it ends before frame {frames}")
+            out.flags.writeable = False
+            return out[:frames]
 
     def meta(self, key: str) -> dict[str, Any]:
         """The metadata record of ``key``."""
@@ -325,6 +377,7 @@ class ObjectWriter:
 
         self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
         self.frames = 0  # written so far
+        self.peak = 0.0  # the largest magnitude, once committed compactly
         self._expected = frames
         self._lock = threading.Lock()
         fd, name = temporary_beside(cache.path(key))
@@ -358,14 +411,14 @@ class ObjectWriter:
         """Copy frames ``[start, stop)`` of the cached object ``key`` (same rate and channels)
         to this one's frames from ``at`` (by default the same frames): what an earlier version
         of it already holds. A float WAV is copied in the kernel, a 24-bit FLAC decoded."""
-        from ..codecs.wav import blocks_between, float_samples_at
+        from ..codecs.wav import float_samples_at
 
         path = self.cache.path(key)
         if float_samples_at(path) is not None:
             self._file.copy_from(path, start, stop, at)
         else:
             position = start if at is None else at
-            for block in blocks_between(path, start, stop):
+            for block in self.cache.source(key).between(start, stop):
                 self._file.write_at(position, block)
                 position += len(block)
             if position - (start if at is None else at) != stop - start:
@@ -382,16 +435,22 @@ class ObjectWriter:
         with self._lock:
             self.frames = 0
 
-    def commit(self, meta: Mapping[str, Any], *, digest: bool = False, flac: bool = False) -> Path:
+    def commit(
+        self, meta: Mapping[str, Any], *, digest: bool = False, flac: bool = False, scale: float = 1.0
+    ) -> Path:
         """Make the object visible under its key with the record ``meta``; return its path.
 
         With ``digest`` the record also holds the file's ``sha256`` and ``size``
         (what a remote copy is checked against, and what ``mixdown.lock`` pins):
         every rendered asset has them; a mix's are taken when it is shared
         (:meth:`Cache.digest`), as reading a long one back costs time. With
-        ``flac`` the object is stored as 24-bit FLAC (:mod:`mixdown.codecs.stems`),
-        its record's ``"codec"``: for audio delivered at 24 bits, mostly silent.
+        ``flac`` the object is stored as 24-bit FLAC in steps of ``scale / 2**23``
+        (:mod:`mixdown.codecs.flac24`; its record's ``"codec"`` and ``"scale"``),
+        unless it has more channels than FLAC takes; :attr:`peak` is then the
+        largest magnitude written (what went beyond ``scale`` was clipped).
         """
+        from ..codecs.flac24 import MAX_CHANNELS
+
         if self.frames == 0 or self.frames != self._expected:
             self.discard()
             if self.frames == 0:
@@ -399,16 +458,20 @@ class ObjectWriter:
             raise AudioError(
                 f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
             )
+        flac = flac and self.channels <= MAX_CHANNELS
         if flac:
-            self._compact()
+            self._compact(scale)
         else:
             self._file.flush()
             self._file.close()
-        sums = {"sha256": files.sha256_of(self._tmp), "size": os.path.getsize(self._tmp)} if digest else {}
+        sums: dict[str, Any] = {"sha256": files.sha256_of(self._tmp)} if digest else {}
+        if digest or flac:  # a compact object's size: what tells it whole (see Cache.info)
+            sums["size"] = os.path.getsize(self._tmp)
         record = {
             **{k: v for k, v in safe_params(meta).items() if k != "params"},
             **sums,
             **({"codec": "flac24"} if flac else {}),
+            **({"scale": scale} if flac and scale != 1 else {}),
             "params": safe_params(meta.get("params", {})),
             "key": self.key,
             "duration": round(self.frames / self.sample_rate, 6),
@@ -423,13 +486,14 @@ class ObjectWriter:
         self.cache._added(self.key)
         return path
 
-    def _compact(self) -> None:
+    def _compact(self, scale: float) -> None:
         """Make the object's file a 24-bit FLAC of what was written (the float WAV is let go)."""
-        from ..codecs.stems import write_flac24
+        from ..codecs.flac24 import write_flac24
 
         fd, name = temporary_beside(self.cache.path(self.key))
         try:
-            write_flac24(name, self._file.blocks(0, self._expected), self.sample_rate, self.channels)
+            blocks = self._file.blocks(0, self._expected)
+            self.peak = write_flac24(name, blocks, self.sample_rate, self.channels, scale=scale)
             os.fsync(fd)  # durable before it is published, as the float WAV would have been
         except BaseException:
             files.discard(Path(name))

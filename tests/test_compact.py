@@ -1,0 +1,233 @@
+"""The cache's compact objects: mixes and section pre-mixes as 24-bit FLAC, float WAVs with holes.
+
+A compact object must read back, through every reader, as whole 24-bit steps
+of its scale (so a copy of part of it is exact), at every rate and channel
+count a show may have and every length around the readers' block size; go
+beyond its headroom only clipped and said; and a show with variants must
+keep its mixes and pre-mixes compact by default, mastered to within the
+quantization of what a float cache gives, in a fraction of the bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixdown.actions.context import committed
+from mixdown.codecs.flac24 import HEADROOM, steps24
+from mixdown.dsp.signal import BLOCK
+from mixdown.loader import load_show
+from mixdown.renderers import Registry
+from mixdown.store.cache import Cache
+from mixdown.store.files import sha256_of
+
+from .test_build import doit
+
+
+def _programme(frames: int, channels: int, seed: int) -> np.ndarray:
+    """Noise with a silent stretch and peaks past full scale, as a mix before mastering has."""
+    rng = np.random.default_rng(seed)
+    audio = (0.4 * rng.standard_normal((frames, channels))).astype(np.float32)
+    audio[frames // 3 : frames // 2] = 0.0
+    audio[:: max(1, frames // 7)] = np.float32(3.5)  # +11 dBFS: inside the headroom
+    return audio
+
+
+def _whole_steps(audio: np.ndarray, scale: float) -> np.ndarray:
+    """What a compact object of ``audio`` reads back as: its steps of ``scale / 2**23``."""
+    return (steps24(audio, scale).astype(np.float32) * np.float32(scale / 2**23)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("sr", "channels", "frames"),
+    [
+        (8000, 1, 1),
+        (22050, 2, BLOCK - 1),
+        (44100, 1, BLOCK),
+        (48000, 2, BLOCK + 1),
+        (96000, 6, 3 * 4096 + 5),
+    ],
+)
+def test_a_compact_object_reads_back_as_whole_steps_through_every_reader(
+    tmp_path: Path, sr: int, channels: int, frames: int
+) -> None:
+    cache = Cache(tmp_path)
+    audio = _programme(frames, channels, seed=frames)
+    key = "ab" + "1" * 62
+    with cache.writer(key, sr, channels, frames=frames) as writer:
+        writer.write_at(0, audio)
+        path = writer.commit({"kind": "mix"}, digest=True, flac=True, scale=HEADROOM)
+    assert writer.peak == pytest.approx(3.5)
+    record = cache.meta(key)
+    assert (record["codec"], record["scale"], record["sha256"]) == ("flac24", HEADROOM, sha256_of(path))
+    assert sf.info(str(path)).format == "FLAC" and cache.info(key) == (frames, sr, channels)
+    expected = _whole_steps(audio, HEADROOM)
+    assert np.abs(expected - audio).max() <= HEADROOM * 2.0**-24  # half a step
+    np.testing.assert_array_equal(cache.get(key)[0], expected)
+    np.testing.assert_array_equal(np.concatenate(list(cache.source(key).blocks(4096))), expected)
+    mapped = cache.mapped(key)
+    np.testing.assert_array_equal(mapped, expected)
+    assert not mapped.flags.writeable
+    a, b = frames // 5, frames - frames // 7
+    np.testing.assert_array_equal(
+        np.concatenate([*cache.source(key).between(a, b, 1000), expected[:0]]), expected[a:b]
+    )
+    # a copy of part of it, into a float object or a compact one, holds the same samples
+    for flac in (False, True):
+        other = ("cd" if flac else "ef") + "2" * 62
+        with cache.writer(other, sr, channels, frames=frames) as writer:
+            writer.copy_from(key, a, frames, at=0)  # a stretch, shifted
+            writer.copy_from(key, 0, a, at=frames - a)
+            writer.commit({"kind": "mix"}, flac=flac, scale=HEADROOM)
+        np.testing.assert_array_equal(cache.get(other)[0], np.concatenate([expected[a:], expected[:a]]))
+
+
+def test_beyond_the_headroom_is_clipped_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = Cache(tmp_path)
+    audio = _programme(20_000, 2, seed=1)
+    audio[5_000] = [-9.0, 6.0]  # +19.1 dBFS
+    context = SimpleNamespace(project=SimpleNamespace(compact=True))
+    with cache.writer("ab" + "3" * 62, 16000, 2, frames=len(audio)) as writer:
+        writer.write(audio)
+        committed(context, writer, {"kind": "mix"}, "mix:show/loud")  # type: ignore[arg-type]
+    stored = cache.get("ab" + "3" * 62)[0]
+    assert stored[5_000, 0] == -HEADROOM and stored[5_000, 1] == pytest.approx(HEADROOM, abs=1e-6)
+    np.testing.assert_array_equal(
+        np.delete(stored, 5_000, 0), _whole_steps(np.delete(audio, 5_000, 0), HEADROOM)
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "mix:show/loud" in err and "+19.1 dBFS" in err and "compact = false" in err
+
+
+def test_more_channels_than_flac_takes_stay_a_float_object(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    audio = _programme(5_000, 10, seed=2)
+    with cache.writer("ab" + "4" * 62, 48000, 10, frames=len(audio)) as writer:
+        writer.write(audio)
+        writer.commit({"kind": "mix"}, flac=True, scale=HEADROOM)
+    assert "codec" not in cache.meta("ab" + "4" * 62)
+    assert cache.get("ab" + "4" * 62)[0].tobytes() == audio.tobytes()
+
+
+def test_a_show_with_variants_is_cached_compactly_and_masters_as_a_float_cache_does(
+    show: Any, fakes: dict[str, Any], tmp_path: Path
+) -> None:
+    root = show()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    compact = load_show(root, registry=Registry(root, extra=fakes))
+    cache = compact.context.cache
+    objects = {key: cache.meta(key) for key in cache.keys()}
+    kinds = {(m.get("kind"), m.get("codec"), m.get("scale")) for m in objects.values()}
+    assert ("mix", "flac24", HEADROOM) in kinds and ("section", "flac24", HEADROOM) in kinds
+    assert not {k for k in kinds if k[0] in ("mix", "section") and k[1:] != ("flac24", HEADROOM)}
+    # a short master is kept too (its files were written from its 24-bit steps): under full scale
+    masters = [m for m in objects.values() if m.get("kind") == "master"]
+    assert masters and {(m.get("codec"), m.get("scale")) for m in masters} == {("flac24", None)}
+    assert {
+        m.get("codec") for m in objects.values() if m.get("kind") not in ("mix", "section", "master")
+    } == {None}  # rendered assets stay as they were rendered
+    built = {p.relative_to(root): sf.read(p, dtype="float64")[0] for p in (root / "build").rglob("*.wav")}
+    compact_bytes = _bytes(cache, compact.plan)
+
+    (root / "project.toml").write_text((root / "project.toml").read_text() + "\n[cache]\ncompact = false\n")
+    before = sum(len(f.calls) for f in fakes.values())
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert sum(len(f.calls) for f in fakes.values()) == before  # the same assets: nothing rendered again
+    floats = load_show(root, registry=Registry(root, extra=fakes))
+    assert {m.get("codec") for m in map(cache.meta, _mixes_and_sections(floats.plan))} == {None}
+    assert _bytes(cache, floats.plan) > 2 * compact_bytes
+    for name, y in built.items():
+        z = sf.read(root / name, dtype="float64")[0]
+        assert z.shape == y.shape and np.abs(z - y).max() < 1e-5, name  # 24-bit steps: 6e-8
+        assert np.abs(y).max() > 0.1
+
+
+def _mixes_and_sections(plan: Any) -> list[str]:
+    return [m.key for m in plan.mixes] + [s for m in plan.mixes for s in m.section_keys if s is not None]
+
+
+def _bytes(cache: Cache, plan: Any) -> int:
+    return sum(cache.path(key).stat().st_size for key in set(_mixes_and_sections(plan)))
+
+
+def test_a_flac_object_is_copied_from_at_any_frame(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    rng = np.random.default_rng(3)
+    audio = np.clip(0.3 * rng.standard_normal((50_000, 2)), -0.99, 0.99).astype(np.float32)
+    audio[10_000:30_000] = 0.0
+    with cache.writer("ab" + "1" * 62, 16000, 2, frames=len(audio)) as writer:
+        writer.write(audio)
+        path = writer.commit({"kind": "stem"}, digest=True, flac=True)
+    record = cache.meta("ab" + "1" * 62)
+    assert record["codec"] == "flac24" and record["sha256"] == sha256_of(path)
+    assert record["size"] == path.stat().st_size < len(audio) * 2 * 3 * 0.8  # silence costs little
+    assert sf.info(str(path)).format == "FLAC" and cache.info("ab" + "1" * 62) == (50_000, 16000, 2)
+    stored = cache.get("ab" + "1" * 62)[0]
+    np.testing.assert_array_equal(steps24(stored), steps24(audio))
+    assert np.abs(stored - audio).max() <= 2.0**-24
+    with cache.writer("cd" + "2" * 62, 16000, 2, frames=40_000) as writer:
+        writer.copy_from("ab" + "1" * 62, 5_000, 25_000, at=20_000)  # a stretch, shifted
+        writer.copy_from("ab" + "1" * 62, 0, 20_000)
+        writer.commit({"kind": "stem"})
+    copied = cache.get("cd" + "2" * 62)[0]
+    np.testing.assert_array_equal(copied[:20_000], stored[:20_000])
+    np.testing.assert_array_equal(copied[20_000:], stored[5_000:25_000])
+
+
+def test_silence_in_a_float_object_takes_no_disk(tmp_path: Path) -> None:
+    from mixdown.codecs.wav import sounding_runs
+
+    cache = Cache(tmp_path)
+    sr, frames = 48000, 48000 * 20
+    audio = np.zeros((frames, 2), np.float32)
+    rng = np.random.default_rng(5)
+    for at in (0, 7 * sr, 19 * sr):  # three half-second stings in twenty seconds of silence
+        audio[at : at + sr // 2] = (0.2 * rng.standard_normal((sr // 2, 2))).astype(np.float32)
+    audio[12 * sr, 1] = -0.0  # not silence, bit for bit: it is written
+    key = "ef" + "3" * 62
+    with cache.writer(key, sr, 2, frames=frames) as writer:
+        for start in range(0, frames, 65536):
+            writer.write_at(start, audio[start : start + 65536])
+        path = writer.commit({"kind": "section", "bus": "sfx"}, digest=True)
+    stored = cache.get(key)[0]
+    assert stored.tobytes() == audio.tobytes()
+    assert (
+        cache.meta(key)["size"] == path.stat().st_size == 58 + frames * 8
+    )  # a float WAV header and every frame
+    on_disk = path.stat().st_blocks * 512
+    assert on_disk < 0.1 * path.stat().st_size  # 1.5 s of 20 sound; a hole wherever the rest is
+    assert sounding_runs(audio[12 * sr - 10 : 12 * sr + 10]) == [(10, 11)]
+    assert sounding_runs(audio[: sr // 2 + 100], min_silence=101) == [(0, sr // 2)]
+    assert sounding_runs(audio[: sr // 2 + 4000]) == [(0, sr // 2)]
+
+
+def test_files_made_again_from_a_compact_master_are_those_first_made(
+    show: Any, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.dsp import master
+
+    from .conftest import BASIC_TOML
+
+    passes: list[int] = []
+    stream = master.master_stream
+    monkeypatch.setattr(master, "master_stream", lambda *a, **k: passes.append(1) or stream(*a, **k))
+
+    root = show(project_dot_toml=BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]'))
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    made = {p: p.read_bytes() for p in (root / "build").rglob("*") if p.suffix in (".wav", ".mp3")}
+    assert len(made) == 6 and len(passes) == 3  # three renditions, two formats
+    for path in made:
+        path.unlink()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert len(passes) == 3  # made from the cached masters, not mastered again
+    assert {p: p.read_bytes() for p in made} == made
