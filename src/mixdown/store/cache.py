@@ -40,6 +40,7 @@ import pickle
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -58,6 +59,8 @@ _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _held_guard = threading.Lock()
 _held: dict[str, int] = {}  # lock file -> the thread holding it
 _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
+#: bytes of decoded compact objects a cache keeps mapped (unnamed temporary files beside it)
+DECODED_BYTES = 1 << 30
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
@@ -77,6 +80,7 @@ class Cache:
         self.index = Path(index) if index is not None else None
         self._known: set[str] | None = None
         self._lock = threading.Lock()
+        self._decoded: OrderedDict[str, np.ndarray] = OrderedDict()  # see mapped()
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -303,26 +307,46 @@ class Cache:
     def mapped(self, key: str) -> np.ndarray:
         """The samples of ``key`` as a read-only float32 array ``[shape=(frames, channels)]`` read
         from disk only where used: a float object's file memory-mapped, a compact one's decoded
-        first into an unnamed temporary file beside the cache (gone with the array)."""
-        import tempfile
+        first into an unnamed temporary file beside the cache (gone with the array).
 
-        import numpy as np
-
-        from ..codecs.wav import blocks_between, float_samples_at, mapped
+        The last compact objects decoded are kept (up to :data:`DECODED_BYTES`): a
+        section shared by every variant is read by each variant's mix and stems.
+        """
+        from ..codecs.wav import float_samples_at, mapped
 
         path = self.path(key)
         if float_samples_at(path) is not None:
             return mapped(path)
+        with self._lock:
+            found = self._decoded.get(key)
+            if found is not None:
+                self._decoded.move_to_end(key)
+                return found
+        decoded = self._decode(key)
+        with self._lock:
+            self._decoded[key] = decoded
+            while sum(a.nbytes for a in self._decoded.values()) > DECODED_BYTES and len(self._decoded) > 1:
+                self._decoded.popitem(last=False)
+        return decoded
+
+    def _decode(self, key: str) -> np.ndarray:
+        """A compact object's samples, decoded into a memory-mapped unnamed temporary file."""
+        import tempfile
+
+        import numpy as np
+        import soundfile as sf
+
         frames, _, channels = self.info(key)
         scale = np.float32(self.scale(key))
         with tempfile.TemporaryFile(prefix=".decoded-", dir=self.root) as scratch:
             out = np.memmap(scratch, dtype="<f4", mode="w+", shape=(max(frames, 1), channels))
-            at = 0
-            for block in blocks_between(path, 0, frames):
-                np.multiply(block, scale, out=out[at : at + len(block)])
-                at += len(block)
-            if at != frames:
-                raise AudioError(f"cache object {key[:12]}: it ends before frame {frames}")
+            with sf.SoundFile(str(self.path(key))) as fh:
+                for at in range(0, frames, 1 << 18):
+                    block = out[at : min(at + (1 << 18), frames)]
+                    if fh.read(out=block).shape[0] != len(block):
+                        raise AudioError(f"cache object {key[:12]}: it ends before frame {frames}")
+                    if scale != 1:
+                        block *= scale  # a power of two: exact
             out.flags.writeable = False
             return out[:frames]
 
