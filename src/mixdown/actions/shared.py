@@ -197,7 +197,7 @@ def push(remote: Remote, cache: Cache, plan: Plan, context: Context | None = Non
     todo = [w for w in wanted if w.key in local and w.key not in held]
     for item in todo:
         remote.upload(cache, item)
-    shipped = shipments.push(context, plan, held) if context and remote.shares("master") else []
+    shipped = shipments.push(context, remote, plan, held) if context and remote.shares("master") else []
     there = len(wanted) - len(unbuilt) - len(todo) + sum(s.built and s.held for s in shipped)
     unbuilt += tuple(s.shipment.target for s in shipped if not s.built)
     done = remote.drain()

@@ -164,9 +164,13 @@ def upload(
     in ``build/`` are not those recorded for the current plan.
     """
     remote = _shares(context)
-    ship = shipment(plan, delivery)
-    listed = _current(context, ship) if remote is not None else None
-    if remote is None or listed is None:
+    return remote is not None and _upload(context, remote, shipment(plan, delivery), made)
+
+
+def _upload(context: Context, remote: Remote, ship: Shipment, made: tuple[tuple[Path, Any], ...]) -> bool:
+    """:func:`upload` of ``ship`` to ``remote``."""
+    listed = _current(context, ship)
+    if listed is None:
         return False
     shown = {os.fspath(path): str(found) for path, found in made}
     root = context.project.root
@@ -261,13 +265,13 @@ def status(context: Context, plan: Plan, held: set[str]) -> list[Standing]:
     return [Standing(s, _current(context, s) is not None, s.key in held) for s in shipments(plan)]
 
 
-def push(context: Context, plan: Plan, held: set[str]) -> list[Standing]:
-    """Upload (on the remote's pool: drain it) every shipment of ``plan`` that ``build/`` holds
-    and the remote lacks; where each stood."""
+def push(context: Context, remote: Remote, plan: Plan, held: set[str]) -> list[Standing]:
+    """Upload to ``remote`` (on its pool: drain it) every shipment of ``plan`` that ``build/``
+    holds and the remote lacks; where each stood."""
     found = status(context, plan, held)
     for item in found:
         if item.built and not item.held:
-            upload(context, item.shipment.plan, item.shipment.delivery)
+            _upload(context, remote, item.shipment, ())
     return found
 
 
