@@ -187,16 +187,23 @@ def test_push_status_and_gc_know_shared_masters(
     code, out, err = doit(b, {})
     assert code == 0 and masterings == [] and built_files(b) == built_files(a), out + err
 
-    # an edit, built and shared: the old master's files are garbage on the remote
+    # an edit, built and shared: the old master's files are garbage on the remote once no
+    # committed lock references that master
+    git(a, "add", "mixdown.lock")
+    git(a, "commit", "-qm", "lock")
     old = keys(a)
     (a / "stanzas" / "news.j2").write_text(script([LINES[0], "Sun is coming later today.", LINES[2]]))
-    git(a, "commit", "-qam", "edit")
     assert doit(a, {})[0] == 0
     new = keys(a)
-    code, out, _ = mixdown(a, "gc", "--remote", "--dry-run")
-    assert code == 0
-    listed = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
-    assert set(old) <= listed and not set(new) & listed
+
+    def listed() -> set[str]:
+        code, out, _ = mixdown(a, "gc", "--remote", "--dry-run")
+        assert code == 0
+        return {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+
+    assert listed() and not (set(old) | set(new)) & listed()  # HEAD's lock has the old master
+    git(a, "commit", "-qam", "edit")
+    assert set(old) <= listed() and not set(new) & listed()
     assert all(remote_files(shared, key) for key in old)  # a dry run
     code, out, _ = mixdown(a, "gc", "--remote")
     assert all(remote_files(shared, key) == [] for key in old)

@@ -107,13 +107,18 @@ class Record:
         """The record in ``data``; :class:`ValueError` if it is not one."""
         try:
             found = json.loads(data)
-            listed = [tuple(ShippedFile(**item) for item in found[name]) for name in ("files", "stems")]
+            listed = [tuple(_file(item) for item in found[name]) for name in ("files", "stems")]
             return cls(
                 str(found["kind"]), str(found["key"]), str(found["name"]), str(found["mix"]),
                 str(found["master"]), listed[0], listed[1],
             )  # fmt: skip
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a shipment's record ({err})") from None
+
+
+def _file(item: dict[str, Any]) -> ShippedFile:
+    """A listed file; fields a later mixdown may add are left out, not a reason to distrust it."""
+    return ShippedFile(**{name: value for name, value in item.items() if name in ShippedFile._fields})
 
 
 class _Measured(NamedTuple):
