@@ -208,3 +208,31 @@ def test_push_status_and_gc_know_shared_masters(
     code, out, _ = mixdown(a, "gc", "--remote")
     assert all(remote_files(shared, key) == [] for key in old)
     assert all(remote_files(shared, key) for key in new)
+
+
+def test_a_frozen_build_holds_shared_masters_to_the_lock(
+    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = shows
+    monkeypatch.setenv("MIXDOWN_REMOTE", (tmp_path / "shared").as_uri())
+    assert doit(a, {})[0] == 0
+    git(a, "add", "mixdown.lock")
+    git(a, "commit", "-qm", "lock")
+    git(b, "pull", "-q")
+    monkeypatch.setenv("MIXDOWN_FROZEN", "1")
+    lock = (b / "mixdown.lock").read_text()
+    sha = next(line for line in lock.splitlines() if '"build/news.wav"' in line).split('sha256 = "')[1][:64]
+    (b / "mixdown.lock").write_text(lock.replace(sha, "0" * 64))  # pins audio the remote does not have
+    masterings.clear()
+    code, out, err = doit(b, {})
+    assert code != 0
+    failed = [line for line in (out + err).splitlines() if "--frozen, but build/news.wav" in line]
+    assert len(failed) == 1 and failed[0].startswith("master:news: "), out + err
+    assert masterings == []
+
+    (b / "mixdown.lock").write_text(lock)  # as A committed it
+    code, out, err = doit(b, {})
+    assert code == 0, out + err
+    assert masterings == [] and built_files(b) == built_files(a)
+    assert (b / "mixdown.lock").read_text() == lock
