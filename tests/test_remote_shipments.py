@@ -1,6 +1,8 @@
 """Masters and deliveries shared through the remote cache (``[cache] share = "all"``): a second
 clone publishes the author's files in ``build/`` without mastering anything."""
 
+# ruff: noqa: F811  # the fixtures imported from test_remote_build are the tests' parameters
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from .s3server import S3
 from .test_build import doit, ran
 from .test_remote_build import LINES, built_files, clones, git, mixdown, script, server  # noqa: F401
 
-SHARED = '''stems = true
+SHARED = """stems = true
 
 [deliveries.loud]
 target_lufs = -14
@@ -26,11 +28,11 @@ formats = ["flac"]
 
 [cache]
 share = "{share}"
-'''
+"""
 
 
 @pytest.fixture
-def shows(clones: tuple[Path, Path]) -> tuple[Path, Path]:  # noqa: F811
+def shows(clones: tuple[Path, Path]) -> tuple[Path, Path]:
     """The two clones, with stems, one delivery, and everything shared."""
     for root in clones:
         toml = root / "project.toml"
@@ -63,11 +65,17 @@ def from_remote(out: str) -> list[str]:
     return [line.split("  ")[-2] for line in out.splitlines() if line.endswith("(from the remote cache)")]
 
 
-PUBLISHED = ["build/news.wav", "build/news.loud.flac"] + [f"build/news.stems/{b}.wav" for b in ("music", "sfx", "voice")]
+PUBLISHED = ["build/news.wav", "build/news.loud.flac"] + [
+    f"build/news.stems/{b}.wav" for b in ("music", "sfx", "voice")
+]
 
 
 def test_a_second_clone_publishes_the_authors_masters_without_mastering(
-    shows: tuple[Path, Path], server: FakeSpeechServer, s3: S3, masterings: list[str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    shows: tuple[Path, Path],
+    server: FakeSpeechServer,
+    s3: S3,
+    masterings: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
     monkeypatch.setenv("MIXDOWN_REMOTE", s3.url)
@@ -100,7 +108,10 @@ def remote_files(shared: Path, key: str) -> list[Path]:
 
 
 def test_a_corrupt_remote_master_file_is_reported_and_mastered_again(
-    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], tmp_path: Path,  # noqa: F811
+    shows: tuple[Path, Path],
+    server: FakeSpeechServer,
+    masterings: list[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
@@ -125,7 +136,10 @@ def test_a_corrupt_remote_master_file_is_reported_and_mastered_again(
 
 
 def test_an_interrupted_upload_is_never_used(
-    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], tmp_path: Path,  # noqa: F811
+    shows: tuple[Path, Path],
+    server: FakeSpeechServer,
+    masterings: list[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
@@ -148,7 +162,10 @@ def test_an_interrupted_upload_is_never_used(
 
 
 def test_share_assets_uploads_no_master(
-    clones: tuple[Path, Path], server: FakeSpeechServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    clones: tuple[Path, Path],
+    server: FakeSpeechServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, _ = clones
     toml = a / "project.toml"
@@ -164,7 +181,10 @@ def test_share_assets_uploads_no_master(
 
 
 def test_push_status_and_gc_know_shared_masters(
-    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], tmp_path: Path,  # noqa: F811
+    shows: tuple[Path, Path],
+    server: FakeSpeechServer,
+    masterings: list[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
@@ -211,7 +231,10 @@ def test_push_status_and_gc_know_shared_masters(
 
 
 def test_a_frozen_build_holds_shared_masters_to_the_lock(
-    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], tmp_path: Path,  # noqa: F811
+    shows: tuple[Path, Path],
+    server: FakeSpeechServer,
+    masterings: list[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
@@ -236,3 +259,34 @@ def test_a_frozen_build_holds_shared_masters_to_the_lock(
     assert code == 0, out + err
     assert masterings == [] and built_files(b) == built_files(a)
     assert (b / "mixdown.lock").read_text() == lock
+
+
+def test_a_shipment_key_follows_the_files_it_names(shows: tuple[Path, Path]) -> None:
+    a, _ = shows
+    toml = a / "project.toml"
+    first = keys(a)
+    assert len(set(first)) == 2 and keys(a) == first
+    toml.write_text(toml.read_text().replace("target_lufs = -14", "target_lufs = -15"))
+    assert keys(a)[0] == first[0] and keys(a)[1] != first[1]  # the delivery's settings
+    toml.write_text(toml.read_text().replace('formats = ["wav"]', 'formats = ["wav", "flac"]'))
+    assert keys(a)[0] != first[0]  # the [master] formats: not in the master's key, in its files
+
+
+def test_a_record_reads_back_and_ignores_fields_it_does_not_know() -> None:
+    from mixdown.actions.shipments import Record, ShippedFile
+
+    made = ShippedFile(
+        "build/x.wav", "0123456789abcdef.wav", "ab" * 32, 1234, 6.1, -16.0, -1.25, "-16.0 LUFS"
+    )
+    record = Record(
+        "master", "k" * 64, "master:x", "m" * 64, "n" * 64, (made,), (made._replace(seconds=None),)
+    )
+    assert Record.from_json(record.to_json()) == record
+    import json
+
+    data = json.loads(record.to_json())
+    data["files"][0]["added_later"] = 1
+    assert Record.from_json(json.dumps(data).encode()) == record
+    del data["master"]
+    with pytest.raises(ValueError, match="not a shipment's record"):
+        Record.from_json(json.dumps(data).encode())

@@ -109,9 +109,14 @@ class Record:
             found = json.loads(data)
             listed = [tuple(_file(item) for item in found[name]) for name in ("files", "stems")]
             return cls(
-                str(found["kind"]), str(found["key"]), str(found["name"]), str(found["mix"]),
-                str(found["master"]), listed[0], listed[1],
-            )  # fmt: skip
+                str(found["kind"]),
+                str(found["key"]),
+                str(found["name"]),
+                str(found["mix"]),
+                str(found["master"]),
+                listed[0],
+                listed[1],
+            )
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a shipment's record ({err})") from None
 
@@ -136,9 +141,7 @@ def shipment(plan: MixPlan, delivery: str | None = None) -> Shipment:
 
 def shipments(plan: Plan) -> list[Shipment]:
     """Every shipment of ``plan``: each rendition's [master] files, then its deliveries."""
-    return [
-        shipment(mix, name) for mix in plan.mixes for name in (None, *(d.name for d in mix.deliveries))
-    ]
+    return [shipment(mix, name) for mix in plan.mixes for name in (None, *(d.name for d in mix.deliveries))]
 
 
 def _paths(ship: Shipment) -> tuple[list[Path], list[Path]]:
@@ -216,9 +219,15 @@ def _send(
     """
     listed = [
         ShippedFile(
-            entry.file, _name(entry.sha256, path), entry.sha256, os.path.getsize(path),
-            entry.seconds, entry.lufs, entry.true_peak, shown,
-        )  # fmt: skip
+            entry.file,
+            _name(entry.sha256, path),
+            entry.sha256,
+            os.path.getsize(path),
+            entry.seconds,
+            entry.lufs,
+            entry.true_peak,
+            shown,
+        )
         for path, entry, shown in entries
     ]
     stem_files = []
@@ -229,7 +238,9 @@ def _send(
     if not force and fs.exists(remote.path(ship.key, "json")):
         return 0  # shared already (this build made what another had not finished sharing)
     sent = 0
-    for path, item in zip([p for p, _, _ in entries] + [p for p, _ in stems], listed + stem_files, strict=True):
+    for path, item in zip(
+        [p for p, _, _ in entries] + [p for p, _ in stems], listed + stem_files, strict=True
+    ):
         rpath = remote.path(ship.key, item.name)
         if force:
             transfers.put_over(fs, path, rpath)
@@ -240,9 +251,14 @@ def _send(
                 continue  # named by its content: the same bytes are there
         sent += item.size
     record = Record(
-        "master" if ship.delivery is None else "delivery", ship.key, ship.target, ship.plan.key,
-        ship.plan.master_key, tuple(listed), tuple(stem_files),
-    )  # fmt: skip
+        "master" if ship.delivery is None else "delivery",
+        ship.key,
+        ship.target,
+        ship.plan.key,
+        ship.plan.master_key,
+        tuple(listed),
+        tuple(stem_files),
+    )
     body = record.to_json()
     try:
         (transfers.put_over if force else transfers.put_new)(fs, body, remote.path(ship.key, "json"))
@@ -343,7 +359,10 @@ def _downloaded(remote: Remote, ship: Shipment, pairs: list[tuple[Path, ShippedF
             fd, tmp = files.temporary_beside(path)
             os.close(fd)
             tmps.append(tmp)
-        calls = [("get_file", remote.path(ship.key, item.name), tmp) for (_, item), tmp in zip(pairs, tmps, strict=True)]
+        calls = [
+            ("get_file", remote.path(ship.key, item.name), tmp)
+            for (_, item), tmp in zip(pairs, tmps, strict=True)
+        ]
         answers = transfers.each(fs, calls)
         for (_, item), tmp, answer in zip(pairs, tmps, answers, strict=True):
             why = _problem(item, tmp, answer)
@@ -386,7 +405,10 @@ def _recorded(context: Context, ship: Shipment, record: Record, main: list[Path]
     """Record the files just published from ``record`` as :mod:`~mixdown.actions.published` does
     for made ones, print their lines, and hold them to the lock under ``--frozen``."""
     plan = ship.plan
-    made = [(path, _Measured(_number(f.lufs), _number(f.true_peak))) for path, f in zip(main, record.files, strict=True)]
+    made = [
+        (path, _Measured(_number(f.lufs), _number(f.true_peak)))
+        for path, f in zip(main, record.files, strict=True)
+    ]
     seconds = _number(record.files[0].seconds) if record.files else 0.0
     measured = published.record(context, plan, made, seconds=seconds, delivery=ship.delivery)
     for path, item in zip(main, record.files, strict=True):
@@ -394,7 +416,9 @@ def _recorded(context: Context, ship: Shipment, record: Record, main: list[Path]
         timed = f"  {seconds:6.1f} s" if ship.delivery is None else ""
         print(f"{ship.target}  {shown}{timed}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
     for path in stems:
-        print(f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
+        print(
+            f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout
+        )
     check_pinned(context, ship.target, plan.master_key, made=measured)
 
 
