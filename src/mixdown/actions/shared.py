@@ -7,7 +7,9 @@ missing looks it up remotely under the key's lock before making it
 (:func:`fetched`), and hands what it made to the upload pool at once
 (:func:`upload`). A plain ``doit`` fetches everything the plan lacks in one
 batch first (:func:`prefetch`); :func:`finisher` waits for the uploads at
-the end of the build.
+the end of the build. What each master and delivery publishes in ``build/``
+is shared too, with ``share = "all"``, by :mod:`mixdown.actions.shipments`
+(:func:`status` and :func:`push` count it).
 """
 
 from __future__ import annotations
