@@ -135,8 +135,14 @@ def test_a_file_remote_shares_sections_and_mixes_with_share_all(
     # there (no SFX)
     assert "remote cache: 5 of 6 missing objects downloaded" in out and "1 not there" in out
     assert built_files(b) == built_files(a)
+    # every object of A's cache but its master: B publishes A's master files instead of mastering
+    from mixdown.loader import load_show
+
+    master_key = load_show(a).plan.mix_named("news").master_key
+    mastered = sorted(p.name for p in (a / "cache" / "objects").rglob(f"{master_key}.*"))
+    assert mastered == [f"{master_key}.json", f"{master_key}.wav"]
     assert sorted(p.name for p in (b / "cache" / "objects").rglob("*.*")) == sorted(
-        p.name for p in (a / "cache" / "objects").rglob("*.*")
+        p.name for p in (a / "cache" / "objects").rglob("*.*") if p.name not in mastered
     )
 
 

@@ -424,7 +424,7 @@ def _push(args: argparse.Namespace) -> int:
     from .actions.shared import push
 
     show, remote = _remote(args)
-    done = push(remote, show.context.cache, show.plan)
+    done = push(remote, show.context.cache, show.plan, show.context)
     print(
         f"pushed {done.pushed} objects ({done.size / 1e6:.1f} MB in {done.seconds:.1f} s) to {remote.shown}; "
         f"{done.there} there already, {len(done.unbuilt)} not built here"
@@ -458,7 +458,7 @@ def _status(args: argparse.Namespace) -> int:
         for target in missing:
             print(f"  {target}")
     else:
-        found = status(remote, show.context.cache, show.plan)
+        found = status(remote, show.context.cache, show.plan, show.context)
         print(f"{found.shared} objects shared ([cache] share = \"{remote.share}\") with {remote.shown}")
         for where, targets in (("locally", found.local), ("remotely", found.remote)):
             print(f"missing {where}: {len(targets)}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..plan.model import MixPlan
 from ..store import files
-from . import published
+from . import published, shipments
 from .context import Context, relative, reported
 from .locking import check_pinned
 from .master import mastered
@@ -31,6 +31,8 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     from ..settings import delivery_from
 
     plan, name = item
+    if shipments.fetched(context, plan, name):  # shared by another build: nothing to make
+        return {"stamp": plan.delivery_stamp(name)}
     table, paths = plan.delivery(name)
     delivery = delivery_from(table, f"[deliveries.{name}]")
     stem = paths[0].with_name(paths[0].name.rsplit(".", 1)[0])
@@ -43,4 +45,5 @@ def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, st
     for path, found in made:
         print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)
+    shipments.upload(context, plan, name, made=tuple(made))
     return {"stamp": plan.delivery_stamp(name)}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..plan.model import MixPlan
 from ..settings import SUMMED_STEMS, Delivery
 from ..store import files
-from . import published
+from . import published, shipments
 from .context import Context, locked, once, relative, reported
 from .locking import check_pinned
 from .mix import ANALYSIS, change_of
@@ -67,6 +67,8 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
     """
     from ..codecs.deliver import deliver
 
+    if shipments.fetched(context, plan):  # shared by another build: nothing to master
+        return {"stamp": plan.stamp}
     deliverable = _deliverable(plan)
     files.sweep_once(deliverable.stem.parent)  # what killed builds left there
     # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
@@ -81,6 +83,7 @@ def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
         print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
+    shipments.upload(context, plan, made=tuple(made))
     return {"stamp": plan.stamp}
 
 

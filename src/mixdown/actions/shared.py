@@ -7,7 +7,9 @@ missing looks it up remotely under the key's lock before making it
 (:func:`fetched`), and hands what it made to the upload pool at once
 (:func:`upload`). A plain ``doit`` fetches everything the plan lacks in one
 batch first (:func:`prefetch`); :func:`finisher` waits for the uploads at
-the end of the build.
+the end of the build. What each master and delivery publishes in ``build/``
+is shared too, with ``share = "all"``, by :mod:`mixdown.actions.shipments`
+(:func:`status` and :func:`push` count it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import NamedTuple
 from ..plan.model import Asset, MixPlan, Plan, section_sfx_key
 from ..store.cache import Cache
 from ..store.remote import Remote, RemoteUnavailable, Wanted
+from . import shipments
 from .context import Context
 from .splice import ANALYSIS, LAYOUT, POWERS
 
@@ -166,26 +169,38 @@ class Pushed(NamedTuple):
     unbuilt: tuple[str, ...]  # not in the local cache: nothing to push
 
 
-def status(remote: Remote, cache: Cache, plan: Plan) -> Status:
-    """Which of ``plan``'s shared objects each cache lacks (one listing of the remote)."""
+def status(remote: Remote, cache: Cache, plan: Plan, context: Context | None = None) -> Status:
+    """Which of ``plan``'s shared objects each cache lacks (one listing of the remote).
+
+    With ``context`` and ``[cache] share = "all"``, the files each master and
+    delivery publishes too (:mod:`mixdown.actions.shipments`): missing locally
+    when ``build/`` does not hold them as made from the current plan.
+    """
     wanted = plan_wanted(plan, remote)
     local, held = cache.keys(), remote.keys()
+    shipped = shipments.status(context, plan, held) if context and remote.shares("master") else []
     return Status(
-        len(wanted),
-        tuple(w.target for w in wanted if w.key not in local),
-        tuple(w.target for w in wanted if w.key not in held),
+        len(wanted) + len(shipped),
+        tuple(w.target for w in wanted if w.key not in local)
+        + tuple(s.shipment.target for s in shipped if not s.built),
+        tuple(w.target for w in wanted if w.key not in held)
+        + tuple(s.shipment.target for s in shipped if not s.held),
     )
 
 
-def push(remote: Remote, cache: Cache, plan: Plan) -> Pushed:
-    """Upload every shared object of ``plan`` that the local cache has and the remote lacks."""
+def push(remote: Remote, cache: Cache, plan: Plan, context: Context | None = None) -> Pushed:
+    """Upload every shared object of ``plan`` that the local cache has and the remote lacks
+    (with ``context``, the files in ``build/`` too, as :func:`status` counts them)."""
     wanted = plan_wanted(plan, remote)
     local, held = cache.keys(), remote.keys()
     unbuilt = tuple(w.target for w in wanted if w.key not in local)
     todo = [w for w in wanted if w.key in local and w.key not in held]
     for item in todo:
         remote.upload(cache, item)
+    shipped = shipments.push(context, remote, plan, held) if context and remote.shares("master") else []
+    there = len(wanted) - len(unbuilt) - len(todo) + sum(s.built and s.held for s in shipped)
+    unbuilt += tuple(s.shipment.target for s in shipped if not s.built)
     done = remote.drain()
     if done.failed:
         raise RemoteUnavailable(f"{done.failed[0]} ({len(done.failed)} not uploaded)")
-    return Pushed(done.objects, done.size, done.seconds, len(wanted) - len(unbuilt) - len(todo), unbuilt)
+    return Pushed(done.objects, done.size, done.seconds, there, unbuilt)

@@ -26,10 +26,11 @@ from ..errors import MixdownError
 from ..store import inventory
 from ..store.inventory import Stored, size_text
 from . import lock
-from .model import Plan, section_sfx_key
+from .model import Plan, section_sfx_key, shipment_key
 
 if TYPE_CHECKING:
     from ..store.cache import Cache
+    from ..store.remote import Remote
 
 __all__ = [
     "LOCKFILE",
@@ -74,6 +75,7 @@ def plan_keys(plan: Plan) -> set[str]:
         keys.update((section, section_sfx_key(section)))
     for mix in plan.mixes:
         keys.update((mix.key, mix.master_key))
+        keys.update(shipment_key(mix, name) for name in (None, *(d.name for d in mix.deliveries)))
     return keys
 
 
@@ -153,11 +155,25 @@ def collect(
     from ..store.remote import Remote
 
     store = Remote(remote)
-    found = garbage(inventory.remote(store), references.keys)
+    objects = inventory.remote(store)
+    found = garbage(objects, references.keys | _shipped(store, objects, references.keys))
     if not dry_run:
         for item in found.garbage:
             inventory.remove_remote(store, item)
     return found
+
+
+def _shipped(store: Remote, objects: dict[str, Stored], keys: frozenset[str]) -> set[str]:
+    """The remote's shared masters and deliveries (records with no ``KEY.wav``: the files
+    a rendition published) that ``keys`` do not name but whose master they reference: a
+    lockfile's master is kept with the files made from it."""
+    candidates = [
+        key
+        for key, item in objects.items()
+        if key not in keys and not any(name.endswith(f"/{key}.wav") for name in item.files)
+    ]
+    found = inventory.records(store, candidates) if candidates else {}
+    return {key for key, record in found.items() if record.get("master") in keys}
 
 
 def trim(cache: Cache, references: References, max_size: int) -> str | None:

@@ -42,6 +42,7 @@ __all__ = [
     "request_for",
     "section_key",
     "section_sfx_key",
+    "shipment_key",
 ]
 
 KINDS = ("voice", "sfx", "music")
@@ -297,6 +298,20 @@ class DeliveryPlan(NamedTuple):
 def stem_key(mix: str, bus: str) -> str:
     """The cache key of one bus of the mix ``mix``, before mastering."""
     return content_key({"stem": bus, "mix": mix})
+
+
+def shipment_key(mix: MixPlan, delivery: str | None = None) -> str:
+    """The remote cache's key of the files ``mix``'s rendition publishes in ``build/``: its
+    [master] files and stems, or those of its ``[deliveries.NAME]`` named ``delivery``.
+
+    It changes whenever the files would: with the master they come from, their names
+    and a delivery's settings (the :attr:`MixPlan.stamp` the build checks them against),
+    and the rendition (whose name the files' paths follow).
+    """
+    if delivery is None:
+        return content_key({"shipped": "master", "rendition": mix.name, "stamp": mix.stamp})
+    stamp = mix.delivery_stamp(delivery)
+    return content_key({"shipped": "delivery", "rendition": mix.name, "delivery": delivery, "stamp": stamp})
 
 
 @dataclass

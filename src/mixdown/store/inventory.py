@@ -3,7 +3,8 @@
 For ``mixdown gc`` and ``[cache] max_size``: :func:`local` lists a local
 cache, :func:`remote` a remote one (any fsspec URL, laid out as the local
 cache is: ``objects/ab/KEY.wav``, ``KEY.json`` and a shared mix's side
-files ``KEY.NAME``). An object is every file of one key; temporary files
+files ``KEY.NAME``; a shared master's or delivery's files are ``KEY.NAME``
+with no ``KEY.wav``). An object is every file of one key; temporary files
 (``.NAME.….tmp``) and key locks are a live build's and are never listed.
 
 Removing follows the order that keeps readers safe. Locally the ``.wav``
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .cache import Cache
     from .remote import Remote
 
-__all__ = ["Stored", "local", "remote", "remove_local", "remove_remote", "size_text"]
+__all__ = ["Stored", "local", "records", "remote", "remove_local", "remove_remote", "size_text"]
 
 _NAME = re.compile(r"^(?P<key>[0-9a-f]{64})\.(?P<rest>[A-Za-z0-9_.-]+)$")
 
@@ -115,6 +116,31 @@ def _mtime(info: dict[str, Any]) -> float:
         if callable(stamp):
             return float(stamp())
     return 0.0
+
+
+def records(store: Remote, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The records of ``keys`` on the remote cache ``store`` (read at once), those it has and can read."""
+    import json
+
+    from . import transfers
+
+    fs, _ = store.filesystem()
+    wanted = list(keys)
+    found: dict[str, dict[str, Any]] = {}
+    for key, answer in zip(
+        wanted, transfers.each(fs, [("cat_file", store.path(k, "json")) for k in wanted]), strict=True
+    ):
+        if isinstance(answer, FileNotFoundError):
+            continue
+        if isinstance(answer, BaseException):
+            raise store.trouble(answer)
+        try:
+            record = json.loads(answer)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found[key] = record
+    return found
 
 
 def remove_remote(store: Remote, stored: Stored) -> None:

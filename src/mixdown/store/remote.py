@@ -8,6 +8,14 @@ the local cache's own::
     R/objects/ab/abcdef….<name>  a side file of a shared mix (listed in its record)
     R/objects/ab/abcdef….json    its record, incl. ``sha256`` and ``size``: written LAST
 
+With ``share = "all"``, what a rendition publishes in ``build/`` too (its
+[master] files and stems, or one ``[deliveries.NAME]``'s files), under a
+key of its own (:func:`mixdown.plan.model.shipment_key`) and with a record
+of another shape (:mod:`mixdown.actions.shipments`)::
+
+    R/objects/ab/abcdef….<sha256[:16]>.<ext>  each file, named by its content
+    R/objects/ab/abcdef….json    {"kind": "master"|"delivery", "master", "files", "stems"}: LAST
+
 A record's presence means a whole object: uploads write the object (and its
 side files) first and the record last, with a conditional create where the
 backend has one (S3's ``If-None-Match: *``; a hard link on a ``file://``
@@ -32,7 +40,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,6 +60,7 @@ __all__ = [
     "Uploaded",
     "Wanted",
     "configured",
+    "corrupt_line",
     "redacted",
 ]
 
@@ -73,18 +82,14 @@ class Backend(NamedTuple):
     credentials: str
 
 
+_GCS = Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login")
+_AZURE = Backend("adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY")
 BACKENDS: dict[str, Backend] = {
     "s3": Backend("s3fs", "s3", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"),
-    "gs": Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"),
-    "gcs": Backend(
-        "gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"
-    ),
-    "az": Backend(
-        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
-    ),
-    "abfs": Backend(
-        "adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY"
-    ),
+    "gs": _GCS,
+    "gcs": _GCS,
+    "az": _AZURE,
+    "abfs": _AZURE,
     "sftp": Backend("paramiko", "sftp", "an SSH key the agent or ~/.ssh offers"),
 }
 
@@ -198,7 +203,7 @@ class Remote:
         return f"Remote({self.shown!r})"
 
     def shares(self, kind: str) -> bool:
-        """Whether objects of ``kind`` (``asset``, ``section``, ``mix``) are shared."""
+        """Whether objects of ``kind`` (``asset``, ``section``, ``mix``, ``master``) are shared."""
         return kind == "asset" or self.share == "all"
 
     # -- the filesystem, and what goes wrong with it -------------------------------------------
@@ -376,7 +381,7 @@ class Remote:
                 continue
             self.bad.add(key)
             corrupt.append(key)
-            print(_corrupt_line(self, targets.get(key, key[:12]), key, problem), file=sys.stderr, flush=True)
+            print(corrupt_line(self, targets.get(key, key[:12]), key, problem), file=sys.stderr, flush=True)
         size = sum(os.path.getsize(item.tmp) for item in good.values())
         return good, size, tuple(corrupt), failure
 
@@ -443,6 +448,11 @@ class Remote:
 
     def upload(self, cache: Cache, wanted: Wanted) -> None:
         """Upload ``wanted`` (and its companions) on the background pool, unless the remote is down."""
+        self.background(wanted.target, lambda fs: self._upload(fs, cache, wanted))
+
+    def background(self, target: str, send: Callable[[Any], int]) -> None:
+        """Run ``send(fs)``, an upload for ``target`` returning the bytes it sent, on the
+        background pool (unless the remote is down); :meth:`drain` waits for it."""
         if self.down is not None:
             return
         with self._guard:
@@ -451,24 +461,32 @@ class Remote:
 
                 self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mixdown-upload")
                 self._started = time.perf_counter()
-            self._uploads.append(self._pool.submit(self._upload, cache, wanted))
+            self._uploads.append(self._pool.submit(self._sent, target, send))
 
-    def _upload(self, cache: Cache, wanted: Wanted) -> int:
-        """Upload one object after its companions; the bytes sent."""
+    def _sent(self, target: str, send: Callable[[Any], int]) -> int:
         if self.down is not None:
             return 0
         try:
-            fs, _ = self.filesystem()
-            sent = 0
-            for key in wanted.companions:
-                if key in cache:
-                    sent += self._put(fs, cache, key, ())
-            return sent + self._put(fs, cache, wanted.key, wanted.sides)
+            return send(self.filesystem()[0])
         except Exception as err:
             problem = self.trouble(err)
             with self._guard:
-                self._failed.append(f"{wanted.target}: not uploaded: {problem}")
+                self._failed.append(f"{target}: not uploaded: {problem}")
             return 0
+
+    def wrote(self, key: str) -> None:
+        """Count a record just written for ``key`` (whose remote copy is whole again)."""
+        with self._guard:
+            self._written += 1
+            self.bad.discard(key)
+
+    def _upload(self, fs: Any, cache: Cache, wanted: Wanted) -> int:
+        """Upload one object after its companions; the bytes sent."""
+        sent = 0
+        for key in wanted.companions:
+            if key in cache:
+                sent += self._put(fs, cache, key, ())
+        return sent + self._put(fs, cache, wanted.key, wanted.sides)
 
     def _put(self, fs: Any, cache: Cache, key: str, sides: tuple[str, ...]) -> int:
         """Upload one object: side files, the object, then its record (created only if absent)."""
@@ -497,9 +515,7 @@ class Remote:
             (transfers.put_over if force else transfers.put_new)(fs, body, self.path(key, "json"))
         except FileExistsError:
             return sent  # another machine wrote the record first: its object is the same one
-        with self._guard:
-            self._written += 1
-            self.bad.discard(key)
+        self.wrote(key)
         return sent
 
     def _take_over(self, fs: Any, key: str, record: dict[str, Any]) -> bool:
@@ -548,7 +564,8 @@ def _in_threads(fn: Any, items: list[str]) -> list[Any]:
         return list(pool.map(fn, items))
 
 
-def _corrupt_line(remote: Remote, target: str, key: str, why: str = "it does not match its record") -> str:
+def corrupt_line(remote: Remote, target: str, key: str, why: str = "it does not match its record") -> str:
+    """The one line for ``target``'s remote copy (``key``) that is not used, and ``why``."""
     return (
         f"{target}: the remote copy of {key[:12]} in {remote.shown} is corrupt ({why}); "
         "not used: it is made again and its upload replaces it"
