@@ -67,7 +67,7 @@ class Show(NamedTuple):
 
     @classmethod
     def at(cls, root: Path) -> Show:
-        project: Any = SimpleNamespace(root=root)  # what the master action reads of a project
+        project: Any = SimpleNamespace(root=root, compact=False)  # what the master action reads of a project
         return cls(root, Context(project=project, cache=Cache(root / "cache"), registry=None))  # type: ignore[arg-type]
 
     def mix(self, y: np.ndarray, sr: int, parent: tuple[str, int, int] | None = None) -> MixPlan:
