@@ -69,13 +69,13 @@ SR = 24000
 
 
 class Renderer(RendererBase):
-    """Deterministic and fast: 1 s per 14 characters of a tone with a syllable rhythm."""
+    """Deterministic and fast: 1 s per 28 characters of a tone with a syllable rhythm."""
 
     kinds = frozenset({"voice"})
 
     def render(self, request):
         seed = zlib.crc32(request.text.encode())
-        n = int(SR * max(0.5, len(request.text) / 14))
+        n = int(SR * max(0.5, len(request.text) / 28))
         t = np.arange(n, dtype=np.float32) / SR
         f = 110 + seed % 90
         tone = np.sin(2 * np.pi * f * t) + 0.4 * np.sin(2 * np.pi * 2.01 * f * t)
@@ -111,7 +111,7 @@ preset = "podcast"
 formats = ["mp3"]
 """
 
-# 3 personalised lines and 5 shared ones: ~16 s of speech, ~20 s with the gaps, lead-in and tail
+# 3 personalised lines and 5 shared ones: ~13 s of speech, ~21 s with the gaps, lead-in and tail
 STANZA = """## open music=intro
 Good morning {{ name }}, this is your briefing for {{ city }}.
 
@@ -184,7 +184,9 @@ def _floor_one(index: int, out: str) -> tuple[float, float]:
     context, plan = _SHOW.context, _SHOW.plan.mixes[index]
     timeline = plan.timeline
     sections = [
-        mixer.Section(tuple(mixer_item(context, item) for item in s.items), music=s.music, at=s.at, duck=s.duck)
+        mixer.Section(
+            tuple(mixer_item(context, item) for item in s.items), music=s.music, at=s.at, duck=s.duck
+        )
         for s in timeline.sections
     ]
     bed = mixer_bed(context, timeline.bed) if timeline.bed is not None else None
@@ -195,7 +197,12 @@ def _floor_one(index: int, out: str) -> tuple[float, float]:
     bitrate = int(plan.master.get("bitrate", 128))
     pcm = to_pcm16(mastered).astype(np.float32) / np.float32(32768)
     encoder = Encoder(
-        settings.sample_rate, pcm.shape[1], bitrate=bitrate, vbr=False, quality=quality_for(bitrate), reservoir=True
+        settings.sample_rate,
+        pcm.shape[1],
+        bitrate=bitrate,
+        vbr=False,
+        quality=quality_for(bitrate),
+        reservoir=True,
     )
     try:
         data = encoder.encode(pcm) + encoder.finish()
@@ -258,7 +265,9 @@ def import_doit() -> float:
     return statistics.median(measured([sys.executable, "-c", "import doit"]).seconds for _ in range(5))
 
 
-def report(args: argparse.Namespace, first: Run, fl: Floor, stub: float, noop: float, base: float, listed: int) -> None:
+def report(
+    args: argparse.Namespace, first: Run, fl: Floor, stub: float, noop: float, base: float, listed: int
+) -> None:
     """Print the figures."""
     n = args.variants
     print(f"show: {n} variants of a ~20 s programme (3 personalised lines, 5 shared, a bed), formats = mp3")
