@@ -22,7 +22,9 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
   apart: its render CPU, timed in-process, per variant);
 * NO-OP: ``doit`` again with nothing to do (median of 3) over
   ``python -c "import doit"`` (target <= 4x), and ``doit list --all`` with
-  the number of master targets listed;
+  the number of master targets listed; then the no-op of the same cache
+  with the CSV cut to N/10 rows (all built already), whose difference gives
+  the no-op's growth per variant and so its estimate at 10,000;
 * the same build on a 2-worker Dask LocalCluster: "n/a: no Dask executor
   yet" while mixdown has no ``[executor] dask``.
 
@@ -51,6 +53,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from longshow import Run, cpu_used, doit, measured, verdict
+from noop import byte_compile
 
 FIRST_TARGET = 1.3  # first build / floor, at most
 NOOP_TARGET = 4.0  # no-op / import doit, at most
@@ -260,13 +263,35 @@ def stub_cpu(root: Path, renders: int = 50) -> float:
     return (time.process_time() - start) / renders
 
 
+class Noop:
+    """No-op seconds at ``n`` variants and at ``n // 10`` (the same cache, fewer rows), and the
+    growth per variant they give."""
+
+    def __init__(self, seconds: float, fewer: float, n: int) -> None:
+        self.seconds, self.fewer, self.n = seconds, fewer, n
+        self.per_variant = max(0.0, (seconds - fewer) / (n - n // 10))
+
+    def at(self, n: int) -> float:
+        """The no-op at ``n`` variants, by the growth measured."""
+        return self.seconds + self.per_variant * (n - self.n)
+
+
+def noop_with(root: Path, rows: int) -> float:
+    """The no-op with the CSV cut to its first ``rows`` rows: every one of them is built, so
+    this measures a smaller show without building it (median of 3, after one run that plans it)."""
+    csv = root / "data" / "listeners.csv"
+    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[: rows + 1]))
+    doit(root)
+    return statistics.median(doit(root).seconds for _ in range(3))
+
+
 def import_doit() -> float:
     """Seconds of ``python -c "import doit"``, median of 5."""
     return statistics.median(measured([sys.executable, "-c", "import doit"]).seconds for _ in range(5))
 
 
 def report(
-    args: argparse.Namespace, first: Run, fl: Floor, stub: float, noop: float, base: float, listed: int
+    args: argparse.Namespace, first: Run, fl: Floor, stub: float, noop: Noop, base: float, listed: int
 ) -> None:
     """Print the figures."""
     n = args.variants
@@ -288,8 +313,13 @@ def report(
         f"{3 * stub * 1000:.0f} ms; target <= 30 ms beyond the DSP)"
     )
     print(
-        f"NO-OP  doit                     {noop:8.3f} s   {noop / base:.2f}x python -c 'import doit' "
-        f"({base:.3f} s; target <= {NOOP_TARGET}: {verdict(noop / base <= NOOP_TARGET)})"
+        f"NO-OP  doit                     {noop.seconds:8.3f} s   {noop.seconds / base:.2f}x python -c 'import doit' "
+        f"({base:.3f} s; target <= {NOOP_TARGET}: {verdict(noop.seconds / base <= NOOP_TARGET)})"
+    )
+    at = noop.at(ISSUE_VARIANTS)
+    print(
+        f"NO-OP  at {n // 10} variants          {noop.fewer:8.3f} s   growth {noop.per_variant * 1e3:.3f} ms a variant; "
+        f"at {ISSUE_VARIANTS:,}: {at:.2f} s = {at / base:.1f}x import doit ({verdict(at / base <= NOOP_TARGET)})"
     )
     print(f"doit list --all                 {listed:8d} master targets listed")
     print("LocalCluster (2 workers)             n/a: no Dask executor yet")
@@ -312,6 +342,7 @@ def main() -> None:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     os.environ.pop("MIXDOWN_REMOTE", None)  # a local build: the remote is another benchmark's
+    byte_compile()
     try:
         make_show(root, args.variants)
         first = doit(root, "-n", "2", "-P", "thread")
@@ -322,7 +353,8 @@ def main() -> None:
         base = import_doit()
         listing = doit(root, "list", "--all").stdout
         listed = sum(line.startswith("master:") for line in listing.splitlines())
-        report(args, first, fl, stub, noop, base, listed)
+        fewer = noop_with(root, args.variants // 10)
+        report(args, first, fl, stub, Noop(noop, fewer, args.variants), base, listed)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
