@@ -28,12 +28,13 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
 * the same build on a 2-worker Dask LocalCluster: "n/a: no Dask executor
   yet" while mixdown has no ``[executor] dask``.
 
-The default N (1,000) builds in a few minutes on the 2-core machine; the
-issue's 10,000 takes about ten times as long (the figures printed as
-"at 10,000" scale FIRST and FLOOR linearly, which the fixed cost per master
-makes fair: nothing in them grows faster than the number of variants; the
-no-op time is the one that does not scale linearly and is measured at N).
-Exits 0 whatever the figures; non-zero only if a build fails.
+The default N (1,000) takes 10-15 minutes on the 2-core machine, most of
+it FIRST (about 0.7 CPU-s a variant); the issue's 10,000 would take about
+2 hours, so the lines "at 10,000" scale FIRST and FLOOR by 10,000 / N
+(linear: every variant is its own mix, master and MP3, and nothing in
+them grows with the others) and estimate the no-op from its growth per
+variant measured between N/10 and N. Exits 0 whatever the figures;
+non-zero only if a build fails.
 
 Usage: ``python benchmarks/variants.py [--variants N] [--sample S] [--keep DIR]``.
 """
