@@ -41,7 +41,7 @@ lint:
 	$(PY)/ruff check src tests benchmarks renderers
 	$(PY)/mypy
 
-## bench: the benchmarks under benchmarks/ (prints figures and ratios; longform and sections take minutes)
+## bench: the benchmarks under benchmarks/ (prints figures and ratios; longform, sections and variants take minutes)
 bench: $(BENCH)
 	$(BIN)/python benchmarks/noop.py
 	$(BIN)/python benchmarks/cloud.py
@@ -49,6 +49,7 @@ bench: $(BENCH)
 	$(BIN)/python benchmarks/sections.py
 	$(BIN)/python benchmarks/remote.py
 	$(BIN)/python benchmarks/cachesize.py
+	$(BIN)/python benchmarks/variants.py
 
 ## lock: resolve the newest releases again into requirements/lock.txt (then run make test)
 lock: $(STAMP)

@@ -38,7 +38,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
-from .actions import finish
+from .actions import current, finish
 from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
@@ -194,6 +194,9 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             self._start_run(self.show, out, named=bool(pos_args))
         cached = self.show.context.cache.keys()
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
+        fresh = _current(self.show, self.root, cached) if only_missing else set()
+        if cmd.name in ("forget", "clean"):
+            current.forget(self.root)
         dicts = task_dicts(
             self.show.plan,
             self.show.context,
@@ -201,9 +204,10 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             only_missing=only_missing,
             previews=named,
             bed="--bed" in pos_args,
+            current=fresh,
         )
         if only_missing:
-            _report_cached(self.show.plan, cached, out)
+            _report_cached(self.show.plan, cached, out, fresh)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
@@ -300,11 +304,25 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
     yield from items
 
 
-def _report_cached(plan: Plan, cached: set[str], out: Any) -> None:
-    """Print ``-- name`` for assets and sections found in the cache, as doit does for up-to-date tasks."""
+def _report_cached(plan: Plan, cached: set[str], out: Any, fresh: set[str]) -> None:
+    """Print ``-- name`` for assets and sections found in the cache, and for the mixes, masters
+    and deliveries of the renditions left out as current, as doit does for up-to-date tasks."""
     lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
     lines += [f"-- {s.task}\n" for s in plan.sections.values() if s.key in cached]
+    for mix in plan.mixes:
+        if mix.name in fresh:
+            lines += [f"-- mix:{mix.name}\n", f"-- master:{mix.name}\n"]
+            lines += [f"-- deliver:{mix.name}/{d.name}\n" for d in mix.deliveries]
     out.write("".join(lines))
+
+
+def _current(show: Show, root: Path, cached: set[str]) -> set[str]:
+    """The renditions a plain build leaves out as current, with the step that records them
+    when it ends (:mod:`mixdown.actions.current`)."""
+    fresh = current.current(show.plan, root, cached)
+    recorder = current.recorder(show.plan, root, fresh)
+    finish.at_finish(lambda ran: recorder(finish.done()))
+    return fresh
 
 
 def _named_sections(plan: Plan, pos_args: list[str]) -> set[str]:

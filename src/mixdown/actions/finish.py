@@ -21,11 +21,12 @@ from doit.reporter import ConsoleReporter
 
 from ..errors import MixdownError
 
-__all__ = ["BuildReporter", "at_finish", "finish", "ran"]
+__all__ = ["BuildReporter", "at_finish", "done", "finish", "ran"]
 
 _guard = threading.Lock()
 _finishers: list[Callable[[list[str]], None]] = []
 _ran: list[str] = []  # the tasks that executed in this build (not up to date), in order
+_done: set[str] = set()  # the tasks that succeeded or were up to date in this build
 
 
 def at_finish(finisher: Callable[[list[str]], None]) -> None:
@@ -40,11 +41,18 @@ def ran() -> list[str]:
         return list(_ran)
 
 
+def done() -> set[str]:
+    """The names of the tasks that succeeded or were up to date so far in this build."""
+    with _guard:
+        return set(_done)
+
+
 def reset() -> None:
     """Forget the finishers and tasks of an earlier build in this process (the loader starts each)."""
     with _guard:
         _finishers.clear()
         _ran.clear()
+        _done.clear()
 
 
 def finish() -> None:
@@ -76,6 +84,16 @@ class BuildReporter(ConsoleReporter):  # type: ignore[misc]  # doit ships no typ
         with _guard:
             _ran.append(task.name)
         super().execute_task(task)
+
+    def add_success(self, task: Any) -> None:
+        with _guard:
+            _done.add(task.name)
+        super().add_success(task)
+
+    def skip_uptodate(self, task: Any) -> None:
+        with _guard:
+            _done.add(task.name)
+        super().skip_uptodate(task)
 
     def complete_run(self) -> None:
         try:

@@ -45,6 +45,7 @@ def task_dicts(
     only_missing: bool = False,
     previews: Collection[str] = (),
     bed: bool = False,
+    current: Collection[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """doit task dicts for a plan, grouped by basename (``voice``, …, ``master``).
 
@@ -53,8 +54,10 @@ def task_dicts(
     the cached ones are left out altogether (a plain ``doit`` over a large
     show hands doit only the work there is). ``previews`` are the section
     tasks named on the command line: they always run and write their
-    previews, after the bed's segments with ``bed``. ``context`` is passed
-    to every action.
+    previews, after the bed's segments with ``bed``. With ``only_missing``,
+    the renditions named in ``current`` (their mix cached, their files
+    current: :mod:`mixdown.actions.current`) are left out too: mix, master
+    and deliveries. ``context`` is passed to every action.
     """
     out: dict[str, list[dict[str, Any]]] = {
         kind: [] for kind in (*KINDS, "section", "mix", "master", "deliver")
@@ -79,6 +82,8 @@ def task_dicts(
         job = SectionJob(mix, section.index, named)
         out["section"].append(_section_task(section, job, context, deps, done=done and not named))
     for mix in plan.mixes:
+        if only_missing and mix.name in current:
+            continue
         out["mix"].append(_mix_task(mix, context, _mix_deps(plan, mix, present), done=mix.key in cached))
         out["master"].append(_master_task(mix, context))
         out["deliver"].extend(_delivery_task(mix, delivery, context) for delivery in mix.deliveries)

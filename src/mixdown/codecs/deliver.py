@@ -395,7 +395,7 @@ def _encoder(tmp: Path, fmt: str, sr: int, channels: int, delivery: Delivery, fr
     if fmt == "mp3":
         from .lame import Mp3Writer
 
-        return Mp3Writer(tmp, sr, channels, bitrate=delivery.bitrate, vbr=delivery.vbr)
+        return Mp3Writer(tmp, sr, channels, bitrate=delivery.bitrate, vbr=delivery.vbr, frames=frames)
     if fmt in ("ogg", "opus"):
         return _Writer(tmp, sr, channels, "OGG", "VORBIS" if fmt == "ogg" else "OPUS", frames=frames)
     subtype = subtype_for(fmt, delivery.bit_depth)

@@ -349,7 +349,10 @@ def wanted(plan: Plan, root: Path) -> dict[str, Wanted]:
 
 
 def _relative(root: Path, paths: Iterable[Path]) -> tuple[str, ...]:
-    return tuple(p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix() for p in paths)
+    # As Path.relative_to, on the text: a no-op build asks this of every rendition's files.
+    inside = root.as_posix().rstrip("/") + "/"
+    texts = (p.as_posix() for p in paths)
+    return tuple(t[len(inside) :] if t.startswith(inside) else t for t in texts)
 
 
 def differences(want: Mapping[str, Wanted], lock: Lock) -> list[str]:

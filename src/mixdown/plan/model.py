@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
@@ -347,7 +348,7 @@ class MixPlan:
         """The cache key of one bus of this mix, before mastering."""
         return stem_key(self.key, bus)
 
-    @property
+    @cached_property
     def stamp(self) -> str:
         """What the files in ``build/`` must have been made from to be current."""
         return content_key([self.master_key, [p.name for p in self.outputs]])

@@ -1,0 +1,88 @@
+"""A plain build hands doit only the renditions with work: the record of current renditions."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from mixdown.actions import current
+from mixdown.loader import MixdownLoader, load_show
+from mixdown.renderers import Registry
+
+from .test_build import doit, ran
+
+MASTERS = {"master:news/briefing@anna", "master:news/briefing@kofi", "master:news/extra"}
+
+
+def handed(root: Path, fakes: dict[str, Any], *pos_args: str, command: str = "run") -> set[str]:
+    """The mix, master and delivery tasks the loader hands doit for ``doit [command] pos_args``."""
+    loader = MixdownLoader(root, registry=Registry(root, extra=fakes))
+    loader.setup({})
+    tasks = loader.load_tasks(SimpleNamespace(name=command), list(pos_args))
+    return {t.name for t in tasks if t.name.split(":")[0] in ("mix", "master", "deliver") and ":" in t.name}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_noop_hands_doit_no_current_rendition_and_still_reports_each(
+    built: Path, fakes: dict[str, Any]
+) -> None:
+    assert handed(built, fakes) == set()
+    code, out, _ = doit(built, fakes)
+    assert code == 0 and ran(out) == []
+    for name in ("news/briefing@anna", "news/briefing@kofi", "news/extra"):
+        assert f"-- mix:{name}" in out.splitlines() and f"-- master:{name}" in out.splitlines()
+    # named, listed and cleaned, every rendition is still a task
+    assert "master:news/extra" in handed(built, fakes, "master:news/extra")
+    assert MASTERS <= handed(built, fakes, command="list")
+
+
+def test_a_removed_file_hands_back_its_rendition_only_and_is_made_again(
+    built: Path, fakes: dict[str, Any]
+) -> None:
+    wav = built / "build" / "news" / "extra.wav"
+    before = digest(wav)
+    wav.unlink()
+    assert handed(built, fakes) == {"mix:news/extra", "master:news/extra"}
+    code, out, err = doit(built, fakes)
+    assert code == 0, out + err
+    assert ran(out) == ["master:news/extra"] and digest(wav) == before
+    assert handed(built, fakes) == set()
+
+
+def test_a_file_changed_since_hands_back_its_rendition(built: Path, fakes: dict[str, Any]) -> None:
+    wav = built / "build" / "news" / "briefing@kofi.wav"
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 1
+    wav.write_bytes(bytes(data))
+    assert handed(built, fakes) == {"mix:news/briefing@kofi", "master:news/briefing@kofi"}
+
+
+def test_an_edit_hands_back_the_renditions_whose_master_changed(built: Path, fakes: dict[str, Any]) -> None:
+    extra = built / "stanzas" / "extra.j2"
+    extra.write_text(extra.read_text().replace("The bridge opened today.", "The bridge opened at noon."))
+    assert handed(built, fakes) == {"mix:news/extra", "master:news/extra"}
+
+
+def test_forget_and_clean_hand_every_rendition_back(built: Path, fakes: dict[str, Any]) -> None:
+    code, _, _ = doit(built, fakes, "forget", "master:news/briefing@anna")
+    assert code in (0, None)  # doit's clean and forget return None for success
+    assert MASTERS <= handed(built, fakes)
+    code, out, _ = doit(built, fakes)  # doit decides, and the record is made again
+    assert code == 0 and ran(out) == ["master:news/briefing@anna"]
+    assert handed(built, fakes) == set()
+    code, _, _ = doit(built, fakes, "clean", "master:news/extra")
+    assert code in (0, None)
+    assert MASTERS <= handed(built, fakes)
+
+
+def test_only_the_renditions_whose_tasks_succeeded_are_recorded(built: Path, fakes: dict[str, Any]) -> None:
+    show = load_show(built, registry=Registry(built, extra=fakes))
+    current.forget(built)
+    current.recorder(show.plan, built, set())({"master:news/extra", "mix:news/briefing@anna"})
+    cached = show.context.cache.keys()
+    assert current.current(show.plan, built, cached) == {"news/extra"}
