@@ -2,6 +2,7 @@
 
 ::
 
+    mixdown build [--shard I/N] [DOIT-ARGS…]   build the show (or shard I of N: 0/4 … 3/4) with doit
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
@@ -12,8 +13,9 @@
     mixdown push / pull          upload to / download from the remote cache what the plan needs
     mixdown status               what the plan needs that the local or the remote cache lacks
 
-Building is ``doit``'s job (see the README). Errors are printed as one line
-and exit with status 2.
+Building is ``doit``'s job (see the README); ``mixdown build`` runs it, passing
+on doit's own arguments (``-n 4 -P thread``, target names). Errors are printed
+as one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -54,15 +56,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mixdown", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.help)
+        sub = commands.add_parser(name, help=command.help, allow_abbrev=False)
         command.arguments(sub)
         sub.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "build" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.doit_args = rest  # only `build` takes any: they are doit's
     try:
         return COMMANDS[args.command].run(args)
     except MixdownError as err:
         print(f"mixdown: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _build(args: argparse.Namespace) -> int:
+    """Build the show (``args.shard``: one shard of it) with doit and ``args.doit_args``."""
+    from doit.doit_cmd import DoitMain
+
+    from .loader import MixdownLoader
+    from .plan.shards import parse
+
+    if args.shard is not None:
+        parse(args.shard)  # a bad value is one line here, before anything loads
+    loader = MixdownLoader(args.dir.resolve(), shard=args.shard or "")
+    return int(DoitMain(loader, config_filenames=()).run(list(args.doit_args)))
+
+
+def _shard_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="build shard I of N (I from 0: 0/4 to 3/4), a stable, disjoint 1/N of the renditions "
+        "(or MIXDOWN_SHARD)",
+    )
 
 
 def _retake(args: argparse.Namespace) -> int:
@@ -122,7 +149,7 @@ def _plan(args: argparse.Namespace) -> int:
     """Print every asset a build would render, its renderer, its bill and what it costs."""
     from .plan.spend import estimate, usd
 
-    show = load_show(args.dir)
+    show = _sharded(load_show(args.dir), args.shard)
     cached = show.context.cache.keys()
     missing = [a for a in show.plan.assets.values() if a.key not in cached]
     print(
@@ -146,6 +173,22 @@ def _plan(args: argparse.Namespace) -> int:
     if priced:
         print(_grand_total([item.usd for item in priced.values()]))
     return 0
+
+
+def _sharded(show: Show, shard: str | None) -> Show:
+    """``show`` with the plan of ``shard`` (``I/N``) alone, saying which part that is; as it is for None."""
+    from .plan.shards import parse, select
+
+    if shard is None:
+        return show
+    part = select(show.plan, parse(shard))
+    print(
+        f"shard {shard}: {len(part.mixes)} of {len(show.plan.mixes)} renditions, "
+        f"{len(part.assets)} of {len(show.plan.assets)} assets"
+    )
+    for mix in part.mixes:
+        print(f"  master:{mix.name}")
+    return Show(show.context, part)
 
 
 def _money(costs: list[float | None]) -> str:
@@ -483,7 +526,8 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "plan": Command("what a build would render and bill", _plan),
+    "build": Command("build the show with doit (--shard I/N: one of N machines' part)", _build, _shard_argument),
+    "plan": Command("what a build would render and bill", _plan, _shard_argument),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
     "gc": Command("remove cache objects neither the plan nor the lockfiles reference", _gc, _gc_arguments),

@@ -43,7 +43,7 @@ from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
 from .keys import read_inputs
-from .plan import memo
+from .plan import memo, shards
 from .plan.model import Plan
 from .renderers import Registry
 from .settings import STATE_DIR
@@ -81,6 +81,14 @@ OPT_MAX_COST = {
     "default": "",
     "help": "refuse a build whose paid renders would cost more than USD, and stop paying at it "
     "(or MIXDOWN_MAX_COST)",
+}
+OPT_SHARD = {
+    "name": "shard",
+    "long": "shard",
+    "type": str,
+    "default": "",
+    "help": "build shard I of N (I from 0: 0/4 to 3/4), a stable, disjoint 1/N of the renditions, with "
+    "what they use (or MIXDOWN_SHARD)",
 }
 
 GROUP_DOCS = {
@@ -144,7 +152,7 @@ def one_line(err: BaseException) -> str:
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
-    cmd_options = (opt_cwd, OPT_FROZEN, OPT_MAX_COST)
+    cmd_options = (opt_cwd, OPT_FROZEN, OPT_MAX_COST, OPT_SHARD)
 
     def __init__(
         self,
@@ -152,13 +160,18 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         *,
         registry: Registry | None = None,
         config: dict[str, Any] | None = None,
+        shard: str = "",
     ) -> None:
-        """``root``, ``registry`` and extra doit ``config`` are for embedding; doit passes none."""
+        """``root``, ``registry``, extra doit ``config`` and a ``shard`` (``I/N``, as ``--shard``
+        takes it, which it overrides) are for embedding; doit passes none."""
         super().__init__()
         self.root = Path(root) if root is not None else None
         self.registry = registry
         self.extra_config = dict(config or {})
+        self.shard = shard
         self.show: Show | None = None
+        #: the whole show's plan when a shard is built (``show.plan`` is then the shard's)
+        self.whole: Plan | None = None
         self.options: dict[str, Any] = {}
 
     def setup(self, opt_values: dict[str, Any]) -> None:
@@ -169,6 +182,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         self.options = {
             "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
             "max_cost": opt_values.get("max_cost") or os.environ.get("MIXDOWN_MAX_COST", ""),
+            "shard": self.shard or opt_values.get("shard") or os.environ.get(shards.ENV, ""),
         }
 
     def load_doit_config(self) -> dict[str, Any]:
@@ -186,6 +200,11 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         finish.reset()
         try:
             self.show = load_show(self.root, registry=self.registry)
+            self.whole = None
+            if self.options.get("shard"):
+                self.whole = self.show.plan
+                shard = shards.parse(self.options["shard"], _shard_option(self.options["shard"], self.shard))
+                self.show = Show(self.show.context, shards.select(self.whole, shard))
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         only_missing = cmd.name == "run" and not pos_args
@@ -233,9 +252,16 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
         assert self.root is not None
         if self.options.get("frozen"):
-            show.context.pinned = locking.frozen(show.plan, self.root)
+            show.context.pinned = locking.frozen(show.plan, self.root, whole=self.whole)
         else:
-            finish.at_finish(locking.finisher(show.context, show.plan))
+            finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
+
+
+def _shard_option(value: str, given: str) -> str:
+    """How the shard ``value`` was given, for messages: ``--shard``, or the variable."""
+    if given or os.environ.get(shards.ENV, "") != value:
+        return "--shard"
+    return f"{shards.ENV}="
 
 
 def _trimmer(show: Show, max_size: int, out: Any) -> Any:

@@ -1,0 +1,233 @@
+"""``--shard I/N``: N machines share a night's renditions, stably and disjointly, through the remote cache."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixdown import cli
+from mixdown.loader import load_show
+from mixdown.plan import lock
+from mixdown.plan.model import Plan
+from mixdown.plan.shards import Shard, parse, select, shard_of
+from mixdown.renderers import Registry
+
+from .test_build import doit, ran
+
+ROWS = 1000
+
+
+def people(ids: list[str]) -> str:
+    return "id,name\n" + "".join(f"{i},{i.title()}\n" for i in ids)
+
+
+def planned(root: Path, fakes: dict[str, Any]) -> Plan:
+    return load_show(root, registry=Registry(root, extra=fakes)).plan
+
+
+@pytest.fixture(scope="module")
+def thousand(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, Plan]:
+    """The test show's plan with a 1,000-row CSV, and with one more row in the middle and the rows shuffled."""
+    from .conftest import BASIC_TOML, BRIEFING, EXTRA, CountingSound, CountingVoice
+
+    ids = [f"p{n:04d}" for n in range(ROWS)]
+    shuffled = [*ids[:500], "newcomer", *ids[500:]]
+    random.Random(7).shuffle(shuffled)
+    plans = []
+    for name, rows in (("before", ids), ("after", shuffled)):
+        root = tmp_path_factory.mktemp(name)
+        for path, text in {
+            "project.toml": BASIC_TOML,
+            "stanzas/briefing.j2": BRIEFING,
+            "stanzas/extra.j2": EXTRA,
+            "data/people.csv": people(rows),
+        }.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
+        plans.append(planned(root, {"fake": CountingVoice(), "noise": CountingSound()}))
+    return plans[0], plans[1]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_the_shards_partition_every_rendition_and_hold_all_they_use(thousand: tuple[Plan, Plan], count: int) -> None:
+    whole, _ = thousand
+    assert len(whole.mixes) == ROWS + 1  # one briefing per row, and the script without variants
+    parts = [select(whole, Shard(index, count)) for index in range(count)]
+    names = [mix.name for part in parts for mix in part.mixes]
+    assert sorted(names) == sorted(mix.name for mix in whole.mixes)  # each exactly once
+    assert set().union(*(part.assets for part in parts)) == set(whole.assets)
+    assert set().union(*(part.sections for part in parts)) == set(whole.sections)
+    for index, part in enumerate(parts):
+        # a hash of the name: near 1/N of the renditions each (3.5 standard deviations of a binomial)
+        expected = len(whole.mixes) / count
+        assert abs(len(part.mixes) - expected) <= 3.5 * (expected * (1 - 1 / count)) ** 0.5 + 1e-9
+        used = {key for mix in part.mixes for key in mix.assets}
+        assert set(part.assets) == used
+        sections = {key for mix in part.mixes for key in mix.section_keys if key is not None}
+        assert set(part.sections) == sections
+        for section in part.sections.values():
+            mix = part.mix_named(section.mix)  # made from a use within the shard
+            assert mix.section_keys[section.index] == section.key
+            assert section.task == whole.sections[section.key].task  # named as in the whole show
+        assert all(shard_of(mix.name, count) == index for mix in part.mixes)
+
+
+def test_adding_a_row_and_reordering_the_csv_moves_no_other_rendition(thousand: tuple[Plan, Plan]) -> None:
+    before, after = thousand
+    assert len(after.mixes) == len(before.mixes) + 1
+    for count in (2, 3, 8):
+        where = {
+            mix.name: index for index in range(count) for mix in select(before, Shard(index, count)).mixes
+        }
+        now = {mix.name: index for index in range(count) for mix in select(after, Shard(index, count)).mixes}
+        assert now.keys() - where.keys() == {"news/briefing@newcomer"}
+        assert {name: now[name] for name in where} == where
+
+
+def test_each_shard_makes_the_shared_assets_it_owns_first_and_those_others_own_last(
+    thousand: tuple[Plan, Plan],
+) -> None:
+    whole, _ = thousand
+    count = 3
+    users: dict[str, set[int]] = {}
+    for mix in whole.mixes:
+        for key in mix.assets:
+            users.setdefault(key, set()).add(shard_of(mix.name, count))
+    shared = {key for key, found in users.items() if len(found) > 1}
+    assert shared and len(shared) < len(whole.assets)
+    first: dict[str, list[int]] = {key: [] for key in shared}  # the shards that make it before their own
+    for index in range(count):
+        order = list(select(whole, Shard(index, count)).assets)
+        own = [i for i, key in enumerate(order) if key not in shared]
+        assert own == list(range(own[0], own[-1] + 1))  # the shard's own assets in one run
+        for key in order[: own[0]]:
+            first[key].append(index)
+        assert set(order[: own[0]] + order[own[-1] + 1 :]) == {k for k in shared if index in users[k]}
+    assert all(len(found) == 1 for found in first.values())  # each shared asset: one shard makes it first
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("9/8", "--shard 9/8: shards count from 0, so I runs from 0 to 7 for N = 8: write 0/8 to 7/8"),
+        ("8/8", "--shard 8/8: shards count from 0, so I runs from 0 to 7 for N = 8: write 0/8 to 7/8 (7/8 if"),
+        ("-1/4", "--shard -1/4: shards count from 0"),
+        ("1/0", "--shard 1/0: write the shard as I/N"),
+        ("3", "--shard 3: write the shard as I/N"),
+        ("a/b", "--shard a/b: write the shard as I/N"),
+        ("1/4/2", "--shard 1/4/2: write the shard as I/N"),
+    ],
+)
+def test_a_bad_shard_is_one_line_saying_what_to_write(
+    show: Callable[..., Path], capsys: pytest.CaptureFixture[str], value: str, said: str
+) -> None:
+    root = show()
+    assert cli.main(["build", f"--shard={value}", "-d", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"mixdown: {said}"), err
+    assert not (root / "build").exists() and not (root / "cache").exists()
+
+
+def test_parse_reads_what_kubernetes_and_github_give() -> None:
+    assert parse("0/4") == Shard(0, 4) and parse("3/4") == Shard(3, 4) and parse(" 2/8 ") == Shard(2, 8)
+    assert str(parse("0/1")) == "0/1"
+
+
+def test_doit_takes_the_shard_as_an_option_or_from_the_environment(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = show()
+    code, out, err = doit(root, fakes, "list", "--all", "--shard", "0/2")
+    assert code == 0, out + err
+    listed = {line.split()[0] for line in out.splitlines() if line.strip()}
+    renditions = {"news/briefing@kofi", "news/extra"}  # shard_of(name, 2) == 0; news/briefing@anna is 1
+    assert {t for t in listed if t.startswith(("mix:", "master:"))} == {
+        f"{kind}:{name}" for kind in ("mix", "master") for name in renditions
+    }
+    assert "voice:news/briefing/close/0@kofi" in listed and "voice:news/briefing/close/0@anna" not in listed
+
+    monkeypatch.setenv("MIXDOWN_SHARD", "1/2")
+    code, out, err = doit(root, fakes, "list", "--all")
+    assert code == 0, out + err
+    assert {line.split()[0] for line in out.splitlines() if line.startswith(("mix:", "master:"))} == {
+        "mix:news/briefing@anna",
+        "master:news/briefing@anna",
+    }
+    monkeypatch.setenv("MIXDOWN_SHARD", "2/2")
+    code, out, err = doit(root, fakes, "list")
+    assert code != 0
+    [line] = [line for line in (out + err).splitlines() if "MIXDOWN_SHARD" in line]
+    assert line.startswith("ERROR: MIXDOWN_SHARD=2/2: shards count from 0") and "write 0/2 to 1/2" in line
+    assert fakes["fake"].calls == [] and not (root / "build").exists()
+
+
+def test_mixdown_plan_shows_a_shards_part(
+    show: Callable[..., Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import CountingSound, CountingVoice
+
+    real = Registry
+
+    def with_fakes(root: Path, **kwargs: Any) -> Registry:
+        return real(root, extra={"fake": CountingVoice(), "noise": CountingSound()}, **kwargs)
+
+    monkeypatch.setattr("mixdown.loader.Registry", with_fakes)
+    root = show()
+    assert cli.main(["plan", "--shard", "1/2", "-d", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "shard 1/2: 1 of 3 renditions, 9 of 12 assets"
+    assert out[1] == "  master:news/briefing@anna"
+    assert out[2] == "9 of 9 assets to render (0 cached)"  # 5 voice lines, the SFX, the bed's 3 parts
+
+
+def built_files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "build").rglob("*")) if p.is_file()
+    }
+
+
+def test_two_shards_against_one_remote_render_each_asset_once_and_build_what_a_full_build_does(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import CountingSound, CountingVoice
+
+    full = show()
+    machines = [tmp_path.parent / f"{tmp_path.name}-shard{index}" for index in range(2)]
+    for machine in machines:
+        shutil.copytree(full, machine)
+    alone = {"fake": CountingVoice(), "noise": CountingSound()}
+    code, out, err = doit(full, alone)
+    assert code == 0, out + err
+
+    monkeypatch.setenv("MIXDOWN_REMOTE", (tmp_path.parent / f"{tmp_path.name}-remote").as_uri())
+    outs = []
+    for index, machine in enumerate(machines):
+        code, out, err = doit(machine, fakes, "--shard", f"{index}/2")  # fakes: counting across both
+        assert code == 0, out + err
+        outs.append(out)
+    # each paid render once in total: as many as the full build, every voice line and sound once
+    assert sorted(fakes["fake"].calls) == sorted(alone["fake"].calls) and len(fakes["fake"].calls) == 8
+    assert sorted(fakes["noise"].calls) == sorted(alone["noise"].calls)
+    assert {t.split(":")[0] for t in ran(outs[1])} >= {"mix", "master"}
+    assert "remote cache: " in outs[1] and "missing objects downloaded" in outs[1]
+
+    union = {**built_files(machines[0]), **built_files(machines[1])}
+    assert set(built_files(machines[0])).isdisjoint(built_files(machines[1]))
+    assert union == built_files(full) and union  # byte-identical, every deliverable
+
+    whole = lock.read(full / lock.FILENAME)
+    parts = [lock.read(machine / lock.FILENAME) for machine in machines]
+    for index, part in enumerate(parts):
+        # each shard's lock has its own targets, as the full build has them
+        mine = {f"master:{name}" for name in ("news/briefing@kofi", "news/extra", "news/briefing@anna")}
+        mine = {t for t in mine if shard_of(t.split(":", 1)[1], 2) == index}
+        assert mine <= set(part.entries)
+        for target, entry in part.entries.items():  # request ids count each fake's calls: not compared
+            assert entry.key == whole.entries[target].key and entry.sha256 == whole.entries[target].sha256
+            assert entry.files == whole.entries[target].files
+    assert set(parts[0].entries) | set(parts[1].entries) == set(whole.entries)
