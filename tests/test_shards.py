@@ -231,3 +231,82 @@ def test_two_shards_against_one_remote_render_each_asset_once_and_build_what_a_f
             assert entry.key == whole.entries[target].key and entry.sha256 == whole.entries[target].sha256
             assert entry.files == whole.entries[target].files
     assert set(parts[0].entries) | set(parts[1].entries) == set(whole.entries)
+
+
+def _entries(root: Path) -> dict[str, tuple[str, str | None, tuple[lock.FileEntry, ...]]]:
+    """Each lock entry as what the audio is (the counting fakes' request ids count calls: left out)."""
+    return {t: (e.key, e.sha256, e.files) for t, e in lock.read(root / lock.FILENAME).entries.items()}
+
+
+def test_shards_built_in_turn_write_the_lock_a_full_build_writes(
+    built: Path, fakes: dict[str, Any], tmp_path: Path
+) -> None:
+    """A shard writes its own entries and keeps the others' while the show still wants them."""
+    full = tmp_path.parent / f"{tmp_path.name}-full"
+    shutil.copytree(built, full)
+    csv = "id,name\nanna,Annie\nkofi,Kofi\n"  # anna's row changes: shard 1's rendition (see above)
+    for root in (built, full):
+        (root / "data" / "people.csv").write_text(csv)
+    code, out, err = doit(full, fakes)
+    assert code == 0, out + err
+    code, out, err = doit(built, fakes, "--shard", "0/2")
+    assert code == 0, out + err
+    # nothing of shard 0's changed; the entries of anna's that changed are dropped, not kept stale
+    assert ran(out) == [] and "mixdown.lock  written: 4 entries changed" in out
+    stale = {"voice:news/briefing/intro/0@anna", "voice:news/briefing/close/0@anna"}
+    stale |= {"mix:news/briefing@anna", "master:news/briefing@anna"}
+    assert _entries(built) == {t: e for t, e in _entries(full).items() if t not in stale}
+    code, out, err = doit(built, fakes, "--shard", "1/2")
+    assert code == 0, out + err
+    assert "mix:news/briefing@anna" in ran(out) and "mixdown.lock  written" in out
+    assert not {t for t in ran(out) if t.endswith(("@kofi", "extra"))}
+    assert _entries(built) == _entries(full)
+
+
+def test_frozen_holds_a_shard_to_its_own_entries_and_to_what_the_show_dropped(
+    built: Path, fakes: dict[str, Any]
+) -> None:
+    path = built / lock.FILENAME
+    whole = lock.read(path)
+    for shard in ("0/2", "1/2"):  # the full lock: each shard is held to its part of it
+        code, out, err = doit(built, fakes, "--frozen", "--shard", shard)
+        assert (code, err, ran(out)) == (0, "", []), out + err
+
+    # a lock with shard 0's entries alone (a shard's own, before any merge): enough for shard 0
+    anna = {t for t in whole.entries if t.endswith("@anna")} - {"voice:news/briefing/intro/1"}
+    lock.write(path, lock.Lock({t: e for t, e in whole.entries.items() if t not in anna}))
+    code, out, err = doit(built, fakes, "--frozen", "--shard", "0/2")
+    assert (code, err) == (0, ""), out + err
+    code, out, err = doit(built, fakes, "--frozen", "--shard", "1/2")
+    assert code != 0 and ran(out) == [] and "ERROR: mixdown.lock: --frozen, but this build would change" in err
+    assert "master:news/briefing@anna" in err
+    lock.write(path, whole)
+
+    # the script without variants removed (shard 0's): shard 1 builds the same, but the lock changes
+    toml = built / "project.toml"
+    extra = '[scripts.extra]\nmodule = "news"\ntemplate = "stanzas/extra.j2"\nvoice = "ben"\n'
+    assert extra in toml.read_text()
+    toml.write_text(toml.read_text().replace(extra, ""))
+    for shard in ("0/2", "1/2"):
+        code, out, err = doit(built, fakes, "--frozen", "--shard", shard)
+        assert code != 0 and err.count("\n") == 1, err
+        assert "would change 3 entries (voice:news/extra/only/0, mix:news/extra, master:news/extra)" in err
+    assert fakes["fake"].calls == [] and lock.read(path) == whole
+
+
+def test_mixdown_build_runs_doit_on_one_shard(show: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import CountingSound, CountingVoice
+
+    voice, real = CountingVoice(), Registry
+
+    def with_fakes(root: Path, **kwargs: Any) -> Registry:
+        return real(root, extra={"fake": voice, "noise": CountingSound()}, **kwargs)
+
+    monkeypatch.setattr("mixdown.loader.Registry", with_fakes)
+    root = show()
+    assert cli.main(["build", "--shard", "1/2", "-d", str(root), "-n", "2", "-P", "thread"]) == 0
+    assert sorted(p.name for p in (root / "build").rglob("*.wav")) == ["briefing@anna.wav"]
+    assert len(voice.calls) == 5  # anna's briefing: its 5 voice lines, and no other
+    masters = {t for t in lock.read(root / lock.FILENAME).entries if t.startswith("master:")}
+    assert masters == {"master:news/briefing@anna"}
+    assert cli.main(["build", "--shard", "1/2", "-d", str(root)]) == 0 and len(voice.calls) == 5  # no-op
