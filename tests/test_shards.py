@@ -13,7 +13,7 @@ import pytest
 from mixdown import cli
 from mixdown.loader import load_show
 from mixdown.plan import lock
-from mixdown.plan.model import Plan
+from mixdown.plan.model import KINDS, Plan
 from mixdown.plan.shards import Shard, parse, select, shard_of
 from mixdown.renderers import Registry
 
@@ -210,6 +210,11 @@ def test_two_shards_against_one_remote_render_each_asset_once_and_build_what_a_f
         code, out, err = doit(machine, fakes, "--shard", f"{index}/2")  # fakes: counting across both
         assert code == 0, out + err
         outs.append(out)
+        # the assets in the shard's plan order, whatever their kind (doit would group them by kind)
+        order = [a.task for a in select(planned(machine, fakes), Shard(index, 2)).assets.values()]
+        made = [t for t in ran(out) if t.split(":")[0] in KINDS]
+        assert made == [t for t in order if t in made]
+        assert {t.split(":")[0] for t in made} == ({"voice", "sfx", "music"} if index == 0 else {"voice"})
     # each paid render once in total: as many as the full build, every voice line and sound once
     assert sorted(fakes["fake"].calls) == sorted(alone["fake"].calls) and len(fakes["fake"].calls) == 8
     assert sorted(fakes["noise"].calls) == sorted(alone["noise"].calls)

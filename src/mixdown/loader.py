@@ -226,6 +226,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
+        if self.whole is not None:
+            tasks = _in_plan_order(tasks, self.show.plan)
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
 
@@ -255,6 +257,20 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             show.context.pinned = locking.frozen(show.plan, self.root, whole=self.whole)
         else:
             finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
+
+
+def _in_plan_order(tasks: list[Any], plan: Plan) -> list[Any]:
+    """``tasks`` with the asset tasks first, in ``plan``'s order whatever their kind.
+
+    doit runs a plain build's tasks in the order they are defined, a group's
+    members when it reaches the group. A shard's plan puts first the shared
+    assets it makes for the other shards and last those they make for it
+    (:mod:`mixdown.plan.shards`): a music bed every rendition shares must not
+    wait behind every voice line.
+    """
+    rank = {asset.task: index for index, asset in enumerate(plan.assets.values())}
+    assets = sorted((t for t in tasks if t.name in rank), key=lambda t: rank[t.name])
+    return assets + [t for t in tasks if t.name not in rank]
 
 
 def _shard_option(value: str, given: str) -> str:
