@@ -54,7 +54,9 @@ def thousand(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, Plan]:
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
-def test_the_shards_partition_every_rendition_and_hold_all_they_use(thousand: tuple[Plan, Plan], count: int) -> None:
+def test_the_shards_partition_every_rendition_and_hold_all_they_use(
+    thousand: tuple[Plan, Plan], count: int
+) -> None:
     whole, _ = thousand
     assert len(whole.mixes) == ROWS + 1  # one briefing per row, and the script without variants
     parts = [select(whole, Shard(index, count)) for index in range(count)]
@@ -115,7 +117,10 @@ def test_each_shard_makes_the_shared_assets_it_owns_first_and_those_others_own_l
     ("value", "said"),
     [
         ("9/8", "--shard 9/8: shards count from 0, so I runs from 0 to 7 for N = 8: write 0/8 to 7/8"),
-        ("8/8", "--shard 8/8: shards count from 0, so I runs from 0 to 7 for N = 8: write 0/8 to 7/8 (7/8 if"),
+        (
+            "8/8",
+            "--shard 8/8: shards count from 0, so I runs from 0 to 7 for N = 8: write 0/8 to 7/8 (7/8 if",
+        ),
         ("-1/4", "--shard -1/4: shards count from 0"),
         ("1/0", "--shard 1/0: write the shard as I/N"),
         ("3", "--shard 3: write the shard as I/N"),
@@ -283,7 +288,9 @@ def test_frozen_holds_a_shard_to_its_own_entries_and_to_what_the_show_dropped(
     code, out, err = doit(built, fakes, "--frozen", "--shard", "0/2")
     assert (code, err) == (0, ""), out + err
     code, out, err = doit(built, fakes, "--frozen", "--shard", "1/2")
-    assert code != 0 and ran(out) == [] and "ERROR: mixdown.lock: --frozen, but this build would change" in err
+    assert (
+        code != 0 and ran(out) == [] and "ERROR: mixdown.lock: --frozen, but this build would change" in err
+    )
     assert "master:news/briefing@anna" in err
     lock.write(path, whole)
 
@@ -299,7 +306,9 @@ def test_frozen_holds_a_shard_to_its_own_entries_and_to_what_the_show_dropped(
     assert fakes["fake"].calls == [] and lock.read(path) == whole
 
 
-def test_mixdown_build_runs_doit_on_one_shard(show: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mixdown_build_runs_doit_on_one_shard(
+    show: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from .conftest import CountingSound, CountingVoice
 
     voice, real = CountingVoice(), Registry
@@ -315,3 +324,41 @@ def test_mixdown_build_runs_doit_on_one_shard(show: Callable[..., Path], monkeyp
     masters = {t for t in lock.read(root / lock.FILENAME).entries if t.startswith("master:")}
     assert masters == {"master:news/briefing@anna"}
     assert cli.main(["build", "--shard", "1/2", "-d", str(root)]) == 0 and len(voice.calls) == 5  # no-op
+
+
+def test_merge_locks_makes_the_whole_shows_lock_from_the_shards_locks(
+    built: Path,
+    fakes: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    real = Registry
+    monkeypatch.setattr("mixdown.loader.Registry", lambda root, **kw: real(root, extra=fakes, **kw))
+    copies = [tmp_path.parent / f"{tmp_path.name}-{name}" for name in ("shard0", "shard1", "final", "full")]
+    for copy in copies:
+        shutil.copytree(built, copy, ignore=shutil.ignore_patterns("cache", "build", ".mixdown"))
+        (copy / "data" / "people.csv").write_text("id,name\nanna,Annie\nkofi,Kofi Annan\nzoe,Zoe\n")
+    *machines, final, full = copies
+    monkeypatch.setenv("MIXDOWN_REMOTE", (tmp_path.parent / f"{tmp_path.name}-remote").as_uri())
+    for index, machine in enumerate(machines):
+        code, out, err = doit(machine, fakes, "--shard", f"{index}/2")
+        assert code == 0, out + err
+    monkeypatch.delenv("MIXDOWN_REMOTE")
+    code, out, err = doit(full, fakes)
+    assert code == 0, out + err
+
+    locks = [str(machine / lock.FILENAME) for machine in machines]
+    before = (final / lock.FILENAME).read_bytes()
+    assert cli.main(["merge-locks", locks[0], "-d", str(final)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "mixdown: mixdown.lock: none of the 1 locks has a current entry for"
+    )
+    assert "master:news/briefing@anna" in err and (final / lock.FILENAME).read_bytes() == before
+
+    assert cli.main(["merge-locks", *locks, "-d", str(final)]) == 0
+    assert "mixdown.lock  written" in capsys.readouterr().out
+    assert _entries(final) == _entries(full) and len(_entries(full)) > 20
+    assert cli.main(["merge-locks", *locks, "-d", str(final)]) == 0  # again: the same
+    assert "mixdown.lock  unchanged: 0 entries changed, from 2 shards' locks" in capsys.readouterr().out

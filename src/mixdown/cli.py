@@ -3,6 +3,7 @@
 ::
 
     mixdown build [--shard I/N] [DOIT-ARGS…]   build the show (or shard I of N: 0/4 … 3/4) with doit
+    mixdown merge-locks LOCK…    the whole show's mixdown.lock from its shards' locks
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
@@ -81,6 +82,44 @@ def _build(args: argparse.Namespace) -> int:
         parse(args.shard)  # a bad value is one line here, before anything loads
     loader = MixdownLoader(args.dir.resolve(), shard=args.shard or "")
     return int(DoitMain(loader, config_filenames=()).run(list(args.doit_args)))
+
+
+def _merge_locks(args: argparse.Namespace) -> int:
+    """Write the show's ``mixdown.lock`` from the locks its N shards' builds wrote (``args.locks``,
+    shard 0's first)."""
+    from .plan import lock
+    from .plan.shards import merge
+
+    show = load_show(args.dir)
+    root = show.context.project.root
+    path = root / lock.FILENAME
+    parts = [lock.read(Path(name)) for name in args.locks]
+    merged = merge(show.plan, lock.wanted(show.plan, root), parts)
+    if merged.missing:
+        more = len(merged.missing) - 5
+        named = ", ".join(merged.missing[:5]) + (f" and {more} more" if more > 0 else "")
+        raise MixdownError(
+            f"{lock.FILENAME}: none of the {len(parts)} locks has a current entry for {len(merged.missing)} "
+            f"targets ({named}); nothing was written: give every shard's lock, shard 0's first, after "
+            f"every shard's build (mixdown build --shard I/{len(parts)}) has finished"
+        )
+    if merged.differing:
+        print(
+            f"note: {len(merged.differing)} targets were rendered by two shards at once, as two takes "
+            f"({merged.differing[0]}, …): kept the take of the shard that owns each"
+        )
+    old = lock.read(path)
+    written = lock.write(path, merged.lock)
+    changed = len(lock.compare(old, merged.lock))
+    print(
+        f"{lock.FILENAME}  {'written' if written else 'unchanged'}: {changed} entries changed, "
+        f"from {len(parts)} shards' locks"
+    )
+    return 0
+
+
+def _merge_locks_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("locks", nargs="+", metavar="LOCK", help="the mixdown.lock each shard's build wrote, shard 0's first")
 
 
 def _shard_argument(parser: argparse.ArgumentParser) -> None:
@@ -526,7 +565,10 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "build": Command("build the show with doit (--shard I/N: one of N machines' part)", _build, _shard_argument),
+    "build": Command("build the show with doit (--shard I/N: one machine's part)", _build, _shard_argument),
+    "merge-locks": Command(
+        "the whole show's mixdown.lock from its shards' locks", _merge_locks, _merge_locks_arguments
+    ),
     "plan": Command("what a build would render and bill", _plan, _shard_argument),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),

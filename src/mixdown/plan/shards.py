@@ -19,18 +19,26 @@ render it (the per-key lock is per machine), so each shard's plan is
 ordered to make that rare: first the shared assets it *owns* (one of the
 shards using it, chosen by the key), then its own, then the shared assets
 other shards own, which by then are usually in the remote cache.
+
+Each shard's build writes ``mixdown.lock`` with its own targets' entries and
+the other shards' entries as they were, where the show still wants them
+(:mod:`mixdown.actions.locking`); :func:`merge` makes the whole show's lock
+from the N shards' locks (``mixdown merge-locks``), each target's entry from
+the shard that made it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ConfigError
+from .lock import Entry, Lock, Wanted
 from .model import MixPlan, Plan, SectionPlan
 
-__all__ = ["ENV", "Shard", "parse", "select", "shard_of"]
+__all__ = ["ENV", "Merged", "Shard", "merge", "parse", "select", "shard_of"]
 
 #: the environment variable a build reads its shard from when no ``--shard`` is given
 ENV = "MIXDOWN_SHARD"
@@ -141,3 +149,53 @@ def _owner(key: str, users: set[int]) -> int:
     """The shard that makes a key several shards use: one of them, chosen by the key itself."""
     ordered = sorted(users)
     return ordered[int(key[:8], 16) % len(ordered)]
+
+
+class Merged(NamedTuple):
+    """The whole show's lock made from its shards' locks, and what it could not settle."""
+
+    lock: Lock
+    missing: tuple[str, ...]  # targets no shard's lock has a current entry for
+    differing: tuple[str, ...]  # targets two shards made at once, as two takes: the maker's kept
+
+
+def merge(plan: Plan, want: Mapping[str, Wanted], parts: Sequence[Lock]) -> Merged:
+    """The lock of the show planned as ``plan`` (wanting ``want``) from its shards' locks.
+
+    ``parts`` are the locks the N shards' builds wrote, shard 0's first. Each
+    target takes the entry current for it (its key, and a master's files)
+    from the lock of the shard that makes it (a rendition's, or the owner
+    of a shared asset), else from another shard that uses it, else from any:
+    each shard keeps the entries of the others' targets as they were before
+    it built. Entries no target wants are dropped.
+    """
+    count = len(parts)
+    users = _users(plan, count, lambda mix: mix.assets)
+    tasks = {asset.task: asset.key for asset in plan.assets.values()}
+    out: dict[str, Entry] = {}
+    missing: list[str] = []
+    differing: list[str] = []
+    for target, wish in want.items():
+        makers = _makers(target, tasks, users, count)
+        order = makers + [index for index in range(count) if index not in makers]
+        found = [(i, e) for i in order if (e := parts[i].get(target)) is not None and wish.matches(e)]
+        if not found:
+            missing.append(target)
+            continue
+        made = [entry for index, entry in found if index in makers]
+        if any(entry != made[0] for entry in made):
+            differing.append(target)
+        out[target] = found[0][1]
+    return Merged(Lock(out), tuple(missing), tuple(differing))
+
+
+def _makers(target: str, tasks: dict[str, str], users: dict[str, set[int]], count: int) -> list[int]:
+    """The shards that make ``target``, the one that makes it first (its owner) first."""
+    key = tasks.get(target)
+    if key is None:  # a mix, master or delivery: its rendition's shard
+        name = target.split(":", 1)[1]
+        kind = target.split(":", 1)[0]
+        return [shard_of(name.rsplit("/", 1)[0] if kind == "deliver" else name, count)]
+    found = users.get(key, {shard_of(target, count)})
+    owner = _owner(key, found) if len(found) > 1 else next(iter(found))
+    return [owner, *sorted(found - {owner})]
