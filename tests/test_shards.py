@@ -362,3 +362,29 @@ def test_merge_locks_makes_the_whole_shows_lock_from_the_shards_locks(
     assert _entries(final) == _entries(full) and len(_entries(full)) > 20
     assert cli.main(["merge-locks", *locks, "-d", str(final)]) == 0  # again: the same
     assert "mixdown.lock  unchanged: 0 entries changed, from 2 shards' locks" in capsys.readouterr().out
+
+
+def test_the_sharded_ci_example_uses_what_mixdown_has() -> None:
+    """examples/ci/sharded.yml: a matrix builds the shards, a last job merges their locks."""
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "examples/ci/sharded.yml").read_text("utf-8")
+    )
+    build, merge = workflow["jobs"]["build"], workflow["jobs"]["lock"]
+    [step] = [s for s in build["steps"] if "mixdown build" in s.get("run", "")]
+    assert "--shard ${{ strategy.job-index }}/${{ strategy.job-total }}" in step["run"]
+    assert build["strategy"]["matrix"]["shard"] == list(range(len(build["strategy"]["matrix"]["shard"])))
+    assert merge["needs"] == "build"
+    [step] = [s for s in merge["steps"] if "mixdown merge-locks" in s.get("run", "")]
+    assert 'seq -f "locks/lock-%g/mixdown.lock" 0' in step["run"]  # shard 0's first, in number order
+    lines = [
+        line.strip()
+        for job in (build, merge)
+        for step in job["steps"]
+        for line in step.get("run", "").splitlines()
+    ]
+    commands = {line.split()[1] for line in lines if line.startswith("mixdown ")}
+    assert commands == {"build", "merge-locks"} and commands <= set(cli.COMMANDS)
+    source = "\n".join(p.read_text("utf-8") for p in (Path(cli.__file__).parent).rglob("*.py"))
+    ours = [name for name in workflow["env"] if name.startswith("MIXDOWN_")]
+    assert ours and [name for name in ours if f'"{name}"' not in source] == []
