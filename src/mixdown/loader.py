@@ -22,6 +22,12 @@ a large show (see ``benchmarks/noop.py``).
 A ``run`` writes ``mixdown.lock`` when doit is done (:mod:`mixdown.actions.locking`);
 with ``--frozen`` (or ``MIXDOWN_FROZEN=1``) it never does, and refuses at
 load time, rendering nothing, a show whose targets or keys differ from it.
+
+With ``--shard I/N`` (or ``MIXDOWN_SHARD=I/N``; ``mixdown build --shard``) every
+command sees one shard of the show (:mod:`mixdown.plan.shards`): its renditions'
+mixes, masters and deliveries and the assets and sections they use, the
+assets in the shard's order whatever their kind. Its lock keeps the other
+shards' entries, and ``--frozen`` holds it to its own.
 """
 
 from __future__ import annotations
