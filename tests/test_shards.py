@@ -388,3 +388,17 @@ def test_the_sharded_ci_example_uses_what_mixdown_has() -> None:
     source = "\n".join(p.read_text("utf-8") for p in (Path(cli.__file__).parent).rglob("*.py"))
     ours = [name for name in workflow["env"] if name.startswith("MIXDOWN_")]
     assert ours and [name for name in ours if f'"{name}"' not in source] == []
+
+
+def test_mixdown_build_passes_doits_and_the_loaders_options_on(
+    built: Path, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = Registry
+    monkeypatch.setattr("mixdown.loader.Registry", lambda root, **kw: real(root, extra=fakes, **kw))
+    (built / "data" / "people.csv").write_text("id,name\nanna,Annie\nkofi,Kofi\n")  # anna's: shard 1
+    assert cli.main(["build", "-d", str(built), "--frozen", "--shard", "0/2"]) == 0
+    assert cli.main(["build", "--frozen", "-d", str(built), "--shard=1/2", "-n", "2"]) != 0
+    assert fakes["fake"].calls == []
+    with pytest.raises(SystemExit, match="2"):  # only build and plan take a shard
+        cli.main(["status", "-d", str(built), "--shard", "1/2"])
+    assert "unrecognized arguments: --shard 1/2" in capsys.readouterr().err
