@@ -205,11 +205,12 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
         finish.reset()
         try:
+            given = self.options.get("shard")
+            shard = shards.parse(given, _shard_option(given, self.shard)) if given else None
             self.show = load_show(self.root, registry=self.registry)
             self.whole = None
-            if self.options.get("shard"):
+            if shard is not None:
                 self.whole = self.show.plan
-                shard = shards.parse(self.options["shard"], _shard_option(self.options["shard"], self.shard))
                 self.show = Show(self.show.context, shards.select(self.whole, shard))
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
