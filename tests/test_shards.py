@@ -12,7 +12,7 @@ import pytest
 
 from mixdown import cli
 from mixdown.loader import load_show
-from mixdown.plan import lock
+from mixdown.plan import lock, shards
 from mixdown.plan.model import KINDS, Plan
 from mixdown.plan.shards import Shard, parse, select, shard_of
 from mixdown.renderers import Registry
@@ -402,3 +402,35 @@ def test_mixdown_build_passes_doits_and_the_loaders_options_on(
     with pytest.raises(SystemExit, match="2"):  # only build and plan take a shard
         cli.main(["status", "-d", str(built), "--shard", "1/2"])
     assert "unrecognized arguments: --shard 1/2" in capsys.readouterr().err
+
+
+def test_a_shard_asks_the_remote_again_for_a_shared_key_it_found_missing_at_its_start(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two shards at once: one finds a bed segment missing remotely, the other makes and uploads it."""
+    from mixdown.actions.render import render_asset
+    from mixdown.actions.shared import asset_wanted, fetched, prefetch
+
+    root = show()
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    shutil.copytree(root, other)
+    monkeypatch.setenv("MIXDOWN_REMOTE", (tmp_path.parent / f"{tmp_path.name}-remote").as_uri())
+    mine, theirs = (load_show(r, registry=Registry(r, extra=fakes)) for r in (root, other))
+    whole = mine.plan
+    shard = Shard(0, 2)
+    shared = shards.shared_keys(whole, shard)
+    assert shared == {k for k in select(whole, shard).assets if k in select(whole, Shard(1, 2)).assets} | {
+        k for k in select(whole, shard).sections if k in select(whole, Shard(1, 2)).sections
+    }
+    bed = next(a for a in whole.assets.values() if a.task == "music:bed/outro")
+    assert bed.key in shared
+    assert mine.context.remote is not None and theirs.context.remote is not None
+    assert prefetch(mine.context.remote, mine.context.cache, select(whole, shard)) is not None  # all missing
+    render_asset(theirs.context, bed)  # the other shard, meanwhile
+    assert theirs.context.remote.drain().objects == 1 and fakes["noise"].calls == ["music:bed/outro"]
+
+    assert not fetched(mine.context, asset_wanted(bed))  # one build asks once, unless told otherwise
+    mine.context.fresh = shared
+    assert fetched(mine.context, asset_wanted(bed)) and bed.key in mine.context.cache
+    render_asset(mine.context, bed)
+    assert fakes["noise"].calls == ["music:bed/outro"]  # not rendered again

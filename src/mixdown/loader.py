@@ -212,6 +212,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             if shard is not None:
                 self.whole = self.show.plan
                 self.show = Show(self.show.context, shards.select(self.whole, shard))
+                self.show.context.fresh = shards.shared_keys(self.whole, shard)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         only_missing = cmd.name == "run" and not pos_args

@@ -18,7 +18,9 @@ at once. Two shards that reach the same missing key at the same moment both
 render it (the per-key lock is per machine), so each shard's plan is
 ordered to make that rare: first the shared assets it *owns* (one of the
 shards using it, chosen by the key), then its own, then the shared assets
-other shards own, which by then are usually in the remote cache.
+other shards own, which by then are usually in the remote cache. A key a
+shard found missing remotely at its start is asked for again before it is
+made (:func:`shared_keys`): another shard may have made it since.
 
 Each shard's build writes ``mixdown.lock`` with its own targets' entries and
 the other shards' entries as they were, where the show still wants them
@@ -38,7 +40,7 @@ from ..errors import ConfigError
 from .lock import Entry, Lock, Wanted
 from .model import MixPlan, Plan, SectionPlan
 
-__all__ = ["ENV", "Merged", "Shard", "merge", "parse", "select", "shard_of"]
+__all__ = ["ENV", "Merged", "Shard", "merge", "parse", "select", "shard_of", "shared_keys"]
 
 #: the environment variable a build reads its shard from when no ``--shard`` is given
 ENV = "MIXDOWN_SHARD"
@@ -118,6 +120,20 @@ def select(plan: Plan, shard: Shard) -> Plan:
                 first_use[used] = plan.sections[used]._replace(mix=mix.name, index=position)
     sections = {key: first_use[key] for key in _ordered(first_use, section_users, shard.index)}
     return Plan(assets, mixes, plan.first_takes, sections)
+
+
+def shared_keys(plan: Plan, shard: Shard) -> frozenset[str]:
+    """The asset and section keys ``shard`` uses that other shards of ``plan`` use too.
+
+    Another machine may make one of them while this one builds: the build
+    asks the remote cache for it again just before making it, even when it
+    found it missing there at the start.
+    """
+    found: set[str] = set()
+    for used in (lambda mix: mix.assets, lambda mix: [k for k in mix.section_keys if k is not None]):
+        users = _users(plan, shard.count, used)
+        found.update(key for key, shards in users.items() if shard.index in shards and len(shards) > 1)
+    return frozenset(found)
 
 
 def _users(plan: Plan, count: int, used: Callable[[MixPlan], Iterable[str]]) -> dict[str, set[int]]:
