@@ -2,6 +2,8 @@
 
 ::
 
+    mixdown build [--shard I/N] [DOIT-ARGS…]   build the show (or shard I of N: 0/4 … 3/4) with doit
+    mixdown merge-locks LOCK…    the whole show's mixdown.lock from its shards' locks
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
     mixdown voices RENDERER      the voices a renderer offers (cloud renderers ask the provider)
     mixdown check [-d DIR]       validate the show and the API keys it needs, without rendering anything
@@ -12,8 +14,9 @@
     mixdown push / pull          upload to / download from the remote cache what the plan needs
     mixdown status               what the plan needs that the local or the remote cache lacks
 
-Building is ``doit``'s job (see the README). Errors are printed as one line
-and exit with status 2.
+Building is ``doit``'s job (see the README); ``mixdown build`` runs it, passing
+on doit's own arguments (``-n 4 -P thread``, target names). Errors are printed
+as one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -54,15 +57,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mixdown", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.help)
+        sub = commands.add_parser(name, help=command.help, allow_abbrev=False)
         command.arguments(sub)
         sub.add_argument("-d", "--dir", type=Path, default=Path("."), help="the show's directory")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "build" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.doit_args = rest  # only `build` takes any: they are doit's
     try:
         return COMMANDS[args.command].run(args)
     except MixdownError as err:
         print(f"mixdown: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _build(args: argparse.Namespace) -> int:
+    """Build the show (``args.shard``: one shard of it) with doit and ``args.doit_args``."""
+    from doit.doit_cmd import DoitMain
+
+    from .loader import MixdownLoader
+    from .plan.shards import parse
+
+    if args.shard is not None:
+        parse(args.shard)  # a bad value is one line here, before anything loads
+    loader = MixdownLoader(args.dir.resolve(), shard=args.shard or "")
+    return int(DoitMain(loader, config_filenames=()).run(list(args.doit_args)))
+
+
+def _merge_locks(args: argparse.Namespace) -> int:
+    """Write the show's ``mixdown.lock`` from the locks its N shards' builds wrote (``args.locks``,
+    shard 0's first)."""
+    from .plan import lock
+    from .plan.shards import merge
+
+    show = load_show(args.dir)
+    root = show.context.project.root
+    path = root / lock.FILENAME
+    parts = [lock.read(Path(name)) for name in args.locks]
+    merged = merge(show.plan, lock.wanted(show.plan, root), parts)
+    if merged.missing:
+        more = len(merged.missing) - 5
+        named = ", ".join(merged.missing[:5]) + (f" and {more} more" if more > 0 else "")
+        raise MixdownError(
+            f"{lock.FILENAME}: none of the {len(parts)} locks has a current entry for {len(merged.missing)} "
+            f"targets ({named}); nothing was written: give every shard's lock, shard 0's first, after "
+            f"every shard's build (mixdown build --shard I/{len(parts)}) has finished"
+        )
+    if merged.differing:
+        print(
+            f"note: {len(merged.differing)} targets were rendered by two shards at once, as two takes "
+            f"({merged.differing[0]}, …): kept the take of the shard that owns each"
+        )
+    old = lock.read(path)
+    written = lock.write(path, merged.lock)
+    changed = len(lock.compare(old, merged.lock))
+    print(
+        f"{lock.FILENAME}  {'written' if written else 'unchanged'}: {changed} entries changed, "
+        f"from {len(parts)} shards' locks"
+    )
+    return 0
+
+
+def _merge_locks_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("locks", nargs="+", metavar="LOCK", help="the mixdown.lock each shard's build wrote, shard 0's first")
+
+
+def _shard_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="build shard I of N (I from 0: 0/4 to 3/4), a stable, disjoint 1/N of the renditions "
+        "(or MIXDOWN_SHARD)",
+    )
 
 
 def _retake(args: argparse.Namespace) -> int:
@@ -122,7 +188,7 @@ def _plan(args: argparse.Namespace) -> int:
     """Print every asset a build would render, its renderer, its bill and what it costs."""
     from .plan.spend import estimate, usd
 
-    show = load_show(args.dir)
+    show = _sharded(load_show(args.dir), args.shard)
     cached = show.context.cache.keys()
     missing = [a for a in show.plan.assets.values() if a.key not in cached]
     print(
@@ -146,6 +212,22 @@ def _plan(args: argparse.Namespace) -> int:
     if priced:
         print(_grand_total([item.usd for item in priced.values()]))
     return 0
+
+
+def _sharded(show: Show, shard: str | None) -> Show:
+    """``show`` with the plan of ``shard`` (``I/N``) alone, saying which part that is; as it is for None."""
+    from .plan.shards import parse, select
+
+    if shard is None:
+        return show
+    part = select(show.plan, parse(shard))
+    print(
+        f"shard {shard}: {len(part.mixes)} of {len(show.plan.mixes)} renditions, "
+        f"{len(part.assets)} of {len(show.plan.assets)} assets"
+    )
+    for mix in part.mixes:
+        print(f"  master:{mix.name}")
+    return Show(show.context, part)
 
 
 def _money(costs: list[float | None]) -> str:
@@ -483,7 +565,11 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "plan": Command("what a build would render and bill", _plan),
+    "build": Command("build the show with doit (--shard I/N: one machine's part)", _build, _shard_argument),
+    "merge-locks": Command(
+        "the whole show's mixdown.lock from its shards' locks", _merge_locks, _merge_locks_arguments
+    ),
+    "plan": Command("what a build would render and bill", _plan, _shard_argument),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", _check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
     "gc": Command("remove cache objects neither the plan nor the lockfiles reference", _gc, _gc_arguments),

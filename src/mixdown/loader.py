@@ -22,6 +22,12 @@ a large show (see ``benchmarks/noop.py``).
 A ``run`` writes ``mixdown.lock`` when doit is done (:mod:`mixdown.actions.locking`);
 with ``--frozen`` (or ``MIXDOWN_FROZEN=1``) it never does, and refuses at
 load time, rendering nothing, a show whose targets or keys differ from it.
+
+With ``--shard I/N`` (or ``MIXDOWN_SHARD=I/N``; ``mixdown build --shard``) every
+command sees one shard of the show (:mod:`mixdown.plan.shards`): its renditions'
+mixes, masters and deliveries and the assets and sections they use, the
+assets in the shard's order whatever their kind. Its lock keeps the other
+shards' entries, and ``--frozen`` holds it to its own.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
 from .keys import read_inputs
-from .plan import memo
+from .plan import memo, shards
 from .plan.model import Plan
 from .renderers import Registry
 from .settings import STATE_DIR
@@ -81,6 +87,14 @@ OPT_MAX_COST = {
     "default": "",
     "help": "refuse a build whose paid renders would cost more than USD, and stop paying at it "
     "(or MIXDOWN_MAX_COST)",
+}
+OPT_SHARD = {
+    "name": "shard",
+    "long": "shard",
+    "type": str,
+    "default": "",
+    "help": "build shard I of N (I from 0: 0/4 to 3/4), a stable, disjoint 1/N of the renditions, with "
+    "what they use (or MIXDOWN_SHARD)",
 }
 
 GROUP_DOCS = {
@@ -144,7 +158,7 @@ def one_line(err: BaseException) -> str:
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
-    cmd_options = (opt_cwd, OPT_FROZEN, OPT_MAX_COST)
+    cmd_options = (opt_cwd, OPT_FROZEN, OPT_MAX_COST, OPT_SHARD)
 
     def __init__(
         self,
@@ -152,13 +166,18 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         *,
         registry: Registry | None = None,
         config: dict[str, Any] | None = None,
+        shard: str = "",
     ) -> None:
-        """``root``, ``registry`` and extra doit ``config`` are for embedding; doit passes none."""
+        """``root``, ``registry``, extra doit ``config`` and a ``shard`` (``I/N``, as ``--shard``
+        takes it, which it overrides) are for embedding; doit passes none."""
         super().__init__()
         self.root = Path(root) if root is not None else None
         self.registry = registry
         self.extra_config = dict(config or {})
+        self.shard = shard
         self.show: Show | None = None
+        #: the whole show's plan when a shard is built (``show.plan`` is then the shard's)
+        self.whole: Plan | None = None
         self.options: dict[str, Any] = {}
 
     def setup(self, opt_values: dict[str, Any]) -> None:
@@ -169,6 +188,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         self.options = {
             "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
             "max_cost": opt_values.get("max_cost") or os.environ.get("MIXDOWN_MAX_COST", ""),
+            "shard": self.shard or opt_values.get("shard") or os.environ.get(shards.ENV, ""),
         }
 
     def load_doit_config(self) -> dict[str, Any]:
@@ -185,7 +205,14 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
         finish.reset()
         try:
+            given = self.options.get("shard")
+            shard = shards.parse(given, _shard_option(given, self.shard)) if given else None
             self.show = load_show(self.root, registry=self.registry)
+            self.whole = None
+            if shard is not None:
+                self.whole = self.show.plan
+                self.show = Show(self.show.context, shards.select(self.whole, shard))
+                self.show.context.fresh = shards.shared_keys(self.whole, shard)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         only_missing = cmd.name == "run" and not pos_args
@@ -211,6 +238,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
+        if self.whole is not None:
+            tasks = _in_plan_order(tasks, self.show.plan)
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
 
@@ -237,9 +266,30 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
         assert self.root is not None
         if self.options.get("frozen"):
-            show.context.pinned = locking.frozen(show.plan, self.root)
+            show.context.pinned = locking.frozen(show.plan, self.root, whole=self.whole)
         else:
-            finish.at_finish(locking.finisher(show.context, show.plan))
+            finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
+
+
+def _in_plan_order(tasks: list[Any], plan: Plan) -> list[Any]:
+    """``tasks`` with the asset tasks first, in ``plan``'s order whatever their kind.
+
+    doit runs a plain build's tasks in the order they are defined, a group's
+    members when it reaches the group. A shard's plan puts first the shared
+    assets it makes for the other shards and last those they make for it
+    (:mod:`mixdown.plan.shards`): a music bed every rendition shares must not
+    wait behind every voice line.
+    """
+    rank = {asset.task: index for index, asset in enumerate(plan.assets.values())}
+    assets = sorted((t for t in tasks if t.name in rank), key=lambda t: rank[t.name])
+    return assets + [t for t in tasks if t.name not in rank]
+
+
+def _shard_option(value: str, given: str) -> str:
+    """How the shard ``value`` was given, for messages: ``--shard``, or the variable."""
+    if given or os.environ.get(shards.ENV, "") != value:
+        return "--shard"
+    return f"{shards.ENV}="
 
 
 def _trimmer(show: Show, max_size: int, out: Any) -> Any:

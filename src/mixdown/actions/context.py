@@ -44,6 +44,9 @@ class Context:
     pinned: Lock | None = None
     budget: Budget | None = None
     remote: Remote | None = None
+    #: keys other machines may be making during this build (a shard's shared ones): the
+    #: remote is asked for them again before they are made, though it lacked them at the start
+    fresh: frozenset[str] = frozenset()
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:

@@ -47,27 +47,34 @@ FINGERPRINT = "lock.json"
 _LISTED = 5  # the targets a --frozen failure names before "and N more"
 
 
-def finisher(context: Context, plan: Plan) -> Callable[[list[str]], None]:
+def finisher(context: Context, plan: Plan, *, whole: Plan | None = None) -> Callable[[list[str]], None]:
     """The end-of-build step that writes ``mixdown.lock`` for ``plan`` (see :func:`update`)."""
 
     def finish(ran: list[str]) -> None:
-        update(context, plan, ran)
+        update(context, plan, ran, whole=whole)
 
     return finish
 
 
-def update(context: Context, plan: Plan, ran: list[str]) -> bool:
+def update(context: Context, plan: Plan, ran: list[str], *, whole: Plan | None = None) -> bool:
     """Write ``mixdown.lock`` for ``plan`` after a build in which the tasks ``ran`` executed.
 
     Returns whether the file was written (it is not when its text would not
     change). A lock that cannot be read (a merge left conflict markers in
     it) is written again from this build, with a warning line.
+
+    ``plan`` may be one shard of the show's plan ``whole`` (:mod:`mixdown.plan.shards`):
+    the entries of the shard's targets are then written as above, and those of the
+    other shards' targets kept as they were while ``whole`` still wants them
+    (the build cannot know what other machines made), so each shard's lock is
+    correct for every entry it has.
     """
     root = context.project.root
     path = root / FILENAME
     targets = {name for name in ran if ":" in name}  # not doit's groups (voice, mix, …): they always "run"
     want = lockfile.wanted(plan, root)
-    fingerprint = _fingerprint(want, plan)
+    others = _others(lockfile.wanted(whole, root), want) if whole is not None else {}
+    fingerprint = _fingerprint(want, plan) + (_fingerprint(others, whole) if whole is not None else "")
     state = root / STATE_DIR / FINGERPRINT
     remembered, stat = _remembered(state), _stat(path)
     if not targets and remembered == [fingerprint, stat]:
@@ -80,6 +87,9 @@ def update(context: Context, plan: Plan, ran: list[str]) -> bool:
     if old is None:
         old = _read(path)
     new = _entries(context, plan, old, targets if trusted else None, want)
+    if others:
+        kept = {t: e for t, wish in others.items() if (e := old.get(t)) is not None and wish.matches(e)}
+        new = Lock({**kept, **new.entries})
     written = bool(new.entries or path.exists()) and lockfile.write(path, new)
     if written:
         changed = len(lockfile.compare(old, new))
@@ -92,6 +102,11 @@ def update(context: Context, plan: Plan, ran: list[str]) -> bool:
         files.write_bytes_atomic(state.with_suffix(".pickle"), pickle.dumps(new, pickle.HIGHEST_PROTOCOL))
         files.write_bytes_atomic(state, json.dumps([fingerprint, _stat(path)]).encode("utf-8"))  # last
     return written
+
+
+def _others(whole: dict[str, Wanted], want: dict[str, Wanted]) -> dict[str, Wanted]:
+    """What ``whole`` wants of the targets a shard's plan (``want``) does not have."""
+    return {target: wish for target, wish in whole.items() if target not in want}
 
 
 def _read(path: Path) -> Lock:
@@ -216,15 +231,21 @@ def _remembered(state: Path) -> object:
 # -- --frozen ------------------------------------------------------------------------------
 
 
-def frozen(plan: Plan, root: Path) -> Lock:
+def frozen(plan: Plan, root: Path, *, whole: Plan | None = None) -> Lock:
     """The lock a ``--frozen`` build is held to, checked against ``plan`` before anything runs.
 
     Raises :class:`~mixdown.errors.MixdownError` (one line, naming how many
     and which entries) when building ``plan`` would add, change or remove
-    an entry of ``mixdown.lock``.
+    an entry of ``mixdown.lock``. For one shard of the plan ``whole``, the
+    entries of other shards' targets are theirs to check: only the shard's
+    own, and entries the whole show no longer has, are held against it.
     """
     lock = lockfile.read(root / FILENAME)
-    changed = lockfile.differences(lockfile.wanted(plan, root), lock)
+    want = lockfile.wanted(plan, root)
+    changed = lockfile.differences(want, lock)
+    if whole is not None:
+        others = _others(lockfile.wanted(whole, root), want)
+        changed = [target for target in changed if target not in others]
     if changed:
         named = ", ".join(changed[:_LISTED]) + (
             f" and {len(changed) - _LISTED} more" if len(changed) > _LISTED else ""

@@ -87,6 +87,8 @@ def fetched(context: Context, wanted: Wanted) -> bool:
     remote = context.remote
     if remote is None or not remote.shares(wanted.kind):
         return False
+    if wanted.key in context.fresh:
+        remote.absent.discard(wanted.key)  # missing at the start; another machine may have made it since
     return remote.fetch_one(context.cache, wanted)
 
 
