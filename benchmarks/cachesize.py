@@ -23,11 +23,10 @@ import argparse
 import collections
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from longshow import SCRIPT, cpu_used, doit, make_show, mib, verdict
+from longshow import SCRIPT, cpu_used, doit, make_show, mib, verdict, workdir
 
 TARGET = 1 << 30  # bytes of cache for 5 variants x 14 minutes with stems: under this
 EXAMPLE_MINUTES = 5 * 14
@@ -79,9 +78,7 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="build in DIR/compact and DIR/float (emptied first)")
     args = parser.parse_args()
-    base = args.keep or Path(tempfile.mkdtemp(prefix="mixdown-cachesize-"))
-    if args.keep and base.exists():
-        shutil.rmtree(base)
+    base = workdir(args.keep, "mixdown-cachesize-")
     try:
         totals = {}
         for name in ("compact", "float"):

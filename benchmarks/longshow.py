@@ -362,6 +362,16 @@ def prepare(root: Path, *, keep_cache: bool = True) -> None:
             entry.unlink()
 
 
+def workdir(keep: Path | None, prefix: str) -> Path:
+    """The benchmark's working directory: ``keep`` emptied (to leave the show there afterwards),
+    or a new temporary directory; created."""
+    root = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    return root
+
+
 def mib(size: float) -> str:
     """``size`` bytes in MiB, right-aligned."""
     return f"{size / 2**20:8.0f} MiB"

@@ -35,11 +35,10 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from longshow import Run, doit, measured, verdict
+from longshow import Run, doit, measured, verdict, workdir
 from noop import byte_compile, make_show
 
 WARM_TARGET = 1.5  # warm build of a fresh clone / parallel fsspec get of the same objects, at most
@@ -152,10 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="no-op builds of each kind")
     parser.add_argument("--keep", type=Path, help="work in DIR (emptied first) and leave it there")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="mixdown-remote-"))
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work = workdir(args.keep, "mixdown-remote-")
     byte_compile()
     server, endpoint = start_server()
     try:

@@ -53,7 +53,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from longshow import Run, cpu_used, doit, measured, verdict
+from longshow import Run, cpu_used, doit, measured, verdict, workdir
 from noop import byte_compile
 
 FIRST_TARGET = 1.3  # first build / floor, at most
@@ -338,10 +338,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="variants the floor measures")
     parser.add_argument("--keep", type=Path, help="build the show here (emptied first) and keep it")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="mixdown-variants-"))
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root = workdir(args.keep, "mixdown-variants-")
     os.environ.pop("MIXDOWN_REMOTE", None)  # a local build: the remote is another benchmark's
     byte_compile()
     try:

@@ -20,6 +20,20 @@ def _signal(sr: int, channels: int, seconds: float) -> np.ndarray:
     return (tone + 0.02 * rng.standard_normal((len(t), channels))).astype(np.float32)
 
 
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The command lines of the child processes the MP3 writer starts."""
+    commands: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def counted(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        commands.append(args)
+        return popen(args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(lame.subprocess, "Popen", counted)
+    return commands
+
+
 def _write(path: Path, y: np.ndarray, sr: int, frames: int | None, *, bitrate: int, vbr: bool) -> bytes:
     writer = Mp3Writer(path, sr, y.shape[1], bitrate=bitrate, vbr=vbr, frames=frames)
     for start in range(0, len(y), 12_345):  # blocks that split LAME's frames anywhere
@@ -33,17 +47,9 @@ def _write(path: Path, y: np.ndarray, sr: int, frames: int | None, *, bitrate: i
     [(48000, 2, 128, False), (24000, 1, 48, False), (44100, 2, 160, True)],
 )
 def test_inline_encoding_writes_the_child_processes_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sr: int, channels: int, bitrate: int, vbr: bool
+    tmp_path: Path, started: list[list[str]], sr: int, channels: int, bitrate: int, vbr: bool
 ) -> None:
     y = _signal(sr, channels, 3.7)
-    started: list[list[str]] = []
-    popen = subprocess.Popen
-
-    def counted(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        started.append(args)
-        return popen(args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(lame.subprocess, "Popen", counted)
     inline = _write(tmp_path / "inline.mp3", y, sr, len(y), bitrate=bitrate, vbr=vbr)
     assert started == []
     child = _write(tmp_path / "child.mp3", y, sr, None, bitrate=bitrate, vbr=vbr)
@@ -53,18 +59,10 @@ def test_inline_encoding_writes_the_child_processes_bytes(
 
 
 def test_a_programme_longer_than_inline_seconds_goes_to_a_child(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[list[str]]
 ) -> None:
     sr = 24000
     y = _signal(sr, 1, 1.0)
-    started: list[list[str]] = []
-    popen = subprocess.Popen
-
-    def counted(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        started.append(args)
-        return popen(args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(lame.subprocess, "Popen", counted)
     monkeypatch.setattr(lame, "INLINE_SECONDS", 0.5)
     _write(tmp_path / "long.mp3", y, sr, len(y), bitrate=48, vbr=False)
     assert len(started) == 1

@@ -17,7 +17,7 @@ from mixdown.codecs import wav as audio
 from mixdown.codecs.deliver import _measure_file
 from mixdown.codecs.energies import Energies
 from mixdown.codecs.lame import to_pcm16
-from mixdown.codecs.wav import WavWriter
+from mixdown.codecs.wav import Source, WavWriter
 from mixdown.dsp.loudness import Meter, PartMeter, joined, part_grid, part_loudness
 from mixdown.dsp.signal import db_to_gain
 from mixdown.errors import AudioError
@@ -260,7 +260,7 @@ def parted_pass(
     key = "ab" + "1" * 62
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
     passes = parts.ParallelPasses(
-        mix,
+        Source.of_file(mix),
         SR,
         2,
         len(y),
@@ -276,7 +276,7 @@ def parted_pass(
     # The master's samples, made again from its recipe (as a later delivery has them made)
     assert passes.recipe is not None and parts.Recipe.from_record(passes.recipe.record()) == passes.recipe
     writer = cache.writer(key, SR, 2, frames=len(y))
-    parts.write_master(passes.recipe, mix, writer)
+    parts.write_master(passes.recipe, Source.of_file(mix), writer)
     writer.commit({"kind": "master"})
     master, _ = cache.get(key)
     np.testing.assert_array_equal(sf.read(tmp_path / "master.wav", dtype="float32")[0], wav.quantized(master))
@@ -298,13 +298,13 @@ def test_a_mono_programme_masters_in_parts_with_a_mono_mp3(tmp_path: Path) -> No
     sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
     cache = Cache(tmp_path / "cache")
     passes = parts.ParallelPasses(
-        tmp_path / "mix.wav", SR, 1, len(y), -1.3,
+        Source.of_file(tmp_path / "mix.wav"), SR, 1, len(y), -1.3,
         mp3=(tmp_path / "master.mp3", 128, False, 7), seconds=4.0,
     )  # fmt: skip
     found, _, _ = passes(6.0, 1.0, 1.0)
     assert passes.recipe is not None
     writer = cache.writer("cd" + "2" * 62, SR, 1, frames=len(y))
-    parts.write_master(passes.recipe, tmp_path / "mix.wav", writer)
+    parts.write_master(passes.recipe, Source.of_file(tmp_path / "mix.wav"), writer)
     writer.commit({"kind": "master"})
     master, _ = cache.get("cd" + "2" * 62)
     data = (tmp_path / "master.mp3").read_bytes()
@@ -579,7 +579,7 @@ def test_a_spliced_mp3_at_a_rate_with_padded_frames_is_checked_whole(tmp_path: P
     y = np.resize(programme(10.0), (round(4.5 * seconds * sr), 2))
     sf.write(tmp_path / "mix.wav", y, sr, subtype="FLOAT")
     passes = parts.ParallelPasses(
-        tmp_path / "mix.wav", sr, 2, len(y), -1.3,
+        Source.of_file(tmp_path / "mix.wav"), sr, 2, len(y), -1.3,
         mp3=(tmp_path / "master.mp3", 192 if sr > 24000 else 64, False, 7), seconds=seconds,
     )  # fmt: skip
     passes(0.0, 1.0, 1.0)
@@ -604,7 +604,7 @@ def test_a_last_part_shorter_than_the_true_peak_s_context_masters(tmp_path: Path
     sf.write(tmp_path / "mix.wav", y, SR, subtype="FLOAT")
     wav = WavWriter(tmp_path / "master.wav", SR, 2, "PCM_24", len(y))
     passes = parts.ParallelPasses(
-        tmp_path / "mix.wav", SR, 2, len(y), -1.3,
+        Source.of_file(tmp_path / "mix.wav"), SR, 2, len(y), -1.3,
         wav=wav, mp3=(tmp_path / "master.mp3", 192, False, 7), seconds=seconds,
     )  # fmt: skip
     assert passes.bounds[-1][1] - passes.bounds[-1][0] == extra

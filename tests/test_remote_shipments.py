@@ -41,6 +41,14 @@ def shows(clones: tuple[Path, Path]) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file:// remote cache in ``tmp_path/shared``, set for the builds (MIXDOWN_REMOTE)."""
+    where = tmp_path / "shared"
+    monkeypatch.setenv("MIXDOWN_REMOTE", where.as_uri())
+    return where
+
+
+@pytest.fixture
 def masterings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The renditions a build mastered (each call of ``mastered``, by the master or a delivery)."""
     calls: list[str] = []
@@ -108,15 +116,9 @@ def remote_files(shared: Path, key: str) -> list[Path]:
 
 
 def test_a_corrupt_remote_master_file_is_reported_and_mastered_again(
-    shows: tuple[Path, Path],
-    server: FakeSpeechServer,
-    masterings: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], shared: Path
 ) -> None:
     a, b = shows
-    shared = tmp_path / "shared"
-    monkeypatch.setenv("MIXDOWN_REMOTE", shared.as_uri())
     assert doit(a, {})[0] == 0
     key, _ = keys(a)
     wav = next(p for p in remote_files(shared, key) if p.read_bytes() == (a / "build/news.wav").read_bytes())
@@ -136,15 +138,9 @@ def test_a_corrupt_remote_master_file_is_reported_and_mastered_again(
 
 
 def test_an_interrupted_upload_is_never_used(
-    shows: tuple[Path, Path],
-    server: FakeSpeechServer,
-    masterings: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    shows: tuple[Path, Path], server: FakeSpeechServer, masterings: list[str], shared: Path
 ) -> None:
     a, b = shows
-    shared = tmp_path / "shared"
-    monkeypatch.setenv("MIXDOWN_REMOTE", shared.as_uri())
     assert doit(a, {})[0] == 0
     key, loud = keys(a)
     record = shared / "objects" / key[:2] / f"{key}.json"
@@ -162,16 +158,11 @@ def test_an_interrupted_upload_is_never_used(
 
 
 def test_share_assets_uploads_no_master(
-    clones: tuple[Path, Path],
-    server: FakeSpeechServer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    clones: tuple[Path, Path], server: FakeSpeechServer, shared: Path
 ) -> None:
     a, _ = clones
     toml = a / "project.toml"
     toml.write_text(toml.read_text() + SHARED.format(share="assets"))
-    shared = tmp_path / "shared"
-    monkeypatch.setenv("MIXDOWN_REMOTE", shared.as_uri())
     code, out, err = doit(a, {})
     assert code == 0, out + err
     assert f"remote cache: uploaded {len(LINES)} objects" in out
@@ -234,11 +225,10 @@ def test_a_frozen_build_holds_shared_masters_to_the_lock(
     shows: tuple[Path, Path],
     server: FakeSpeechServer,
     masterings: list[str],
-    tmp_path: Path,
+    shared: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = shows
-    monkeypatch.setenv("MIXDOWN_REMOTE", (tmp_path / "shared").as_uri())
     assert doit(a, {})[0] == 0
     git(a, "add", "mixdown.lock")
     git(a, "commit", "-qm", "lock")

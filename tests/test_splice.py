@@ -225,7 +225,7 @@ def made_by_its_recipe(show: Show, plan: MixPlan, mix: np.ndarray, wav: np.ndarr
         def write_at(self, start: int, block: np.ndarray) -> None:
             master[start : start + len(block)] = block
 
-    parts.write_master(parts.Recipe(**recipe), show.context.cache.path(plan.key), Into())
+    parts.write_master(parts.Recipe(**recipe), show.context.cache.source(plan.key), Into())
     _, sr, channels = show.context.cache.info(plan.key)
     writer = WavWriter(tmp_path / "q.wav", sr, channels, "PCM_24", 1)
     np.testing.assert_array_equal(wav, writer.quantized(master))

@@ -578,15 +578,16 @@ class _Tee:
     """
 
     def __init__(self, writer: Any, formats: Any, *, compact: bool = False) -> None:
-        self.writer, self.formats, self.compact = writer, formats, compact
+        self.writer, self.formats = writer, formats
+        self.quantized: Any = None
+        if compact:
+            from ..codecs.flac24 import quantized
+
+            self.quantized = quantized
 
     def write(self, block: Any) -> None:
-        if self.compact:
-            import numpy as np
-
-            from ..codecs.flac24 import FULL_SCALE, steps24
-
-            block = steps24(block).astype(np.float32) / np.float32(FULL_SCALE)
+        if self.quantized is not None:
+            block = self.quantized(block)
         self.writer.write(block)
         if self.formats is not None:
             self.formats.write(block)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["FULL_SCALE", "HEADROOM", "MAX_CHANNELS", "steps24", "write_flac24"]
+__all__ = ["FULL_SCALE", "HEADROOM", "MAX_CHANNELS", "quantized", "steps24", "write_flac24"]
 
 FULL_SCALE = 1 << 23  # a 24-bit sample's steps per unit of float audio (at scale 1)
 HEADROOM = 4.0  # the scale of a compact mix or pre-mix: peaks up to +12 dBFS kept
@@ -39,6 +39,12 @@ def steps24(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
     np.clip(q, -FULL_SCALE, FULL_SCALE - 1, out=q)
     steps: np.ndarray = q.astype(np.int32)
     return steps
+
+
+def quantized(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``block`` as a compact object of ``scale`` reads it back: its :func:`steps24`, as float32."""
+    out: np.ndarray = steps24(block, scale).astype(np.float32) * np.float32(scale / FULL_SCALE)
+    return out
 
 
 def write_flac24(

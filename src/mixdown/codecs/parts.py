@@ -188,7 +188,7 @@ class ParallelPasses:
 
     def __init__(
         self,
-        mix: Path | Source,
+        mix: Source,
         sr: int,
         channels: int,
         frames: int,
@@ -201,10 +201,7 @@ class ParallelPasses:
         mix_hops: np.ndarray | None = None,
         reuse: Reuse | None = None,
     ) -> None:
-        from .wav import Source as WavSource
-
-        # the mix, read by range from every core: a cache object's Source, or a float file
-        self.mix = WavSource.of_file(mix) if isinstance(mix, Path) else mix
+        self.mix = mix  # read by range from every core (Source.between)
         self.sr, self.channels, self.frames = sr, channels, frames
         # the mix's hop energies (its analysis): the master's, where the limiter leaves it alone
         self.mix_hops = mix_hops if mix_hops is not None and sr % 10 == 0 else None
@@ -495,10 +492,10 @@ def _body(y: np.ndarray, at: int, lead: int, n: int) -> tuple[int, np.ndarray]:
 
 
 def write_master(
-    recipe: Recipe, mix: Path | Source, writer: Any, *, progress: Callable[[int], None] | None = None
+    recipe: Recipe, mix: Source, writer: Any, *, progress: Callable[[int], None] | None = None
 ) -> None:
     """Make the master ``recipe`` describes from ``mix`` (a cache object's
-    :class:`~mixdown.codecs.wav.Source`, or a float file) into ``writer`` (its
+    :class:`~mixdown.codecs.wav.Source`) into ``writer`` (its
     ``write_at``, from any thread), every core taking parts in turn; ``progress`` is told the
     frames done so far."""
     from ..dsp.signal import db_to_gain

@@ -244,10 +244,11 @@ class Cache:
             return held, rate, found.channels
         info = sf.info(str(path))
         frames, rate = int(info.frames), int(info.samplerate)
-        if found is None and self.meta(key).get("codec"):
+        record = self.meta(key) if found is None else {}
+        if record.get("codec"):
             # a compact object's header says how long it was made, whatever is left of it: its size
             # is what tells that it was cut short
-            held, size = os.path.getsize(path), self.meta(key).get("size")
+            held, size = os.path.getsize(path), record.get("size")
             if isinstance(size, int) and held != size:
                 self._remove(key)
                 raise AudioError(
