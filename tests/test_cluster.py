@@ -262,3 +262,33 @@ def test_the_executor_table_is_checked(tmp_path: Path) -> None:
     (root / "project.toml").write_text(PROJECT + '\n[executor]\ndask = "tcp://s:8786"\njobs = 64\n')
     executor = load(root).executor
     assert (executor.dask, executor.jobs) == ("tcp://s:8786", 64)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_providers_concurrency_holds_for_the_whole_cluster(cluster: str, concurrency: int) -> None:
+    """Two workers each hold the provider's limit for a second: with ``concurrency = 1`` one
+    waits for the other, as one process's threads would; with 2 they overlap."""
+    from distributed import Client
+
+    def hold(size: int) -> tuple[float, float]:
+        import time
+
+        from mixdown.actions.worker import share_provider_limits
+        from mixdown.renderers.cloud import http
+
+        share_provider_limits()
+        settings = http.ProviderSettings("fake", "http://127.0.0.1:9", "FAKE_API_KEY", concurrency=size)
+        with http.limiter(settings):
+            start = time.time()
+            time.sleep(1.0)
+            return start, time.time()
+
+    with Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        futures = [
+            client.submit(hold, concurrency, workers=[w], pure=False, key=f"hold-{concurrency}-{w}")
+            for w in workers
+        ]
+        (a0, a1), (b0, b1) = sorted(f.result() for f in futures)
+    overlap = min(a1, b1) - max(a0, b0)
+    assert (overlap < 0) if concurrency == 1 else (overlap > 0.5), (a0, a1, b0, b1)

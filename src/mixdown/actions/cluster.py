@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import MixdownError
@@ -53,6 +54,9 @@ __all__ = [
 ENV = "MIXDOWN_DASK"
 #: actions in flight at once when neither ``[executor] jobs`` nor ``doit -n`` says
 JOBS = 16
+#: Dask settings for the workers of a cluster mixdown starts (``local``): no statistical profiler
+#: sampling every thread's stack every 10 ms, which costs a job's worth of CPU every few jobs
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False}
 #: how often a waiting doit thread looks up from its job (to stop when the build is interrupted)
 POLL_SECONDS = 0.5
 
@@ -67,6 +71,8 @@ class Executor:
         self._client: Any = None
         self._cluster: Any = None
         self._project: Any = None  # the project, scattered to the workers once
+        #: the worker whose cache holds each object a job made: what reads it goes there if it can
+        self._where: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Executor({self.address!r})"
@@ -79,20 +85,24 @@ class Executor:
                 self._project = self._client.scatter(self.project, broadcast=True, hash=False)
             return self._client
 
-    def run(self, job: Job) -> None:
-        """Run ``job`` on the cluster and wait; replay what it printed; raise its failure."""
+    def run(self, job: Job, near: Sequence[str] = ()) -> None:
+        """Run ``job`` on the cluster and wait; replay what it printed; raise its failure.
+
+        It goes, if that worker is free, where the first object of ``near`` that a job made is
+        in a worker's cache (saving the worker a download of its inputs).
+        """
         from .stopping import Interrupted, check
 
         client = self.client()
-        future = client.submit(work, self._project, job, key=_dask_key(job), pure=False)
+        there = next((self._where[key] for key in near if key in self._where), None)
+        placed = {"workers": [there], "allow_other_workers": True} if there else {}
+        future = client.submit(work, self._project, job, key=_dask_key(job), pure=False, **placed)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
         try:
-            while True:
+            while not done.wait(POLL_SECONDS):
                 check()
-                try:
-                    outcome: Outcome = future.result(timeout=POLL_SECONDS)
-                    break
-                except TimeoutError:
-                    continue
+            outcome: Outcome = future.result()
         except Interrupted:
             future.cancel()
             raise
@@ -109,6 +119,9 @@ class Executor:
             sys.stderr.write(outcome.err)
         if outcome.error is not None:
             raise MixdownError(outcome.error)
+        made = _made_key(job)
+        if made is not None and outcome.address:
+            self._where[made] = outcome.address
 
     def close(self) -> None:
         """Disconnect (and stop the local cluster, if this build started one)."""
@@ -136,6 +149,17 @@ def _dask_key(job: Job) -> str:
     return f"mixdown-deliver-{shipments.shipment(mix, name).key}"
 
 
+def _made_key(job: Job) -> str | None:
+    """The content key of the cache object ``job`` makes (a delivery makes none)."""
+    item = job.item
+    if job.kind == "section":
+        mix, index = item
+        return str(mix.section_keys[index])
+    if job.kind == "master":
+        return str(item.master_key)
+    return None if job.kind == "deliver" else str(item.key)
+
+
 def _connect(address: str) -> tuple[Any, Any]:
     """A client of the scheduler at ``address`` (with ``local``, of a cluster started here)."""
     try:
@@ -148,9 +172,15 @@ def _connect(address: str) -> tuple[Any, Any]:
     cluster = None
     try:
         if address == "local":
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None
-            )
+            import dask
+
+            with dask.config.set(QUIET_WORKERS):
+                cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
             return Client(cluster, set_as_default=False), cluster  # type: ignore[no-untyped-call]
         return Client(address, set_as_default=False, timeout=30), None  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as err:
@@ -235,11 +265,11 @@ def cluster_mix(context: Context, plan: MixPlan) -> Any:
 
 def _mix(context: Context, plan: MixPlan) -> None:
     target = f"mix:{plan.name}"
-    inputs = (*_section_inputs(plan), *_asset_inputs(_executor(context), plan.assets))
+    inputs = (*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan)))
     job = Job("mix", plan, target, inputs, "")
     once(
         context, plan.key, target, "mixing", lambda: plan.key in context.cache,
-        lambda: _made_there(context, mix_wanted(plan), job),
+        lambda: _made_there(context, mix_wanted(plan), job, [k for k in plan.section_keys[::-1] if k]),
     )  # fmt: skip
 
 
@@ -250,7 +280,8 @@ def cluster_master(context: Context, plan: MixPlan) -> Any:
 
 def _master(context: Context, plan: MixPlan) -> dict[str, str]:
     target = f"master:{plan.name}"
-    inputs = (mix_wanted(plan), *_section_inputs(plan))  # the pre-mixes: the stems are summed from them
+    stems = any(path.parent.suffix == ".stems" for path in plan.outputs)
+    inputs = (mix_wanted(plan), *(_section_inputs(plan) if stems else ()))  # stems: summed from the pre-mixes
     _shipped_there(context, plan, None, Job("master", plan, target, inputs, ""))
     return {"stamp": plan.stamp}
 
@@ -277,12 +308,13 @@ def _executor(context: Context) -> Executor:
     return executor
 
 
-def _made_there(context: Context, wanted: Wanted, job: Job) -> None:
-    """``wanted`` from the remote if it has it; else made by ``job`` on the cluster, then fetched."""
+def _made_there(context: Context, wanted: Wanted, job: Job, near: Sequence[str] = ()) -> None:
+    """``wanted`` from the remote if it has it; else made by ``job`` on the cluster (near the
+    objects ``near``, :meth:`Executor.run`), then fetched."""
     if fetched(context, wanted):
         return
     executor = _executor(context)
-    executor.run(job._replace(remote=executor.remote.url))
+    executor.run(job._replace(remote=executor.remote.url), near)
     remote = executor.remote
     remote.absent.discard(wanted.key)  # missing when the build began; a worker has made it since
     if not remote.fetch_one(context.cache, wanted):
@@ -290,11 +322,12 @@ def _made_there(context: Context, wanted: Wanted, job: Job) -> None:
 
 
 def _shipped_there(context: Context, plan: MixPlan, delivery: str | None, job: Job) -> None:
-    """A master's or delivery's files from the remote, made by ``job`` on the cluster if missing."""
+    """A master's or delivery's files from the remote, made by ``job`` on the cluster if missing
+    (where its master or mix was made, if it can)."""
     if shipments.fetched(context, plan, delivery):
         return
     executor = _executor(context)
-    executor.run(job._replace(remote=executor.remote.url))
+    executor.run(job._replace(remote=executor.remote.url), (plan.master_key, plan.key))
     remote = executor.remote
     remote.absent.discard(shipments.shipment(plan, delivery).key)
     if not shipments.fetched(context, plan, delivery, quiet=True):
@@ -312,6 +345,20 @@ def _asset_inputs(executor: Executor, keys: Any) -> list[Wanted]:
     """The assets ``keys`` as a worker fetches them."""
     assets = executor.plan.assets
     return [asset_wanted(assets[key]) for key in dict.fromkeys(keys) if key in assets]
+
+
+def _laid_out(context: Context, plan: MixPlan) -> list[str]:
+    """The assets a mix reads itself, beside its sections' pre-mixes: the music bed's, and the
+    lines of a section whose pre-mix may start before it does (an SFX lead-in near the top of
+    the programme: the mixer lays such a section out from its lines), or that has none."""
+    executor, cache = _executor(context), context.cache
+    keys = [key for key in plan.assets if executor.plan.assets[key].kind == "music"]
+    for key in plan.section_keys:
+        if key is not None and key in cache and int(cache.meta(key).get("pre", 0)) == 0:
+            continue
+        section = executor.plan.sections.get(key) if key is not None else None
+        keys += section.assets if section is not None else []
+    return keys
 
 
 def _section_inputs(plan: MixPlan) -> list[Wanted]:

@@ -38,7 +38,7 @@ from ..store.cache import Cache
 from ..store.remote import Remote, Wanted
 from .context import Context
 
-__all__ = ["Job", "Outcome", "work"]
+__all__ = ["Job", "Outcome", "share_provider_limits", "work"]
 
 
 class Job(NamedTuple):
@@ -57,7 +57,8 @@ class Outcome(NamedTuple):
     out: str
     err: str
     error: str | None
-    worker: str
+    worker: str  # its name, for messages
+    address: str  # where the objects it made are now in a worker's cache ("" outside a worker)
 
 
 _places: dict[str, _Place] = {}
@@ -76,7 +77,7 @@ class _Place(NamedTuple):
 
 def work(project: Project, job: Job) -> Outcome:
     """Run ``job`` of ``project``'s build here; what it printed, and its failure if it failed."""
-    name = _worker_name()
+    name, address = _worker_name()
     _route_output()
     with _captured() as said:
         error: str | None = None
@@ -84,7 +85,7 @@ def work(project: Project, job: Job) -> Outcome:
             _run(project, job, name)
         except MixdownError as err:
             error = str(err)
-    return Outcome(said.out.getvalue(), said.err.getvalue(), error, name)
+    return Outcome(said.out.getvalue(), said.err.getvalue(), error, name, address)
 
 
 def _run(project: Project, job: Job, name: str) -> None:
@@ -161,6 +162,7 @@ def _place(project: Project, url: str) -> _Place:
         if found is None:
             scratch = _local_directory() / "mixdown" / name
             scratch.mkdir(parents=True, exist_ok=True)
+            share_provider_limits()
             registry = Registry(project.root)
             registry.configure(project.providers)
             found = _Place(
@@ -168,6 +170,23 @@ def _place(project: Project, url: str) -> _Place:
             )
             _places[name] = found
         return found
+
+
+def share_provider_limits() -> None:
+    """On a Dask worker, each provider's ``concurrency`` is the whole cluster's: a
+    :class:`distributed.Semaphore` on the scheduler, not one per worker process."""
+    try:
+        from distributed import Semaphore, get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    from ..renderers.cloud import http
+
+    def cluster_wide(name: str, size: int) -> Any:
+        return Semaphore(max_leases=size, name=f"mixdown-{name}-{size}")  # type: ignore[no-untyped-call]
+
+    http.share_limits(cluster_wide)
 
 
 def _local_directory() -> Path:
@@ -180,13 +199,15 @@ def _local_directory() -> Path:
         return Path(tempfile.gettempdir())
 
 
-def _worker_name() -> str:
+def _worker_name() -> tuple[str, str]:
+    """The Dask worker's name and address."""
     try:
         from distributed import get_worker
 
-        return str(get_worker().name)
+        worker = get_worker()
+        return str(worker.name), str(worker.address)
     except (ImportError, ValueError):
-        return "?"
+        return "?", ""
 
 
 class _Said(NamedTuple):
