@@ -13,11 +13,12 @@ build's, so the cache, ``build/`` and ``mixdown.lock`` end as a local build
 leaves them. Objects this machine made before it had a cluster are pushed to
 the remote first (:func:`pushed`): a worker finds every input there.
 
-A paid render happens once. Each job's Dask key is its content key, so the
-scheduler runs one job per key however many builds ask for it at once; a
-worker asks the remote before it renders; and a job lost with its worker
-is run again elsewhere by Dask, finding on the remote whatever the lost
-worker had uploaded.
+A paid render happens once. doit makes one job per key; a worker renders
+under the cluster's lock of the key (a ``distributed.Lock``, held until the
+take is uploaded) and asks the remote first, so two builds sharing the
+cluster never pay twice for a line; and a job lost with its worker is run
+again elsewhere by Dask, finding on the remote whatever the lost worker had
+uploaded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,6 +73,9 @@ class Executor:
         self._client: Any = None
         self._cluster: Any = None
         self._project: Any = None  # the project, scattered to the workers once
+        #: this build's part of its jobs' keys: another build's jobs for the same objects are other
+        #: tasks (a render's paid once by a lock on the cluster: :mod:`mixdown.actions.worker`)
+        self._build = uuid.uuid4().hex[:12]
         #: the worker whose cache holds each object a job made: what reads it goes there if it can
         self._where: dict[str, str] = {}
 
@@ -96,7 +101,9 @@ class Executor:
         client = self.client()
         there = next((self._where[key] for key in near if key in self._where), None)
         placed = {"workers": [there], "allow_other_workers": True} if there else {}
-        future = client.submit(work, self._project, job, key=_dask_key(job), pure=False, **placed)
+        future = client.submit(
+            work, self._project, job, key=f"{_dask_key(job)}-{self._build}", pure=False, **placed
+        )
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         try:
@@ -134,7 +141,8 @@ class Executor:
 
 
 def _dask_key(job: Job) -> str:
-    """The job's key on the scheduler: its kind and the content key of what it makes."""
+    """The job's key on the scheduler: its kind and the content key of what it makes (and the
+    build's own token)."""
     item = job.item
     if job.kind == "render":
         return f"mixdown-render-{item.key}"
@@ -280,9 +288,10 @@ def cluster_master(context: Context, plan: MixPlan) -> Any:
 
 def _master(context: Context, plan: MixPlan) -> dict[str, str]:
     target = f"master:{plan.name}"
-    stems = any(path.parent.suffix == ".stems" for path in plan.outputs)
-    inputs = (mix_wanted(plan), *(_section_inputs(plan) if stems else ()))  # stems: summed from the pre-mixes
-    _shipped_there(context, plan, None, Job("master", plan, target, inputs, ""))
+    inputs = [mix_wanted(plan)]
+    if any(path.parent.suffix == ".stems" for path in plan.outputs):  # summed again as the mix was
+        inputs += [*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan))]
+    _shipped_there(context, plan, None, Job("master", plan, target, tuple(inputs), ""))
     return {"stamp": plan.stamp}
 
 

@@ -41,7 +41,9 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, s
     target = f"deliver:{plan.name}/{name}"
     published.forget(context, plan, name)  # the files are about to be replaced
     made = deliver(source, stem, delivery, target=target, loudness=loudness)
-    measured = published.record(context, plan, made, seconds=source.frames / source.sample_rate, delivery=name)
+    measured = published.record(
+        context, plan, made, seconds=source.frames / source.sample_rate, delivery=name
+    )
     for path, found in made:
         print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)

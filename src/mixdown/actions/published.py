@@ -57,7 +57,12 @@ def _path(context: Context, plan: MixPlan, delivery: str | None) -> Path:
 
 
 def record(
-    context: Context, plan: MixPlan, made: list[tuple[Path, Any]], *, seconds: float, delivery: str | None = None
+    context: Context,
+    plan: MixPlan,
+    made: list[tuple[Path, Any]],
+    *,
+    seconds: float,
+    delivery: str | None = None,
 ) -> tuple[FileEntry, ...]:
     """Note that the files ``made`` (just published, each with its measurement) were made from
     ``plan``'s mix and master (for its ``[deliveries.NAME]`` named ``delivery``, if given).

@@ -420,7 +420,10 @@ def _recorded(
             timed = f"  {seconds:6.1f} s" if ship.delivery is None else ""
             print(f"{ship.target}  {shown}{timed}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
         for path in stems:
-            print(f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
+            print(
+                f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}",
+                file=sys.stdout,
+            )
     check_pinned(context, ship.target, plan.master_key, made=measured)
 
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -107,12 +107,28 @@ def _run(project: Project, job: Job, name: str) -> None:
     try:
         if job.inputs:
             remote.fetch(place.cache, list(job.inputs))
-        _action(job, place, remote, project, name)
-        _uploaded(remote, name)
+        with _paid_once(job):
+            _action(job, place, remote, project, name)
+            _uploaded(remote, name)
     finally:
         remote.drain()
         remote.close()
     _trimmed(place)
+
+
+def _paid_once(job: Job) -> Any:
+    """For a render on a Dask worker: the cluster's lock of its key, held until what it made is
+    uploaded, so that two builds sharing the cluster never pay for one line twice (the second
+    finds it on the remote). Other jobs, and a render outside a worker, take no lock."""
+    if job.kind != "render":
+        return nullcontext()
+    try:
+        from distributed import Lock, get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return nullcontext()
+    return Lock(f"mixdown-render-{job.item.key}")  # type: ignore[no-untyped-call]
 
 
 def _trimmed(place: _Place) -> None:
