@@ -119,8 +119,9 @@ def master_streamed(
         raise
     if keep:
         return cache.source(plan.master_key), loudness, encoded
-    record = {**master_meta(plan, loudness), "master": plan.master, "frames": mixed.frames}
-    cache.put_side(plan.master_key, STREAMED, json.dumps(record, indent=1).encode("utf-8"))
+    if stored_streamed(context, plan) is None:  # else made before (doit -a, a lost file): the same
+        record = {**master_meta(plan, loudness), "master": plan.master, "frames": mixed.frames}
+        cache.put_side(plan.master_key, STREAMED, json.dumps(record, indent=1).encode("utf-8"))
     return StreamedMaster(context, plan, mixed, loudness), loudness, encoded
 
 
