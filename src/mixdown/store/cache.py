@@ -8,7 +8,8 @@ Layout under the cache directory (``cache/`` in the project by default;
                               the file keeps its name whatever its codec, so a key has one path)
     objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
     objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
-                              mix's analysis.npz, a long master's recipe.json
+                              mix's analysis.npz, a long master's recipe.json, a short
+                              one's streamed.json in a compact cache
 
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
