@@ -245,7 +245,8 @@ def test_files_made_again_from_a_compact_master_are_those_first_made(
     for plan in loaded.plan.mixes:
         assert plan.master_key not in cache
         source, loudness, written = mastered(loaded.context, plan)
-        assert written == [] and loudness.integrated_lufs == pytest.approx(plan.master["target_lufs"], abs=0.1)
+        target = plan.master["target_lufs"]
+        assert written == [] and loudness.integrated_lufs == pytest.approx(target, abs=0.1)
         samples = np.concatenate(list(source.blocks()))
         wav = next(p for p in plan.outputs if p.suffix == ".wav")
         np.testing.assert_array_equal(steps24(samples), steps24(sf.read(wav, dtype="float32")[0]))

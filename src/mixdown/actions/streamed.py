@@ -26,7 +26,15 @@ from .context import Context, once
 from .mix import ANALYSIS
 from .progress import Progress
 
-__all__ = ["STREAMED", "Deliverable", "StreamTee", "master_meta", "master_streamed", "measured", "stored_streamed"]
+__all__ = [
+    "STREAMED",
+    "Deliverable",
+    "StreamTee",
+    "master_meta",
+    "master_streamed",
+    "measured",
+    "stored_streamed",
+]
 
 # beside a short master's key in a compact cache: its record, instead of its samples
 STREAMED = "streamed.json"
