@@ -63,7 +63,7 @@ _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change
 #: bytes of decoded compact objects a cache keeps mapped (unnamed temporary files beside it)
 DECODED_BYTES = 1 << 30
 #: bytes of the compact objects a cache last wrote that it keeps in memory as they read back
-RECENT_BYTES = 1 << 28
+RECENT_BYTES = 1 << 27
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
