@@ -25,8 +25,15 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
   the number of master targets listed; then the no-op of the same cache
   with the CSV cut to N/10 rows (all built already), whose difference gives
   the no-op's growth per variant and so its estimate at 10,000;
-* the same build on a 2-worker Dask LocalCluster: "n/a: no Dask executor
-  yet" while mixdown has no ``[executor] dask``.
+* CLUSTER: FIRST again, in a new copy of the show with an empty cache, its
+  actions on a Dask LocalCluster of 2 worker processes of one thread each
+  (the same cores) and a ``file://`` remote cache beside it
+  (``MIXDOWN_DASK``, ``MIXDOWN_REMOTE``); the cluster is started before the
+  clock, as a night's cluster is up before its build. CLUSTER / FIRST in wall
+  time is the engine's overhead (target <= 1.25): the jobs, the remote
+  cache's uploads and downloads, and doit's threads waiting on them. Its
+  CPU (doit's, and each worker's read before and after through the
+  client) over FIRST's says the same on a loaded host.
 
 The default N (1,000) takes 10-15 minutes on the 2-core machine, most of
 it FIRST (about 0.7 CPU-s a variant); the issue's 10,000 would take about
@@ -42,6 +49,7 @@ Usage: ``python benchmarks/variants.py [--variants N] [--sample S] [--keep DIR]`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -58,6 +66,7 @@ from noop import byte_compile
 
 FIRST_TARGET = 1.3  # first build / floor, at most
 NOOP_TARGET = 4.0  # no-op / import doit, at most
+CLUSTER_TARGET = 1.25  # the LocalCluster build / FIRST, in wall time, at most
 ISSUE_VARIANTS = 10_000
 WORKERS = 2
 
@@ -291,8 +300,57 @@ def import_doit() -> float:
     return statistics.median(measured([sys.executable, "-c", "import doit"]).seconds for _ in range(5))
 
 
+def _process_cpu() -> float:
+    """User + system CPU seconds of the calling process (a Dask worker's, through ``client.run``)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def on_cluster(variants: int) -> Run:
+    """FIRST again on a 2-worker Dask LocalCluster, in a new copy of the show (see the module's notes)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mixdown.actions.cluster import QUIET_WORKERS
+
+    place = Path(tempfile.mkdtemp(prefix="mixdown-variants-cluster-"))
+    show = place / "show"
+    make_show(show, variants)
+    saved = {name: os.environ.get(name) for name in ("MIXDOWN_DASK", "MIXDOWN_REMOTE")}
+    try:
+        with (
+            dask.config.set(QUIET_WORKERS),
+            LocalCluster(
+                n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+        ):
+            os.environ["MIXDOWN_DASK"] = cluster.scheduler_address
+            os.environ["MIXDOWN_REMOTE"] = (place / "remote").as_uri()
+            with Client(cluster) as client:
+                before = sum(client.run(_process_cpu).values())
+                run = doit(show)
+                workers = sum(client.run(_process_cpu).values()) - before
+            return dataclasses.replace(run, cpu=run.cpu + workers)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(place, ignore_errors=True)
+
+
 def report(
-    args: argparse.Namespace, first: Run, fl: Floor, stub: float, noop: Noop, base: float, listed: int
+    args: argparse.Namespace,
+    first: Run,
+    fl: Floor,
+    stub: float,
+    noop: Noop,
+    base: float,
+    listed: int,
+    cluster: Run | None,
 ) -> None:
     """Print the figures."""
     n = args.variants
@@ -323,7 +381,13 @@ def report(
         f"at {ISSUE_VARIANTS:,}: {at:.2f} s = {at / base:.1f}x import doit ({verdict(at / base <= NOOP_TARGET)})"
     )
     print(f"doit list --all                 {listed:8d} master targets listed")
-    print("LocalCluster (2 workers)             n/a: no Dask executor yet")
+    if cluster is not None:
+        ratio = cluster.seconds / first.seconds
+        print(
+            f"CLUSTER LocalCluster, 2 workers  {cluster.seconds:8.1f} s   {ratio:.2f}x FIRST's wall "
+            f"(target <= {CLUSTER_TARGET}: {verdict(ratio <= CLUSTER_TARGET)}); CPU {cluster.cpu:.1f} s, "
+            f"doit's and the workers', {cluster.cpu / first.cpu:.2f}x FIRST's"
+        )
     if n != ISSUE_VARIANTS:
         scale = ISSUE_VARIANTS / n
         print(
@@ -337,6 +401,7 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=200, help="variants the floor measures")
     parser.add_argument("--keep", type=Path, help="build the show here (emptied first) and keep it")
+    parser.add_argument("--no-cluster", action="store_true", help="leave out the LocalCluster build")
     args = parser.parse_args()
     root = workdir(args.keep, "mixdown-variants-")
     os.environ.pop("MIXDOWN_REMOTE", None)  # a local build: the remote is another benchmark's
@@ -352,7 +417,8 @@ def main() -> None:
         listing = doit(root, "list", "--all").stdout
         listed = sum(line.startswith("master:") for line in listing.splitlines())
         fewer = noop_with(root, args.variants // 10)
-        report(args, first, fl, stub, Noop(noop, fewer, args.variants), base, listed)
+        cluster = None if args.no_cluster else on_cluster(args.variants)
+        report(args, first, fl, stub, Noop(noop, fewer, args.variants), base, listed, cluster)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

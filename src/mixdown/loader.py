@@ -192,10 +192,15 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         }
 
     def load_doit_config(self) -> dict[str, Any]:
-        """mixdown's doit settings, with the state file inside the show."""
+        """mixdown's doit settings, with the state file inside the show (and, for a build on a
+        Dask cluster, enough of doit's threads to keep it busy: ``[executor] jobs``)."""
         assert self.root is not None
         (self.root / STATE_DIR).mkdir(exist_ok=True)
-        return {**DOIT_CONFIG, "dep_file": str(self.root / DOIT_CONFIG["dep_file"]), **self.extra_config}
+        config = {**DOIT_CONFIG, "dep_file": str(self.root / DOIT_CONFIG["dep_file"])}
+        jobs = _cluster_jobs(self.root)
+        if jobs is not None:
+            config["num_process"] = jobs
+        return {**config, **self.extra_config}
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
         """Build the show's tasks; a plain ``run`` gets only missing assets."""
@@ -251,8 +256,13 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             self._lock_for_run(show)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
+        address = _cluster_address(show)
+        if address is not None:
+            _with_cluster(show, address)
         if show.context.remote is not None:
             _with_remote(show, show.context.remote, out, batch=not named)
+        if address is not None:
+            _push_for_cluster(show, out)
         max_size = show.context.project.cache.max_size
         if max_size is not None:
             finish.at_finish(_trimmer(show, max_size, out))
@@ -331,6 +341,67 @@ def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budg
     except MixdownError as err:
         raise InvalidDodoFile(one_line(err)) from None
     return Budget(limit)
+
+
+def _cluster_jobs(root: Path) -> int | None:
+    """doit's threads for a build on a Dask cluster: ``[executor] jobs``, or
+    :data:`~mixdown.actions.cluster.JOBS`; None without a cluster. Read before the show is
+    loaded (doit takes its settings first): what is wrong here is said when the show loads."""
+    import tomllib
+
+    from .actions.cluster import ENV, JOBS
+
+    try:
+        table = tomllib.loads((root / "project.toml").read_text("utf-8")).get("executor", {})
+    except (OSError, ValueError):
+        return None
+    if not isinstance(table, dict) or not (os.environ.get(ENV) or table.get("dask")):
+        return None
+    jobs = table.get("jobs", JOBS)
+    return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 0 else JOBS
+
+
+def _cluster_address(show: Show) -> str | None:
+    """The Dask scheduler the build's actions run on (``MIXDOWN_DASK`` over ``[executor] dask``)."""
+    from .actions.cluster import ENV
+    from .show.project import dask_address_problem
+
+    address = os.environ.get(ENV) or show.context.project.executor.dask
+    if address and address == os.environ.get(ENV):
+        problem = dask_address_problem(address)
+        if problem is not None:
+            raise InvalidDodoFile(f"{ENV}: {problem}")
+    return address or None
+
+
+def _with_cluster(show: Show, address: str) -> None:
+    """Hand the build's actions to the Dask cluster at ``address``: its workers share everything
+    through the remote cache, which the build then needs (and shares every kind of object to)."""
+    from .actions.cluster import ENV, Executor
+
+    context = show.context
+    if context.remote is None:
+        raise InvalidDodoFile(
+            f"[executor] dask (or {ENV}): the Dask workers share the build through the remote cache, "
+            "and this show has none: set [cache] remote (or MIXDOWN_REMOTE) to a location every "
+            "worker can reach, such as s3://bucket/mixdown"
+        )
+    context.remote = remote.Remote(context.remote.url, share="all", required=True)
+    executor = Executor(address, context.remote, context.project, show.plan)
+    context.executor = executor
+    finish.at_finish(lambda ran: executor.close())
+
+
+def _push_for_cluster(show: Show, out: Any) -> None:
+    """Upload what the workers will read and only this machine has (made before the cluster)."""
+    from .actions.cluster import pushed
+
+    try:
+        line = pushed(show.context, show.plan)
+    except MixdownError as err:
+        raise InvalidDodoFile(one_line(err)) from None
+    if line is not None:
+        out.write(line + "\n")
 
 
 def _with_remote(show: Show, remote: remote.Remote, out: Any, *, batch: bool) -> None:

@@ -47,6 +47,8 @@ class Context:
     #: keys other machines may be making during this build (a shard's shared ones): the
     #: remote is asked for them again before they are made, though it lacked them at the start
     fresh: frozenset[str] = frozenset()
+    #: the Dask cluster the build's actions run on (:class:`mixdown.actions.cluster.Executor`), if any
+    executor: Any = None
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:

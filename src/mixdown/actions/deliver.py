@@ -16,16 +16,16 @@ from .context import Context, relative, reported
 from .locking import check_pinned
 from .master import mastered
 
-__all__ = ["build_delivery"]
+__all__ = ["build_delivery", "publish_delivery"]
 
 
 def build_delivery(context: Context, item: tuple[MixPlan, str]) -> Any:
     """doit action: one extra delivery of a rendition, spec-checked."""
     plan, name = item
-    return reported(_build_delivery, context, item, f"deliver:{plan.name}/{name}")
+    return reported(publish_delivery, context, item, f"deliver:{plan.name}/{name}")
 
 
-def _build_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
+def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
     """Bring the master to a delivery preset, encode, check the files and publish them."""
     from ..codecs.deliver import deliver
     from ..settings import delivery_from

@@ -31,7 +31,7 @@ from .streamed import measured as measured_loudness
 if TYPE_CHECKING:  # the codecs load when a master is made
     from ..codecs.splice import Landed
 
-__all__ = ["PARTS", "RECIPE", "Deliverable", "build_master", "mastered"]
+__all__ = ["Deliverable", "PARTS", "RECIPE", "build_master", "mastered", "publish_master"]
 
 # kept beside a long master's cache key: how to make it again, instead of its samples
 RECIPE = "recipe.json"
@@ -51,10 +51,10 @@ class _Stored(NamedTuple):
 
 def build_master(context: Context, plan: MixPlan) -> Any:
     """doit action: master one rendition and write its deliverables."""
-    return reported(_build_master, context, plan, f"master:{plan.name}")
+    return reported(publish_master, context, plan, f"master:{plan.name}")
 
 
-def _build_master(context: Context, plan: MixPlan) -> dict[str, str]:
+def publish_master(context: Context, plan: MixPlan) -> dict[str, str]:
     """Master the mix (or reuse a cached master) and write the [master] formats to ``build/``.
 
     The files go through the same encode, decode and spec check as every

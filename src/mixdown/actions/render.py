@@ -15,7 +15,7 @@ from ..store.cache import safe_params
 from .context import Context, once, reported
 from .shared import asset_wanted, made_or_fetched
 
-__all__ = ["render_asset"]
+__all__ = ["release", "render_asset", "render_once", "reserve"]
 
 # Shorter audio than this (or a peak over 4.0) is a renderer's error, not a take.
 MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
@@ -23,10 +23,10 @@ MIN_SECONDS = {"voice": 0.05, "sfx": 0.005, "music": 0.5}
 
 def render_asset(context: Context, asset: Asset) -> Any:
     """doit action: render one asset into the cache, unless the cache holds it already."""
-    return reported(_render_asset, context, asset, asset.task)
+    return reported(render_once, context, asset, asset.task)
 
 
-def _render_asset(context: Context, asset: Asset) -> None:
+def render_once(context: Context, asset: Asset) -> None:
     """Render one asset and store it under its key, unless the cache already holds the key
     (``doit -a`` runs every task: a paid render is never made twice) or the remote cache
     has it; what is rendered is uploaded to the remote cache at once."""
@@ -47,14 +47,14 @@ def _render_missing(context: Context, asset: Asset) -> None:
     renderer = context.registry.instance(asset.renderer)
     request = request_for(asset, context.project)
     named = _renderer_named(context, asset.renderer)
-    cost = _reserve(context, asset)
+    cost = reserve(context, asset)
     try:
         result = renderer.render(request)
     except MixdownError:
-        _release(context, cost)
+        release(context, cost)
         raise
     except Exception as err:  # a show's own renderer may raise anything: one line, not a traceback
-        _release(context, cost)
+        release(context, cost)
         why = _without_secrets(" ".join(f"{type(err).__name__}: {err}".split()))
         raise RenderFailed(f"{asset.task}: {named} raised {why}; nothing was cached") from None
     audio, sample_rate = _result_audio(result, asset, named)
@@ -83,7 +83,7 @@ def _render_missing(context: Context, asset: Asset) -> None:
         check_pinned(context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"]))
 
 
-def _reserve(context: Context, asset: Asset) -> float:
+def reserve(context: Context, asset: Asset) -> float:
     """Set the render's price aside in the build's budget (none without ``--max-cost``, nothing for
     a local renderer); raises, before any request is sent, if that would pass the budget."""
     if context.budget is None:
@@ -99,7 +99,7 @@ def _reserve(context: Context, asset: Asset) -> float:
     return priced[0].usd
 
 
-def _release(context: Context, cost: float) -> None:
+def release(context: Context, cost: float) -> None:
     """Give a failed render's reservation back: a request that failed is not counted as billed."""
     if context.budget is not None and cost:
         context.budget.release(cost)

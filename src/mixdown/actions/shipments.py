@@ -299,12 +299,13 @@ def push(context: Context, remote: Remote, plan: Plan, held: set[str]) -> list[S
 # -- reading ---------------------------------------------------------------------------------
 
 
-def fetched(context: Context, plan: MixPlan, delivery: str | None = None) -> bool:
+def fetched(context: Context, plan: MixPlan, delivery: str | None = None, *, quiet: bool = False) -> bool:
     """Read-through: whether ``plan``'s [master] files (or ``delivery``'s) are now in ``build/``,
     published from the remote cache, recorded, printed and checked as made ones are.
 
     False (having said why, for a corrupt file or an unusable remote) when
-    they must be made here.
+    they must be made here. ``quiet``: their lines are not printed (a cluster's
+    worker that made them printed its own).
     """
     remote = _shares(context)
     ship = shipment(plan, delivery)
@@ -325,7 +326,7 @@ def fetched(context: Context, plan: MixPlan, delivery: str | None = None) -> boo
     finally:
         for tmp in tmps:
             files.discard(tmp)  # none left once published
-    _recorded(context, ship, record, main, stems)
+    _recorded(context, ship, record, main, stems, quiet=quiet)
     return True
 
 
@@ -401,7 +402,9 @@ def _problem(item: ShippedFile, tmp: str, answer: Any) -> str | BaseException | 
     return None
 
 
-def _recorded(context: Context, ship: Shipment, record: Record, main: list[Path], stems: list[Path]) -> None:
+def _recorded(
+    context: Context, ship: Shipment, record: Record, main: list[Path], stems: list[Path], *, quiet: bool
+) -> None:
     """Record the files just published from ``record`` as :mod:`~mixdown.actions.published` does
     for made ones, print their lines, and hold them to the lock under ``--frozen``."""
     plan = ship.plan
@@ -411,14 +414,13 @@ def _recorded(context: Context, ship: Shipment, record: Record, main: list[Path]
     ]
     seconds = _number(record.files[0].seconds) if record.files else 0.0
     measured = published.record(context, plan, made, seconds=seconds, delivery=ship.delivery)
-    for path, item in zip(main, record.files, strict=True):
-        shown = item.shown or f"{_number(item.lufs):.1f} LUFS  {_number(item.true_peak):.1f} dBTP"
-        timed = f"  {seconds:6.1f} s" if ship.delivery is None else ""
-        print(f"{ship.target}  {shown}{timed}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
-    for path in stems:
-        print(
-            f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout
-        )
+    if not quiet:
+        for path, item in zip(main, record.files, strict=True):
+            shown = item.shown or f"{_number(item.lufs):.1f} LUFS  {_number(item.true_peak):.1f} dBTP"
+            timed = f"  {seconds:6.1f} s" if ship.delivery is None else ""
+            print(f"{ship.target}  {shown}{timed}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
+        for path in stems:
+            print(f"{ship.target}  stem {path.stem:<5}  {relative(context, path)}  {FROM_REMOTE}", file=sys.stdout)
     check_pinned(context, ship.target, plan.master_key, made=measured)
 
 

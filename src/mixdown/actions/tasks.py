@@ -13,6 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
+from . import cluster
 from .context import stamp_matches
 from .deliver import build_delivery
 from .master import build_master
@@ -57,7 +58,8 @@ def task_dicts(
     previews, after the bed's segments with ``bed``. With ``only_missing``,
     the renditions named in ``current`` (their mix cached, their files
     current: :mod:`mixdown.actions.current`) are left out too: mix, master
-    and deliveries. ``context`` is passed to every action.
+    and deliveries. ``context`` is passed to every action; with a Dask
+    executor in it, the actions run on the cluster (:mod:`mixdown.actions.cluster`).
     """
     out: dict[str, list[dict[str, Any]]] = {
         kind: [] for kind in (*KINDS, "section", "mix", "master", "deliver")
@@ -120,7 +122,7 @@ def _section_task(
 ) -> dict[str, Any]:
     return {
         "name": section.task.split(":", 1)[1],
-        "actions": [(build_section, [context, job])],
+        "actions": [(cluster.cluster_section if context.executor else build_section, [context, job])],
         "task_dep": deps,
         "uptodate": [done],
         "params": [BED_PARAM],
@@ -133,7 +135,7 @@ def _section_task(
 def _asset_task(asset: Asset, context: Any, *, done: bool) -> dict[str, Any]:
     return {
         "name": asset.task.split(":", 1)[1],
-        "actions": [(render_asset, [context, asset])],
+        "actions": [(cluster.cluster_render if context.executor else render_asset, [context, asset])],
         "uptodate": [done],
         "doc": asset.doc or f"{asset.renderer} {asset.kind}",
         "io": UNCAPTURED,
@@ -144,7 +146,7 @@ def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dic
     sections = sum(key is not None for key in mix.section_keys)
     return {
         "name": mix.name,
-        "actions": [(build_mix, [context, mix])],
+        "actions": [(cluster.cluster_mix if context.executor else build_mix, [context, mix])],
         "task_dep": deps,
         "uptodate": [done],
         "doc": f"mix {sections} sections, {len(mix.assets)} assets",
@@ -155,7 +157,7 @@ def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dic
 def _master_task(mix: MixPlan, context: Any) -> dict[str, Any]:
     return {
         "name": mix.name,
-        "actions": [(build_master, [context, mix])],
+        "actions": [(cluster.cluster_master if context.executor else build_master, [context, mix])],
         "task_dep": [f"mix:{mix.name}"],
         "targets": [str(p) for p in mix.outputs],
         "uptodate": [(stamp_matches, [mix.stamp])],
@@ -169,7 +171,9 @@ def _delivery_task(mix: MixPlan, delivery: DeliveryPlan, context: Any) -> dict[s
     preset = delivery.table.get("preset", "podcast")
     return {
         "name": f"{mix.name}/{delivery.name}",
-        "actions": [(build_delivery, [context, (mix, delivery.name)])],
+        "actions": [
+            (cluster.cluster_deliver if context.executor else build_delivery, [context, (mix, delivery.name)])
+        ],
         "task_dep": [f"master:{mix.name}"],
         "targets": [str(p) for p in delivery.files],
         "uptodate": [(stamp_matches, [mix.delivery_stamp(delivery.name)])],

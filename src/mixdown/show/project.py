@@ -43,13 +43,16 @@ if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build need
     from ..renderers.base import RendererSpec
     from . import stanza
 
-__all__ = ["CacheSettings", "Project", "Rendition", "Script", "Sound", "load", "parse_size", "read_text"]
+__all__ = ["CacheSettings", "ExecutorSettings", "Project", "Rendition", "Script", "Sound", "load", "parse_size", "read_text"]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
 MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
 CACHE_KEYS = {"remote", "share", "max_size", "compact"}
 SHARES = ("assets", "all")  # what a remote cache holds: rendered assets only, or mixes and masters too
+EXECUTOR_KEYS = {"dask", "jobs"}
+#: the schemes of a Dask scheduler's address, beside "local" (a cluster on this machine for the build)
+DASK_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 TOP_KEYS = {
     "project",
     "cache",
@@ -63,6 +66,7 @@ TOP_KEYS = {
     "pronunciations",
     "providers",
     "deliveries",
+    "executor",
 }
 
 
@@ -114,6 +118,7 @@ class Project:
     cache: CacheSettings = field(default_factory=lambda: CacheSettings())  # [cache], never part of a key
     #: ``[providers.NAME] price``, by provider: what the show says its renders cost (never in a key)
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
+    executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())  # never part of a key
 
     @property
     def compact(self) -> bool:
@@ -136,6 +141,31 @@ class CacheSettings:
     share: str = "assets"  # "assets": rendered assets only; "all": mixes and masters too
     max_size: int | None = None  # bytes: trim unreferenced objects beyond this after a build
     compact: bool | None = None  # mixes, pre-mixes, masters as 24-bit FLAC; None: if a script has variants
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """``[executor]``: where the build's actions run (:mod:`mixdown.actions.cluster`).
+
+    ``dask`` is as written in project.toml; ``MIXDOWN_DASK`` overrides it when a
+    build runs, so it is read there.
+    """
+
+    dask: str | None = None  # a Dask scheduler's address (tcp://host:8786), or "local"
+    jobs: int | None = None  # actions in flight at once on the cluster (doit -n wins)
+
+
+def dask_address_problem(address: str) -> str | None:
+    """What is wrong with ``address`` as a Dask scheduler's address, or None."""
+    if address == "local":
+        return None
+    scheme, found, rest = address.partition("://")
+    if not found or scheme not in DASK_SCHEMES or not rest:
+        return (
+            f"'{address}' is not a Dask scheduler address; give one such as tcp://scheduler:8786, "
+            "or local for a cluster on this machine"
+        )
+    return None
 
 
 @dataclass
@@ -209,6 +239,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         prices=_prices(toml, data),
         deliveries=_deliveries(toml, data, rate),
         cache=_cache(toml, data),
+        executor=_executor(toml, data),
     )
 
 
@@ -485,6 +516,19 @@ def _cache(toml: _Toml, data: Mapping[str, Any]) -> CacheSettings:
     max_size = parse_size(size, toml.where(["cache", "max_size"])) if size is not None else None
     compact = toml.typed(table, "compact", bool, ["cache"], None)
     return CacheSettings(remote or None, share, max_size, compact)
+
+
+def _executor(toml: _Toml, data: Mapping[str, Any]) -> ExecutorSettings:
+    table = toml.table(data, "executor")
+    toml.check_keys(table, EXECUTOR_KEYS, ["executor"])
+    address = toml.typed(table, "dask", str, ["executor"], None)
+    problem = dask_address_problem(address) if address else None
+    if problem is not None:
+        raise ConfigError(f"{toml.where(['executor', 'dask'])}: {problem}")
+    jobs = toml.typed(table, "jobs", int, ["executor"], None)
+    if jobs is not None and not 1 <= jobs <= 10_000:
+        raise ConfigError(f"{toml.where(['executor', 'jobs'])}: jobs must be a whole number from 1 to 10000")
+    return ExecutorSettings(address or None, jobs)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.I)

@@ -202,6 +202,13 @@ class Remote:
     def __repr__(self) -> str:
         return f"Remote({self.shown!r})"
 
+    def joined(self, *, share: str | None = None) -> Remote:
+        """A new :class:`Remote` on the same connection, with uploads and counts of its own (and
+        ``share``, if given): one job's use of a connection that a cluster worker keeps."""
+        other = Remote(self.url, share=share or self.share, required=self.required)
+        other._fs, other._root = self.filesystem()
+        return other
+
     def shares(self, kind: str) -> bool:
         """Whether objects of ``kind`` (``asset``, ``section``, ``mix``, ``master``) are shared."""
         return kind == "asset" or self.share == "all"

@@ -41,7 +41,7 @@ from ...settings import PROVIDER_KEYS
 if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every build
     import httpx
 
-__all__ = ["RETRYABLE", "Client", "ProviderSettings", "Refusal", "configure", "retry_delay"]
+__all__ = ["RETRYABLE", "Client", "ProviderSettings", "Refusal", "configure", "limiter", "retry_delay", "share_limits"]
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -93,16 +93,35 @@ def configure(defaults: ProviderSettings, table: Mapping[str, Any] | None) -> Pr
     return settings
 
 
-_limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_limits: dict[tuple[str, int], Any] = {}
 _limits_lock = threading.Lock()
 
 
-def _limiter(settings: ProviderSettings) -> threading.BoundedSemaphore:
-    """The process-wide semaphore of a provider (per configured size)."""
+def _process_limit(name: str, size: int) -> Any:
+    return threading.BoundedSemaphore(size)
+
+
+#: makes a provider's limit of requests in flight from its name and size: one per process,
+#: unless a cluster worker shares one with the whole cluster (:func:`share_limits`)
+_make_limit: Callable[[str, int], Any] = _process_limit
+
+
+def share_limits(make: Callable[[str, int], Any]) -> None:
+    """From now on, make each provider's limit of requests in flight with ``make(name, size)``
+    (a context manager): a Dask worker's is the whole cluster's, so that N workers keep to the
+    provider's tier together instead of each to its own."""
+    global _make_limit
+    with _limits_lock:
+        _make_limit = make
+        _limits.clear()
+
+
+def limiter(settings: ProviderSettings) -> Any:
+    """The semaphore of a provider (per configured size): the process's, or the cluster's."""
     with _limits_lock:
         key = (settings.name, settings.concurrency)
         if key not in _limits:
-            _limits[key] = threading.BoundedSemaphore(settings.concurrency)
+            _limits[key] = _make_limit(settings.name, settings.concurrency)
         return _limits[key]
 
 
@@ -209,7 +228,7 @@ class Client:
         name, limit = self.settings.name, self.settings.max_retries
         problem = ""
         for attempt in range(limit + 1):
-            with _limiter(self.settings):
+            with limiter(self.settings):
                 try:
                     response = self._http.request(method, path, headers=all_headers, **kwargs)
                 except httpx.TimeoutException:

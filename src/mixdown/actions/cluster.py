@@ -1,0 +1,382 @@
+"""A build's actions on a Dask cluster: ``[executor] dask`` (or ``MIXDOWN_DASK``).
+
+doit stays the planner, on the machine that runs it. Its threads hand each
+render, pre-mix, mix, master and delivery to the cluster as a :class:`Job`
+and wait for it; nothing but the job (a plan item, the names of its inputs)
+and a short :class:`Outcome` (the lines the action printed) goes through the
+scheduler. Audio travels through the remote cache: a worker fetches what the
+action reads, runs the very action a local build runs
+(:mod:`mixdown.actions.worker`), and uploads what it made before it answers,
+every kind of object, as with ``[cache] share = "all"``. This machine then
+fetches the result into its own cache and ``build/`` as it would another
+build's, so the cache, ``build/`` and ``mixdown.lock`` end as a local build
+leaves them. Objects this machine made before it had a cluster are pushed to
+the remote first (:func:`pushed`): a worker finds every input there.
+
+A paid render happens once. Each job's Dask key is its content key, so the
+scheduler runs one job per key however many builds ask for it at once; a
+worker asks the remote before it renders; and a job lost with its worker
+is run again elsewhere by Dask, finding on the remote whatever the lost
+worker had uploaded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import MixdownError
+from ..plan.model import Asset, MixPlan, Plan
+from ..store.remote import Remote, Wanted
+from . import shipments
+from .context import Context, once, reported
+from .section import SectionJob, build_section
+from .shared import asset_wanted, fetched, mix_wanted, section_wanted
+from .worker import Job, Outcome, work
+
+__all__ = [
+    "ENV",
+    "Executor",
+    "Job",
+    "Outcome",
+    "cluster_deliver",
+    "cluster_master",
+    "cluster_mix",
+    "cluster_render",
+    "cluster_section",
+    "pushed",
+]
+
+#: the environment variable that names the scheduler, over ``[executor] dask``
+ENV = "MIXDOWN_DASK"
+#: actions in flight at once when neither ``[executor] jobs`` nor ``doit -n`` says
+JOBS = 16
+#: Dask settings for the workers of a cluster mixdown starts (``local``): no statistical profiler
+#: sampling every thread's stack every 10 ms, which costs a job's worth of CPU every few jobs
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False}
+#: how often a waiting doit thread looks up from its job (to stop when the build is interrupted)
+POLL_SECONDS = 0.5
+
+
+class Executor:
+    """The build's connection to a Dask cluster, made when the first job is handed over."""
+
+    def __init__(self, address: str, remote: Remote, project: Any, plan: Plan) -> None:
+        """``remote`` is the build's remote cache (sharing every kind); ``plan``, what it builds."""
+        self.address, self.remote, self.project, self.plan = address, remote, project, plan
+        self._guard = threading.Lock()
+        self._client: Any = None
+        self._cluster: Any = None
+        self._project: Any = None  # the project, scattered to the workers once
+        #: the worker whose cache holds each object a job made: what reads it goes there if it can
+        self._where: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Executor({self.address!r})"
+
+    def client(self) -> Any:
+        """The Dask client (connecting, or starting a local cluster, on first use)."""
+        with self._guard:
+            if self._client is None:
+                self._client, self._cluster = _connect(self.address)
+                self._project = self._client.scatter(self.project, broadcast=True, hash=False)
+            return self._client
+
+    def run(self, job: Job, near: Sequence[str] = ()) -> None:
+        """Run ``job`` on the cluster and wait; replay what it printed; raise its failure.
+
+        It goes, if that worker is free, where the first object of ``near`` that a job made is
+        in a worker's cache (saving the worker a download of its inputs).
+        """
+        from .stopping import Interrupted, check
+
+        client = self.client()
+        there = next((self._where[key] for key in near if key in self._where), None)
+        placed = {"workers": [there], "allow_other_workers": True} if there else {}
+        future = client.submit(work, self._project, job, key=_dask_key(job), pure=False, **placed)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        try:
+            while not done.wait(POLL_SECONDS):
+                check()
+            outcome: Outcome = future.result()
+        except Interrupted:
+            future.cancel()
+            raise
+        except Exception as err:
+            line = _lost(job, self.address, err)
+            if line is None:
+                raise
+            raise MixdownError(line) from None
+        finally:
+            future.release()
+        if outcome.out:
+            sys.stdout.write(outcome.out)
+        if outcome.err:
+            sys.stderr.write(outcome.err)
+        if outcome.error is not None:
+            raise MixdownError(outcome.error)
+        made = _made_key(job)
+        if made is not None and outcome.address:
+            self._where[made] = outcome.address
+
+    def close(self) -> None:
+        """Disconnect (and stop the local cluster, if this build started one)."""
+        with self._guard:
+            client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _dask_key(job: Job) -> str:
+    """The job's key on the scheduler: its kind and the content key of what it makes."""
+    item = job.item
+    if job.kind == "render":
+        return f"mixdown-render-{item.key}"
+    if job.kind == "section":
+        mix, index = item
+        return f"mixdown-section-{mix.section_keys[index]}"
+    if job.kind == "mix":
+        return f"mixdown-mix-{item.key}"
+    if job.kind == "master":
+        return f"mixdown-master-{shipments.shipment(item).key}"
+    mix, name = item
+    return f"mixdown-deliver-{shipments.shipment(mix, name).key}"
+
+
+def _made_key(job: Job) -> str | None:
+    """The content key of the cache object ``job`` makes (a delivery makes none)."""
+    item = job.item
+    if job.kind == "section":
+        mix, index = item
+        return str(mix.section_keys[index])
+    if job.kind == "master":
+        return str(item.master_key)
+    return None if job.kind == "deliver" else str(item.key)
+
+
+def _connect(address: str) -> tuple[Any, Any]:
+    """A client of the scheduler at ``address`` (with ``local``, of a cluster started here)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MixdownError(
+            "[executor] dask needs the distributed package, which is not installed: "
+            "pip install 'mixdown[dask]'"
+        ) from None
+    cluster = None
+    try:
+        if address == "local":
+            import dask
+
+            with dask.config.set(QUIET_WORKERS):
+                cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+            return Client(cluster, set_as_default=False), cluster  # type: ignore[no-untyped-call]
+        return Client(address, set_as_default=False, timeout=30), None  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as err:
+        if cluster is not None:
+            cluster.close()
+        why = " ".join(str(err).split()) or type(err).__name__
+        raise MixdownError(
+            f"Dask scheduler {address} cannot be reached ({why}): start it, or unset {ENV} "
+            "and [executor] dask to build on this machine"
+        ) from None
+
+
+def _lost(job: Job, address: str, err: BaseException) -> str | None:
+    """The one line for a job the cluster lost, with what to do (None: not lost, but a failure)."""
+    name = type(err).__name__
+    if name == "KilledWorker":
+        return (
+            f"{job.target}: the Dask workers that ran it died ({err}); whatever they had made "
+            "is on the remote cache: look at the workers' logs (memory?), then run the build again"
+        )
+    if name == "CancelledError":
+        return (
+            f"{job.target}: the Dask scheduler {address} dropped the job: check it, then run the build again"
+        )
+    return None
+
+
+# -- the doit actions -------------------------------------------------------------------------
+
+
+def cluster_render(context: Context, asset: Asset) -> Any:
+    """doit action: render one asset on the cluster, unless a cache already holds it."""
+    return reported(_render, context, asset, asset.task)
+
+
+def _render(context: Context, asset: Asset) -> None:
+    from .locking import check_pinned
+    from .render import release, reserve
+
+    def make() -> None:
+        cost = reserve(context, asset)  # on this machine: the budget is the build's
+        try:
+            _made_there(context, asset_wanted(asset), Job("render", asset, asset.task, (), ""))
+        except BaseException:
+            release(context, cost)
+            raise
+        if context.pinned is not None:
+            check_pinned(context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"]))
+
+    once(context, asset.key, asset.task, "rendering", lambda: asset.key in context.cache, make)
+
+
+def cluster_section(context: Context, job: SectionJob, bed: bool = False) -> Any:
+    """doit action: a section's pre-mix on the cluster; a named one (its preview) here."""
+    if job.preview:
+        return build_section(context, job, bed)
+    return reported(_section, context, job, job.mix.section_task(job.index))
+
+
+def _section(context: Context, job: SectionJob) -> None:
+    mix, index = job.mix, job.index
+    key, task = mix.section_keys[index], mix.section_task(index)
+    if key is None:
+        return
+    executor = _executor(context)
+    inputs = tuple(_asset_inputs(executor, executor.plan.sections[key].assets))
+    wanted = section_wanted(key, task)
+    once(
+        context,
+        key,
+        task,
+        "pre-mixing",
+        lambda: key in context.cache,
+        lambda: _made_there(context, wanted, Job("section", (mix, index), task, inputs, "")),
+    )
+
+
+def cluster_mix(context: Context, plan: MixPlan) -> Any:
+    """doit action: mix one rendition on the cluster."""
+    return reported(_mix, context, plan, f"mix:{plan.name}")
+
+
+def _mix(context: Context, plan: MixPlan) -> None:
+    target = f"mix:{plan.name}"
+    inputs = (*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan)))
+    job = Job("mix", plan, target, inputs, "")
+    once(
+        context, plan.key, target, "mixing", lambda: plan.key in context.cache,
+        lambda: _made_there(context, mix_wanted(plan), job, [k for k in plan.section_keys[::-1] if k]),
+    )  # fmt: skip
+
+
+def cluster_master(context: Context, plan: MixPlan) -> Any:
+    """doit action: master one rendition on the cluster; its files come to ``build/`` here."""
+    return reported(_master, context, plan, f"master:{plan.name}")
+
+
+def _master(context: Context, plan: MixPlan) -> dict[str, str]:
+    target = f"master:{plan.name}"
+    stems = any(path.parent.suffix == ".stems" for path in plan.outputs)
+    inputs = (mix_wanted(plan), *(_section_inputs(plan) if stems else ()))  # stems: summed from the pre-mixes
+    _shipped_there(context, plan, None, Job("master", plan, target, inputs, ""))
+    return {"stamp": plan.stamp}
+
+
+def cluster_deliver(context: Context, item: tuple[MixPlan, str]) -> Any:
+    """doit action: one extra delivery on the cluster; its files come to ``build/`` here."""
+    plan, name = item
+    return reported(_deliver, context, item, f"deliver:{plan.name}/{name}")
+
+
+def _deliver(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
+    plan, name = item
+    target = f"deliver:{plan.name}/{name}"
+    _shipped_there(context, plan, name, Job("deliver", item, target, (mix_wanted(plan),), ""))
+    return {"stamp": plan.delivery_stamp(name)}
+
+
+# -- what every action does -------------------------------------------------------------------
+
+
+def _executor(context: Context) -> Executor:
+    executor = context.executor
+    assert isinstance(executor, Executor)
+    return executor
+
+
+def _made_there(context: Context, wanted: Wanted, job: Job, near: Sequence[str] = ()) -> None:
+    """``wanted`` from the remote if it has it; else made by ``job`` on the cluster (near the
+    objects ``near``, :meth:`Executor.run`), then fetched."""
+    if fetched(context, wanted):
+        return
+    executor = _executor(context)
+    executor.run(job._replace(remote=executor.remote.url), near)
+    remote = executor.remote
+    remote.absent.discard(wanted.key)  # missing when the build began; a worker has made it since
+    if not remote.fetch_one(context.cache, wanted):
+        raise MixdownError(_not_there(job, remote))
+
+
+def _shipped_there(context: Context, plan: MixPlan, delivery: str | None, job: Job) -> None:
+    """A master's or delivery's files from the remote, made by ``job`` on the cluster if missing
+    (where its master or mix was made, if it can)."""
+    if shipments.fetched(context, plan, delivery):
+        return
+    executor = _executor(context)
+    executor.run(job._replace(remote=executor.remote.url), (plan.master_key, plan.key))
+    remote = executor.remote
+    remote.absent.discard(shipments.shipment(plan, delivery).key)
+    if not shipments.fetched(context, plan, delivery, quiet=True):
+        raise MixdownError(_not_there(job, remote))
+
+
+def _not_there(job: Job, remote: Remote) -> str:
+    return (
+        f"{job.target}: a Dask worker made it, but it is not on the remote cache {remote.shown}: "
+        "give the workers the same [cache] remote (or MIXDOWN_REMOTE) as this machine"
+    )
+
+
+def _asset_inputs(executor: Executor, keys: Any) -> list[Wanted]:
+    """The assets ``keys`` as a worker fetches them."""
+    assets = executor.plan.assets
+    return [asset_wanted(assets[key]) for key in dict.fromkeys(keys) if key in assets]
+
+
+def _laid_out(context: Context, plan: MixPlan) -> list[str]:
+    """The assets a mix reads itself, beside its sections' pre-mixes: the music bed's, and the
+    lines of a section whose pre-mix may start before it does (an SFX lead-in near the top of
+    the programme: the mixer lays such a section out from its lines), or that has none."""
+    executor, cache = _executor(context), context.cache
+    keys = [key for key in plan.assets if executor.plan.assets[key].kind == "music"]
+    for key in plan.section_keys:
+        if key is not None and key in cache and int(cache.meta(key).get("pre", 0)) == 0:
+            continue
+        section = executor.plan.sections.get(key) if key is not None else None
+        keys += section.assets if section is not None else []
+    return keys
+
+
+def _section_inputs(plan: MixPlan) -> list[Wanted]:
+    """A rendition's section pre-mixes as a worker fetches them."""
+    return [
+        section_wanted(key, plan.section_task(index))
+        for index, key in enumerate(plan.section_keys)
+        if key is not None
+    ]
+
+
+def pushed(context: Context, plan: Plan) -> str | None:
+    """Upload what the plan shares that this cache holds and the remote lacks (made here before
+    the build had a cluster): the workers read their inputs from the remote. The line to print."""
+    from .shared import push
+
+    executor = _executor(context)
+    done = push(executor.remote, context.cache, plan)
+    if not done.pushed:
+        return None
+    return f"remote cache: uploaded {done.pushed} objects for the Dask workers ({done.size / 1e6:.1f} MB)"

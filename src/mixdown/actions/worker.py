@@ -1,0 +1,257 @@
+"""A cluster worker's side of a build (:mod:`mixdown.actions.cluster`): one job at a time.
+
+A job runs the very action a local build runs, on a worker's own cache (in
+the Dask worker's local directory, kept while the worker lives) with the
+remote cache: :func:`work` fetches the job's inputs in one batch, runs the
+action (which asks the remote before it makes anything, as every build's
+actions do) and waits for its uploads before it answers. A master or
+delivery writes its files into a scratch copy of the show's layout,
+from where they are uploaded to the remote (with ``share = "all"``, as
+:mod:`mixdown.actions.shipments` shares them) and then removed.
+
+The show's files (its own renderers, media files) must be at the same
+path on every worker as on the machine running ``doit``: a shared volume,
+or the same checkout in the workers' image. What an action prints comes
+back with the :class:`~mixdown.actions.cluster.Outcome`, for that machine's
+console.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import MixdownError
+from ..plan.model import MixPlan
+from ..renderers import Registry
+from ..show.project import Project
+from ..store.cache import Cache
+from ..store.remote import Remote, Wanted
+from .context import Context
+
+__all__ = ["Job", "Outcome", "share_provider_limits", "work"]
+
+
+class Job(NamedTuple):
+    """One action for a worker: what it does, to what, and what it reads from the remote first."""
+
+    kind: str  # "render", "section", "mix", "master" or "deliver"
+    item: Any  # an Asset, (MixPlan, section index), a MixPlan, or (MixPlan, delivery name)
+    target: str  # the doit task, for messages
+    inputs: tuple[Wanted, ...]  # the objects the action reads, fetched before it runs
+    remote: str  # the remote cache's URL (a worker may not have MIXDOWN_REMOTE set)
+
+
+class Outcome(NamedTuple):
+    """What a job did: the lines it printed, and its one-line failure (None when it succeeded)."""
+
+    out: str
+    err: str
+    error: str | None
+    worker: str  # its name, for messages
+    address: str  # where the objects it made are now in a worker's cache ("" outside a worker)
+
+
+_places: dict[str, _Place] = {}
+_guard = threading.Lock()
+_local = threading.local()
+
+
+class _Place(NamedTuple):
+    """What a worker keeps for a show between its jobs."""
+
+    cache: Cache
+    registry: Registry
+    remote: Remote  # the connection each job's own Remote joins
+    scratch: Path
+
+
+def work(project: Project, job: Job) -> Outcome:
+    """Run ``job`` of ``project``'s build here; what it printed, and its failure if it failed."""
+    name, address = _worker_name()
+    _route_output()
+    with _captured() as said:
+        error: str | None = None
+        try:
+            _run(project, job, name)
+        except MixdownError as err:
+            error = str(err)
+    return Outcome(said.out.getvalue(), said.err.getvalue(), error, name, address)
+
+
+def _run(project: Project, job: Job, name: str) -> None:
+    if not (project.root / "project.toml").is_file():
+        raise MixdownError(
+            f"{job.target}: Dask worker {name} has no show at {project.root}: give every worker the "
+            "show's files at the same path (a shared volume, or the same checkout in its image)"
+        )
+    place = _place(project, job.remote)
+    remote = place.remote.joined(share="all")
+    try:
+        if job.inputs:
+            remote.fetch(place.cache, list(job.inputs))
+        _action(job, place, remote, project, name)
+        _uploaded(remote, name)
+    finally:
+        remote.drain()
+        remote.close()
+
+
+def _uploaded(remote: Remote, name: str) -> None:
+    """Wait for the job's uploads; raise the first that failed (the job's result is not shared)."""
+    done = remote.drain()
+    if done.failed:
+        raise MixdownError(f"{done.failed[0]} (on Dask worker {name})")
+
+
+def _action(job: Job, place: _Place, remote: Remote, project: Project, name: str) -> None:
+    """Run the action ``job`` names, as a local build's doit task would."""
+    from .deliver import publish_delivery
+    from .master import publish_master
+    from .mix import mix_once
+    from .render import render_once
+    from .section import premix_once
+
+    context = Context(project, place.cache, place.registry, remote=remote)
+    if job.kind == "render":
+        render_once(context, job.item)
+    elif job.kind == "section":
+        premix_once(context, *job.item)
+    elif job.kind == "mix":
+        mix_once(context, job.item)
+    else:
+        with tempfile.TemporaryDirectory(dir=place.scratch, prefix="show-") as scratch:
+            moved, plan = _moved(project, job, Path(scratch))
+            context = Context(moved, place.cache, place.registry, remote=remote)
+            if job.kind == "master":
+                publish_master(context, plan)
+            else:
+                publish_delivery(context, (plan, job.item[1]))
+            _uploaded(remote, name)  # the files go up before the scratch copy goes
+
+
+def _moved(project: Project, job: Job, scratch: Path) -> tuple[Project, MixPlan]:
+    """``project`` and the job's rendition with their ``build/`` (and the show's state)
+    under ``scratch``: the files a worker writes are uploaded from there."""
+    plan: MixPlan = job.item if job.kind == "master" else job.item[0]
+    root = project.root
+
+    def move(path: Path) -> Path:
+        return scratch / path.relative_to(root)
+
+    moved = dataclasses.replace(project, root=scratch, build_dir=move(project.build_dir))
+    deliveries = [d._replace(files=[move(p) for p in d.files]) for d in plan.deliveries]
+    return moved, dataclasses.replace(plan, outputs=[move(p) for p in plan.outputs], deliveries=deliveries)
+
+
+def _place(project: Project, url: str) -> _Place:
+    """This worker's cache, renderers and remote connection for ``project`` (made once)."""
+    providers = json.dumps(project.providers, sort_keys=True, default=str)
+    name = hashlib.sha256(f"{project.root}\n{url}\n{providers}".encode()).hexdigest()[:16]
+    with _guard:
+        found = _places.get(name)
+        if found is None:
+            scratch = _local_directory() / "mixdown" / name
+            scratch.mkdir(parents=True, exist_ok=True)
+            share_provider_limits()
+            registry = Registry(project.root)
+            registry.configure(project.providers)
+            found = _Place(
+                Cache(scratch / "cache"), registry, Remote(url, share="all", required=True), scratch
+            )
+            _places[name] = found
+        return found
+
+
+def share_provider_limits() -> None:
+    """On a Dask worker, each provider's ``concurrency`` is the whole cluster's: a
+    :class:`distributed.Semaphore` on the scheduler, not one per worker process."""
+    try:
+        from distributed import Semaphore, get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    from ..renderers.cloud import http
+
+    def cluster_wide(name: str, size: int) -> Any:
+        return Semaphore(max_leases=size, name=f"mixdown-{name}-{size}")  # type: ignore[no-untyped-call]
+
+    http.share_limits(cluster_wide)
+
+
+def _local_directory() -> Path:
+    """The Dask worker's own scratch directory (removed with the worker), else a temporary one."""
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        return Path(tempfile.gettempdir())
+
+
+def _worker_name() -> tuple[str, str]:
+    """The Dask worker's name and address."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return str(worker.name), str(worker.address)
+    except (ImportError, ValueError):
+        return "?", ""
+
+
+class _Said(NamedTuple):
+    out: io.StringIO
+    err: io.StringIO
+
+
+@contextmanager
+def _captured() -> Iterator[_Said]:
+    """What this thread prints, kept for the machine running ``doit``."""
+    said = _Said(io.StringIO(), io.StringIO())
+    _local.said = said
+    try:
+        yield said
+    finally:
+        _local.said = None
+
+
+class _Routed(io.TextIOBase):
+    """``sys.stdout`` (or ``stderr``) of a worker: a thread running a job prints into the job's
+    :class:`Outcome`; every other thread (the worker's own) to the stream as before."""
+
+    def __init__(self, inner: Any, which: str) -> None:
+        self.inner, self.which = inner, which
+
+    def write(self, text: str) -> int:
+        said = getattr(_local, "said", None)
+        if said is None:
+            return int(self.inner.write(text))
+        return getattr(said, self.which).write(text)  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        said = getattr(_local, "said", None)
+        if said is None:
+            self.inner.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _route_output() -> None:
+    """Install the routing streams once per worker process."""
+    with _guard:
+        if not isinstance(sys.stdout, _Routed):
+            sys.stdout = _Routed(sys.stdout, "out")
+        if not isinstance(sys.stderr, _Routed):
+            sys.stderr = _Routed(sys.stderr, "err")

@@ -1,0 +1,294 @@
+"""Builds on a Dask cluster: a LocalCluster of 2 worker processes and a moto S3 on 127.0.0.1.
+
+The show's voice is a "paid" renderer in its own renderers/ that counts
+each render it completes in ``renders.log`` beside the show (the workers
+and this process append to the same file), and kills the process it runs
+in, before completing, when the show holds a ``kill-on`` file naming the
+line: a worker lost in the middle of a paid request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from .s3server import S3
+from .test_build import doit, ran
+
+RENDERER = '''
+import os, signal, zlib
+from pathlib import Path
+
+import numpy as np
+from mixdown.renderers import RendererBase, RenderResult
+
+SR = 24000
+
+
+class Renderer(RendererBase):
+    """A paid voice: deterministic tones, each completed render counted in renders.log."""
+
+    kinds = frozenset({"voice"})
+
+    def render(self, request):
+        root = Path(request.root)
+        marker = root / "kill-on"
+        if marker.is_file() and marker.read_text().strip() == request.target:
+            marker.unlink()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies before the provider answers
+        seed = zlib.crc32(request.text.encode())
+        n = int(SR * max(0.6, len(request.text) / 25))
+        t = np.arange(n, dtype=np.float32) / SR
+        tone = np.sin(2 * np.pi * (120 + seed % 80) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+        with open(root / "renders.log", "a") as log:
+            log.write(request.target + "\\n")
+        return RenderResult((0.3 * tone).astype(np.float32)[:, None], SR)
+'''
+
+PROJECT = """[project]
+name = "Cluster trial"
+voice = "host"
+
+[voices.host]
+renderer = "paid"
+
+[sfx.tick]
+renderer = "synth"
+preset = "click"
+
+[music.bed]
+renderer = "synth"
+preset = "ambient"
+
+[scripts.brief]
+template = "stanzas/brief.j2"
+music = "bed"
+variants = "data/people.csv"
+
+[master]
+formats = ["wav", "mp3"]
+stems = true
+
+[deliveries.radio]
+preset = "ebu-r128"
+formats = ["wav"]
+"""
+
+SCRIPT = """## hello
+Good morning {{ name }}, here is your briefing. [sfx:tick]
+
+The weather today is mild for {{ name }}.
+
+## news
+The markets were calm overnight.
+
+A new bridge opened downtown. [sfx:tick]
+
+## bye
+That was all for today, {{ name }}.
+"""
+
+PEOPLE = "id,name\nzoe,Zoë\nli,Li\nsam,Sam\n"
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_endpoint: str) -> Iterator[str]:
+    """A LocalCluster of 2 worker processes, whose environment reaches the test S3; its address."""
+    from distributed import LocalCluster
+
+    env = {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+    ) as local:
+        yield local.scheduler_address
+
+
+def make_show(root: Path) -> Path:
+    for path, text in {
+        "project.toml": PROJECT,
+        "stanzas/brief.j2": SCRIPT,
+        "data/people.csv": PEOPLE,
+        "renderers/paid.py": RENDERER,
+    }.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text, encoding="utf-8")
+    return root
+
+
+def renders(root: Path) -> Counter[str]:
+    log = root / "renders.log"
+    return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+def lock_keys(root: Path) -> dict[str, str]:
+    data = tomllib.loads((root / "mixdown.lock").read_text())
+    return {target: table["key"] for target, table in data.items() if isinstance(table, dict)}
+
+
+def built(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted((root / "build").rglob("*")) if p.is_file()}
+
+
+def on_cluster(monkeypatch: pytest.MonkeyPatch, address: str, remote: str) -> None:
+    monkeypatch.setenv("MIXDOWN_DASK", address)
+    monkeypatch.setenv("MIXDOWN_REMOTE", remote)
+
+
+def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = make_show(tmp_path / "here")
+    code, out, err = doit(here, {})
+    assert code == 0, out + err
+
+    there = make_show(tmp_path / "there")
+    on_cluster(monkeypatch, cluster, s3.url)
+    code, out, err = doit(there, {})
+    assert code == 0, out + err
+    voices = [t for t in lock_keys(here) if t.startswith("voice:")]
+    assert renders(there) == Counter(voices)  # every paid line once, across both workers
+    assert lock_keys(there) == lock_keys(here)  # same keys for every asset, mix, master and delivery
+    # the workers' lines reach this console, with their targets
+    assert "master:brief@sam  -16." in out and "deliver:brief@li/radio  -23." in out
+
+    files, local = built(there), built(here)
+    assert files.keys() == local.keys() and len(files) == 3 * 6  # wav, mp3, 3 stems, radio wav
+    for name, path in files.items():
+        if name.endswith(".mp3") or ".stems" in name:
+            continue
+        a, sr = sf.read(path, dtype="float32", always_2d=True)
+        b, _ = sf.read(local[name], dtype="float32", always_2d=True)
+        assert len(a) == len(b), name  # the same length to the sample
+        meter = pyloudnorm.Meter(sr)
+        assert abs(meter.integrated_loudness(a) - meter.integrated_loudness(b)) <= 0.05, name
+    for name in (n for n in files if n.endswith(".mp3")):
+        assert sf.info(files[name]).frames == sf.info(local[name]).frames, name
+
+    code, out, err = doit(there, {})  # nothing left to do, and no cluster job for it
+    assert code == 0 and not ran(out), out + err
+
+    again = make_show(tmp_path / "again")  # another machine of the same team, the same night
+    code, out, err = doit(again, {})
+    assert code == 0, out + err
+    assert renders(again) == Counter()  # nothing paid twice: all of it came through the remote
+    assert {n: p.read_bytes() for n, p in built(again).items() if n.endswith(".wav")} == {
+        n: p.read_bytes() for n, p in files.items() if n.endswith(".wav")
+    }
+
+
+def test_a_worker_killed_in_a_paid_render_is_replaced_and_nothing_is_paid_twice(
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_show(tmp_path / "show")
+    victim = "voice:brief/news/1"  # shared by every listener: their sections wait for it
+    (root / "kill-on").write_text(victim)
+    on_cluster(monkeypatch, cluster, s3.url)
+    code, out, err = doit(root, {})
+    assert code == 0, out + err
+    assert not (root / "kill-on").exists()  # a worker did die in that render
+    counts = renders(root)
+    assert counts[victim] == 1 and set(counts.values()) == {1}  # completed once, like every other line
+    assert {p.name for p in (root / "build").glob("*.mp3")} == {
+        f"brief@{i}.mp3" for i in ("zoe", "li", "sam")
+    }
+    assert all(len(sf.read(p)[0]) > 0 for p in (root / "build").glob("*.wav"))
+
+
+def test_assets_made_here_before_the_cluster_are_pushed_for_its_workers(
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_show(tmp_path / "show")
+    code, out, err = doit(root, {}, "voice")  # rendered on this machine, with no remote yet
+    assert code == 0, out + err
+    first = renders(root)
+    shutil.rmtree(root / "build", ignore_errors=True)
+    (root / "stanzas" / "brief.j2").write_text(SCRIPT.replace("mild", "warm"))  # one line per listener
+    on_cluster(monkeypatch, cluster, s3.url)
+    code, out, err = doit(root, {})
+    assert code == 0, out + err
+    assert "uploaded" in out and "for the Dask workers" in out
+    again = renders(root) - first
+    # only the edited line, once per listener: every other asset was pushed, not made again
+    assert again == Counter(f"voice:brief/hello/1@{i}" for i in ("zoe", "li", "sam"))
+
+
+def test_a_cluster_needs_a_remote_cache_and_a_scheduler_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_show(tmp_path / "show")
+    monkeypatch.delenv("MIXDOWN_REMOTE", raising=False)
+    monkeypatch.setenv("MIXDOWN_DASK", "tcp://127.0.0.1:1")
+    code, out, err = doit(root, {})
+    assert code != 0 and renders(root) == Counter()
+    lines = [line for line in (out + err).splitlines() if "remote cache" in line]
+    assert len(lines) == 1 and "set [cache] remote (or MIXDOWN_REMOTE)" in lines[0], out + err
+
+    monkeypatch.setenv("MIXDOWN_DASK", "scheduler:8786")
+    code, out, err = doit(root, {})
+    assert code != 0 and "MIXDOWN_DASK: 'scheduler:8786' is not a Dask scheduler address" in out + err
+
+
+def test_the_executor_table_is_checked(tmp_path: Path) -> None:
+    from mixdown.errors import ConfigError
+    from mixdown.show.project import load
+
+    root = make_show(tmp_path / "show")
+    for table, message in [
+        ('dask = "scheduler"', r"project.toml:\d+: 'scheduler' is not a Dask scheduler address"),
+        ('dask = "tcp://s:8786"\njobs = 0', r"project.toml:\d+: jobs must be a whole number from 1 to 10000"),
+        (
+            'dask = "tcp://s:8786"\nworkers = 4',
+            r"project.toml:\d+: unknown key 'workers' in \[executor\]; allowed: dask, jobs",
+        ),
+    ]:
+        (root / "project.toml").write_text(PROJECT + "\n[executor]\n" + table + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load(root)
+    (root / "project.toml").write_text(PROJECT + '\n[executor]\ndask = "tcp://s:8786"\njobs = 64\n')
+    executor = load(root).executor
+    assert (executor.dask, executor.jobs) == ("tcp://s:8786", 64)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_providers_concurrency_holds_for_the_whole_cluster(cluster: str, concurrency: int) -> None:
+    """Two workers each hold the provider's limit for a second: with ``concurrency = 1`` one
+    waits for the other, as one process's threads would; with 2 they overlap."""
+    from distributed import Client
+
+    def hold(size: int) -> tuple[float, float]:
+        import time
+
+        from mixdown.actions.worker import share_provider_limits
+        from mixdown.renderers.cloud import http
+
+        share_provider_limits()
+        settings = http.ProviderSettings("fake", "http://127.0.0.1:9", "FAKE_API_KEY", concurrency=size)
+        with http.limiter(settings):
+            start = time.time()
+            time.sleep(1.0)
+            return start, time.time()
+
+    with Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        futures = [
+            client.submit(hold, concurrency, workers=[w], pure=False, key=f"hold-{concurrency}-{w}")
+            for w in workers
+        ]
+        (a0, a1), (b0, b1) = sorted(f.result() for f in futures)
+    overlap = min(a1, b1) - max(a0, b0)
+    assert (overlap < 0) if concurrency == 1 else (overlap > 0.5), (a0, a1, b0, b1)
