@@ -30,6 +30,7 @@ __all__ = [
     "STREAMED",
     "Deliverable",
     "StreamTee",
+    "StreamedMaster",
     "master_meta",
     "master_streamed",
     "measured",
