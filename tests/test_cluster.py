@@ -292,3 +292,63 @@ def test_a_providers_concurrency_holds_for_the_whole_cluster(cluster: str, concu
         (a0, a1), (b0, b1) = sorted(f.result() for f in futures)
     overlap = min(a1, b1) - max(a0, b0)
     assert (overlap < 0) if concurrency == 1 else (overlap > 0.5), (a0, a1, b0, b1)
+
+
+def test_a_workers_cache_is_trimmed_and_what_it_lost_comes_back_from_the_remote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night's jobs pass thousands of objects through a worker: its cache keeps to
+    MIXDOWN_WORKER_CACHE_SIZE, and an object trimmed from it is fetched again, not made again."""
+    import tempfile
+
+    from mixdown.actions import worker
+    from mixdown.loader import load_show
+    from mixdown.renderers import Registry
+
+    root = make_show(tmp_path / "show")
+    show = load_show(root, registry=Registry(root))
+    remote = (tmp_path / "remote").as_uri()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "worker"))  # the worker's local directory
+    (tmp_path / "worker").mkdir()
+    monkeypatch.setattr(worker, "TRIM_EVERY", 1)
+    monkeypatch.setenv(worker.SIZE_ENV, "1")  # a byte: every job empties it
+    voices = [a for a in show.plan.assets.values() if a.kind == "voice"][:3]
+    for asset in [*voices, voices[0]]:
+        outcome = worker.work(show.context.project, worker.Job("render", asset, asset.task, (), remote))
+        assert outcome.error is None, outcome
+        objects = list((tmp_path / "worker").rglob("objects/*/*.wav"))
+        assert objects == []  # trimmed after the job
+    assert renders(root) == Counter(a.task for a in voices)  # the fourth job fetched its line
+    assert len(list((tmp_path / "remote").rglob("*.json"))) == 3
+
+
+def test_two_builds_on_one_cluster_at_once_pay_for_each_render_once(
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two machines of a team build the same night at the same moment, on one cluster."""
+    import subprocess
+    import sys
+
+    config = "[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n"
+    roots = [make_show(tmp_path / name) for name in ("a", "b")]
+    for root in roots:
+        (root / "doit.cfg").write_text(config)
+    on_cluster(monkeypatch, cluster, s3.url)
+    builds = [
+        subprocess.Popen(
+            [sys.executable, "-m", "doit"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for root in roots
+    ]
+    outputs = [build.communicate(timeout=600)[0] for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], outputs
+    voices = [t for t in lock_keys(roots[0]) if t.startswith("voice:")]
+    assert renders(roots[0]) + renders(roots[1]) == Counter(voices)  # each line once, by either
+    assert lock_keys(roots[0]) == lock_keys(roots[1])
+    for name, path in built(roots[0]).items():
+        if name.endswith(".wav"):
+            assert path.read_bytes() == (roots[1] / name).read_bytes(), name

@@ -10,7 +10,7 @@ preview.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
 from . import cluster
@@ -92,6 +92,31 @@ def task_dicts(
     return out
 
 
+class _Actions(NamedTuple):
+    """The doit action of each kind of task."""
+
+    render: Any
+    section: Any
+    mix: Any
+    master: Any
+    deliver: Any
+
+
+_HERE = _Actions(render_asset, build_section, build_mix, build_master, build_delivery)
+_ON_CLUSTER = _Actions(
+    cluster.cluster_render,
+    cluster.cluster_section,
+    cluster.cluster_mix,
+    cluster.cluster_master,
+    cluster.cluster_deliver,
+)
+
+
+def _actions(context: Any) -> _Actions:
+    """This machine's actions, or the Dask cluster's when the build has one."""
+    return _ON_CLUSTER if getattr(context, "executor", None) is not None else _HERE
+
+
 def _bed_tasks(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:
     """The tasks of ``mix``'s music-bed segments that were handed to doit (music is only ever a bed)."""
     return [
@@ -122,7 +147,7 @@ def _section_task(
 ) -> dict[str, Any]:
     return {
         "name": section.task.split(":", 1)[1],
-        "actions": [(cluster.cluster_section if context.executor else build_section, [context, job])],
+        "actions": [(_actions(context).section, [context, job])],
         "task_dep": deps,
         "uptodate": [done],
         "params": [BED_PARAM],
@@ -135,7 +160,7 @@ def _section_task(
 def _asset_task(asset: Asset, context: Any, *, done: bool) -> dict[str, Any]:
     return {
         "name": asset.task.split(":", 1)[1],
-        "actions": [(cluster.cluster_render if context.executor else render_asset, [context, asset])],
+        "actions": [(_actions(context).render, [context, asset])],
         "uptodate": [done],
         "doc": asset.doc or f"{asset.renderer} {asset.kind}",
         "io": UNCAPTURED,
@@ -146,7 +171,7 @@ def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dic
     sections = sum(key is not None for key in mix.section_keys)
     return {
         "name": mix.name,
-        "actions": [(cluster.cluster_mix if context.executor else build_mix, [context, mix])],
+        "actions": [(_actions(context).mix, [context, mix])],
         "task_dep": deps,
         "uptodate": [done],
         "doc": f"mix {sections} sections, {len(mix.assets)} assets",
@@ -157,7 +182,7 @@ def _mix_task(mix: MixPlan, context: Any, deps: list[str], *, done: bool) -> dic
 def _master_task(mix: MixPlan, context: Any) -> dict[str, Any]:
     return {
         "name": mix.name,
-        "actions": [(cluster.cluster_master if context.executor else build_master, [context, mix])],
+        "actions": [(_actions(context).master, [context, mix])],
         "task_dep": [f"mix:{mix.name}"],
         "targets": [str(p) for p in mix.outputs],
         "uptodate": [(stamp_matches, [mix.stamp])],
@@ -171,9 +196,7 @@ def _delivery_task(mix: MixPlan, delivery: DeliveryPlan, context: Any) -> dict[s
     preset = delivery.table.get("preset", "podcast")
     return {
         "name": f"{mix.name}/{delivery.name}",
-        "actions": [
-            (cluster.cluster_deliver if context.executor else build_delivery, [context, (mix, delivery.name)])
-        ],
+        "actions": [(_actions(context).deliver, [context, (mix, delivery.name)])],
         "task_dep": [f"master:{mix.name}"],
         "targets": [str(p) for p in delivery.files],
         "uptodate": [(stamp_matches, [mix.delivery_stamp(delivery.name)])],

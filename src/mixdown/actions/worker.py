@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -61,7 +62,14 @@ class Outcome(NamedTuple):
     address: str  # where the objects it made are now in a worker's cache ("" outside a worker)
 
 
+#: the environment variable that bounds a worker's cache (a size, as ``[cache] max_size`` takes)
+SIZE_ENV = "MIXDOWN_WORKER_CACHE_SIZE"
+DEFAULT_SIZE = "20GB"
+#: a worker's cache is trimmed after every this many jobs (a trim lists the whole cache)
+TRIM_EVERY = 20
+
 _places: dict[str, _Place] = {}
+_jobs = 0
 _guard = threading.Lock()
 _local = threading.local()
 
@@ -104,6 +112,23 @@ def _run(project: Project, job: Job, name: str) -> None:
     finally:
         remote.drain()
         remote.close()
+    _trimmed(place)
+
+
+def _trimmed(place: _Place) -> None:
+    """Every :data:`TRIM_EVERY` jobs, trim the worker's cache to ``MIXDOWN_WORKER_CACHE_SIZE``
+    (least recently used first): everything in it is on the remote, and a night's build
+    passes thousands of mixes through it."""
+    from ..plan.gc import References, trim
+    from ..show.project import parse_size
+
+    global _jobs
+    with _guard:
+        _jobs += 1
+        if _jobs % TRIM_EVERY:
+            return
+    limit = parse_size(os.environ.get(SIZE_ENV) or DEFAULT_SIZE, SIZE_ENV)
+    trim(place.cache, References(frozenset(), ("the cluster's jobs",)), limit)
 
 
 def _uploaded(remote: Remote, name: str) -> None:
