@@ -10,6 +10,7 @@ quantization of what a float cache gives, in a fraction of the bytes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 import soundfile as sf
 
 from mixdown.actions.context import committed
+from mixdown.actions.master import mastered
+from mixdown.actions.streamed import STREAMED
 from mixdown.codecs.flac24 import HEADROOM, steps24
 from mixdown.dsp.signal import BLOCK
 from mixdown.loader import load_show
@@ -68,15 +71,17 @@ def test_a_compact_object_reads_back_as_whole_steps_through_every_reader(
     assert sf.info(str(path)).format == "FLAC" and cache.info(key) == (frames, sr, channels)
     expected = _whole_steps(audio, HEADROOM)
     assert np.abs(expected - audio).max() <= HEADROOM * 2.0**-24  # half a step
-    np.testing.assert_array_equal(cache.get(key)[0], expected)
-    np.testing.assert_array_equal(np.concatenate(list(cache.source(key).blocks(4096))), expected)
-    mapped = cache.mapped(key)
-    np.testing.assert_array_equal(mapped, expected)
-    assert not mapped.flags.writeable
     a, b = frames // 5, frames - frames // 7
-    np.testing.assert_array_equal(
-        np.concatenate([*cache.source(key).between(a, b, 1000), expected[:0]]), expected[a:b]
-    )
+    # the cache that wrote it reads what it kept in memory; another decodes the file: the same samples
+    for reader in (cache, Cache(tmp_path)):
+        np.testing.assert_array_equal(reader.get(key)[0], expected)
+        np.testing.assert_array_equal(np.concatenate(list(reader.source(key).blocks(4096))), expected)
+        mapped = reader.mapped(key)
+        np.testing.assert_array_equal(mapped, expected)
+        assert not mapped.flags.writeable
+        np.testing.assert_array_equal(
+            np.concatenate([*reader.source(key).between(a, b, 1000), expected[:0]]), expected[a:b]
+        )
     # a copy of part of it, into a float object or a compact one, holds the same samples
     for flac in (False, True):
         other = ("cd" if flac else "ef") + "2" * 62
@@ -127,9 +132,12 @@ def test_a_show_with_variants_is_cached_compactly_and_masters_as_a_float_cache_d
     kinds = {(m.get("kind"), m.get("codec"), m.get("scale")) for m in objects.values()}
     assert ("mix", "flac24", HEADROOM) in kinds and ("section", "flac24", HEADROOM) in kinds
     assert not {k for k in kinds if k[0] in ("mix", "section") and k[1:] != ("flac24", HEADROOM)}
-    # a short master is kept too (its files were written from its 24-bit steps): under full scale
-    masters = [m for m in objects.values() if m.get("kind") == "master"]
-    assert masters and {(m.get("codec"), m.get("scale")) for m in masters} == {("flac24", None)}
+    # a short master is kept as a record, not as samples: its files were written as it was made
+    assert not [m for m in objects.values() if m.get("kind") == "master"]
+    for plan in compact.plan.mixes:
+        record = json.loads(cache.side_path(plan.master_key, STREAMED).read_text())
+        assert record["master"] == plan.master and record["frames"] == cache.info(plan.key)[0]
+        assert abs(record["measured"][0] - plan.master["target_lufs"]) <= 0.1
     assert {
         m.get("codec") for m in objects.values() if m.get("kind") not in ("mix", "section", "master")
     } == {None}  # rendered assets stay as they were rendered
@@ -229,5 +237,21 @@ def test_files_made_again_from_a_compact_master_are_those_first_made(
         path.unlink()
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
-    assert len(passes) == 3  # made from the cached masters, not mastered again
+    assert len(passes) == 6  # kept as records: mastered again, to the same bytes
     assert {p: p.read_bytes() for p in made} == made
+    # What reads a master later (a delivery) has it made into the cache: the samples its files hold
+    loaded = load_show(root, registry=Registry(root, extra=fakes))
+    cache = loaded.context.cache
+    for plan in loaded.plan.mixes:
+        assert plan.master_key not in cache
+        source, loudness, written = mastered(loaded.context, plan)
+        target = plan.master["target_lufs"]
+        assert written == [] and loudness.integrated_lufs == pytest.approx(target, abs=0.1)
+        samples = np.concatenate(list(source.blocks()))
+        wav = next(p for p in plan.outputs if p.suffix == ".wav")
+        np.testing.assert_array_equal(steps24(samples), steps24(sf.read(wav, dtype="float32")[0]))
+        assert plan.master_key in cache and cache.meta(plan.master_key)["codec"] == "flac24"
+    assert len(passes) == 9  # each once, then read from the cache
+    for plan in loaded.plan.mixes:
+        mastered(loaded.context, plan)[0].blocks()
+    assert len(passes) == 9

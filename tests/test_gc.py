@@ -51,7 +51,9 @@ def files_of(root: Path, wanted: set[str]) -> list[Path]:
 
 
 def records(root: Path, wanted: set[str]) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in files_of(root, wanted) if p.name == p.name[:64] + ".json"]
+    """The records of the objects ``wanted``: a short master's in a compact cache is its streamed.json."""
+    names = (".json", ".streamed.json")
+    return [json.loads(p.read_text()) for p in files_of(root, wanted) if p.name[64:] in names]
 
 
 def build(root: Path, fakes: dict[str, Any] | None = None) -> str:

@@ -1,8 +1,9 @@
 """The master action: a rendition's mix mastered, and the [master] formats written to ``build/``.
 
 :func:`mastered` makes (or finds) the master, as one stream or, for a long
-programme, in parallel parts kept as a recipe (:data:`RECIPE`); the
-delivery action (:mod:`mixdown.actions.deliver`) reads its master from there too.
+programme, in parallel parts kept as a recipe (:data:`RECIPE`); a short
+one in a compact cache is kept as a record too
+(:data:`~mixdown.actions.streamed.STREAMED`); the delivery action (:mod:`mixdown.actions.deliver`) reads its master from there too.
 After an edit, a long master is spliced when it can be: only the parts the
 edit touched are made again, the rest copied from the files in ``build/``
 (:mod:`mixdown.codecs.splice`; what they were made from:
@@ -24,6 +25,8 @@ from .context import Context, locked, once, relative, reported
 from .locking import check_pinned
 from .mix import ANALYSIS, change_of
 from .progress import Progress
+from .streamed import Deliverable, StreamedMaster, master_meta, master_streamed, stored_streamed
+from .streamed import measured as measured_loudness
 
 if TYPE_CHECKING:  # the codecs load when a master is made
     from ..codecs.splice import Landed
@@ -34,14 +37,6 @@ __all__ = ["Deliverable", "PARTS", "RECIPE", "build_master", "mastered", "publis
 RECIPE = "recipe.json"
 # and, written before it, what a splice needs of its parts (mixdown.codecs.splice.PartData)
 PARTS = "parts.npz"
-
-
-class Deliverable(NamedTuple):
-    """Files to write from a master as it is made: ``stem`` + each of ``direct``'s formats."""
-
-    stem: Path  # the files' path without the format's suffix
-    delivery: Delivery
-    direct: list[str]  # the formats at the master's rate, encoded while it is made
 
 
 class _Stored(NamedTuple):
@@ -158,9 +153,12 @@ def _master_cached(
     # A long master's files are made again from its recipe even when the master is cached (a
     # delivery made it): written that way they are the same bytes as the first build's.
     if plan.master_key in cache and not (stored is not None and direct):
-        return cache.source(plan.master_key), _measured(cache.meta(plan.master_key)), []
+        return cache.source(plan.master_key), measured_loudness(cache.meta(plan.master_key)), []
     if stored is not None and not direct:
         return _RecipeMaster(context, plan, stored.recipe, stored.loudness), stored.loudness, []  # no files
+    streamed = None if direct else stored_streamed(context, plan)
+    if streamed is not None:  # kept as a record: mastered again if something reads it
+        return StreamedMaster(context, plan, cache.source(plan.key), streamed), streamed, []
     return None
 
 
@@ -185,61 +183,7 @@ def _master_made(
         if spliced is not None:
             return spliced
         return _mastered_in_parts(context, plan, mixed, settings, progress, deliverable, stored)
-    return _mastered_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
-
-
-def _mastered_streamed(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    deliverable: Deliverable | None,
-    *,
-    threads: bool,
-) -> tuple[Any, Any, list[Any]]:
-    """:func:`mastered` as one stream into a cache object, and into the direct files as it goes."""
-    from ..dsp.master import Analysis, master_stream
-
-    cache = context.cache
-    analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))  # saves the measuring pass
-    sinks: list[_Tee] = []
-
-    def open_sink() -> _Tee:
-        from ..codecs.deliver import Formats
-
-        writer = cache.writer(plan.master_key, mixed.sample_rate, mixed.channels, frames=mixed.frames)
-        formats = None
-        if deliverable is not None and deliverable.direct:
-            stem, delivery, direct = deliverable
-            formats = Formats(stem, direct, mixed.sample_rate, mixed.channels, delivery, mixed.frames)
-        sinks.append(_Tee(writer, formats, compact=context.project.compact))
-        return sinks[-1]
-
-    try:
-        loudness = master_stream(
-            mixed, settings, open_sink, progress=progress.say, threads=threads, analysis=analysis
-        )
-        sinks[-1].writer.commit(_master_meta(plan, loudness), flac=context.project.compact)
-        encoded = sinks[-1].formats.finish() if sinks[-1].formats else []
-    except BaseException:
-        if sinks:
-            sinks[-1].discard()
-        raise
-    return cache.source(plan.master_key), loudness, encoded
-
-
-def _master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
-    measured = [loudness.integrated_lufs, loudness.true_peak_dbtp, loudness.lra]
-    return {"kind": "master", "name": plan.name, "loudness": str(loudness), "measured": measured}
-
-
-def _measured(meta: dict[str, Any]) -> Any:
-    """The :class:`~mixdown.dsp.master.Loudness` a :func:`_master_meta` record holds, or None."""
-    from ..dsp.master import Loudness
-
-    found = meta.get("measured")
-    return Loudness(*found) if isinstance(found, list) and len(found) == 3 else None
+    return master_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
 
 
 def _mastered_in_parts(
@@ -447,7 +391,7 @@ def _store_recipe(context: Context, plan: MixPlan, passes: Any, loudness: Any, l
     assert passes.recipe is not None
     _store_parts(context, plan.master_key, passes)
     record = {
-        **_master_meta(plan, loudness),
+        **master_meta(plan, loudness),
         "recipe": passes.recipe.record(),
         "master": plan.master,
         "landed": landed._asdict(),
@@ -521,7 +465,7 @@ def _stored_recipe(context: Context, master_key: str) -> _Stored | None:
 
     try:
         record = json.loads(context.cache.side_path(master_key, RECIPE).read_text("utf-8"))
-        recipe, loudness = Recipe.from_record(record["recipe"]), _measured(record)
+        recipe, loudness = Recipe.from_record(record["recipe"]), measured_loudness(record)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none, or unreadable: master again
     if recipe is None or loudness is None:
@@ -563,36 +507,7 @@ class _RecipeMaster:
             progress = Progress(target, "made from its recipe", self.frames, self.sample_rate)
             with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
                 write_master(self._recipe, cache.source(plan.key), writer, progress=progress.show)
-                writer.commit(_master_meta(plan, self._loudness), flac=self._context.project.compact)
+                writer.commit(master_meta(plan, self._loudness), flac=self._context.project.compact)
 
         once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
         return cache.source(plan.master_key)
-
-
-class _Tee:
-    """A master_stream sink feeding the cache object and, optionally, the deliverables.
-
-    With ``compact`` the master is kept as 24-bit FLAC, and everything is fed its
-    24-bit steps: the files written now are what a later delivery from the
-    stored master would write.
-    """
-
-    def __init__(self, writer: Any, formats: Any, *, compact: bool = False) -> None:
-        self.writer, self.formats = writer, formats
-        self.quantized: Any = None
-        if compact:
-            from ..codecs.flac24 import quantized
-
-            self.quantized = quantized
-
-    def write(self, block: Any) -> None:
-        if self.quantized is not None:
-            block = self.quantized(block)
-        self.writer.write(block)
-        if self.formats is not None:
-            self.formats.write(block)
-
-    def discard(self) -> None:
-        self.writer.discard()
-        if self.formats is not None:
-            self.formats.discard()

@@ -54,10 +54,13 @@ def write_flac24(
     channels: int,
     *,
     scale: float = 1.0,
+    into: np.ndarray | None = None,
 ) -> float:
     """Write float32 ``blocks`` ``[shape=(n, channels)]`` to a new 24-bit FLAC at ``path`` as steps
     of ``scale / 2**23`` (:func:`steps24`; the caller publishes the file); return the
-    largest magnitude written (beyond ``scale``, samples were clipped).
+    largest magnitude written (beyond ``scale``, samples were clipped). ``into``, a float32
+    array as long as the blocks, receives the samples the file reads back as, bit for bit
+    (:func:`quantized`).
 
     libsndfile takes int32 samples to 24 bits by their top 24 bits, so the
     steps go in shifted up by 8: no rounding of libsndfile's own. Level 5
@@ -66,12 +69,16 @@ def write_flac24(
     """
     import soundfile as sf
 
-    peak = 0.0
+    peak, at, step = 0.0, 0, np.float32(scale / FULL_SCALE)
     with sf.SoundFile(
         os.fspath(path), "w", sample_rate, channels, "PCM_24", format="FLAC", compression_level=0.5
     ) as fh:
         for block in blocks:
             if len(block):
                 peak = max(peak, float(np.max(np.abs(block))))
-            fh.write(steps24(block, scale) << 8)
+            steps = steps24(block, scale)
+            if into is not None:
+                np.multiply(steps, step, out=into[at : at + len(steps)], dtype=np.float32)
+                at += len(steps)
+            fh.write(steps << 8)
     return peak

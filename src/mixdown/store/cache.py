@@ -8,7 +8,8 @@ Layout under the cache directory (``cache/`` in the project by default;
                               the file keeps its name whatever its codec, so a key has one path)
     objects/ab/abcdef….json   metadata: renderer, safe params, duration, …
     objects/ab/abcdef….*      files that go with a key (:meth:`Cache.side_path`): a
-                              mix's analysis.npz, a long master's recipe.json
+                              mix's analysis.npz, a long master's recipe.json, a short
+                              one's streamed.json in a compact cache
 
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
@@ -61,6 +62,8 @@ _held: dict[str, int] = {}  # lock file -> the thread holding it
 _RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 #: bytes of decoded compact objects a cache keeps mapped (unnamed temporary files beside it)
 DECODED_BYTES = 1 << 30
+#: bytes of the compact objects a cache last wrote that it keeps in memory as they read back
+RECENT_BYTES = 1 << 27
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
@@ -81,6 +84,7 @@ class Cache:
         self._known: set[str] | None = None
         self._lock = threading.Lock()
         self._decoded: OrderedDict[str, np.ndarray] = OrderedDict()  # see mapped()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # see _remember()
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -262,20 +266,30 @@ class Cache:
         """Delete the object ``key`` and its record (it reads as missing from now on)."""
         self.path(key).unlink(missing_ok=True)
         self.meta_path(key).unlink(missing_ok=True)
-        with self._lock:
-            if self._known is not None:
-                self._known.discard(key)
+        self.forget(key)
 
     def forget(self, key: str) -> None:
         """Note that ``key``'s files were removed (``mixdown gc``): it reads as missing from now on."""
         with self._lock:
             if self._known is not None:
                 self._known.discard(key)
+            self._recent.pop(key, None)
+            self._decoded.pop(key, None)
 
     def _added(self, key: str) -> None:
         with self._lock:
             if self._known is not None:
                 self._known.add(key)
+
+    def _remember(self, key: str, samples: np.ndarray) -> None:
+        """Keep the samples of the compact object ``key`` just written, read-only, as it reads
+        back: the master of a short programme reads its mix right after it is made, and the
+        mix its sections' pre-mixes, and need not decode them (the last :data:`RECENT_BYTES`)."""
+        samples.flags.writeable = False
+        with self._lock:
+            self._recent[key] = samples
+            while sum(a.nbytes for a in self._recent.values()) > RECENT_BYTES and len(self._recent) > 1:
+                self._recent.popitem(last=False)
 
     def get(self, key: str) -> tuple[np.ndarray, int]:
         """Read the audio of ``key`` as float32 ``(n, channels)`` and its rate (checked as
@@ -294,7 +308,11 @@ class Cache:
         :meth:`info` checks it)."""
         from ..codecs.wav import Source
 
-        self.info(key)
+        _, rate, _ = self.info(key)
+        with self._lock:
+            recent = self._recent.get(key)
+        if recent is not None:
+            return Source.of_array(recent, rate)
         return Source.of_file(self.path(key), scale=self.scale(key))
 
     def scale(self, key: str) -> float:
@@ -323,6 +341,9 @@ class Cache:
             if found is not None:
                 self._decoded.move_to_end(key)
                 return found
+            recent = self._recent.get(key)
+            if recent is not None:
+                return recent
         decoded = self._decode(key)
         with self._lock:
             self._decoded[key] = decoded
@@ -404,6 +425,7 @@ class ObjectWriter:
         self.frames = 0  # written so far
         self.peak = 0.0  # the largest magnitude, once committed compactly
         self._expected = frames
+        self._samples: np.ndarray | None = None  # a short compact object's, as it reads back
         self._lock = threading.Lock()
         fd, name = temporary_beside(cache.path(key))
         os.close(fd)
@@ -509,6 +531,8 @@ class ObjectWriter:
         path = self.cache.path(self.key)
         files.publish(self._tmp, path)
         self.cache._added(self.key)
+        if self._samples is not None:
+            self.cache._remember(self.key, self._samples)
         return path
 
     def _compact(self, scale: float) -> None:
@@ -516,9 +540,15 @@ class ObjectWriter:
         from ..codecs.flac24 import write_flac24
 
         fd, name = temporary_beside(self.cache.path(self.key))
+        import numpy as np
+
+        if 4 * self._expected * self.channels <= RECENT_BYTES // 2:
+            self._samples = np.empty((self._expected, self.channels), np.float32)
         try:
             blocks = self._file.blocks(0, self._expected)
-            self.peak = write_flac24(name, blocks, self.sample_rate, self.channels, scale=scale)
+            self.peak = write_flac24(
+                name, blocks, self.sample_rate, self.channels, scale=scale, into=self._samples
+            )
             os.fsync(fd)  # durable before it is published, as the float WAV would have been
         except BaseException:
             files.discard(Path(name))
