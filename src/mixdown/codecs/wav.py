@@ -475,10 +475,18 @@ def sounding_runs(block: np.ndarray, *, min_silence: int = 2048) -> list[tuple[i
     bits = np.ascontiguousarray(block, dtype=np.float32).view(np.uint32)
     if np.count_nonzero(bits) == bits.size:  # no +0.0 sample at all: the common case, found fast
         return [(0, len(block))]
-    loud = bits.reshape(len(bits), -1).any(axis=1)
-    if loud.all():
-        return [(0, len(block))]
-    edges = np.flatnonzero(np.diff(loud.astype(np.int8), prepend=0, append=0))
+    bits = bits.reshape(len(bits), -1)
+    # a frame sounds if any of its samples has a bit set; any(axis=1) over a row of one or two
+    # is numpy's slow path, so a stereo frame is read as one 64-bit word, other counts by column
+    if bits.shape[1] == 2:
+        loud = bits.view(np.uint64)[:, 0] != 0
+    else:
+        loud = bits[:, 0] != 0
+        for column in bits.T[1:]:
+            loud |= column != 0
+    edged = np.zeros(len(loud) + 2, dtype=bool)  # silent before and after: every run has both edges
+    edged[1:-1] = loud
+    edges = np.flatnonzero(edged[1:] != edged[:-1])
     starts, stops = edges[0::2], edges[1::2]
     if not len(starts):
         return []
