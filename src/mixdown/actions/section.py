@@ -128,21 +128,22 @@ def _summed(premix: Any, voice: Any, sfx: Any, start: int, stop: int) -> None:
     """Sum frames ``[start, stop)`` of ``premix`` into the writers of its buses.
 
     Summing and writing the blocks is one thread's work while the clips are
-    made on others; a long range is cut in two, summed side by side (a
-    pre-mix's samples do not depend on the range asked for: a clip across
-    the cut is made by both), so that a section keeps every core busy.
+    made on others; the range is cut in as many stretches as there are cores
+    (up to four, on whole blocks), each summed on a thread of its own, so
+    that a section keeps every core busy. A pre-mix's samples do not depend on
+    the range asked for: a clip across a cut is made by both stretches.
     """
     from ..dsp.signal import BLOCK
 
-    cores = os.cpu_count() or 1
-    middle = start + (stop - start) // 2 // BLOCK * BLOCK
-    ranges = [(start, middle), (middle, stop)] if cores > 1 and middle > start else [(start, stop)]
+    cores = min(os.cpu_count() or 1, 4)
+    blocks = -(-(stop - start) // BLOCK)
+    cuts = [start + blocks * i // cores * BLOCK for i in range(cores)] + [stop]
+    ranges = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
     failed = threading.Event()
 
     def run(part: tuple[int, int]) -> None:
         try:
-            threads = max(1, min(cores, 4) // len(ranges))
-            for block in premix.blocks(threads=threads, start=part[0], stop=part[1]):
+            for block in premix.blocks(threads=max(1, cores // len(ranges)), start=part[0], stop=part[1]):
                 if failed.is_set():
                     return
                 voice.write_at(block.position, block.voice)
@@ -152,8 +153,9 @@ def _summed(premix: Any, voice: Any, sfx: Any, start: int, stop: int) -> None:
             failed.set()
             raise
 
-    if len(ranges) == 1:
-        run(ranges[0])
+    if len(ranges) <= 1:
+        for part in ranges:
+            run(part)
         return
     with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="mixdown-section") as pool:
         for done in [pool.submit(run, part) for part in ranges]:
