@@ -396,6 +396,24 @@ class WavWriter:
             os.close(source)
         start_writeback(self._fd, self._offset + at * align, (stop - start) * align)
 
+    def hash_into(self, digest: Any, start: int, frames: int, *, header: bool = False) -> int:
+        """Update ``digest`` (a :mod:`hashlib` object) with the bytes of ``frames`` frames from
+        ``start``, read back from the file, the header's first with ``header``; return how many
+        bytes that was (-1 if the file ends before them). Ranges fed in order from frame 0 with
+        its header hash the file's bytes from the start."""
+        if header and start:
+            raise ValueError("the header comes before frame 0: hash it with the range from there")
+        align = self.channels * self.width
+        offset = 0 if header else self._offset + start * align
+        left = size = self._offset + (start + frames) * align - offset
+        while left:
+            data = os.pread(self._fd, min(left, 1 << 22), offset)
+            if not data:
+                return -1
+            digest.update(data)
+            left, offset = left - len(data), offset + len(data)
+        return size
+
     def crc(self, start: int, frames: int) -> int:
         """The CRC-32 of the sample bytes of ``frames`` frames from ``start``, read back from the file."""
         import zlib
