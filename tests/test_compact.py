@@ -255,3 +255,33 @@ def test_files_made_again_from_a_compact_master_are_those_first_made(
     for plan in loaded.plan.mixes:
         mastered(loaded.context, plan)[0].blocks()
     assert len(passes) == 9
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 5])
+def test_sounding_runs_are_the_frames_with_a_bit_set_whatever_the_channels(channels: int) -> None:
+    """Runs of frames with any sample not +0.0, joined across silences under ``min_silence``."""
+    from mixdown.codecs.wav import sounding_runs
+
+    rng = np.random.default_rng(channels)
+    frames = 40_000
+    audio = (0.1 * rng.standard_normal((frames, channels))).astype(np.float32)
+    for at, length in ((0, 3000), (5000, 2047), (9000, 2048), (20_000, 4), (30_000, 10_000)):
+        audio[at : at + length] = 0.0
+    audio[21_000:23_000, channels - 1] = 0.0  # one channel silent: the frames still sound
+    audio[32_000, channels // 2] = -0.0  # not +0.0, bit for bit: it sounds
+    audio[36_000] = 1e-45  # the smallest subnormal sounds too
+    loud = [bool(np.any(audio[i].view(np.uint32))) for i in range(frames)]
+    edges = [i for i in range(frames + 1) if (i < frames and loud[i]) != (i > 0 and loud[i - 1])]
+    runs = list(zip(edges[0::2], edges[1::2], strict=True))
+    for min_silence in (1, 5, 2048, 4000):
+        expected = [runs[0]]
+        for a, b in runs[1:]:
+            if a - expected[-1][1] >= min_silence:
+                expected.append((a, b))
+            else:
+                expected[-1] = (expected[-1][0], b)
+        assert sounding_runs(audio, min_silence=min_silence) == expected
+        if min_silence == 2048:  # 2,047 silent frames are written with their neighbours, 2,048 are not
+            assert expected == [(3000, 9000), (11_048, 32_001), (36_000, 36_001)]
+    assert sounding_runs(np.zeros((100, channels), np.float32)) == []
+    assert sounding_runs(audio[3000:5000]) == [(0, 2000)]

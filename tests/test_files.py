@@ -178,3 +178,28 @@ def test_errors_name_the_file_being_made(tmp_path: Path) -> None:
     os.close(fd)
     assert files.last_destination() == tmp_path / "episode.mp3"
     discard(name)
+
+
+def test_a_noted_sha256_follows_its_file_when_published_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    import hashlib
+    import time
+
+    from mixdown.store import files
+
+    target = tmp_path / "out.wav"
+    fd, tmp = files.temporary_beside(target)
+    os.write(fd, b"x" * 1000)
+    os.close(fd)
+    files.note_sha256(tmp, "f" * 64)  # a stand-in: what was noted is what comes back, not the bytes'
+    files.publish(tmp, target)
+    assert files.sha256_of(target) == "f" * 64
+    real = hashlib.sha256(b"x" * 1000).hexdigest()
+    assert files.sha256_of(target) == real  # taken once: the file's own bytes next time
+    files.note_sha256(target, "f" * 64)
+    time.sleep(0.02)  # past the file system's clock tick
+    target.write_bytes(b"y" * 1000)  # the same size, written since: the note no longer holds
+    assert files.sha256_of(target) == hashlib.sha256(b"y" * 1000).hexdigest()
+    fd, tmp = files.temporary_beside(target)
+    os.close(fd)
+    files.note_sha256(tmp, "f" * 64)
+    files.discard(tmp)  # a discarded file's note goes with it

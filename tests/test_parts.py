@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,8 @@ def parted_pass(
     found, _, _ = passes(gain_db, 1.0, trim)
     wav.close()
     passes.check_wav_header()
+    # hashed as its parts were done: the file's bytes
+    assert passes.wav_sha256 == hashlib.sha256((tmp_path / "master.wav").read_bytes()).hexdigest()
     # The master's samples, made again from its recipe (as a later delivery has them made)
     assert passes.recipe is not None and parts.Recipe.from_record(passes.recipe.record()) == passes.recipe
     writer = cache.writer(key, SR, 2, frames=len(y))
@@ -434,6 +438,16 @@ def test_a_long_show_masters_in_parts_as_it_does_in_one_stream(
         )
         assert one.integrated == pytest.approx(two.integrated, abs=0.1) and one.true_peak <= -1.0
     assert "LUFS" in out_parted and "mp3" in out_parted
+    # the lock pins each file's bytes (the WAV's hashed as the master was made)
+    locked = tomllib.loads((root / "mixdown.lock").read_text())
+    pinned = {
+        e["file"]: e["sha256"] for t in locked.values() if isinstance(t, dict) for e in t.get("files", [])
+    }
+    assert {name for name in pinned if name.endswith(".wav")} == {
+        p.relative_to(root).as_posix() for p in wavs
+    }
+    for name, sha256 in pinned.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == sha256, name
     # The cache keeps each master as its recipe; files lost from build/ are made again from it, the same.
     loaded = load_show(root, registry=Registry(root, extra=fakes))
     recipes = [loaded.context.cache.side_path(plan.master_key, "recipe.json") for plan in loaded.plan.mixes]

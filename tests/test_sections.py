@@ -468,3 +468,35 @@ def test_play_a_compact_mix_hands_over_a_float_wav_of_it(
     assert sf.info(str(path)).subtype == "FLOAT" and sr == show.plan.mixes[0].timeline.sample_rate
     np.testing.assert_array_equal(played, show.context.cache.get(mix.key)[0])
     assert np.abs(played).max() > 0.1  # at the mix's level, not its stored steps'
+
+
+@pytest.mark.parametrize("cores", [2, 3, 4])
+def test_a_pre_mix_summed_in_stretches_on_every_core_is_the_one_summed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
+) -> None:
+    """A section is summed in a stretch per core: its objects hold the bytes one thread writes."""
+    import mixdown.actions.section as section
+    import mixdown.dsp.signal as signal
+
+    fakes = _fakes()
+    root = _show(tmp_path)
+    monkeypatch.setattr(section.os, "cpu_count", lambda: 1)
+    code, out, err = doit(root, fakes, "section")
+    assert code == 0, out + err
+    show = _loaded(root, fakes)
+    [mix] = show.plan.mixes
+    cache = show.context.cache
+    keys = [k for key in mix.section_keys if key for k in (key, section_sfx_key(key)) if k in cache]
+    whole = {key: cache.path(key).read_bytes() for key in keys}
+    frames = {key: cache.info(key)[0] for key in keys}
+    for key in keys:
+        cache.path(key).unlink()
+        cache.meta_path(key).unlink()
+    # stretches of 1,000 frames: every section is cut, clips across the cuts made by both sides
+    monkeypatch.setattr(signal, "BLOCK", 1000)
+    monkeypatch.setattr(section.os, "cpu_count", lambda: cores)
+    code, out, err = doit(root, fakes, "section")
+    assert code == 0, out + err
+    assert max(frames.values()) > cores * 1000  # cut into a stretch per core
+    for key in keys:
+        assert cache.path(key).read_bytes() == whole[key], cache.meta(key)["name"]

@@ -441,6 +441,8 @@ class _DirectFiles:
             self.wav.flush()
             self.wav.close()
             passes.check_wav_header()
+            if passes.wav_sha256 is not None:  # hashed as it was made: published.record needs it
+                files.note_sha256(self.wav.path, passes.wav_sha256)
             written.append(("wav", self.wav.path, passes.found))
         if self.mp3_path is not None:
             written.append(("mp3", self.mp3_path, passes.mp3_found))

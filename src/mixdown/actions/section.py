@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,10 +107,7 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
         start, stop = (0, frames) if reuse is None else (reuse.start, reuse.stop)
         if reuse is not None:
             _copy(voice, sfx, reuse, frames)
-        for block in premix.blocks(threads=min(os.cpu_count() or 1, 4), start=start, stop=stop):
-            voice.write_at(block.position, block.voice)
-            if sfx is not None and block.sfx is not None:
-                sfx.write_at(block.position, block.sfx)
+        _summed(premix, voice, sfx, start, stop)
         meta = {"kind": "section", "name": task, "pre": premix.pre, "length": premix.length}
         if sfx is not None:
             committed(context, sfx, {**meta, "bus": "sfx"}, task)
@@ -123,6 +122,44 @@ def _premix(context: Context, plan: MixPlan, index: int) -> None:
         if sfx is not None:
             sfx.discard()
         raise
+
+
+def _summed(premix: Any, voice: Any, sfx: Any, start: int, stop: int) -> None:
+    """Sum frames ``[start, stop)`` of ``premix`` into the writers of its buses.
+
+    Summing and writing the blocks is one thread's work while the clips are
+    made on others; the range is cut in as many stretches as there are cores
+    (up to four, on whole blocks), each summed on a thread of its own, so
+    that a section keeps every core busy. A pre-mix's samples do not depend on
+    the range asked for: a clip across a cut is made by both stretches.
+    """
+    from ..dsp.signal import BLOCK
+
+    cores = min(os.cpu_count() or 1, 4)
+    blocks = -(-(stop - start) // BLOCK)
+    cuts = [start + blocks * i // cores * BLOCK for i in range(cores)] + [stop]
+    ranges = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
+    failed = threading.Event()
+
+    def run(part: tuple[int, int]) -> None:
+        try:
+            for block in premix.blocks(threads=max(1, cores // len(ranges)), start=part[0], stop=part[1]):
+                if failed.is_set():
+                    return
+                voice.write_at(block.position, block.voice)
+                if sfx is not None and block.sfx is not None:
+                    sfx.write_at(block.position, block.sfx)
+        except BaseException:
+            failed.set()
+            raise
+
+    if len(ranges) <= 1:
+        for part in ranges:
+            run(part)
+        return
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="mixdown-section") as pool:
+        for done in [pool.submit(run, part) for part in ranges]:
+            done.result()
 
 
 def _reusable(context: Context, earlier: str, premix: Any) -> bool:

@@ -219,6 +219,7 @@ class ParallelPasses:
         self._lock = threading.Lock()
         self._spare = False  # a pass makes fewer parts than there are cores (see _part)
         self._done = 0
+        self.wav_sha256: str | None = None  # the last pass's WAV file, read back part by part
         self.found: Any = None  # the last pass's measurement of the master (and of the WAV)
         self.mp3_found: Any = None  # and of its MP3, decoded
         self.recipe: Recipe | None = None  # and what makes its samples again
@@ -273,6 +274,8 @@ class ParallelPasses:
         mp3_parts: list[Any] = []  # futures, or what reuse kept
         pending: dict[int, Future[Any]] = {}
         queued = 0  # of made
+        hashing = _WavHash(self.wav, self.bounds) if self.wav is not None else None
+        self.wav_sha256 = None
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixdown-part") as pool:
             try:
                 out = open(self.mp3[0], "wb") if self.mp3 is not None else None  # noqa: SIM115
@@ -287,7 +290,8 @@ class ParallelPasses:
                             parts[index] = pending.pop(index).result()
                             if out is not None:
                                 self._splice(index, out)
-                        if self.wav is not None:
+                        if hashing is not None:
+                            hashing.part(index)
                             checks.append((index, pool.submit(self._wav_reads_back, index)))
                         if out is not None and index:
                             mp3_parts.append(self._mp3_part(pool, index - 1))
@@ -298,11 +302,15 @@ class ParallelPasses:
                         out.close()
                 bad = [i for i, check in checks if not check.result()]
                 measured = [p.result() if isinstance(p, Future) else p for p in mp3_parts]
+                self.wav_sha256 = hashing.result() if hashing is not None else None
             except BaseException:
                 for future in [*pending.values(), *(c for _, c in checks), *mp3_parts]:
                     if isinstance(future, Future):
                         future.cancel()
                 raise
+            finally:
+                if hashing is not None:
+                    hashing.close()
         return parts, bad, measured
 
     def _reused(self, index: int, out: Any) -> Any:
@@ -483,6 +491,37 @@ class ParallelPasses:
         found = (info.frames, info.channels, info.samplerate, info.subtype)
         if found != (self.frames, self.channels, self.sr, self.wav.subtype):
             raise RenderFailed(f"{self.wav.path.name}: the file's header does not describe what was written")
+
+
+class _WavHash:
+    """The sha256 of a parted master's WAV file, hashed on a thread of its own as its parts are
+    done, in order (each read back from the file, as :func:`~mixdown.store.files.sha256_of`
+    would read it): at the end of the pass the digest is ready, instead of a gigabyte to read
+    again while the other cores wait."""
+
+    def __init__(self, wav: Any, bounds: list[tuple[int, int]]) -> None:
+        import hashlib
+
+        self.wav, self.bounds = wav, bounds
+        self.digest = hashlib.sha256()
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixdown-sha256")
+        self.done: list[Future[int]] = []
+
+    def part(self, index: int) -> None:
+        """Hash part ``index`` (its WAV bytes are final; the parts before it were handed in)."""
+        start, stop = self.bounds[index]
+        self.done.append(
+            self.thread.submit(self.wav.hash_into, self.digest, start, stop - start, header=not index)
+        )
+
+    def result(self) -> str | None:
+        """The file's sha256, or None if it could not be read back whole."""
+        sizes = [done.result() for done in self.done]
+        whole = len(sizes) == len(self.bounds) and min(sizes) >= 0
+        return self.digest.hexdigest() if whole and sum(sizes) == os.path.getsize(self.wav.path) else None
+
+    def close(self) -> None:
+        self.thread.shutdown(cancel_futures=True)
 
 
 def _body(y: np.ndarray, at: int, lead: int, n: int) -> tuple[int, np.ndarray]:

@@ -33,6 +33,7 @@ __all__ = [
     "sha256_of",
     "discard",
     "last_destination",
+    "note_sha256",
     "publish",
     "release",
     "same_file",
@@ -49,17 +50,42 @@ _guard = threading.Lock()
 _held: dict[str, int] = {}  # temporary file -> a descriptor holding its lock
 _swept: set[str] = set()
 _local = threading.local()
+# file -> (its inode, size and modification time when noted, its sha256): see note_sha256
+_noted: dict[str, tuple[tuple[int, int, int], str]] = {}
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """The sha256 of the file ``path``'s bytes, as hex (read in 1 MiB blocks)."""
+    """The sha256 of the file ``path``'s bytes, as hex (read in 1 MiB blocks), or the one
+    :func:`note_sha256` noted for it while the file is as it was then (taken once)."""
     import hashlib
 
+    with _guard:
+        noted = _noted.pop(os.fspath(path), None)
+    if noted is not None and noted[0] == _identity(path):
+        return noted[1]
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def note_sha256(path: str | os.PathLike[str], sha256: str) -> None:
+    """Note ``sha256`` as the digest of the file ``path`` as it is now, for :func:`sha256_of`.
+
+    For a file whose bytes were hashed as they were read back after being
+    written (a long master's WAV, part by part while the rest was made):
+    reading a gigabyte again to hash it would hold up the build at its end.
+    The note follows the file when it is published under its name, and
+    counts only while the file keeps its inode, size and modification time.
+    """
+    with _guard:
+        _noted[os.fspath(path)] = (_identity(path), sha256)
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tuple[int, str]:
@@ -98,6 +124,12 @@ def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tupl
 def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     """Rename the temporary file ``tmp`` over ``path`` and release its lock."""
     os.replace(tmp, path)
+    with _guard:
+        noted = _noted.pop(os.fspath(tmp), None)
+        if noted is not None:
+            _noted[os.fspath(path)] = noted
+        else:
+            _noted.pop(os.fspath(path), None)
     release(tmp)
 
 
@@ -119,6 +151,8 @@ def discard(tmp: str | os.PathLike[str]) -> None:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
+    with _guard:
+        _noted.pop(os.fspath(tmp), None)
     release(tmp)
 
 
