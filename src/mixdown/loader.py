@@ -261,8 +261,6 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             _with_cluster(show, address)
         if show.context.remote is not None:
             _with_remote(show, show.context.remote, out, batch=not named)
-        if address is not None:
-            _push_for_cluster(show, out)
         max_size = show.context.project.cache.max_size
         if max_size is not None:
             finish.at_finish(_trimmer(show, max_size, out))
@@ -387,21 +385,9 @@ def _with_cluster(show: Show, address: str) -> None:
             "worker can reach, such as s3://bucket/mixdown"
         )
     context.remote = remote.Remote(context.remote.url, share="all", required=True)
-    executor = Executor(address, context.remote, context.project, show.plan)
+    executor = Executor(address, context.remote, context.project, show.plan, context.cache)
     context.executor = executor
     finish.at_finish(lambda ran: executor.close())
-
-
-def _push_for_cluster(show: Show, out: Any) -> None:
-    """Upload what the workers will read and only this machine has (made before the cluster)."""
-    from .actions.cluster import pushed
-
-    try:
-        line = pushed(show.context, show.plan)
-    except MixdownError as err:
-        raise InvalidDodoFile(one_line(err)) from None
-    if line is not None:
-        out.write(line + "\n")
 
 
 def _with_remote(show: Show, remote: remote.Remote, out: Any, *, batch: bool) -> None:

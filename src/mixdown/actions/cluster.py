@@ -11,7 +11,7 @@ every kind of object, as with ``[cache] share = "all"``. This machine then
 fetches the result into its own cache and ``build/`` as it would another
 build's, so the cache, ``build/`` and ``mixdown.lock`` end as a local build
 leaves them. Objects this machine made before it had a cluster are pushed to
-the remote first (:func:`pushed`): a worker finds every input there.
+the remote before the first job: a worker finds every input there.
 
 A paid render happens once. doit makes one job per key; a worker renders
 under the cluster's lock of the key (a ``distributed.Lock``, held until the
@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import MixdownError
 from ..plan.model import Asset, MixPlan, Plan
+from ..store.cache import Cache
 from ..store.remote import Remote, Wanted
 from . import shipments
 from .context import Context, once, reported
@@ -49,7 +50,6 @@ __all__ = [
     "cluster_mix",
     "cluster_render",
     "cluster_section",
-    "pushed",
 ]
 
 #: the environment variable that names the scheduler, over ``[executor] dask``
@@ -66,9 +66,11 @@ POLL_SECONDS = 0.5
 class Executor:
     """The build's connection to a Dask cluster, made when the first job is handed over."""
 
-    def __init__(self, address: str, remote: Remote, project: Any, plan: Plan) -> None:
-        """``remote`` is the build's remote cache (sharing every kind); ``plan``, what it builds."""
+    def __init__(self, address: str, remote: Remote, project: Any, plan: Plan, cache: Cache) -> None:
+        """``remote`` is the build's remote cache (sharing every kind); ``plan``, what it builds;
+        ``cache``, this machine's."""
         self.address, self.remote, self.project, self.plan = address, remote, project, plan
+        self.cache = cache
         self._guard = threading.Lock()
         self._client: Any = None
         self._cluster: Any = None
@@ -86,6 +88,7 @@ class Executor:
         """The Dask client (connecting, or starting a local cluster, on first use)."""
         with self._guard:
             if self._client is None:
+                _push(self)  # before the first job: a build with nothing to do contacts nothing
                 self._client, self._cluster = _connect(self.address)
                 self._project = self._client.scatter(self.project, broadcast=True, hash=False)
             return self._client
@@ -379,13 +382,14 @@ def _section_inputs(plan: MixPlan) -> list[Wanted]:
     ]
 
 
-def pushed(context: Context, plan: Plan) -> str | None:
+def _push(executor: Executor) -> None:
     """Upload what the plan shares that this cache holds and the remote lacks (made here before
-    the build had a cluster): the workers read their inputs from the remote. The line to print."""
+    the build had a cluster): the workers read their inputs from the remote."""
     from .shared import push
 
-    executor = _executor(context)
-    done = push(executor.remote, context.cache, plan)
-    if not done.pushed:
-        return None
-    return f"remote cache: uploaded {done.pushed} objects for the Dask workers ({done.size / 1e6:.1f} MB)"
+    done = push(executor.remote, executor.cache, executor.plan)
+    if done.pushed:
+        print(
+            f"remote cache: uploaded {done.pushed} objects for the Dask workers ({done.size / 1e6:.1f} MB)",
+            flush=True,
+        )
