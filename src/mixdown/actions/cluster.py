@@ -36,7 +36,7 @@ from ..store.cache import Cache
 from ..store.remote import Remote, Wanted
 from . import shipments
 from .context import Context, once, reported
-from .section import SectionJob, build_section
+from .section import SectionJob, build_section, premix_once
 from .shared import asset_wanted, fetched, mix_wanted, section_wanted
 from .worker import Job, Outcome, work
 
@@ -253,20 +253,13 @@ def cluster_section(context: Context, job: SectionJob, bed: bool = False) -> Any
 
 def _section(context: Context, job: SectionJob) -> None:
     mix, index = job.mix, job.index
-    key, task = mix.section_keys[index], mix.section_task(index)
-    if key is None:
-        return
-    executor = _executor(context)
-    inputs = tuple(_asset_inputs(executor, executor.plan.sections[key].assets))
-    wanted = section_wanted(key, task)
-    once(
-        context,
-        key,
-        task,
-        "pre-mixing",
-        lambda: key in context.cache,
-        lambda: _made_there(context, wanted, Job("section", (mix, index), task, inputs, "")),
-    )
+
+    def made(wanted: Wanted) -> None:
+        executor = _executor(context)
+        inputs = tuple(_asset_inputs(executor, executor.plan.sections[wanted.key].assets))
+        _made_there(context, wanted, Job("section", (mix, index), wanted.target, inputs, ""))
+
+    premix_once(context, mix, index, made)
 
 
 def cluster_mix(context: Context, plan: MixPlan) -> Any:

@@ -21,11 +21,11 @@ from ..plan.model import MixPlan
 from ..settings import SUMMED_STEMS, Delivery
 from ..store import files
 from . import published, shipments
-from .context import Context, locked, once, relative, reported
+from .context import Context, locked, relative, reported
 from .locking import check_pinned
 from .mix import ANALYSIS, change_of
 from .progress import Progress
-from .streamed import Deliverable, StreamedMaster, master_meta, master_streamed, stored_streamed
+from .streamed import Deliverable, LazyMaster, StreamedMaster, master_meta, master_streamed, stored_streamed
 from .streamed import measured as measured_loudness
 
 if TYPE_CHECKING:  # the codecs load when a master is made
@@ -479,7 +479,7 @@ def _stored_recipe(context: Context, master_key: str) -> _Stored | None:
     return _Stored(recipe, loudness, record.get("master"), landed)
 
 
-class _RecipeMaster:
+class _RecipeMaster(LazyMaster):
     """A parted master as a block source: made into a cache object the first time it is read.
 
     Most long masters are only ever written to their files, as they are
@@ -489,27 +489,15 @@ class _RecipeMaster:
     """
 
     def __init__(self, context: Context, plan: MixPlan, recipe: Any, loudness: Any) -> None:
-        self.sample_rate, self.channels, self.frames = recipe.sample_rate, recipe.channels, recipe.frames
-        self._context, self._plan, self._recipe, self._loudness = context, plan, recipe, loudness
-        self._source: Any = None
+        super().__init__(context, plan, recipe, loudness)
+        self._recipe = recipe
 
-    def blocks(self, size: int | None = None) -> Any:
-        if self._source is None:
-            self._source = self._made()
-        return self._source.blocks() if size is None else self._source.blocks(size)
-
-    def _made(self) -> Any:
+    def _make(self) -> None:
         from ..codecs.parts import write_master
 
         cache, plan = self._context.cache, self._plan
-        target = f"master:{plan.name}"
-
-        def make() -> None:
-            cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
-            progress = Progress(target, "made from its recipe", self.frames, self.sample_rate)
-            with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
-                write_master(self._recipe, cache.source(plan.key), writer, progress=progress.show)
-                writer.commit(master_meta(plan, self._loudness), flac=self._context.project.compact)
-
-        once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
-        return cache.source(plan.master_key)
+        cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
+        progress = Progress(f"master:{plan.name}", "made from its recipe", self.frames, self.sample_rate)
+        with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
+            write_master(self._recipe, cache.source(plan.key), writer, progress=progress.show)
+            writer.commit(master_meta(plan, self._loudness), flac=self._context.project.compact)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from ..plan.model import MixPlan, section_sfx_key
+from ..store.remote import Wanted
 from .context import Context, committed, once, reported
 from .preview import mixer_section, write_preview
 from .shared import made_or_fetched, section_wanted
@@ -57,24 +59,20 @@ def _build(context: Context, job_and_bed: tuple[SectionJob, bool]) -> None:
         write_preview(context, job.mix, job.index, bed=bed)
 
 
-def premix_once(context: Context, plan: MixPlan, index: int) -> None:
-    """Make the pre-mix of ``plan``'s section ``index`` unless it is cached, under its key's lock.
+def premix_once(
+    context: Context, plan: MixPlan, index: int, made: Callable[[Wanted], None] | None = None
+) -> None:
+    """Make the pre-mix of ``plan``'s section ``index`` unless it is cached, under its key's lock:
+    fetched from the remote, or pre-mixed here (or by ``made(wanted)``: on a cluster).
 
     A section without samples (``plan.section_keys[index]`` is None) has none to make.
     """
     key = plan.section_keys[index]
     if key is None:
         return
-    task = plan.section_task(index)
-    wanted = section_wanted(key, task)
-    once(
-        context,
-        key,
-        task,
-        "pre-mixing",
-        lambda: key in context.cache,
-        lambda: made_or_fetched(context, wanted, lambda: _premix(context, plan, index)),
-    )
+    wanted = section_wanted(key, plan.section_task(index))
+    make = made or (lambda w: made_or_fetched(context, w, lambda: _premix(context, plan, index)))
+    once(context, key, wanted.target, "pre-mixing", lambda: key in context.cache, lambda: make(wanted))
 
 
 def _premix(context: Context, plan: MixPlan, index: int) -> None:

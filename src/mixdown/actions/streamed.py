@@ -30,6 +30,7 @@ __all__ = [
     "STREAMED",
     "Deliverable",
     "StreamTee",
+    "LazyMaster",
     "StreamedMaster",
     "master_meta",
     "master_streamed",
@@ -134,35 +135,42 @@ def master_streamed(
     return StreamedMaster(context, plan, mixed, loudness), loudness, encoded
 
 
-class StreamedMaster:
-    """A master kept as a :data:`STREAMED` record, as a block source: mastered again into a
-    cache object the first time it is read (the samples its files were made from)."""
+class LazyMaster:
+    """A master whose samples are made into the cache, once, the first time something reads
+    them (:meth:`_make`, under the key's lock); until then only its shape and loudness."""
 
-    def __init__(self, context: Context, plan: MixPlan, mixed: Any, loudness: Any) -> None:
-        self.sample_rate, self.channels, self.frames = mixed.sample_rate, mixed.channels, mixed.frames
+    def __init__(self, context: Context, plan: MixPlan, shape: Any, loudness: Any) -> None:
+        self.sample_rate, self.channels, self.frames = shape.sample_rate, shape.channels, shape.frames
         self._context, self._plan, self._loudness = context, plan, loudness
         self._source: Any = None
 
     def blocks(self, size: int | None = None) -> Any:
         """The master's samples in float32 blocks ``[shape=(n, channels)]``."""
         if self._source is None:
-            self._source = self._made()
+            cache, plan = self._context.cache, self._plan
+            once(
+                self._context, plan.master_key, f"master:{plan.name}", "mastering",
+                lambda: plan.master_key in cache, self._make,
+            )  # fmt: skip
+            self._source = cache.source(plan.master_key)
         return self._source.blocks() if size is None else self._source.blocks(size)
 
-    def _made(self) -> Any:
+    def _make(self) -> None:
+        raise NotImplementedError
+
+
+class StreamedMaster(LazyMaster):
+    """A master kept as a :data:`STREAMED` record, as a block source: mastered again into a
+    cache object the first time it is read (the samples its files were made from)."""
+
+    def _make(self) -> None:
         from ..dsp.master import MasterSettings
 
-        cache, plan = self._context.cache, self._plan
-        target = f"master:{plan.name}"
-
-        def make() -> None:
-            mixed = cache.source(plan.key)
-            progress = Progress(target, "mastered again", mixed.frames, mixed.sample_rate)
-            settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-            master_streamed(self._context, plan, mixed, settings, progress, None, threads=True)
-
-        once(self._context, plan.master_key, target, "mastering", lambda: plan.master_key in cache, make)
-        return cache.source(plan.master_key)
+        plan = self._plan
+        mixed = self._context.cache.source(plan.key)
+        progress = Progress(f"master:{plan.name}", "mastered again", mixed.frames, mixed.sample_rate)
+        settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+        master_streamed(self._context, plan, mixed, settings, progress, None, threads=True)
 
 
 class StreamTee:
