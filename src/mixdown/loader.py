@@ -261,6 +261,9 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             _with_cluster(show, address)
         if show.context.remote is not None:
             _with_remote(show, show.context.remote, out, batch=not named)
+        from .actions import publishing
+
+        finish.at_finish(publishing.finisher(show.context, show.plan, lambda line: print(line, file=out)))
         max_size = show.context.project.cache.max_size
         if max_size is not None:
             finish.at_finish(_trimmer(show, max_size, out))

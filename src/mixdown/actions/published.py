@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +27,15 @@ from ..settings import STATE_DIR
 from ..store import files
 from .context import Context
 
-__all__ = ["Published", "forget", "keys", "read", "record"]
+__all__ = ["Published", "Ranges", "forget", "keys", "read", "record"]
+
+
+class Ranges(NamedTuple):
+    """What the lock does not keep of a published file's measurement (LU, LUFS, LUFS)."""
+
+    lra: float
+    max_momentary: float
+    max_short_term: float
 
 
 class Published(NamedTuple):
@@ -37,6 +46,8 @@ class Published(NamedTuple):
     files: dict[str, tuple[int, int]]  # path -> (size, st_mtime_ns) when published
     #: each file as mixdown.lock records it (its path relative to the show's root); empty in an older record
     measured: tuple[FileEntry, ...] = ()
+    #: each file's loudness range and loudest momentary and short-term windows, by its lock name
+    ranges: dict[str, Ranges] = {}  # never mutated: a shared default is safe
 
     def intact(self) -> bool:
         """Whether every file is still as it was published (same size and modification time)."""
@@ -72,6 +83,7 @@ def record(
     """
     found = {}
     measured = []
+    ranges = {}
     root = context.project.root
     for path, measurement in made:
         stat = os.stat(path)
@@ -79,12 +91,14 @@ def record(
         name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
         lufs, peak = float(measurement.integrated), float(measurement.true_peak)
         measured.append(FileEntry(name, files.sha256_of(path), seconds, lufs, peak))
+        ranges[name] = [float(getattr(measurement, k, math.nan)) for k in Ranges._fields]
     data = {
         "name": plan.name,
         "mix": plan.key,
         "master": plan.master_key,
         "files": found,
         "measured": [list(entry) for entry in measured],
+        "ranges": ranges,
     }
     target = _path(context, plan, delivery)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +116,8 @@ def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Publis
             FileEntry(str(f), str(s), float(t), float(lufs), float(peak))
             for f, s, t, lufs, peak in data.get("measured", [])
         )
-        return Published(str(data["mix"]), str(data["master"]), found, measured)
+        ranges = {str(k): Ranges(*(float(x) for x in v)) for k, v in data.get("ranges", {}).items()}
+        return Published(str(data["mix"]), str(data["master"]), found, measured, ranges)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

@@ -1,0 +1,224 @@
+"""The end of a build that published something: ``build/manifest.json`` and ``build/report.html``.
+
+:func:`finisher` is registered by the loader for a ``doit run``. It writes
+the manifest (:mod:`mixdown.publish.manifest`) and the report
+(:mod:`mixdown.publish.report`) when a ``master:`` or ``deliver:`` task ran,
+or when either file is missing; a build that published nothing leaves them
+alone and reads nothing. Everything comes from records the build already
+keeps: each file's measurement from its published record
+(:mod:`mixdown.actions.published`), each asset's bill from its cache
+record. The one figure read from audio is the report's short-term loudness
+over time: one meter pass (K-weighting, no true peak) over one lossless
+file per plotted rendition, kept in ``.mixdown/loudness/`` by the file's
+sha256, and only for shows of at most
+:data:`~mixdown.publish.report.PLOTTED` renditions (more get histograms
+made from the manifest alone).
+
+``[publish] manifest = false`` or ``report = false`` turns either off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..plan.model import Asset, MixPlan, Plan
+from ..publish import manifest as manifests
+from ..publish.manifest import AssetUse, BuildSummary, Cost, Deliverable, FileReport, Manifest, Spec
+from ..settings import STATE_DIR
+from ..store import files
+from . import published
+from .context import Context
+
+__all__ = ["finisher", "make_manifest", "short_term", "write"]
+
+_SERIES_DIR = "loudness"  # in the state directory: short-term loudness by the file's sha256
+_STEP = 1.0  # s between the plotted points of a short-term series
+
+
+def finisher(context: Context, plan: Plan, say: Callable[[str], None]) -> Callable[[list[str]], None]:
+    """The end-of-build step that writes the manifest and report (see :func:`write`)."""
+
+    def finish(ran: list[str]) -> None:
+        write(context, plan, ran, say)
+
+    return finish
+
+
+def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], None]) -> None:
+    """Write ``build/manifest.json`` and ``build/report.html`` after a build in which ``ran`` ran.
+
+    Nothing is read or written when no deliverable task ran and both files
+    (those the show asks for) are there.
+    """
+    settings = context.project.publish
+    build = context.project.build_dir
+    wanted = [p for p, on in ((build / manifests.FILENAME, settings.manifest), (build / "report.html", settings.report)) if on]
+    published_now = any(name.startswith(("master:", "deliver:")) for name in ran)
+    if not wanted or (not published_now and all(p.exists() for p in wanted)):
+        return
+    made = make_manifest(context, plan, ran)
+    if not made.deliverables:
+        return
+    if settings.manifest:
+        manifests.write(build / manifests.FILENAME, made)
+        say(f"{_shown(context, build / manifests.FILENAME)}  {len(made.deliverables)} deliverables")
+    if settings.report:
+        from ..publish import report
+
+        series = {}
+        if len({d.rendition for d in made.deliverables}) <= report.PLOTTED:
+            series = {d.target: short_term(context, d) for d in made.deliverables}
+        path = build / report.FILENAME
+        files.write_bytes_atomic(path, report.html(made, series).encode("utf-8"))
+        say(f"{_shown(context, path)}  written")
+
+
+def _shown(context: Context, path: Path) -> str:
+    root = context.project.root
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def make_manifest(context: Context, plan: Plan, ran: Iterable[str]) -> Manifest:
+    """The :class:`~mixdown.publish.manifest.Manifest` of ``plan``'s published files as they are now.
+
+    A rendition whose files were not published from its current mix and
+    master (a failed build, files changed by hand) is left out.
+    """
+    ran = set(ran)
+    uses: dict[str, AssetUse] = {}
+    deliverables = []
+    for mix in plan.mixes:
+        assets = tuple(_use(context, plan.assets[key], ran, uses) for key in mix.assets if key in plan.assets)
+        for name in [None, *(d.name for d in mix.deliveries)]:
+            item = _deliverable(context, mix, name, assets)
+            if item is not None:
+                deliverables.append(item)
+    every = list(uses.values())
+    rendered = [a for a in every if a.rendered]
+    summary = BuildSummary(
+        tasks_ran=len([n for n in ran if ":" in n]),
+        renders=len(rendered),
+        cache_hits=len(every) - len(rendered),
+        cost=manifests.cost_of(rendered),
+    )
+    return Manifest(context.project.name, tuple(deliverables), summary, manifests.cost_of(every))
+
+
+def _deliverable(context: Context, mix: MixPlan, delivery: str | None, assets: tuple[AssetUse, ...]) -> Deliverable | None:
+    """One target's entry from its published record, or None when its files are not current."""
+    found = published.read(context, mix, delivery)
+    if found is None or (found.mix, found.master) != (mix.key, mix.master_key) or not found.intact():
+        return None
+    spec = _spec(mix, delivery)
+    reports = []
+    for entry in found.measured:
+        ranges = found.ranges.get(entry.file, published.Ranges(math.nan, math.nan, math.nan))
+        reports.append(
+            FileReport(
+                path=entry.file,
+                format=entry.file.rsplit(".", 1)[-1],
+                sha256=entry.sha256,
+                seconds=entry.seconds,
+                lufs=entry.lufs,
+                true_peak=entry.true_peak,
+                lra=ranges.lra,
+                max_momentary=ranges.max_momentary,
+                max_short_term=ranges.max_short_term,
+                passed=spec.passes(entry.lufs, entry.true_peak),
+            )
+        )
+    target = f"master:{mix.name}" if delivery is None else f"deliver:{mix.name}/{delivery}"
+    this_build = [a for a in assets if a.rendered]
+    return Deliverable(
+        target, mix.name, delivery, spec, tuple(reports), assets, manifests.cost_of(list(assets)),
+        manifests.cost_of(this_build),
+    )
+
+
+def _spec(mix: MixPlan, delivery: str | None) -> Spec:
+    """The spec the build checked the target's files against (the master's: its own target, ±1 LU)."""
+    from ..settings import delivery_from
+
+    if delivery is None:
+        target, ceiling = float(mix.master["target_lufs"]), float(mix.master["ceiling_dbtp"])
+        return Spec(manifests.preset_name(target, ceiling), target, 1.0, ceiling)
+    table, _ = mix.delivery(delivery)
+    found = delivery_from(table, f"[deliveries.{delivery}]")
+    return Spec(found.preset, found.target_lufs, found.tolerance_lu, found.ceiling_dbtp)
+
+
+def _use(context: Context, asset: Asset, ran: set[str], seen: dict[str, AssetUse]) -> AssetUse:
+    """What ``asset`` is and what its render cost, from its cache record (once per key)."""
+    known = seen.get(asset.key)
+    if known is not None:
+        return known
+    from ..plan.spend import parse_bill, price_of, prices_for, provider_of
+
+    try:
+        record = context.cache.meta(asset.key)
+    except (OSError, ValueError):  # not in the local cache (a build fetching nothing but its masters)
+        record = {}
+    try:
+        provider = provider_of(context.registry, asset.renderer)
+    except Exception:  # a renderer the registry cannot name: its own name is what prices key on
+        provider = asset.renderer
+    billed = record.get("billed") or None
+    bill = parse_bill(str(billed)) if billed else None
+    usd = price_of(bill, asset.kind, prices_for(context.project, provider)) if bill is not None else None
+    found = AssetUse(
+        target=asset.task,
+        kind=asset.kind,
+        key=asset.key,
+        renderer=asset.renderer,
+        provider=provider,
+        source=asset.source,
+        characters=len(asset.text),
+        billed=str(billed) if billed else None,
+        usd=0.0 if billed is None else usd,
+        rendered=asset.task in ran,
+    )
+    seen[asset.key] = found
+    return found
+
+
+def short_term(context: Context, item: Deliverable) -> list[tuple[float, float]]:
+    """Short-term loudness of ``item`` every :data:`_STEP` seconds, as ``(seconds, LUFS)`` points.
+
+    Read from its first lossless file (else its first file) with one
+    meter pass, then kept by the file's sha256: a file is read once however
+    often the report is written. Silent windows are left out.
+    """
+    if not item.files:
+        return []
+    chosen = next((f for f in item.files if f.format in ("wav", "flac")), item.files[0])
+    kept = context.project.root / STATE_DIR / _SERIES_DIR / f"{chosen.sha256}.json"
+    try:
+        return [(float(t), float(v)) for t, v in json.loads(kept.read_text("utf-8"))]
+    except (OSError, ValueError, TypeError):
+        pass
+    points = _metered(context.project.root / chosen.path)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    files.write_bytes_atomic(kept, json.dumps(points).encode("utf-8"))
+    return points
+
+
+def _metered(path: Path) -> list[tuple[float, float]]:
+    """One pass of a loudness meter over ``path``: its short-term series, one point a step."""
+    from ..codecs.wav import Source
+    from ..dsp.loudness import Meter
+
+    source = Source.of_file(path)
+    meter = Meter(source.sample_rate, source.channels, true_peak=False)
+    for block in source.blocks():
+        meter.add(block)
+    values = meter.short_term()
+    every = round(_STEP / 0.1)  # the series has a point every 100 ms, the first at 3 s
+    return [
+        (round(3.0 + i * 0.1, 3), round(float(v), 3))
+        for i, v in enumerate(values)
+        if i % every == 0 and math.isfinite(float(v))
+    ]
+
