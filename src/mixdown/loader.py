@@ -33,6 +33,7 @@ shards' entries, and ``--frozen`` holds it to its own.
 from __future__ import annotations
 
 import gc
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
-from .actions import current, finish
+from .actions import console, current, finish
 from .actions.context import Context
 from .actions.tasks import task_dicts
 from .errors import MixdownError
@@ -69,7 +70,7 @@ DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",
     "par_type": "thread",
     "verbosity": 1,
-    "reporter": finish.BuildReporter,
+    "reporter": console.ProgressReporter,
 }
 
 #: the loader's own options, on every doit command that loads the show
@@ -189,6 +190,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
             "max_cost": opt_values.get("max_cost") or os.environ.get("MIXDOWN_MAX_COST", ""),
             "shard": self.shard or opt_values.get("shard") or os.environ.get(shards.ENV, ""),
+            "reporter": opt_values.get("reporter"),
+            "quiet": opt_values.get("verbosity") == 0,
         }
 
     def load_doit_config(self) -> dict[str, Any]:
@@ -223,6 +226,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         only_missing = cmd.name == "run" and not pos_args
         out = self.extra_config.get("outfile", sys.stdout)
         if cmd.name == "run":
+            out = _reporting(cmd, self.options, out)
             self._start_run(self.show, out, named=bool(pos_args))
         cached = self.show.context.cache.keys()
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
@@ -280,6 +284,19 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             show.context.pinned = locking.frozen(show.plan, self.root, whole=self.whole)
         else:
             finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
+
+
+def _reporting(cmd: Any, options: dict[str, Any], out: Any) -> Any:
+    """Give a build mixdown's reporters (``console`` and ``json`` with its end of build) and
+    return where the loader's own lines go: stderr under ``--reporter json`` (its stdout is
+    one JSON document), nowhere under ``-v 0``."""
+    console.configure(quiet=bool(options.get("quiet")))
+    reporters = getattr(cmd, "reporters", None)
+    if isinstance(reporters, dict):
+        reporters.update(console=console.ProgressReporter, json=console.JsonBuildReporter)
+    if options.get("reporter") == "json":
+        return sys.stderr
+    return io.StringIO() if options.get("quiet") else out
 
 
 def _in_plan_order(tasks: list[Any], plan: Plan) -> list[Any]:

@@ -21,7 +21,7 @@ from doit.reporter import ConsoleReporter
 
 from ..errors import MixdownError
 
-__all__ = ["BuildReporter", "at_finish", "done", "finish", "ran"]
+__all__ = ["BuildReporter", "at_finish", "done", "finish", "noted", "ran"]
 
 _guard = threading.Lock()
 _finishers: list[Callable[[list[str]], None]] = []
@@ -45,6 +45,16 @@ def done() -> set[str]:
     """The names of the tasks that succeeded or were up to date so far in this build."""
     with _guard:
         return set(_done)
+
+
+def noted(task: str, *, ran: bool = False, done: bool = False) -> None:
+    """Note that ``task`` started running (``ran``) or succeeded or was up to date (``done``):
+    what a reporter tells :func:`ran` and :func:`done`."""
+    with _guard:
+        if ran:
+            _ran.append(task)
+        if done:
+            _done.add(task)
 
 
 def reset() -> None:
@@ -81,18 +91,15 @@ class BuildReporter(ConsoleReporter):  # type: ignore[misc]  # doit ships no typ
     desc = "console output, then mixdown's end of build (uploads, mixdown.lock)"
 
     def execute_task(self, task: Any) -> None:
-        with _guard:
-            _ran.append(task.name)
+        noted(task.name, ran=True)
         super().execute_task(task)
 
     def add_success(self, task: Any) -> None:
-        with _guard:
-            _done.add(task.name)
+        noted(task.name, done=True)
         super().add_success(task)
 
     def skip_uptodate(self, task: Any) -> None:
-        with _guard:
-            _done.add(task.name)
+        noted(task.name, done=True)
         super().skip_uptodate(task)
 
     def complete_run(self) -> None:

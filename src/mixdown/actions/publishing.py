@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..plan.model import Asset, MixPlan, Plan
 from ..publish import manifest as manifests
-from ..publish.manifest import AssetUse, BuildSummary, Cost, Deliverable, FileReport, Manifest, Spec
+from ..publish.manifest import AssetUse, BuildSummary, Deliverable, FileReport, Manifest, Spec
 from ..settings import STATE_DIR
 from ..store import files
 from . import published

@@ -128,14 +128,14 @@ def outliers(deliverables: Sequence[Deliverable]) -> list[Outlier]:
     or which fail their spec."""
     found: list[Outlier] = []
     firsts = [(d, d.files[0]) for d in deliverables if d.files]
-    for measure, floor, value_of in (("LUFS", 1.0, lambda f: f.lufs), ("seconds", 1.0, lambda f: f.seconds)):
-        values = [value_of(f) for _, f in firsts if math.isfinite(value_of(f))]
+    for measure, field in (("LUFS", "lufs"), ("seconds", "seconds")):
+        values = [float(getattr(f, field)) for _, f in firsts if math.isfinite(getattr(f, field))]
         if len(values) < 3:
             continue
         median = statistics.median(values)
-        spread = max(floor, _SPREAD * statistics.median(abs(v - median) for v in values))
+        spread = max(1.0, _SPREAD * statistics.median(abs(v - median) for v in values))
         for item, f in firsts:
-            value = value_of(f)
+            value = float(getattr(f, field))
             if (math.isfinite(value) and abs(value - median) > spread) or (measure == "LUFS" and not item.passed):
                 found.append(Outlier(item.target, measure, value, median))
     return found
