@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("renderers",),
     ("show",),
     ("plan",),
+    ("publish",),
     ("actions",),
     ("loader", "cli", "__init__", "__main__"),
 )

@@ -4,7 +4,7 @@
 ``.  task`` when one runs, ``-- task`` when it is up to date). On a
 terminal it keeps a live line under them with the tasks done of the total,
 the renders in flight, the elapsed time and an ETA, and the position of a
-long mix or master (:func:`note`, from :class:`~mixdown.actions.progress.Progress`);
+long mix or master (:func:`mixdown.actions.progress.positions`);
 when the output is not a terminal (CI logs) it writes that line as plain
 text at most every :data:`EVERY` seconds. Under ``doit -v 0`` it writes
 nothing but failures.
@@ -30,39 +30,28 @@ from doit.reporter import JsonReporter, TaskResult
 
 from ..errors import MixdownError
 from . import finish
-from .progress import clock
+from .progress import clock, positions
 
-__all__ = ["EVERY", "JsonBuildReporter", "ProgressReporter", "configure", "note", "quiet"]
+__all__ = ["EVERY", "JsonBuildReporter", "ProgressReporter", "configure", "quiet"]
 
 #: seconds between two progress lines when the output is not a terminal
 EVERY = 5.0
 _RENDERS = ("voice:", "sfx:", "music:")
 
 _guard = threading.Lock()
-_state: dict[str, Any] = {"quiet": False, "live": None}
-_positions: dict[str, str] = {}  # a long mix's or master's target -> how far it is
+_state: dict[str, Any] = {"quiet": False}
 
 
 def configure(*, quiet: bool) -> None:
     """Set the build's console: ``quiet`` (doit ``-v 0``) shows failures only."""
     with _guard:
         _state["quiet"] = quiet
-        _positions.clear()
 
 
 def quiet() -> bool:
     """Whether the build shows failures only (``-v 0``)."""
     with _guard:
         return bool(_state["quiet"])
-
-
-def note(target: str, position: str | None) -> None:
-    """Show how far the long step ``target`` is (``None``: it is done) in the progress line."""
-    with _guard:
-        if position is None:
-            _positions.pop(target, None)
-        else:
-            _positions[target] = position
 
 
 def _closure(tasks: dict[str, Any], selected: list[str]) -> set[str]:
@@ -146,8 +135,7 @@ class ProgressReporter(finish.BuildReporter):
             done, total, flying = self.finished, max(self.total, self.finished), len(self.in_flight)
         elapsed = time.monotonic() - self.started
         eta = "–" if done == 0 or done >= total else clock(elapsed / done * (total - done))
-        with _guard:
-            long = "; ".join(f"{t} {p}" for t, p in sorted(_positions.items()))
+        long = "; ".join(f"{t} {p}" for t, p in sorted(positions().items()))
         line = f"[{done}/{total} tasks] {flying} renders in flight, {clock(elapsed)} elapsed, ETA {eta}"
         return f"{line}; {long}" if long else line
 

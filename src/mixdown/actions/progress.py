@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["Progress", "clock"]
+__all__ = ["Progress", "clock", "positions"]
+
+
+_guard = threading.Lock()
+_positions: dict[str, str] = {}  # the long steps under way: target -> how far
+
+
+def positions() -> dict[str, str]:
+    """How far each long mix or master under way is (``"mastering 0:12:00 of 1:30:00"``), by target."""
+    with _guard:
+        return dict(_positions)
 
 
 class Progress:
@@ -28,6 +38,13 @@ class Progress:
 
         check()
         with self._lock:
+            if self.long:
+                where = f"{self.verb} {clock(done / self.sr)} of {clock(self.frames / self.sr)}"
+                with _guard:  # for the console's progress line (mixdown.actions.console)
+                    if done >= self.frames:
+                        _positions.pop(self.target, None)
+                    else:
+                        _positions[self.target] = where
             if self.long and done >= self._next * self.frames:
                 print(f"{self.target}  {self.verb} {clock(done / self.sr)} of {clock(self.frames / self.sr)}")
                 while self._next <= done / self.frames:
