@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 import threading
 import time
-from contextlib import redirect_stdout
 from typing import Any
 
 from doit.exceptions import InvalidTask
@@ -82,6 +82,11 @@ class ProgressReporter(finish.BuildReporter):
         self.last_line = self.started
         self.live: Any = None
         self._lock = threading.Lock()
+        # -v 0: the actions' result lines (printed, not captured: mixdown.actions.tasks) go
+        # nowhere until the build ends; failures are written to ``outstream``, kept above
+        self._saved = None
+        if quiet():
+            self._saved, sys.stdout = sys.stdout, io.StringIO()
 
     def initialize(self, tasks: dict[str, Any], selected_tasks: list[str]) -> None:
         self.total = len(_closure(tasks, selected_tasks))
@@ -154,14 +159,16 @@ class ProgressReporter(finish.BuildReporter):
         live, self.live = self.live, None
         if live is not None:
             live.stop()
-        if quiet():
-            try:
-                with redirect_stdout(io.StringIO()):  # -v 0: the end of build's lines too
-                    finish.finish()
-            except MixdownError as err:
-                raise InvalidTask(str(err)) from None
-            return
-        super().complete_run()
+        try:
+            if quiet():
+                finish.finish()
+            else:
+                super().complete_run()
+        except MixdownError as err:
+            raise InvalidTask(str(err)) from None
+        finally:
+            if self._saved is not None:
+                sys.stdout, self._saved = self._saved, None
 
 
 def _text(line: str) -> Any:
