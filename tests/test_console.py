@@ -48,7 +48,9 @@ def make_show(root: Path, *, audible: bool = True) -> Path:
         (root / name).mkdir(parents=True, exist_ok=True)
     (root / "project.toml").write_text(textwrap.dedent(SHOW))
     (root / "stanzas" / "talk.j2").write_text("## a\nHello. [sfx:tone]\n")
-    (root / "doit.cfg").write_text("[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n")
+    (root / "doit.cfg").write_text(
+        "[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n"
+    )
     t = np.arange(5 * 48000) / 48000
     y = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) * float(audible)
     sf.write(root / "media" / "tone.wav", y[:, None], 48000)
@@ -73,7 +75,9 @@ def test_json_reporter_output_is_json_with_each_deliverables_loudness(tmp_path: 
         entry = tasks[target]
         assert entry["result"] == "success"
         files = entry["values"]["files"]
-        assert set(files) == {f"build/{stem}.{fmt}" for fmt in (("wav", "flac") if stem == "talk" else ("wav",))}
+        assert set(files) == {
+            f"build/{stem}.{fmt}" for fmt in (("wav", "flac") if stem == "talk" else ("wav",))
+        }
         for name, found in files.items():
             y, sr = sf.read(root / name, always_2d=True)
             assert found["lufs"] == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(y), abs=0.1)
@@ -83,7 +87,10 @@ def test_json_reporter_output_is_json_with_each_deliverables_loudness(tmp_path: 
     again = run_doit(root, "--reporter", "json", "master:talk")
     assert again.returncode == 0, again.stderr
     entry = next(t for t in json.loads(again.stdout)["tasks"] if t["name"] == "master:talk")
-    assert entry["result"] == "up-to-date" and entry["values"]["files"] == tasks["master:talk"]["values"]["files"]
+    assert (
+        entry["result"] == "up-to-date"
+        and entry["values"]["files"] == tasks["master:talk"]["values"]["files"]
+    )
 
 
 def test_quiet_build_prints_nothing_but_failures(tmp_path: Path) -> None:
@@ -99,7 +106,9 @@ def test_quiet_build_prints_nothing_but_failures(tmp_path: Path) -> None:
 
 
 def task(name: str) -> Any:
-    return SimpleNamespace(name=name, actions=[object()], task_dep=[], setup_tasks=[], title=lambda: name, values={})
+    return SimpleNamespace(
+        name=name, actions=[object()], task_dep=[], setup_tasks=[], title=lambda: name, values={}
+    )
 
 
 def reporter(stream: Any) -> console.ProgressReporter:

@@ -44,9 +44,7 @@ def read(root: Path) -> dict[str, Any]:
 def test_every_deliverable_is_listed_with_what_the_files_measure(radio: Path) -> None:
     data = read(radio)
     targets = [d["target"] for d in data["deliverables"]]
-    assert targets == sorted(
-        [f"master:{n}" for n in RENDITIONS] + [f"deliver:{n}/radio" for n in RENDITIONS]
-    )
+    assert targets == sorted([f"master:{n}" for n in RENDITIONS] + [f"deliver:{n}/radio" for n in RENDITIONS])
     for item in data["deliverables"]:
         assert item["passed"] is True
         for entry in item["files"]:
@@ -66,16 +64,29 @@ def test_each_entry_has_its_preset_and_the_assets_it_used(radio: Path, fakes: di
     plan = load_show(radio, registry=Registry(radio, extra=fakes)).plan
     by_target = {d["target"]: d for d in data["deliverables"]}
     master, delivery = by_target["master:news/briefing@anna"], by_target["deliver:news/briefing@anna/radio"]
-    assert master["spec"] == {"preset": "podcast", "target_lufs": -16.0, "tolerance_lu": 1.0, "ceiling_dbtp": -1.0}
-    assert delivery["spec"] == {"preset": "ebu-r128", "target_lufs": -23.0, "tolerance_lu": 0.5, "ceiling_dbtp": -1.0}
+    assert master["spec"] == {
+        "preset": "podcast",
+        "target_lufs": -16.0,
+        "tolerance_lu": 1.0,
+        "ceiling_dbtp": -1.0,
+    }
+    assert delivery["spec"] == {
+        "preset": "ebu-r128",
+        "target_lufs": -23.0,
+        "tolerance_lu": 0.5,
+        "ceiling_dbtp": -1.0,
+    }
     for delivered in delivery["files"]:
         y, sr = sf.read(radio / delivered["path"], always_2d=True)
         assert abs(pyloudnorm.Meter(sr).integrated_loudness(y) + 23.0) <= 0.5
     mix = plan.mix_named("news/briefing@anna")
     expected = [plan.assets[key] for key in mix.assets]
-    assert [a["target"] for a in master["assets"]] == [a.task for a in expected]
-    assert [a["characters"] for a in master["assets"]] == [len(a.text) for a in expected]
-    assert {a["renderer"] for a in master["assets"]} == {"fake", "noise"}
+    assert master["assets"] == [a.task for a in expected]
+    described = [data["assets"][name] for name in master["assets"]]
+    assert [a["key"] for a in described] == [a.key for a in expected]
+    assert [a["characters"] for a in described] == [len(a.text) for a in expected]
+    assert {a["renderer"] for a in described} == {"fake", "noise"}
+    assert set(data["assets"]) == {a.task for a in plan.assets.values()}
     assert master["cost"]["renders"] == len(set(mix.assets)) and master["cost"]["usd"] == 0.0
     assert master["cost"]["characters"] == sum(len(a.text) for a in {a.key: a for a in expected}.values())
 
@@ -94,7 +105,9 @@ def test_the_build_and_total_count_renders_and_cache_hits(radio: Path, fakes: di
     assert by_target["master:news/extra"]["cost_this_build"]["renders"] == 0
 
 
-def test_a_noop_build_leaves_both_files_alone(radio: Path, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_noop_build_leaves_both_files_alone(
+    radio: Path, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mixdown.actions import publishing
 
     stats = {name: (radio / "build" / name).stat().st_mtime_ns for name in ("manifest.json", "report.html")}
@@ -115,14 +128,18 @@ def test_the_file_is_canonical_and_made_again_byte_for_byte(radio: Path, fakes: 
     plan = show.plan
     ran = [a.task for a in plan.assets.values()] + [s.task for s in plan.sections.values()]
     for mix in plan.mixes:
-        ran += [f"mix:{mix.name}", f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
+        ran += [f"mix:{mix.name}", f"master:{mix.name}"] + [
+            f"deliver:{mix.name}/{d.name}" for d in mix.deliveries
+        ]
     text = (radio / "build" / "manifest.json").read_text("utf-8")
     assert manifests.dumps(publishing.make_manifest(show.context, plan, ran)) == text
     assert text == json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n"
 
 
 @pytest.mark.parametrize("switch", ["manifest", "report"])
-def test_publish_switches_turn_either_file_off(show: Callable[..., Path], fakes: dict[str, Any], switch: str) -> None:
+def test_publish_switches_turn_either_file_off(
+    show: Callable[..., Path], fakes: dict[str, Any], switch: str
+) -> None:
     root = show(project_dot_toml=BASIC_TOML + f"\n[publish]\n{switch} = false\n")
     code, out, err = doit(root, fakes)
     assert code == 0, out + err

@@ -54,7 +54,9 @@ def assert_self_contained(page: Page) -> None:
             assert not value.startswith(("http://", "https://", "//")), (tag, value)
 
 
-def test_the_built_report_has_the_table_and_a_plot_per_deliverable(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+def test_the_built_report_has_the_table_and_a_plot_per_deliverable(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     root = show()
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
@@ -85,7 +87,9 @@ def test_without_matplotlib_the_report_says_how_to_get_plots(monkeypatch: pytest
 def deliverable(index: int, lufs: float, seconds: float) -> Deliverable:
     spec = Spec("podcast", -16.0, 1.0, -1.0)
     name = f"show@v{index:03d}"
-    f = FileReport(f"build/{name}.wav", "wav", "0" * 64, seconds, lufs, -2.0, 3.0, -12.0, -14.0, spec.passes(lufs, -2.0))
+    f = FileReport(
+        f"build/{name}.wav", "wav", "0" * 64, seconds, lufs, -2.0, 3.0, -12.0, -14.0, spec.passes(lufs, -2.0)
+    )
     return Deliverable(f"master:{name}", name, None, spec, (f,), (), Cost(), Cost())
 
 

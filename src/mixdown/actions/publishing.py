@@ -55,7 +55,8 @@ def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], Non
     """
     settings = context.project.publish
     build = context.project.build_dir
-    wanted = [p for p, on in ((build / manifests.FILENAME, settings.manifest), (build / "report.html", settings.report)) if on]
+    switches = ((build / manifests.FILENAME, settings.manifest), (build / "report.html", settings.report))
+    wanted = [path for path, on in switches if on]
     published_now = any(name.startswith(("master:", "deliver:")) for name in ran)
     if not wanted or (not published_now and all(p.exists() for p in wanted)):
         return
@@ -107,7 +108,9 @@ def make_manifest(context: Context, plan: Plan, ran: Iterable[str]) -> Manifest:
     return Manifest(context.project.name, tuple(deliverables), summary, manifests.cost_of(every))
 
 
-def _deliverable(context: Context, mix: MixPlan, delivery: str | None, assets: tuple[AssetUse, ...]) -> Deliverable | None:
+def _deliverable(
+    context: Context, mix: MixPlan, delivery: str | None, assets: tuple[AssetUse, ...]
+) -> Deliverable | None:
     """One target's entry from its published record, or None when its files are not current."""
     found = published.read(context, mix, delivery)
     if found is None or (found.mix, found.master) != (mix.key, mix.master_key) or not found.intact():
@@ -132,10 +135,8 @@ def _deliverable(context: Context, mix: MixPlan, delivery: str | None, assets: t
         )
     target = f"master:{mix.name}" if delivery is None else f"deliver:{mix.name}/{delivery}"
     this_build = [a for a in assets if a.rendered]
-    return Deliverable(
-        target, mix.name, delivery, spec, tuple(reports), assets, manifests.cost_of(list(assets)),
-        manifests.cost_of(this_build),
-    )
+    cost, cost_now = manifests.cost_of(list(assets)), manifests.cost_of(this_build)
+    return Deliverable(target, mix.name, delivery, spec, tuple(reports), assets, cost, cost_now)
 
 
 def _spec(mix: MixPlan, delivery: str | None) -> Spec:
@@ -221,4 +222,3 @@ def _metered(path: Path) -> list[tuple[float, float]]:
         for i, v in enumerate(values)
         if i % every == 0 and math.isfinite(float(v))
     ]
-

@@ -4,7 +4,8 @@ One entry per published target (``master:…`` for a rendition's [master]
 formats, ``deliver:…/NAME`` for a ``[deliveries.NAME]``), in target order,
 each with its files (path, sha256, duration, integrated loudness, true peak,
 loudness range, and whether the file meets its preset), its preset, the
-assets it used and their cost. ``build`` says what this build rendered and
+assets it used (by target name: each asset is described once, in
+``assets``, however many deliverables share it) and their cost. ``build`` says what this build rendered and
 found in the cache; ``total`` what the show's assets cost when they were
 rendered, each counted once however many deliverables share it.
 
@@ -56,7 +57,9 @@ class Spec:
 
     def passes(self, lufs: float, true_peak: float) -> bool:
         """Whether a file of ``lufs`` and ``true_peak`` is within this spec (as the build checks it)."""
-        return abs(lufs - self.target_lufs) <= self.tolerance_lu + 1e-9 and true_peak <= self.ceiling_dbtp + 1e-9
+        return (
+            abs(lufs - self.target_lufs) <= self.tolerance_lu + 1e-9 and true_peak <= self.ceiling_dbtp + 1e-9
+        )
 
 
 @dataclass(frozen=True)
@@ -143,15 +146,21 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON data (what :func:`dumps` writes)."""
-        items = []
+        items: list[dict[str, Any]] = []
+        assets: dict[str, dict[str, Any]] = {}
         for item in sorted(self.deliverables, key=lambda d: d.target):
             data = asdict(item)
             data["passed"] = item.passed
+            data["assets"] = [a.target for a in item.assets]
+            assets.update(
+                (a.target, {k: v for k, v in asdict(a).items() if k != "target"}) for a in item.assets
+            )
             items.append(data)
         return {
             "version": VERSION,
             "show": self.show,
             "deliverables": items,
+            "assets": assets,
             "build": asdict(self.build),
             "total": asdict(self.total),
         }

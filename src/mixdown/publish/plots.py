@@ -65,10 +65,14 @@ def loudness_over_time(
 
     mpl.rcParams["svg.hashsalt"] = "mixdown"
     fig, ax = plt.subplots(figsize=(_WIDTH, _HEIGHT))
-    ax.axhspan(target - tolerance, target + tolerance, color="#cde8d5", label=f"target {target:g} ±{tolerance:g} LU")
+    ax.axhspan(
+        target - tolerance, target + tolerance, color="#cde8d5", label=f"target {target:g} ±{tolerance:g} LU"
+    )
     ax.axhline(target, color="#3a7d4f", linewidth=0.8)
     if points:
-        ax.plot([p[0] for p in points], [p[1] for p in points], color="#1f4e79", linewidth=1.0, label="short-term")
+        ax.plot(
+            [p[0] for p in points], [p[1] for p in points], color="#1f4e79", linewidth=1.0, label="short-term"
+        )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("LUFS")
     ax.set_title(title, fontsize=9)

@@ -136,7 +136,9 @@ def outliers(deliverables: Sequence[Deliverable]) -> list[Outlier]:
         spread = max(1.0, _SPREAD * statistics.median(abs(v - median) for v in values))
         for item, f in firsts:
             value = float(getattr(f, field))
-            if (math.isfinite(value) and abs(value - median) > spread) or (measure == "LUFS" and not item.passed):
+            if (math.isfinite(value) and abs(value - median) > spread) or (
+                measure == "LUFS" and not item.passed
+            ):
                 found.append(Outlier(item.target, measure, value, median))
     return found
 
@@ -145,11 +147,15 @@ def _variants(deliverables: Sequence[Deliverable]) -> str:
     firsts = [d.files[0] for d in deliverables if d.files]
     lufs = [f.lufs for f in firsts if math.isfinite(f.lufs)]
     seconds = [f.seconds for f in firsts]
-    parts = [f"<p>{len(deliverables)} deliverables: histograms across the variants, and those far from the rest.</p>"]
+    parts = [
+        f"<p>{len(deliverables)} deliverables: histograms across the variants, and those far from the rest.</p>"
+    ]
     if plots.available():
         spec = deliverables[0].spec
         band = (spec.target_lufs - spec.tolerance_lu, spec.target_lufs + spec.tolerance_lu)
-        parts.append(f"<figure>{plots.histogram(lufs, label='integrated loudness (LUFS)', band=band)}</figure>")
+        parts.append(
+            f"<figure>{plots.histogram(lufs, label='integrated loudness (LUFS)', band=band)}</figure>"
+        )
         parts.append(f"<figure>{plots.histogram(seconds, label='duration (s)')}</figure>")
     else:
         parts.append(f"<p class=note>{_e(plots.MISSING)}</p>")
