@@ -226,7 +226,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         only_missing = cmd.name == "run" and not pos_args
         out = self.extra_config.get("outfile", sys.stdout)
         if cmd.name == "run":
-            out = _reporting(cmd, self.options, out)
+            out = _reporting(cmd, self.options, out, self.show)
             self._start_run(self.show, out, named=bool(pos_args))
         cached = self.show.context.cache.keys()
         named = _named_sections(self.show.plan, pos_args) if cmd.name == "run" else set()
@@ -286,15 +286,19 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
 
 
-def _reporting(cmd: Any, options: dict[str, Any], out: Any) -> Any:
-    """Give a build mixdown's reporters (``console`` and ``json`` with its end of build) and
-    return where the loader's own lines go: stderr under ``--reporter json`` (its stdout is
-    one JSON document), nowhere under ``-v 0``."""
+def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:
+    """Give a build mixdown's reporters (``console``; ``json`` with its end of build and each
+    deliverable's loudness) and return where the loader's own lines go: stderr under
+    ``--reporter json`` (its stdout is one JSON document), nowhere under ``-v 0``."""
+    from .actions import publishing
+
     console.configure(quiet=bool(options.get("quiet")))
     reporters = getattr(cmd, "reporters", None)
     if isinstance(reporters, dict):
         reporters.update(console=console.ProgressReporter, json=console.JsonBuildReporter)
-    if options.get("reporter") == "json":
+    json = options.get("reporter") == "json"
+    console.describe_with(publishing.loudness_of(show.context, show.plan) if json else None)
+    if json:
         return sys.stderr
     return io.StringIO() if options.get("quiet") else out
 

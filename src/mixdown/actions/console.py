@@ -11,7 +11,7 @@ nothing but failures.
 
 :class:`JsonBuildReporter` is doit's ``--reporter json`` with mixdown's end
 of build (:mod:`mixdown.actions.finish`) and each task's saved values in
-its entry (a deliverable's loudness, per file). Its output is one JSON
+its entry, with a deliverable's loudness per file (:func:`describe_with`). Its output is one JSON
 document: everything printed while it runs goes into the document's
 ``out``, and the loader writes its own lines to stderr under it.
 """
@@ -23,6 +23,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from doit.exceptions import InvalidTask
@@ -32,7 +33,7 @@ from ..errors import MixdownError
 from . import finish
 from .progress import clock, positions
 
-__all__ = ["EVERY", "JsonBuildReporter", "ProgressReporter", "configure", "quiet"]
+__all__ = ["EVERY", "JsonBuildReporter", "ProgressReporter", "configure", "describe_with", "quiet"]
 
 #: seconds between two progress lines when the output is not a terminal
 EVERY = 5.0
@@ -189,12 +190,24 @@ def _live(stream: Any) -> Any:
     return live
 
 
+def describe_with(describe: Callable[[str], dict[str, Any]] | None) -> None:
+    """Have ``--reporter json`` add ``describe(task name)`` to each task's values (the loader's:
+    a deliverable's loudness, :func:`mixdown.actions.publishing.loudness_of`)."""
+    with _guard:
+        _state["describe"] = describe
+
+
 class _ValuedResult(TaskResult):  # type: ignore[misc]  # doit ships no type hints
-    """doit's JSON entry of a task, with the values it saved (a deliverable's loudness)."""
+    """doit's JSON entry of a task, with the values it saved and what the loader knows of it."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = super().to_dict()
-        data["values"] = _finite(dict(getattr(self.task, "values", None) or {}))
+        values = dict(getattr(self.task, "values", None) or {})
+        with _guard:
+            describe = _state.get("describe")
+        if describe is not None and self.result in ("success", "up-to-date"):
+            values.update(describe(self.task.name))
+        data["values"] = _finite(values)
         return data
 
 

@@ -25,7 +25,7 @@ def build_delivery(context: Context, item: tuple[MixPlan, str]) -> Any:
     return reported(publish_delivery, context, item, f"deliver:{plan.name}/{name}")
 
 
-def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, Any]:
+def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
     """Bring the master to a delivery preset, encode, check the files and publish them."""
     from ..codecs.deliver import deliver
     from ..settings import delivery_from
@@ -48,4 +48,4 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, A
         print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)
     shipments.upload(context, plan, name, made=tuple(made))
-    return {"stamp": plan.delivery_stamp(name), **published.values(measured, made)}
+    return {"stamp": plan.delivery_stamp(name)}

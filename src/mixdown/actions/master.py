@@ -54,7 +54,7 @@ def build_master(context: Context, plan: MixPlan) -> Any:
     return reported(publish_master, context, plan, f"master:{plan.name}")
 
 
-def publish_master(context: Context, plan: MixPlan) -> dict[str, Any]:
+def publish_master(context: Context, plan: MixPlan) -> dict[str, str]:
     """Master the mix (or reuse a cached master) and write the [master] formats to ``build/``.
 
     The files go through the same encode, decode and spec check as every
@@ -79,7 +79,7 @@ def publish_master(context: Context, plan: MixPlan) -> dict[str, Any]:
     check_pinned(context, target, plan.master_key, made=measured)
     _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     shipments.upload(context, plan, made=tuple(made))
-    return {"stamp": plan.stamp, **published.values(measured, made)}
+    return {"stamp": plan.stamp}
 
 
 def _deliverable(plan: MixPlan) -> Deliverable:

@@ -27,7 +27,7 @@ from ..settings import STATE_DIR
 from ..store import files
 from .context import Context
 
-__all__ = ["Published", "Ranges", "forget", "keys", "read", "record", "values"]
+__all__ = ["Published", "Ranges", "forget", "keys", "read", "record"]
 
 
 class Ranges(NamedTuple):
@@ -104,20 +104,6 @@ def record(
     target.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes_atomic(target, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
     return tuple(measured)
-
-
-def values(measured: tuple[FileEntry, ...], made: list[tuple[Path, Any]]) -> dict[str, Any]:
-    """What a master or delivery task returns to doit beside its stamp (saved as the task's
-    values, in ``--reporter json`` output): each file's loudness, by its lock name."""
-    found = {}
-    for entry, (_, measurement) in zip(measured, made, strict=True):
-        found[entry.file] = {
-            "seconds": entry.seconds,
-            "lufs": entry.lufs,
-            "true_peak": entry.true_peak,
-            "lra": float(getattr(measurement, "lra", math.nan)),
-        }
-    return {"files": found}
 
 
 def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Published | None:

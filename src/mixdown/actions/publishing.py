@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from ..plan.model import Asset, MixPlan, Plan
 from ..publish import manifest as manifests
@@ -32,7 +33,7 @@ from ..store import files
 from . import published
 from .context import Context
 
-__all__ = ["finisher", "make_manifest", "short_term", "write"]
+__all__ = ["finisher", "loudness_of", "make_manifest", "short_term", "write"]
 
 _SERIES_DIR = "loudness"  # in the state directory: short-term loudness by the file's sha256
 _STEP = 1.0  # s between the plotted points of a short-term series
@@ -183,6 +184,40 @@ def _use(context: Context, asset: Asset, ran: set[str], seen: dict[str, AssetUse
     )
     seen[asset.key] = found
     return found
+
+
+def loudness_of(context: Context, plan: Plan) -> Callable[[str], dict[str, Any]]:
+    """A function giving the loudness of a ``master:`` or ``deliver:`` target's published files
+    (``{"files": {path: {seconds, lufs, true_peak, lra}}}``), from their published record; an
+    empty dict for any other task, or files not published from the current master."""
+    index: dict[str, tuple[MixPlan, str | None]] = {}
+    for mix in plan.mixes:
+        index[f"master:{mix.name}"] = (mix, None)
+        index.update((f"deliver:{mix.name}/{d.name}", (mix, d.name)) for d in mix.deliveries)
+
+    def loudness(target: str) -> dict[str, Any]:
+        found = index.get(target)
+        record = published.read(context, *found) if found is not None else None
+        if (
+            found is None
+            or record is None
+            or (record.mix, record.master) != (found[0].key, found[0].master_key)
+        ):
+            return {}
+        nothing = published.Ranges(math.nan, math.nan, math.nan)
+        return {
+            "files": {
+                f.file: {
+                    "seconds": f.seconds,
+                    "lufs": f.lufs,
+                    "true_peak": f.true_peak,
+                    "lra": record.ranges.get(f.file, nothing).lra,
+                }
+                for f in record.measured
+            }
+        }
+
+    return loudness
 
 
 def short_term(context: Context, item: Deliverable) -> list[tuple[float, float]]:
