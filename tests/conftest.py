@@ -65,6 +65,11 @@ class CountingSound(RendererBase):
         return RenderResult((0.2 * rng.standard_normal((n, 2))).astype(np.float32), 24000)
 
 
+#: what a build writes in build/ about itself (mixdown.actions.publishing; tests/test_manifest.py):
+#: its figures of the build (renders, cache hits) differ between builds that publish the same audio
+ABOUT_THE_BUILD = frozenset({"manifest.json", "report.html"})
+
+
 BASIC_TOML = """
 [project]
 name = "Test Show"

@@ -20,6 +20,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from .conftest import ABOUT_THE_BUILD
 from .s3server import S3
 from .test_build import doit, ran
 
@@ -141,7 +142,8 @@ def lock_keys(root: Path) -> dict[str, str]:
 
 
 def built(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted((root / "build").rglob("*")) if p.is_file()}
+    found = sorted((root / "build").rglob("*"))
+    return {str(p.relative_to(root)): p for p in found if p.is_file() and p.name not in ABOUT_THE_BUILD}
 
 
 def on_cluster(monkeypatch: pytest.MonkeyPatch, address: str, remote: str) -> None:

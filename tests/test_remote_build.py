@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import ABOUT_THE_BUILD
 from .fakeserver import KEY, FakeSpeechServer, elevenlabs_show
 from .s3server import S3, point_at
 from .test_build import doit, ran
@@ -51,7 +52,9 @@ def clones(tmp_path: Path, server: FakeSpeechServer, monkeypatch: pytest.MonkeyP
 
 def built_files(root: Path) -> dict[str, bytes]:
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "build").rglob("*")) if p.is_file()
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted((root / "build").rglob("*"))
+        if p.is_file() and p.name not in ABOUT_THE_BUILD
     }
 
 
