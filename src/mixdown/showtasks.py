@@ -136,10 +136,7 @@ def _where(err: BaseException, path: Path) -> str:
     """``line N: `` of the last frame in ``path`` of ``err``'s traceback (else of its last frame)."""
     frames = traceback.extract_tb(err.__traceback__)
     here = [f for f in frames if os.path.realpath(f.filename) == os.path.realpath(path)]
-    frame = (here or frames or [None])[-1]
-    if frame is None:
-        return ""
     if here:
-        return f"line {frame.lineno}: "
-    return f"{frame.filename}:{frame.lineno}: "
+        return f"line {here[-1].lineno}: "
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
