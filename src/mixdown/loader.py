@@ -257,6 +257,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         assert self.root is not None and self.show is not None
         if not (self.root / FILENAME).is_file():
             return []
+        os.chdir(self.root)
         found = load_show_tasks(
             self.root,
             taken=mixdown_names(self.whole or self.show.plan),
@@ -265,10 +266,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             allow_delayed=cmd.execute_tasks,
             args=pos_args,
         )
-        if found is None:
-            return []
-        os.chdir(self.root)
-        return found.tasks
+        return [] if found is None else found.tasks
 
     def _start_run(self, show: Show, out: Any, *, named: bool) -> None:
         """What a build (``run``) does before doit has its tasks, in this order: hold it to
