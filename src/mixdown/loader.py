@@ -10,9 +10,11 @@ or in ``doit.cfg`` (``[GLOBAL]`` then ``loader = mixdown``). Where mixdown is
 not installed as a distribution (a checkout on ``PYTHONPATH``), name the
 class too: ``[tool.doit.plugins.loader] mixdown = "mixdown.loader:MixdownLoader"``
 (``[LOADER]`` in ``doit.cfg``). The show is ``-d DIR``, else the nearest folder
-from the working directory up that holds a ``project.toml``. doit reads its
-configuration from the working directory only: from a subdirectory of a show,
-run ``mixdown build`` or ``doit -d ..`` from where the loader is configured.
+from the working directory up that holds a ``project.toml``. doit itself reads
+its configuration, and so learns of the loader, from the working directory
+only: in a subdirectory of a show, ``mixdown build`` (which passes doit's
+arguments on) finds the show; ``doit -d DIR`` works from any folder whose
+configuration names the loader.
 
 A ``dodo.py`` beside ``project.toml`` adds the show's own tasks to the same
 run (:mod:`mixdown.showtasks`); they run in the show's directory.
