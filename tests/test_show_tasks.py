@@ -78,6 +78,15 @@ def test_doit_list_and_a_named_dodo_task_treat_it_like_mixdowns(
     assert (root / "public/extra.wav").stat().st_size == (root / "build/news/extra.wav").stat().st_size
 
 
+def test_a_shards_build_leaves_the_shows_own_tasks_out(
+    show: Callable[..., Path], fakes: dict[str, Any], in_tmp: Path
+) -> None:
+    root = show(dodo_dot_py=PUBLISH)
+    code, out, err = doit(root, fakes, "--shard", "0/2", "list")
+    assert code == 0, out + err
+    assert "publish" not in out.split() and "master" in out.split()
+
+
 @pytest.mark.parametrize(
     ("dodo", "expected"),
     [

@@ -253,16 +253,17 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
 
     def _show_tasks(self, cmd: Any, pos_args: list[str], given: list[Any]) -> list[Any]:
         """The tasks of the show's own ``dodo.py`` (:mod:`mixdown.showtasks`), if it has one; doit's
-        working directory is then the show's, as for any ``dodo.py``, so its relative paths hold."""
+        working directory is then the show's, as for any ``dodo.py``, so its relative paths hold.
+        A shard's build has none: they publish the whole show, which a shard has only part of."""
         from .showtasks import FILENAME, load_show_tasks, mixdown_names
 
         assert self.root is not None and self.show is not None
-        if not (self.root / FILENAME).is_file():
+        if self.whole is not None or not (self.root / FILENAME).is_file():
             return []
         os.chdir(self.root)
         found = load_show_tasks(
             self.root,
-            taken=mixdown_names(self.whole or self.show.plan),
+            taken=mixdown_names(self.show.plan),
             given={task.name for task in given},
             command_names=self.cmd_names,
             allow_delayed=cmd.execute_tasks,

@@ -8,7 +8,8 @@ like any other. They may ``task_dep`` on mixdown's targets (``master:…``,
 functions, ``create_doit_tasks`` objects, ``@create_after``); its
 ``DOIT_CONFIG`` is not read: the show's doit settings are mixdown's.
 
-A show without ``dodo.py`` pays one ``stat`` for this.
+A build of one shard (``--shard I/N``) leaves them out: they publish the
+whole show. A show without ``dodo.py`` pays one ``stat`` for this.
 """
 
 from __future__ import annotations
