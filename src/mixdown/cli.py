@@ -56,7 +56,7 @@ PLAYERS = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="mixdown", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"mixdown {version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print mixdown's version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         sub = commands.add_parser(name, help=command.help, allow_abbrev=False)
@@ -75,28 +75,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def version() -> str:
-    """mixdown's version: its installed distribution's, else the package's own ``__version__``."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked (importlib.metadata takes tens of milliseconds)."""
 
-    try:
-        return installed("mixdown")
-    except PackageNotFoundError:
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib import metadata
+
         from . import __version__
 
-        return __version__
+        try:
+            print(f"mixdown {metadata.version('mixdown')}")
+        except metadata.PackageNotFoundError:
+            print(f"mixdown {__version__}")
+        parser.exit()
 
 
 def _init(args: argparse.Namespace) -> int:
     """Write a new show into ``args.target`` (:mod:`mixdown.scaffold`)."""
-    from .scaffold import scaffold
+    from .scaffold import init
 
-    made = scaffold(args.target)
-    for path in made.files:
-        print(f"wrote {path}")
-    where = "" if args.target.resolve() == Path.cwd() else f"cd {args.target} && "
-    print(f"run `{where}doit` to render it into build/ (the voice needs mixdown[piper])")
+    print("\n".join(init(args.target)))
     return 0
 
 

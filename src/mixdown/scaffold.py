@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import MixdownError
 from .store.files import write_bytes_atomic
 
-__all__ = ["FILES", "Scaffold", "scaffold"]
+__all__ = ["FILES", "Scaffold", "init", "scaffold"]
 
 PROJECT = """\
 # A mixdown show: `doit` renders it into build/ (see the README of mixdown).
@@ -145,3 +145,13 @@ def scaffold(root: Path) -> Scaffold:
         write_bytes_atomic(path, text.encode("utf-8"))
         written.append(path)
     return Scaffold(root, written)
+
+
+def init(target: Path) -> list[str]:
+    """``mixdown init``: :func:`scaffold` a show into ``target``; the lines to print."""
+    made = scaffold(target)
+    where = "" if target.resolve() == Path.cwd() else f"cd {target} && "
+    return [f"wrote {path}" for path in made.files] + [
+        f"run `{where}doit` to render it into build/ (the voice needs mixdown[piper])"
+    ]
+
