@@ -121,15 +121,17 @@ def _import(path: Path) -> ModuleType:
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
+    sys.modules[name] = module  # before it runs, as for any import: a dataclass in it looks itself up
     try:
         spec.loader.exec_module(module)
     except SyntaxError as err:
+        del sys.modules[name]
         raise InvalidDodoFile(f"{path}:{err.lineno}: SyntaxError: {err.msg}; fix it, or move it away") from None
     except Exception as err:
+        del sys.modules[name]
         raise InvalidDodoFile(
             f"{path}: could not import it: {_where(err, path)}{type(err).__name__}: {one_line(err)}"
         ) from None
-    sys.modules[name] = module
     return module
 
 
