@@ -266,7 +266,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             taken=mixdown_names(self.show.plan),
             given={task.name for task in given},
             command_names=self.cmd_names,
-            allow_delayed=cmd.execute_tasks,
+            allow_delayed=getattr(cmd, "execute_tasks", False),
             args=pos_args,
         )
         return [] if found is None else found.tasks
