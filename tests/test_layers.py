@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("show",),
     ("plan",),
     ("actions",),
-    ("loader", "cli", "__init__", "__main__"),
+    ("loader", "showtasks", "feed", "scaffold", "cli", "__init__", "__main__"),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
