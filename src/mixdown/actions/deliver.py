@@ -40,7 +40,7 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, s
     source, loudness, _ = mastered(context, plan)
     target = f"deliver:{plan.name}/{name}"
     published.forget(context, plan, name)  # the files are about to be replaced
-    made = deliver(source, stem, delivery, target=target, loudness=loudness)
+    made = deliver(source, stem, delivery, target=target, loudness=loudness, tags=plan.tags)
     measured = published.record(
         context, plan, made, seconds=source.frames / source.sample_rate, delivery=name
     )

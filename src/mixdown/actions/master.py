@@ -72,7 +72,8 @@ def publish_master(context: Context, plan: MixPlan) -> dict[str, str]:
     target = f"master:{plan.name}"
     stem, delivery = deliverable.stem, deliverable.delivery
     published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
-    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written)
+    # chapters: none yet (the sections' chapters are wired in with the captions)
+    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written, tags=plan.tags)
     measured = published.record(context, plan, made, seconds=seconds)
     for path, found in made:
         print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
