@@ -230,7 +230,7 @@ title = "{{ show }} for {{ name }}"
 artist = "Newsroom"
 episode = 12
 date = "2026-12-05"
-comment = "Made for {{ variant }} by {{ script }}"
+comment = "Made for {{ variant | default('everyone') }} by {{ script }}"
 cover = "art/cover.png"
 
 [scripts.extra.metadata]
@@ -251,10 +251,11 @@ def test_metadata_renders_per_variant_with_defaults_and_overrides(
     root = tagged_show(show)
     plan = load_show(root, registry=Registry(root, extra=fakes)).plan
     tags = {mix.name: mix.tags for mix in plan.mixes}
-    anna, kofi, extra = tags["briefing@anna"], tags["briefing@kofi"], tags["extra"]
+    anna, kofi, extra = tags["news/briefing@anna"], tags["news/briefing@kofi"], tags["news/extra"]
     assert anna is not None and kofi is not None and extra is not None
     assert (anna.title, kofi.title, extra.title) == ("Test Show for Anna", "Test Show for Kofi", "Extra edition")
-    assert anna.comment == "Made for anna by briefing" and kofi.comment == "Made for kofi by briefing"
+    assert anna.comment == "Made for anna by news/briefing" and kofi.comment == "Made for kofi by news/briefing"
+    assert extra.comment == "Made for everyone by news/extra"
     assert anna.album == "Test Show" and anna.episode == "12" and anna.artist == "Newsroom"
     assert anna.cover == str(root / "art" / "cover.png") and anna.cover_sha256 is not None
 
@@ -273,23 +274,24 @@ def test_keys_do_not_move_with_metadata_but_stamps_do(show: Callable[..., Path],
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('[metadata]\ntitel = "x"\n', "project.toml:48: unknown key 'titel' in [metadata]; allowed: album, artist"),
-        ('[metadata]\ndate = "{{ name }}"\n', "project.toml:49: [metadata] date is 'Anna' for briefing@anna; give a date"),
-        ('[metadata]\ncover = "art/missing.png"\n', "project.toml:49: cover 'art/missing.png' does not exist; check"),
-        ('[metadata]\ncover = "../x.png"\n', "project.toml:49: cover '../x.png' points outside the show; keep"),
-        ('[metadata]\ncover = "art/{{ name }}.gif"\n', "cover 'art/Anna.gif' is not a .jpg or .png (for briefing@anna)"),
-        ('[metadata]\ntitle = 3\n', "project.toml:49: 'title' must be a string"),
-        ('[metadata]\nepisode = "{{ nope }}"\n', "project.toml:49: [metadata] episode: 'nope' is undefined"),
-        ('[scripts.extra.metadata]\nartist = ["x"]\n', "project.toml:49: 'artist' must be a string"),
+        ('[metadata]\ntitel = "x"\n', "project.toml:{last}: unknown key 'titel' in [metadata]; allowed: album, artist"),
+        ('[metadata]\ndate = "{{ name }}"\n', "project.toml:{last}: [metadata] date is 'Anna' for news/briefing@anna; give a date"),
+        ('[metadata]\ncover = "art/missing.png"\n', "project.toml:{last}: cover 'art/missing.png' does not exist; check"),
+        ('[metadata]\ncover = "../x.png"\n', "project.toml:{last}: cover '../x.png' points outside the show; keep"),
+        ('[metadata]\ncover = "art/{{ name }}.gif"\n', "cover 'art/Anna.gif' is not a .jpg or .png (for news/briefing@anna)"),
+        ('[metadata]\ntitle = 3\n', "project.toml:{last}: 'title' must be a string"),
+        ('[metadata]\nepisode = "{{ nope }}"\n', "project.toml:{last}: [metadata] episode: 'nope' is undefined"),
+        ('[scripts.extra.metadata]\nartist = ["x"]\n', "project.toml:{last}: 'artist' must be a string"),
     ],
 )
 def test_metadata_errors_are_one_line(
     show: Callable[..., Path], fakes: dict[str, Any], extra: str, message: str
 ) -> None:
     root = tagged_show(show, extra="\n" + extra)
+    last = len((root / "project.toml").read_text().splitlines())  # the line of the key at fault
     with pytest.raises((ConfigError, TemplateError)) as err:
         load_show(root, registry=Registry(root, extra=fakes)).plan  # noqa: B018  # planning renders the tags
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message.format(last=last) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_tag_edit_republishes_the_files_and_masters_nothing(
@@ -298,7 +300,7 @@ def test_a_tag_edit_republishes_the_files_and_masters_nothing(
     root = tagged_show(show)
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
-    build = root / "build"
+    build = root / "build" / "news"
     assert str(ID3(build / "briefing@anna.mp3")["TIT2"]) == "Test Show for Anna"
     assert str(ID3(build / "briefing@kofi.mp3")["TIT2"]) == "Test Show for Kofi"
     first = {p.name: p.read_bytes() for p in build.glob("*.*")}
