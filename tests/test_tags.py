@@ -44,7 +44,11 @@ def riff_chunks(path: Path) -> dict[bytes, bytes]:
     data = path.read_bytes()
     assert data[8:12] == b"WAVE"
     rf64_data = struct.unpack_from("<Q", data, 28)[0] if data[:4] == b"RF64" else None
-    riff_size = struct.unpack_from("<Q", data, 20)[0] if rf64_data is not None else struct.unpack_from("<I", data, 4)[0]
+    riff_size = (
+        struct.unpack_from("<Q", data, 20)[0]
+        if rf64_data is not None
+        else struct.unpack_from("<I", data, 4)[0]
+    )
     assert riff_size == len(data) - 8
     found, pos = {}, 12
     while pos + 8 <= len(data):
@@ -72,7 +76,13 @@ def bext_fields(chunk: bytes) -> dict[str, Any]:
     description, originator, reference, date, time = struct.unpack_from("<256s32s32s10s8s", chunk, 0)
     version = struct.unpack_from("<H", chunk, 346)[0]
     loudness = struct.unpack_from("<5h", chunk, 412)
-    names = ("LoudnessValue", "LoudnessRange", "MaxTruePeakLevel", "MaxMomentaryLoudness", "MaxShortTermLoudness")
+    names = (
+        "LoudnessValue",
+        "LoudnessRange",
+        "MaxTruePeakLevel",
+        "MaxMomentaryLoudness",
+        "MaxShortTermLoudness",
+    )
     return {
         "Description": description.rstrip(b"\0").decode(),
         "Originator": originator.rstrip(b"\0").decode(),
@@ -110,7 +120,9 @@ def test_tags_leave_the_audio_bit_exact_and_its_loudness_unchanged(pair: Any) ->
         b, sr_b = sf.read(tagged[fmt], dtype="float32", always_2d=True)
         assert sr == sr_b and a.shape == b.shape and np.array_equal(a, b), fmt
         meter = pyloudnorm.Meter(sr)
-        assert meter.integrated_loudness(b.astype(np.float64)) == meter.integrated_loudness(a.astype(np.float64))
+        assert meter.integrated_loudness(b.astype(np.float64)) == meter.integrated_loudness(
+            a.astype(np.float64)
+        )
     plain_wav, tagged_wav = plain["wav"].read_bytes(), tagged["wav"].read_bytes()
     assert tagged_wav[8 : len(plain_wav)] == plain_wav[8:]  # only the RIFF size and what follows differ
     plain_mp3, tagged_mp3 = plain["mp3"].read_bytes(), tagged["mp3"].read_bytes()
@@ -184,7 +196,9 @@ def test_silence_has_unknown_loudness_in_bext(tmp_path: Path) -> None:
     sf.write(path, np.zeros((4800, 1), np.float32), SR, subtype="PCM_16")  # odd-sized data: a pad byte
     write_tags(path, "wav", Tags(title="Quiet"), measure(np.zeros((4800, 1), np.float32), SR))
     bext = bext_fields(riff_chunks(path)[b"bext"])
-    assert [bext[k] for k in ("LoudnessValue", "MaxMomentaryLoudness", "MaxShortTermLoudness")] == [0x7FFF] * 3
+    assert [bext[k] for k in ("LoudnessValue", "MaxMomentaryLoudness", "MaxShortTermLoudness")] == [
+        0x7FFF
+    ] * 3
     assert np.array_equal(sf.read(path, dtype="int16")[0], np.zeros(4800, np.int16))
 
 
@@ -253,14 +267,22 @@ def test_metadata_renders_per_variant_with_defaults_and_overrides(
     tags = {mix.name: mix.tags for mix in plan.mixes}
     anna, kofi, extra = tags["news/briefing@anna"], tags["news/briefing@kofi"], tags["news/extra"]
     assert anna is not None and kofi is not None and extra is not None
-    assert (anna.title, kofi.title, extra.title) == ("Test Show for Anna", "Test Show for Kofi", "Extra edition")
-    assert anna.comment == "Made for anna by news/briefing" and kofi.comment == "Made for kofi by news/briefing"
+    assert (anna.title, kofi.title, extra.title) == (
+        "Test Show for Anna",
+        "Test Show for Kofi",
+        "Extra edition",
+    )
+    assert (
+        anna.comment == "Made for anna by news/briefing" and kofi.comment == "Made for kofi by news/briefing"
+    )
     assert extra.comment == "Made for everyone by news/extra"
     assert anna.album == "Test Show" and anna.episode == "12" and anna.artist == "Newsroom"
     assert anna.cover == str(root / "art" / "cover.png") and anna.cover_sha256 is not None
 
 
-def test_keys_do_not_move_with_metadata_but_stamps_do(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
+def test_keys_do_not_move_with_metadata_but_stamps_do(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     root = tagged_show(show, extra="", formats='["wav", "mp3"]')
     plain = load_show(root, registry=Registry(root, extra=fakes)).plan
     assert all(mix.tags is None for mix in plain.mixes)
@@ -274,13 +296,31 @@ def test_keys_do_not_move_with_metadata_but_stamps_do(show: Callable[..., Path],
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('[metadata]\ntitel = "x"\n', "project.toml:{last}: unknown key 'titel' in [metadata]; allowed: album, artist"),
-        ('[metadata]\ndate = "{{ name }}"\n', "project.toml:{last}: [metadata] date is 'Anna' for news/briefing@anna; give a date"),
-        ('[metadata]\ncover = "art/missing.png"\n', "project.toml:{last}: cover 'art/missing.png' does not exist; check"),
-        ('[metadata]\ncover = "../x.png"\n', "project.toml:{last}: cover '../x.png' points outside the show; keep"),
-        ('[metadata]\ncover = "art/{{ name }}.gif"\n', "cover 'art/Anna.gif' is not a .jpg or .png (for news/briefing@anna)"),
-        ('[metadata]\ntitle = 3\n', "project.toml:{last}: 'title' must be a string"),
-        ('[metadata]\nepisode = "{{ nope }}"\n', "project.toml:{last}: [metadata] episode: 'nope' is undefined"),
+        (
+            '[metadata]\ntitel = "x"\n',
+            "project.toml:{last}: unknown key 'titel' in [metadata]; allowed: album, artist",
+        ),
+        (
+            '[metadata]\ndate = "{{ name }}"\n',
+            "project.toml:{last}: [metadata] date is 'Anna' for news/briefing@anna; give a date",
+        ),
+        (
+            '[metadata]\ncover = "art/missing.png"\n',
+            "project.toml:{last}: cover 'art/missing.png' does not exist; check",
+        ),
+        (
+            '[metadata]\ncover = "../x.png"\n',
+            "project.toml:{last}: cover '../x.png' points outside the show; keep",
+        ),
+        (
+            '[metadata]\ncover = "art/{{ name }}.gif"\n',
+            "cover 'art/Anna.gif' is not a .jpg or .png (for news/briefing@anna)",
+        ),
+        ("[metadata]\ntitle = 3\n", "project.toml:{last}: 'title' must be a string"),
+        (
+            '[metadata]\nepisode = "{{ nope }}"\n',
+            "project.toml:{last}: [metadata] episode: 'nope' is undefined",
+        ),
         ('[scripts.extra.metadata]\nartist = ["x"]\n', "project.toml:{last}: 'artist' must be a string"),
     ],
 )

@@ -125,7 +125,9 @@ def _cover(tags: Tags) -> tuple[str, bytes] | None:
     try:
         return COVER_TYPES[cover.suffix.lower()], cover.read_bytes()
     except OSError as err:
-        raise AudioError(f"{cover}: cannot read the cover image ({err.strerror}); check [metadata] cover") from None
+        raise AudioError(
+            f"{cover}: cannot read the cover image ({err.strerror}); check [metadata] cover"
+        ) from None
 
 
 def _write_id3(path: Path, tags: Tags, chapters: Sequence[Chapter]) -> None:
@@ -192,7 +194,9 @@ def info_chunk(tags: Tags) -> bytes:
     """A RIFF ``LIST`` chunk of type ``INFO`` with the tags that are set (UTF-8, NUL-ended); empty
     if none is."""
     text = tags.text()
-    body = b"".join(_chunk(kind.encode(), text[name].encode("utf-8") + b"\0") for kind, name in _INFO if name in text)
+    body = b"".join(
+        _chunk(kind.encode(), text[name].encode("utf-8") + b"\0") for kind, name in _INFO if name in text
+    )
     return _chunk(b"LIST", b"INFO" + body) if body else b""
 
 

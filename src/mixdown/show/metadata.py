@@ -93,7 +93,9 @@ def rendered(
         try:
             found[key] = _environment().from_string(text).render(**context).strip()
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:
-            raise TemplateError(f"{at}: {err} (for {rendition}); define it in vars or the variants file") from None
+            raise TemplateError(
+                f"{at}: {err} (for {rendition}); define it in vars or the variants file"
+            ) from None
         _check_value(key, found[key], at, rendition)
     cover = found.pop("cover", "")
     tags = Tags(**found)
