@@ -3,6 +3,7 @@ here, and the audio under them unchanged to the sample (to the byte for WAV and 
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +20,9 @@ from mutagen.oggvorbis import OggVorbis
 
 from mixdown.codecs import wav as wav_module
 from mixdown.codecs.deliver import deliver
+from mixdown.codecs.riff import append_chunks
 from mixdown.codecs.tags import Chapter, Tags, id3_size, write_tags
-from mixdown.codecs.wav import Source, WavWriter, append_chunks
+from mixdown.codecs.wav import Source, WavWriter
 from mixdown.dsp.loudness import measure
 from mixdown.errors import ConfigError, TemplateError
 from mixdown.loader import load_show
@@ -334,36 +336,85 @@ def test_metadata_errors_are_one_line(
     assert message.format(last=last) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_tag_edit_republishes_the_files_and_masters_nothing(
-    show: Callable[..., Path], fakes: dict[str, Any]
+RADIO = """
+[deliveries.radio]
+preset = "ebu-r128"
+formats = ["wav", "flac"]
+"""
+
+
+def snapshot(build: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(build.glob("*.*"))}
+
+
+def test_a_tag_edit_tags_the_files_again_and_masters_nothing(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tagged_show(show, extra=RADIO)
+    build, toml = root / "build" / "news", root / "project.toml"
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    untagged = snapshot(build)
+    assert "briefing@anna.radio.flac" in untagged and not any(id3_size(d[:10]) for d in untagged.values())
+    cached = sorted(p.name for p in (root / "cache").rglob("*") if p.is_file())
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("mastered again for a tag edit")
+
+    monkeypatch.setattr("mixdown.actions.master.mastered", refuse)
+    monkeypatch.setattr("mixdown.actions.deliver.mastered", refuse)
+    fakes["fake"].calls.clear()
+    fakes["noise"].calls.clear()
+    toml.write_text(toml.read_text() + METADATA)  # tags added
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert fakes["fake"].calls == [] and fakes["noise"].calls == []
+    assert sorted(t.split(":")[0] for t in ran(out)) == ["deliver"] * 3 + ["master"] * 3
+    assert str(ID3(build / "briefing@anna.mp3")["TIT2"]) == "Test Show for Anna"
+    assert FLAC(build / "briefing@kofi.radio.flac")["TITLE"] == ["Test Show for Kofi"]
+    tagged = snapshot(build)
+
+    toml.write_text(toml.read_text().replace('artist = "Newsroom"', 'artist = "The Desk"'))  # a tag edit
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert str(ID3(build / "extra.mp3")["TPE1"]) == "The Desk"
+    assert info_fields(riff_chunks(build / "extra.radio.wav")[b"LIST"])["IART"] == "The Desk"
+    assert bext_fields(riff_chunks(build / "extra.wav")[b"bext"])["Originator"] == "The Desk"
+    for name, data in tagged.items():
+        a, b = sf.read(build / name, dtype="float32")[0], sf.read(io.BytesIO(data), dtype="float32")[0]
+        assert np.array_equal(a, b), name
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert ran(out) == []  # a second build is a no-op
+
+    toml.write_text(toml.read_text().split("\n[metadata]")[0])  # tags removed: the files as they were
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    now = snapshot(build)
+    assert {k: v for k, v in now.items() if not k.endswith(".flac")} == {
+        k: v for k, v in untagged.items() if not k.endswith(".flac")
+    }
+    for name in ("briefing@anna.radio.flac", "extra.radio.flac"):
+        assert not FLAC(build / name).tags and FLAC(build / name).pictures == []
+    assert sorted(p.name for p in (root / "cache").rglob("*") if p.is_file()) == cached
+
+
+def test_files_tagged_again_are_the_files_a_fresh_build_makes(
+    show: Callable[..., Path], fakes: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     root = tagged_show(show)
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
-    build = root / "build" / "news"
-    assert str(ID3(build / "briefing@anna.mp3")["TIT2"]) == "Test Show for Anna"
-    assert str(ID3(build / "briefing@kofi.mp3")["TIT2"]) == "Test Show for Kofi"
-    first = {p.name: p.read_bytes() for p in build.glob("*.*")}
-    cached = sorted(p.name for p in (root / "cache").rglob("*") if p.is_file())
-    fakes["fake"].calls.clear()
-    fakes["noise"].calls.clear()
-
     toml = root / "project.toml"
-    toml.write_text(toml.read_text().replace('artist = "Newsroom"', 'artist = "The Desk"'))
+    toml.write_text(toml.read_text().replace("Newsroom", "The Desk"))
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
-    assert fakes["fake"].calls == [] and fakes["noise"].calls == []
-    assert not [t for t in ran(out) if t.startswith(("mix:", "section:"))]
-    assert sorted(p.name for p in (root / "cache").rglob("*") if p.is_file()) == cached  # nothing mastered
-    assert str(ID3(build / "extra.mp3")["TPE1"]) == "The Desk"
-    assert info_fields(riff_chunks(build / "extra.wav")[b"LIST"])["IART"] == "The Desk"
-    for name, data in first.items():
-        now = (build / name).read_bytes()
-        if name.endswith(".wav"):
-            assert now[8 : data.find(b"LIST")] == data[8 : data.find(b"LIST")]  # the same samples
-        else:
-            assert now[id3_size(now[:10]) :] == data[id3_size(data[:10]) :]  # the same frames
-
-    code, out, err = doit(root, fakes)
+    fresh = tmp_path_factory.mktemp("fresh")
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if path.is_file() and relative.parts[0] not in ("build", "cache", ".mixdown"):
+            (fresh / relative).parent.mkdir(parents=True, exist_ok=True)
+            (fresh / relative).write_bytes(path.read_bytes())
+    code, out, err = doit(fresh, fakes)
     assert code == 0, out + err
-    assert ran(out) == []  # a second build is a no-op
+    assert snapshot(root / "build" / "news") == snapshot(fresh / "build" / "news")

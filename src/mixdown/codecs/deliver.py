@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a de
     from .tags import Chapter, Tags
     from .wav import Source
 
-__all__ = ["Formats", "deliver"]
+__all__ = ["Formats", "deliver", "measure_file", "subtype_for", "temporary_for"]
 
 # A file that still decodes over its ceiling is made again under a ceiling lowered, where it
 # overshot, by the excess and this much more (its overshoot moves a little with the level).
@@ -480,3 +480,9 @@ def _measure_short(path: Path, found: Any) -> Any:
     if len(y) == 0 or len(y) >= math.ceil(GATING_BLOCK * sr):
         return found
     return replace(found, integrated=short_integrated(y, sr))
+
+
+def measure_file(path: Path) -> Any:
+    """The :class:`~mixdown.dsp.loudness.Measurement` of the audio file at ``path``, decoded
+    block by block (as the spec check measures every file it publishes)."""
+    return _measure_file(path)

@@ -46,6 +46,7 @@ __all__ = [
     "chapter_frames",
     "id3_size",
     "info_chunk",
+    "untagged_copy",
     "write_tags",
 ]
 
@@ -112,7 +113,7 @@ def write_tags(path: Path, fmt: str, tags: Tags, found: Any, chapters: Sequence[
     elif fmt in ("flac", "ogg", "opus"):
         _write_vorbis(path, fmt, tags)
     elif fmt == "wav":
-        from .wav import append_chunks
+        from .riff import append_chunks
 
         append_chunks(path, info_chunk(tags) + bext_chunk(tags, found, _coding(path)))
 
@@ -256,6 +257,55 @@ def _coding(path: Path) -> str:
 def _chunk(kind: bytes, data: bytes) -> bytes:
     """One RIFF chunk: ``kind``, its size, ``data`` and a pad byte if it is odd."""
     return kind + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+
+
+def untagged_copy(path: Path, out: Path, fmt: str) -> None:
+    """Write to ``out`` the file ``path`` of format ``fmt`` without the tags :func:`write_tags`
+    gave it: the file as it was encoded (for a tag edit, which tags it again)."""
+    if fmt == "wav":
+        from .riff import riff_chunks, set_riff_size
+
+        chunks = riff_chunks(path)
+        while len(chunks) > 1 and chunks[-1].kind in (b"LIST", b"bext"):  # ours come last
+            chunks.pop()
+        keep = min(chunks[-1].end + (chunks[-1].size & 1), path.stat().st_size)
+        _copy(path, out, 0, keep)
+        with open(out, "r+b") as fh:
+            set_riff_size(fh, keep)
+    elif fmt == "mp3":
+        with open(path, "rb") as fh:
+            start = id3_size(fh.read(10))
+        _copy(path, out, start, path.stat().st_size - start)
+    else:
+        _copy(path, out, 0, path.stat().st_size)
+        if fmt in ("flac", "ogg", "opus"):
+            _clear_vorbis(out, fmt)
+
+
+def _copy(path: Path, out: Path, start: int, count: int) -> None:
+    """Copy ``count`` bytes of ``path`` from ``start`` into a new file ``out``."""
+    with open(path, "rb") as source, open(out, "wb") as target:
+        source.seek(start)
+        while count > 0:
+            block = source.read(min(count, 1 << 22))
+            if not block:
+                raise AudioError(f"{path}: the file ended early while its tags were replaced; build again")
+            target.write(block)
+            count -= len(block)
+
+
+def _clear_vorbis(path: Path, fmt: str) -> None:
+    """Remove the Vorbis comments (and a FLAC's pictures) of ``path``, keeping its vendor string."""
+    from mutagen.flac import FLAC
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+
+    opened: Any = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[fmt](path)
+    if fmt == "flac":
+        opened.clear_pictures()
+    if opened.tags is not None:
+        opened.tags.clear()
+    opened.save()
 
 
 def id3_size(head: bytes) -> int:

@@ -25,7 +25,6 @@ __all__ = [
     "FloatHeader",
     "Source",
     "WavWriter",
-    "append_chunks",
     "blocks_between",
     "float_wav_header",
     "mapped",
@@ -565,50 +564,4 @@ def blocks_between(
     finally:
         os.close(fd)
 
-
-def append_chunks(path: str | os.PathLike[str], chunks: bytes) -> None:
-    """Append RIFF ``chunks`` (each id, size, data and pad byte) after the last chunk of the
-    WAV or RF64 file at ``path``, and update its RIFF size (an RF64's in its ds64 chunk).
-
-    The samples and the header before them keep their bytes and offsets, so
-    a file tagged this way is still spliced part by part
-    (:meth:`WavWriter.copy_from`) and hashed as before up to its old end.
-    Raises :class:`AudioError` for a file that is not a WAV ending on a
-    whole chunk, or a RIFF WAV the chunks would take past 4 GiB.
-    """
-    import struct
-
-    with open(path, "r+b") as fh:
-        head = fh.read(64)
-        length = os.fstat(fh.fileno()).st_size
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            raise AudioError(f"{path}: not a WAV file; cannot add its tags")
-        rf64 = head[:4] == b"RF64"
-        end = _chunks_end(fh, length, struct.unpack_from("<Q", head, 28)[0] if rf64 else None)
-        if end + (end & 1) < length or end > length:
-            raise AudioError(f"{path}: the WAV does not end on a whole chunk; cannot add its tags")
-        pad = b"\0" * (length - end if length > end else end & 1)
-        size = length + len(pad) + len(chunks) - 8
-        if not rf64 and size > 0xFFFFFFFF:
-            raise AudioError(f"{path}: tags would take the WAV past 4 GiB; leave [metadata] out for it")
-        fh.seek(length)
-        fh.write(pad + chunks)
-        fh.seek(20 if rf64 else 4)
-        fh.write(struct.pack("<Q", size) if rf64 else struct.pack("<I", size))
-
-
-def _chunks_end(fh: Any, length: int, rf64_data: int | None) -> int:
-    """The byte after the last chunk of the RIFF file ``fh`` (its data chunk's size for an RF64
-    given as ``rf64_data``), not counting the last chunk's pad byte."""
-    import struct
-
-    pos = end = 12
-    while pos + 8 <= length:
-        fh.seek(pos)
-        kind, size = struct.unpack("<4sI", fh.read(8))
-        if kind == b"data" and rf64_data is not None and size == 0xFFFFFFFF:
-            size = rf64_data
-        end = pos + 8 + size
-        pos = end + (size & 1)
-    return end
 
