@@ -418,3 +418,28 @@ def test_files_tagged_again_are_the_files_a_fresh_build_makes(
     code, out, err = doit(fresh, fakes)
     assert code == 0, out + err
     assert snapshot(root / "build" / "news") == snapshot(fresh / "build" / "news")
+
+
+def test_tagged_files_of_a_long_master_still_splice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from .test_splice import Show, edited, parts
+    from .test_splice import programme as long_programme
+
+    monkeypatch.setattr(parts, "PART_SECONDS", 120.0)
+    y = long_programme(2 * parts.PART_SECONDS + 15.0, 16000, 1)
+    mix, change = edited(y, 16000, 130.0, 1.1 * y[130 * 16000 : 134 * 16000])
+    found = {}
+    for tags in (TAGS, None):  # the same splice, with tags and without
+        show = Show.at(tmp_path / str(tags is None))
+        plan = replace(show.mix(y, 16000), tags=tags)
+        show.master(plan, capsys)
+        out = show.master(replace(show.mix(mix, 16000, parent=(plan.key, *change)), tags=tags), capsys)
+        assert "master:ep  spliced 1 of 6 parts" in out
+        found[tags is None] = show.files()
+    tagged, plain = found[False], found[True]
+    assert str(ID3(io.BytesIO(tagged["ep.mp3"]))["TIT2"]) == "Morning news"
+    assert tagged["ep.mp3"][id3_size(tagged["ep.mp3"][:10]) :] == plain["ep.mp3"]
+    assert tagged["ep.wav"][8 : len(plain["ep.wav"])] == plain["ep.wav"][8:]
