@@ -1,3 +1,4 @@
+# ruff: noqa: F811  # the fixtures imported from test_remote_shipments are a test's parameters
 """Tags in the published files ([metadata]): read back with mutagen and by parsing the RIFF chunks
 here, and the audio under them unchanged to the sample (to the byte for WAV and MP3 frames)."""
 
@@ -32,6 +33,8 @@ from mixdown.settings import PRESETS, Delivery
 from .conftest import BASIC_TOML
 from .test_build import doit, ran
 from .test_deliver import SR, programme
+from .test_remote_build import built_files, clones, server  # noqa: F401  # fixtures of the shipment test
+from .test_remote_shipments import PUBLISHED, from_remote, masterings, shared, shows  # noqa: F401
 
 # a 1x1 PNG: the smallest real image
 PNG = bytes.fromhex(
@@ -443,3 +446,33 @@ def test_tagged_files_of_a_long_master_still_splice(
     assert str(ID3(io.BytesIO(tagged["ep.mp3"]))["TIT2"]) == "Morning news"
     assert tagged["ep.mp3"][id3_size(tagged["ep.mp3"][:10]) :] == plain["ep.mp3"]
     assert tagged["ep.wav"][8 : len(plain["ep.wav"])] == plain["ep.wav"][8:]
+
+
+def test_shipments_from_the_remote_carry_the_tags(
+    shows: tuple[Path, Path], shared: Path, masterings: list[str]
+) -> None:
+    a, b = shows
+    for root in shows:  # both clones have the same [metadata]
+        toml = root / "project.toml"
+        toml.write_text(toml.read_text() + '\n[metadata]\ntitle = "The {{ rendition }}"\nartist = "Desk"\n')
+    code, out, err = doit(a, {})
+    assert code == 0, out + err
+    assert FLAC(a / "build" / "news.loud.flac")["TITLE"] == ["The news"]
+    masterings.clear()
+    code, out, err = doit(b, {})
+    assert code == 0, out + err
+    assert masterings == [] and sorted(from_remote(out)) == sorted(PUBLISHED), out + err
+    assert built_files(b) == built_files(a)
+    assert info_fields(riff_chunks(b / "build" / "news.wav")[b"LIST"])["IART"] == "Desk"
+
+    for root in shows:  # a tag edit: tagged again by the author, fetched by the other
+        toml = root / "project.toml"
+        toml.write_text(toml.read_text().replace('artist = "Desk"', 'artist = "Newsroom"'))
+    code, out, err = doit(a, {})
+    assert code == 0, out + err
+    assert masterings == [] and not from_remote(out)
+    code, out, err = doit(b, {})
+    assert code == 0, out + err
+    assert masterings == [] and sorted(from_remote(out)) == sorted(PUBLISHED)
+    assert built_files(b) == built_files(a)
+    assert FLAC(b / "build" / "news.loud.flac")["ARTIST"] == ["Newsroom"]

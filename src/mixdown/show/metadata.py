@@ -7,7 +7,9 @@ a Jinja template rendered for every rendition with what its stanza sees
 ``rendition`` (its name), so each variant gets its own. A show without
 either table publishes untagged files, as before tags existed: its files,
 its lock and its build stamps stay as they were. With one, ``title``
-defaults to the rendition's name and ``album`` to the project's.
+defaults to the rendition's name and ``album`` to ``[project] name`` (if
+given: a name taken from the folder differs between clones, and so would
+their files).
 """
 
 from __future__ import annotations
@@ -38,19 +40,24 @@ class MetadataTable:
 
     values: dict[str, str]
     where: dict[str, str]
+    defaults: dict[str, str]  # what a field left out says: the album is the show's [project] name
 
     def over(self, base: MetadataTable | None) -> MetadataTable:
         """This table's fields over ``base``'s."""
         if base is None:
             return self
-        return MetadataTable({**base.values, **self.values}, {**base.where, **self.where})
+        return MetadataTable({**base.values, **self.values}, {**base.where, **self.where}, self.defaults)
 
 
 def checked(
-    table: Mapping[str, Any], where: Callable[[list[str]], str], path: list[str], root: Path
+    table: Mapping[str, Any], where: Callable[[list[str]], str], path: list[str], root: Path, name: str | None
 ) -> MetadataTable:
     """``table`` (at ``path`` in project.toml) checked: known fields, text (an episode may be a
-    number), and a cover that is not templated must be a JPEG or PNG in the show."""
+    number), and a cover that is not templated must be a JPEG or PNG in the show.
+
+    ``name`` is the show's ``[project] name`` if it gives one: the album unless
+    the table names one (not the folder's name, which differs between clones).
+    """
     values: dict[str, str] = {}
     for key, value in table.items():
         at = where([*path, key])
@@ -65,29 +72,30 @@ def checked(
         if key == "cover" and not _TEMPLATE.search(value):
             _cover(root, value, at, "")
         values[key] = value
-    return MetadataTable(values, {key: where([*path, key]) for key in values})
+    defaults = {"album": name} if name else {}
+    return MetadataTable(values, {key: where([*path, key]) for key in values}, defaults)
 
 
 def rendered(
     root: Path,
     table: MetadataTable,
     variables: dict[str, Any],
-    names: tuple[str, str, str],
+    names: tuple[str, str],
     covers: dict[Path, str],
 ) -> Tags:
     """The :class:`~mixdown.codecs.tags.Tags` of one rendition: ``table`` rendered with
     ``variables``, then checked (a cover is relative to the show's ``root``).
 
-    ``names`` are the project's, the script's and the rendition's names;
+    ``names`` are the script's and the rendition's names;
     ``covers`` the digests of cover images already read (filled here).
     Raises :class:`TemplateError` or :class:`ConfigError` naming the field's
     line in project.toml and the rendition.
     """
     import jinja2
 
-    project, script, rendition = names
+    script, rendition = names
     context = {"script": script, "rendition": rendition, **variables}
-    found = {"title": rendition, "album": project}
+    found = {"title": rendition, **table.defaults}
     for key, text in table.values.items():
         at = f"{table.where[key]}: [metadata] {key}"
         try:

@@ -246,7 +246,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         deliveries=_deliveries(toml, data, rate),
         cache=_cache(toml, data),
         executor=_executor(toml, data),
-        metadata=_metadata(toml, data, []),
+        metadata=_metadata(toml, data, [], top),
     )
 
 
@@ -671,17 +671,20 @@ def _script(
         variants=variants,
         vars=variables,
         where=toml.where(path),
-        metadata=_metadata(toml, entry, path),
+        metadata=_metadata(toml, entry, path, top),
     )
 
 
-def _metadata(toml: _Toml, data: Mapping[str, Any], path: list[str]) -> MetadataTable | None:
+def _metadata(
+    toml: _Toml, data: Mapping[str, Any], path: list[str], top: Mapping[str, Any]
+) -> MetadataTable | None:
     """The ``[metadata]`` table in ``data`` (at ``path``), checked; None if there is none."""
     if "metadata" not in data:
         return None
     from .metadata import checked
 
-    return checked(toml.table(data, "metadata", path), toml.where, [*path, "metadata"], toml.root)
+    name = toml.typed(top, "name", str, ["project"], None)
+    return checked(toml.table(data, "metadata", path), toml.where, [*path, "metadata"], toml.root, name)
 
 
 def _must_exist(toml: _Toml, path: list[str], relative: str) -> None:

@@ -39,7 +39,7 @@ def render_scripts(project: Project) -> list[Rendition]:
             sections = stanza.parse(text, source=script.template, origins=origins)
             rendition = Rendition(script, variant, sections)
             if table is not None:
-                names = (project.name, script.name, rendition.name)
+                names = (script.name, rendition.name)
                 rendition.tags = metadata.rendered(project.root, table, variables, names, covers)
             _check_refs(project, rendition)
             out.append(rendition)
