@@ -563,5 +563,3 @@ def blocks_between(
             yield block
     finally:
         os.close(fd)
-
-
