@@ -31,7 +31,7 @@ __all__ = ["MetadataTable", "checked", "rendered"]
 
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?)?)?")
 _EPISODE = re.compile(r"\d+(/\d+)?")
-_TEMPLATE = re.compile(r"{{|{%")
+_TEMPLATE = re.compile(r"{{|{%|{#")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def rendered(
     for key, text in table.values.items():
         at = f"{table.where[key]}: [metadata] {key}"
         try:
-            found[key] = _environment().from_string(text).render(**context).strip()
+            found[key] = (_template(text).render(**context) if _TEMPLATE.search(text) else text).strip()
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:
             raise TemplateError(
                 f"{at}: {err} (for {rendition}); define it in vars or the variants file"
@@ -116,12 +116,13 @@ def rendered(
     return Tags(**found, cover=str(path), cover_sha256=covers[path])
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Any:
-    """The Jinja environment fields render in: undefined names are errors, nothing is escaped."""
+@lru_cache(maxsize=256)
+def _template(text: str) -> Any:
+    """A field's template, compiled once for every rendition (undefined names are errors,
+    nothing is escaped)."""
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(text)
 
 
 def _check_value(key: str, value: str, at: str, rendition: str) -> None:
