@@ -37,6 +37,10 @@ class Published(NamedTuple):
     files: dict[str, tuple[int, int]]  # path -> (size, st_mtime_ns) when published
     #: each file as mixdown.lock records it (its path relative to the show's root); empty in an older record
     measured: tuple[FileEntry, ...] = ()
+    #: what their audio was made from (MixPlan.files_stamp); empty in an older record
+    stamp: str = ""
+    #: and with their tags (MixPlan.stamp or delivery_stamp)
+    tagged: str = ""
 
     def intact(self) -> bool:
         """Whether every file is still as it was published (same size and modification time)."""
@@ -85,6 +89,8 @@ def record(
         "master": plan.master_key,
         "files": found,
         "measured": [list(entry) for entry in measured],
+        "stamp": plan.files_stamp(delivery),
+        "tagged": plan.stamp if delivery is None else plan.delivery_stamp(delivery),
     }
     target = _path(context, plan, delivery)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +108,8 @@ def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Publis
             FileEntry(str(f), str(s), float(t), float(lufs), float(peak))
             for f, s, t, lufs, peak in data.get("measured", [])
         )
-        return Published(str(data["mix"]), str(data["master"]), found, measured)
+        stamps = str(data.get("stamp", "")), str(data.get("tagged", ""))
+        return Published(str(data["mix"]), str(data["master"]), found, measured, *stamps)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
