@@ -296,3 +296,26 @@ def test_a_remote_failing_mid_batch_keeps_what_arrived_whole_and_is_not_tried_ag
     assert b.path(keys[0]).read_bytes() == a.path(keys[0]).read_bytes()
     assert not [p for p in (tmp_path / "b").rglob("*") if ".tmp" in p.name]
     assert remote.down is not None
+
+
+def test_what_another_machine_uploads_after_a_listing_is_seen(tmp_path: Path, s3: S3) -> None:
+    """A listing of the remote (push, status, a cluster build's start) must not hide what another
+    machine uploads afterwards into a directory it listed: the remote is shared and always moving."""
+    first = key(1)
+    later = next(k for k in (key(n) for n in range(2, 5000)) if k[:2] == first[:2])  # same directory
+    a, b = Cache(tmp_path / "a"), Cache(tmp_path / "b")
+    stored(a, first)
+    stored(b, later, f0=330.0)
+    here = Remote(s3.url)
+    here.upload(a, Wanted(first, "voice:first"))
+    assert here.drain().failed == ()
+    assert here.keys() == {first}  # a listing of the directory both keys live in
+    there = Remote(s3.url)
+    there.upload(b, Wanted(later, "voice:later"))
+    assert there.drain().failed == ()
+    assert here.keys() == {first, later}
+    got = here.fetch(a, [Wanted(later, "voice:later")])
+    assert got.fetched == (later,)
+    assert a.path(later).read_bytes() == b.path(later).read_bytes()
+    fs, _ = here.filesystem()
+    assert json.loads(fs.cat_file(here.path(later, "json")))["sha256"] == b.meta(later)["sha256"]

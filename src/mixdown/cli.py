@@ -2,6 +2,7 @@
 
 ::
 
+    mixdown init [DIR]           write a new show into DIR (.) that renders offline as it stands
     mixdown build [--shard I/N] [DOIT-ARGS…]   build the show (or shard I of N: 0/4 … 3/4) with doit
     mixdown merge-locks LOCK…    the whole show's mixdown.lock from its shards' locks
     mixdown plan [-d DIR]        what a build would render, with whom, and what it would bill
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .errors import MixdownError
-from .loader import Show, load_show, one_line
+from .loader import Show, find_show, load_show, one_line
 
 if TYPE_CHECKING:
     from .renderers.base import VoiceLister
@@ -55,6 +56,7 @@ PLAYERS = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="mixdown", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version, nargs=0, help="print mixdown's version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         sub = commands.add_parser(name, help=command.help, allow_abbrev=False)
@@ -64,11 +66,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "build" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.doit_args = rest  # only `build` takes any: they are doit's
+    if args.dir == Path("."):
+        args.dir = find_show(Path.cwd())  # from a subdirectory of a show too
     try:
         return COMMANDS[args.command].run(args)
     except MixdownError as err:
         print(f"mixdown: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked (importlib.metadata takes tens of milliseconds)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib import metadata
+
+        from . import __version__
+
+        try:
+            print(f"mixdown {metadata.version('mixdown')}")
+        except metadata.PackageNotFoundError:
+            print(f"mixdown {__version__}")
+        parser.exit()
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Write a new show into ``args.target`` (:mod:`mixdown.scaffold`)."""
+    from .scaffold import init
+
+    print("\n".join(init(args.target)))
+    return 0
+
+
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="?", type=Path, default=Path("."), metavar="DIR", help="the new show's folder (.)")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -565,6 +596,7 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
+    "init": Command("write a new show that renders offline as it stands", _init, _init_arguments),
     "build": Command("build the show with doit (--shard I/N: one machine's part)", _build, _shard_argument),
     "merge-locks": Command(
         "the whole show's mixdown.lock from its shards' locks", _merge_locks, _merge_locks_arguments

@@ -28,6 +28,7 @@ __all__ = [
     "RenderFailed",
     "RendererUnavailable",
     "TemplateError",
+    "one_line",
 ]
 
 
@@ -61,3 +62,12 @@ class RendererUnavailable(RenderError):
 
 class AudioError(MixdownError):
     """Audio that cannot be decoded, or an array of the wrong shape."""
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message as the one line mixdown prints: line breaks within it become ``; ``.
+
+    A message may quote text that has them (a renderer's own error, a
+    provider's answer); doit prints the loader's error as ``ERROR: …``.
+    """
+    return "; ".join(part.strip() for part in str(err).splitlines() if part.strip())

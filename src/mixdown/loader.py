@@ -1,13 +1,23 @@
 """mixdown as a doit task loader: ``doit`` in a show's directory builds it.
 
-Configure it once in the show's ``pyproject.toml`` (or the same keys in
-``doit.cfg``)::
+mixdown registers it under doit's ``doit.LOADER`` entry-point group, so a
+show names it once, in its ``pyproject.toml``::
 
     [tool.doit]
     loader = "mixdown"
 
-    [tool.doit.plugins.loader]
-    mixdown = "mixdown.loader:MixdownLoader"
+or in ``doit.cfg`` (``[GLOBAL]`` then ``loader = mixdown``). Where mixdown is
+not installed as a distribution (a checkout on ``PYTHONPATH``), name the
+class too: ``[tool.doit.plugins.loader] mixdown = "mixdown.loader:MixdownLoader"``
+(``[LOADER]`` in ``doit.cfg``). The show is ``-d DIR``, else the nearest folder
+from the working directory up that holds a ``project.toml``. doit itself reads
+its configuration, and so learns of the loader, from the working directory
+only: in a subdirectory of a show, ``mixdown build`` (which passes doit's
+arguments on) finds the show; ``doit -d DIR`` works from any folder whose
+configuration names the loader.
+
+A ``dodo.py`` beside ``project.toml`` adds the show's own tasks to the same
+run (:mod:`mixdown.showtasks`); they run in the show's directory.
 
 Every voice line, SFX and music-bed segment is a task (``voice:…``,
 ``sfx:…``, ``music:…``), every section's pre-mix too (``section:…``), then
@@ -48,7 +58,7 @@ from doit.loader import generate_tasks
 from .actions import console, current, finish
 from .actions.context import Context
 from .actions.tasks import task_dicts
-from .errors import MixdownError
+from .errors import MixdownError, one_line
 from .keys import read_inputs
 from .plan import memo, shards
 from .plan.model import Plan
@@ -60,7 +70,7 @@ from .store.cache import Cache
 if TYPE_CHECKING:
     from .plan.spend import Budget
 
-__all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "load_show", "one_line"]
+__all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "find_show", "load_show", "one_line"]
 
 #: doit settings for a show: mixdown's own state file, an explicit backend,
 #: threads for parallel renders (``doit -n 4``).
@@ -147,15 +157,6 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     return Show(Context(project, cache, registry, remote=remote.configured(project)), the_plan)
 
 
-def one_line(err: BaseException) -> str:
-    """``err``'s message as the one line mixdown prints: line breaks within it become ``; ``.
-
-    A message may quote text that has them (a renderer's own error, a
-    provider's answer); doit prints the loader's error as ``ERROR: …``.
-    """
-    return "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
-
-
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
@@ -184,7 +185,8 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
     def setup(self, opt_values: dict[str, Any]) -> None:
         """Find the show directory: ``-d DIR``, else the working directory; keep the build's options."""
         if self.root is None:
-            self.root = Path(opt_values.get("cwdPath") or os.getcwd())
+            given = opt_values.get("cwdPath")
+            self.root = Path(given) if given else find_show(Path.cwd())
         self.root = self.root.resolve()
         self.options = {
             "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
@@ -249,8 +251,29 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         if self.whole is not None:
             tasks = _in_plan_order(tasks, self.show.plan)
+        tasks += self._show_tasks(cmd, pos_args, tasks)
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
+
+    def _show_tasks(self, cmd: Any, pos_args: list[str], given: list[Any]) -> list[Any]:
+        """The tasks of the show's own ``dodo.py`` (:mod:`mixdown.showtasks`), if it has one; doit's
+        working directory is then the show's, as for any ``dodo.py``, so its relative paths hold.
+        A shard's build has none: they publish the whole show, which a shard has only part of."""
+        from .showtasks import FILENAME, load_show_tasks, mixdown_names
+
+        assert self.root is not None and self.show is not None
+        if self.whole is not None or not (self.root / FILENAME).is_file():
+            return []
+        os.chdir(self.root)
+        found = load_show_tasks(
+            self.root,
+            taken=mixdown_names(self.show.plan),
+            given={task.name for task in given},
+            command_names=self.cmd_names,
+            allow_delayed=getattr(cmd, "execute_tasks", False),
+            args=pos_args,
+        )
+        return [] if found is None else found.tasks
 
     def _start_run(self, show: Show, out: Any, *, named: bool) -> None:
         """What a build (``run``) does before doit has its tasks, in this order: hold it to
@@ -284,6 +307,16 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             show.context.pinned = locking.frozen(show.plan, self.root, whole=self.whole)
         else:
             finish.at_finish(locking.finisher(show.context, show.plan, whole=self.whole))
+
+
+def find_show(start: Path) -> Path:
+    """The show ``start`` is in: the nearest folder from ``start`` up that holds a
+    ``project.toml`` (``start`` itself when none does: loading it then says what is missing)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "project.toml").is_file():
+            return folder
+    return start
 
 
 def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:

@@ -19,6 +19,7 @@ from .errors import ConfigError, ProjectError
 
 __all__ = [
     "BED_GAIN_DB",
+    "METADATA_FIELDS",
     "SEGMENTS",
     "DELIVERY_KEYS",
     "DUCK_SETTINGS",
@@ -266,6 +267,18 @@ def kind_name(kind: Any) -> str:
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
+#: ``[metadata]`` (and ``[scripts.NAME.metadata]``): the tags of the published files, each a
+#: Jinja template rendered per rendition (see :mod:`mixdown.show.metadata`). Without either
+#: table the files carry no tags; with one, title and album have the defaults given here.
+METADATA_FIELDS = {
+    "title": "the episode's title (default: the rendition's name, e.g. news@anna)",
+    "artist": "who made it (ID3 TPE1, Vorbis ARTIST, RIFF IART, bext Originator)",
+    "album": "the show (default: [project] name)",
+    "episode": "the episode number, N or N/TOTAL (ID3 TRCK, Vorbis TRACKNUMBER)",
+    "date": "YYYY-MM-DD, YYYY-MM or YYYY (ID3 TDRC, Vorbis DATE, RIFF ICRD, bext OriginationDate)",
+    "comment": "a description (ID3 COMM, Vorbis COMMENT, RIFF ICMT)",
+    "cover": "a JPEG or PNG in the show (ID3 APIC, FLAC/Vorbis picture; WAV has none)",
+}
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # ogg: Vorbis; opus: Opus in Ogg
 LOSSY = frozenset({"mp3", "ogg", "opus"})
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..plan.model import MixPlan
 from ..store import files
-from . import published, shipments
+from . import published, retag, shipments
 from .context import Context, relative, reported
 from .locking import check_pinned
 from .master import mastered
@@ -34,16 +34,18 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, s
     if shipments.fetched(context, plan, name):  # shared by another build: nothing to make
         return {"stamp": plan.delivery_stamp(name)}
     table, paths = plan.delivery(name)
-    delivery = delivery_from(table, f"[deliveries.{name}]")
     stem = paths[0].with_name(paths[0].name.rsplit(".", 1)[0])
     files.sweep_once(stem.parent)  # what killed builds left there
-    source, loudness, _ = mastered(context, plan)
     target = f"deliver:{plan.name}/{name}"
-    published.forget(context, plan, name)  # the files are about to be replaced
-    made = deliver(source, stem, delivery, target=target, loudness=loudness)
-    measured = published.record(
-        context, plan, made, seconds=source.frames / source.sample_rate, delivery=name
-    )
+    again = retag.retagged(context, plan, name)  # only the tags changed: the files tagged again
+    if again is None:
+        source, loudness, _ = mastered(context, plan)
+        published.forget(context, plan, name)  # the files are about to be replaced
+        delivery = delivery_from(table, f"[deliveries.{name}]")
+        made = deliver(source, stem, delivery, target=target, loudness=loudness, tags=plan.tags)
+        again = retag.Retagged(made, source.frames / source.sample_rate)
+    measured = published.record(context, plan, again.made, seconds=again.seconds, delivery=name)
+    made = again.made
     for path, found in made:
         print(f"{target}  {found}  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..plan.model import MixPlan
 from ..settings import SUMMED_STEMS, Delivery
 from ..store import files
-from . import published, shipments
+from . import published, retag, shipments
 from .context import Context, locked, relative, reported
 from .locking import check_pinned
 from .mix import ANALYSIS, change_of
@@ -58,28 +58,38 @@ def publish_master(context: Context, plan: MixPlan) -> dict[str, str]:
     """Master the mix (or reuse a cached master) and write the [master] formats to ``build/``.
 
     The files go through the same encode, decode and spec check as every
-    delivery, against the master's own target and ceiling (±1 LU).
+    delivery, against the master's own target and ceiling (±1 LU). When only
+    their tags changed, the files in ``build/`` are tagged again instead
+    (:mod:`mixdown.actions.retag`).
     """
-    from ..codecs.deliver import deliver
-
     if shipments.fetched(context, plan):  # shared by another build: nothing to master
         return {"stamp": plan.stamp}
     deliverable = _deliverable(plan)
     files.sweep_once(deliverable.stem.parent)  # what killed builds left there
-    # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
-    source, loudness, written = mastered(context, plan, deliverable, threads="mp3" not in deliverable.direct)
-    seconds = source.frames / source.sample_rate
     target = f"master:{plan.name}"
-    stem, delivery = deliverable.stem, deliverable.delivery
-    published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
-    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written)
+    again = retag.retagged(context, plan)  # only the tags changed: the files in build/ tagged again
+    made, seconds = again or _made(context, plan, deliverable, target)
     measured = published.record(context, plan, made, seconds=seconds)
     for path, found in made:
         print(f"{target}  {found}  {seconds:6.1f} s  {relative(context, path)}", file=sys.stdout)
     check_pinned(context, target, plan.master_key, made=measured)
-    _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
+    if again is None:
+        _write_stems(context, plan, [p for p in plan.outputs if p.parent.suffix == ".stems"])
     shipments.upload(context, plan, made=tuple(made))
     return {"stamp": plan.stamp}
+
+
+def _made(context: Context, plan: MixPlan, deliverable: Deliverable, target: str) -> retag.Retagged:
+    """Master ``plan`` (or reuse its master) and publish its files; what was published."""
+    from ..codecs.deliver import deliver
+
+    # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
+    source, loudness, written = mastered(context, plan, deliverable, threads="mp3" not in deliverable.direct)
+    published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
+    # chapters: none yet (the sections' chapters are wired in with the captions)
+    stem, delivery = deliverable.stem, deliverable.delivery
+    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written, tags=plan.tags)
+    return retag.Retagged(made, source.frames / source.sample_rate)
 
 
 def _deliverable(plan: MixPlan) -> Deliverable:

@@ -46,6 +46,10 @@ class Published(NamedTuple):
     files: dict[str, tuple[int, int]]  # path -> (size, st_mtime_ns) when published
     #: each file as mixdown.lock records it (its path relative to the show's root); empty in an older record
     measured: tuple[FileEntry, ...] = ()
+    #: what their audio was made from (MixPlan.files_stamp); empty in an older record
+    stamp: str = ""
+    #: and with their tags (MixPlan.stamp or delivery_stamp)
+    tagged: str = ""
     #: each file's loudness range and loudest momentary and short-term windows, by its lock name
     ranges: dict[str, Ranges] = {}  # never mutated: a shared default is safe
 
@@ -98,6 +102,8 @@ def record(
         "master": plan.master_key,
         "files": found,
         "measured": [list(entry) for entry in measured],
+        "stamp": plan.files_stamp(delivery),
+        "tagged": plan.stamp if delivery is None else plan.delivery_stamp(delivery),
         "ranges": ranges,
     }
     target = _path(context, plan, delivery)
@@ -116,8 +122,9 @@ def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Publis
             FileEntry(str(f), str(s), float(t), float(lufs), float(peak))
             for f, s, t, lufs, peak in data.get("measured", [])
         )
+        stamps = str(data.get("stamp", "")), str(data.get("tagged", ""))
         ranges = {str(k): Ranges(*(float(x) for x in v)) for k, v in data.get("ranges", {}).items()}
-        return Published(str(data["mix"]), str(data["master"]), found, measured, ranges)
+        return Published(str(data["mix"]), str(data["master"]), found, measured, *stamps, ranges)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

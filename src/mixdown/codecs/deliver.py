@@ -44,9 +44,10 @@ if TYPE_CHECKING:  # presets are read when a show loads; the DSP loads when a de
 
     from ..dsp.master import Loudness
     from ..dsp.signal import Stream
+    from .tags import Chapter, Tags
     from .wav import Source
 
-__all__ = ["Formats", "deliver"]
+__all__ = ["Formats", "deliver", "measure_file", "subtype_for", "temporary_for"]
 
 # A file that still decodes over its ceiling is made again under a ceiling lowered, where it
 # overshot, by the excess and this much more (its overshoot moves a little with the level).
@@ -68,6 +69,8 @@ def deliver(
     target: str,
     loudness: Loudness | None = None,
     written: Sequence[tuple[str, Path, Any]] = (),
+    tags: Tags | None = None,
+    chapters: Sequence[Chapter] = (),
 ) -> list[tuple[Path, Any]]:
     """Write ``stem.<format>`` for each format of ``delivery``; return (path, measurement) pairs.
 
@@ -80,7 +83,9 @@ def deliver(
     encoders (:func:`mixdown.dsp.master.master_stream`). ``written`` are files
     of this delivery already encoded and measured by a :class:`Formats` sink
     (format, temporary path, measurement): they are checked and published
-    with the rest.
+    with the rest. ``tags`` (and ``chapters``) are written into each file
+    once it passed the check, before it is published
+    (:func:`mixdown.codecs.tags.write_tags`).
 
     A file that decodes over the ceiling (an encoder's inter-sample peaks)
     is made again, the ceiling lowered where it overshot by its excess and
@@ -105,7 +110,7 @@ def deliver(
             seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
             lowered = _lowered(seen, rate, delivery.ceiling_dbtp, None) if seen else None
             files.update(_under_ceiling(source, stem, formats, rate, ceiling, delivery, loudness, lowered))
-        return _publish(files, stem, delivery, target)
+        return _publish(files, stem, delivery, target, (tags, chapters))
     finally:
         for tmp, _ in [*files.values(), *overshot.values()]:
             discard(tmp)
@@ -138,11 +143,21 @@ def _under_ceiling(
 
 
 def _publish(
-    files: dict[str, tuple[Path, Any]], stem: Path, delivery: Delivery, target: str
+    files: dict[str, tuple[Path, Any]],
+    stem: Path,
+    delivery: Delivery,
+    target: str,
+    tagged: tuple[Tags | None, Sequence[Chapter]],
 ) -> list[tuple[Path, Any]]:
-    """Check every file, then move them all into place (none if one fails)."""
+    """Check every file, tag it, then move them all into place (none if one fails)."""
     for fmt in delivery.formats:
         _check(files[fmt][1], delivery, target, stem.with_name(f"{stem.name}.{fmt}"))
+    tags, chapters = tagged
+    if tags is not None:
+        from .tags import write_tags
+
+        for fmt in delivery.formats:
+            write_tags(files[fmt][0], fmt, tags, files[fmt][1], chapters)
     published = []
     for fmt in delivery.formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
@@ -465,3 +480,9 @@ def _measure_short(path: Path, found: Any) -> Any:
     if len(y) == 0 or len(y) >= math.ceil(GATING_BLOCK * sr):
         return found
     return replace(found, integrated=short_integrated(y, sr))
+
+
+def measure_file(path: Path) -> Any:
+    """The :class:`~mixdown.dsp.loudness.Measurement` of the audio file at ``path``, decoded
+    block by block (as the spec check measures every file it publishes)."""
+    return _measure_file(path)

@@ -223,6 +223,7 @@ class Reuse:
             if data.mp3_sizes is None or mp3[1] != data.mp3_encoding:
                 raise CannotSplice(f"{mp3[0].name} was encoded with other settings")
             self._mp3_at = np.concatenate([[0], np.cumsum([int(s.sum()) for s in data.mp3_sizes])])
+            self._mp3_at += _tag_bytes(mp3[0])  # the frames follow the file's ID3 tag
             if os.path.getsize(mp3[0]) != self._mp3_at[-1]:
                 raise CannotSplice(f"{mp3[0].name} is not the MP3 its master recorded")
 
@@ -278,6 +279,14 @@ class Reuse:
             raise CannotSplice(f"{self.mp3.name} ends inside part {index}")
         out.flush()
         return self.data.mp3_sizes[index]
+
+
+def _tag_bytes(path: Path) -> int:
+    """The bytes of the ID3v2 tag the MP3 at ``path`` starts with (0 for none)."""
+    from .tags import id3_size
+
+    with open(path, "rb") as fh:
+        return id3_size(fh.read(10))
 
 
 def _check_wav(path: Path, writer: Any, frames: int) -> None:

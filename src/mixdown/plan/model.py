@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
+from ..codecs.tags import Tags
 from ..keys import content_key
 from ..renderers import RenderRequest
 from ..show.project import Project
@@ -333,6 +334,8 @@ class MixPlan:
     section_keys: list[str | None] = field(default_factory=list)
     #: and the task that makes it (named by its first use, maybe in another rendition)
     section_tasks: list[str | None] = field(default_factory=list)
+    #: the rendition's [metadata], rendered: written into its files, never part of a content key
+    tags: Tags | None = None
 
     def section_task(self, index: int) -> str:
         """The ``section:`` target of section ``index`` (for messages even where it has none)."""
@@ -351,12 +354,24 @@ class MixPlan:
     @cached_property
     def stamp(self) -> str:
         """What the files in ``build/`` must have been made from to be current."""
-        return content_key([self.master_key, [p.name for p in self.outputs]])
+        return self._tagged(self.files_stamp())
 
     def delivery_stamp(self, name: str) -> str:
         """Likewise for the files of one ``[deliveries.NAME]``."""
-        table, files = self.delivery(name)
+        return self._tagged(self.files_stamp(name))
+
+    def files_stamp(self, delivery: str | None = None) -> str:
+        """What the audio of the [master] files (or of the ``[deliveries.NAME]`` named
+        ``delivery``) is made from, their tags left out: when only the tags change, the files
+        in ``build/`` are tagged again (:mod:`mixdown.actions.retag`), not made again."""
+        if delivery is None:
+            return content_key([self.master_key, [p.name for p in self.outputs]])
+        table, files = self.delivery(delivery)
         return content_key([self.master_key, table, [p.name for p in files]])
+
+    def _tagged(self, stamp: str) -> str:
+        """``stamp`` with the files' tags, if they have any; without tags, as before tags existed."""
+        return stamp if self.tags is None else content_key([stamp, {"tags": self.tags.to_json()}])
 
     def delivery(self, name: str) -> tuple[dict[str, Any], list[Path]]:
         """The settings table and the files of one delivery."""

@@ -201,6 +201,7 @@ class _Planner:
             self._deliveries(rendition),
             [f"{s.where}: section '{s.name}'" for s in rendition.sections],
             [self._section(typed, section) for section in typed.sections],
+            tags=rendition.tags,
         )
 
     def _section(self, timeline: Timeline, section: TimelineSection) -> str | None:

@@ -39,9 +39,11 @@ from ..settings import (
 )
 
 if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build needs none of it
+    from ..codecs.tags import Tags
     from ..renderers import Registry
     from ..renderers.base import RendererSpec
     from . import stanza
+    from .metadata import MetadataTable
 
 __all__ = [
     "CacheSettings",
@@ -57,8 +59,8 @@ __all__ = [
 ]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
-SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars"}
-MODULE_KEYS = SCRIPT_KEYS - {"template", "module"}
+SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars", "metadata"}
+MODULE_KEYS = SCRIPT_KEYS - {"template", "module", "metadata"}
 CACHE_KEYS = {"remote", "share", "max_size", "compact"}
 SHARES = ("assets", "all")  # what a remote cache holds: rendered assets only, or mixes and masters too
 EXECUTOR_KEYS = {"dask", "jobs"}
@@ -81,6 +83,7 @@ TOP_KEYS = {
     "providers",
     "deliveries",
     "executor",
+    "metadata",
 }
 
 
@@ -108,6 +111,7 @@ class Script:
     variants: str | None
     vars: dict[str, Any]
     where: str
+    metadata: MetadataTable | None = None  # [scripts.NAME.metadata]
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class Project:
     #: ``[providers.NAME] price``, by provider: what the show says its renders cost (never in a key)
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
     executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())  # never part of a key
+    metadata: MetadataTable | None = None  # [metadata]: the published files' tags (not in a key)
     publish: PublishSettings = field(default_factory=lambda: PublishSettings())  # never part of a key
 
     @property
@@ -199,6 +204,7 @@ class Rendition:
     script: Script
     variant: str | None
     sections: list[stanza.ScriptSection] = field(default_factory=list)
+    tags: Tags | None = None  # its [metadata], rendered (None: the files carry no tags)
 
     @property
     def name(self) -> str:
@@ -264,6 +270,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         deliveries=_deliveries(toml, data, rate),
         cache=_cache(toml, data),
         executor=_executor(toml, data),
+        metadata=_metadata(toml, data, [], top),
         publish=_publish(toml, data),
     )
 
@@ -698,7 +705,20 @@ def _script(
         variants=variants,
         vars=variables,
         where=toml.where(path),
+        metadata=_metadata(toml, entry, path, top),
     )
+
+
+def _metadata(
+    toml: _Toml, data: Mapping[str, Any], path: list[str], top: Mapping[str, Any]
+) -> MetadataTable | None:
+    """The ``[metadata]`` table in ``data`` (at ``path``), checked; None if there is none."""
+    if "metadata" not in data:
+        return None
+    from .metadata import checked
+
+    name = toml.typed(top, "name", str, ["project"], None)
+    return checked(toml.table(data, "metadata", path), toml.where, [*path, "metadata"], toml.root, name)
 
 
 def _must_exist(toml: _Toml, path: list[str], relative: str) -> None:

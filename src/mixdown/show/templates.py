@@ -26,15 +26,21 @@ def render_scripts(project: Project) -> list[Rendition]:
     Checks every voice and SFX a script refers to; errors name the template
     file and line.
     """
-    from . import stanza
+    from . import metadata, stanza
 
     env = _jinja(project.root)
+    covers: dict[Path, str] = {}  # each cover image's digest, read once
     out: list[Rendition] = []
     for script in project.scripts.values():
+        table = script.metadata.over(project.metadata) if script.metadata else project.metadata
         for variant, row in _variant_rows(project.root, script):
-            text, origins = _render(env, script, {**script.vars, **row})
+            variables = {**script.vars, **row}
+            text, origins = _render(env, script, variables)
             sections = stanza.parse(text, source=script.template, origins=origins)
             rendition = Rendition(script, variant, sections)
+            if table is not None:
+                names = (script.name, rendition.name)
+                rendition.tags = metadata.rendered(project.root, table, variables, names, covers)
             _check_refs(project, rendition)
             out.append(rendition)
     return out

@@ -68,9 +68,19 @@ __all__ = [
 ORPHAN_SECONDS = 600.0
 #: uploads in flight at once beside a build
 UPLOADERS = 4
-#: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes
+#: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes; and
+#: keep no listings: other machines write to the remote all the time, and a cached listing of a
+#: directory makes the backend answer "no such file" for what was uploaded into it since
+_FRESH = {"use_listings_cache": False}
 OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}},
+    "s3": {
+        "config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}},
+        **_FRESH,
+    },
+    "gs": _FRESH,
+    "gcs": _FRESH,
+    "az": _FRESH,
+    "abfs": _FRESH,
 }
 
 
