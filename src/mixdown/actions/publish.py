@@ -28,6 +28,7 @@ __all__ = [
     "build_captions",
     "build_otio",
     "otio_path",
+    "otio_stamp",
     "programme_words",
     "sidecar_stems",
     "sidecars",
