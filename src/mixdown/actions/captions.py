@@ -224,19 +224,27 @@ def caption_cues(lines: Sequence[SpokenWords], bounds: Sequence[tuple[float, flo
 
 
 def _timed(raw: list[tuple[int, int, str, tuple[str, ...]]], low: int, high: int, before: int) -> list[Cue]:
-    """One section's cues, kept within ``[low, high)`` and after ``before``, 1 to 7 s each, in order."""
-    out: list[Cue] = []
+    """One section's cues, kept within ``[low, high)`` and after ``before``, 1 to 7 s each, in order.
+
+    Forwards, a cue starts when its first word does (or when the cue before ends) and is held
+    on to last a second, into the silence before the next; backwards, a cue with no room left
+    before the section's end (or the next cue) starts earlier, and the one before it ends there.
+    """
+    out: list[list[Any]] = []
     for index, (start, end, voice, lines) in enumerate(raw):
-        floor = max(low, before, out[-1].end if out else 0)
-        start = max(start, floor)
+        start = max(start, low, before, out[-1][1] if out else 0)
         following = raw[index + 1][0] if index + 1 < len(raw) else high
         end = min(max(end, start + MIN_CUE), start + MAX_CUE, high)
         if following - start >= MIN_CUE:
             end = min(end, following)
-        if end - start < MIN_CUE:  # no room after it: start it earlier instead
-            start = max(floor, end - MIN_CUE)
-        out.append(Cue(start, end, voice, lines))
-    return out
+        out.append([start, end, voice, lines])
+    limit = high
+    for cue in reversed(out):
+        cue[1] = min(cue[1], limit)
+        if cue[1] - cue[0] < MIN_CUE:
+            cue[0] = max(low, before, cue[1] - MIN_CUE)
+        limit = cue[0]
+    return [Cue(*cue) for cue in out]
 
 
 # -- files ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ after the files they go with. ``[publish] captions``, ``chapters`` and
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,8 @@ def _write_otio(context: Context, job: tuple[MixPlan, str]) -> dict[str, str] | 
         return None
     path = otio_path(plan)
     stems = context.project.master.get("stems", False)
-    text = timeline_text(placement(context, plan), context.cache, stem_dir=_stem_dir(plan) if stems else None)
+    stem_dir = _stem_dir(plan) if stems else None
+    text = timeline_text(placement(context, plan), context.cache, path.parent, stem_dir=stem_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes_atomic(path, text.encode("utf-8"))
     print(f"{target}  timeline  {relative(context, path)}", file=sys.stdout)
@@ -182,7 +184,8 @@ def _stem_dir(plan: MixPlan) -> Path:
 
 
 def otio_stamp(plan: MixPlan, context: Context) -> str:
-    """What ``build/P.otio`` is made from: the mix, the sections' titles, and where the media are."""
+    """What ``build/P.otio`` is made from: the mix, the sections' titles, and where the media are
+    (the stems, or the cache relative to the file)."""
     stems = bool(context.project.master.get("stems", False))
-    where = str(context.cache.root)
+    where = os.path.relpath(Path(context.cache.root).resolve(), otio_path(plan).parent.resolve())
     return content_key([PUBLISH_VERSION, "otio", plan.key, [list(i) for i in plan.section_info], stems, where])
