@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -64,7 +63,11 @@ def speak(text: str) -> Timed:
             seconds, loud = float(rng.uniform(0.05, 0.11)), True
         n = round(seconds * SR)
         t = np.arange(n) / SR
-        burst = 0.3 * np.sin(2 * np.pi * float(rng.uniform(150, 300)) * t) * np.hanning(n) if loud else np.zeros(n)
+        burst = (
+            0.3 * np.sin(2 * np.pi * float(rng.uniform(150, 300)) * t) * np.hanning(n)
+            if loud
+            else np.zeros(n)
+        )
         alignment.append([char, round(at, 4)])
         pieces.append(burst)
         at += n / SR
@@ -220,7 +223,9 @@ def read_captions(text: str, *, webvtt: bool) -> list[Read]:
 
 
 def test_title_and_chapter_are_parsed_and_errors_name_file_and_line() -> None:
-    sections = parse('## a title="World news" chapter=no music=intro\nHi.\n## b title=Sport\nYo.\n', source="s.j2")
+    sections = parse(
+        '## a title="World news" chapter=no music=intro\nHi.\n## b title=Sport\nYo.\n', source="s.j2"
+    )
     assert [(s.title, s.chapter, s.settings) for s in sections] == [
         ("World news", False, {"music": "intro"}),
         ("Sport", True, {}),
@@ -302,7 +307,11 @@ def test_placement_is_where_the_mixer_put_every_clip(tmp_path: Path, fakes: dict
 
 @pytest.mark.parametrize("timestamps", [False, True])
 def test_captions_keep_every_rule(tmp_path: Path, fakes: dict[str, Any], timestamps: bool) -> None:
-    root = make_show(tmp_path, timestamps=timestamps, extra="\n[deliveries.radio]\npreset = \"ebu-r128\"\nformats = [\"wav\"]\n")
+    root = make_show(
+        tmp_path,
+        timestamps=timestamps,
+        extra='\n[deliveries.radio]\npreset = "ebu-r128"\nformats = ["wav"]\n',
+    )
     build(root, fakes)
     show = load_show(root, registry=Registry(root, extra=fakes))
     programme = placement(show.context, show.plan.mixes[0])
@@ -334,7 +343,9 @@ def test_aligned_captions_start_on_the_renderers_word_times(tmp_path: Path, fake
     show = load_show(root, registry=Registry(root, extra=fakes))
     programme = placement(show.context, show.plan.mixes[0])
     first = next(c for c in programme.clips if c.kind == "voice")
-    assert show.context.cache.meta(first.key)["alignment"] == speak(show.plan.assets[first.key].text).alignment
+    assert (
+        show.context.cache.meta(first.key)["alignment"] == speak(show.plan.assets[first.key].text).alignment
+    )
     vtt = read_captions((root / "build" / "episode.vtt").read_text(), webvtt=True)
     # "Good" starts at the fake's first letter: its silent lead after the line's start
     assert vtt[0].start == pytest.approx(round(first.start / SR + LEAD, 3), abs=0.0011)
@@ -347,12 +358,18 @@ def test_short_cues_are_held_a_second_without_overlap() -> None:
         SpokenWords("anna", 0, (Word("Bye.", 3.0, 3.2),)),
     ]
     held = caption_cues(words, [(0.0, 10.0)])
-    assert [(c.start, c.end, c.voice) for c in held] == [(1000, 2000, "anna"), (2000, 3000, "ben"), (3000, 4000, "anna")]
+    assert [(c.start, c.end, c.voice) for c in held] == [
+        (1000, 2000, "anna"),
+        (2000, 3000, "ben"),
+        (3000, 4000, "anna"),
+    ]
     # with the section ending 0.6 s after the last word, every cue moves earlier to keep its second
     squeezed = caption_cues(words, [(0.0, 3.6)])
     assert [(c.start, c.end) for c in squeezed] == [(600, 1600), (1600, 2600), (2600, 3600)]
     # and a cue never reaches into the next section
-    split = caption_cues([words[0], SpokenWords("ben", 1, (Word("Yo.", 1.5, 1.7),))], [(0.0, 1.4), (1.4, 5.0)])
+    split = caption_cues(
+        [words[0], SpokenWords("ben", 1, (Word("Yo.", 1.5, 1.7),))], [(0.0, 1.4), (1.4, 5.0)]
+    )
     assert [(c.start, c.end) for c in split] == [(400, 1400), (1500, 2500)]
 
 
@@ -361,7 +378,12 @@ def test_long_lines_are_cut_at_seven_seconds_and_sentence_ends() -> None:
     cues = caption_cues([SpokenWords("anna", 0, slow)], [(0.0, 20.0)])
     assert all(1000 <= c.end - c.start <= 7000 for c in cues)
     assert " ".join(" ".join(c.lines) for c in cues) == " ".join(w.text for w in slow)
-    sentences = (Word("One.", 0.0, 0.5), Word("Two", 0.6, 1.2), Word("three.", 1.3, 1.8), Word("Four", 1.9, 2.4))
+    sentences = (
+        Word("One.", 0.0, 0.5),
+        Word("Two", 0.6, 1.2),
+        Word("three.", 1.3, 1.8),
+        Word("Four", 1.9, 2.4),
+    )
     cues = caption_cues([SpokenWords("anna", 0, sentences)], [(0.0, 5.0)])
     assert [c.lines for c in cues] == [("One. Two three.",), ("Four",)]
 
@@ -401,14 +423,18 @@ def test_publish_switches_turn_each_off(tmp_path: Path, fakes: dict[str, Any]) -
     build(root, fakes)
     assert not (root / "build" / "episode.chapters.json").exists() or True  # doit does not remove old targets
     assert (root / "build" / "episode.vtt").is_file() and (root / "build" / "episode.srt").is_file()
-    (root / "project.toml").write_text((root / "project.toml").read_text().replace("timeline = false", "timelines = 1"))
+    (root / "project.toml").write_text(
+        (root / "project.toml").read_text().replace("timeline = false", "timelines = 1")
+    )
     with pytest.raises(ConfigError) as err:
         load_show(root, registry=Registry(root, extra=fakes))
     assert str(err.value).startswith("project.toml:")
     assert "unknown key 'timelines' in [publish]" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_captions_are_remade_only_when_their_text_or_audio_changes(tmp_path: Path, fakes: dict[str, Any]) -> None:
+def test_captions_are_remade_only_when_their_text_or_audio_changes(
+    tmp_path: Path, fakes: dict[str, Any]
+) -> None:
     root = make_show(tmp_path)
     build(root, fakes)
     out = build(root, fakes)
@@ -455,7 +481,9 @@ def test_the_estimate_is_within_a_few_hundred_ms_of_the_aligned_times() -> None:
 
 def test_a_pronounced_line_is_timed_by_its_place_in_the_spoken_text() -> None:
     spoken = speak("We talk about sequel today.")
-    words = line_words("We talk about SQL today.", "We talk about sequel today.", (0.0, 3.0), spoken.alignment)
+    words = line_words(
+        "We talk about SQL today.", "We talk about sequel today.", (0.0, 3.0), spoken.alignment
+    )
     assert [w.text for w in words] == ["We", "talk", "about", "SQL", "today."]
     assert words[0].start == spoken.alignment[0][1]
     starts = [w.start for w in words]

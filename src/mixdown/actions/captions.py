@@ -101,8 +101,8 @@ def voiced_span(audio: np.ndarray, sr: int) -> tuple[float, float]:
     if frames == 0:
         return 0.0, len(audio) / sr
     power = np.mean(np.square(audio[: frames * hop].astype(np.float64)).reshape(frames, -1), axis=1)
-    loud = np.flatnonzero(power > power.max() * 10 ** (_SILENCE_DB / 10)) if power.max() > 0 else []
-    if len(loud) == 0:
+    loud = np.flatnonzero(power > power.max() * 10 ** (_SILENCE_DB / 10))
+    if power.max() <= 0 or len(loud) == 0:
         return 0.0, len(audio) / sr
     return float(loud[0] * hop / sr), float(min(len(audio), (loud[-1] + 1) * hop) / sr)
 
@@ -177,7 +177,11 @@ def _pieces(word: Word) -> list[Word]:
     n, span = len(word.text), word.end - word.start
     cuts = range(0, n, LINE_CHARS)
     return [
-        Word(word.text[a : a + LINE_CHARS], word.start + a / n * span, word.start + min(n, a + LINE_CHARS) / n * span)
+        Word(
+            word.text[a : a + LINE_CHARS],
+            word.start + a / n * span,
+            word.start + min(n, a + LINE_CHARS) / n * span,
+        )
         for a in cuts
     ]
 
@@ -191,7 +195,9 @@ def _grouped(words: Sequence[Word]) -> list[list[Word]]:
         if group is not None:
             fits = _wrapped([w.text for w in [*group, word]]) is not None
             short = _ms(word.end) - _ms(group[0].start) <= MAX_CUE
-            ended = _SENTENCE_END.search(group[-1].text) and _ms(group[-1].end) - _ms(group[0].start) >= MIN_CUE
+            ended = (
+                _SENTENCE_END.search(group[-1].text) and _ms(group[-1].end) - _ms(group[0].start) >= MIN_CUE
+            )
             if fits and short and not ended:
                 group.append(word)
                 continue
@@ -303,9 +309,7 @@ def chapters(programme: Programme) -> list[Chapter]:
 
 def chapters_json(found: Sequence[Chapter]) -> str:
     """Podcasting 2.0 JSON chapters (version 1.2.0): start and end in seconds, and title."""
-    entries = [
-        {"startTime": round(c.start, 3), "endTime": round(c.end, 3), "title": c.title} for c in found
-    ]
+    entries = [{"startTime": round(c.start, 3), "endTime": round(c.end, 3), "title": c.title} for c in found]
     return json.dumps({"version": "1.2.0", "chapters": entries}, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -89,7 +89,9 @@ def _lanes(clips: list[Clip]) -> list[list[Clip]]:
 def _range(start: int, frames: int, sr: int) -> Any:
     import opentimelineio as otio
 
-    return otio.opentime.TimeRange(otio.opentime.RationalTime(start, sr), otio.opentime.RationalTime(frames, sr))
+    return otio.opentime.TimeRange(
+        otio.opentime.RationalTime(start, sr), otio.opentime.RationalTime(frames, sr)
+    )
 
 
 class _Media:

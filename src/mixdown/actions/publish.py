@@ -142,7 +142,7 @@ def programme_words(context: Context, programme: Any) -> list[Any]:
     return out
 
 
-_SKIPPED: list[str] = []  # said once per build: the timeline needs an extra
+_SKIPPED: set[Path] = set()  # the shows told that their timelines need an extra: told once
 
 
 def build_otio(context: Context, plan: MixPlan, stamp: str) -> Any:
@@ -159,8 +159,8 @@ def _write_otio(context: Context, job: tuple[MixPlan, str]) -> dict[str, str] | 
     try:
         import opentimelineio  # noqa: F401  # only to know it is there
     except ImportError:
-        if not _SKIPPED:
-            _SKIPPED.append(target)
+        if context.project.root not in _SKIPPED:
+            _SKIPPED.add(context.project.root)
             print(
                 f"{target}  skipped: OpenTimelineIO is not installed; pip install 'mixdown[publish]' "
                 "for build/*.otio timelines, or set [publish] timeline = false",
@@ -188,4 +188,6 @@ def otio_stamp(plan: MixPlan, context: Context) -> str:
     (the stems, or the cache relative to the file)."""
     stems = bool(context.project.master.get("stems", False))
     where = os.path.relpath(Path(context.cache.root).resolve(), otio_path(plan).parent.resolve())
-    return content_key([PUBLISH_VERSION, "otio", plan.key, [list(i) for i in plan.section_info], stems, where])
+    return content_key(
+        [PUBLISH_VERSION, "otio", plan.key, [list(i) for i in plan.section_info], stems, where]
+    )
