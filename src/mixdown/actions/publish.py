@@ -33,6 +33,7 @@ __all__ = [
     "programme_words",
     "sidecar_stems",
     "sidecars",
+    "with_assets",
     "write_sidecars",
 ]
 
@@ -97,7 +98,8 @@ def write_sidecars(context: Context, job: CaptionsJob) -> dict[str, str]:
     from . import captions as cc
     from .placement import placement
 
-    programme = placement(context, job.mix)
+    target = f"captions:{job.mix.name}"
+    programme = placement(context, with_assets(context, job.mix, target))
     sr = programme.sample_rate
     texts: dict[str, str] = {}
     if job.captions:
@@ -111,7 +113,6 @@ def write_sidecars(context: Context, job: CaptionsJob) -> dict[str, str]:
         stem.parent.mkdir(parents=True, exist_ok=True)
         for suffix, text in texts.items():
             files.write_bytes_atomic(stem.with_name(stem.name + suffix), text.encode("utf-8"))
-    target = f"captions:{job.mix.name}"
     for stem in sidecar_stems(job.mix):
         print(f"{target}  {', '.join(texts)}  {relative(context, stem)}", file=sys.stdout)
     return {"stamp": job.stamp}
@@ -142,6 +143,24 @@ def programme_words(context: Context, programme: Any) -> list[Any]:
     return out
 
 
+def with_assets(context: Context, plan: MixPlan, target: str) -> MixPlan:
+    """``plan``, every asset of it in the local cache: fetched from the remote cache where
+    another machine made it (a Dask build, a master shipped from the remote); one-line
+    :class:`~mixdown.errors.MixdownError` if one is nowhere."""
+    from ..errors import MixdownError
+    from ..store.remote import Wanted
+    from .shared import fetched
+
+    cache = context.cache
+    for key in plan.assets:
+        if not cache.path(key).exists() and not fetched(context, Wanted(key, target)):
+            raise MixdownError(
+                f"{target}: asset {key[:12]} of {plan.name} is not in the cache {cache.root}; "
+                "run doit again to render it"
+            )
+    return plan
+
+
 _SKIPPED: set[Path] = set()  # the shows told that their timelines need an extra: told once
 
 
@@ -170,7 +189,9 @@ def _write_otio(context: Context, job: tuple[MixPlan, str]) -> dict[str, str] | 
     path = otio_path(plan)
     stems = context.project.master.get("stems", False)
     stem_dir = _stem_dir(plan) if stems else None
-    text = timeline_text(placement(context, plan), context.cache, path.parent, stem_dir=stem_dir)
+    text = timeline_text(
+        placement(context, with_assets(context, plan, target)), context.cache, path.parent, stem_dir=stem_dir
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes_atomic(path, text.encode("utf-8"))
     print(f"{target}  timeline  {relative(context, path)}", file=sys.stdout)
