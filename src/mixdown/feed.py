@@ -72,10 +72,10 @@ def mp3_seconds(path: Path) -> float:
     from mutagen.mp3 import MP3, HeaderNotFoundError
 
     try:
-        audio = MP3(path)  # type: ignore[no-untyped-call]  # mutagen's MP3 has no annotations
+        audio = MP3(path)
     except (OSError, HeaderNotFoundError) as err:
         raise MixdownError(f"{path}: cannot read it as MP3 ({err}); build it again (doit master)") from None
-    return float(audio.info.length)  # type: ignore[attr-defined]  # typed as a base class's None
+    return float(audio.info.length)
 
 
 def write_feed(

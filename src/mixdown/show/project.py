@@ -27,9 +27,11 @@ from ..settings import (
     NAME,
     PROGRAMME_RATES,
     PROVIDER_KEYS,
+    PUBLISH_KEYS,
     RANGES,
     SPEECH_SWITCHES,
     Price,
+    PublishSettings,
     checked_formats,
     delivery_from,
     kind_name,
@@ -70,6 +72,7 @@ TOP_KEYS = {
     "deliveries",
     "executor",
     "metadata",
+    "publish",
 }
 
 
@@ -124,6 +127,7 @@ class Project:
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
     executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())  # never part of a key
     metadata: MetadataTable | None = None  # [metadata]: the published files' tags (not in a key)
+    publish: PublishSettings = field(default_factory=PublishSettings)  # never part of a key
 
     @property
     def compact(self) -> bool:
@@ -247,6 +251,7 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         cache=_cache(toml, data),
         executor=_executor(toml, data),
         metadata=_metadata(toml, data, [], top),
+        publish=_publish(toml, data),
     )
 
 
@@ -505,6 +510,12 @@ def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, di
         table = toml.table(tables, name, ["deliveries"])
         delivery_from(table, partial(_key_where, toml, path), master_rate=rate)
     return {name: dict(table) for name, table in tables.items()}
+
+
+def _publish(toml: _Toml, data: Mapping[str, Any]) -> PublishSettings:
+    table = toml.table(data, "publish")
+    toml.check_keys(table, set(PUBLISH_KEYS), ["publish"])
+    return PublishSettings(**{key: toml.typed(table, key, bool, ["publish"], True) for key in PUBLISH_KEYS})
 
 
 def _cache(toml: _Toml, data: Mapping[str, Any]) -> CacheSettings:
