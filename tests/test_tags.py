@@ -346,8 +346,12 @@ formats = ["wav", "flac"]
 """
 
 
+AUDIO = (".wav", ".mp3", ".flac", ".ogg", ".opus")
+
+
 def snapshot(build: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(build.glob("*.*"))}
+    """The published audio files (not the captions and timelines beside them)."""
+    return {p.name: p.read_bytes() for p in sorted(build.glob("*.*")) if p.suffix in AUDIO}
 
 
 def test_a_tag_edit_tags_the_files_again_and_masters_nothing(
