@@ -161,6 +161,18 @@ def with_assets(context: Context, plan: MixPlan, target: str) -> MixPlan:
     return plan
 
 
+def tag_chapters(context: Context, plan: MixPlan, target: str) -> list[Any]:
+    """The chapters ``plan``'s tagged files carry (ID3 CHAP/CTOC), as
+    :class:`mixdown.codecs.tags.Chapter`; none unless its ``chapter_marks`` ask for them."""
+    if not plan.chapter_marks:
+        return []
+    from ..codecs.tags import Chapter
+    from .captions import chapters
+    from .placement import placement
+
+    return [Chapter(*c) for c in chapters(placement(context, with_assets(context, plan, target)))]
+
+
 _SKIPPED: set[Path] = set()  # the shows told that their timelines need an extra: told once
 
 

@@ -207,7 +207,9 @@ def _delivery_task(mix: MixPlan, delivery: DeliveryPlan, context: Any) -> dict[s
     }
 
 
-def publish_dicts(plan: Plan, context: Any, *, current: Collection[str] = ()) -> dict[str, list[dict[str, Any]]]:
+def publish_dicts(
+    plan: Plan, context: Any, *, current: Collection[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """doit task dicts of the files published beside each rendition's deliverables: ``captions:``
     (captions and chapters, :mod:`mixdown.actions.publish`) and ``otio:`` (its timeline), as
     ``[publish]`` asks. They run after the rendition's master and deliveries (unless those were
@@ -218,9 +220,11 @@ def publish_dicts(plan: Plan, context: Any, *, current: Collection[str] = ()) ->
     for mix in plan.mixes:
         if not mix.outputs:
             continue
-        deps = [] if mix.name in current else [f"master:{mix.name}"] + [
-            f"deliver:{mix.name}/{d.name}" for d in mix.deliveries
-        ]
+        deps = (
+            []
+            if mix.name in current
+            else [f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
+        )
         if settings.captions or settings.chapters:
             job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
             out["captions"].append(_captions_task(job, context, deps))

@@ -359,6 +359,9 @@ class MixPlan:
     tags: Tags | None = None
     #: each timeline section's chapter and the text of its lines (captions): never part of a key
     section_info: list[SectionInfo] = field(default_factory=list)
+    #: each section's chapter title and whether it is one, when the rendition's tagged files carry
+    #: chapters (ID3 CHAP/CTOC in MP3): in the files' stamp, so a new title tags them again
+    chapter_marks: tuple[tuple[str, bool], ...] = ()
 
     def section_task(self, index: int) -> str:
         """The ``section:`` target of section ``index`` (for messages even where it has none)."""
@@ -394,7 +397,10 @@ class MixPlan:
 
     def _tagged(self, stamp: str) -> str:
         """``stamp`` with the files' tags, if they have any; without tags, as before tags existed."""
-        return stamp if self.tags is None else content_key([stamp, {"tags": self.tags.to_json()}])
+        if self.tags is None:
+            return stamp
+        marks = {"chapters": [list(m) for m in self.chapter_marks]} if self.chapter_marks else {}
+        return content_key([stamp, {"tags": self.tags.to_json(), **marks}])
 
     def delivery(self, name: str) -> tuple[dict[str, Any], list[Path]]:
         """The settings table and the files of one delivery."""

@@ -72,7 +72,9 @@ class _Planner:
 
     def run(self, renditions: list[Rendition]) -> Plan:
         lines = [self._lines(r) for r in renditions]
-        shared = _shared_positions(renditions, [[(line.position, line.key) for line in found] for found in lines])
+        shared = _shared_positions(
+            renditions, [[(line.position, line.key) for line in found] for found in lines]
+        )
         mixes = []
         for rendition, found in zip(renditions, lines, strict=True):
             for line in found:
@@ -205,6 +207,11 @@ class _Planner:
             [f"{s.where}: section '{s.name}'" for s in rendition.sections],
             [self._section(typed, section) for section in typed.sections],
             tags=rendition.tags,
+            chapter_marks=(
+                tuple((s.title or s.name, s.chapter) for s in rendition.sections)
+                if rendition.tags is not None and self.project.publish.chapters
+                else ()
+            ),
             section_info=[
                 SectionInfo(s.name, s.title or s.name, s.chapter, tuple(lines))
                 for s, lines in zip(rendition.sections, spoken, strict=True)
@@ -267,7 +274,9 @@ class _Planner:
         build = self.project.build_dir
         return [
             DeliveryPlan(
-                name, table, [build / f"{rendition.name}.{name}.{f}" for f in delivery_from(table, name).formats]
+                name,
+                table,
+                [build / f"{rendition.name}.{name}.{f}" for f in delivery_from(table, name).formats],
             )
             for name, table in self.project.deliveries.items()
         ]
