@@ -84,12 +84,16 @@ def test_one_edited_sentence_renders_one_line_then_remixes(built: Path, fakes: d
         "section:news/extra/only",
         "mix:news/extra",
         "master:news/extra",
+        "captions:news/extra",  # the captions and the timeline follow the new text and mix
+        "otio:news/extra",
     }
+    assert "at noon." in (built / "build" / "news" / "extra.vtt").read_text()
 
     extra.write_text(original)  # revert: the old audio comes back from the cache
     code, out, _ = doit(built, fakes)
     assert code == 0 and voice_calls(fakes) == ["The bridge opened at noon."]
-    assert set(ran(out)) == {"master:news/extra"}  # re-exported from the cached master
+    # re-exported from the cached master, with its captions and timeline
+    assert set(ran(out)) == {"master:news/extra", "captions:news/extra", "otio:news/extra"}
 
 
 def test_rename_and_reorder_sections_render_nothing(built: Path, fakes: dict[str, Any]) -> None:

@@ -169,9 +169,13 @@ def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
     assert "master:brief@sam  -16." in out and "deliver:brief@li/radio  -23." in out
 
     files, local = built(there), built(here)
-    assert files.keys() == local.keys() and len(files) == 3 * 6  # wav, mp3, 3 stems, radio wav
+    # wav, mp3, 3 stems, radio wav; captions and chapters of the master and the radio wav, the timeline
+    assert files.keys() == local.keys() and len(files) == 3 * (6 + 2 * 4 + 1)
+    sidecars = (".vtt", ".srt", ".chapters.json", ".chapters.txt", ".otio")
+    for name in (n for n in files if n.endswith(sidecars)):  # made on this machine, as a local build does
+        assert files[name].read_bytes() == local[name].read_bytes(), name
     for name, path in files.items():
-        if name.endswith(".mp3") or ".stems" in name:
+        if name.endswith((".mp3", *sidecars)) or ".stems" in name:
             continue
         a, sr = sf.read(path, dtype="float32", always_2d=True)
         b, _ = sf.read(local[name], dtype="float32", always_2d=True)

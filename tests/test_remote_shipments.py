@@ -76,6 +76,10 @@ def from_remote(out: str) -> list[str]:
 PUBLISHED = ["build/news.wav", "build/news.loud.flac"] + [
     f"build/news.stems/{b}.wav" for b in ("music", "sfx", "voice")
 ]
+#: made on each machine from the cache and the timeline (mixdown.actions.publish), never shipped
+SIDECARS = [
+    f"build/news{d}.{s}" for d in ("", ".loud") for s in ("vtt", "srt", "chapters.json", "chapters.txt")
+] + ["build/news.otio"]
 
 
 def test_a_second_clone_publishes_the_authors_masters_without_mastering(
@@ -90,7 +94,7 @@ def test_a_second_clone_publishes_the_authors_masters_without_mastering(
     code, out, err = doit(a, {})
     assert code == 0, out + err
     assert masterings == ["news", "news"]  # the master, and the delivery reading it
-    assert sorted(built_files(a)) == sorted(PUBLISHED)
+    assert sorted(built_files(a)) == sorted(PUBLISHED + SIDECARS)
     client = s3.client()
     listed = {o["Key"].rsplit("/", 1)[-1] for o in client.list_objects_v2(Bucket=s3.bucket)["Contents"]}
     for key in keys(a):

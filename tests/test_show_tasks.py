@@ -98,14 +98,23 @@ def test_a_shards_build_leaves_the_shows_own_tasks_out(
 @pytest.mark.parametrize(
     ("dodo", "expected"),
     [
-        ("def task_master():\n    return {'actions': ['true']}\n", "task 'master' has the name of one of mixdown's"),
+        (
+            "def task_master():\n    return {'actions': ['true']}\n",
+            "task 'master' has the name of one of mixdown's",
+        ),
         (
             "def task_x():\n    yield {'basename': 'mix:news/extra', 'actions': ['true']}\n",
             "task 'mix:news/extra' has the name of one of mixdown's",
         ),
-        ("import no_such_module_here\n", "line 1: ModuleNotFoundError: No module named 'no_such_module_here'"),
+        (
+            "import no_such_module_here\n",
+            "line 1: ModuleNotFoundError: No module named 'no_such_module_here'",
+        ),
         ("x = 1\ndef task_a(:\n", ":2: SyntaxError"),
-        ("def task_a():\n    return {'actions': ['true'], 'name': 'a'}\n", "Task 'a'. Only subtasks use field name"),
+        (
+            "def task_a():\n    return {'actions': ['true'], 'name': 'a'}\n",
+            "Task 'a'. Only subtasks use field name",
+        ),
         ("def task_a():\n    raise ValueError('bad\\nthing')\n", "line 2: ValueError: bad; thing"),
     ],
 )
@@ -128,7 +137,7 @@ def test_without_dodo_nothing_changes_working_directory_or_tasks(
     assert code == 0, out + err
     assert os.getcwd() == before
     assert sorted(line.split()[0] for line in out.splitlines() if line.strip()) == sorted(
-        ["voice", "sfx", "music", "section", "mix", "master", "deliver"]
+        ["voice", "sfx", "music", "section", "mix", "master", "deliver", "captions", "otio"]
     )
 
 
@@ -202,12 +211,17 @@ def entry_point_path(tmp_path: Path) -> str:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: mixdown\nVersion: {meta['version']}\n")
     groups = meta["entry-points"]
     (info / "entry_points.txt").write_text(
-        "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()) for group, points in groups.items())
+        "".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
+            for group, points in groups.items()
+        )
     )
     return os.pathsep.join([str(info.parent), str(SRC)])
 
 
-def run(cwd: Path, *args: str, path: str | None = None, module: str = "doit") -> subprocess.CompletedProcess[str]:
+def run(
+    cwd: Path, *args: str, path: str | None = None, module: str = "doit"
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": path or str(SRC)}
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -240,7 +254,7 @@ def test_the_loader_named_by_its_class_still_works_and_dash_d_picks_the_show(tmp
     assert "master" in found.stdout.split()
 
 
-FEED_DODO = '''
+FEED_DODO = """
 from pathlib import Path
 
 from mixdown.feed import feed_task
@@ -248,8 +262,11 @@ from mixdown.feed import feed_task
 
 def task_feed():
     return feed_task(Path(__file__).parent, "https://example.org/hum/")
-'''
-NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0"}
+"""
+NS = {
+    "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
+    "podcast": "https://podcastindex.org/namespace/1.0",
+}
 
 
 def test_the_feed_lists_every_mp3_master_with_its_size_and_duration(tmp_path: Path) -> None:
@@ -278,29 +295,44 @@ def test_the_feed_lists_every_mp3_master_with_its_size_and_duration(tmp_path: Pa
         # the programme's own length, plus what LAME pads it with: up to two 1152-sample frames
         wav = sf.info(root / "build" / f"{name}.wav")
         assert 0 <= seconds - wav.duration <= 2 * 1152 / wav.samplerate + 1e-3
-        assert item.find("podcast:chapters", NS) is None and item.find("podcast:transcript", NS) is None
+        for tag, suffix, kind in (
+            ("chapters", ".chapters.json", "application/json+chapters"),
+            ("transcript", ".vtt", "text/vtt"),
+        ):
+            sidecar = item.find(f"podcast:{tag}", NS)
+            assert sidecar is not None and sidecar.attrib == {
+                "url": f"https://example.org/hum/{name}{suffix}",
+                "type": kind,
+            }
+            assert (root / "build" / f"{name}{suffix}").stat().st_size > 0
     again = run(root, path=path)
     assert "-- feed" in again.stdout and ".  feed" not in again.stdout
 
 
-def test_the_feed_points_to_the_sidecars_that_exist_and_is_rebuilt_for_them(tmp_path: Path) -> None:
-    root = write_show(tmp_path / "show", {**TONE_SHOW, "dodo.py": FEED_DODO})
+def test_the_feed_points_to_the_sidecars_the_show_writes_and_follows_them(tmp_path: Path) -> None:
+    off = "[publish]\ncaptions = false\nchapters = false\n"
+    toml = TONE_SHOW["project.toml"]
+    root = write_show(tmp_path / "show", {**TONE_SHOW, "project.toml": toml + off, "dodo.py": FEED_DODO})
     (root / "doit.cfg").write_text("[GLOBAL]\nloader = mixdown\n")
     path = entry_point_path(tmp_path)
     assert run(root, path=path).returncode == 0
-    (root / "build/ep@kai.vtt").write_text("WEBVTT\n")
-    (root / "build/ep@kai.chapters.json").write_text('{"version": "1.2.0", "chapters": []}')
+    assert not list((root / "build").glob("*.vtt")) and not list((root / "build").glob("*.chapters.json"))
+    items = ET.parse(root / "build/feed.xml").getroot().iter("item")
+    assert all(
+        i.find("podcast:chapters", NS) is None and i.find("podcast:transcript", NS) is None for i in items
+    )
     before = (root / "build/feed.xml").read_bytes()
-    rebuilt = run(root, "feed", path=path)
+    (root / "project.toml").write_text(textwrap.dedent(toml).lstrip() + off.replace("captions = false\n", ""))
+    rebuilt = run(root, path=path)  # captions on: written, and the feed follows them
     assert rebuilt.returncode == 0 and ".  feed" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
     assert (root / "build/feed.xml").read_bytes() != before
     items = {i.findtext("title"): i for i in ET.parse(root / "build/feed.xml").getroot().iter("item")}
-    chapters, transcript = items["ep@kai"].find("podcast:chapters", NS), items["ep@kai"].find("podcast:transcript", NS)
-    assert chapters is not None and chapters.attrib == {
-        "url": "https://example.org/hum/ep@kai.chapters.json",
-        "type": "application/json+chapters",
-    }
-    assert transcript is not None and transcript.attrib == {"url": "https://example.org/hum/ep@kai.vtt", "type": "text/vtt"}
-    assert items["ep@ada"].find("podcast:chapters", NS) is None
+    chapters, transcript = (
+        items["ep@kai"].find("podcast:chapters", NS),
+        items["ep@kai"].find("podcast:transcript", NS),
+    )
+    assert chapters is None and transcript is not None
+    assert transcript.attrib == {"url": "https://example.org/hum/ep@kai.vtt", "type": "text/vtt"}
+    assert (root / "build/ep@kai.vtt").read_text().startswith("WEBVTT")
     assert not list((root / "build").glob("*.tmp")) and not list((root / "build").glob(".*"))
     assert np.isfinite(float(items["ep@kai"].findtext("itunes:duration", namespaces=NS) or "nan"))

@@ -346,8 +346,12 @@ formats = ["wav", "flac"]
 """
 
 
+AUDIO = (".wav", ".mp3", ".flac", ".ogg", ".opus")
+
+
 def snapshot(build: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(build.glob("*.*"))}
+    """The published audio files (not the captions and timelines beside them)."""
+    return {p.name: p.read_bytes() for p in sorted(build.glob("*.*")) if p.suffix in AUDIO}
 
 
 def test_a_tag_edit_tags_the_files_again_and_masters_nothing(
@@ -476,3 +480,52 @@ def test_shipments_from_the_remote_carry_the_tags(
     assert masterings == [] and sorted(from_remote(out)) == sorted(PUBLISHED)
     assert built_files(b) == built_files(a)
     assert FLAC(b / "build" / "news.loud.flac")["ARTIST"] == ["Newsroom"]
+
+
+def test_mp3_chapters_follow_the_sections_and_a_new_title_tags_again(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tagged MP3 carries the rendition's chapters (those of chapters.json, to the ms); a new
+    section title tags the files again, nothing mastered."""
+    import json
+
+    from .conftest import BRIEFING
+
+    root = tagged_show(show)
+    titled = BRIEFING.replace("## story voice=ben", '## story voice=ben title="The story"')
+    (root / "stanzas" / "briefing.j2").write_text(titled.replace("## close", "## close chapter=no"))
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    build = root / "build" / "news"
+
+    def chap_frames(path: Path) -> list[tuple[int, int, str]]:
+        tags = ID3(path)
+        ctoc = tags.getall("CTOC")
+        assert len(ctoc) == 1
+        frames = {f.element_id: f for f in tags.getall("CHAP")}
+        assert list(ctoc[0].child_element_ids) == sorted(frames, key=lambda i: frames[i].start_time)
+        return [
+            (f.start_time, f.end_time, str(f.sub_frames["TIT2"]))
+            for f in sorted(frames.values(), key=lambda f: f.start_time)
+        ]
+
+    for name in ("briefing@anna", "briefing@kofi"):
+        listed = json.loads((build / f"{name}.chapters.json").read_text())["chapters"]
+        assert [c["title"] for c in listed] == ["intro", "The story"]  # close opted out
+        found = chap_frames(build / f"{name}.mp3")
+        assert [t for _, _, t in found] == ["intro", "The story"]
+        for (start, end, _), entry in zip(found, listed, strict=True):
+            assert abs(start - 1000 * entry["startTime"]) <= 1 and abs(end - 1000 * entry["endTime"]) <= 1
+        assert found[-1][1] <= 1000 * sf.info(build / f"{name}.wav").duration + 1
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("mastered again for a chapter title")
+
+    monkeypatch.setattr("mixdown.actions.master.mastered", refuse)
+    wav = (build / "briefing@anna.wav").read_bytes()
+    (root / "stanzas" / "briefing.j2").write_text(titled.replace("The story", "Top story"))
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert not [t for t in ran(out) if t.startswith(("mix:", "section:", "voice:", "sfx:"))]
+    assert [t for _, _, t in chap_frames(build / "briefing@anna.mp3")] == ["intro", "Top story", "close"]
+    assert sf.read(io.BytesIO(wav))[0].tolist() == sf.read(build / "briefing@anna.wav")[0].tolist()

@@ -42,18 +42,28 @@ SIDECARS = {"chapters": (".chapters.json", "application/json+chapters"), "transc
 
 @dataclass(frozen=True)
 class Episode:
-    """One item of the feed: an MP3 master and the name of its rendition."""
+    """One item of the feed: an MP3 master, the name of its rendition, its title (its
+    ``[metadata] title``, else the name) and the sidecars the show writes beside it."""
 
     name: str
     path: Path
+    title: str = ""
+    sidecars: tuple[Path, ...] = ()
 
 
 def episodes(root: str | os.PathLike[str]) -> tuple[str, Path, list[Episode]]:
     """The show in ``root``: its name, its build folder and its MP3 masters, in plan order."""
     show = load_show(root)
     project = show.context.project
+    on = project.publish
+    wanted = {SIDECARS["transcript"][0]: on.captions, SIDECARS["chapters"][0]: on.chapters}
     found = [
-        Episode(mix.name, path)
+        Episode(
+            mix.name,
+            path,
+            (mix.tags.title if mix.tags is not None else "") or mix.name,
+            tuple(s for suffix, s in _sidecars_of(path) if wanted[suffix]),
+        )
         for mix in show.plan.mixes
         for path in mix.outputs
         if path.suffix.lower() == ".mp3"
@@ -72,10 +82,10 @@ def mp3_seconds(path: Path) -> float:
     from mutagen.mp3 import MP3, HeaderNotFoundError
 
     try:
-        audio = MP3(path)  # type: ignore[no-untyped-call]  # mutagen's MP3 has no annotations
+        audio = MP3(path)
     except (OSError, HeaderNotFoundError) as err:
         raise MixdownError(f"{path}: cannot read it as MP3 ({err}); build it again (doit master)") from None
-    return float(audio.info.length)  # type: ignore[attr-defined]  # typed as a base class's None
+    return float(audio.info.length)
 
 
 def write_feed(
@@ -117,13 +127,13 @@ def write_feed(
 def feed_task(root: str | os.PathLike[str], base_url: str, **options: Any) -> dict[str, Any]:
     """The doit task (a dict, for a ``dodo.py``'s ``task_feed``) that writes the feed.
 
-    It depends on every MP3 master and the sidecars found beside them, so it runs
-    again when one changes, and on the ``master`` group so it runs after them;
-    ``options`` go to :func:`write_feed`.
+    It depends on every MP3 master and the captions and chapters the show writes
+    beside them (so it runs after the tasks that make them, and again when one
+    changes), and on the ``master`` group; ``options`` go to :func:`write_feed`.
     """
     _, build, items = episodes(root)
     deps = [str(e.path) for e in items]
-    deps += [str(s) for e in items for s in _sidecars(e.path).values() if s.is_file()]
+    deps += [str(s) for e in items for s in e.sidecars]
     return {
         "actions": [(_write, [root, base_url, options])],
         "file_dep": deps,
@@ -143,7 +153,7 @@ def _item(channel: ET.Element, episode: Episode, build: Path, base: str) -> None
     path = episode.path
     url = _url(base, path, build)
     item = ET.SubElement(channel, "item")
-    _text(item, "title", episode.name)
+    _text(item, "title", episode.title or episode.name)
     ET.SubElement(item, "guid", {"isPermaLink": "false"}).text = url
     mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     _text(item, "pubDate", format_datetime(mtime))
@@ -161,6 +171,11 @@ def _sidecars(path: Path) -> dict[str, Path]:
     """The sidecar files of the master ``path`` (``P.mp3`` → ``P.chapters.json``, ``P.vtt``)."""
     stem = path.with_suffix("")
     return {tag: stem.with_name(stem.name + suffix) for tag, (suffix, _) in SIDECARS.items()}
+
+
+def _sidecars_of(path: Path) -> list[tuple[str, Path]]:
+    """Each sidecar of the master ``path`` with its suffix."""
+    return [(SIDECARS[tag][0], sidecar) for tag, sidecar in _sidecars(path).items()]
 
 
 def _url(base: str, path: Path, build: Path) -> str:

@@ -57,7 +57,7 @@ from doit.loader import generate_tasks
 
 from .actions import console, current, finish
 from .actions.context import Context
-from .actions.tasks import task_dicts
+from .actions.tasks import publish_dicts, task_dicts
 from .errors import MixdownError, one_line
 from .keys import read_inputs
 from .plan import memo, shards
@@ -116,6 +116,8 @@ GROUP_DOCS = {
     "mix": "every mix (one per script and variant)",
     "master": "every mastered deliverable in build/",
     "deliver": "every extra delivery ([deliveries.NAME] presets) in build/",
+    "captions": "captions (.vtt, .srt) and chapters (.chapters.json, .chapters.txt) beside each deliverable",
+    "otio": "every rendition's OpenTimelineIO timeline (build/*.otio) for video editors",
 }
 
 
@@ -244,6 +246,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             bed="--bed" in pos_args,
             current=fresh,
         )
+        dicts |= publish_dicts(self.show.plan, self.show.context, current=fresh)
         if only_missing:
             _report_cached(self.show.plan, cached, out, fresh)
         tasks: list[Any] = []

@@ -20,6 +20,8 @@ from .errors import ConfigError, ProjectError
 __all__ = [
     "BED_GAIN_DB",
     "METADATA_FIELDS",
+    "PUBLISH_KEYS",
+    "PublishSettings",
     "SEGMENTS",
     "DELIVERY_KEYS",
     "DUCK_SETTINGS",
@@ -69,6 +71,22 @@ DUCK_SETTINGS = ("duck_db", "duck_attack", "duck_release", "duck_hold")
 BED_GAIN_DB = -20.0  # a music bed's level in the mix unless its table sets gain_db
 #: machine-local state in a show: doit's database, the plan memo, what build/ was made from
 STATE_DIR = ".mixdown"
+#: ``[publish]``: the files published beside each deliverable, each on by default
+PUBLISH_KEYS = ("captions", "chapters", "timeline", "manifest", "report")
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """``[publish]``: captions (``.vtt``/``.srt``), chapters (``.chapters.json``/``.txt``) and the
+    OpenTimelineIO timeline (``.otio``) written beside the deliverables, and ``build/manifest.json``
+    and ``build/report.html`` about them (:mod:`mixdown.actions.publishing`). Never part of a key."""
+
+    captions: bool = True
+    chapters: bool = True
+    timeline: bool = True
+    manifest: bool = True
+    report: bool = True
+
 STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
 #: the stems summed again from the section pre-mixes (the mix's own buses); the music stem is the mix less them
 SUMMED_STEMS = ("voice", "sfx")

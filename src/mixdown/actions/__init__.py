@@ -9,5 +9,9 @@ action: :mod:`~mixdown.actions.render` (an asset into the cache),
 :mod:`~mixdown.actions.context` (the context, one-line failures, a key made
 once) and :mod:`~mixdown.actions.progress`; :mod:`~mixdown.actions.stopping`
 lets a build stop cleanly on Ctrl-C; :mod:`~mixdown.actions.shared` reads
-through and writes through the remote cache.
+through and writes through the remote cache. :mod:`~mixdown.actions.publish`
+writes what goes beside the deliverables: captions and chapters
+(:mod:`~mixdown.actions.captions`) and an OpenTimelineIO timeline
+(:mod:`~mixdown.actions.otio`), from where everything landed
+(:mod:`~mixdown.actions.placement`).
 """

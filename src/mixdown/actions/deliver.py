@@ -29,6 +29,7 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, s
     """Bring the master to a delivery preset, encode, check the files and publish them."""
     from ..codecs.deliver import deliver
     from ..settings import delivery_from
+    from .publish import tag_chapters
 
     plan, name = item
     if shipments.fetched(context, plan, name):  # shared by another build: nothing to make
@@ -42,7 +43,10 @@ def publish_delivery(context: Context, item: tuple[MixPlan, str]) -> dict[str, s
         source, loudness, _ = mastered(context, plan)
         published.forget(context, plan, name)  # the files are about to be replaced
         delivery = delivery_from(table, f"[deliveries.{name}]")
-        made = deliver(source, stem, delivery, target=target, loudness=loudness, tags=plan.tags)
+        chapters = tag_chapters(context, plan, target)
+        made = deliver(
+            source, stem, delivery, target=target, loudness=loudness, tags=plan.tags, chapters=chapters
+        )
         again = retag.Retagged(made, source.frames / source.sample_rate)
     measured = published.record(context, plan, again.made, seconds=again.seconds, delivery=name)
     made = again.made

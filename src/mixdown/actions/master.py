@@ -82,13 +82,23 @@ def publish_master(context: Context, plan: MixPlan) -> dict[str, str]:
 def _made(context: Context, plan: MixPlan, deliverable: Deliverable, target: str) -> retag.Retagged:
     """Master ``plan`` (or reuse its master) and publish its files; what was published."""
     from ..codecs.deliver import deliver
+    from .publish import tag_chapters
 
     # An MP3 encoder process takes one core: a streamed limiting pass keeps to the other.
     source, loudness, written = mastered(context, plan, deliverable, threads="mp3" not in deliverable.direct)
     published.forget(context, plan)  # the files are about to be replaced: trust none of them until recorded
-    # chapters: none yet (the sections' chapters are wired in with the captions)
     stem, delivery = deliverable.stem, deliverable.delivery
-    made = deliver(source, stem, delivery, target=target, loudness=loudness, written=written, tags=plan.tags)
+    chapters = tag_chapters(context, plan, target)
+    made = deliver(
+        source,
+        stem,
+        delivery,
+        target=target,
+        loudness=loudness,
+        written=written,
+        tags=plan.tags,
+        chapters=chapters,
+    )
     return retag.Retagged(made, source.frames / source.sample_rate)
 
 

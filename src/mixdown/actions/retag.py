@@ -52,6 +52,10 @@ def retagged(context: Context, plan: MixPlan, delivery: str | None = None) -> Re
         or not all(p.exists() for p in _stems(plan, delivery))
     ):
         return None
+    from .publish import tag_chapters
+
+    target = f"master:{plan.name}" if delivery is None else f"deliver:{plan.name}/{delivery}"
+    chapters = tag_chapters(context, plan, target)
     made: list[tuple[Path, Path, Any]] = []
     try:
         for path in paths:
@@ -61,7 +65,7 @@ def retagged(context: Context, plan: MixPlan, delivery: str | None = None) -> Re
             untagged_copy(path, tmp, fmt)
             found = measure_file(tmp)
             if plan.tags is not None:
-                write_tags(tmp, fmt, plan.tags, found)
+                write_tags(tmp, fmt, plan.tags, found, chapters)
             made[-1] = (path, tmp, found)
         published.forget(context, plan, delivery)  # the files are about to be replaced
         for path, tmp, _ in made:

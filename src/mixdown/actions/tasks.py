@@ -19,10 +19,11 @@ from .deliver import build_delivery
 from .master import build_master
 from .mix import build_mix
 from .preview import clean_preview
+from .publish import CaptionsJob, build_captions, build_otio, otio_path, otio_stamp, sidecars
 from .render import render_asset
 from .section import SectionJob, build_section
 
-__all__ = ["task_dicts"]
+__all__ = ["publish_dicts", "task_dicts"]
 
 # doit captures a python-action's output by swapping the global sys.stdout, which
 # races between worker threads (`doit -n 4`) and can leave a dead stream behind;
@@ -203,4 +204,58 @@ def _delivery_task(mix: MixPlan, delivery: DeliveryPlan, context: Any) -> dict[s
         "clean": True,
         "io": UNCAPTURED,
         "doc": f"deliver '{preset}': " + ", ".join(p.name for p in delivery.files),
+    }
+
+
+def publish_dicts(
+    plan: Plan, context: Any, *, current: Collection[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
+    """doit task dicts of the files published beside each rendition's deliverables: ``captions:``
+    (captions and chapters, :mod:`mixdown.actions.publish`) and ``otio:`` (its timeline), as
+    ``[publish]`` asks. They run after the rendition's master and deliveries (unless those were
+    left out as current: ``current``), on this machine, and are up to date by the stamp of what
+    they are made from."""
+    settings = context.project.publish
+    out: dict[str, list[dict[str, Any]]] = {"captions": [], "otio": []}
+    for mix in plan.mixes:
+        if not mix.outputs:
+            continue
+        deps = (
+            []
+            if mix.name in current
+            else [f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
+        )
+        if settings.captions or settings.chapters:
+            job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
+            out["captions"].append(_captions_task(job, context, deps))
+        if settings.timeline:
+            out["otio"].append(_otio_task(mix, context, deps))
+    return out
+
+
+def _captions_task(job: CaptionsJob, context: Any, deps: list[str]) -> dict[str, Any]:
+    made = sidecars(job.mix, captions=job.captions, chapters=job.chapters)
+    return {
+        "name": job.mix.name,
+        "actions": [(build_captions, [context, job])],
+        "task_dep": deps,
+        "targets": [str(p) for p in made],
+        "uptodate": [(stamp_matches, [job.stamp])],
+        "clean": True,
+        "io": UNCAPTURED,
+        "doc": "captions and chapters: " + ", ".join(sorted({p.name.split(".", 1)[1] for p in made})),
+    }
+
+
+def _otio_task(mix: MixPlan, context: Any, deps: list[str]) -> dict[str, Any]:
+    stamp = otio_stamp(mix, context)
+    return {
+        "name": mix.name,
+        "actions": [(build_otio, [context, mix, stamp])],
+        "task_dep": deps,
+        "targets": [str(otio_path(mix))],
+        "uptodate": [(stamp_matches, [stamp])],
+        "clean": True,
+        "io": UNCAPTURED,
+        "doc": f"OpenTimelineIO timeline: {otio_path(mix).name}",
     }

@@ -190,6 +190,12 @@ class Mix:
         self.frames = n
 
     @property
+    def placement(self) -> Placement:
+        """Where every clip sits on the voice and sfx buses, and where each section starts: the
+        layout the mix is made from (captions, chapters and timelines read it, never change it)."""
+        return self._timeline
+
+    @property
     def starts(self) -> list[int]:
         """Where each section starts, in samples."""
         return list(self._timeline.starts)

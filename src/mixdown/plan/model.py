@@ -33,7 +33,9 @@ __all__ = [
     "MixPlan",
     "PauseItem",
     "Plan",
+    "SectionInfo",
     "SectionPlan",
+    "SpokenLine",
     "StingItem",
     "Timeline",
     "TimelineBed",
@@ -240,6 +242,25 @@ class Timeline:
         )
 
 
+class SpokenLine(NamedTuple):
+    """A voice line as captions show it: who speaks it and its text as written (before
+    pronunciation rules). Never part of a key."""
+
+    voice: str
+    text: str
+
+
+class SectionInfo(NamedTuple):
+    """What captions and chapters know of a timeline section beyond its sound: its name,
+    chapter title and flag (``## news title="World news" chapter=no``), and its voice lines
+    in the order of its :class:`LineItem` items. Never part of a key."""
+
+    name: str
+    title: str
+    chapter: bool
+    lines: tuple[SpokenLine, ...]
+
+
 def section_key(timeline: Timeline, section: TimelineSection, *, compact: bool = False) -> str | None:
     """The content key of ``section``'s pre-mix in ``timeline``, or None if it has no samples.
 
@@ -336,6 +357,11 @@ class MixPlan:
     section_tasks: list[str | None] = field(default_factory=list)
     #: the rendition's [metadata], rendered: written into its files, never part of a content key
     tags: Tags | None = None
+    #: each timeline section's chapter and the text of its lines (captions): never part of a key
+    section_info: list[SectionInfo] = field(default_factory=list)
+    #: each section's chapter title and whether it is one, when the rendition's tagged files carry
+    #: chapters (ID3 CHAP/CTOC in MP3): in the files' stamp, so a new title tags them again
+    chapter_marks: tuple[tuple[str, bool], ...] = ()
 
     def section_task(self, index: int) -> str:
         """The ``section:`` target of section ``index`` (for messages even where it has none)."""
@@ -371,7 +397,10 @@ class MixPlan:
 
     def _tagged(self, stamp: str) -> str:
         """``stamp`` with the files' tags, if they have any; without tags, as before tags existed."""
-        return stamp if self.tags is None else content_key([stamp, {"tags": self.tags.to_json()}])
+        if self.tags is None:
+            return stamp
+        marks = {"chapters": [list(m) for m in self.chapter_marks]} if self.chapter_marks else {}
+        return content_key([stamp, {"tags": self.tags.to_json(), **marks}])
 
     def delivery(self, name: str) -> tuple[dict[str, Any], list[Path]]:
         """The settings table and the files of one delivery."""

@@ -33,7 +33,9 @@ from .model import (
     MixPlan,
     PauseItem,
     Plan,
+    SectionInfo,
     SectionPlan,
+    SpokenLine,
     StingItem,
     Timeline,
     TimelineBed,
@@ -70,7 +72,9 @@ class _Planner:
 
     def run(self, renditions: list[Rendition]) -> Plan:
         lines = [self._lines(r) for r in renditions]
-        shared = _shared_positions(renditions, [[(line.position, line.key) for line in found] for found in lines])
+        shared = _shared_positions(
+            renditions, [[(line.position, line.key) for line in found] for found in lines]
+        )
         mixes = []
         for rendition, found in zip(renditions, lines, strict=True):
             for line in found:
@@ -184,7 +188,8 @@ class _Planner:
     # -- the mix -----------------------------------------------------------
     def _mix(self, rendition: Rendition, voice_lines: Iterator[_Line]) -> MixPlan:
         used: dict[str, None] = {}  # asset keys, in first-use order
-        typed = self._timeline(rendition, voice_lines, used)
+        spoken: list[list[SpokenLine]] = []
+        typed = self._timeline(rendition, voice_lines, used, spoken)
         timeline = typed.to_json()
         compact = {"stored": COMPACT} if self.project.compact else {}
         key = content_key({"mix": MIX_VERSION, **timeline, **compact})
@@ -202,6 +207,15 @@ class _Planner:
             [f"{s.where}: section '{s.name}'" for s in rendition.sections],
             [self._section(typed, section) for section in typed.sections],
             tags=rendition.tags,
+            chapter_marks=(
+                tuple((s.title or s.name, s.chapter) for s in rendition.sections)
+                if rendition.tags is not None and self.project.publish.chapters
+                else ()
+            ),
+            section_info=[
+                SectionInfo(s.name, s.title or s.name, s.chapter, tuple(lines))
+                for s, lines in zip(rendition.sections, spoken, strict=True)
+            ],
         )
 
     def _section(self, timeline: Timeline, section: TimelineSection) -> str | None:
@@ -219,14 +233,20 @@ class _Planner:
         return key
 
     def _timeline(
-        self, rendition: Rendition, voice_lines: Iterator[_Line], used: dict[str, None]
+        self,
+        rendition: Rendition,
+        voice_lines: Iterator[_Line],
+        used: dict[str, None],
+        spoken: list[list[SpokenLine]],
     ) -> Timeline:
+        """The rendition's timeline; each section's voice lines as written are added to ``spoken``."""
         project = self.project
         sections = []
         for section in rendition.sections:
             items: list[TimelineItem] = []
+            spoken.append([])
             for item in section.items:
-                items.extend(self._items(rendition, section, item, voice_lines, used))
+                items.extend(self._items(rendition, section, item, voice_lines, used, spoken[-1]))
             music = section.settings.get("music", "auto")
             sections.append(TimelineSection(music, tuple(items), section.at, dict(section.duck)))
         bed = self._bed(rendition, used)
@@ -254,7 +274,9 @@ class _Planner:
         build = self.project.build_dir
         return [
             DeliveryPlan(
-                name, table, [build / f"{rendition.name}.{name}.{f}" for f in delivery_from(table, name).formats]
+                name,
+                table,
+                [build / f"{rendition.name}.{name}.{f}" for f in delivery_from(table, name).formats],
             )
             for name, table in self.project.deliveries.items()
         ]
@@ -266,6 +288,7 @@ class _Planner:
         item: Any,
         voice_lines: Iterator[_Line],
         used: dict[str, None],
+        spoken: list[SpokenLine],
     ) -> list[TimelineItem]:
         if isinstance(item, stanza.Rest):
             return [PauseItem(item.seconds)]
@@ -280,6 +303,7 @@ class _Planner:
             used[key] = None
             cues = tuple(self._cue(cue, len(piece.text), used) for cue in piece.cues)
             out.append(LineItem(key, source.mix.get("gain_db", 0.0), cues))
+            spoken.append(SpokenLine(source.name, piece.text))
         return out
 
     def _cue(self, cue: stanza.CueRef, length: int, used: dict[str, None]) -> CueItem:

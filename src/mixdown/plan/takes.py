@@ -70,7 +70,7 @@ def load(root: Path) -> dict[str, int]:
         take = entry.get("take") if isinstance(entry, dict) else None
         if not _KEY.match(key) or isinstance(take, bool) or not isinstance(take, int) or take < 0:
             raise ConfigError(
-                f"{FILENAME}:{_line(text, key)}: [\"{key}\"] needs a 64-digit content key and take = a whole "
+                f'{FILENAME}:{_line(text, key)}: ["{key}"] needs a 64-digit content key and take = a whole '
                 "number >= 0; use `mixdown retake` to change takes"
             )
         if take:
@@ -156,8 +156,10 @@ def retake(root: Path, plan: Any, patterns: list[str], *, take: int | None = Non
 
 def _same_bed(task: str, pattern: str) -> bool:
     """``music:bed`` and ``music:bed/main`` both name every segment of the bed ``bed``."""
-    return task.startswith("music:") and pattern.startswith("music:") and (
-        task.split("/", 1)[0] == pattern.split("/", 1)[0]
+    return (
+        task.startswith("music:")
+        and pattern.startswith("music:")
+        and (task.split("/", 1)[0] == pattern.split("/", 1)[0])
     )
 
 

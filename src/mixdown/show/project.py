@@ -27,9 +27,11 @@ from ..settings import (
     NAME,
     PROGRAMME_RATES,
     PROVIDER_KEYS,
+    PUBLISH_KEYS,
     RANGES,
     SPEECH_SWITCHES,
     Price,
+    PublishSettings,
     checked_formats,
     delivery_from,
     kind_name,
@@ -45,18 +47,7 @@ if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build need
     from . import stanza
     from .metadata import MetadataTable
 
-__all__ = [
-    "CacheSettings",
-    "ExecutorSettings",
-    "Project",
-    "PublishSettings",
-    "Rendition",
-    "Script",
-    "Sound",
-    "load",
-    "parse_size",
-    "read_text",
-]
+__all__ = ["CacheSettings", "ExecutorSettings", "Project", "Rendition", "Script", "Sound", "load", "parse_size", "read_text"]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars", "metadata"}
@@ -64,13 +55,10 @@ MODULE_KEYS = SCRIPT_KEYS - {"template", "module", "metadata"}
 CACHE_KEYS = {"remote", "share", "max_size", "compact"}
 SHARES = ("assets", "all")  # what a remote cache holds: rendered assets only, or mixes and masters too
 EXECUTOR_KEYS = {"dask", "jobs"}
-#: [publish]: what a build writes beside the deliverables (each on unless set false)
-PUBLISH_KEYS = {"manifest", "report"}
 #: the schemes of a Dask scheduler's address, beside "local" (a cluster on this machine for the build)
 DASK_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 TOP_KEYS = {
     "project",
-    "publish",
     "cache",
     "voices",
     "sfx",
@@ -84,6 +72,7 @@ TOP_KEYS = {
     "deliveries",
     "executor",
     "metadata",
+    "publish",
 }
 
 
@@ -138,7 +127,7 @@ class Project:
     prices: dict[str, tuple[Price, ...]] = field(default_factory=dict)
     executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())  # never part of a key
     metadata: MetadataTable | None = None  # [metadata]: the published files' tags (not in a key)
-    publish: PublishSettings = field(default_factory=lambda: PublishSettings())  # never part of a key
+    publish: PublishSettings = field(default_factory=PublishSettings)  # never part of a key
 
     @property
     def compact(self) -> bool:
@@ -173,15 +162,6 @@ class ExecutorSettings:
 
     dask: str | None = None  # a Dask scheduler's address (tcp://host:8786), or "local"
     jobs: int | None = None  # actions in flight at once on the cluster (doit -n wins)
-
-
-@dataclass(frozen=True)
-class PublishSettings:
-    """``[publish]``: the files a build writes about its deliverables (``build/manifest.json``,
-    ``build/report.html``; :mod:`mixdown.actions.publishing`)."""
-
-    manifest: bool = True
-    report: bool = True
 
 
 def dask_address_problem(address: str) -> str | None:
@@ -532,6 +512,12 @@ def _deliveries(toml: _Toml, data: Mapping[str, Any], rate: int) -> dict[str, di
     return {name: dict(table) for name, table in tables.items()}
 
 
+def _publish(toml: _Toml, data: Mapping[str, Any]) -> PublishSettings:
+    table = toml.table(data, "publish")
+    toml.check_keys(table, set(PUBLISH_KEYS), ["publish"])
+    return PublishSettings(**{key: toml.typed(table, key, bool, ["publish"], True) for key in PUBLISH_KEYS})
+
+
 def _cache(toml: _Toml, data: Mapping[str, Any]) -> CacheSettings:
     table = toml.table(data, "cache")
     toml.check_keys(table, CACHE_KEYS, ["cache"])
@@ -561,15 +547,6 @@ def _executor(toml: _Toml, data: Mapping[str, Any]) -> ExecutorSettings:
     if jobs is not None and not 1 <= jobs <= 10_000:
         raise ConfigError(f"{toml.where(['executor', 'jobs'])}: jobs must be a whole number from 1 to 10000")
     return ExecutorSettings(address or None, jobs)
-
-
-def _publish(toml: _Toml, data: Mapping[str, Any]) -> PublishSettings:
-    table = toml.table(data, "publish")
-    toml.check_keys(table, PUBLISH_KEYS, ["publish"])
-    return PublishSettings(
-        manifest=toml.typed(table, "manifest", bool, ["publish"], True),
-        report=toml.typed(table, "report", bool, ["publish"], True),
-    )
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.I)

@@ -28,6 +28,9 @@
   ``[mix]`` ducking settings under this section's speech: ``duck_db=-18``
   (dB, at most 0), ``duck_attack=0.1`` / ``0.1s`` / ``100ms`` (seconds, at
   least 0). Parsed into :attr:`ScriptSection.duck` (only the ones given).
+* ``title="World news"`` names the section's chapter (the section name
+  otherwise); ``chapter=no`` leaves it out of the chapters (``yes`` is the
+  default). Neither reaches the audio or any content key.
 * Paragraphs (separated by blank lines) become voice lines; line breaks
   inside a paragraph are spaces.
 * ``[voice:name]`` at the start of a paragraph speaks it with that voice.
@@ -61,6 +64,9 @@ __all__ = [
 ]
 
 SECTION_SETTINGS = ("voice", "music", "at", *DUCK_SETTINGS)
+CHAPTER_SETTINGS = ("title", "chapter")  # for chapters and captions only: never in a key
+#: a heading's words: ``key="a quoted value"`` or a run without spaces
+_WORD = re.compile(r'[^\s"=]+="[^"]*"|\S+')
 _HEADING = re.compile(r"^##(?!#)\s*(.*)$")
 _DIRECTIVE = re.compile(r"\[(sfx|voice|pause)(?::\s*([^\]\s]*))?(?:\s+([^\]]*))?\]")
 _UNKNOWN = re.compile(r"\[([A-Za-z_]+):[^\]]*\]")
@@ -139,6 +145,8 @@ class ScriptSection:
     at: float | None = None
     duck: dict[str, float] = field(default_factory=dict)
     file: str = field(default="", compare=False)
+    title: str = ""  # the chapter's title as written; "" for the section's name
+    chapter: bool = True  # False: ``chapter=no``, left out of the chapters
 
     @property
     def where(self) -> str:
@@ -185,7 +193,7 @@ def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None =
 
 
 def _heading(rest: str, origin: tuple[str, int], before: list[ScriptSection]) -> ScriptSection:
-    words = rest.split()
+    words = _WORD.findall(rest)
     where = f"{origin[0]}:{origin[1]}"
     if not words:
         raise TemplateError(f"{where}: a section heading needs a name: '## intro'")
@@ -205,11 +213,11 @@ def _heading(rest: str, origin: tuple[str, int], before: list[ScriptSection]) ->
     given: dict[str, str] = {}
     for word in words[1:]:
         key, eq, value = word.partition("=")
-        if not eq or key not in SECTION_SETTINGS or not value:
+        if not eq or key not in SECTION_SETTINGS + CHAPTER_SETTINGS or not value:
             raise TemplateError(
                 f"{where}: bad section setting {word!r}; use "
                 + ", ".join(f"{k}=…" for k in SECTION_SETTINGS[:-1])
-                + f" or {SECTION_SETTINGS[-1]}=…"
+                + f' or {SECTION_SETTINGS[-1]}=…; for chapters title="…" or chapter=no'
             )
         if key in given:
             raise TemplateError(f"{where}: section setting {key}= is given twice; keep one")
@@ -220,6 +228,10 @@ def _heading(rest: str, origin: tuple[str, int], before: list[ScriptSection]) ->
             section.duck[key] = RANGES[key].check(key, _decibels(value, word, where), where, TemplateError)
         elif key in DUCK_SETTINGS:
             section.duck[key] = RANGES[key].check(key, _time(value, word, where), where, TemplateError)
+        elif key == "title":
+            section.title = _title(value, word, where)
+        elif key == "chapter":
+            section.chapter = _yes_no(value, word, where)
         else:
             section.settings[key] = value
     if section.settings.get("music", "auto") not in MUSIC_CHOICES:
@@ -236,6 +248,22 @@ def _heading(rest: str, origin: tuple[str, int], before: list[ScriptSection]) ->
                 "markers must increase down the script; put the sections in time order"
             )
     return section
+
+
+def _title(value: str, word: str, where: str) -> str:
+    """Parse ``title=``: ``"World news"`` (quoted, for spaces) or ``News``; not empty."""
+    quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+    title = value[1:-1].strip() if quoted else value
+    if not title or '"' in title:
+        raise TemplateError(f'{where}: bad title {word!r}; write title="World news" (in double quotes)')
+    return title
+
+
+def _yes_no(value: str, word: str, where: str) -> bool:
+    """Parse ``chapter=``: ``yes`` or ``no``."""
+    if value not in ("yes", "no"):
+        raise TemplateError(f"{where}: bad setting {word!r}; write chapter=no (or chapter=yes)")
+    return value == "yes"
 
 
 def _seen(section: ScriptSection, file: str) -> str:
