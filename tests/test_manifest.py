@@ -19,7 +19,7 @@ from mixdown.publish.manifest import AssetUse
 from mixdown.renderers import Registry
 
 from .conftest import BASIC_TOML, BRIEFING
-from .test_build import doit
+from .test_build import doit, ran
 
 WITH_RADIO = BASIC_TOML.replace(
     '[master]\nformats = ["wav"]',
@@ -121,18 +121,17 @@ def test_a_noop_build_leaves_both_files_alone(
     assert {name: (radio / "build" / name).stat().st_mtime_ns for name in stats} == stats
 
 
-def test_the_file_is_canonical_and_made_again_byte_for_byte(radio: Path, fakes: dict[str, Any]) -> None:
+def test_the_file_is_canonical_and_made_again_byte_for_byte(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
     from mixdown.actions import publishing
 
-    show = load_show(radio, registry=Registry(radio, extra=fakes))
-    plan = show.plan
-    ran = [a.task for a in plan.assets.values()] + [s.task for s in plan.sections.values()]
-    for mix in plan.mixes:
-        ran += [f"mix:{mix.name}", f"master:{mix.name}"] + [
-            f"deliver:{mix.name}/{d.name}" for d in mix.deliveries
-        ]
-    text = (radio / "build" / "manifest.json").read_text("utf-8")
-    assert manifests.dumps(publishing.make_manifest(show.context, plan, ran)) == text
+    root = show(project_dot_toml=WITH_RADIO)
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    loaded = load_show(root, registry=Registry(root, extra=fakes))
+    text = (root / "build" / "manifest.json").read_text("utf-8")
+    assert manifests.dumps(publishing.make_manifest(loaded.context, loaded.plan, ran(out))) == text
     assert text == json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n"
 
 
