@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[piper,dev]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[piper,dev,publish]'
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	$(MAKE) --no-print-directory lint PY=$(LATEST)/bin
 	$(LATEST)/bin/python -m pytest -m "not slow"
@@ -54,14 +54,14 @@ bench: $(BENCH)
 ## lock: resolve the newest releases again into requirements/lock.txt (then run make test)
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra piper --extra dev --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra piper --extra dev --extra publish --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --no-emit-package mixdown --upgrade \
 	    --custom-compile-command "make lock" -o $(LOCK)
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[piper,dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[piper,dev,publish]'
 	touch $(STAMP)
 
 # the [bench] extra (ffmpeg for longform's baseline): for the benchmarks only
