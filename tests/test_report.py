@@ -130,3 +130,35 @@ def test_short_term_loudness_is_read_once_and_matches_a_steady_signal(tmp_path: 
     assert all(math.isclose(v, expected, abs_tol=0.05) for _, v in points)
     (tmp_path / "build" / "a.wav").unlink()  # kept by its sha256: not read again
     assert publishing.short_term(context, item) == points  # type: ignore[arg-type]
+
+
+def test_an_mp3_only_deliverable_is_metered_from_its_frames_without_decoder_noise(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A delivery published only as a low-bitrate MP3 (made as mixdown makes them, with tags before
+    its frames): its series follows the audio's, and the decoder prints nothing on the console."""
+    from mixdown.codecs.mp3 import encode
+    from mixdown.codecs.tags import Tags, write_tags
+    from mixdown.dsp.loudness import measure
+
+    sr = 24000
+    rng = np.random.default_rng(3)
+    t = np.arange(12 * sr) / sr
+    y = (0.2 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t)))[:, None]
+    y = (y + 0.01 * rng.standard_normal(y.shape)).astype(np.float32)
+    (tmp_path / "build").mkdir()
+    sf.write(tmp_path / "build" / "a.wav", y, sr, subtype="FLOAT")
+    mp3 = tmp_path / "build" / "a.mp3"
+    mp3.write_bytes(encode(y, sr, bitrate=48, vbr=False, quality=2))  # as Alexa's
+    write_tags(mp3, "mp3", Tags(title="A"), measure(y, sr))
+    context = SimpleNamespace(project=SimpleNamespace(root=tmp_path))
+    base = deliverable(0, -20.0, 12.0)
+    series = {}
+    capfd.readouterr()
+    for name, fmt in (("a.wav", "wav"), ("a.mp3", "mp3")):
+        item = replace(base, files=(replace(base.files[0], path=f"build/{name}", format=fmt, sha256=name),))
+        series[fmt] = publishing.short_term(context, item)  # type: ignore[arg-type]
+    assert capfd.readouterr().err == ""
+    assert [at for at, _ in series["mp3"]] == [at for at, _ in series["wav"]] and len(series["wav"]) == 10
+    for (at, heard), (_, made) in zip(series["mp3"], series["wav"], strict=True):
+        assert heard == pytest.approx(made, abs=0.3), at
