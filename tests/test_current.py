@@ -86,3 +86,34 @@ def test_only_the_renditions_whose_tasks_succeeded_are_recorded(built: Path, fak
     current.recorder(show.plan, built, set())({"master:news/extra", "mix:news/briefing@anna"})
     cached = show.context.cache.keys()
     assert current.current(show.plan, built, cached) == {"news/extra"}
+
+
+def test_what_a_current_rendition_publishes_beside_it_is_left_out_until_it_changes(
+    built: Path, fakes: dict[str, Any]
+) -> None:
+    """Captions and timelines are part of a rendition's record: a no-op hands doit none of them
+    (with 10,000 variants, 20,000 tasks to check), and a new chapter title hands back exactly
+    the renditions it changes, of which only the captions and timelines are made again."""
+
+    def beside(*pos_args: str) -> set[str]:
+        loader = MixdownLoader(built, registry=Registry(built, extra=fakes))
+        loader.setup({})
+        tasks = loader.load_tasks(SimpleNamespace(name="run"), list(pos_args))
+        return {t.name for t in tasks if t.name.startswith(("captions:", "otio:"))}
+
+    assert beside() == set()
+    code, out, _ = doit(built, fakes)
+    assert code == 0 and ran(out) == []
+    assert {"-- captions:news/extra", "-- otio:news/briefing@kofi"} <= set(out.splitlines())
+    stanza = built / "stanzas" / "briefing.j2"
+    stanza.write_text(
+        stanza.read_text().replace("## story voice=ben", '## story voice=ben title="The story"')
+    )
+    briefings = {f"{kind}:news/briefing@{who}" for kind in ("captions", "otio") for who in ("anna", "kofi")}
+    assert beside() == briefings
+    code, out, err = doit(built, fakes)
+    assert code == 0, out + err
+    assert set(ran(out)) == briefings
+    assert "The story" in (built / "build" / "news" / "briefing@anna.chapters.txt").read_text()
+    assert beside() == set()
+    assert "captions:news/extra" in beside("captions:news/extra")  # named, it is still a task

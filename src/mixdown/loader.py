@@ -57,7 +57,7 @@ from doit.loader import generate_tasks
 
 from .actions import console, current, finish
 from .actions.context import Context
-from .actions.tasks import publish_dicts, task_dicts
+from .actions.tasks import beside, beside_tasks, publish_dicts, task_dicts
 from .errors import MixdownError, one_line
 from .keys import read_inputs
 from .plan import memo, shards
@@ -248,7 +248,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         )
         dicts |= publish_dicts(self.show.plan, self.show.context, current=fresh)
         if only_missing:
-            _report_cached(self.show.plan, cached, out, fresh)
+            _report_cached(self.show.plan, cached, out, fresh, self.show.context)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
@@ -471,7 +471,7 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
     yield from items
 
 
-def _report_cached(plan: Plan, cached: set[str], out: Any, fresh: set[str]) -> None:
+def _report_cached(plan: Plan, cached: set[str], out: Any, fresh: set[str], context: Context) -> None:
     """Print ``-- name`` for assets and sections found in the cache, and for the mixes, masters
     and deliveries of the renditions left out as current, as doit does for up-to-date tasks."""
     lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
@@ -480,14 +480,16 @@ def _report_cached(plan: Plan, cached: set[str], out: Any, fresh: set[str]) -> N
         if mix.name in fresh:
             lines += [f"-- mix:{mix.name}\n", f"-- master:{mix.name}\n"]
             lines += [f"-- deliver:{mix.name}/{d.name}\n" for d in mix.deliveries]
+            lines += [f"-- {task}\n" for task in beside_tasks(context, mix)]
     out.write("".join(lines))
 
 
 def _current(show: Show, root: Path, cached: set[str]) -> set[str]:
     """The renditions a plain build leaves out as current, with the step that records them
     when it ends (:mod:`mixdown.actions.current`)."""
-    fresh = current.current(show.plan, root, cached)
-    recorder = current.recorder(show.plan, root, fresh)
+    besides = beside(show.context)
+    fresh = current.current(show.plan, root, cached, besides)
+    recorder = current.recorder(show.plan, root, fresh, besides)
     finish.at_finish(lambda ran: recorder(finish.done()))
     return fresh
 

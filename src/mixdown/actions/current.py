@@ -29,7 +29,7 @@ from ..plan.model import MixPlan, Plan
 from ..settings import STATE_DIR
 from ..store import files
 
-__all__ = ["Rendition", "current", "forget", "recorder"]
+__all__ = ["Beside", "Rendition", "current", "forget", "recorder"]
 
 FILENAME = "current.pickle"
 
@@ -41,16 +41,33 @@ class Rendition(NamedTuple):
     files: tuple[tuple[str, int, int], ...]  # (path, size, st_mtime_ns) of each file
 
 
+class Beside(NamedTuple):
+    """What else a rendition publishes beside its deliverables (its captions and timeline,
+    :func:`mixdown.actions.tasks.beside`): the tasks, their stamps and their files."""
+
+    tasks: tuple[str, ...] = ()
+    stamps: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+
+
+#: what a rendition publishes beside its deliverables, by rendition (nothing, by default)
+Besides = Callable[[MixPlan], Beside]
+
+
+def _nothing(mix: MixPlan) -> Beside:
+    return Beside()
+
+
 def _path(root: Path) -> Path:
     return root / STATE_DIR / FILENAME
 
 
-def _stamps(mix: MixPlan) -> tuple[str, ...]:
-    return (mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries))
+def _stamps(mix: MixPlan, beside: Beside) -> tuple[str, ...]:
+    return (mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries), *beside.stamps)
 
 
-def _files(mix: MixPlan) -> list[Path]:
-    return [*mix.outputs, *(p for d in mix.deliveries for p in d.files)]
+def _files(mix: MixPlan, beside: Beside) -> list[Path]:
+    return [*mix.outputs, *(p for d in mix.deliveries for p in d.files), *beside.files]
 
 
 def _load(root: Path) -> dict[str, Rendition]:
@@ -69,23 +86,28 @@ def _stat(path: Path) -> tuple[str, int, int] | None:
     return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def _still(mix: MixPlan, known: Rendition | None) -> bool:
+def _still(mix: MixPlan, known: Rendition | None, beside: Beside) -> bool:
     """Whether ``known`` describes ``mix``'s files as they are now."""
-    if known is None or known.stamps != _stamps(mix):
+    if known is None or known.stamps != _stamps(mix, beside):
         return False
-    paths = _files(mix)
+    paths = _files(mix, beside)
     return len(paths) == len(known.files) and all(
         _stat(path) == entry for path, entry in zip(paths, known.files, strict=True)
     )
 
 
-def current(plan: Plan, root: Path, cached: Collection[str]) -> set[str]:
+def current(plan: Plan, root: Path, cached: Collection[str], besides: Besides = _nothing) -> set[str]:
     """The names of ``plan``'s renditions whose mix is in ``cached`` and whose files in
-    ``build/`` are those the last build made or found up to date for this plan."""
+    ``build/`` (``besides`` each rendition's deliverables too) are those the last build made or
+    found up to date for this plan."""
     known = _load(root)
     if not known:
         return set()
-    return {mix.name for mix in plan.mixes if mix.key in cached and _still(mix, known.get(mix.name))}
+    return {
+        mix.name
+        for mix in plan.mixes
+        if mix.key in cached and mix.name in known and _still(mix, known[mix.name], besides(mix))
+    }
 
 
 def forget(root: Path) -> None:
@@ -93,10 +115,12 @@ def forget(root: Path) -> None:
     files.discard(_path(root))
 
 
-def recorder(plan: Plan, root: Path, skipped: set[str]) -> Callable[[Collection[str]], None]:
+def recorder(
+    plan: Plan, root: Path, skipped: set[str], besides: Besides = _nothing
+) -> Callable[[Collection[str]], None]:
     """The end-of-build step that records the renditions current after it, given the tasks
     that succeeded or were up to date (``done``) and the renditions left out as current
-    (``skipped``)."""
+    (``skipped``); ``besides`` as for :func:`current`."""
 
     def record(done: Collection[str]) -> None:
         known = _load(root)
@@ -107,11 +131,12 @@ def recorder(plan: Plan, root: Path, skipped: set[str]) -> Callable[[Collection[
                 if entry is not None:
                     now[mix.name] = entry
                 continue
+            beside = besides(mix)
             tasks = [f"master:{mix.name}", *(f"deliver:{mix.name}/{d.name}" for d in mix.deliveries)]
-            if all(task in done for task in tasks):
-                stats = [_stat(path) for path in _files(mix)]
+            if all(task in done for task in (*tasks, *beside.tasks)):
+                stats = [_stat(path) for path in _files(mix, beside)]
                 if all(stat is not None for stat in stats):
-                    now[mix.name] = Rendition(_stamps(mix), tuple(s for s in stats if s is not None))
+                    now[mix.name] = Rendition(_stamps(mix, beside), tuple(s for s in stats if s is not None))
         if now != known:
             _path(root).parent.mkdir(exist_ok=True)
             files.write_bytes_atomic(_path(root), pickle.dumps(now, pickle.HIGHEST_PROTOCOL))

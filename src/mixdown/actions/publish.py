@@ -12,6 +12,7 @@ after the files they go with. ``[publish] captions``, ``chapters`` and
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -216,11 +217,18 @@ def _stem_dir(plan: MixPlan) -> Path:
     return stem.with_name(stem.name + ".stems")
 
 
+@functools.lru_cache(maxsize=1024)
+def _relative(cache: str, folder: str) -> str:
+    """The cache's path relative to a folder of ``build/`` (resolved once per folder: every
+    rendition's timeline is stamped on every plain build that checks it)."""
+    return os.path.relpath(Path(cache).resolve(), Path(folder).resolve())
+
+
 def otio_stamp(plan: MixPlan, context: Context) -> str:
     """What ``build/P.otio`` is made from: the mix, the sections' titles, and where the media are
     (the stems, or the cache relative to the file)."""
     stems = bool(context.project.master.get("stems", False))
-    where = os.path.relpath(Path(context.cache.root).resolve(), otio_path(plan).parent.resolve())
+    where = _relative(str(context.cache.root), str(otio_path(plan).parent))
     return content_key(
         [PUBLISH_VERSION, "otio", plan.key, [list(i) for i in plan.section_info], stems, where]
     )

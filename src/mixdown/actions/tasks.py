@@ -9,7 +9,8 @@ preview.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
@@ -218,19 +219,47 @@ def publish_dicts(
     settings = context.project.publish
     out: dict[str, list[dict[str, Any]]] = {"captions": [], "otio": []}
     for mix in plan.mixes:
-        if not mix.outputs:
+        if not mix.outputs or mix.name in current:  # current with what it publishes beside
             continue
-        deps = (
-            []
-            if mix.name in current
-            else [f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
-        )
+        deps = [f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
         if settings.captions or settings.chapters:
             job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
             out["captions"].append(_captions_task(job, context, deps))
         if settings.timeline:
             out["otio"].append(_otio_task(mix, context, deps))
     return out
+
+
+def beside(context: Any) -> Callable[[MixPlan], Any]:
+    """What each rendition publishes beside its deliverables (:class:`mixdown.actions.current.Beside`):
+    the ``captions:`` and ``otio:`` tasks :func:`publish_dicts` makes, their stamps and files; a
+    rendition is current (left out of a plain build) only with them."""
+    from .current import Beside
+
+    settings = context.project.publish
+
+    def of(mix: MixPlan) -> Beside:
+        stamps: list[str] = []
+        made: list[Path] = []
+        if mix.outputs and (settings.captions or settings.chapters):
+            job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
+            stamps.append(job.stamp)
+            made += sidecars(mix, captions=job.captions, chapters=job.chapters)
+        if mix.outputs and settings.timeline:
+            stamps.append(otio_stamp(mix, context))
+            made.append(otio_path(mix))
+        return Beside(beside_tasks(context, mix), tuple(stamps), tuple(made))
+
+    return of
+
+
+def beside_tasks(context: Any, mix: MixPlan) -> tuple[str, ...]:
+    """The names of the tasks :func:`publish_dicts` makes for ``mix``."""
+    settings = context.project.publish
+    if not mix.outputs:
+        return ()
+    captions = (f"captions:{mix.name}",) if settings.captions or settings.chapters else ()
+    return captions + ((f"otio:{mix.name}",) if settings.timeline else ())
 
 
 def _captions_task(job: CaptionsJob, context: Any, deps: list[str]) -> dict[str, Any]:
