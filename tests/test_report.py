@@ -75,7 +75,11 @@ def test_the_built_report_has_the_table_and_a_plot_per_deliverable(
 
 
 def test_without_matplotlib_the_report_says_how_to_get_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plots, "_pyplot", lambda: None)
+    import sys
+
+    for name in ("matplotlib", "matplotlib.figure"):  # as if the publish extra were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    assert not plots.available()
     made = manifest([-16.0, -16.2, -15.9])
     text = report.html(made, {})
     page = parse(text)
@@ -113,6 +117,42 @@ def test_many_variants_get_histograms_and_their_outliers() -> None:
     assert len(svgs) == (2 if HAS_MATPLOTLIB else 0)  # two histograms, never one plot a variant
     words = "".join(page.text)
     assert "master:show@v007" in words and "1 out of spec" in words
+
+
+def test_a_built_files_series_comes_from_its_spec_check_not_a_second_reading(
+    show: Callable[..., Path], fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master's spec check measured every published file: the report plots what it kept,
+    which is what a meter reading the file again finds."""
+    import hashlib
+
+    from mixdown.actions import published
+
+    metered = publishing._metered
+
+    def no_second_reading(path: Path) -> Any:
+        raise AssertionError(f"{path} read again")
+
+    monkeypatch.setattr(publishing, "_metered", no_second_reading)
+    root = show()
+    code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    assert "read again" not in out + err
+    assert HAS_MATPLOTLIB is ("<svg" in (root / "build" / "report.html").read_text("utf-8"))
+    context = SimpleNamespace(project=SimpleNamespace(root=root))
+    wavs = sorted((root / "build").glob("**/*.wav"))
+    assert wavs
+    for wav in wavs:
+        sha = hashlib.sha256(wav.read_bytes()).hexdigest()
+        item = deliverable(0, -16.0, 1.0)
+        item = replace(
+            item, files=(replace(item.files[0], path=wav.relative_to(root).as_posix(), sha256=sha),)
+        )
+        points = publishing.short_term(context, item)  # type: ignore[arg-type]
+        again = published.keep_series(tmp_path := root / "again.json", metered(wav))
+        tmp_path.unlink()
+        assert [t for t, _ in points] == [t for t, _ in again] and points
+        assert max(abs(a - b) for (_, a), (_, b) in zip(points, again, strict=True)) < 0.05
 
 
 def test_short_term_loudness_is_read_once_and_matches_a_steady_signal(tmp_path: Path) -> None:

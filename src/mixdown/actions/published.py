@@ -27,7 +27,21 @@ from ..settings import STATE_DIR
 from ..store import files
 from .context import Context
 
-__all__ = ["Published", "Ranges", "forget", "keys", "read", "record"]
+__all__ = [
+    "SERIES_STEP",
+    "Published",
+    "Ranges",
+    "forget",
+    "keep_series",
+    "keys",
+    "plotted",
+    "read",
+    "record",
+    "series_path",
+]
+
+SERIES_STEP = 1.0  # s between the kept points of a file's short-term loudness series
+_SERIES_DIR = "loudness"  # in the state directory: short-term loudness series by the file's sha256
 
 
 class Ranges(NamedTuple):
@@ -89,13 +103,17 @@ def record(
     measured = []
     ranges = {}
     root = context.project.root
-    for path, measurement in made:
+    chosen = plotted([path.suffix for path, _ in made])
+    for index, (path, measurement) in enumerate(made):
         stat = os.stat(path)
         found[os.fspath(path)] = (stat.st_size, stat.st_mtime_ns)
         name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
         lufs, peak = float(measurement.integrated), float(measurement.true_peak)
         measured.append(FileEntry(name, files.sha256_of(path), seconds, lufs, peak))
         ranges[name] = [float(getattr(measurement, k, math.nan)) for k in Ranges._fields]
+        series = getattr(measurement, "short_term", None)
+        if index == chosen and series is not None:  # the report plots it without reading the file again
+            keep_series(series_path(context, measured[-1].sha256), series)
     data = {
         "name": plan.name,
         "mix": plan.key,
@@ -110,6 +128,32 @@ def record(
     target.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes_atomic(target, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
     return tuple(measured)
+
+
+def plotted(suffixes: list[str]) -> int:
+    """Which of a rendition's files (by suffix, in order) a report plots: its first lossless one,
+    else its first; -1 for none."""
+    lossless = [i for i, suffix in enumerate(suffixes) if suffix.lower() in (".wav", ".flac")]
+    return lossless[0] if lossless else (0 if suffixes else -1)
+
+
+def series_path(context: Context, sha256: str) -> Path:
+    """Where the short-term loudness series of the file whose content is ``sha256`` is kept."""
+    return context.project.root / STATE_DIR / _SERIES_DIR / f"{sha256}.json"
+
+
+def keep_series(path: Path, short_term: Any) -> list[tuple[float, float]]:
+    """Keep a short-term series (LUFS every 100 ms, the first window ending at 3 s) as
+    ``[seconds, LUFS]`` points every :data:`SERIES_STEP` (silent windows left out), and return them."""
+    every = round(SERIES_STEP / 0.1)
+    points = [
+        (round(3.0 + i * 0.1, 3), round(float(v), 3))
+        for i, v in enumerate(short_term)
+        if i % every == 0 and math.isfinite(float(v))
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files.write_bytes_atomic(path, json.dumps(points).encode("utf-8"))
+    return points
 
 
 def read(context: Context, plan: MixPlan, delivery: str | None = None) -> Published | None:

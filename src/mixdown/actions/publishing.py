@@ -7,12 +7,13 @@ or when either file is missing; a build that published nothing leaves them
 alone and reads nothing. Everything comes from records the build already
 keeps: each file's measurement from its published record
 (:mod:`mixdown.actions.published`), each asset's bill from its cache
-record. The one figure read from audio is the report's short-term loudness
-over time: one meter pass (K-weighting, no true peak) over one lossless
-file per plotted rendition, kept in ``.mixdown/loudness/`` by the file's
-sha256, and only for shows of at most
-:data:`~mixdown.publish.report.PLOTTED` renditions (more get histograms
-made from the manifest alone).
+record. So is the report's short-term loudness over time, of one lossless
+file per plotted rendition: the spec check that measured the file left it in
+``.mixdown/loudness/`` by the file's sha256. Only a file published without
+it (fetched from the remote cache, or by an older mixdown) is read again,
+with one meter pass. Series are plotted for shows of at most
+:data:`~mixdown.publish.report.PLOTTED` renditions; more get histograms
+made from the manifest alone.
 
 ``[publish] manifest = false`` or ``report = false`` turns either off.
 """
@@ -28,15 +29,11 @@ from typing import Any
 from ..plan.model import Asset, MixPlan, Plan
 from ..publish import manifest as manifests
 from ..publish.manifest import AssetUse, BuildSummary, Deliverable, FileReport, Manifest, Spec
-from ..settings import STATE_DIR
 from ..store import files
 from . import published
 from .context import Context
 
 __all__ = ["finisher", "loudness_of", "make_manifest", "short_term", "write"]
-
-_SERIES_DIR = "loudness"  # in the state directory: short-term loudness by the file's sha256
-_STEP = 1.0  # s between the plotted points of a short-term series
 
 
 def finisher(context: Context, plan: Plan, say: Callable[[str], None]) -> Callable[[list[str]], None]:
@@ -221,28 +218,27 @@ def loudness_of(context: Context, plan: Plan) -> Callable[[str], dict[str, Any]]
 
 
 def short_term(context: Context, item: Deliverable) -> list[tuple[float, float]]:
-    """Short-term loudness of ``item`` every :data:`_STEP` seconds, as ``(seconds, LUFS)`` points.
+    """Short-term loudness of ``item`` every :data:`~mixdown.actions.published.SERIES_STEP`
+    seconds, as ``(seconds, LUFS)`` points.
 
-    Read from its first lossless file (else its first file) with one
-    meter pass, then kept by the file's sha256: a file is read once however
-    often the report is written. Silent windows are left out.
+    Of its first lossless file (else its first file): as the master's or the
+    delivery's spec check measured it when the file was published
+    (:func:`mixdown.actions.published.record` keeps it by the file's sha256),
+    else read with one meter pass and kept so. Silent windows are left out.
     """
     if not item.files:
         return []
-    chosen = next((f for f in item.files if f.format in ("wav", "flac")), item.files[0])
-    kept = context.project.root / STATE_DIR / _SERIES_DIR / f"{chosen.sha256}.json"
+    chosen = item.files[published.plotted([Path(f.path).suffix for f in item.files])]
+    kept = published.series_path(context, chosen.sha256)
     try:
         return [(float(t), float(v)) for t, v in json.loads(kept.read_text("utf-8"))]
     except (OSError, ValueError, TypeError):
         pass
-    points = _metered(context.project.root / chosen.path)
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    files.write_bytes_atomic(kept, json.dumps(points).encode("utf-8"))
-    return points
+    return published.keep_series(kept, _metered(context.project.root / chosen.path))
 
 
-def _metered(path: Path) -> list[tuple[float, float]]:
-    """One pass of a loudness meter over ``path``: its short-term series, one point a step."""
+def _metered(path: Path) -> Any:
+    """One pass of a loudness meter over ``path``: its short-term loudness every 100 ms."""
     from ..codecs.wav import Source
     from ..dsp.loudness import Meter
 
@@ -257,10 +253,4 @@ def _metered(path: Path) -> list[tuple[float, float]]:
         blocks = decoded(data[id3_size(data[:10]) :], source.channels)
     for block in blocks:
         meter.add(block)
-    values = meter.short_term()
-    every = round(_STEP / 0.1)  # the series has a point every 100 ms, the first at 3 s
-    return [
-        (round(3.0 + i * 0.1, 3), round(float(v), 3))
-        for i, v in enumerate(values)
-        if i % every == 0 and math.isfinite(float(v))
-    ]
+    return meter.short_term()

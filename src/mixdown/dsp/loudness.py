@@ -79,7 +79,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -165,6 +165,10 @@ class Measurement:
         Loudest 400 ms window in LUFS; ``-inf`` if there is none.
     max_short_term : float
         Loudest 3 s window in LUFS; ``-inf`` if there is none.
+    short_term : np.ndarray or None
+        The short-term loudness every 100 ms (:meth:`Meter.short_term`), for
+        a report to plot without reading the audio again; None where a
+        measurement was not made by a :class:`Meter`. Not compared.
     """
 
     integrated: float
@@ -173,6 +177,7 @@ class Measurement:
     lra: float
     max_momentary: float
     max_short_term: float
+    short_term: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.integrated:.1f} LUFS  {self.true_peak:.1f} dBTP  LRA {self.lra:.1f}"
@@ -362,6 +367,7 @@ class Meter:
             lra=_loudness_range(short),
             max_momentary=_max_lufs(blocks),
             max_short_term=_max_lufs(short),
+            short_term=_to_lufs(short),
         )
 
     @classmethod
