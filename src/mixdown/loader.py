@@ -422,7 +422,7 @@ def _cluster_jobs(root: Path) -> int | None:
 def _cluster_address(show: Show) -> str | None:
     """The Dask scheduler the build's actions run on (``MIXDOWN_DASK`` over ``[executor] dask``)."""
     from .actions.cluster import ENV
-    from .show.project import dask_address_problem
+    from .show.tables import dask_address_problem
 
     address = os.environ.get(ENV) or show.context.project.executor.dask
     if address and address == os.environ.get(ENV):

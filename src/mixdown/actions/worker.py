@@ -136,7 +136,7 @@ def _trimmed(place: _Place) -> None:
     (least recently used first): everything in it is on the remote, and a night's build
     passes thousands of mixes through it."""
     from ..plan.gc import References, trim
-    from ..show.project import parse_size
+    from ..show.tables import parse_size
 
     global _jobs
     with _guard:

@@ -15,7 +15,8 @@ from typing import Any
 from ..errors import ConfigError, TemplateError
 from ..keys import record
 from ..settings import NAME
-from .project import Project, Rendition, Script, read_text
+from .project import Project, Rendition, Script
+from .reader import read_text
 
 __all__ = ["render_scripts"]
 
