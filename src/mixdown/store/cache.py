@@ -27,29 +27,29 @@ reader (:meth:`Cache.get`, :meth:`Cache.source`, :meth:`Cache.mapped`,
 :meth:`ObjectWriter.copy_from`) gives float32 samples whatever the codec.
 
 A key is checked, made and stored under its lock, ``objects/ab/KEY.lock``
-(:meth:`Cache.lock`, ``flock``), removed when it is let go: two builds of
-one show at once make each key once, the second waiting for the first.
+(:meth:`Cache.lock`, :mod:`mixdown.store.locks`), removed when it is let go:
+two builds of one show at once make each key once, the second waiting for the first.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
-import pickle
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AudioError, MixdownError
 from . import files
 from .files import temporary_beside
+from .listing import scan
+from .locks import holding
 
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
     import numpy as np
@@ -57,9 +57,6 @@ if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
 __all__ = ["Cache", "ObjectWriter", "safe_params"]
 
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-_held_guard = threading.Lock()
-_held: dict[str, int] = {}  # lock file -> the thread holding it
-_RACY_NS = 1_000_000_000  # a listing taken within 1 s of its directory's change is re-taken
 #: bytes of decoded compact objects a cache keeps mapped (unnamed temporary files beside it)
 DECODED_BYTES = 1 << 30
 #: bytes of the compact objects a cache last wrote that it keeps in memory as they read back
@@ -126,7 +123,7 @@ class Cache:
         except OSError as err:
             raise self._unwritable(err, target) from None
         files.sweep_once(shard, locks=True)
-        return _holding(
+        return holding(
             str(self.side_path(key, "lock")), waiting, check, lambda err: self._unwritable(err, target)
         )
 
@@ -143,60 +140,11 @@ class Cache:
         return self.objects / key[:2] / f"{key}.json"
 
     def keys(self) -> set[str]:
-        """Every key with a complete object, read once with ``scandir``."""
+        """Every key with a complete object, listed once (:func:`mixdown.store.listing.scan`)."""
         with self._lock:
             if self._known is None:
-                self._known = self._scan()
+                self._known = scan(self.objects, self.index)
             return self._known
-
-    def _scan(self) -> set[str]:
-        """List the shards, reusing a shard's remembered listing while its
-        directory is unchanged.
-
-        A directory's mtime changes whenever an entry is added or removed, so
-        an unchanged mtime means an unchanged listing — unless the listing was
-        taken within the timestamp granularity of that change (a "racy"
-        listing, as git calls it), which is then taken again.
-        """
-        try:
-            shards = [s for s in os.listdir(self.objects) if len(s) == 2]
-        except FileNotFoundError:
-            return set()
-        remembered = self._load_index()
-        listings: dict[str, tuple[int, int, tuple[str, ...]]] = {}
-        for shard in shards:
-            path = os.path.join(self.objects, shard)
-            mtime = os.stat(path).st_mtime_ns
-            old = remembered.get(shard)
-            if old is not None and old[0] == mtime and old[1] - mtime > _RACY_NS:
-                listings[shard] = old
-            else:
-                listed_at = time.time_ns()
-                names = os.listdir(path)
-                listings[shard] = (mtime, listed_at, tuple(n[:-4] for n in names if n[-4:] == ".wav"))
-        if listings != remembered:
-            self._save_index(listings)
-        return {key for _, _, keys in listings.values() for key in keys}
-
-    def _load_index(self) -> dict[str, tuple[int, int, tuple[str, ...]]]:
-        if self.index is None:
-            return {}
-        try:
-            with self.index.open("rb") as fh:
-                stored = pickle.load(fh)
-        except Exception:  # missing or unreadable: list every shard
-            return {}
-        if not isinstance(stored, tuple) or stored[0] != str(self.objects.resolve()):
-            return {}
-        listings: dict[str, tuple[int, int, tuple[str, ...]]] = stored[1]
-        return listings
-
-    def _save_index(self, listings: dict[str, tuple[int, int, tuple[str, ...]]]) -> None:
-        if self.index is None:
-            return
-        self.index.parent.mkdir(parents=True, exist_ok=True)
-        blob = pickle.dumps((str(self.objects.resolve()), listings), protocol=pickle.HIGHEST_PROTOCOL)
-        files.write_bytes_atomic(self.index, blob)
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys() or self.path(key).exists()
@@ -570,79 +518,3 @@ class ObjectWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.discard()
-
-
-@contextmanager
-def _holding(
-    path: str,
-    waiting: Callable[[], None],
-    check: Callable[[], None],
-    unwritable: Callable[[OSError], Exception],
-) -> Iterator[None]:
-    """Hold the lock file ``path`` (see :meth:`Cache.lock`); remove it when done."""
-    me = threading.get_ident()
-    with _held_guard:
-        again = _held.get(path) == me  # taken again inside: the outermost lets go
-    if again:
-        yield
-        return
-    fd = _take(path, waiting, check, unwritable)
-    with _held_guard:
-        _held[path] = me
-    try:
-        yield
-    finally:
-        with _held_guard:
-            del _held[path]
-        # removed while held, so that a build waiting on this file finds it gone and takes a new one
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        os.close(fd)
-
-
-def _open_lock(path: str) -> int:
-    """Open (or make) the lock file ``path``. One another user's build made (0644 under the
-    usual umask) opens for reading only, which is all ``flock`` needs; where there is none
-    and none can be made, the cache is not writable (``PermissionError``)."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except PermissionError:
-        try:
-            return os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _take(
-    path: str,
-    waiting: Callable[[], None],
-    check: Callable[[], None],
-    unwritable: Callable[[OSError], Exception],
-) -> int:
-    """Open and lock ``path``, polling while another holds it; the descriptor."""
-    pause, told = 0.02, False
-    while True:
-        try:
-            fd = _open_lock(path)
-        except OSError as err:
-            raise unwritable(err) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if not told:
-                waiting()
-                told = True
-            check()
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.25)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        if files.same_file(path, fd):
-            return fd
-        os.close(fd)  # its holder removed it as it let go: take the new one
