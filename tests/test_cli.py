@@ -85,7 +85,7 @@ def test_plan_counts_local_renders_without_a_charge(demo: Path, capsys: pytest.C
 
 
 def test_bills_add_up_by_unit_and_count_the_others() -> None:
-    from mixdown.cli import _sum
+    from mixdown.cli_plan import _sum
 
     bills = ["12 characters", "one generation (2 clips)", "30 characters", "one generation (2 clips)"]
     assert _sum(bills) == "42 characters, 2 × one generation (2 clips)"

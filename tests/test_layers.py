@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plan",),
     ("publish",),
     ("actions",),
-    ("loader", "showtasks", "feed", "scaffold", "cli", "__init__", "__main__"),
+    ("loader", "showtasks", "feed", "scaffold", "cli", "cli_cache", "cli_lock", "cli_plan", "__init__", "__main__"),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
