@@ -19,8 +19,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..plan.model import Asset, MixPlan, Plan, section_sfx_key
+from ..store.backends import RemoteUnavailable
 from ..store.cache import Cache
-from ..store.remote import Remote, RemoteUnavailable, Wanted
+from ..store.remote import Remote, Wanted
 from . import shipments
 from .context import Context
 from .splice import ANALYSIS, LAYOUT, POWERS
@@ -112,7 +113,7 @@ def prefetch(remote: Remote, cache: Cache, plan: Plan) -> Prefetched | None:
 
     None when nothing is missing. A remote that cannot be used is warned
     about once (the build goes on locally) or, when required, raised as
-    :class:`~mixdown.store.remote.RemoteUnavailable`.
+    :class:`~mixdown.store.backends.RemoteUnavailable`.
     """
     cached = cache.keys()
     wanted = [w for w in plan_wanted(plan, remote) if w.key not in cached]

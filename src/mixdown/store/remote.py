@@ -42,10 +42,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from ..errors import MixdownError
 from . import files, transfers
+from .backends import BACKENDS, Backend, RemoteUnavailable, open_filesystem, redacted, trouble_line
 from .cache import Cache
 
 if TYPE_CHECKING:  # a build without a remote does not import the pool
@@ -68,44 +68,7 @@ __all__ = [
 ORPHAN_SECONDS = 600.0
 #: uploads in flight at once beside a build
 UPLOADERS = 4
-#: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes; and
-#: keep no listings: other machines write to the remote all the time, and a cached listing of a
-#: directory makes the backend answer "no such file" for what was uploaded into it since
-_FRESH = {"use_listings_cache": False}
-OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {
-        "config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}},
-        **_FRESH,
-    },
-    "gs": _FRESH,
-    "gcs": _FRESH,
-    "az": _FRESH,
-    "abfs": _FRESH,
-}
-
-
-class Backend(NamedTuple):
-    """An fsspec protocol's library, mixdown's extra that installs it, and where its credentials come from."""
-
-    library: str
-    extra: str
-    credentials: str
-
-
-_GCS = Backend("gcsfs", "gcs", "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login")
-_AZURE = Backend("adlfs", "azure", "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME and _KEY")
-BACKENDS: dict[str, Backend] = {
-    "s3": Backend("s3fs", "s3", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"),
-    "gs": _GCS,
-    "gcs": _GCS,
-    "az": _AZURE,
-    "abfs": _AZURE,
-    "sftp": Backend("paramiko", "sftp", "an SSH key the agent or ~/.ssh offers"),
-}
-
-
-class RemoteUnavailable(MixdownError):
-    """The remote cache cannot be used: unreachable, credentials refused, or its library missing."""
+# BACKENDS, Backend, RemoteUnavailable and redacted live in .backends; they stay importable from here
 
 
 class Wanted(NamedTuple):
@@ -178,15 +141,6 @@ def configured(project: _Project, *, required: bool | None = None) -> Remote | N
     return Remote(url, share=project.cache.share, required=required)
 
 
-def redacted(url: str) -> str:
-    """``url`` without userinfo, query or fragment: what messages show of it."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
 
 class Remote:
     """A remote cache at an fsspec URL: batch downloads, background uploads, listings."""
@@ -229,44 +183,19 @@ class Remote:
         """The fsspec filesystem and the root path in it (imported and made on first use)."""
         with self._guard:
             if self._fs is None:
-                self._fs, self._root = self._connect()
+                try:
+                    self._fs, self._root = open_filesystem(self.url, self.protocol)
+                except RemoteUnavailable as err:
+                    self.down = str(err)
+                    raise
             return self._fs, self._root
-
-    def _connect(self) -> tuple[Any, str]:
-        backend = BACKENDS.get(self.protocol)
-        try:
-            import fsspec
-
-            # a new instance per build: credentials and endpoints are read from the environment now
-            fs, root = fsspec.core.url_to_fs(
-                self.url, skip_instance_cache=True, **OPTIONS.get(self.protocol, {})
-            )
-            if self.protocol == "s3":
-                fs.retries = 2  # on top of botocore's own: an unreachable remote is known in seconds
-        except ImportError:
-            library = backend.library if backend else f"the fsspec backend of {self.protocol}://"
-            hint = f"pip install 'mixdown[{backend.extra}]'" if backend else f"install {library}"
-            raise self._unusable(f"needs {library}, which is not installed: {hint}") from None
-        except (ValueError, OSError) as err:
-            raise self._unusable(f"is not a usable fsspec URL ({_why(err, self.url)})") from None
-        return fs, root.rstrip("/")
-
-    def _unusable(self, what: str) -> RemoteUnavailable:
-        self.down = f"remote cache {self.shown} {what}"
-        return RemoteUnavailable(self.down)
 
     def trouble(self, err: BaseException) -> RemoteUnavailable:
         """The one line for ``err`` from the remote (unreachable, or credentials refused); the
         remote is not used again in this process."""
         if isinstance(err, RemoteUnavailable):
             return err
-        why = _why(err, self.url)
-        if _refused(err):
-            backend = BACKENDS.get(self.protocol)
-            fix = f"set {backend.credentials}" if backend else "check the backend's credentials"
-            line = f"remote cache {self.shown} refused the {self.protocol} credentials ({why}): {fix}"
-        else:
-            line = f"remote cache {self.shown} is unreachable ({why})"
+        line = trouble_line(err, self.url, self.protocol)
         with self._guard:
             if self.down is None:
                 self.down = line
@@ -587,31 +516,3 @@ def corrupt_line(remote: Remote, target: str, key: str, why: str = "it does not 
         f"{target}: the remote copy of {key[:12]} in {remote.shown} is corrupt ({why}); "
         "not used: it is made again and its upload replaces it"
     )
-
-
-def _refused(err: BaseException) -> bool:
-    """Whether ``err`` is the backend refusing the credentials (not the remote being down)."""
-    if isinstance(err, PermissionError):
-        return True
-    names = " ".join(type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None)
-    text = str(err)
-    return any(
-        word in names or word in text
-        for word in (
-            "Credential",
-            "InvalidAccessKeyId",
-            "SignatureDoesNotMatch",
-            "AccessDenied",
-            "ExpiredToken",
-        )
-    )
-
-
-def _why(err: BaseException, url: str) -> str:
-    """``err`` in a few words, with nothing of the URL's userinfo."""
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    parts = urlsplit(url)
-    for secret in (parts.username, parts.password):
-        if secret:
-            text = text.replace(secret, "***")
-    return text if len(text) <= 200 else text[:197] + "..."
