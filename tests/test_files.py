@@ -203,3 +203,14 @@ def test_a_noted_sha256_follows_its_file_when_published_while_the_file_is_unchan
     os.close(fd)
     files.note_sha256(tmp, "f" * 64)
     files.discard(tmp)  # a discarded file's note goes with it
+
+
+def test_a_file_is_written_again_only_when_its_bytes_change(tmp_path: Path) -> None:
+    path = tmp_path / "mixdown.lock"
+    assert files.write_if_changed(path, b"version = 1\n")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert not files.write_if_changed(path, b"version = 1\n")
+    assert path.stat().st_mtime_ns == 1_000_000_000  # untouched: same bytes, same time
+    assert files.write_if_changed(path, b"version = 2\n")
+    assert path.read_bytes() == b"version = 2\n" and path.stat().st_mtime_ns != 1_000_000_000
+    assert [p.name for p in tmp_path.iterdir()] == ["mixdown.lock"]  # no temporary file left

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
-from ..store.files import write_bytes_atomic
+from ..show.reader import committed_text, parsed_toml
+from ..store.files import write_if_changed
 from .model import Plan
 
 __all__ = [
@@ -184,14 +185,7 @@ def write(path: Path, lock: Lock) -> bool:
     Returns whether it was written (an unchanged lock keeps its bytes and
     modification time).
     """
-    data = dumps(lock).encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    write_bytes_atomic(path, data)
-    return True
+    return write_if_changed(path, dumps(lock).encode("utf-8"))
 
 
 def _table(entry: Entry) -> str:
@@ -252,25 +246,13 @@ def read(path: Path) -> Lock:
     Raises :class:`~mixdown.errors.ConfigError` naming the file for one
     that cannot be read (a merge left conflict markers, a hand edit broke it).
     """
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        return Lock()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path.name}: cannot be read ({err}); restore it from git or delete it") from None
-    return loads(text, path.name)
+    text = committed_text(path)
+    return Lock() if text is None else loads(text, path.name)
 
 
 def loads(text: str, name: str = FILENAME) -> Lock:
     """The lock in ``text`` (``name`` is the file it came from, for messages)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(
-            f"{name}: {err}; resolve it (a merge conflict?) or delete it: the next build writes it again"
-        ) from None
+    data = parsed_toml(text, name, "resolve it (a merge conflict?) or delete it: the next build writes it again")
     if data.get("version") != VERSION:
         raise ConfigError(
             f"{name}: version {data.get('version')!r} is not one this mixdown reads ({VERSION}); "

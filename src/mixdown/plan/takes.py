@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..keys import record
+from ..show.reader import committed_text, parsed_toml
 from ..store.files import write_bytes_atomic
 
 __all__ = ["FILENAME", "load", "read", "save"]
@@ -51,20 +52,10 @@ def load(root: Path) -> dict[str, int]:
     """
     path = root / FILENAME
     record(path)  # a retake plans the show again, as any edit does
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
+    text = committed_text(path)
+    if text is None:
         return {}
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{FILENAME}: cannot be read ({err}); restore it from git or delete it") from None
-    import tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(
-            f"{FILENAME}: {err}; restore it from git or delete it (every asset goes back to its first take)"
-        ) from None
+    data = parsed_toml(text, FILENAME, "restore it from git or delete it (every asset goes back to its first take)")
     takes: dict[str, int] = {}
     for key, entry in data.items():
         take = entry.get("take") if isinstance(entry, dict) else None

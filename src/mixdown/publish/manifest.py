@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import PRESETS
-from ..store.files import write_bytes_atomic
+from ..store.files import write_if_changed
 
 __all__ = [
     "FILENAME",
@@ -212,15 +212,8 @@ def dumps(manifest: Manifest) -> str:
 
 def write(path: Path, manifest: Manifest) -> bool:
     """Write ``manifest`` to ``path`` atomically; returns whether its bytes changed."""
-    text = dumps(manifest).encode("utf-8")
-    try:
-        if path.read_bytes() == text:
-            return False
-    except OSError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, text)
-    return True
+    return write_if_changed(path, dumps(manifest).encode("utf-8"))
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..settings import NAME, kind_name, typed_as
 
-__all__ = ["TomlReader", "check_name", "inside", "must_exist", "read_text", "toml_syntax"]
+__all__ = ["TomlReader", "check_name", "committed_text", "inside", "must_exist", "parsed_toml", "read_text", "toml_syntax"]
 
 
 def read_text(path: Path, name: str) -> str:
@@ -39,6 +39,28 @@ def read_text(path: Path, name: str) -> str:
         raise ConfigError(
             f"{name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8"
         ) from None
+
+
+def committed_text(path: Path) -> str | None:
+    """The text of a file mixdown writes beside the show for git (``mixdown.lock``,
+    ``takes.toml``); None while there is none. One that cannot be read is a one-line
+    :class:`ConfigError`."""
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path.name}: cannot be read ({err}); restore it from git or delete it") from None
+
+
+def parsed_toml(text: str, name: str, advice: str) -> dict[str, Any]:
+    """``text``, the file ``name``, parsed as TOML; a syntax error is one line ending in ``advice``."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{name}: {err}; {advice}") from None
 
 
 def toml_syntax(err: Exception) -> str:

@@ -256,21 +256,14 @@ class _TomlScanner:
         c = self.text[self.pos : self.pos + 1]
         if c in ('"', "'"):
             self._string()
-        elif c == "[":
+        elif c in ("[", "{"):  # an array of values, or an inline table of pairs
+            close, item = ("]", self._value) if c == "[" else ("}", self._pair)
             self.pos += 1
-            while self._skip(newlines=True) < len(self.text) and self.text[self.pos] != "]":
+            while self._skip(newlines=True) < len(self.text) and self.text[self.pos] != close:
                 if self.text[self.pos] == ",":
                     self.pos += 1
                 else:
-                    self._value(path)
-            self.pos += 1
-        elif c == "{":
-            self.pos += 1
-            while self._skip(newlines=True) < len(self.text) and self.text[self.pos] != "}":
-                if self.text[self.pos] == ",":
-                    self.pos += 1
-                else:
-                    self._pair(path)
+                    item(path)
             self.pos += 1
         else:
             m = _SCALAR_END.search(self.text, self.pos)

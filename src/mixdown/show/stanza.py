@@ -75,6 +75,18 @@ _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)$")  # [h:]m:s
 _DECIBELS = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 
 
+class _Written:
+    """What has a place in a template (an item, a section's heading): ``file`` and ``line``."""
+
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.file}:{self.line}"
+
+
 @dataclass(frozen=True)
 class CueRef:
     """An SFX cue anchored at character ``at`` of its line's text."""
@@ -85,7 +97,7 @@ class CueRef:
 
 
 @dataclass(frozen=True)
-class Say:
+class Say(_Written):
     """A voice line: ``voice`` (``None`` = the section's) speaks ``text``."""
 
     text: str
@@ -94,42 +106,27 @@ class Say:
     line: int
     file: str = field(default="", compare=False)  # the template the line is in (an include's, maybe)
 
-    @property
-    def where(self) -> str:
-        """``file:line`` for messages."""
-        return f"{self.file}:{self.line}"
-
 
 @dataclass(frozen=True)
-class Rest:
+class Rest(_Written):
     """Silence in the sequence."""
 
     seconds: float
     line: int
     file: str = field(default="", compare=False)
 
-    @property
-    def where(self) -> str:
-        """``file:line`` for messages."""
-        return f"{self.file}:{self.line}"
-
 
 @dataclass(frozen=True)
-class Play:
+class Play(_Written):
     """An SFX played in sequence, taking its own time."""
 
     sfx: str
     line: int
     file: str = field(default="", compare=False)
 
-    @property
-    def where(self) -> str:
-        """``file:line`` for messages."""
-        return f"{self.file}:{self.line}"
-
 
 @dataclass
-class ScriptSection:
+class ScriptSection(_Written):
     """A named part of a script with its settings and items in order.
 
     ``settings`` holds ``voice`` and ``music`` as written; ``at`` is the fixed
@@ -147,11 +144,6 @@ class ScriptSection:
     file: str = field(default="", compare=False)
     title: str = ""  # the chapter's title as written; "" for the section's name
     chapter: bool = True  # False: ``chapter=no``, left out of the chapters
-
-    @property
-    def where(self) -> str:
-        """``file:line`` of the heading, for messages."""
-        return f"{self.file}:{self.line}"
 
 
 def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None = None) -> list[ScriptSection]:

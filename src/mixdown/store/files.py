@@ -41,6 +41,7 @@ __all__ = [
     "sweep_once",
     "temporary_beside",
     "write_bytes_atomic",
+    "write_if_changed",
 ]
 
 # ".NAME.XXXXXXXX.tmp", ".NAME.XXXXXXXX.tmp.wav": a temporary file's name (eight characters:
@@ -143,6 +144,18 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         discard(tmp)
         raise
+
+
+def write_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically unless the file already holds exactly these bytes
+    (it then keeps its modification time); whether it was written."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_bytes_atomic(path, data)
+    return True
 
 
 def discard(tmp: str | os.PathLike[str]) -> None:
