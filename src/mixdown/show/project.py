@@ -1,10 +1,13 @@
 """The project model: ``project.toml`` read and validated into a :class:`Project`.
 
-:func:`load` checks every table, name and number of ``project.toml``
-(ranges and presets from :mod:`mixdown.settings`, renderer settings against
-each renderer's spec); :mod:`mixdown.show.templates` then renders the
-scripts. Every problem is a one-line :class:`~mixdown.errors.ProjectError`
-naming the file, the line where it can be found, and what is allowed.
+:func:`load` checks every table, name and number of ``project.toml`` and
+assembles the model: the file is read through :mod:`mixdown.show.reader`,
+the sounds checked against each renderer's spec in :mod:`mixdown.show.sounds`,
+the settings tables (ranges and presets from :mod:`mixdown.settings`) in
+:mod:`mixdown.show.tables`; ``[project]``, ``[modules]`` and ``[scripts]``
+are checked here. :mod:`mixdown.show.templates` then renders the scripts.
+Every problem is a one-line :class:`~mixdown.errors.ProjectError` naming
+the file, the line where it can be found, and what is allowed.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""Reading ``project.toml``: its text, its syntax errors, and typed access to its tables.
+"""Reading the show's TOML: ``project.toml``'s text, its syntax errors, and typed access to its tables.
 
 :class:`TomlReader` hands out the parsed tables with their types checked, and
 every error it raises names the line of ``project.toml`` where the key or
 table was written (from :func:`mixdown.show.sourcemap.toml_lines`). The
 checks of names and paths that every table shares live here too, so each
 table's validator (:mod:`mixdown.show.tables`, :mod:`mixdown.show.sounds`,
-:mod:`mixdown.show.project`) says only what is particular to it.
+:mod:`mixdown.show.project`) says only what is particular to it. The files
+mixdown writes beside the show for git (``mixdown.lock``, ``takes.toml``)
+are read with :func:`committed_text` and :func:`parsed_toml`.
 """
 
 from __future__ import annotations
