@@ -80,6 +80,18 @@ def test_forget_and_clean_hand_every_rendition_back(built: Path, fakes: dict[str
     assert MASTERS <= handed(built, fakes)
 
 
+def test_forget_with_no_task_forgets_every_task(built: Path, fakes: dict[str, Any]) -> None:
+    """doit forgets its default tasks when given none; a show's default is every task."""
+    code, out, err = doit(built, fakes, "forget")
+    assert code in (0, None), out + err
+    forgotten = {
+        line.removeprefix("forgetting ") for line in out.splitlines() if line.startswith("forgetting ")
+    }
+    assert {"master", "mix", *MASTERS} <= forgotten
+    code, out, _ = doit(built, fakes)  # doit decides every master again, from the cache
+    assert code == 0 and set(ran(out)) >= MASTERS
+
+
 def test_only_the_renditions_whose_tasks_succeeded_are_recorded(built: Path, fakes: dict[str, Any]) -> None:
     show = load_show(built, registry=Registry(built, extra=fakes))
     current.forget(built)

@@ -255,6 +255,10 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         if self.whole is not None:
             tasks = _in_plan_order(tasks, self.show.plan)
         tasks += self._show_tasks(cmd, pos_args, tasks)
+        if cmd.name == "forget" and not pos_args and getattr(cmd, "sel_tasks", None) is None:
+            # doit forgets "the default tasks" when given none, and fails when a loader names
+            # none: a show's default is every task, as a plain ``doit`` runs
+            cmd.sel_tasks = [task.name for task in tasks if task.subtask_of is None]
         gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
 
