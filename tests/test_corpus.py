@@ -233,6 +233,7 @@ CASES = [
         "unknown-module-key", toml('music = "bed"', 'music = "bed"\ntempo = 1'), "project.toml:22", "'tempo'"
     ),
     Case("unknown-delivery-key", append("[deliveries.x]\nloud = 1"), "project.toml:39", "unknown key 'loud'"),
+    Case("doit-setting-here", append('[tool.doit]\nloader = "mixdown"'), "project.toml:38", "pyproject.toml"),
     Case("unknown-provider-key", append("[providers.openai]\nspeed = 1"), "project.toml:39", "'speed'"),
     Case(
         "dotted-key",
