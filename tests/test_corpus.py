@@ -553,6 +553,12 @@ CASES = [
     Case("csv-bad-id", people("id,name\na/b,Anna\n"), "data/people.csv:2", "not a usable name"),
     Case("csv-blank-id", people("id,name\n ,Anna\n"), "data/people.csv:2", "not a usable name"),
     Case(
+        "csv-unicode-name",
+        people("name,city\nZo\u00eb,Krak\u00f3w\n"),
+        "data/people.csv:2",
+        "add an 'id' column",
+    ),
+    Case(
         "csv-not-utf8", raw("data/people.csv", b"id,name\nanna,Ann\xe9\n"), "data/people.csv:2", "not UTF-8"
     ),
     Case(

@@ -149,7 +149,11 @@ def _variant_rows(root: Path, script: Script) -> list[tuple[str | None, dict[str
         if vid in seen:
             problem = f"repeats an earlier id (line {seen[vid]}); ids are unique"
         elif not NAME.match(vid):
-            problem = "is not a usable name (letters, digits, _ - ., starting with a letter or digit)"
+            problem = (
+                "is not a usable name: it names the variant's files and targets, so ASCII letters, "
+                "digits, _ - . only, starting with a letter or digit; "
+                + ("change it" if columns[column] == "id" else "add an 'id' column first (e.g. zoe-1)")
+            )
         else:
             seen[vid] = number
             out.append((vid, {**dict(zip(columns, row, strict=True)), "variant": vid}))
