@@ -413,6 +413,24 @@ def test_chapters_follow_sections_titles_and_opt_outs(tmp_path: Path, fakes: dic
     )
 
 
+def test_text_before_any_heading_is_a_chapter_titled_for_the_show(
+    tmp_path: Path, fakes: dict[str, Any]
+) -> None:
+    """No heading, no section name to show: the chapter takes the rendition's [metadata] title,
+    else the show's name (not the internal name "main")."""
+    root = make_show(tmp_path)
+    (root / "stanzas" / "episode.j2").write_text("Hello there.\n\n## news\nThe news.\n")
+    build(root, fakes)
+    data = json.loads((root / "build" / "episode.chapters.json").read_text())
+    assert [c["title"] for c in data["chapters"]] == ["Captions", "news"]
+    (root / "project.toml").write_text(
+        (root / "project.toml").read_text() + '\n[metadata]\ntitle = "Episode one"\n'
+    )
+    build(root, fakes)
+    data = json.loads((root / "build" / "episode.chapters.json").read_text())
+    assert [c["title"] for c in data["chapters"]] == ["Episode one", "news"]
+
+
 def test_publish_switches_turn_each_off(tmp_path: Path, fakes: dict[str, Any]) -> None:
     root = make_show(tmp_path, extra="\n[publish]\ncaptions = false\ntimeline = false\n")
     build(root, fakes)

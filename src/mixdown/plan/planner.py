@@ -208,15 +208,25 @@ class _Planner:
             [self._section(typed, section) for section in typed.sections],
             tags=rendition.tags,
             chapter_marks=(
-                tuple((s.title or s.name, s.chapter) for s in rendition.sections)
+                tuple((self._chapter_title(rendition, s), s.chapter) for s in rendition.sections)
                 if rendition.tags is not None and self.project.publish.chapters
                 else ()
             ),
             section_info=[
-                SectionInfo(s.name, s.title or s.name, s.chapter, tuple(lines))
+                SectionInfo(s.name, self._chapter_title(rendition, s), s.chapter, tuple(lines))
                 for s, lines in zip(rendition.sections, spoken, strict=True)
             ],
         )
+
+    def _chapter_title(self, rendition: Rendition, section: stanza.ScriptSection) -> str:
+        """A section's chapter title: its ``title=``, else its name; the text before any heading
+        takes the rendition's ``[metadata]`` title, else the show's name."""
+        if section.title:
+            return section.title
+        if section.heading:
+            return section.name
+        tags = rendition.tags
+        return tags.title if tags is not None and tags.title else self.project.name
 
     def _section(self, timeline: Timeline, section: TimelineSection) -> str | None:
         """The pre-mix key of ``section`` (see :func:`~mixdown.plan.model.section_key`), noting its assets."""

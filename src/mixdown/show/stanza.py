@@ -144,6 +144,7 @@ class ScriptSection(_Written):
     file: str = field(default="", compare=False)
     title: str = ""  # the chapter's title as written; "" for the section's name
     chapter: bool = True  # False: ``chapter=no``, left out of the chapters
+    heading: bool = True  # False: the text before any ``##`` heading (named "main")
 
 
 def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None = None) -> list[ScriptSection]:
@@ -162,7 +163,9 @@ def parse(text: str, *, source: str, origins: Sequence[tuple[str, int]] | None =
     def flush() -> None:
         if paragraph:
             if not sections:
-                sections.append(ScriptSection("main", paragraph[0][0][1], file=paragraph[0][0][0]))
+                sections.append(
+                    ScriptSection("main", paragraph[0][0][1], file=paragraph[0][0][0], heading=False)
+                )
             sections[-1].items.extend(_paragraph(paragraph))
             paragraph.clear()
 
