@@ -96,7 +96,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _init_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="?", type=Path, default=Path("."), metavar="DIR", help="the new show's folder (.)")
+    parser.add_argument(
+        "target", nargs="?", type=Path, default=Path("."), metavar="DIR", help="the new show's folder (.)"
+    )
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -145,7 +147,9 @@ def _play(args: argparse.Namespace) -> int:
     from .loader import MixdownLoader
 
     root = show.context.project.root
-    code = DoitMain(MixdownLoader(root), config_filenames=()).run([args.target, *(["--bed"] if args.bed else [])])
+    code = DoitMain(MixdownLoader(root), config_filenames=()).run(
+        [args.target, *(["--bed"] if args.bed else [])]
+    )
     if code:
         raise MixdownError(f"{args.target}: the build failed (see above); fix what it says and play again")
     path = playable()
@@ -153,7 +157,9 @@ def _play(args: argparse.Namespace) -> int:
     if player is None:
         print(path)
         names = ", ".join(p[0] for p in PLAYERS)
-        print(f"mixdown: no audio player on PATH ({names}): open the file above in any player", file=sys.stderr)
+        print(
+            f"mixdown: no audio player on PATH ({names}): open the file above in any player", file=sys.stderr
+        )
         return 0
     if subprocess.run([*player, str(path)], check=False).returncode:
         raise MixdownError(f"{args.target}: {player[0]} could not play {path}; open it in another player")
@@ -185,7 +191,9 @@ def _playable(show: Show, target: str) -> Callable[[], Path]:
 
 
 def _play_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="TARGET", help="section:, master:, mix:, voice:, sfx: or music: name")
+    parser.add_argument(
+        "target", metavar="TARGET", help="section:, master:, mix:, voice:, sfx: or music: name"
+    )
     parser.add_argument("--bed", action="store_true", help="a section: over the show's music bed")
 
 
@@ -206,20 +214,34 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "init": Command("write a new show that renders offline as it stands", _init, _init_arguments),
-    "build": Command("build the show with doit (--shard I/N: one machine's part)", _build, cli_plan.shard_argument),
+    "build": Command(
+        "build the show with doit (--shard I/N: one machine's part)", _build, cli_plan.shard_argument
+    ),
     "merge-locks": Command(
-        "the whole show's mixdown.lock from its shards' locks", cli_lock.merge_locks, cli_lock.merge_locks_arguments
+        "the whole show's mixdown.lock from its shards' locks",
+        cli_lock.merge_locks,
+        cli_lock.merge_locks_arguments,
     ),
     "plan": Command("what a build would render and bill", cli_plan.plan, cli_plan.shard_argument),
     "check": Command("validate the show, and the API keys of the cloud renderers it uses", cli_plan.check),
     "voices": Command("list a renderer's voices", _voices, _voices_arguments),
-    "gc": Command("remove cache objects neither the plan nor the lockfiles reference", cli_cache.gc, cli_cache.gc_arguments),
-    "retake": Command("render assets again as a new take (takes.toml)", cli_lock.retake, cli_lock.retake_arguments),
+    "gc": Command(
+        "remove cache objects neither the plan nor the lockfiles reference",
+        cli_cache.gc,
+        cli_cache.gc_arguments,
+    ),
+    "retake": Command(
+        "render assets again as a new take (takes.toml)", cli_lock.retake, cli_lock.retake_arguments
+    ),
     "play": Command("build a section's preview (or any target) and play it", _play, _play_arguments),
     "push": Command("upload to the remote cache what the plan needs and it lacks", cli_cache.push),
-    "pull": Command("download from the remote cache what the plan needs and the local cache lacks", cli_cache.pull),
+    "pull": Command(
+        "download from the remote cache what the plan needs and the local cache lacks", cli_cache.pull
+    ),
     "status": Command("what the plan needs that the local or the remote cache lacks", cli_cache.status),
-    "diff": Command("what changed in mixdown.lock since a git revision", cli_lock.diff, cli_lock.diff_arguments),
+    "diff": Command(
+        "what changed in mixdown.lock since a git revision", cli_lock.diff, cli_lock.diff_arguments
+    ),
 }
 
 

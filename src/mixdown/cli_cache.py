@@ -143,7 +143,7 @@ def status(args: argparse.Namespace) -> int:
             print(f"  {target}")
     else:
         found = status(remote, show.context.cache, show.plan, show.context)
-        print(f"{found.shared} objects shared ([cache] share = \"{remote.share}\") with {remote.shown}")
+        print(f'{found.shared} objects shared ([cache] share = "{remote.share}") with {remote.shown}')
         for where, targets in (("locally", found.local), ("remotely", found.remote)):
             print(f"missing {where}: {len(targets)}")
             for target in targets:
@@ -153,4 +153,3 @@ def status(args: argparse.Namespace) -> int:
     for target in stale:
         print(f"  {target}")
     return 0
-

@@ -55,7 +55,9 @@ def merge_locks(args: argparse.Namespace) -> int:
 
 
 def merge_locks_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("locks", nargs="+", metavar="LOCK", help="the mixdown.lock each shard's build wrote, shard 0's first")
+    parser.add_argument(
+        "locks", nargs="+", metavar="LOCK", help="the mixdown.lock each shard's build wrote, shard 0's first"
+    )
 
 
 def retake(args: argparse.Namespace) -> int:
@@ -113,7 +115,9 @@ def _git_revision(root: Path, rev: str) -> None:
             check=False,
         )
     except OSError:
-        raise MixdownError("diff: git is not installed (or not on PATH); install it to compare revisions") from None
+        raise MixdownError(
+            "diff: git is not installed (or not on PATH); install it to compare revisions"
+        ) from None
     if done.returncode != 0:
         raise MixdownError(
             f"diff {rev}: no such git revision in {root} (or it is not in a git repository); "
@@ -139,5 +143,6 @@ def _texts(root: Path) -> Callable[[str], str | None]:
 
 
 def diff_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="a git revision (default: HEAD)")
-
+    parser.add_argument(
+        "rev", nargs="?", default="HEAD", metavar="REV", help="a git revision (default: HEAD)"
+    )

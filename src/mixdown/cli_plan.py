@@ -151,4 +151,3 @@ def shard_argument(parser: argparse.ArgumentParser) -> None:
         help="build shard I of N (I from 0: 0/4 to 3/4), a stable, disjoint 1/N of the renditions "
         "(or MIXDOWN_SHARD)",
     )
-

@@ -295,9 +295,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             _with_cluster(show, address)
         if show.context.remote is not None:
             _with_remote(show, show.context.remote, out, batch=not named)
-        from .actions import publishing
-
-        finish.at_finish(publishing.finisher(show.context, show.plan, lambda line: print(line, file=out)))
+        finish.at_finish(_publisher(show, out))
         max_size = show.context.project.cache.max_size
         if max_size is not None:
             finish.at_finish(_trimmer(show, max_size, out))
@@ -330,14 +328,17 @@ def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:
     """Give a build mixdown's reporters (``console``; ``json`` with its end of build and each
     deliverable's loudness) and return where the loader's own lines go: stderr under
     ``--reporter json`` (its stdout is one JSON document), nowhere under ``-v 0``."""
-    from .actions import publishing
-
     console.configure(quiet=bool(options.get("quiet")))
     reporters = getattr(cmd, "reporters", None)
     if isinstance(reporters, dict):
         reporters.update(console=console.ProgressReporter, json=console.JsonBuildReporter)
     json = options.get("reporter") == "json"
-    console.describe_with(publishing.loudness_of(show.context, show.plan) if json else None)
+    if json:
+        from .actions import publishing
+
+        console.describe_with(publishing.loudness_of(show.context, show.plan))
+    else:
+        console.describe_with(None)
     if json:
         return sys.stderr
     return io.StringIO() if options.get("quiet") else out
@@ -405,13 +406,26 @@ def _budget(show: Show, max_cost: str, cached: set[str], *, whole: bool) -> Budg
     return Budget(limit)
 
 
+def _publisher(show: Show, out: Any) -> Any:
+    """The end-of-build step that writes the manifest and report
+    (:func:`mixdown.actions.publishing.write`), imported only when a build ends."""
+
+    def publish(ran: list[str]) -> None:
+        from .actions import publishing
+
+        publishing.write(show.context, show.plan, ran, lambda line: print(line, file=out))
+
+    return publish
+
+
 def _cluster_jobs(root: Path) -> int | None:
     """doit's threads for a build on a Dask cluster: ``[executor] jobs``, or
-    :data:`~mixdown.actions.cluster.JOBS`; None without a cluster. Read before the show is
+    :data:`~mixdown.settings.DASK_JOBS`; None without a cluster. Read before the show is
     loaded (doit takes its settings first): what is wrong here is said when the show loads."""
     import tomllib
 
-    from .actions.cluster import ENV, JOBS
+    from .settings import DASK_ENV as ENV
+    from .settings import DASK_JOBS as JOBS
 
     try:
         table = tomllib.loads((root / "project.toml").read_text("utf-8")).get("executor", {})
@@ -425,7 +439,7 @@ def _cluster_jobs(root: Path) -> int | None:
 
 def _cluster_address(show: Show) -> str | None:
     """The Dask scheduler the build's actions run on (``MIXDOWN_DASK`` over ``[executor] dask``)."""
-    from .actions.cluster import ENV
+    from .settings import DASK_ENV as ENV
     from .show.tables import dask_address_problem
 
     address = os.environ.get(ENV) or show.context.project.executor.dask

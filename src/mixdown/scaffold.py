@@ -154,4 +154,3 @@ def init(target: Path) -> list[str]:
     return [f"wrote {path}" for path in made.files] + [
         f"run `{where}doit` to render it into build/ (the voice needs mixdown[piper])"
     ]
-

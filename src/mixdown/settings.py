@@ -68,6 +68,13 @@ SEGMENTS = ("intro", "main", "outro")
 MUSIC_CHOICES = ("auto", *SEGMENTS, "none")
 #: Per-section overrides of the ``[mix]`` ducking settings, in this order in a timeline.
 DUCK_SETTINGS = ("duck_db", "duck_attack", "duck_release", "duck_hold")
+#: what a build writes in build/ about itself (mixdown.publish): the manifest and the report
+MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "report.html"
+#: the environment variable that names the Dask scheduler, over ``[executor] dask``
+DASK_ENV = "MIXDOWN_DASK"
+#: actions in flight at once on a Dask cluster when neither ``[executor] jobs`` nor ``doit -n`` says
+DASK_JOBS = 16
 BED_GAIN_DB = -20.0  # a music bed's level in the mix unless its table sets gain_db
 #: machine-local state in a show: doit's database, the plan memo, what build/ was made from
 STATE_DIR = ".mixdown"
@@ -86,6 +93,7 @@ class PublishSettings:
     timeline: bool = True
     manifest: bool = True
     report: bool = True
+
 
 STEMS = ("voice", "sfx", "music")  # the buses a mix keeps, written with [master] stems = true
 #: the stems summed again from the section pre-mixes (the mix's own buses); the music stem is the mix less them
@@ -368,7 +376,9 @@ def delivery_from(
     at = where if callable(where) else lambda key: where
     unknown = sorted(set(table) - set(DELIVERY_KEYS))
     if unknown:
-        raise ConfigError(f"{at(unknown[0])}: unknown key '{unknown[0]}'; allowed: {', '.join(DELIVERY_KEYS)}")
+        raise ConfigError(
+            f"{at(unknown[0])}: unknown key '{unknown[0]}'; allowed: {', '.join(DELIVERY_KEYS)}"
+        )
     name = table.get("preset", "podcast")
     preset = preset_named(name, at("preset"))
     overrides = {k: v for k, v in table.items() if k != "preset"}
@@ -420,5 +430,3 @@ def rate_for(fmt: str, sr: int) -> int:
     if fmt == "opus" and sr not in OPUS_RATES:
         return 48000
     return sr
-
-

@@ -126,7 +126,9 @@ def _import(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as err:
         del sys.modules[name]
-        raise InvalidDodoFile(f"{path}:{err.lineno}: SyntaxError: {err.msg}; fix it, or move it away") from None
+        raise InvalidDodoFile(
+            f"{path}:{err.lineno}: SyntaxError: {err.msg}; fix it, or move it away"
+        ) from None
     except Exception as err:
         del sys.modules[name]
         raise InvalidDodoFile(
@@ -142,4 +144,3 @@ def _where(err: BaseException, path: Path) -> str:
     if here:
         return f"line {here[-1].lineno}: "
     return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
-

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import MixdownError
 from ..plan.model import Asset, MixPlan, Plan
+from ..settings import DASK_ENV, DASK_JOBS
 from ..store.cache import Cache
 from ..store.remote import Remote, Wanted
 from . import shipments
@@ -52,10 +53,8 @@ __all__ = [
     "cluster_section",
 ]
 
-#: the environment variable that names the scheduler, over ``[executor] dask``
-ENV = "MIXDOWN_DASK"
-#: actions in flight at once when neither ``[executor] jobs`` nor ``doit -n`` says
-JOBS = 16
+ENV = DASK_ENV  # the environment variable that names the scheduler (mixdown.settings)
+JOBS = DASK_JOBS  # actions in flight at once when neither [executor] jobs nor doit -n says
 #: Dask settings for the workers of a cluster mixdown starts (``local``): no statistical profiler
 #: sampling every thread's stack every 10 ms, which costs a job's worth of CPU every few jobs
 QUIET_WORKERS = {"distributed.worker.profile.enabled": False}

@@ -82,7 +82,7 @@ class CaptionsJob:
         made_of = [
             PUBLISH_VERSION,
             mix.key,
-            [list(info) for info in mix.section_info],
+            mix.info_digest(),
             [captions, chapters],
             [p.name for p in sidecars(mix, captions=captions, chapters=chapters)],
         ]
@@ -229,6 +229,4 @@ def otio_stamp(plan: MixPlan, context: Context) -> str:
     (the stems, or the cache relative to the file)."""
     stems = bool(context.project.master.get("stems", False))
     where = _relative(str(context.cache.root), str(otio_path(plan).parent))
-    return content_key(
-        [PUBLISH_VERSION, "otio", plan.key, [list(i) for i in plan.section_info], stems, where]
-    )
+    return content_key([PUBLISH_VERSION, "otio", plan.key, plan.info_digest(), stems, where])

@@ -1,6 +1,6 @@
 """The end of a build that published something: ``build/manifest.json`` and ``build/report.html``.
 
-:func:`finisher` is registered by the loader for a ``doit run``. It writes
+:func:`write` is called by the loader at the end of a ``doit run``. It writes
 the manifest (:mod:`mixdown.publish.manifest`) and the report
 (:mod:`mixdown.publish.report`) when a ``master:`` or ``deliver:`` task ran,
 or when either file is missing; a build that published nothing leaves them
@@ -24,25 +24,18 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..plan.model import Asset, MixPlan, Plan
-from ..publish import manifest as manifests
-from ..publish.manifest import AssetUse, BuildSummary, Deliverable, FileReport, Manifest, Spec
+from ..settings import MANIFEST_FILE, REPORT_FILE
 from ..store import files
 from . import published
 from .context import Context
 
-__all__ = ["finisher", "loudness_of", "make_manifest", "short_term", "write"]
+if TYPE_CHECKING:  # the manifest's module is imported only by a build that publishes something
+    from ..publish.manifest import AssetUse, Deliverable, Manifest, Spec
 
-
-def finisher(context: Context, plan: Plan, say: Callable[[str], None]) -> Callable[[list[str]], None]:
-    """The end-of-build step that writes the manifest and report (see :func:`write`)."""
-
-    def finish(ran: list[str]) -> None:
-        write(context, plan, ran, say)
-
-    return finish
+__all__ = ["loudness_of", "make_manifest", "short_term", "write"]
 
 
 def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], None]) -> None:
@@ -53,7 +46,7 @@ def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], Non
     """
     settings = context.project.publish
     build = context.project.build_dir
-    switches = ((build / manifests.FILENAME, settings.manifest), (build / "report.html", settings.report))
+    switches = ((build / MANIFEST_FILE, settings.manifest), (build / REPORT_FILE, settings.report))
     wanted = [path for path, on in switches if on]
     published_now = any(name.startswith(("master:", "deliver:")) for name in ran)
     if not wanted or (not published_now and all(p.exists() for p in wanted)):
@@ -62,8 +55,10 @@ def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], Non
     if not made.deliverables:
         return
     if settings.manifest:
-        manifests.write(build / manifests.FILENAME, made)
-        say(f"{_shown(context, build / manifests.FILENAME)}  {len(made.deliverables)} deliverables")
+        from ..publish import manifest as manifests
+
+        manifests.write(build / MANIFEST_FILE, made)
+        say(f"{_shown(context, build / MANIFEST_FILE)}  {len(made.deliverables)} deliverables")
     if settings.report:
         from ..publish import report
 
@@ -86,6 +81,8 @@ def make_manifest(context: Context, plan: Plan, ran: Iterable[str]) -> Manifest:
     A rendition whose files were not published from its current mix and
     master (a failed build, files changed by hand) is left out.
     """
+    from ..publish.manifest import BuildSummary, Manifest, cost_of
+
     ran = set(ran)
     uses: dict[str, AssetUse] = {}
     deliverables = []
@@ -101,15 +98,17 @@ def make_manifest(context: Context, plan: Plan, ran: Iterable[str]) -> Manifest:
         tasks_ran=len([n for n in ran if ":" in n]),
         renders=len(rendered),
         cache_hits=len(every) - len(rendered),
-        cost=manifests.cost_of(rendered),
+        cost=cost_of(rendered),
     )
-    return Manifest(context.project.name, tuple(deliverables), summary, manifests.cost_of(every))
+    return Manifest(context.project.name, tuple(deliverables), summary, cost_of(every))
 
 
 def _deliverable(
     context: Context, mix: MixPlan, delivery: str | None, assets: tuple[AssetUse, ...]
 ) -> Deliverable | None:
     """One target's entry from its published record, or None when its files are not current."""
+    from ..publish.manifest import Deliverable, FileReport, cost_of
+
     found = published.read(context, mix, delivery)
     if found is None or (found.mix, found.master) != (mix.key, mix.master_key) or not found.intact():
         return None
@@ -133,17 +132,18 @@ def _deliverable(
         )
     target = f"master:{mix.name}" if delivery is None else f"deliver:{mix.name}/{delivery}"
     this_build = [a for a in assets if a.rendered]
-    cost, cost_now = manifests.cost_of(list(assets)), manifests.cost_of(this_build)
+    cost, cost_now = cost_of(list(assets)), cost_of(this_build)
     return Deliverable(target, mix.name, delivery, spec, tuple(reports), assets, cost, cost_now)
 
 
 def _spec(mix: MixPlan, delivery: str | None) -> Spec:
     """The spec the build checked the target's files against (the master's: its own target, ±1 LU)."""
+    from ..publish.manifest import Spec, preset_name
     from ..settings import delivery_from
 
     if delivery is None:
         target, ceiling = float(mix.master["target_lufs"]), float(mix.master["ceiling_dbtp"])
-        return Spec(manifests.preset_name(target, ceiling), target, 1.0, ceiling)
+        return Spec(preset_name(target, ceiling), target, 1.0, ceiling)
     table, _ = mix.delivery(delivery)
     found = delivery_from(table, f"[deliveries.{delivery}]")
     return Spec(found.preset, found.target_lufs, found.tolerance_lu, found.ceiling_dbtp)
@@ -151,6 +151,8 @@ def _spec(mix: MixPlan, delivery: str | None) -> Spec:
 
 def _use(context: Context, asset: Asset, ran: set[str], seen: dict[str, AssetUse]) -> AssetUse:
     """What ``asset`` is and what its render cost, from its cache record (once per key)."""
+    from ..publish.manifest import AssetUse
+
     known = seen.get(asset.key)
     if known is not None:
         return known

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
-from . import cluster
 from .context import stamp_matches
 from .deliver import build_delivery
 from .master import build_master
@@ -105,18 +104,21 @@ class _Actions(NamedTuple):
 
 
 _HERE = _Actions(render_asset, build_section, build_mix, build_master, build_delivery)
-_ON_CLUSTER = _Actions(
-    cluster.cluster_render,
-    cluster.cluster_section,
-    cluster.cluster_mix,
-    cluster.cluster_master,
-    cluster.cluster_deliver,
-)
 
 
 def _actions(context: Any) -> _Actions:
-    """This machine's actions, or the Dask cluster's when the build has one."""
-    return _ON_CLUSTER if getattr(context, "executor", None) is not None else _HERE
+    """This machine's actions, or the Dask cluster's when the build has one (imported only then)."""
+    if getattr(context, "executor", None) is None:
+        return _HERE
+    from . import cluster
+
+    return _Actions(
+        cluster.cluster_render,
+        cluster.cluster_section,
+        cluster.cluster_mix,
+        cluster.cluster_master,
+        cluster.cluster_deliver,
+    )
 
 
 def _bed_tasks(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:

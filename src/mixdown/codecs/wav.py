@@ -38,8 +38,6 @@ __all__ = [
 ]
 
 
-
-
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Read any file libsndfile decodes; returns float32 ``(n, channels)`` and its rate."""
     import soundfile as sf
@@ -388,7 +386,9 @@ class WavWriter:
             if head[self._offset - 8 : self._offset - 4] != b"data" or self._fmt not in head:
                 raise AudioError(f"{path}: not a file of the same format and header as {self.path.name}")
             while left:
-                done = _copy_range(source, self._fd, left, self._offset + offset, self._offset + offset + shift)
+                done = _copy_range(
+                    source, self._fd, left, self._offset + offset, self._offset + offset + shift
+                )
                 if not done:
                     raise AudioError(f"{path}: the file ends before frame {stop}")
                 left, offset = left - done, offset + done

@@ -68,7 +68,6 @@ class Music:
         starts: Sequence[int],
         n: int,
         settings: MixSettings,
-    
     ) -> None:
         self.segments = segments = _prepare_bed(bed, settings)
         self.channels = settings.channels

@@ -208,7 +208,9 @@ class MixSettings:
     duck_release: float = MIX_SETTINGS["duck_release"]
     duck_hold: float = MIX_SETTINGS["duck_hold"]
     crossfade: float = MIX_SETTINGS["crossfade"]
-    length: float = MIX_SETTINGS["length"]  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
+    length: float = MIX_SETTINGS[
+        "length"
+    ]  # > 0: the programme lasts exactly this long; the bed's outro lands on its end
     line_lufs: float | None = None  # bring every voice line to this loudness before its gain
     speech: Any = None  # a mixdown.dsp.speech.SpeechSettings applied to every voice line, or None
 

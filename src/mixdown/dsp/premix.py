@@ -99,7 +99,11 @@ class Premix:
         """
         sr, channels = self.settings.sample_rate, self.settings.channels
         stop = self.frames if stop is None else stop
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mixdown-premix") if threads > 1 else None
+        pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mixdown-premix")
+            if threads > 1
+            else None
+        )
 
         def sounding(clips: list[Placed]) -> list[Placed]:
             return [clip for clip in clips if clip.start < stop and clip.end > start]

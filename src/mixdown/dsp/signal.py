@@ -125,5 +125,3 @@ class Stream(Protocol):
     def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
         """Yield float32 blocks ``[shape=(<= size, channels)]`` from the start."""
         ...
-
-

@@ -252,7 +252,9 @@ def read(path: Path) -> Lock:
 
 def loads(text: str, name: str = FILENAME) -> Lock:
     """The lock in ``text`` (``name`` is the file it came from, for messages)."""
-    data = parsed_toml(text, name, "resolve it (a merge conflict?) or delete it: the next build writes it again")
+    data = parsed_toml(
+        text, name, "resolve it (a merge conflict?) or delete it: the next build writes it again"
+    )
     if data.get("version") != VERSION:
         raise ConfigError(
             f"{name}: version {data.get('version')!r} is not one this mixdown reads ({VERSION}); "

@@ -362,6 +362,13 @@ class MixPlan:
     #: each section's chapter title and whether it is one, when the rendition's tagged files carry
     #: chapters (ID3 CHAP/CTOC in MP3): in the files' stamp, so a new title tags them again
     chapter_marks: tuple[tuple[str, bool], ...] = ()
+    #: the digest of :attr:`section_info`, made once with the plan (the plan memo keeps it): what
+    #: the captions and the timeline are stamped with, every build, for every rendition
+    section_digest: str = ""
+
+    def info_digest(self) -> str:
+        """:attr:`section_digest`, or the digest of :attr:`section_info` for a plan made without it."""
+        return self.section_digest or content_key([list(info) for info in self.section_info])
 
     def section_task(self, index: int) -> str:
         """The ``section:`` target of section ``index`` (for messages even where it has none)."""

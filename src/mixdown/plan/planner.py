@@ -195,6 +195,10 @@ class _Planner:
         key = content_key({"mix": MIX_VERSION, **timeline, **compact})
         master = self._master()
         master_key = content_key({"master": MASTER_VERSION, "mix": key, **master})
+        info = [
+            SectionInfo(s.name, self._chapter_title(rendition, s), s.chapter, tuple(lines))
+            for s, lines in zip(rendition.sections, spoken, strict=True)
+        ]
         return MixPlan(
             rendition.name,
             json.dumps(timeline),
@@ -212,10 +216,8 @@ class _Planner:
                 if rendition.tags is not None and self.project.publish.chapters
                 else ()
             ),
-            section_info=[
-                SectionInfo(s.name, self._chapter_title(rendition, s), s.chapter, tuple(lines))
-                for s, lines in zip(rendition.sections, spoken, strict=True)
-            ],
+            section_info=info,
+            section_digest=content_key([list(i) for i in info]),
         )
 
     def _chapter_title(self, rendition: Rendition, section: stanza.ScriptSection) -> str:

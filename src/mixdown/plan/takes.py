@@ -55,7 +55,9 @@ def load(root: Path) -> dict[str, int]:
     text = committed_text(path)
     if text is None:
         return {}
-    data = parsed_toml(text, FILENAME, "restore it from git or delete it (every asset goes back to its first take)")
+    data = parsed_toml(
+        text, FILENAME, "restore it from git or delete it (every asset goes back to its first take)"
+    )
     takes: dict[str, int] = {}
     for key, entry in data.items():
         take = entry.get("take") if isinstance(entry, dict) else None

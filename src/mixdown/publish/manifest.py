@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..settings import PRESETS
+from ..settings import MANIFEST_FILE, PRESETS
 from ..store.files import write_if_changed
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "write",
 ]
 
-FILENAME = "manifest.json"
+FILENAME = MANIFEST_FILE
 VERSION = 1
 
 

@@ -18,12 +18,13 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from ..settings import REPORT_FILE
 from . import plots
 from .manifest import Cost, Deliverable, Manifest
 
 __all__ = ["FILENAME", "PLOTTED", "Outlier", "html", "outliers"]
 
-FILENAME = "report.html"
+FILENAME = REPORT_FILE
 #: renditions up to which each deliverable gets its own plot; beyond, histograms across variants
 PLOTTED = 12
 _SPREAD = 3.0  # an outlier is this many median absolute deviations (or 1 LU / 1 s) from the median

@@ -45,7 +45,17 @@ if TYPE_CHECKING:  # parsing is imported where it is used: a memoised build need
 
 # CacheSettings, ExecutorSettings, Sound, parse_size and read_text live beside the tables
 # they read; they stay importable from here, where a show's own code has found them.
-__all__ = ["CacheSettings", "ExecutorSettings", "Project", "Rendition", "Script", "Sound", "load", "parse_size", "read_text"]
+__all__ = [
+    "CacheSettings",
+    "ExecutorSettings",
+    "Project",
+    "Rendition",
+    "Script",
+    "Sound",
+    "load",
+    "parse_size",
+    "read_text",
+]
 
 PROJECT_KEYS = {"name", "sample_rate", "channels", "cache", "build", "voice", "vars"}
 SCRIPT_KEYS = {"template", "module", "voice", "music", "variants", "vars", "metadata"}
@@ -157,7 +167,9 @@ def load(root: str | os.PathLike[str], *, registry: Any = None) -> Project:
         sample_rate=rate,
         channels=_channels(toml, top),
         cache_dir=(root / cache).resolve(),
-        build_dir=inside(root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]),
+        build_dir=inside(
+            root, toml.typed(top, "build", str, ["project"], "build"), toml, ["project", "build"]
+        ),
         voices=sources["voice"],
         sfx=sources["sfx"],
         music=sources["music"],
@@ -319,5 +331,3 @@ def _metadata(
 
     name = toml.typed(top, "name", str, ["project"], None)
     return checked(toml.table(data, "metadata", path), toml.where, [*path, "metadata"], toml.root, name)
-
-

@@ -20,7 +20,16 @@ from typing import Any
 from ..errors import ConfigError
 from ..settings import NAME, kind_name, typed_as
 
-__all__ = ["TomlReader", "check_name", "committed_text", "inside", "must_exist", "parsed_toml", "read_text", "toml_syntax"]
+__all__ = [
+    "TomlReader",
+    "check_name",
+    "committed_text",
+    "inside",
+    "must_exist",
+    "parsed_toml",
+    "read_text",
+    "toml_syntax",
+]
 
 
 def read_text(path: Path, name: str) -> str:

@@ -140,4 +140,3 @@ def _check_against(
         )
         at = [*path, named[0][1]] if named else path  # the line of the first setting the message names
         raise ConfigError(f"{toml.where(at)}: [{'.'.join(path)}] {err}") from None
-

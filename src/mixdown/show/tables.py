@@ -235,4 +235,3 @@ def read_pronunciations(toml: TomlReader, data: Mapping[str, Any]) -> dict[str, 
     for word in table:
         toml.typed(table, word, str, ["pronunciations"], None)
     return dict(table)
-

@@ -17,7 +17,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import MixdownError
 
-__all__ = ["BACKENDS", "OPTIONS", "Backend", "RemoteUnavailable", "open_filesystem", "redacted", "trouble_line"]
+__all__ = [
+    "BACKENDS",
+    "OPTIONS",
+    "Backend",
+    "RemoteUnavailable",
+    "open_filesystem",
+    "redacted",
+    "trouble_line",
+]
 
 #: storage options per protocol: give up on an unreachable endpoint in seconds, not minutes; and
 #: keep no listings: other machines write to the remote all the time, and a cached listing of a
@@ -69,7 +77,6 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-
 def open_filesystem(url: str, protocol: str) -> tuple[Any, str]:
     """The fsspec filesystem of ``url`` (whose scheme is ``protocol``) and the root path in it.
 
@@ -87,9 +94,13 @@ def open_filesystem(url: str, protocol: str) -> tuple[Any, str]:
     except ImportError:
         library = backend.library if backend else f"the fsspec backend of {protocol}://"
         hint = f"pip install 'mixdown[{backend.extra}]'" if backend else f"install {library}"
-        raise RemoteUnavailable(f"remote cache {redacted(url)} needs {library}, which is not installed: {hint}") from None
+        raise RemoteUnavailable(
+            f"remote cache {redacted(url)} needs {library}, which is not installed: {hint}"
+        ) from None
     except (ValueError, OSError) as err:
-        raise RemoteUnavailable(f"remote cache {redacted(url)} is not a usable fsspec URL ({_why(err, url)})") from None
+        raise RemoteUnavailable(
+            f"remote cache {redacted(url)} is not a usable fsspec URL ({_why(err, url)})"
+        ) from None
     return fs, root.rstrip("/")
 
 

@@ -141,7 +141,6 @@ def configured(project: _Project, *, required: bool | None = None) -> Remote | N
     return Remote(url, share=project.cache.share, required=required)
 
 
-
 class Remote:
     """A remote cache at an fsspec URL: batch downloads, background uploads, listings."""
 

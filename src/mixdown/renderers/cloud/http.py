@@ -41,7 +41,16 @@ from ...settings import PROVIDER_KEYS
 if TYPE_CHECKING:  # httpx loads with the first cloud renderer, not with every build
     import httpx
 
-__all__ = ["RETRYABLE", "Client", "ProviderSettings", "Refusal", "configure", "limiter", "retry_delay", "share_limits"]
+__all__ = [
+    "RETRYABLE",
+    "Client",
+    "ProviderSettings",
+    "Refusal",
+    "configure",
+    "limiter",
+    "retry_delay",
+    "share_limits",
+]
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 

@@ -96,7 +96,9 @@ def _chime(rng: Rng, n: int, semis: float) -> np.ndarray:
 def _click(rng: Rng, n: int, semis: float) -> np.ndarray:
     m, tau = min(n, int(0.1 * SR)), min(n / SR / 6, 0.005)
     tick = tones.tick_noise(rng, m) * tones.decay(m, tau * 0.5, 0.0003)
-    blip = tones.osc(tones.hz(97 + semis) * rng.uniform(0.95, 1.05), m, 3, 2.0, 0.25) * tones.decay(m, tau, 0.0005)
+    blip = tones.osc(tones.hz(97 + semis) * rng.uniform(0.95, 1.05), m, 3, 2.0, 0.25) * tones.decay(
+        m, tau, 0.0005
+    )
     return tones.pan(0.35 * tick + blip, rng.uniform(-0.15, 0.15))
 
 
@@ -164,7 +166,9 @@ def _sting(rng: Rng, n: int, semis: float) -> np.ndarray:
     y = np.zeros((min(n, int(hit) + m), 2), _F32)
     tones.place(y, 0, tones.pan(0.6 * tones.pluck(root - 5, m, 0.12), -0.2))
     for i, q in enumerate(chords[rng.integers(len(chords))]):
-        tones.place(y, hit + i * 0.012 * SR, tones.pan(0.55 * tones.pluck(root + q, m, ring / 4), (i - 2) / 4))
+        tones.place(
+            y, hit + i * 0.012 * SR, tones.pan(0.55 * tones.pluck(root + q, m, ring / 4), (i - 2) / 4)
+        )
     tones.place(y, hit, tones.pan(0.9 * tones.pluck(root - 12, m, ring / 3), 0.0))
     tones.place(y, hit, 0.35 * tones.bell(rng, root + 24, ring))
     return tones.reverb(y, 1.2, 0.25)[:n]
@@ -314,7 +318,9 @@ def _ambient(
         if rng.random() < 0.12:  # a sparse bell glint on a chord tone, G5..F#6
             notes = _chord_at(plan, k * step)
             note, g = 79 + (notes[rng.integers(len(notes))] - 79) % 12 + semis, rng.uniform(0.15, 1.35)
-            tones.place(dry, k * step, tones.bell(rng, note, 2.0) * np.array([math.cos(g), math.sin(g)], _F32) * 0.07)
+            tones.place(
+                dry, k * step, tones.bell(rng, note, 2.0) * np.array([math.cos(g), math.sin(g)], _F32) * 0.07
+            )
 
 
 def _pulse(
@@ -332,7 +338,10 @@ def _pulse(
     dry += bed * (1 - 0.4 * np.exp(-6 * phase) * (1 - np.exp(-60 * phase)))[:, None]
     t = np.arange(int(0.45 * SR)) / SR
     kick_cycles = 48 * t + 90 * 0.035 * (1 - np.exp(-t / 0.035))  # 138 Hz falling to 48 Hz
-    kick = tones.fade(tones.pan(tones.wave(kick_cycles, 140) * tones.decay(len(t), 0.16, 0.0015), 0), 0, 0.05) * 0.9
+    kick = (
+        tones.fade(tones.pan(tones.wave(kick_cycles, 140) * tones.decay(len(t), 0.16, 0.0015), 0), 0, 0.05)
+        * 0.9
+    )
     ticks = [tones.tick_noise(rng, 4800) * tones.decay(4800, 0.012, 0.0005) for _ in range(4)]
     plucks: dict[float, np.ndarray] = {}
     step = beat / 2 * SR
@@ -353,7 +362,11 @@ def _pulse(
     if "stab" in plan:  # the outro's final hit
         tones.place(dry, plan["stab"], kick)
         for j, v in enumerate(plan["chords"][0][2]):
-            tones.place(dry, plan["stab"], tones.pan(0.16 * tones.pluck(v + 12 + semis, int(1.5 * SR), 0.6), (j - 1.5) / 4))
+            tones.place(
+                dry,
+                plan["stab"],
+                tones.pan(0.16 * tones.pluck(v + 12 + semis, int(1.5 * SR), 0.6), (j - 1.5) / 4),
+            )
 
 
 def render_music(
