@@ -332,15 +332,12 @@ def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:
     reporters = getattr(cmd, "reporters", None)
     if isinstance(reporters, dict):
         reporters.update(console=console.ProgressReporter, json=console.JsonBuildReporter)
-    json = options.get("reporter") == "json"
-    if json:
+    if options.get("reporter") == "json":
         from .actions import publishing
 
         console.describe_with(publishing.loudness_of(show.context, show.plan))
-    else:
-        console.describe_with(None)
-    if json:
         return sys.stderr
+    console.describe_with(None)
     return io.StringIO() if options.get("quiet") else out
 
 

@@ -218,18 +218,30 @@ def publish_dicts(
     ``[publish]`` asks. They run after the rendition's master and deliveries (unless those were
     left out as current: ``current``), on this machine, and are up to date by the stamp of what
     they are made from."""
-    settings = context.project.publish
     out: dict[str, list[dict[str, Any]]] = {"captions": [], "otio": []}
     for mix in plan.mixes:
-        if not mix.outputs or mix.name in current:  # current with what it publishes beside
+        if mix.name in current:  # current with what it publishes beside
             continue
+        captions, timeline = _publishes(context, mix)
         deps = [f"master:{mix.name}"] + [f"deliver:{mix.name}/{d.name}" for d in mix.deliveries]
-        if settings.captions or settings.chapters:
-            job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
-            out["captions"].append(_captions_task(job, context, deps))
-        if settings.timeline:
+        if captions is not None:
+            out["captions"].append(_captions_task(captions, context, deps))
+        if timeline:
             out["otio"].append(_otio_task(mix, context, deps))
     return out
+
+
+def _publishes(context: Any, mix: MixPlan, *, stamped: bool = True) -> tuple[CaptionsJob | None, bool]:
+    """What ``mix`` publishes beside its deliverables, as ``[publish]`` asks: its captions job
+    (None: none; unstamped, and so cheap, with ``stamped=False``) and whether a timeline."""
+    settings = context.project.publish
+    if not mix.outputs:
+        return None, False
+    captions = None
+    if settings.captions or settings.chapters:
+        kind = CaptionsJob.of if stamped else CaptionsJob
+        captions = kind(mix, captions=settings.captions, chapters=settings.chapters)
+    return captions, bool(settings.timeline)
 
 
 def beside(context: Any) -> Callable[[MixPlan], Any]:
@@ -238,16 +250,14 @@ def beside(context: Any) -> Callable[[MixPlan], Any]:
     rendition is current (left out of a plain build) only with them."""
     from .current import Beside
 
-    settings = context.project.publish
-
     def of(mix: MixPlan) -> Beside:
+        captions, timeline = _publishes(context, mix)
         stamps: list[str] = []
         made: list[Path] = []
-        if mix.outputs and (settings.captions or settings.chapters):
-            job = CaptionsJob.of(mix, captions=settings.captions, chapters=settings.chapters)
-            stamps.append(job.stamp)
-            made += sidecars(mix, captions=job.captions, chapters=job.chapters)
-        if mix.outputs and settings.timeline:
+        if captions is not None:
+            stamps.append(captions.stamp)
+            made += sidecars(mix, captions=captions.captions, chapters=captions.chapters)
+        if timeline:
             stamps.append(otio_stamp(mix, context))
             made.append(otio_path(mix))
         return Beside(beside_tasks(context, mix), tuple(stamps), tuple(made))
@@ -257,11 +267,10 @@ def beside(context: Any) -> Callable[[MixPlan], Any]:
 
 def beside_tasks(context: Any, mix: MixPlan) -> tuple[str, ...]:
     """The names of the tasks :func:`publish_dicts` makes for ``mix``."""
-    settings = context.project.publish
-    if not mix.outputs:
-        return ()
-    captions = (f"captions:{mix.name}",) if settings.captions or settings.chapters else ()
-    return captions + ((f"otio:{mix.name}",) if settings.timeline else ())
+    captions, timeline = _publishes(context, mix, stamped=False)
+    return ((f"captions:{mix.name}",) if captions is not None else ()) + (
+        (f"otio:{mix.name}",) if timeline else ()
+    )
 
 
 def _captions_task(job: CaptionsJob, context: Any, deps: list[str]) -> dict[str, Any]:

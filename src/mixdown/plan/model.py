@@ -13,6 +13,7 @@ imports nothing that only planning needs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -261,6 +262,11 @@ class SectionInfo(NamedTuple):
     lines: tuple[SpokenLine, ...]
 
 
+def section_info_digest(info: Sequence[SectionInfo]) -> str:
+    """One digest of a rendition's :class:`SectionInfo` (what its captions and timeline show)."""
+    return content_key([list(section) for section in info])
+
+
 def section_key(timeline: Timeline, section: TimelineSection, *, compact: bool = False) -> str | None:
     """The content key of ``section``'s pre-mix in ``timeline``, or None if it has no samples.
 
@@ -368,7 +374,7 @@ class MixPlan:
 
     def info_digest(self) -> str:
         """:attr:`section_digest`, or the digest of :attr:`section_info` for a plan made without it."""
-        return self.section_digest or content_key([list(info) for info in self.section_info])
+        return self.section_digest or section_info_digest(self.section_info)
 
     def section_task(self, index: int) -> str:
         """The ``section:`` target of section ``index`` (for messages even where it has none)."""

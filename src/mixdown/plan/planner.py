@@ -41,6 +41,7 @@ from .model import (
     TimelineBed,
     TimelineItem,
     TimelineSection,
+    section_info_digest,
     section_key,
 )
 
@@ -212,12 +213,12 @@ class _Planner:
             [self._section(typed, section) for section in typed.sections],
             tags=rendition.tags,
             chapter_marks=(
-                tuple((self._chapter_title(rendition, s), s.chapter) for s in rendition.sections)
+                tuple((i.title, i.chapter) for i in info)
                 if rendition.tags is not None and self.project.publish.chapters
                 else ()
             ),
             section_info=info,
-            section_digest=content_key([list(i) for i in info]),
+            section_digest=section_info_digest(info),
         )
 
     def _chapter_title(self, rendition: Rendition, section: stanza.ScriptSection) -> str:

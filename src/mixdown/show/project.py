@@ -201,6 +201,11 @@ def _parsed(root: Path) -> tuple[TomlReader, dict[str, Any]]:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(toml_syntax(err)) from None
     toml = TomlReader(text, root)
+    if "tool" in data:  # [tool.doit] is doit's, and doit reads it from pyproject.toml
+        raise ConfigError(
+            f"{toml.where(['tool'])}: [tool.*] tables belong in pyproject.toml, not project.toml; "
+            "move [tool.doit] there (or write loader = mixdown under [GLOBAL] in doit.cfg)"
+        )
     toml.check_keys(data, TOP_KEYS, [])
     return toml, data
 

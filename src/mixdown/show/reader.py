@@ -121,11 +121,6 @@ class TomlReader:
         for key in data:
             if key not in allowed:
                 scope = f"[{'.'.join(path)}]" if path else "the top level"
-                if not path and key == "tool":  # [tool.doit] is doit's, read from pyproject.toml
-                    raise ConfigError(
-                        f"{self.where([key])}: [tool.*] tables belong in pyproject.toml, not project.toml; "
-                        "move [tool.doit] there (or write loader = mixdown under [GLOBAL] in doit.cfg)"
-                    )
                 raise ConfigError(
                     f"{self.where([*path, key])}: unknown key '{key}' in {scope}; "
                     f"allowed: {', '.join(sorted(allowed))}"
