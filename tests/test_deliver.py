@@ -197,6 +197,50 @@ def test_a_file_that_stays_over_its_ceiling_fails_after_the_last_attempt(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_last_attempt_lowers_the_ceiling_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose codec overshoots somewhere new at each attempt: the regional lowering has not
+    converged by the last attempt, which lowers the whole file by the excess and the margin."""
+    sr, ceiling = 24000, PRESETS["alexa"].ceiling_dbtp
+    measured: list[Path] = []
+    real_measure = delivering._measure_file
+    places = [2.0, 5.0, 8.0, 11.0]  # s: where each attempt overshoots, 0.3 dB over
+
+    def overshooting(path: Path) -> Measurement:
+        measured.append(path)
+        found = real_measure(path)
+        peak = ceiling + 0.3 if len(measured) < delivering._ATTEMPTS else ceiling - 0.4
+        return Measurement(found.integrated, peak, found.sample_peak, found.lra, -10.0, -11.0)
+
+    def row_peaks(path: Path) -> np.ndarray:
+        rows = np.full(12 * sr // 32, 10 ** ((ceiling - 3.0) / 20))
+        rows[int(places[measured.index(path)] * sr / 32)] = 10 ** ((ceiling + 0.3) / 20)
+        return rows
+
+    profiles: list[Any] = []
+    write_group = delivering._write_group
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        profiles.append(args[7] if len(args) > 7 else kwargs.get("profile"))
+        return write_group(*args, **kwargs)
+
+    monkeypatch.setattr(delivering, "_measure_file", overshooting)
+    monkeypatch.setattr(delivering, "_row_peaks", row_peaks)
+    monkeypatch.setattr(delivering, "_write_group", spied)
+    ((path, found),) = deliver(
+        Source.of_array(programme(12.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
+    )
+    assert len(profiles) == delivering._ATTEMPTS and found.true_peak == ceiling - 0.4
+    margin = 0.3 + delivering._RETRY_MARGIN_DB
+    before_last = -20 * np.log10(profiles[-2])
+    assert before_last.min() == 0.0  # until the last, lowered only where it overshot
+    last = -20 * np.log10(profiles[-1])
+    assert last.min() >= margin - 1e-9  # the last: everywhere
+    assert np.all(last[: len(before_last)] >= before_last - 1e-9)  # and no less than before anywhere
+    assert path == tmp_path / "flash.mp3"
+
+
 @pytest.mark.parametrize(
     ("rate", "kbps"), [(48000, 192), (44100, 192), (32000, 192), (24000, 160), (22050, 160), (11025, 64)]
 )
