@@ -4,7 +4,7 @@ Generates a synthetic show (10 scripts x 1,000 voice lines, a stub TTS
 renderer in the show's own renderers/), builds it once, then times:
 
 * ``doit`` with nothing to do (the number that matters after every edit),
-* ``python -c "import doit"`` (the baseline: doit's own floor),
+  in turns with ``python -c "import doit"`` (the baseline: doit's own floor),
 * ``doit list --all`` and a run selecting one voice line by name,
 * an edit of one sentence (must render exactly one line).
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 SCRIPTS = 10
-RUNS = 5
+RUNS = 11  # no-op and baseline runs, in turns (medians)
 
 STUB = '''
 import numpy as np
@@ -109,7 +109,7 @@ def run(root: Path, *args: str) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def median_of(fn: object, runs: int = RUNS) -> float:
+def median_of(fn: object, runs: int) -> float:
     return statistics.median(fn() for _ in range(runs))  # type: ignore[operator]
 
 
@@ -129,8 +129,11 @@ def main() -> None:
     try:
         make_show(root, args.lines)
         first, _ = run(root, "-n", "2")
-        noop = median_of(lambda: run(root)[0])
-        baseline = median_of(lambda: _time([sys.executable, "-c", "import doit"]))
+        noops, baselines = [], []
+        for _ in range(RUNS):  # in turns: a busy neighbour slows both alike
+            noops.append(run(root)[0])
+            baselines.append(_time([sys.executable, "-c", "import doit"]))
+        noop, baseline = statistics.median(noops), statistics.median(baselines)
         listing, listed = run(root, "list", "--all")
         voices = sum(line.startswith("voice:") for line in listed.splitlines())
         one = median_of(lambda: run(root, f"voice:s03/part{last}/7")[0], 3)

@@ -4,7 +4,9 @@ and what a killed process left of them removed at once."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
+import pickle
 import signal
 import stat
 import subprocess
@@ -214,3 +216,39 @@ def test_a_file_is_written_again_only_when_its_bytes_change(tmp_path: Path) -> N
     assert files.write_if_changed(path, b"version = 2\n")
     assert path.read_bytes() == b"version = 2\n" and path.stat().st_mtime_ns != 1_000_000_000
     assert [p.name for p in tmp_path.iterdir()] == ["mixdown.lock"]  # no temporary file left
+
+
+class _Witness:
+    """Notes, as it is unpickled, whether the cyclic garbage collector was running."""
+
+    seen: list[bool] = []
+
+    def __init__(self) -> None:
+        self.state = "kept"  # pickled, so that unpickling calls __setstate__
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        _Witness.seen.append(gc.isenabled())
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_state_is_unpickled_with_the_collector_paused_and_left_as_it_was(
+    tmp_path: Path, collecting: bool
+) -> None:
+    path = tmp_path / "state.pickle"
+    files.write_bytes_atomic(path, pickle.dumps({"plan": [_Witness(), _Witness()], "n": 3}))
+    _Witness.seen = []
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        found = files.unpickled(path)
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert isinstance(found, dict) and found["n"] == 3 and len(found["plan"]) == 2
+    assert _Witness.seen == [False, False]
+    with pytest.raises(FileNotFoundError):
+        files.unpickled(tmp_path / "missing.pickle")
+    path.write_bytes(b"\x80\x05truncated")
+    with pytest.raises(pickle.UnpicklingError):
+        files.unpickled(path)
+    assert gc.isenabled() is was

@@ -6,6 +6,7 @@ show, voiced by piper, is built once in the slow test at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
@@ -506,6 +507,25 @@ def test_update_skips_the_work_only_when_nothing_ran(built: Path, fakes: dict[st
     path.write_text(text.replace("seconds = ", "seconds = 1", 1))  # changed behind the build's back
     assert locking.update(show.context, show.plan, []) is True and path.read_text() == text
     assert locking.update(show.context, show.plan, []) is False
+
+
+def test_the_plan_carries_the_fingerprint_of_its_lock(
+    built: Path, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # made once when the show is planned (and kept by the plan memo): a no-op build compares it
+    # without listing every target the lock wants
+    show = load_show(built, registry=Registry(built, extra=fakes))
+    plan = show.plan
+    assert plan.lock_fingerprint == lock.digest(lock.wanted(plan, built), plan)
+    assert lock.fingerprint(dataclasses.replace(plan, lock_fingerprint=""), built) == plan.lock_fingerprint
+    monkeypatch.setattr(lock, "wanted", lambda *args: pytest.fail("a no-op listed what the lock wants"))
+    assert locking.update(show.context, plan, []) is False
+    monkeypatch.undo()
+    edited = (built / "stanzas/extra.j2").read_text().replace("Here is", "Here was")
+    (built / "stanzas/extra.j2").write_text(edited)
+    assert (
+        load_show(built, registry=Registry(built, extra=fakes)).plan.lock_fingerprint != plan.lock_fingerprint
+    )
 
 
 # -- the demo show, voiced by piper --------------------------------------------------------

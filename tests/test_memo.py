@@ -137,6 +137,69 @@ def test_the_doit_command_uses_the_loader_plugin(root: Path) -> None:
     assert (root / ".mixdown" / "doit.sqlite3").is_file()
 
 
+NOOP = """
+import sys
+from doit.doit_cmd import DoitMain
+code = DoitMain().run([])
+print("exit", code)
+print("\\n".join(sorted(name for name in sys.modules if name.startswith(("mixdown.", "numpy", "tomllib")))))
+"""
+
+
+def test_a_noop_build_imports_no_action_nor_audio_module(root: Path) -> None:
+    # What a no-op build imports is most of its time: the actions, the DSP and the codecs are
+    # imported only by a build that runs them.
+    sf.write(root / "media" / "knock.wav", np.random.default_rng(3).uniform(-0.3, 0.3, (8000, 1)), 8000)
+    (root / "doit.cfg").write_text(
+        "[GLOBAL]\nloader = mixdown\n\n[LOADER]\nmixdown = mixdown.loader:MixdownLoader\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+
+    def noop() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", NOOP], cwd=root, capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and "exit 0" in done.stdout, done.stdout + done.stderr
+        return done.stdout.splitlines()[done.stdout.splitlines().index("exit 0") + 1 :]
+
+    first = noop()  # the build itself: it mixes and masters
+    assert {"mixdown.actions.master", "mixdown.dsp.mixer"} <= set(first)
+    imported = noop()
+    assert "mixdown.loader" in imported and "mixdown.actions.current" in imported
+    heavy = [
+        name
+        for name in imported
+        if name.startswith(("numpy", "tomllib", "mixdown.dsp", "mixdown.codecs.", "mixdown.plan.planner"))
+        or name in {f"mixdown.actions.{a}" for a in ("render", "section", "mix", "master", "deliver")}
+    ]
+    assert heavy == ["mixdown.codecs.tags"]  # a rendition's tags are part of its plan
+
+
+def test_doits_plugin_lookups_after_the_loader_share_one_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from doit import plugin
+
+    from mixdown import loader
+
+    monkeypatch.setattr(plugin, "entry_points_impl", plugin.entry_points_impl)  # restored after
+    every = importlib.metadata.entry_points()
+    reads: list[int] = []
+
+    def counted() -> object:
+        reads.append(1)
+        return every
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    loader._entry_points_read_once()
+    lookup = plugin.entry_points_impl()
+    for group in ("doit.BACKEND", "doit.REPORTER", "doit.LOADER", "mixdown.renderers"):
+        assert list(lookup(group=group)) == list(every.select(group=group))
+    assert len(reads) == 1
+    found = plugin.PluginDict()
+    found.add_plugins({}, "LOADER")  # as doit itself asks
+    assert set(found) == {point.name for point in every.select(group="doit.LOADER")}
+    assert len(reads) == 1
+
+
 def test_a_copied_show_plans_its_own_files(root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     # `cp -a show copy` keeps .mixdown/ and every modification time: the original's memo
     # must not stand for the copy, whose plan names the copy's own paths and text.

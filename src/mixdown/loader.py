@@ -60,14 +60,15 @@ from .actions.context import Context
 from .actions.tasks import beside, beside_tasks, publish_dicts, task_dicts
 from .errors import MixdownError, one_line
 from .keys import read_inputs
-from .plan import memo, shards
+from .plan import memo
 from .plan.model import Plan
 from .renderers import Registry
-from .settings import STATE_DIR
+from .settings import SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
 from .store import remote
 from .store.cache import Cache
 
 if TYPE_CHECKING:
+    from .plan.shards import Shard
     from .plan.spend import Budget
 
 __all__ = ["DOIT_CONFIG", "MixdownLoader", "Show", "find_show", "load_show", "one_line"]
@@ -159,6 +160,36 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     return Show(Context(project, cache, registry, remote=remote.configured(project)), the_plan)
 
 
+def _entry_points_read_once() -> None:
+    """Have doit's plugin lookups share one reading of the installed packages' entry points.
+
+    doit looks its plugins up by entry-point group four times a run (commands,
+    loaders, backends, reporters), and each lookup reads the metadata of every
+    installed distribution again: a few milliseconds each in an environment of
+    a hundred packages, a fair part of a no-op build. The packages installed do
+    not change while doit runs, so the lookups after this loader is imported
+    (backends, reporters) read them once. A doit that looks its plugins up
+    another way is left as it is.
+    """
+    from doit import plugin
+
+    if not callable(getattr(plugin, "entry_points_impl", None)):
+        return
+    from importlib.metadata import entry_points
+
+    read: list[Any] = []
+
+    def select(*, group: str) -> Any:
+        if not read:
+            read.append(entry_points())
+        return read[0].select(group=group)
+
+    plugin.entry_points_impl = lambda: select
+
+
+_entry_points_read_once()
+
+
 class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hints
     """doit loader plugin for the show in the working directory (or ``-d DIR``)."""
 
@@ -193,7 +224,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         self.options = {
             "frozen": bool(opt_values.get("frozen")) or os.environ.get("MIXDOWN_FROZEN", "") not in ("", "0"),
             "max_cost": opt_values.get("max_cost") or os.environ.get("MIXDOWN_MAX_COST", ""),
-            "shard": self.shard or opt_values.get("shard") or os.environ.get(shards.ENV, ""),
+            "shard": self.shard or opt_values.get("shard") or os.environ.get(SHARD_ENV, ""),
             "reporter": opt_values.get("reporter"),
             "quiet": opt_values.get("verbosity") == 0,
         }
@@ -218,13 +249,11 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         finish.reset()
         try:
             given = self.options.get("shard")
-            shard = shards.parse(given, _shard_option(given, self.shard)) if given else None
+            shard = _parsed_shard(given, self.shard) if given else None
             self.show = load_show(self.root, registry=self.registry)
             self.whole = None
             if shard is not None:
-                self.whole = self.show.plan
-                self.show = Show(self.show.context, shards.select(self.whole, shard))
-                self.show.context.fresh = shards.shared_keys(self.whole, shard)
+                self.whole, self.show = self.show.plan, _shard_show(self.show, shard)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
         only_missing = cmd.name == "run" and not pos_args
@@ -266,11 +295,11 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         """The tasks of the show's own ``dodo.py`` (:mod:`mixdown.showtasks`), if it has one; doit's
         working directory is then the show's, as for any ``dodo.py``, so its relative paths hold.
         A shard's build has none: they publish the whole show, which a shard has only part of."""
-        from .showtasks import FILENAME, load_show_tasks, mixdown_names
-
         assert self.root is not None and self.show is not None
-        if self.whole is not None or not (self.root / FILENAME).is_file():
+        if self.whole is not None or not (self.root / SHOW_TASKS_FILE).is_file():
             return []
+        from .showtasks import load_show_tasks, mixdown_names
+
         os.chdir(self.root)
         found = load_show_tasks(
             self.root,
@@ -355,11 +384,28 @@ def _in_plan_order(tasks: list[Any], plan: Plan) -> list[Any]:
     return assets + [t for t in tasks if t.name not in rank]
 
 
+def _parsed_shard(value: str, given: str) -> Shard:
+    """The shard ``value`` (``I/N``) names; ``given`` is the loader's own (see :func:`_shard_option`)."""
+    from .plan import shards
+
+    return shards.parse(value, _shard_option(value, given))
+
+
+def _shard_show(show: Show, shard: Shard) -> Show:
+    """``show`` with the plan of one shard of its renditions, and what the shard shares with the
+    others taken as fresh (:func:`mixdown.plan.shards.shared_keys`)."""
+    from .plan import shards
+
+    part = Show(show.context, shards.select(show.plan, shard))
+    part.context.fresh = shards.shared_keys(show.plan, shard)
+    return part
+
+
 def _shard_option(value: str, given: str) -> str:
     """How the shard ``value`` was given, for messages: ``--shard``, or the variable."""
-    if given or os.environ.get(shards.ENV, "") != value:
+    if given or os.environ.get(SHARD_ENV, "") != value:
         return "--shard"
-    return f"{shards.ENV}="
+    return f"{SHARD_ENV}="
 
 
 def _trimmer(show: Show, max_size: int, out: Any) -> Any:
@@ -419,14 +465,20 @@ def _cluster_jobs(root: Path) -> int | None:
     """doit's threads for a build on a Dask cluster: ``[executor] jobs``, or
     :data:`~mixdown.settings.DASK_JOBS`; None without a cluster. Read before the show is
     loaded (doit takes its settings first): what is wrong here is said when the show loads."""
-    import tomllib
-
     from .settings import DASK_ENV as ENV
     from .settings import DASK_JOBS as JOBS
 
     try:
-        table = tomllib.loads((root / "project.toml").read_text("utf-8")).get("executor", {})
+        text = (root / "project.toml").read_text("utf-8")
     except (OSError, ValueError):
+        return None
+    if "executor" not in text and not os.environ.get(ENV):  # no cluster, and no need to parse it
+        return None
+    import tomllib
+
+    try:
+        table = tomllib.loads(text).get("executor", {})
+    except ValueError:
         return None
     if not isinstance(table, dict) or not (os.environ.get(ENV) or table.get("dask")):
         return None

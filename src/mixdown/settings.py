@@ -73,6 +73,10 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 #: the environment variable that names the Dask scheduler, over ``[executor] dask``
 DASK_ENV = "MIXDOWN_DASK"
+#: a show's own doit tasks, beside its project.toml (mixdown.showtasks)
+SHOW_TASKS_FILE = "dodo.py"
+#: the environment variable that selects a shard of the renditions (``I/N``), as ``--shard`` does
+SHARD_ENV = "MIXDOWN_SHARD"
 #: actions in flight at once on a Dask cluster when neither ``[executor] jobs`` nor ``doit -n`` says
 DASK_JOBS = 16
 BED_GAIN_DB = -20.0  # a music bed's level in the mix unless its table sets gain_db

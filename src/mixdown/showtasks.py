@@ -30,11 +30,12 @@ from doit.loader import load_tasks
 
 from .errors import one_line
 from .plan.model import Plan
+from .settings import SHOW_TASKS_FILE
 
 __all__ = ["FILENAME", "ShowTasks", "load_show_tasks", "mixdown_names"]
 
 #: the file, beside project.toml, that holds a show's own tasks
-FILENAME = "dodo.py"
+FILENAME = SHOW_TASKS_FILE
 #: mixdown's task groups (``doit master`` builds every master)
 GROUPS = ("voice", "sfx", "music", "section", "mix", "master", "deliver")
 

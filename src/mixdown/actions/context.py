@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MixdownError
-from ..plan.lock import Lock
 from ..renderers import Registry
 from ..show.project import Project
 from ..store import files
 from ..store.cache import Cache
-from ..store.remote import Remote
 
 if TYPE_CHECKING:
+    from ..plan.lock import Lock
     from ..plan.spend import Budget
+    from ..store.remote import Remote
 
 __all__ = ["Context", "committed", "locked", "once", "relative", "reported", "stamp_matches"]
 

@@ -22,7 +22,6 @@ is never written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -72,9 +71,14 @@ def update(context: Context, plan: Plan, ran: list[str], *, whole: Plan | None =
     root = context.project.root
     path = root / FILENAME
     targets = {name for name in ran if ":" in name}  # not doit's groups (voice, mix, …): they always "run"
-    want = lockfile.wanted(plan, root)
-    others = _others(lockfile.wanted(whole, root), want) if whole is not None else {}
-    fingerprint = _fingerprint(want, plan) + (_fingerprint(others, whole) if whole is not None else "")
+    want: dict[str, Wanted] | None = None
+    others: dict[str, Wanted] = {}
+    if whole is None:
+        fingerprint = lockfile.fingerprint(plan, root)  # made with the plan: a no-op needs no more
+    else:
+        want = lockfile.wanted(plan, root)
+        others = _others(lockfile.wanted(whole, root), want)
+        fingerprint = lockfile.digest(want, plan) + lockfile.digest(others, whole)
     state = root / STATE_DIR / FINGERPRINT
     remembered, stat = _remembered(state), _stat(path)
     if not targets and remembered == [fingerprint, stat]:
@@ -86,6 +90,7 @@ def update(context: Context, plan: Plan, ran: list[str], *, whole: Plan | None =
     old = _kept(state) if trusted else None
     if old is None:
         old = _read(path)
+    want = lockfile.wanted(plan, root) if want is None else want
     new = _entries(context, plan, old, targets if trusted else None, want)
     if others:
         kept = {t: e for t, wish in others.items() if (e := old.get(t)) is not None and wish.matches(e)}
@@ -120,7 +125,7 @@ def _read(path: Path) -> Lock:
 def _kept(state: Path) -> Lock | None:
     """The lock kept beside the fingerprint ``state``, or None."""
     try:
-        found = pickle.loads(state.with_suffix(".pickle").read_bytes())
+        found = files.unpickled(state.with_suffix(".pickle"))
     except Exception:  # missing, or written by another version of mixdown: read the file instead
         return None
     return found if isinstance(found, Lock) else None
@@ -199,17 +204,6 @@ def _published_entry(
     ):
         return None
     return Entry(target, mix.master_key, mix=mix.key, files=found.measured)
-
-
-def _fingerprint(want: dict[str, Wanted], plan: Plan) -> str:
-    """What the lock was written for: every target's key and files, and what makes each
-    master's and delivery's files current."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(f"{t}\t{w.key}\t{' '.join(w.files)}" for t, w in want.items()).encode("utf-8"))
-    for mix in plan.mixes:
-        stamps = [mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries)]
-        digest.update(("\n" + " ".join(stamps)).encode("utf-8"))
-    return digest.hexdigest()
 
 
 def _stat(path: Path) -> list[int] | None:

@@ -10,18 +10,16 @@ preview.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..plan.model import KINDS, Asset, DeliveryPlan, MixPlan, Plan, SectionPlan
 from .context import stamp_matches
-from .deliver import build_delivery
-from .master import build_master
-from .mix import build_mix
-from .preview import clean_preview
 from .publish import CaptionsJob, build_captions, build_otio, otio_path, otio_stamp, sidecars
-from .render import render_asset
-from .section import SectionJob, build_section
+
+if TYPE_CHECKING:
+    from .section import SectionJob
 
 __all__ = ["publish_dicts", "task_dicts"]
 
@@ -77,6 +75,8 @@ def task_dicts(
         done, named = section.key in cached, section.task in previews
         if only_missing and done and not named:
             continue
+        from .section import SectionJob  # imported by the first section handed to doit
+
         present.add(section.key)
         mix = mixes[section.mix]
         deps = [plan.assets[key].task for key in section.assets if key in present]
@@ -94,22 +94,34 @@ def task_dicts(
 
 
 class _Actions(NamedTuple):
-    """The doit action of each kind of task."""
+    """The doit action of each kind of task (and the clean action of a section's)."""
 
     render: Any
     section: Any
     mix: Any
     master: Any
     deliver: Any
+    clean_preview: Any
 
 
-_HERE = _Actions(render_asset, build_section, build_mix, build_master, build_delivery)
+@cache
+def _here() -> _Actions:
+    """This machine's actions, imported with the first task that needs one: a no-op build, which
+    hands doit no task, imports none of them."""
+    from .deliver import build_delivery
+    from .master import build_master
+    from .mix import build_mix
+    from .preview import clean_preview
+    from .render import render_asset
+    from .section import build_section
+
+    return _Actions(render_asset, build_section, build_mix, build_master, build_delivery, clean_preview)
 
 
 def _actions(context: Any) -> _Actions:
     """This machine's actions, or the Dask cluster's when the build has one (imported only then)."""
     if getattr(context, "executor", None) is None:
-        return _HERE
+        return _here()
     from . import cluster
 
     return _Actions(
@@ -118,6 +130,7 @@ def _actions(context: Any) -> _Actions:
         cluster.cluster_mix,
         cluster.cluster_master,
         cluster.cluster_deliver,
+        _here().clean_preview,
     )
 
 
@@ -155,7 +168,7 @@ def _section_task(
         "task_dep": deps,
         "uptodate": [done],
         "params": [BED_PARAM],
-        "clean": [(clean_preview, [context, section.task])],
+        "clean": [(_here().clean_preview, [context, section.task])],
         "doc": f"pre-mix {len(section.assets)} assets; named, a preview in build/preview/",
         "io": UNCAPTURED,
     }

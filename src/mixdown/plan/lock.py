@@ -35,6 +35,7 @@ This module is the format and its comparison (:func:`compare`, what
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import subprocess
@@ -62,7 +63,9 @@ __all__ = [
     "compare",
     "describe",
     "differences",
+    "digest",
     "dumps",
+    "fingerprint",
     "loads",
     "read",
     "wanted",
@@ -330,6 +333,23 @@ def wanted(plan: Plan, root: Path) -> dict[str, Wanted]:
                 mix.master_key, _relative(root, delivery.files)
             )
     return out
+
+
+def fingerprint(plan: Plan, root: Path) -> str:
+    """What a lock written for ``plan`` is written for (:func:`digest` of what it wants): the
+    plan's own, made when it was planned (:attr:`Plan.lock_fingerprint`), when it has one."""
+    return plan.lock_fingerprint or digest(wanted(plan, root), plan)
+
+
+def digest(want: Mapping[str, Wanted], plan: Plan) -> str:
+    """The fingerprint of a lock that holds ``want``: every target's key and files, and what makes
+    each of ``plan``'s masters' and deliveries' files current (their stamps)."""
+    found = hashlib.sha256()
+    found.update("\n".join(f"{t}\t{w.key}\t{' '.join(w.files)}" for t, w in want.items()).encode("utf-8"))
+    for mix in plan.mixes:
+        stamps = [mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries)]
+        found.update(("\n" + " ".join(stamps)).encode("utf-8"))
+    return found.hexdigest()
 
 
 def _relative(root: Path, paths: Iterable[Path]) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..store.files import write_bytes_atomic
+from ..store.files import unpickled, write_bytes_atomic
 
 __all__ = ["load", "save"]
 
@@ -63,8 +63,7 @@ def load(path: Path, root: Path) -> Any | None:
     """The memoised value at ``path`` for the show in ``root`` if every recorded input is
     unchanged, else ``None``."""
     try:
-        with path.open("rb") as fh:
-            stored = pickle.load(fh)
+        stored: Any = unpickled(path)
         environment, inputs, value = stored
     except Exception:  # missing, truncated or from another version: plan afresh
         return None

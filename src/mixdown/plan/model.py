@@ -430,6 +430,9 @@ class Plan:
     first_takes: dict[str, str] = field(default_factory=dict)
     #: every section pre-mix by key, in first-use order
     sections: dict[str, SectionPlan] = field(default_factory=dict)
+    #: the fingerprint of the lock this plan wants (:func:`mixdown.plan.lock.fingerprint`), made
+    #: once with the plan and kept by the plan memo, so that a no-op build does not make it again
+    lock_fingerprint: str = ""
 
     def mix_named(self, name: str) -> MixPlan:
         """The :class:`MixPlan` of the rendition ``name``."""

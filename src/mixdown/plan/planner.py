@@ -21,6 +21,7 @@ from ..renderers import Registry
 from ..settings import BED_GAIN_DB, LOSSY, LOSSY_HEADROOM_DB, SEGMENTS, STEMS, delivery_from
 from ..show import stanza
 from ..show.project import Project, Rendition, Sound
+from . import lock as lockfile
 from . import takes
 from .model import (
     COMPACT,
@@ -83,7 +84,9 @@ class _Planner:
                 self._add(line, f"voice:{line.position}{suffix}")
             mixes.append(self._mix(rendition, iter(found)))
         sections = self._sections(renditions, mixes)
-        return Plan(self.assets, mixes, self._first_takes, sections)
+        made = Plan(self.assets, mixes, self._first_takes, sections)
+        made.lock_fingerprint = lockfile.fingerprint(made, self.project.root)
+        return made
 
     # -- sections ----------------------------------------------------------
     def _sections(self, renditions: list[Rendition], mixes: list[MixPlan]) -> dict[str, SectionPlan]:

@@ -37,13 +37,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import ConfigError
+from ..settings import SHARD_ENV
 from .lock import Entry, Lock, Wanted
 from .model import MixPlan, Plan, SectionPlan
 
 __all__ = ["ENV", "Merged", "Shard", "merge", "parse", "select", "shard_of", "shared_keys"]
 
 #: the environment variable a build reads its shard from when no ``--shard`` is given
-ENV = "MIXDOWN_SHARD"
+ENV = SHARD_ENV
 
 
 @dataclass(frozen=True)

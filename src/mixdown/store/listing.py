@@ -55,8 +55,7 @@ def _load_index(objects: Path, index: Path | None) -> dict[str, _Listing]:
     if index is None:
         return {}
     try:
-        with index.open("rb") as fh:
-            stored = pickle.load(fh)
+        stored = files.unpickled(index)
     except Exception:  # missing or unreadable: list every shard
         return {}
     if not isinstance(stored, tuple) or stored[0] != str(objects.resolve()):
