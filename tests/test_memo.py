@@ -245,3 +245,18 @@ def test_a_changed_renderer_module_inside_mixdown_plans_again(
     monkeypatch.setattr(planner, "plan", lambda *a: (_ for _ in ()).throw(AssertionError("planned")))
     with pytest.raises(AssertionError, match="planned"):
         load_show(root)
+
+
+def test_the_plans_many_tuples_pickle_as_they_were(root: Path) -> None:
+    import pickle
+
+    from mixdown.plan.model import Asset, SpokenLine
+
+    plan = load_show(root).plan
+    again = pickle.loads(pickle.dumps(plan, pickle.HIGHEST_PROTOCOL))
+    assert again.assets == plan.assets and again.mixes == plan.mixes
+    assert all(type(asset) is Asset for asset in again.assets.values())
+    lines = [line for mix in again.mixes for info in mix.section_info for line in info.lines]
+    assert lines and all(type(line) is SpokenLine for line in lines)
+    retaken = pickle.loads(pickle.dumps(next(iter(plan.assets.values()))._replace(take=2)))
+    assert type(retaken) is Asset and retaken.take == 2 and retaken._replace(take=0).take == 0

@@ -46,7 +46,7 @@ def _environment(root: str) -> tuple[Any, ...]:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # all of mixdown
     code = sorted(
         (os.path.relpath(os.path.join(folder, name), here), _signature(os.path.join(folder, name)))
-        for folder, _, names in os.walk(here)
+        for folder, _, names in _source_folders(here)
         for name in names
         if name.endswith(".py")
     )
@@ -57,6 +57,13 @@ def _environment(root: str) -> tuple[Any, ...]:
         except OSError:
             continue
     return (VERSION, root, code, sys.version, os.environ.get("MIXDOWN_CACHE"), sorted(packages))
+
+
+def _source_folders(top: str) -> Any:
+    """``os.walk(top)`` without the ``__pycache__`` folders (no source is there)."""
+    for folder, subfolders, names in os.walk(top):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        yield folder, subfolders, names
 
 
 def load(path: Path, root: Path) -> Any | None:
