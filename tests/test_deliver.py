@@ -133,6 +133,19 @@ def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["show.mp3", "show.wav"]  # no temporaries left
 
 
+def _profiles_written(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The ceiling profile of each pass a delivery writes (None: the flat ceiling), as it writes them."""
+    profiles: list[Any] = []
+    write_group = delivering._write_group
+
+    def spied(group: Any, profile: Any = None) -> Any:
+        profiles.append(profile)
+        return write_group(group, profile)
+
+    monkeypatch.setattr(delivering, "_write_group", spied)
+    return profiles
+
+
 def test_a_file_over_its_ceiling_is_made_again_lower_where_it_overshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,16 +170,9 @@ def test_a_file_over_its_ceiling_is_made_again_lower_where_it_overshot(
         rows[int(at * sr / 32)] = 10 ** ((ceiling + excess) / 20)
         return rows
 
-    profiles: list[Any] = []
-    write_group = delivering._write_group
-
-    def spied(*args: Any, **kwargs: Any) -> Any:
-        profiles.append(args[7] if len(args) > 7 else kwargs.get("profile"))
-        return write_group(*args, **kwargs)
-
+    profiles = _profiles_written(monkeypatch)
     monkeypatch.setattr(delivering, "_measure_file", overshooting)
     monkeypatch.setattr(delivering, "_row_peaks", row_peaks)
-    monkeypatch.setattr(delivering, "_write_group", spied)
     ((path, found),) = deliver(
         Source.of_array(programme(12.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
     )
@@ -218,16 +224,9 @@ def test_the_last_attempt_lowers_the_ceiling_everywhere(
         rows[int(places[measured.index(path)] * sr / 32)] = 10 ** ((ceiling + 0.3) / 20)
         return rows
 
-    profiles: list[Any] = []
-    write_group = delivering._write_group
-
-    def spied(*args: Any, **kwargs: Any) -> Any:
-        profiles.append(args[7] if len(args) > 7 else kwargs.get("profile"))
-        return write_group(*args, **kwargs)
-
+    profiles = _profiles_written(monkeypatch)
     monkeypatch.setattr(delivering, "_measure_file", overshooting)
     monkeypatch.setattr(delivering, "_row_peaks", row_peaks)
-    monkeypatch.setattr(delivering, "_write_group", spied)
     ((path, found),) = deliver(
         Source.of_array(programme(12.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
     )

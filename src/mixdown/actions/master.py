@@ -25,7 +25,15 @@ from .context import Context, locked, relative, reported
 from .locking import check_pinned
 from .mix import ANALYSIS, change_of
 from .progress import Progress
-from .streamed import Deliverable, LazyMaster, StreamedMaster, master_meta, master_streamed, stored_streamed
+from .streamed import (
+    Deliverable,
+    LazyMaster,
+    MasterJob,
+    StreamedMaster,
+    master_meta,
+    master_streamed,
+    stored_streamed,
+)
 from .streamed import measured as measured_loudness
 
 if TYPE_CHECKING:  # the codecs load when a master is made
@@ -187,34 +195,21 @@ def _master_made(
 ) -> tuple[Any, Any, list[Any]]:
     """:func:`mastered`, with the master's lock held."""
     from ..codecs import parts
-    from ..dsp.master import MasterSettings
 
     found = _master_cached(context, plan, deliverable)  # made meanwhile by another build
     if found is not None:
         return found
     stored = _stored_recipe(context, plan.master_key)
-    mixed = context.cache.source(plan.key)
-    progress = Progress(f"master:{plan.name}", "mastered", mixed.frames, mixed.sample_rate)
-    settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-    if stored is not None or parts.usable(mixed.frames, mixed.sample_rate):
-        spliced = (
-            None if stored is not None else _spliced(context, plan, mixed, settings, progress, deliverable)
-        )
+    job = MasterJob.of(context, plan, deliverable)
+    if stored is not None or parts.usable(job.mixed.frames, job.mixed.sample_rate):
+        spliced = None if stored is not None else _spliced(job)
         if spliced is not None:
             return spliced
-        return _mastered_in_parts(context, plan, mixed, settings, progress, deliverable, stored)
-    return master_streamed(context, plan, mixed, settings, progress, deliverable, threads=threads)
+        return _mastered_in_parts(job, stored)
+    return master_streamed(job, threads=threads)
 
 
-def _mastered_in_parts(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    deliverable: Deliverable | None,
-    stored: _Stored | None,
-) -> tuple[Any, Any, list[Any]]:
+def _mastered_in_parts(job: MasterJob, stored: _Stored | None) -> tuple[Any, Any, list[Any]]:
     """:func:`mastered` for a long programme: every core limits, writes, meters and encodes a part.
 
     The master's samples are not stored: its recipe is (``<key>.recipe.json``
@@ -222,19 +217,20 @@ def _mastered_in_parts(
     :class:`_RecipeMaster`. With a recipe already ``stored`` (and its
     loudness), the files are made in one pass from it.
     """
+    context, plan, mixed, _, _, deliverable = job
     direct = _DirectFiles()
     try:
         if deliverable is not None:
             direct.open(deliverable, mixed)
         analysis = _analysis(context, plan, mixed)
-        passes = _parallel_passes(context, plan, mixed, settings, progress, direct, stored, analysis)
+        passes = _parallel_passes(job, direct, stored, analysis)
         if stored is not None:  # the files again, from the master's recipe
             recipe = stored.recipe
             found, _, _ = passes(recipe.gain_db, recipe.aim, recipe.trim)
             loudness = _loudness(found)
             _store_parts(context, plan.master_key, passes)  # the parts of the files just made
         else:
-            recipe, loudness = _normalised(context, plan, mixed, settings, progress, passes, analysis)
+            recipe, loudness = _normalised(job, passes, analysis)
         written = direct.close(passes)
     except BaseException:
         direct.discard()
@@ -242,31 +238,25 @@ def _mastered_in_parts(
     return _RecipeMaster(context, plan, recipe, loudness), loudness, written
 
 
-def _spliced(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    deliverable: Deliverable | None,
-) -> tuple[Any, Any, list[Any]] | None:
+def _spliced(job: MasterJob) -> tuple[Any, Any, list[Any]] | None:
     """:func:`mastered` by splicing the files in ``build/``, when the mix was spliced from the one
     they were made from and its loudness held (:mod:`mixdown.codecs.splice`): only the parts the
     edit touched are made again. None, having said why, when it cannot be."""
     from ..codecs.splice import CannotSplice, check_master
 
+    context, plan, mixed, _, _, deliverable = job
     change = change_of(context, plan)
     if change is None or deliverable is None or not deliverable.direct:
         return None
     target = f"master:{plan.name}"
     direct = _DirectFiles()
     try:
-        parent, data, analysis = _splice_parent(context, plan, mixed, settings, deliverable, change)
+        parent, data, analysis = _splice_parent(job, deliverable, change)
         landed = parent.landed
         assert landed is not None  # _splice_parent refuses a parent without it
         direct.open(deliverable, mixed)
         reuse = _reuse(data, parent.recipe, mixed, deliverable, direct, change)
-        passes = _parallel_passes(context, plan, mixed, settings, progress, direct, parent, analysis, reuse)
+        passes = _parallel_passes(job, direct, parent, analysis, reuse)
         found, _, _ = passes(parent.recipe.gain_db, parent.recipe.aim, parent.recipe.trim)
         check_master(found, landed, parent.recipe.ceiling_dbtp)
         written = direct.close(passes)
@@ -285,15 +275,14 @@ def _spliced(
     return _RecipeMaster(context, plan, recipe, loudness), loudness, written
 
 
-def _splice_parent(
-    context: Context, plan: MixPlan, mixed: Any, settings: Any, deliverable: Deliverable, change: Any
-) -> tuple[_Stored, Any, Any]:
+def _splice_parent(job: MasterJob, deliverable: Deliverable, change: Any) -> tuple[_Stored, Any, Any]:
     """The parent master's recipe and parts, and the mix's analysis, for a splice of the files of
     ``deliverable`` after ``change``; :class:`~mixdown.codecs.splice.CannotSplice` says why not."""
     from ..codecs import parts
     from ..codecs.splice import CannotSplice, PartData, check_mix
     from ..dsp.master import MASTER_MARGIN_DB
 
+    context, plan, mixed, settings, _, _ = job
     cache = context.cache
     record = published.read(context, plan)
     if record is None or record.mix != change.parent:
@@ -355,20 +344,14 @@ def _analysis(context: Context, plan: MixPlan, mixed: Any) -> Any:
 
 
 def _parallel_passes(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    direct: _DirectFiles,
-    stored: _Stored | None,
-    analysis: Any,
-    reuse: Any = None,
+    job: MasterJob, direct: _DirectFiles, stored: _Stored | None, analysis: Any, reuse: Any = None
 ) -> Any:
     """The :class:`~mixdown.codecs.parts.ParallelPasses` passes over the mix, writing ``direct``'s
     files (copying ``reuse``'s parts from the published ones)."""
     from ..codecs.parts import ParallelPasses
     from ..dsp.master import MASTER_MARGIN_DB
+
+    mixed, settings, progress = job.mixed, job.settings, job.progress
 
     recipe = stored.recipe if stored is not None else None
     return ParallelPasses(
@@ -386,18 +369,12 @@ def _parallel_passes(
     )
 
 
-def _normalised(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    passes: Any,
-    analysis: Any,
-) -> tuple[Any, Any]:
+def _normalised(job: MasterJob, passes: Any, analysis: Any) -> tuple[Any, Any]:
     """Bring the mix to its target in parted ``passes``; store and return the recipe, and the loudness."""
     from ..codecs.splice import Landed
     from ..dsp.master import normalise
+
+    context, plan, mixed, settings, progress, _ = job
 
     loudness = normalise(mixed, settings, passes, progress=progress.say, analysis=analysis)
     landed = Landed(analysis.meter.result().integrated, loudness.integrated_lufs)

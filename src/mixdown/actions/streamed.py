@@ -29,6 +29,7 @@ from .progress import Progress
 __all__ = [
     "STREAMED",
     "Deliverable",
+    "MasterJob",
     "StreamTee",
     "LazyMaster",
     "StreamedMaster",
@@ -48,6 +49,31 @@ class Deliverable(NamedTuple):
     stem: Path  # the files' path without the format's suffix
     delivery: Delivery
     direct: list[str]  # the formats at the master's rate, encoded while it is made
+
+
+class MasterJob(NamedTuple):
+    """One master in the making: what every way of making it (streamed, in parallel parts,
+    spliced) is given."""
+
+    context: Context
+    plan: MixPlan
+    mixed: Any  # the mix, a block source (mixdown.codecs.wav.Source)
+    settings: Any  # the pass's mixdown.dsp.master.MasterSettings, from [master]
+    progress: Progress
+    deliverable: Deliverable | None  # the files written as the master is made, if any
+
+    @classmethod
+    def of(
+        cls, context: Context, plan: MixPlan, deliverable: Deliverable | None, *, doing: str = "mastered"
+    ) -> MasterJob:
+        """The job of mastering ``plan``'s cached mix as its ``[master]`` says; ``doing`` is what
+        its progress line calls it."""
+        from ..dsp.master import MasterSettings
+
+        mixed = context.cache.source(plan.key)
+        progress = Progress(f"master:{plan.name}", doing, mixed.frames, mixed.sample_rate)
+        settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
+        return cls(context, plan, mixed, settings, progress, deliverable)
 
 
 def master_meta(plan: MixPlan, loudness: Any) -> dict[str, Any]:
@@ -84,21 +110,14 @@ def _kept_as_record(context: Context, deliverable: Deliverable | None) -> bool:
     return set(deliverable.direct) == set(deliverable.delivery.formats)
 
 
-def master_streamed(
-    context: Context,
-    plan: MixPlan,
-    mixed: Any,
-    settings: Any,
-    progress: Progress,
-    deliverable: Deliverable | None,
-    *,
-    threads: bool,
-) -> tuple[Any, Any, list[Any]]:
-    """Master ``plan``'s mix as one stream into the direct files of ``deliverable`` and into
+def master_streamed(job: MasterJob, *, threads: bool) -> tuple[Any, Any, list[Any]]:
+    """Master the mix of ``job`` as one stream into the direct files of its deliverable and into
     a cache object, or a :data:`STREAMED` record (see the module docs); return the master
     (a block source), its loudness and the files written with their measurements."""
     from ..codecs.deliver import Formats
     from ..dsp.master import Analysis, master_stream
+
+    context, plan, mixed, settings, progress, deliverable = job
 
     cache = context.cache
     analysis = Analysis.load(cache.side_path(plan.key, ANALYSIS))  # saves the measuring pass
@@ -164,13 +183,7 @@ class StreamedMaster(LazyMaster):
     cache object the first time it is read (the samples its files were made from)."""
 
     def _make(self) -> None:
-        from ..dsp.master import MasterSettings
-
-        plan = self._plan
-        mixed = self._context.cache.source(plan.key)
-        progress = Progress(f"master:{plan.name}", "mastered again", mixed.frames, mixed.sample_rate)
-        settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
-        master_streamed(self._context, plan, mixed, settings, progress, None, threads=True)
+        master_streamed(MasterJob.of(self._context, self._plan, None, doing="mastered again"), threads=True)
 
 
 class StreamTee:

@@ -31,7 +31,7 @@ import math
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import RenderFailed
 from ..settings import LOSSY, LOSSY_HEADROOM_DB, Delivery, rate_for
@@ -110,30 +110,35 @@ def deliver(
         for (rate, ceiling), formats in groups.items():
             seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
             lowered = _lowered(seen, rate, delivery.ceiling_dbtp, None) if seen else None
-            files.update(_under_ceiling(source, stem, formats, rate, ceiling, delivery, loudness, lowered))
+            group = _Group(source, stem, formats, rate, ceiling, delivery, loudness)
+            files.update(_under_ceiling(group, lowered))
         return _publish(files, stem, delivery, target, (tags, chapters))
     finally:
         for tmp, _ in [*files.values(), *overshot.values()]:
             discard(tmp)
 
 
-def _under_ceiling(
-    source: Source,
-    stem: Path,
-    formats: list[str],
-    sr: int,
-    ceiling: float,
-    delivery: Delivery,
-    loudness: Loudness | None,
-    lowered: np.ndarray | None,
-) -> dict[str, tuple[Path, Any]]:
+class _Group(NamedTuple):
+    """Formats of a delivery written in one pass: at one rate, under one ceiling."""
+
+    source: Source
+    stem: Path
+    formats: list[str]
+    sr: int
+    ceiling: float
+    delivery: Delivery
+    loudness: Loudness | None  # what is known of the source's, if anything
+
+
+def _under_ceiling(group: _Group, lowered: np.ndarray | None) -> dict[str, tuple[Path, Any]]:
     """:func:`_write_group`, made again (up to :data:`_ATTEMPTS` in all) while a file decodes over
     the delivery's ceiling, the ceiling lowered where it overshot (:func:`_lowered`; ``lowered``:
     where to start), and on the last attempt everywhere too."""
+    sr, delivery = group.sr, group.delivery
     attempt = 1
     while True:
         profile = None if lowered is None else _profile(lowered, sr)
-        made = _write_group(source, stem, formats, sr, ceiling, delivery, loudness, profile)
+        made = _write_group(group, profile)
         excess = max(found.true_peak for _, found in made.values()) - delivery.ceiling_dbtp
         if excess <= 0 or attempt == _ATTEMPTS:
             return made
@@ -227,21 +232,14 @@ class Formats:
         return list(zip(self.formats, self.paths, found, strict=True))
 
 
-def _write_group(
-    source: Source,
-    stem: Path,
-    formats: list[str],
-    sr: int,
-    ceiling: float,
-    delivery: Delivery,
-    loudness: Loudness | None,
-    profile: np.ndarray | None = None,
-) -> dict[str, tuple[Path, Any]]:
-    """Encode ``formats`` at ``sr`` under ``ceiling`` in one pass; decode and measure each file.
+def _write_group(group: _Group, profile: np.ndarray | None = None) -> dict[str, tuple[Path, Any]]:
+    """Encode the formats of ``group`` in one pass; decode and measure each file.
 
     ``profile`` lowers the ceiling row by row (see :class:`mixdown.dsp.dynamics.Limiter`).
     """
     from ..dsp.master import MASTER_MARGIN_DB, MasterSettings, master_stream
+
+    source, stem, formats, sr, ceiling, delivery, loudness = group
 
     channels = delivery.channels or source.channels
     converted = _converted(source, channels, sr)
