@@ -260,3 +260,30 @@ def test_the_plans_many_tuples_pickle_as_they_were(root: Path) -> None:
     assert lines and all(type(line) is SpokenLine for line in lines)
     retaken = pickle.loads(pickle.dumps(next(iter(plan.assets.values()))._replace(take=2)))
     assert type(retaken) is Asset and retaken.take == 2 and retaken._replace(take=0).take == 0
+
+
+def test_what_renditions_publish_beside_is_kept_with_the_plan(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A no-op build checks every rendition's captions and timeline: their stamps and files are
+    # made once with the plan and kept in the memo, as is each master's stamp.
+    from mixdown import loader
+    from mixdown.actions.tasks import beside
+
+    first = load_show(root)
+    made = beside(first.context)
+    assert first.besides == {mix.name: made(mix) for mix in first.plan.mixes}
+    assert any(kept.files and kept.stamps for kept in first.besides.values())
+
+    def refuse(context: object) -> object:
+        raise AssertionError("a planned show made what it publishes beside again")
+
+    monkeypatch.setattr(loader, "beside", refuse)
+    again = load_show(root)
+    assert again.besides == first.besides
+    assert all("stamp" in vars(mix) for mix in again.plan.mixes)  # kept, not made again
+    mix = again.plan.mixes[0]
+    assert loader._besides(again)(mix) is again.besides[mix.name]
+    monkeypatch.undo()
+    bare = loader.Show(again.context, again.plan)  # a show loaded without the memo: made when asked
+    assert loader._besides(bare)(mix) == again.besides[mix.name]

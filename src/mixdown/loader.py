@@ -46,8 +46,8 @@ import gc
 import io
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +57,12 @@ from doit.loader import generate_tasks
 
 from .actions import console, current, finish
 from .actions.context import Context
-from .actions.tasks import beside, beside_tasks, publish_dicts, task_dicts
+from .actions.current import Beside
+from .actions.tasks import beside, publish_dicts, task_dicts
 from .errors import MixdownError, one_line
 from .keys import read_inputs
 from .plan import memo
-from .plan.model import Plan
+from .plan.model import MixPlan, Plan
 from .renderers import Registry
 from .settings import SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
 from .store import remote
@@ -128,6 +129,9 @@ class Show:
 
     context: Context
     plan: Plan
+    #: what each rendition publishes beside its deliverables, by name, as kept by the plan memo
+    #: (:func:`_besides`; empty: made when asked)
+    besides: dict[str, Beside] = field(default_factory=dict)
 
 
 def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None) -> Show:
@@ -143,8 +147,9 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     registry = registry or Registry(root)
     memo_path = root / STATE_DIR / "plan.pickle"
     remembered = memo.load(memo_path, root) if use_memo else None
+    inputs: set[str] = set()
     if remembered is not None:
-        project, the_plan = remembered
+        project, the_plan, besides = remembered
     else:
         from .plan.planner import plan
         from .show.project import load
@@ -153,11 +158,19 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
         with read_inputs() as inputs:
             project = load(root, registry=registry)
             the_plan = plan(project, render_scripts(project), registry)
-        if use_memo:
-            memo.save(memo_path, root, (project, the_plan), inputs)
+        besides = {}
     registry.configure(project.providers)
     cache = Cache(project.cache_dir, index=root / STATE_DIR / "cache-index.pickle")
-    return Show(Context(project, cache, registry, remote=remote.configured(project)), the_plan)
+    context = Context(project, cache, registry, remote=remote.configured(project))
+    if use_memo and remembered is None:
+        # What a no-op build checks of every rendition, made once with the plan and kept with it:
+        # the master's stamp (a cached property of the plan's) and what it publishes beside.
+        of = beside(context)
+        for mix in the_plan.mixes:
+            besides[mix.name] = of(mix)
+            _ = mix.stamp  # a cached property: made now, it is kept in the memo with the plan
+        memo.save(memo_path, root, (project, the_plan, besides), inputs)
+    return Show(context, the_plan, besides)
 
 
 def _entry_points_read_once() -> None:
@@ -241,7 +254,23 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         return {**config, **self.extra_config}
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
-        """Build the show's tasks; a plain ``run`` gets only missing assets."""
+        """Build the show's tasks; a plain ``run`` gets only missing assets.
+
+        The cyclic garbage collector is paused meanwhile: the plan and the tasks are tens of
+        thousands of long-lived objects, none of them garbage, which it would otherwise walk
+        again and again as they are made; they are then frozen out of its reach.
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            tasks = self._load_tasks(cmd, pos_args)
+            gc.freeze()
+        finally:
+            if collecting:
+                gc.enable()
+        return tasks
+
+    def _load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
         from .actions.stopping import install
 
         assert self.root is not None
@@ -277,7 +306,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         )
         dicts |= publish_dicts(self.show.plan, self.show.context, current=fresh)
         if only_missing:
-            _report_cached(self.show.plan, cached, out, fresh, self.show.context)
+            _report_cached(self.show, cached, out, fresh)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
@@ -288,7 +317,6 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             # doit forgets "the default tasks" when given none, and fails when a loader names
             # none: a show's default is every task, as a plain ``doit`` runs
             cmd.sel_tasks = [task.name for task in tasks if task.subtask_of is None]
-        gc.freeze()  # thousands of long-lived task objects: keep the collector off them
         return tasks
 
     def _show_tasks(self, cmd: Any, pos_args: list[str], given: list[Any]) -> list[Any]:
@@ -396,7 +424,7 @@ def _shard_show(show: Show, shard: Shard) -> Show:
     others taken as fresh (:func:`mixdown.plan.shards.shared_keys`)."""
     from .plan import shards
 
-    part = Show(show.context, shards.select(show.plan, shard))
+    part = Show(show.context, shards.select(show.plan, shard), show.besides)
     part.context.fresh = shards.shared_keys(show.plan, shard)
     return part
 
@@ -538,23 +566,40 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
     yield from items
 
 
-def _report_cached(plan: Plan, cached: set[str], out: Any, fresh: set[str], context: Context) -> None:
+def _report_cached(show: Show, cached: set[str], out: Any, fresh: set[str]) -> None:
     """Print ``-- name`` for assets and sections found in the cache, and for the mixes, masters
     and deliveries of the renditions left out as current, as doit does for up-to-date tasks."""
+    plan, besides = show.plan, _besides(show)
     lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
     lines += [f"-- {s.task}\n" for s in plan.sections.values() if s.key in cached]
     for mix in plan.mixes:
         if mix.name in fresh:
             lines += [f"-- mix:{mix.name}\n", f"-- master:{mix.name}\n"]
             lines += [f"-- deliver:{mix.name}/{d.name}\n" for d in mix.deliveries]
-            lines += [f"-- {task}\n" for task in beside_tasks(context, mix)]
+            lines += [f"-- {task}\n" for task in besides(mix).tasks]
     out.write("".join(lines))
+
+
+def _besides(show: Show) -> Callable[[MixPlan], Beside]:
+    """What each rendition publishes beside its deliverables: as the plan memo kept it, else made
+    (:func:`mixdown.actions.tasks.beside`)."""
+    made: list[Callable[[MixPlan], Beside]] = []
+
+    def of(mix: MixPlan) -> Beside:
+        kept = show.besides.get(mix.name)
+        if kept is not None:
+            return kept
+        if not made:
+            made.append(beside(show.context))
+        return made[0](mix)
+
+    return of
 
 
 def _current(show: Show, root: Path, cached: set[str]) -> set[str]:
     """The renditions a plain build leaves out as current, with the step that records them
     when it ends (:mod:`mixdown.actions.current`)."""
-    besides = beside(show.context)
+    besides = _besides(show)
     fresh = current.current(show.plan, root, cached, besides)
     recorder = current.recorder(show.plan, root, fresh, besides)
     finish.at_finish(lambda ran: recorder(finish.done()))

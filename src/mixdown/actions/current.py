@@ -47,7 +47,7 @@ class Beside(NamedTuple):
 
     tasks: tuple[str, ...] = ()
     stamps: tuple[str, ...] = ()
-    files: tuple[Path, ...] = ()
+    files: tuple[str, ...] = ()  # paths
 
 
 #: what a rendition publishes beside its deliverables, by rendition (nothing, by default)
@@ -66,7 +66,7 @@ def _stamps(mix: MixPlan, beside: Beside) -> tuple[str, ...]:
     return (mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries), *beside.stamps)
 
 
-def _files(mix: MixPlan, beside: Beside) -> list[Path]:
+def _files(mix: MixPlan, beside: Beside) -> list[Path | str]:
     return [*mix.outputs, *(p for d in mix.deliveries for p in d.files), *beside.files]
 
 
@@ -78,7 +78,7 @@ def _load(root: Path) -> dict[str, Rendition]:
     return found if isinstance(found, dict) else {}
 
 
-def _stat(path: Path) -> tuple[str, int, int] | None:
+def _stat(path: Path | str) -> tuple[str, int, int] | None:
     try:
         stat = os.stat(path)
     except OSError:
@@ -87,13 +87,23 @@ def _stat(path: Path) -> tuple[str, int, int] | None:
 
 
 def _still(mix: MixPlan, known: Rendition | None, beside: Beside) -> bool:
-    """Whether ``known`` describes ``mix``'s files as they are now."""
+    """Whether ``known`` describes ``mix``'s files as they are now (a no-op build asks this of
+    every rendition: one stat a file, nothing made that need not be)."""
     if known is None or known.stamps != _stamps(mix, beside):
         return False
     paths = _files(mix, beside)
-    return len(paths) == len(known.files) and all(
-        _stat(path) == entry for path, entry in zip(paths, known.files, strict=True)
-    )
+    if len(paths) != len(known.files):
+        return False
+    for path, (name, size, mtime) in zip(paths, known.files, strict=True):
+        if name != os.fspath(path):
+            return False
+        try:
+            stat = os.stat(name)
+        except OSError:
+            return False
+        if stat.st_size != size or stat.st_mtime_ns != mtime:
+            return False
+    return True
 
 
 def current(plan: Plan, root: Path, cached: Collection[str], besides: Besides = _nothing) -> set[str]:

@@ -273,7 +273,7 @@ def beside(context: Any) -> Callable[[MixPlan], Any]:
         if timeline:
             stamps.append(otio_stamp(mix, context))
             made.append(otio_path(mix))
-        return Beside(beside_tasks(context, mix), tuple(stamps), tuple(made))
+        return Beside(beside_tasks(context, mix), tuple(stamps), tuple(str(path) for path in made))
 
     return of
 

@@ -62,7 +62,7 @@ COMPACT = "flac24x4"
 
 
 def _plain_tuple(item: tuple[Any, ...]) -> tuple[Any, ...]:
-    """How a named tuple the plan holds by the ten thousand is pickled: made again by
+    """How a named tuple the plan holds by the thousand is pickled: made again by
     ``tuple.__new__`` in C, not through its class's ``__new__`` in Python (a tenth of the
     time the plan memo takes to load)."""
     return (tuple.__new__, (type(item), tuple(item)))
@@ -273,6 +273,9 @@ class SectionInfo(NamedTuple):
     title: str
     chapter: bool
     lines: tuple[SpokenLine, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _plain_tuple(self)
 
 
 def section_info_digest(info: Sequence[SectionInfo]) -> str:
