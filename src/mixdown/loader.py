@@ -168,7 +168,7 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
         of = beside(context)
         for mix in the_plan.mixes:
             besides[mix.name] = of(mix)
-            _ = mix.stamp  # a cached property: made now, it is kept in the memo with the plan
+            _ = mix.stamp, mix.delivery_stamps  # cached properties: made now, kept in the memo
         memo.save(memo_path, root, (project, the_plan, besides), inputs)
     return Show(context, the_plan, besides)
 

@@ -413,7 +413,13 @@ class MixPlan:
 
     def delivery_stamp(self, name: str) -> str:
         """Likewise for the files of one ``[deliveries.NAME]``."""
-        return self._tagged(self.files_stamp(name))
+        return self.delivery_stamps[name]
+
+    @cached_property
+    def delivery_stamps(self) -> dict[str, str]:
+        """:meth:`delivery_stamp` of every delivery by name, made once (a no-op build checks
+        them all; the plan memo keeps them when they were made before it was written)."""
+        return {d.name: self._tagged(self.files_stamp(d.name)) for d in self.deliveries}
 
     def files_stamp(self, delivery: str | None = None) -> str:
         """What the audio of the [master] files (or of the ``[deliveries.NAME]`` named
