@@ -146,28 +146,29 @@ def _profiles_written(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return profiles
 
 
-def test_a_file_over_its_ceiling_is_made_again_lower_where_it_overshot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The contract, with the encoder's overshoot injected (no LAME build decides it): a file
-    that decodes over its ceiling is made again once, its ceiling lowered by its excess and
-    the retry margin where it overshot (and the spread either side), and nowhere else."""
-    sr, excess, at = 24000, 0.7, 5.0  # s: where the injected overshoot is
-    ceiling = PRESETS["alexa"].ceiling_dbtp
+def _delivered_overshooting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peaks: list[float], places: list[float]
+) -> tuple[Path, Measurement, list[Any], list[Path], list[Path]]:
+    """A 12 s programme delivered to 'alexa' with the encoder's overshoot injected (no LAME build
+    decides it): the n-th file written decodes at true peak ``peaks[n]`` (the last one for the
+    rest), its one overshoot at ``places[n]`` s. Returns the published path and measurement, the
+    ceiling profile of each pass, the files measured and those whose row peaks were read."""
+    sr, ceiling = 24000, PRESETS["alexa"].ceiling_dbtp
     measured: list[Path] = []
+    looked: list[Path] = []
     real_measure = delivering._measure_file
 
     def overshooting(path: Path) -> Measurement:
         measured.append(path)
         found = real_measure(path)
-        # the first file decodes 0.7 dB over its ceiling, the next ones 0.5 dB under it
-        peak = ceiling + excess if len(measured) == 1 else ceiling - 0.5
+        peak = peaks[min(len(measured), len(peaks)) - 1]
         return Measurement(found.integrated, peak, found.sample_peak, found.lra, -10.0, -11.0)
 
     def row_peaks(path: Path) -> np.ndarray:
-        assert path == measured[0]  # the file that overshot is the one looked at
+        looked.append(path)
+        n = measured.index(path)
         rows = np.full(12 * sr // 32, 10 ** ((ceiling - 3.0) / 20))
-        rows[int(at * sr / 32)] = 10 ** ((ceiling + excess) / 20)
+        rows[int(places[n] * sr / 32)] = 10 ** (peaks[min(n, len(peaks) - 1)] / 20)
         return rows
 
     profiles = _profiles_written(monkeypatch)
@@ -176,6 +177,22 @@ def test_a_file_over_its_ceiling_is_made_again_lower_where_it_overshot(
     ((path, found),) = deliver(
         Source.of_array(programme(12.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
     )
+    return path, found, profiles, measured, looked
+
+
+def test_a_file_over_its_ceiling_is_made_again_lower_where_it_overshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract: a file that decodes over its ceiling is made again once, its ceiling lowered
+    by its excess and the retry margin where it overshot (and the spread either side), and
+    nowhere else."""
+    sr, excess, at = 24000, 0.7, 5.0  # s: where the injected overshoot is
+    ceiling = PRESETS["alexa"].ceiling_dbtp
+    # the first file decodes 0.7 dB over its ceiling, the next ones 0.5 dB under it
+    path, found, profiles, measured, looked = _delivered_overshooting(
+        tmp_path, monkeypatch, [ceiling + excess, ceiling - 0.5], [at]
+    )
+    assert looked == [measured[0]]  # the file that overshot is the one looked at
     assert len(profiles) == 2 and profiles[0] is None  # made again once
     lowered = -20 * np.log10(profiles[1])
     where = np.arange(len(lowered)) * 32 / sr  # each row's start, in seconds
@@ -208,27 +225,10 @@ def test_the_last_attempt_lowers_the_ceiling_everywhere(
 ) -> None:
     """A file whose codec overshoots somewhere new at each attempt: the regional lowering has not
     converged by the last attempt, which lowers the whole file by the excess and the margin."""
-    sr, ceiling = 24000, PRESETS["alexa"].ceiling_dbtp
-    measured: list[Path] = []
-    real_measure = delivering._measure_file
-    places = [2.0, 5.0, 8.0, 11.0]  # s: where each attempt overshoots, 0.3 dB over
-
-    def overshooting(path: Path) -> Measurement:
-        measured.append(path)
-        found = real_measure(path)
-        peak = ceiling + 0.3 if len(measured) < delivering._ATTEMPTS else ceiling - 0.4
-        return Measurement(found.integrated, peak, found.sample_peak, found.lra, -10.0, -11.0)
-
-    def row_peaks(path: Path) -> np.ndarray:
-        rows = np.full(12 * sr // 32, 10 ** ((ceiling - 3.0) / 20))
-        rows[int(places[measured.index(path)] * sr / 32)] = 10 ** ((ceiling + 0.3) / 20)
-        return rows
-
-    profiles = _profiles_written(monkeypatch)
-    monkeypatch.setattr(delivering, "_measure_file", overshooting)
-    monkeypatch.setattr(delivering, "_row_peaks", row_peaks)
-    ((path, found),) = deliver(
-        Source.of_array(programme(12.0), SR), tmp_path / "flash", PRESETS["alexa"], target="t"
+    ceiling = PRESETS["alexa"].ceiling_dbtp
+    over = [ceiling + 0.3] * (delivering._ATTEMPTS - 1)  # 0.3 dB over, somewhere new each time
+    path, found, profiles, _, _ = _delivered_overshooting(
+        tmp_path, monkeypatch, [*over, ceiling - 0.4], [2.0, 5.0, 8.0, 11.0]
     )
     assert len(profiles) == delivering._ATTEMPTS and found.true_peak == ceiling - 0.4
     margin = 0.3 + delivering._RETRY_MARGIN_DB

@@ -164,11 +164,10 @@ def load_show(root: str | os.PathLike[str], *, registry: Registry | None = None)
     context = Context(project, cache, registry, remote=remote.configured(project))
     if use_memo and remembered is None:
         # What a no-op build checks of every rendition, made once with the plan and kept with it:
-        # the master's stamp (a cached property of the plan's) and what it publishes beside.
+        # what it publishes beside (its stamps, the master's and deliveries', are cached
+        # properties the planner made for the lock's fingerprint, and are kept with the plan).
         of = beside(context)
-        for mix in the_plan.mixes:
-            besides[mix.name] = of(mix)
-            _ = mix.stamp, mix.delivery_stamps  # cached properties: made now, kept in the memo
+        besides = {mix.name: of(mix) for mix in the_plan.mixes}
         memo.save(memo_path, root, (project, the_plan, besides), inputs)
     return Show(context, the_plan, besides)
 
@@ -583,15 +582,10 @@ def _report_cached(show: Show, cached: set[str], out: Any, fresh: set[str]) -> N
 def _besides(show: Show) -> Callable[[MixPlan], Beside]:
     """What each rendition publishes beside its deliverables: as the plan memo kept it, else made
     (:func:`mixdown.actions.tasks.beside`)."""
-    made: list[Callable[[MixPlan], Beside]] = []
 
     def of(mix: MixPlan) -> Beside:
         kept = show.besides.get(mix.name)
-        if kept is not None:
-            return kept
-        if not made:
-            made.append(beside(show.context))
-        return made[0](mix)
+        return kept if kept is not None else beside(show.context)(mix)
 
     return of
 

@@ -63,7 +63,7 @@ def _path(root: Path) -> Path:
 
 
 def _stamps(mix: MixPlan, beside: Beside) -> tuple[str, ...]:
-    return (mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries), *beside.stamps)
+    return (mix.stamp, *mix.delivery_stamps.values(), *beside.stamps)
 
 
 def _files(mix: MixPlan, beside: Beside) -> list[Path | str]:

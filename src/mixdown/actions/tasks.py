@@ -94,14 +94,13 @@ def task_dicts(
 
 
 class _Actions(NamedTuple):
-    """The doit action of each kind of task (and the clean action of a section's)."""
+    """The doit action of each kind of task."""
 
     render: Any
     section: Any
     mix: Any
     master: Any
     deliver: Any
-    clean_preview: Any
 
 
 @cache
@@ -111,11 +110,10 @@ def _here() -> _Actions:
     from .deliver import build_delivery
     from .master import build_master
     from .mix import build_mix
-    from .preview import clean_preview
     from .render import render_asset
     from .section import build_section
 
-    return _Actions(render_asset, build_section, build_mix, build_master, build_delivery, clean_preview)
+    return _Actions(render_asset, build_section, build_mix, build_master, build_delivery)
 
 
 def _actions(context: Any) -> _Actions:
@@ -130,8 +128,15 @@ def _actions(context: Any) -> _Actions:
         cluster.cluster_mix,
         cluster.cluster_master,
         cluster.cluster_deliver,
-        _here().clean_preview,
     )
+
+
+def _clean_preview(context: Any, task: str) -> None:
+    """A ``section:`` task's clean action (:func:`mixdown.actions.preview.clean_preview`), imported
+    when ``doit clean`` runs it."""
+    from .preview import clean_preview
+
+    clean_preview(context, task)
 
 
 def _bed_tasks(plan: Plan, mix: MixPlan, present: set[str]) -> list[str]:
@@ -168,7 +173,7 @@ def _section_task(
         "task_dep": deps,
         "uptodate": [done],
         "params": [BED_PARAM],
-        "clean": [(_here().clean_preview, [context, section.task])],
+        "clean": [(_clean_preview, [context, section.task])],
         "doc": f"pre-mix {len(section.assets)} assets; named, a preview in build/preview/",
         "io": UNCAPTURED,
     }

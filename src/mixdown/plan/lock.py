@@ -347,7 +347,7 @@ def digest(want: Mapping[str, Wanted], plan: Plan) -> str:
     found = hashlib.sha256()
     found.update("\n".join(f"{t}\t{w.key}\t{' '.join(w.files)}" for t, w in want.items()).encode("utf-8"))
     for mix in plan.mixes:
-        stamps = [mix.stamp, *(mix.delivery_stamp(d.name) for d in mix.deliveries)]
+        stamps = [mix.stamp, *mix.delivery_stamps.values()]
         found.update(("\n" + " ".join(stamps)).encode("utf-8"))
     return found.hexdigest()
 
