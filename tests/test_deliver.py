@@ -256,3 +256,26 @@ def test_a_presets_bitrate_fits_the_rate_its_mp3_is_written_at(tmp_path: Path, r
     written = [p for p, _ in deliver(source, tmp_path / "ep", delivery, target="t") if p.suffix == ".mp3"]
     assert sf.info(str(written[0])).samplerate == rate
     assert written[0].stat().st_size * 8 / 3.0 / 1000 <= kbps * 1.05  # CBR at the fitted bitrate
+
+
+@pytest.mark.parametrize(
+    ("integrated", "true_peak", "hinted"),
+    [
+        (-22.5, -2.3, True),
+        (-22.5, -1.9, True),
+        (-30.0, -20.0, False),
+        (-16.0, -0.5, False),
+        (-9.0, -2.3, False),
+    ],
+)
+def test_a_master_too_quiet_at_its_ceiling_says_what_to_change(
+    integrated: float, true_peak: float, hinted: bool
+) -> None:
+    # A show mostly quiet (long pauses over a low bed) with a few loud, peaky moments: limiting
+    # harder lets more of the quiet into the gated loudness, so no gain reaches the target.
+    found = Measurement(integrated, true_peak, true_peak, 14.0, -10.0, -11.0)
+    with pytest.raises(RenderFailed) as failed:
+        delivering._check(found, PRESETS["podcast"], "master:x", Path("x.wav"))
+    said = str(failed.value)
+    assert said.startswith("master:x: x.wav is out of spec for 'podcast'") and "\n" not in said
+    assert ("set a lower target_lufs" in said) is hinted

@@ -437,6 +437,11 @@ def _measure_files(paths: list[Path]) -> list[Any]:
         return list(pool.map(_measure_file, paths))
 
 
+# A file this close under its ceiling has had its peaks limited as far as they go (the master's
+# margin, and a lossy format's headroom, under the ceiling, and a little more)
+_AT_CEILING_DB = _RETRY_MARGIN_DB + LOSSY_HEADROOM_DB
+
+
 def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
     off = abs(found.integrated - delivery.target_lufs)
     if off > delivery.tolerance_lu or found.true_peak > delivery.ceiling_dbtp:
@@ -444,7 +449,21 @@ def _check(found: Any, delivery: Delivery, target: str, path: Path) -> None:
             f"{target}: {path.name} is out of spec for '{delivery.preset}' "
             f"({found.integrated:.1f} LUFS, {found.true_peak:.1f} dBTP; wanted {delivery.target_lufs:g} "
             f"±{delivery.tolerance_lu:g} LU, at most {delivery.ceiling_dbtp:g} dBTP); nothing was published"
+            + _too_quiet_hint(found, delivery)
         )
+
+
+def _too_quiet_hint(found: Any, delivery: Delivery) -> str:
+    """What to do about a file too quiet with its peaks at the ceiling: the limiter makes it no
+    louder (limiting the few loud moments harder lets more of the quiet stretches into the
+    programme's gated loudness, which then falls), so the programme has to change."""
+    quiet = found.integrated < delivery.target_lufs - delivery.tolerance_lu
+    if not quiet or found.true_peak < delivery.ceiling_dbtp - _AT_CEILING_DB:
+        return ""
+    return (
+        ": limiting makes it no louder under its ceiling; make its quiet stretches louder "
+        "(a music bed's gain_db, shorter pauses) or its loud moments less peaky, or set a lower target_lufs"
+    )
 
 
 def _measure_file(path: Path) -> Any:
