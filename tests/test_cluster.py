@@ -358,3 +358,45 @@ def test_two_builds_on_one_cluster_at_once_pay_for_each_render_once(
     for name, path in built(roots[0]).items():
         if name.endswith(".wav"):
             assert path.read_bytes() == (roots[1] / name).read_bytes(), name
+
+
+HEAP_TRIAL = """
+import json, resource, numpy as np
+from mixdown.actions.worker import keep_heap
+
+def faults():
+    total = 0
+    for _ in range(100):  # a master's blocks: a few MB each, allocated, filled and freed
+        total -= resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = np.ones((1 << 17, 2), np.float32) * np.float32(0.5)
+        del block
+        total += resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    return total
+
+before = faults()
+kept = keep_heap()
+print(json.dumps([before, kept, faults()]))
+"""
+
+
+@pytest.mark.parametrize("trim", ["65536", None])
+def test_a_workers_heap_keeps_its_blocks_where_dask_asks_malloc_to_trim(trim: str | None) -> None:
+    """Dask starts workers with MALLOC_TRIM_THRESHOLD_ set, which makes each block a fresh mmap."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if trim is not None:
+        env["MALLOC_TRIM_THRESHOLD_"] = trim
+    run = subprocess.run(
+        [sys.executable, "-c", HEAP_TRIAL], env=env, capture_output=True, text=True, check=True
+    )
+    before, kept, after = json.loads(run.stdout)
+    if trim is None:
+        assert not kept  # glibc's own adaptive threshold is left alone
+        return
+    if not kept:
+        pytest.skip("no glibc mallopt here")
+    assert before >= 100 * 64  # 1 MiB a block, faulted in page by page each time
+    assert after <= before / 10
