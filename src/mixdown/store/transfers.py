@@ -45,6 +45,9 @@ def each(fs: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
 
         found: list[Any] = sync(fs.loop, gathered)
         return found
+    if len(calls) == 1:  # a build's read-through fetches one object at a time: no pool for it
+        name, *args = calls[0]
+        return [_caught(getattr(fs, name), *args)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(min(BATCH, len(calls)), thread_name_prefix="mixdown-fetch") as pool:
