@@ -64,6 +64,23 @@ def test_first_build_renders_each_asset_once_and_masters(
     assert not list(root.glob("build/**/*.tmp"))
 
 
+def test_each_rendition_is_mixed_and_mastered_together_after_every_render(
+    show: Callable[..., Path], fakes: dict[str, Any]
+) -> None:
+    """A master reads the mix just made (kept in memory), not one made long before."""
+    code, out, err = doit(show(), fakes)
+    assert code == 0, out + err
+    order = ran(out)
+    kinds = [name.split(":", 1)[0] for name in order]
+    assert kinds.index("section") > max(
+        i for i, kind in enumerate(kinds) if kind in ("voice", "sfx", "music")
+    )
+    mixes = [name.split(":", 1)[1] for name in order if name.startswith("mix:")]
+    assert mixes == ["news/briefing@anna", "news/briefing@kofi", "news/extra"]  # the plan's order
+    for name in mixes:
+        assert order[order.index(f"mix:{name}") + 1] == f"master:{name}"
+
+
 def test_noop_renders_nothing_and_reports_up_to_date(built: Path, fakes: dict[str, Any]) -> None:
     code, out, _ = doit(built, fakes)
     assert code == 0

@@ -62,7 +62,7 @@ from .actions.tasks import beside, publish_dicts, task_dicts
 from .errors import MixdownError, one_line
 from .keys import read_inputs
 from .plan import memo
-from .plan.model import MixPlan, Plan
+from .plan.model import KINDS, MixPlan, Plan
 from .renderers import Registry
 from .settings import SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
 from .store import remote
@@ -311,6 +311,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         if self.whole is not None:
             tasks = _in_plan_order(tasks, self.show.plan)
+        tasks = _by_rendition(tasks, self.show.plan)
         tasks += self._show_tasks(cmd, pos_args, tasks)
         if cmd.name == "forget" and not pos_args and getattr(cmd, "sel_tasks", None) is None:
             # doit forgets "the default tasks" when given none, and fails when a loader names
@@ -409,6 +410,39 @@ def _in_plan_order(tasks: list[Any], plan: Plan) -> list[Any]:
     rank = {asset.task: index for index, asset in enumerate(plan.assets.values())}
     assets = sorted((t for t in tasks if t.name in rank), key=lambda t: rank[t.name])
     return assets + [t for t in tasks if t.name not in rank]
+
+
+def _by_rendition(tasks: list[Any], plan: Plan) -> list[Any]:
+    """``tasks`` with each rendition's pre-mixes, mix, master, deliveries, captions and
+    timeline together, renditions in ``plan``'s order, after the assets and before the groups.
+
+    doit runs them in that order as their inputs are ready. Defined kind by kind,
+    a show of many short renditions pre-mixed every section, then mixed every
+    rendition, then mastered each: by its master, a mix had long left the
+    memory where the cache keeps what it last wrote (:data:`mixdown.store.cache.RECENT_BYTES`),
+    and each master decoded its mix again. Together, a master reads the mix just
+    made, and a mix its pre-mixes. The assets stay first: a show's paid renders
+    are all asked for before any of its DSP.
+    """
+    by_name = {task.name: task for task in tasks}
+    if sum(1 for mix in plan.mixes if f"mix:{mix.name}" in by_name) < 2:
+        return tasks
+    together: dict[str, Any] = {}
+    for mix in plan.mixes:
+        for name in (
+            *(task for task in mix.section_tasks if task),
+            f"mix:{mix.name}",
+            f"master:{mix.name}",
+            *(f"deliver:{mix.name}/{delivery.name}" for delivery in mix.deliveries),
+            f"captions:{mix.name}",
+            f"otio:{mix.name}",
+        ):
+            task = by_name.get(name)
+            if task is not None:
+                together.setdefault(name, task)
+    assets = [t for t in tasks if t.name.split(":", 1)[0] in KINDS and t.name not in together]
+    rest = [t for t in tasks if t.name not in together and t.name.split(":", 1)[0] not in KINDS]
+    return [*assets, *together.values(), *rest]
 
 
 def _parsed_shard(value: str, given: str) -> Shard:
