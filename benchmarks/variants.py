@@ -16,15 +16,19 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
   the clock starts. Its CPU and wall time per variant are multiplied by N:
   the floor of N variants is what the DSP alone costs, without doit, task
   set-up, the cache's records, the lockfile or the checks of each file.
+  Each MP3 is then decoded and measured as a build checks it before it
+  publishes it (a lossy encode moves loudness and peaks); that check is
+  timed apart, and printed as the floor with it, for reference;
 * the ratio FIRST / FLOOR (target <= 1.3), in wall time and in CPU, and the
   fixed CPU per deliverable: (FIRST's CPU - FLOOR's CPU) / N, which also
   holds the renders of the personalised lines (the stub's share is printed
   apart: its render CPU, timed in-process, per variant);
-* NO-OP: ``doit`` again with nothing to do (median of 3) over
+* NO-OP: ``doit`` again with nothing to do (median of 7) over
   ``python -c "import doit"`` (target <= 4x), and ``doit list --all`` with
-  the number of master targets listed; then the no-op of the same cache
-  with the CSV cut to N/10 rows (all built already), whose difference gives
-  the no-op's growth per variant and so its estimate at 10,000;
+  the number of master targets listed. The 7 no-ops take turns with those of
+  a copy of the show whose CSV is cut to N/10 rows and which shares its cache
+  (all built already): the difference of the fastest of each gives the
+  no-op's growth per variant, and so its estimate at 10,000;
 * CLUSTER: FIRST again, in a new copy of the show with an empty cache, its
   actions on a Dask LocalCluster of 2 worker processes of one thread each
   (the same cores) and a ``file://`` remote cache beside it
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import statistics
@@ -68,6 +73,7 @@ FIRST_TARGET = 1.3  # first build / floor, at most
 NOOP_TARGET = 4.0  # no-op / import doit, at most
 CLUSTER_TARGET = 1.25  # the LocalCluster build / FIRST, in wall time, at most
 ISSUE_VARIANTS = 10_000
+NOOP_RUNS = 7  # no-ops of the show, and of its copy with a tenth of the variants, in turns
 WORKERS = 2
 
 STUB = '''"""A stand-in TTS for the variants benchmark: a voiced tone whose length follows the text."""
@@ -183,8 +189,9 @@ def _set_up(root: str) -> None:
     _SHOW = load_show(root)
 
 
-def _floor_one(index: int, out: str) -> tuple[float, float]:
-    """Mix, master and encode to MP3 variant ``index`` of the show: (CPU s, wall s) it took."""
+def _floor_one(index: int, out: str) -> tuple[float, float, float, float]:
+    """Mix, master and encode to MP3 variant ``index`` of the show, then decode and measure the
+    MP3 as a build checks what it publishes: (CPU s, wall s) of the first, and of the check."""
     import numpy as np
 
     from mixdown.actions.timeline import mixer_bed, mixer_item, mixer_settings
@@ -221,26 +228,42 @@ def _floor_one(index: int, out: str) -> tuple[float, float]:
         data = encoder.encode(pcm) + encoder.finish()
     finally:
         encoder.close()
-    Path(out, f"{index}.mp3").write_bytes(data)
-    return time.process_time() - cpu, time.perf_counter() - wall
+    path = Path(out, f"{index}.mp3")
+    path.write_bytes(data)
+    made = time.process_time() - cpu, time.perf_counter() - wall
+    cpu, wall = time.process_time(), time.perf_counter()
+    _measure_mp3(path)
+    return (*made, time.process_time() - cpu, time.perf_counter() - wall)
+
+
+def _measure_mp3(path: Path) -> Any:
+    """What a build's check of a published MP3 measures (BS.1770 loudness, true peak), as it does."""
+    from mixdown.codecs.mp3 import measure
+
+    return measure(path)
 
 
 class Floor:
-    """The floor measured on a sample, and scaled to ``n`` variants."""
+    """The floor measured on a sample, and scaled to ``n`` variants; ``check_cpu`` and
+    ``check_wall`` are the share of the MP3's check in it (see :func:`floor`)."""
 
-    def __init__(self, cpu: list[float], wall: float, n: int) -> None:
+    def __init__(
+        self, cpu: list[float], wall: float, n: int, check_cpu: list[float], check_wall: float
+    ) -> None:
         self.sample = len(cpu)
-        self.cpu_each = sum(cpu) / len(cpu)
-        self.wall_each = wall / len(cpu)
+        self.check_each = sum(check_cpu) / len(cpu)
+        self.check_wall_each = check_wall / len(cpu)
+        self.cpu_each = sum(cpu) / len(cpu) - self.check_each
+        self.wall_each = wall / len(cpu) - self.check_wall_each
         self.n = n
 
-    def cpu(self, n: int | None = None) -> float:
-        """CPU seconds of ``n`` variants (default: the show's)."""
-        return self.cpu_each * (n or self.n)
+    def cpu(self, n: int | None = None, *, checked: bool = False) -> float:
+        """CPU seconds of ``n`` variants (default: the show's), with the MP3's check if ``checked``."""
+        return (self.cpu_each + (self.check_each if checked else 0.0)) * (n or self.n)
 
-    def wall(self, n: int | None = None) -> float:
-        """Wall seconds of ``n`` variants on the benchmark's workers."""
-        return self.wall_each * (n or self.n)
+    def wall(self, n: int | None = None, *, checked: bool = False) -> float:
+        """Wall seconds of ``n`` variants on the benchmark's workers, with the check if ``checked``."""
+        return (self.wall_each + (self.check_wall_each if checked else 0.0)) * (n or self.n)
 
 
 def floor(root: Path, variants: int, sample: int) -> Floor:
@@ -256,7 +279,11 @@ def floor(root: Path, variants: int, sample: int) -> Floor:
             wall = time.perf_counter() - start
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return Floor([cpu for cpu, _ in done], wall, variants)
+    checks = sum(check for *_, check in done)  # in the workers' time: their share of the wall time
+    share = checks / max(sum(made + check for _, made, _, check in done), 1e-9)
+    return Floor(
+        [cpu + check for cpu, _, check, _ in done], wall, variants, [c for _, _, c, _ in done], wall * share
+    )
 
 
 def stub_cpu(root: Path, renders: int = 50) -> float:
@@ -274,25 +301,44 @@ def stub_cpu(root: Path, renders: int = 50) -> float:
 
 
 class Noop:
-    """No-op seconds at ``n`` variants and at ``n // 10`` (the same cache, fewer rows), and the
-    growth per variant they give."""
+    """No-op seconds at ``n`` variants (their median), and the growth per variant given by the
+    fastest no-op of the show and of a copy with ``n // 10`` variants (see :func:`noops`)."""
 
-    def __init__(self, seconds: float, fewer: float, n: int) -> None:
-        self.seconds, self.fewer, self.n = seconds, fewer, n
-        self.per_variant = max(0.0, (seconds - fewer) / (n - n // 10))
+    def __init__(self, many: list[float], few: list[float], n: int) -> None:
+        self.seconds, self.fewer, self.n = statistics.median(many), statistics.median(few), n
+        self.runs = len(many)
+        self.per_variant = max(0.0, (min(many) - min(few)) / (n - n // 10))
 
     def at(self, n: int) -> float:
         """The no-op at ``n`` variants, by the growth measured."""
         return self.seconds + self.per_variant * (n - self.n)
 
 
-def noop_with(root: Path, rows: int) -> float:
-    """The no-op with the CSV cut to its first ``rows`` rows: every one of them is built, so
-    this measures a smaller show without building it (median of 3, after one run that plans it)."""
-    csv = root / "data" / "listeners.csv"
-    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[: rows + 1]))
-    doit(root)
-    return statistics.median(doit(root).seconds for _ in range(3))
+def noops(root: Path, rows: int, runs: int = NOOP_RUNS) -> tuple[list[float], list[float]]:
+    """No-ops of the show in ``root`` and of a copy of it with the CSV cut to its first ``rows``
+    rows that shares its cache (so every rendition of it is built already), ``runs`` of each
+    in turns: the difference of two no-ops a few milliseconds apart, each a few hundred
+    milliseconds, must not be a busy moment of the machine's, and is told by the fastest
+    of each, measured side by side."""
+    fewer = Path(tempfile.mkdtemp(prefix="mixdown-variants-fewer-"))
+    try:
+        for name in ("renderers", "stanzas", "data", "doit.cfg"):
+            source = root / name
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, fewer / name)
+        project = (root / "project.toml").read_text()
+        shared = f"[project]\ncache = {json.dumps(str(root / 'cache'))}\n"
+        (fewer / "project.toml").write_text(project.replace("[project]\n", shared, 1))
+        csv = fewer / "data" / "listeners.csv"
+        csv.write_text("".join(csv.read_text().splitlines(keepends=True)[: rows + 1]))
+        doit(fewer)  # publishes its renditions from the shared cache
+        doit(fewer)  # the first no-op writes what later ones read
+        many, few = [], []
+        for _ in range(runs):
+            many.append(doit(root).seconds)
+            few.append(doit(fewer).seconds)
+        return many, few
+    finally:
+        shutil.rmtree(fewer, ignore_errors=True)
 
 
 def import_doit() -> float:
@@ -366,6 +412,12 @@ def report(
         f"FIRST / FLOOR                   {ratio:8.2f}x wall, {first.cpu / fl.cpu():.2f}x CPU "
         f"(target <= {FIRST_TARGET}: {verdict(ratio <= FIRST_TARGET)})"
     )
+    print(
+        f"  + the MP3's check               {fl.wall(checked=True):8.1f} s   CPU {fl.cpu(checked=True):.1f} s "
+        f"(decoded and measured as a build checks what it publishes: {fl.check_each * 1000:.0f} ms CPU each); "
+        f"FIRST / this {first.seconds / fl.wall(checked=True):.2f}x wall, {first.cpu / fl.cpu(checked=True):.2f}x CPU "
+        "(for reference: the target is on the FLOOR above)"
+    )
     fixed = (first.cpu - fl.cpu()) / n
     print(
         f"fixed CPU per deliverable       {fixed * 1000:8.0f} ms   (of which the stub's 3 personalised renders "
@@ -373,11 +425,13 @@ def report(
     )
     print(
         f"NO-OP  doit                     {noop.seconds:8.3f} s   {noop.seconds / base:.2f}x python -c 'import doit' "
+        f"(median of {noop.runs}) "
         f"({base:.3f} s; target <= {NOOP_TARGET}: {verdict(noop.seconds / base <= NOOP_TARGET)})"
     )
     at = noop.at(ISSUE_VARIANTS)
     print(
-        f"NO-OP  at {n // 10} variants          {noop.fewer:8.3f} s   growth {noop.per_variant * 1e3:.3f} ms a variant; "
+        f"NO-OP  at {n // 10} variants          {noop.fewer:8.3f} s   growth {noop.per_variant * 1e3:.3f} ms a variant "
+        f"(fastest of each, in turns); "
         f"at {ISSUE_VARIANTS:,}: {at:.2f} s = {at / base:.1f}x import doit ({verdict(at / base <= NOOP_TARGET)})"
     )
     print(f"doit list --all                 {listed:8d} master targets listed")
@@ -412,13 +466,12 @@ def main() -> None:
         fl = floor(root, args.variants, min(args.sample, args.variants))
         stub = stub_cpu(root)
         doit(root)  # the first no-op writes what later ones read (doit's state of every task)
-        noop = statistics.median(doit(root).seconds for _ in range(3))
         base = import_doit()
         listing = doit(root, "list", "--all").stdout
         listed = sum(line.startswith("master:") for line in listing.splitlines())
-        fewer = noop_with(root, args.variants // 10)
+        many, few = noops(root, args.variants // 10)
         cluster = None if args.no_cluster else on_cluster(args.variants)
-        report(args, first, fl, stub, Noop(noop, fewer, args.variants), base, listed, cluster)
+        report(args, first, fl, stub, Noop(many, few, args.variants), base, listed, cluster)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
