@@ -55,7 +55,7 @@ from doit.cmd_base import TaskLoader2, opt_cwd
 from doit.exceptions import InvalidDodoFile
 from doit.loader import generate_tasks
 
-from .actions import console, current, finish
+from .actions import console, current, finish, quiet
 from .actions.context import Context
 from .actions.current import Beside
 from .actions.tasks import beside, publish_dicts, task_dicts
@@ -64,7 +64,7 @@ from .keys import read_inputs
 from .plan import memo
 from .plan.model import KINDS, MixPlan, Plan
 from .renderers import Registry
-from .settings import SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
+from .settings import MANIFEST_FILE, REPORT_FILE, SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
 from .store import remote
 from .store.cache import Cache
 
@@ -275,6 +275,14 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         assert self.root is not None
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
         finish.reset()
+        only_missing = cmd.name == "run" and not pos_args
+        plain = only_missing and self.registry is None and not quiet.usual_way(self.root, self.options)
+        if plain:
+            kept = quiet.still(self.root)
+            if kept is not None:  # nothing changed since a build that found nothing to do
+                out = _reporting(cmd, self.options, self.extra_config.get("outfile", sys.stdout), None)
+                out.write(kept.report)
+                return [t for name in kept.groups for t in generate_tasks(name, _with_doc(name, []))]
         try:
             given = self.options.get("shard")
             shard = _parsed_shard(given, self.shard) if given else None
@@ -284,7 +292,6 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
                 self.whole, self.show = self.show.plan, _shard_show(self.show, shard)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
-        only_missing = cmd.name == "run" and not pos_args
         out = self.extra_config.get("outfile", sys.stdout)
         if cmd.name == "run":
             out = _reporting(cmd, self.options, out, self.show)
@@ -294,6 +301,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         fresh = _current(self.show, self.root, cached) if only_missing else set()
         if cmd.name in ("forget", "clean"):
             current.forget(self.root)
+            quiet.forget(self.root)
         dicts = task_dicts(
             self.show.plan,
             self.show.context,
@@ -305,7 +313,10 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         )
         dicts |= publish_dicts(self.show.plan, self.show.context, current=fresh)
         if only_missing:
-            _report_cached(self.show, cached, out, fresh)
+            report = _report_cached(self.show, cached, fresh)
+            out.write(report)
+            if plain and self.whole is None and not any(dicts.values()):
+                _keep_quiet(self.show, self.root, list(dicts), report)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
@@ -381,9 +392,9 @@ def find_show(start: Path) -> Path:
     return start
 
 
-def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:
+def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show | None) -> Any:
     """Give a build mixdown's reporters (``console``; ``json`` with its end of build and each
-    deliverable's loudness) and return where the loader's own lines go: stderr under
+    deliverable's loudness, of ``show``) and return where the loader's own lines go: stderr under
     ``--reporter json`` (its stdout is one JSON document), nowhere under ``-v 0``."""
     console.configure(quiet=bool(options.get("quiet")))
     reporters = getattr(cmd, "reporters", None)
@@ -392,6 +403,7 @@ def _reporting(cmd: Any, options: dict[str, Any], out: Any, show: Show) -> Any:
     if options.get("reporter") == "json":
         from .actions import publishing
 
+        assert show is not None, "a build reported in JSON loads its show"
         console.describe_with(publishing.loudness_of(show.context, show.plan))
         return sys.stderr
     console.describe_with(None)
@@ -599,9 +611,38 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
     yield from items
 
 
-def _report_cached(show: Show, cached: set[str], out: Any, fresh: set[str]) -> None:
-    """Print ``-- name`` for assets and sections found in the cache, and for the mixes, masters
-    and deliveries of the renditions left out as current, as doit does for up-to-date tasks."""
+def _keep_quiet(show: Show, root: Path, groups: list[str], report: str) -> None:
+    """For a plain build that hands doit nothing to do: the end-of-build step, run after the
+    others, that keeps what it relied on for the next (:mod:`mixdown.actions.quiet`). Not for a
+    show with a remote cache, a cluster or a cache size to keep: their builds go the usual way."""
+    context = show.context
+    if (
+        context.remote is not None
+        or context.executor is not None
+        or context.project.cache.max_size is not None
+    ):
+        return
+    plan, besides = show.plan, _besides(show)
+
+    def keep(ran: list[str]) -> None:
+        if any(":" in name for name in ran):  # a task ran after all (doit's groups always "run")
+            return
+        from .actions.locking import FINGERPRINT
+        from .plan.lock import FILENAME as LOCKFILE
+
+        state, build = root / STATE_DIR, context.project.build_dir
+        ends = (root / LOCKFILE, state / FINGERPRINT, state / current.FILENAME)
+        paths = [*(p for mix in plan.mixes for p in current.files_of(mix, besides(mix))), *ends]
+        paths += [build / MANIFEST_FILE, build / REPORT_FILE]
+        keys = [*plan.assets, *plan.sections, *(mix.key for mix in plan.mixes)]
+        quiet.record(root, context.cache, keys, paths, groups, report)
+
+    finish.at_finish(keep)
+
+
+def _report_cached(show: Show, cached: set[str], fresh: set[str]) -> str:
+    """``-- name`` for assets and sections found in the cache, and for the mixes, masters and
+    deliveries of the renditions left out as current, as doit prints it for up-to-date tasks."""
     plan, besides = show.plan, _besides(show)
     lines = [f"-- {a.task}\n" for a in plan.assets.values() if a.key in cached]
     lines += [f"-- {s.task}\n" for s in plan.sections.values() if s.key in cached]
@@ -610,7 +651,7 @@ def _report_cached(show: Show, cached: set[str], out: Any, fresh: set[str]) -> N
             lines += [f"-- mix:{mix.name}\n", f"-- master:{mix.name}\n"]
             lines += [f"-- deliver:{mix.name}/{d.name}\n" for d in mix.deliveries]
             lines += [f"-- {task}\n" for task in besides(mix).tasks]
-    out.write("".join(lines))
+    return "".join(lines)
 
 
 def _besides(show: Show) -> Callable[[MixPlan], Beside]:

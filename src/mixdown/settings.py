@@ -41,6 +41,7 @@ __all__ = [
     "PROGRAMME_RATES",
     "PROVIDER_KEYS",
     "RANGES",
+    "REMOTE_ENV",
     "SPEECH_SWITCHES",
     "STATE_DIR",
     "STEMS",
@@ -73,6 +74,8 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 #: the environment variable that names the Dask scheduler, over ``[executor] dask``
 DASK_ENV = "MIXDOWN_DASK"
+#: the environment variable that names the remote cache, over ``[cache] remote``
+REMOTE_ENV = "MIXDOWN_REMOTE"
 #: a show's own doit tasks, beside its project.toml (mixdown.showtasks)
 SHOW_TASKS_FILE = "dodo.py"
 #: the environment variable that selects a shard of the renditions (``I/N``), as ``--shard`` does

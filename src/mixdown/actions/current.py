@@ -29,7 +29,7 @@ from ..plan.model import MixPlan, Plan
 from ..settings import STATE_DIR
 from ..store import files
 
-__all__ = ["Beside", "Rendition", "current", "forget", "recorder"]
+__all__ = ["Beside", "Rendition", "current", "files_of", "forget", "recorder"]
 
 FILENAME = "current.pickle"
 
@@ -66,7 +66,8 @@ def _stamps(mix: MixPlan, beside: Beside) -> tuple[str, ...]:
     return (mix.stamp, *mix.delivery_stamps.values(), *beside.stamps)
 
 
-def _files(mix: MixPlan, beside: Beside) -> list[Path | str]:
+def files_of(mix: MixPlan, beside: Beside) -> list[Path | str]:
+    """Every file ``mix`` publishes: its deliverables, its deliveries', and ``beside`` them."""
     return [*mix.outputs, *(p for d in mix.deliveries for p in d.files), *beside.files]
 
 
@@ -91,7 +92,7 @@ def _still(mix: MixPlan, known: Rendition | None, beside: Beside) -> bool:
     every rendition: one stat a file, nothing made that need not be)."""
     if known is None or known.stamps != _stamps(mix, beside):
         return False
-    paths = _files(mix, beside)
+    paths = files_of(mix, beside)
     if len(paths) != len(known.files):
         return False
     for path, (name, size, mtime) in zip(paths, known.files, strict=True):
@@ -144,7 +145,7 @@ def recorder(
             beside = besides(mix)
             tasks = [f"master:{mix.name}", *(f"deliver:{mix.name}/{d.name}" for d in mix.deliveries)]
             if all(task in done for task in (*tasks, *beside.tasks)):
-                stats = [_stat(path) for path in _files(mix, beside)]
+                stats = [_stat(path) for path in files_of(mix, beside)]
                 if all(stat is not None for stat in stats):
                     now[mix.name] = Rendition(_stamps(mix, beside), tuple(s for s in stats if s is not None))
         if now != known:

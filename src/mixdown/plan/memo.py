@@ -29,9 +29,12 @@ from typing import Any
 
 from ..store.files import unpickled, write_bytes_atomic
 
-__all__ = ["load", "save"]
+__all__ = ["environment", "load", "save", "signed", "unchanged"]
 
 VERSION = 2  # the memo's own layout; mixdown's code enters as the signatures of its files
+
+#: what the planner's inputs were when the memo at each path was last loaded or saved whole
+_signed: dict[str, tuple[tuple[str, tuple[int, int] | None], ...]] = {}
 
 
 def _signature(path: str) -> tuple[int, int] | None:
@@ -40,6 +43,23 @@ def _signature(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
+
+
+def environment(root: str) -> tuple[Any, ...]:
+    """What else a plan depends on: mixdown's code, Python, the packages installed,
+    ``MIXDOWN_CACHE``, and the show's directory."""
+    return _environment(root)
+
+
+def signed(path: Path) -> tuple[tuple[str, tuple[int, int] | None], ...] | None:
+    """The planner's inputs and their signatures (size, modification time) as the memo at
+    ``path`` holds them, if it was loaded or saved whole by this process; else None."""
+    return _signed.get(str(path))
+
+
+def unchanged(inputs: tuple[tuple[str, tuple[int, int] | None], ...]) -> bool:
+    """Whether every input of :func:`signed` is as it was signed."""
+    return all(_signature(name) == signature for name, signature in inputs)
 
 
 def _environment(root: str) -> tuple[Any, ...]:
@@ -78,6 +98,7 @@ def load(path: Path, root: Path) -> Any | None:
         return None
     if any(_signature(name) != signature for name, signature in inputs):
         return None
+    _signed[str(path)] = tuple(tuple(item) for item in inputs)
     return value
 
 
@@ -86,3 +107,4 @@ def save(path: Path, root: Path, value: Any, inputs: set[str]) -> None:
     signed = [(name, _signature(name)) for name in sorted(inputs)]
     blob = pickle.dumps((_environment(str(root)), signed, value), protocol=pickle.HIGHEST_PROTOCOL)
     write_bytes_atomic(path, blob)
+    _signed[str(path)] = tuple(signed)

@@ -1,0 +1,162 @@
+"""A build with nothing to do, told from one record of the last such build.
+
+A plain ``doit`` that finds nothing to do still loads the plan memo (every
+rendition's plan), lists the cache and checks every rendition's files
+against :mod:`mixdown.actions.current`'s record: tens of microseconds a
+rendition, most of them spent unpickling plans that nothing uses, so a show
+of 10,000 listeners took half a second to say so. When a plain build ends
+having found nothing to do, this record keeps what it relied on:
+
+* the planner's environment and inputs, as the plan memo signs them
+  (:mod:`mixdown.plan.memo`): the plan is the same;
+* every key it found in the cache: nothing to render or pre-mix;
+* the size and modification time of every file it found current (each
+  rendition's deliverables and what is published beside them) and of the
+  files its end of build reads (``mixdown.lock`` and its fingerprint, the
+  renditions' record, the manifest and report): nothing to master, publish
+  or write;
+* what it printed, and the groups it handed doit.
+
+The next plain ``doit`` that finds all of these as they were prints the same
+and hands doit the same empty groups, without reading the plan. Any other
+build (a target named, an option of mixdown's, a remote cache or a cluster,
+a show's own ``dodo.py``) goes the usual way, and so does any difference,
+which the usual way then checks in full. Machine-local state in
+``.mixdown/``, like the memo; a build that does anything leaves it stale.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..plan import memo
+from ..settings import DASK_ENV, REMOTE_ENV, SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
+from ..store import files
+from ..store.cache import Cache
+
+__all__ = ["FILENAME", "Record", "forget", "record", "still", "usual_way"]
+
+FILENAME = "quiet.pickle"
+VERSION = 1
+#: the environment variables under which a build goes the usual way (a remote cache, a cluster, a shard)
+USUAL = (REMOTE_ENV, DASK_ENV, SHARD_ENV)
+ABSENT = (-1, -1)  # the size and time recorded for a file that was not there (and must still not be)
+
+
+class Record(NamedTuple):
+    """What a plain build that found nothing to do relied on, and what it printed."""
+
+    version: int
+    environment: tuple[Any, ...]
+    inputs: tuple[tuple[str, tuple[int, int] | None], ...]
+    cache: tuple[str, str | None]  # the cache's directory, and its listing's index
+    keys: frozenset[str]
+    #: by folder, each file's (name, size, st_mtime_ns); ABSENT if it was not there
+    files: tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...]
+    groups: tuple[str, ...]
+    report: str
+
+
+def _path(root: Path) -> Path:
+    return root / STATE_DIR / FILENAME
+
+
+def usual_way(root: Path, options: dict[str, Any]) -> bool:
+    """Whether a plain build of the show in ``root`` with mixdown's ``options`` (the loader's)
+    must go the usual way whatever the record says."""
+    if options.get("frozen") or options.get("max_cost") or options.get("shard"):
+        return True
+    if options.get("reporter") == "json" or any(os.environ.get(name) for name in USUAL):
+        return True
+    return (root / SHOW_TASKS_FILE).exists()
+
+
+def still(root: Path) -> Record | None:
+    """The record of the show in ``root`` if everything it holds is still as it was, else None."""
+    try:
+        found = files.unpickled(_path(root))
+    except Exception:  # missing, unreadable, or another version's: the usual way
+        return None
+    if not isinstance(found, Record) or found.version != VERSION:
+        return None
+    if found.environment != memo.environment(str(root)) or not memo.unchanged(found.inputs):
+        return None
+    if not all(_as_they_were(folder, held) for folder, held in found.files):
+        return None
+    directory, index = found.cache
+    if not found.keys <= Cache(directory, index=index).keys():
+        return None
+    return found
+
+
+def _as_they_were(folder: str, held: tuple[tuple[str, int, int], ...]) -> bool:
+    """Whether each file of ``folder`` has the size and time held for it (is absent if held so).
+
+    Each is looked up from the folder, opened once: a rendition has half a
+    dozen files, and a no-op of 10,000 renditions looks up 60,000.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return all((size, mtime) == ABSENT for _, size, mtime in held)
+    try:
+        relative = os.stat in os.supports_dir_fd
+        for name, size, mtime in held:
+            try:
+                stat = os.stat(name, dir_fd=fd) if relative else os.stat(os.path.join(folder, name))
+            except OSError:
+                if (size, mtime) == ABSENT:
+                    continue
+                return False
+            if stat.st_size != size or stat.st_mtime_ns != mtime:
+                return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def record(
+    root: Path,
+    cache: Cache,
+    keys: Collection[str],
+    paths: Iterable[Path | str],
+    groups: Iterable[str],
+    report: str,
+) -> bool:
+    """Keep the record of a plain build of the show in ``root`` that found nothing to do:
+    ``keys`` in ``cache``, the files at ``paths`` as they are now, the doit ``groups`` it made
+    and the ``report`` it printed. Nothing is kept (and False returned) for a plan not read
+    from, or saved to, its memo in this process."""
+    inputs = memo.signed(root / STATE_DIR / "plan.pickle")
+    if inputs is None:
+        return False
+    folders: dict[str, list[tuple[str, int, int]]] = {}
+    for path in paths:
+        folder, name = os.path.split(os.path.abspath(path))
+        try:
+            stat = os.stat(os.path.join(folder, name))
+            held = (name, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            held = (name, *ABSENT)
+        folders.setdefault(folder, []).append(held)
+    found = Record(
+        VERSION,
+        memo.environment(str(root)),
+        inputs,
+        (str(cache.root), None if cache.index is None else str(cache.index)),
+        frozenset(keys),
+        tuple((folder, tuple(held)) for folder, held in folders.items()),
+        tuple(groups),
+        report,
+    )
+    files.write_bytes_atomic(_path(root), pickle.dumps(found, pickle.HIGHEST_PROTOCOL))
+    return True
+
+
+def forget(root: Path) -> None:
+    """Drop the record (a build that did something: the next one goes the usual way)."""
+    files.discard(_path(root))
