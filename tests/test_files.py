@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,3 +253,31 @@ def test_state_is_unpickled_with_the_collector_paused_and_left_as_it_was(
     with pytest.raises(pickle.UnpicklingError):
         files.unpickled(path)
     assert gc.isenabled() is was
+
+
+def test_a_directory_is_listed_once_for_the_temporary_files_written_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build/ holds half a dozen files a listener: listing it at every write grew with the show."""
+    dead = tmp_path / ".late.wav.k1ll3d00.tmp.wav"  # a killed build's, of a target written last
+    dead.write_bytes(b"partial")
+    for i in range(200):
+        (tmp_path / f"episode{i}.wav").write_bytes(b"")
+    listed: list[str] = []
+    real = os.scandir
+
+    def counted(path: Any) -> Any:
+        if not isinstance(path, int):  # a descriptor: the tree's removal at the end
+            listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    for i in range(50):
+        fd, name = temporary_beside(tmp_path / f"episode{i}.wav", ".tmp.wav")
+        os.close(fd)
+        publish(name, tmp_path / f"episode{i}.wav")
+    assert dead.exists() and listed == [os.fspath(tmp_path)]
+    fd, name = temporary_beside(tmp_path / "late.wav", ".tmp.wav")
+    os.close(fd)
+    assert not dead.exists() and listed == [os.fspath(tmp_path)]
+    discard(name)

@@ -52,6 +52,7 @@ __all__ = [
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[a-z0-9]+)?$")
 _guard = threading.Lock()
 _held: dict[str, int] = {}  # temporary file -> a descriptor holding its lock
+_listed: dict[str, list[str]] = {}  # directory -> the temporary files it held when first listed
 _swept: set[str] = set()
 _local = threading.local()
 # file -> (its inode, size and modification time when noted, its sha256): see note_sha256
@@ -99,15 +100,23 @@ def temporary_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> tupl
 
     The file stays locked after the descriptor is closed, until :func:`publish`,
     :func:`discard` or :func:`release` (or the end of the process). Temporary files of
-    the same ``path`` and ``suffix`` whose writer is gone are removed first.
+    the same ``path`` and ``suffix`` whose writer is gone are removed first: those the
+    directory held when this process first made a temporary file there. It is listed
+    once (:func:`_leftovers`): ``build/`` holds half a dozen files a listener, and a
+    listing at every write made a night of 10,000 listeners list it 60,000 times.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}."
     size = len(prefix) + 8 + len(suffix)
-    _remove_dead(
-        path.parent, lambda name: len(name) == size and name.startswith(prefix) and name.endswith(suffix)
-    )
+    leftovers = _leftovers(path.parent)
+    if leftovers:
+        with _guard:
+            mine = [n for n in leftovers if len(n) == size and n.startswith(prefix) and n.endswith(suffix)]
+            for name in mine:
+                leftovers.remove(name)
+        for name in mine:
+            _remove_dead_file(os.path.join(path.parent, name))
     # errors name the file being made: a deliverable's suffix (".tmp.wav") carries its extension
     _local.destination = path.with_name(path.name + suffix[4:]) if suffix.startswith(".tmp.") else path
     while True:
@@ -240,6 +249,30 @@ def _remove_dead(directory: Path, wanted: Callable[[str], bool]) -> int:
                 continue  # this process writes it
         removed += _remove_if_dead(entry.path)
     return removed
+
+
+def _leftovers(directory: Path) -> list[str]:
+    """The temporary files ``directory`` held when this process first asked, less those
+    :func:`temporary_beside` has dealt with since (listed once a directory and process)."""
+    key = os.fspath(directory)
+    with _guard:
+        found = _listed.get(key)
+        if found is None:
+            try:
+                with os.scandir(directory) as entries:
+                    found = [e.name for e in entries if e.name.startswith(".") and _TEMPORARY.match(e.name)]
+            except OSError:
+                found = []
+            _listed[key] = found
+        return found
+
+
+def _remove_dead_file(name: str) -> None:
+    """Remove the temporary file ``name`` if its writer is gone (not one of this process's)."""
+    with _guard:
+        if name in _held:
+            return
+    _remove_if_dead(name)
 
 
 def _remove_if_dead(name: str) -> int:
