@@ -114,10 +114,17 @@ def _touched(path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
+def _replaced(path: Path) -> None:
+    """``path`` written again as a build writes it: a new file renamed over it."""
+    new = path.with_name(f".{path.name}.new")
+    new.write_bytes(path.read_bytes())
+    os.replace(new, path)
+
+
 CHANGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     # what changed since the record: what the build it sends the usual way then runs
     "a deliverable removed": (lambda r: (r / "build" / "talk@y.wav").unlink(), ["master:talk@y"]),
-    "a deliverable touched": (lambda r: _touched(r / "build" / "talk@x.wav"), []),  # doit: up to date
+    "a deliverable replaced": (lambda r: _replaced(r / "build" / "talk@y.wav"), []),  # doit: up to date
     "its captions removed": (lambda r: (r / "build" / "talk@x.vtt").unlink(), ["captions:talk@x"]),
     "a listener added": (
         lambda r: (r / "data" / "rows.csv").write_text("id,name\nx,Xena\ny,Yann\nz,Zoe\n"),
@@ -133,6 +140,23 @@ CHANGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "the lockfile removed": (lambda r: (r / "mixdown.lock").unlink(), []),
     "the report removed": (lambda r: (r / "build" / "report.html").unlink(), []),
 }
+
+
+def test_a_file_changed_in_place_is_left_as_the_usual_way_leaves_it(
+    quiet_show: Path, build: Callable[..., Build]
+) -> None:
+    """Its folder vouches for it: nothing added, removed or replaced there. The usual way hands
+    its rendition to doit, which finds it up to date: its stamp and its name are unchanged."""
+    wav = quiet_show / "build" / "talk@x.wav"
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 1
+    wav.write_bytes(bytes(data))
+    _touched(wav)
+    quick = build(quiet_show)
+    assert not quick.planned and ran(quick.out) == []
+    os.remove(quiet_show / ".mixdown" / quiet.FILENAME)
+    usual = build(quiet_show)
+    assert usual.planned and ran(usual.out) == [] and wav.read_bytes() == bytes(data)
 
 
 @pytest.mark.parametrize("change", CHANGES)

@@ -631,11 +631,11 @@ def _keep_quiet(show: Show, root: Path, groups: list[str], report: str) -> None:
         from .plan.lock import FILENAME as LOCKFILE
 
         state, build = root / STATE_DIR, context.project.build_dir
-        ends = (root / LOCKFILE, state / FINGERPRINT, state / current.FILENAME)
-        paths = [*(p for mix in plan.mixes for p in current.files_of(mix, besides(mix))), *ends]
-        paths += [build / MANIFEST_FILE, build / REPORT_FILE]
+        ends = [root / LOCKFILE, state / FINGERPRINT, state / current.FILENAME]
+        ends += [build / MANIFEST_FILE, build / REPORT_FILE]
+        published = (p for mix in plan.mixes for p in current.files_of(mix, besides(mix)))
         keys = [*plan.assets, *plan.sections, *(mix.key for mix in plan.mixes)]
-        quiet.record(root, context.cache, keys, paths, groups, report)
+        quiet.record(root, context.cache, keys, published, ends, groups, report)
 
     finish.at_finish(keep)
 

@@ -12,13 +12,19 @@ having found nothing to do, this record keeps what it relied on:
 * every key it found in the cache: nothing to render or pre-mix;
 * the size and modification time of every file it found current (each
   rendition's deliverables and what is published beside them) and of the
-  files its end of build reads (``mixdown.lock`` and its fingerprint, the
-  renditions' record, the manifest and report): nothing to master, publish
-  or write;
+  folders that hold them, and those of the files its end of build reads
+  (``mixdown.lock`` and its fingerprint, the renditions' record, the
+  manifest and report): nothing to master, publish or write;
 * what it printed, and the groups it handed doit.
 
 The next plain ``doit`` that finds all of these as they were prints the same
-and hands doit the same empty groups, without reading the plan. Any other
+and hands doit the same empty groups, without reading the plan. A folder of
+published files whose modification time is unchanged had none of them
+added, removed, renamed or replaced since, and its files are not looked at
+one by one; one changed in place would be handed to doit, which finds it up
+to date (its stamp and its name are what doit checks), so it is left as
+the usual way leaves it. A folder's time is trusted only where the file
+system keeps it finer than a second. Any other
 build (a target named, an option of mixdown's, a remote cache or a cluster,
 a show's own ``dodo.py``) goes the usual way, and so does any difference,
 which the usual way then checks in full. Machine-local state in
@@ -41,7 +47,7 @@ from ..store.cache import Cache
 __all__ = ["FILENAME", "Record", "forget", "record", "still", "usual_way"]
 
 FILENAME = "quiet.pickle"
-VERSION = 1
+VERSION = 2
 #: the environment variables under which a build goes the usual way (a remote cache, a cluster, a shard)
 USUAL = (REMOTE_ENV, DASK_ENV, SHARD_ENV)
 ABSENT = (-1, -1)  # the size and time recorded for a file that was not there (and must still not be)
@@ -55,8 +61,9 @@ class Record(NamedTuple):
     inputs: tuple[tuple[str, tuple[int, int] | None], ...]
     cache: tuple[str, str | None]  # the cache's directory, and its listing's index
     keys: frozenset[str]
-    #: by folder, each file's (name, size, st_mtime_ns); ABSENT if it was not there
-    files: tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...]
+    #: by folder: its st_mtime_ns if an unchanged one vouches for its files (else None), and
+    #: each file's (name, size, st_mtime_ns); ABSENT if it was not there
+    files: tuple[tuple[str, int | None, tuple[tuple[str, int, int], ...]], ...]
     groups: tuple[str, ...]
     report: str
 
@@ -85,8 +92,11 @@ def still(root: Path) -> Record | None:
         return None
     if found.environment != memo.environment(str(root)) or not memo.unchanged(found.inputs):
         return None
-    if not all(_as_they_were(folder, held) for folder, held in found.files):
-        return None
+    for folder, when, held in found.files:
+        if when is not None and _folder_time(folder) == when:
+            continue
+        if not _as_they_were(folder, held):
+            return None
     directory, index = found.cache
     if not found.keys <= Cache(directory, index=index).keys():
         return None
@@ -123,38 +133,56 @@ def record(
     root: Path,
     cache: Cache,
     keys: Collection[str],
-    paths: Iterable[Path | str],
+    published: Iterable[Path | str],
+    state: Iterable[Path | str],
     groups: Iterable[str],
     report: str,
 ) -> bool:
     """Keep the record of a plain build of the show in ``root`` that found nothing to do:
-    ``keys`` in ``cache``, the files at ``paths`` as they are now, the doit ``groups`` it made
-    and the ``report`` it printed. Nothing is kept (and False returned) for a plan not read
-    from, or saved to, its memo in this process."""
+    ``keys`` in ``cache``, the ``published`` files (their folders vouch for them) and the
+    ``state`` files (each looked at) as they are now, the doit ``groups`` it made and the
+    ``report`` it printed. Nothing is kept (and False returned) for a plan not read from, or
+    saved to, its memo in this process."""
     inputs = memo.signed(root / STATE_DIR / "plan.pickle")
     if inputs is None:
         return False
-    folders: dict[str, list[tuple[str, int, int]]] = {}
-    for path in paths:
-        folder, name = os.path.split(os.path.abspath(path))
-        try:
-            stat = os.stat(os.path.join(folder, name))
-            held = (name, stat.st_size, stat.st_mtime_ns)
-        except OSError:
-            held = (name, *ABSENT)
-        folders.setdefault(folder, []).append(held)
+    folders: dict[tuple[str, bool], list[tuple[str, int, int]]] = {}
+    times: dict[str, int | None] = {}
+    for paths, vouched in ((published, True), (state, False)):
+        for path in paths:
+            folder, name = os.path.split(os.path.abspath(path))
+            if vouched and folder not in times:
+                times[folder] = _folder_time(folder)  # before its files: a change meanwhile shows
+            try:
+                stat = os.stat(os.path.join(folder, name))
+                held = (name, stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                held = (name, *ABSENT)
+            folders.setdefault((folder, vouched), []).append(held)
     found = Record(
         VERSION,
         memo.environment(str(root)),
         inputs,
         (str(cache.root), None if cache.index is None else str(cache.index)),
         frozenset(keys),
-        tuple((folder, tuple(held)) for folder, held in folders.items()),
+        tuple(
+            (folder, times.get(folder) if vouched else None, tuple(held))
+            for (folder, vouched), held in folders.items()
+        ),
         tuple(groups),
         report,
     )
     files.write_bytes_atomic(_path(root), pickle.dumps(found, pickle.HIGHEST_PROTOCOL))
     return True
+
+
+def _folder_time(folder: str) -> int | None:
+    """``folder``'s modification time in ns, if the file system keeps it finer than a second."""
+    try:
+        when = os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+    return when if when % 1_000_000_000 else None
 
 
 def forget(root: Path) -> None:
