@@ -121,9 +121,12 @@ def test_dry_run_after_three_edits_lists_exactly_the_superseded_objects(
 
     size = sum(p.stat().st_size for p in files_of(root, superseded))
     every = sum(p.stat().st_size for p in files_of(root, before))
-    assert out[-1] == (
-        f"would remove {len(superseded)} of {len(before)} objects in cache/: {size_text(size)} of "
-        f"{size_text(every)}; kept what the plan, mixdown.lock reference"  # the build's lock names only the plan's
+    assert (
+        out[-1]
+        == (
+            f"would remove {len(superseded)} of {len(before)} objects in cache/: {size_text(size)} of "
+            f"{size_text(every)}; kept what the plan, mixdown.lock reference"  # the build's lock names only the plan's
+        )
     )
     line = next(text for text in out if "'Goodbye Anna.'" in text)
     key = line.split()[0]
@@ -167,7 +170,9 @@ def test_the_lockfiles_of_head_and_main_keep_what_they_name(
     git(root, "add", "-A")
     git(root, "commit", "-qm", "show")
     git(root, "checkout", "-qb", "edit")
-    git(root, "rm", "-q", "mixdown.lock")  # HEAD has none, and the build's own names only its plan: main's counts
+    git(
+        root, "rm", "-q", "mixdown.lock"
+    )  # HEAD has none, and the build's own names only its plan: main's counts
     edit(root, *EDITS[1])
     git(root, "commit", "-qam", "edit")
     build(root)

@@ -120,7 +120,11 @@ def test_task_dicts(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     ]
     intro = dicts["section"][0]
     assert intro["name"] == "news/briefing/intro@anna" and intro["uptodate"] == [False]
-    assert intro["task_dep"] == ["voice:news/briefing/intro/0@anna", "sfx:ding", "voice:news/briefing/intro/1"]
+    assert intro["task_dep"] == [
+        "voice:news/briefing/intro/0@anna",
+        "sfx:ding",
+        "voice:news/briefing/intro/1",
+    ]
     master = dicts["master"][0]
     assert master["actions"][0][0] is build_master and master["task_dep"] == ["mix:news/briefing@anna"]
     assert master["targets"] == [str(p.mixes[0].outputs[0])] and master["targets"][0].endswith(

@@ -31,7 +31,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plan",),
     ("publish",),
     ("actions",),
-    ("loader", "showtasks", "feed", "scaffold", "cli", "cli_cache", "cli_lock", "cli_plan", "__init__", "__main__"),
+    (
+        "loader",
+        "showtasks",
+        "feed",
+        "scaffold",
+        "cli",
+        "cli_cache",
+        "cli_lock",
+        "cli_plan",
+        "__init__",
+        "__main__",
+    ),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
@@ -62,7 +73,9 @@ def _typing_only(tree: ast.AST) -> set[int]:
 def _imports(name: str, path: Path, *, typing: bool = True) -> set[str]:
     """The mixdown modules ``name`` imports anywhere in its source (with ``typing``, also
     those only type checkers read)."""
-    package = name.split(".") if path.name == "__init__.py" and name != "mixdown.__init__" else name.split(".")[:-1]
+    package = (
+        name.split(".") if path.name == "__init__.py" and name != "mixdown.__init__" else name.split(".")[:-1]
+    )
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped = set() if typing else _typing_only(tree)
     out = set()

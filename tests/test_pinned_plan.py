@@ -27,7 +27,9 @@ PINNED = (28, "82fd3c96ad6d3135bf57cea4cb4d1b84090a4ab4466ab8e82f337f2c4fac7929"
 #: mixes came in (mixdown.codecs.flac24)
 PINNED_COMPACT = (28, "624b3a2908d86c3066f5b28a6de8948d2751176e79d18d3dc2abd581964a8e6d")
 
-TOML = BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]\nstems = true\ntarget_lufs = -18') + """
+TOML = (
+    BASIC_TOML.replace('formats = ["wav"]', 'formats = ["wav", "mp3"]\nstems = true\ntarget_lufs = -18')
+    + """
 [sfx.door]
 renderer = "synth"
 preset = "door"
@@ -58,6 +60,7 @@ preset = "alexa"
 preset = "ebu-r128"
 formats = ["flac"]
 """
+)
 
 SYNTHY = """\
 ## open at=0:02 duck_db=-20 duck_attack=50ms
@@ -85,7 +88,15 @@ def plan_digest(root: Path, fakes: dict[str, Any]) -> tuple[int, str]:
     plan = show.plan
     keys: list[Any] = [[a.task, a.key, a.take] for a in plan.assets.values()]
     for mix in plan.mixes:
-        keys.append([mix.name, mix.key, mix.master_key, mix.stamp, [mix.stem_key(b) for b in ("voice", "sfx", "music")]])
+        keys.append(
+            [
+                mix.name,
+                mix.key,
+                mix.master_key,
+                mix.stamp,
+                [mix.stem_key(b) for b in ("voice", "sfx", "music")],
+            ]
+        )
         keys.append([[name, mix.delivery_stamp(name)] for name, _, _ in mix.deliveries])
     return len(keys), content_key(keys)
 

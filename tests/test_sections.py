@@ -214,7 +214,13 @@ def test_renaming_and_reordering_sections_renders_nothing(tmp_path: Path) -> Non
     for fake in fakes.values():
         fake.calls.clear()
     intro, story, wide, gap, close = DAILY.split("\n## ")
-    renamed = [intro.replace("## intro", "## opening"), close, wide, gap, story.replace("story voice", "bridge voice")]
+    renamed = [
+        intro.replace("## intro", "## opening"),
+        close,
+        wide,
+        gap,
+        story.replace("story voice", "bridge voice"),
+    ]
     (root / "stanzas" / "daily.j2").write_text("\n## ".join(renamed) + "\n")
     code, out, err = doit(root, fakes)
     assert code == 0, out + err
@@ -241,7 +247,9 @@ def test_an_edit_in_one_section_leaves_the_others_pre_mixes_alone(tmp_path: Path
     assert {t for t in ran(out) if t.startswith("section:")} == {"section:news/daily/story"}
     edited = _loaded(root, fakes)
     now = edited.plan.mixes[0].section_keys
-    assert now[1] != keys[1] and [k for i, k in enumerate(now) if i != 1] == [k for i, k in enumerate(keys) if i != 1]
+    assert now[1] != keys[1] and [k for i, k in enumerate(now) if i != 1] == [
+        k for i, k in enumerate(keys) if i != 1
+    ]
     after = _objects(edited)
     for index in (0, 2, 3, 4):
         for k in (keys[index], section_sfx_key(keys[index])):
@@ -347,7 +355,7 @@ def test_a_preview_over_the_bed_has_music_where_there_is_no_speech(
 # -- mixdown play ------------------------------------------------------------
 
 RENDERERS = {
-    "fake.py": '''
+    "fake.py": """
 import numpy as np
 from mixdown.renderers import RendererBase, RenderResult
 
@@ -359,8 +367,8 @@ class Renderer(RendererBase):
     def render(self, request):
         t = np.arange(max(int(0.02 * len(request.text) * 16000), 800)) / 16000
         return RenderResult((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)[:, None], 16000)
-''',
-    "noise.py": '''
+""",
+    "noise.py": """
 import numpy as np
 from mixdown.renderers import RendererBase, RenderResult
 
@@ -373,7 +381,7 @@ class Renderer(RendererBase):
         rng = np.random.default_rng(int(request.params.get("seed", 0)))
         n = int(float(request.params.get("seconds", 0.5)) * 24000)
         return RenderResult((0.2 * rng.standard_normal((n, 2))).astype(np.float32), 24000)
-''',
+""",
 }
 
 
@@ -411,9 +419,7 @@ def test_play_without_a_player_prints_the_path(playable: Path, capsys: pytest.Ca
     assert "section:news/nowhere: no such target" in capsys.readouterr().err
 
 
-def test_list_info_and_forget_know_section_targets(
-    show: Callable[..., Path], fakes: dict[str, Any]
-) -> None:
+def test_list_info_and_forget_know_section_targets(show: Callable[..., Path], fakes: dict[str, Any]) -> None:
     root = show()
     assert doit(root, fakes)[0] == 0
     fakes["fake"].calls.clear()

@@ -35,6 +35,7 @@ from mixdown.store.cache import Cache
 
 pytestmark = pytest.mark.skipif(not mp3.available(), reason="no LAME API")
 
+
 @pytest.fixture(autouse=True)
 def _parts_of_two_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The programmes, edits and loudness moves here are laid out for parts of 120 s (a splice

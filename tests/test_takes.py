@@ -27,7 +27,9 @@ class TakingVoice(CountingVoice):
     """A fake generative voice: each take of the same text sounds different (a higher pitch)."""
 
     def render(self, request: RenderRequest) -> RenderResult:
-        pitched = RenderRequest(request.kind, {**request.params, "pitch": 2.0 * request.take}, text=request.text)
+        pitched = RenderRequest(
+            request.kind, {**request.params, "pitch": 2.0 * request.take}, text=request.text
+        )
         return super().render(pitched)
 
 
@@ -43,7 +45,6 @@ def plan_of(root: Path, fakes: dict[str, Any]) -> Any:
 def fakes(fakes: dict[str, Any]) -> dict[str, Any]:
     """conftest's fakes, with a voice whose takes differ (conftest's ``built`` builds the show with them)."""
     return {**fakes, "fake": TakingVoice()}
-
 
 
 def retake(root: Path, fakes: dict[str, Any], *patterns: str, take: int | None = None) -> list[str]:
@@ -122,9 +123,16 @@ def test_the_record_names_every_target_that_uses_the_take(built: Path, fakes: di
 
 def test_patterns_and_whole_music_beds(built: Path, fakes: dict[str, Any]) -> None:
     lines = retake(built, fakes, "music:bed/main")
-    assert sorted(line.split()[0] for line in lines) == ["music:bed/intro", "music:bed/main", "music:bed/outro"]
+    assert sorted(line.split()[0] for line in lines) == [
+        "music:bed/intro",
+        "music:bed/main",
+        "music:bed/outro",
+    ]
     lines = retake(built, fakes, "voice:news/briefing/close/*")
-    assert [line.split()[0] for line in lines] == ["voice:news/briefing/close/0@anna", "voice:news/briefing/close/0@kofi"]
+    assert [line.split()[0] for line in lines] == [
+        "voice:news/briefing/close/0@anna",
+        "voice:news/briefing/close/0@kofi",
+    ]
     assert doit(built, fakes)[0] == 0
     assert sorted(fakes["noise"].calls) == ["music:bed/intro", "music:bed/main", "music:bed/outro"]
     assert sorted(voice_calls(fakes)) == ["Goodbye Anna.", "Goodbye Kofi."]
@@ -155,7 +163,9 @@ def test_a_name_that_is_no_asset_is_refused(
         ("[broken\n", None),
     ],
 )
-def test_a_damaged_takes_file_is_one_line(built: Path, fakes: dict[str, Any], text: str, line: int | None) -> None:
+def test_a_damaged_takes_file_is_one_line(
+    built: Path, fakes: dict[str, Any], text: str, line: int | None
+) -> None:
     (built / takes.FILENAME).write_text(text)
     code, out, err = doit(built, fakes)
     assert code != 0 and "Traceback" not in out + err
