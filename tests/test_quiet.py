@@ -20,26 +20,7 @@ from mixdown.actions import quiet
 from mixdown.loader import MixdownLoader
 
 from .test_build import ran
-
-SHOW = """
-[project]
-voice = "host"
-
-[voices.host]
-renderer = "silence"
-duration = 0.5
-
-[sfx.knock]
-renderer = "file"
-path = "media/knock.wav"
-
-[scripts.talk]
-template = "stanzas/talk.j2"
-variants = "data/rows.csv"
-
-[master]
-formats = ["wav"]
-"""
+from .test_memo import SHOW
 
 
 class Build(NamedTuple):

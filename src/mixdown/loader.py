@@ -436,9 +436,9 @@ def _by_rendition(tasks: list[Any], plan: Plan) -> list[Any]:
     made, and a mix its pre-mixes. The assets stay first: a show's paid renders
     are all asked for before any of its DSP.
     """
+    if sum(1 for task in tasks if task.name.startswith("mix:")) < 2:
+        return tasks  # a no-op's, or one rendition's: nothing to interleave (nor a plan to walk)
     by_name = {task.name: task for task in tasks}
-    if sum(1 for mix in plan.mixes if f"mix:{mix.name}" in by_name) < 2:
-        return tasks
     together: dict[str, Any] = {}
     for mix in plan.mixes:
         for name in (

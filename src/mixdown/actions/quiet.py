@@ -143,8 +143,8 @@ def record(
     ``state`` files (each looked at) as they are now, the doit ``groups`` it made and the
     ``report`` it printed. Nothing is kept (and False returned) for a plan not read from, or
     saved to, its memo in this process."""
-    inputs = memo.signed(root / STATE_DIR / "plan.pickle")
-    if inputs is None:
+    signed = memo.signed(root / STATE_DIR / "plan.pickle")
+    if signed is None:
         return False
     folders: dict[tuple[str, bool], list[tuple[str, int, int]]] = {}
     times: dict[str, int | None] = {}
@@ -161,8 +161,7 @@ def record(
             folders.setdefault((folder, vouched), []).append(held)
     found = Record(
         VERSION,
-        memo.environment(str(root)),
-        inputs,
+        *signed,
         (str(cache.root), None if cache.index is None else str(cache.index)),
         frozenset(keys),
         tuple(

@@ -33,8 +33,9 @@ __all__ = ["environment", "load", "save", "signed", "unchanged"]
 
 VERSION = 2  # the memo's own layout; mixdown's code enters as the signatures of its files
 
-#: what the planner's inputs were when the memo at each path was last loaded or saved whole
-_signed: dict[str, tuple[tuple[str, tuple[int, int] | None], ...]] = {}
+Inputs = tuple[tuple[str, tuple[int, int] | None], ...]  # each file the planner read, and its signature
+#: the environment and inputs the memo at each path was checked against or saved with, in this process
+_signed: dict[str, tuple[tuple[Any, ...], Inputs]] = {}
 
 
 def _signature(path: str) -> tuple[int, int] | None:
@@ -45,24 +46,21 @@ def _signature(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def environment(root: str) -> tuple[Any, ...]:
-    """What else a plan depends on: mixdown's code, Python, the packages installed,
-    ``MIXDOWN_CACHE``, and the show's directory."""
-    return _environment(root)
-
-
-def signed(path: Path) -> tuple[tuple[str, tuple[int, int] | None], ...] | None:
-    """The planner's inputs and their signatures (size, modification time) as the memo at
-    ``path`` holds them, if it was loaded or saved whole by this process; else None."""
+def signed(path: Path) -> tuple[tuple[Any, ...], Inputs] | None:
+    """The :func:`environment` and the planner's inputs with their signatures (size,
+    modification time) that the memo at ``path`` was found valid against or saved with by this
+    process; else None."""
     return _signed.get(str(path))
 
 
-def unchanged(inputs: tuple[tuple[str, tuple[int, int] | None], ...]) -> bool:
+def unchanged(inputs: Inputs) -> bool:
     """Whether every input of :func:`signed` is as it was signed."""
     return all(_signature(name) == signature for name, signature in inputs)
 
 
-def _environment(root: str) -> tuple[Any, ...]:
+def environment(root: str) -> tuple[Any, ...]:
+    """What else a plan depends on: mixdown's code, Python, the packages installed,
+    ``MIXDOWN_CACHE``, and the show's directory."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # all of mixdown
     code = sorted(
         (os.path.relpath(os.path.join(folder, name), here), _signature(os.path.join(folder, name)))
@@ -91,20 +89,20 @@ def load(path: Path, root: Path) -> Any | None:
     unchanged, else ``None``."""
     try:
         stored: Any = unpickled(path)
-        environment, inputs, value = stored
+        kept, inputs, value = stored
     except Exception:  # missing, truncated or from another version: plan afresh
         return None
-    if environment != _environment(str(root)):
+    signed_inputs: Inputs = tuple(tuple(item) for item in inputs)
+    if kept != environment(str(root)) or not unchanged(signed_inputs):
         return None
-    if any(_signature(name) != signature for name, signature in inputs):
-        return None
-    _signed[str(path)] = tuple(tuple(item) for item in inputs)
+    _signed[str(path)] = (kept, signed_inputs)
     return value
 
 
 def save(path: Path, root: Path, value: Any, inputs: set[str]) -> None:
     """Store ``value``, planned for the show in ``root``, with the signatures of ``inputs``, atomically."""
-    signed = [(name, _signature(name)) for name in sorted(inputs)]
-    blob = pickle.dumps((_environment(str(root)), signed, value), protocol=pickle.HIGHEST_PROTOCOL)
+    signed: Inputs = tuple((name, _signature(name)) for name in sorted(inputs))
+    now = environment(str(root))
+    blob = pickle.dumps((now, list(signed), value), protocol=pickle.HIGHEST_PROTOCOL)
     write_bytes_atomic(path, blob)
-    _signed[str(path)] = tuple(signed)
+    _signed[str(path)] = (now, signed)

@@ -242,13 +242,7 @@ def _remove_dead(directory: Path, wanted: Callable[[str], bool]) -> int:
         entries = [e for e in os.scandir(directory) if wanted(e.name)]
     except OSError:
         return 0
-    removed = 0
-    for entry in entries:
-        with _guard:
-            if entry.path in _held:
-                continue  # this process writes it
-        removed += _remove_if_dead(entry.path)
-    return removed
+    return sum(_remove_dead_file(entry.path) for entry in entries)
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -267,12 +261,13 @@ def _leftovers(directory: Path) -> list[str]:
         return found
 
 
-def _remove_dead_file(name: str) -> None:
-    """Remove the temporary file ``name`` if its writer is gone (not one of this process's)."""
+def _remove_dead_file(name: str) -> int:
+    """Remove the file ``name`` if its writer is gone (1), else leave it (0); this process's
+    own temporary files are left alone."""
     with _guard:
         if name in _held:
-            return
-    _remove_if_dead(name)
+            return 0  # this process writes it
+    return _remove_if_dead(name)
 
 
 def _remove_if_dead(name: str) -> int:
