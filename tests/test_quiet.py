@@ -165,6 +165,22 @@ def test_a_cache_object_removed_is_made_again(quiet_show: Path, build: Callable[
     assert after.planned and ran(after.out) == ["section:talk/b"]
 
 
+def test_a_dodo_py_without_tasks_keeps_the_quiet_way_and_one_with_tasks_leaves_it(
+    quiet_show: Path, build: Callable[..., Build], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(quiet_show)  # doit runs a show's dodo.py in its folder: back after the test
+    dodo = quiet_show / "dodo.py"
+    dodo.write_text('"""No task yet, as mixdown init writes it."""\n')
+    assert build(quiet_show).planned  # a new file the record did not hold
+    assert not build(quiet_show).planned
+    dodo.write_text(
+        'def task_publish():\n    return {"actions": ["echo published"], "task_dep": ["master"], "verbosity": 2}\n'
+    )
+    for _ in range(3):
+        after = build(quiet_show)
+        assert after.planned and ran(after.out) == ["publish"]
+
+
 @pytest.mark.parametrize(
     ("args", "variable"),
     [(["master:talk@x"], None), (["--frozen"], None), ([], "MIXDOWN_REMOTE"), ([], "MIXDOWN_SHARD")],

@@ -276,7 +276,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         install()  # doit's main thread: interrupts stop the actions on its workers cleanly too
         finish.reset()
         only_missing = cmd.name == "run" and not pos_args
-        plain = only_missing and self.registry is None and not quiet.usual_way(self.root, self.options)
+        plain = only_missing and self.registry is None and not quiet.usual_way(self.options)
         if plain:
             kept = quiet.still(self.root)
             if kept is not None:  # nothing changed since a build that found nothing to do
@@ -292,7 +292,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
                 self.whole, self.show = self.show.plan, _shard_show(self.show, shard)
         except MixdownError as err:
             raise InvalidDodoFile(one_line(err)) from None
-        out = self.extra_config.get("outfile", sys.stdout)
+        out, report = self.extra_config.get("outfile", sys.stdout), ""
         if cmd.name == "run":
             out = _reporting(cmd, self.options, out, self.show)
             self._start_run(self.show, out, named=bool(pos_args))
@@ -315,15 +315,16 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         if only_missing:
             report = _report_cached(self.show, cached, fresh)
             out.write(report)
-            if plain and self.whole is None and not any(dicts.values()):
-                _keep_quiet(self.show, self.root, list(dicts), report)
         tasks: list[Any] = []
         for basename, items in dicts.items():
             tasks.extend(generate_tasks(basename, _with_doc(basename, items)))
         if self.whole is not None:
             tasks = _in_plan_order(tasks, self.show.plan)
         tasks = _by_rendition(tasks, self.show.plan)
-        tasks += self._show_tasks(cmd, pos_args, tasks)
+        own = self._show_tasks(cmd, pos_args, tasks)
+        if plain and self.whole is None and not any(dicts.values()) and not own:
+            _keep_quiet(self.show, self.root, list(dicts), report)
+        tasks += own
         if cmd.name == "forget" and not pos_args and getattr(cmd, "sel_tasks", None) is None:
             # doit forgets "the default tasks" when given none, and fails when a loader names
             # none: a show's default is every task, as a plain ``doit`` runs
@@ -614,7 +615,8 @@ def _with_doc(basename: str, items: list[dict[str, Any]]) -> Iterator[dict[str, 
 def _keep_quiet(show: Show, root: Path, groups: list[str], report: str) -> None:
     """For a plain build that hands doit nothing to do: the end-of-build step, run after the
     others, that keeps what it relied on for the next (:mod:`mixdown.actions.quiet`). Not for a
-    show with a remote cache, a cluster or a cache size to keep: their builds go the usual way."""
+    show with a remote cache, a cluster or a cache size to keep, nor one whose ``dodo.py`` has
+    tasks: their builds go the usual way."""
     context = show.context
     if (
         context.remote is not None
@@ -631,7 +633,8 @@ def _keep_quiet(show: Show, root: Path, groups: list[str], report: str) -> None:
         from .plan.lock import FILENAME as LOCKFILE
 
         state, build = root / STATE_DIR, context.project.build_dir
-        ends = [root / LOCKFILE, state / FINGERPRINT, state / current.FILENAME]
+        # and the show's dodo.py, which had no task: one with tasks goes the usual way
+        ends = [root / LOCKFILE, state / FINGERPRINT, state / current.FILENAME, root / SHOW_TASKS_FILE]
         ends += [build / MANIFEST_FILE, build / REPORT_FILE]
         published = (p for mix in plan.mixes for p in current.files_of(mix, besides(mix)))
         keys = [*plan.assets, *plan.sections, *(mix.key for mix in plan.mixes)]

@@ -26,7 +26,7 @@ to date (its stamp and its name are what doit checks), so it is left as
 the usual way leaves it. A folder's time is trusted only where the file
 system keeps it finer than a second. Any other
 build (a target named, an option of mixdown's, a remote cache or a cluster,
-a show's own ``dodo.py``) goes the usual way, and so does any difference,
+a show's own ``dodo.py`` with tasks) goes the usual way, and so does any difference,
 which the usual way then checks in full. Machine-local state in
 ``.mixdown/``, like the memo; a build that does anything leaves it stale.
 """
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..plan import memo
-from ..settings import DASK_ENV, REMOTE_ENV, SHARD_ENV, SHOW_TASKS_FILE, STATE_DIR
+from ..settings import DASK_ENV, REMOTE_ENV, SHARD_ENV, STATE_DIR
 from ..store import files
 from ..store.cache import Cache
 
@@ -72,14 +72,12 @@ def _path(root: Path) -> Path:
     return root / STATE_DIR / FILENAME
 
 
-def usual_way(root: Path, options: dict[str, Any]) -> bool:
-    """Whether a plain build of the show in ``root`` with mixdown's ``options`` (the loader's)
-    must go the usual way whatever the record says."""
+def usual_way(options: dict[str, Any]) -> bool:
+    """Whether a plain build with mixdown's ``options`` (the loader's) must go the usual way
+    whatever the record says."""
     if options.get("frozen") or options.get("max_cost") or options.get("shard"):
         return True
-    if options.get("reporter") == "json" or any(os.environ.get(name) for name in USUAL):
-        return True
-    return (root / SHOW_TASKS_FILE).exists()
+    return options.get("reporter") == "json" or any(os.environ.get(name) for name in USUAL)
 
 
 def still(root: Path) -> Record | None:
