@@ -303,6 +303,32 @@ def test_placement_is_where_the_mixer_put_every_clip(tmp_path: Path, fakes: dict
     assert programme.frames == layout.frames
 
 
+def test_a_takes_voiced_span_is_read_once_a_build(
+    tmp_path: Path, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line every listener shares is read from the cache once a build for its captions, not
+    once a listener; a new take of it (same key, other audio) is read again."""
+    from mixdown.actions.publish import programme_words
+
+    root = make_show(tmp_path)
+    build(root, fakes)
+    show = load_show(root, registry=Registry(root, extra=fakes))
+    context, plan = show.context, show.plan.mixes[0]
+    programme = placement(context, plan)
+    voiced = [c.key for c in programme.clips if c.kind == "voice" and c.text.strip()]
+    reads: list[str] = []
+    get = context.cache.get
+    monkeypatch.setattr(context.cache, "get", lambda key: reads.append(key) or get(key))
+    first = programme_words(context, programme)
+    assert sorted(reads) == sorted(set(voiced)) and len(voiced) >= 5
+    reads.clear()
+    assert programme_words(context, programme) == first and reads == []
+    record = context.cache.meta_path(voiced[0])  # a retake: the key's record names other audio
+    meta = json.loads(record.read_text())
+    record.write_text(json.dumps({**meta, "sha256": "0" * 64}))
+    assert programme_words(context, programme) == first and reads == [voiced[0]]
+
+
 # -- the captions' rules --------------------------------------------------------------
 
 

@@ -20,6 +20,11 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from mixdown.actions.cluster import Executor
+from mixdown.loader import load_show
+from mixdown.plan.model import section_sfx_key
+from mixdown.store.cache import Cache
+
 from .conftest import ABOUT_THE_BUILD
 from .s3server import S3
 from .test_build import doit, ran
@@ -160,10 +165,24 @@ def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
 
     there = make_show(tmp_path / "there")
     on_cluster(monkeypatch, cluster, s3.url)
+    jobs: list[str] = []
+    run = Executor.run
+    monkeypatch.setattr(
+        Executor, "run", lambda self, job, near=(): jobs.append(job.target) or run(self, job, near)
+    )
     code, out, err = doit(there, {})
     assert code == 0, out + err
     voices = [t for t in lock_keys(here) if t.startswith("voice:")]
     assert renders(there) == Counter(voices)  # every paid line once, across both workers
+    # A section every listener shares is a job of its own; a listener's own sections are
+    # pre-mixed by the job of that listener's mix, and this machine's cache has them all.
+    plan = load_show(there).plan
+    assert sorted(t for t in jobs if t.startswith("section:")) == ["section:brief/news"]
+    assert sum(t.startswith("mix:") for t in jobs) == 3 and len(plan.sections) == 7
+    mirror = Cache(there / "cache")
+    assert all(key in mirror for key in plan.sections)
+    with_sfx = [section_sfx_key(k) for k in plan.sections if mirror.meta(k)["sfx"]]
+    assert len(with_sfx) == 4 and all(key in mirror for key in with_sfx)  # their SFX buses too
     assert lock_keys(there) == lock_keys(here)  # same keys for every asset, mix, master and delivery
     # the workers' lines reach this console, with their targets
     assert "master:brief@sam  -16." in out and "deliver:brief@li/radio  -23." in out

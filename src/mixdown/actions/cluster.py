@@ -27,12 +27,14 @@ import os
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import MixdownError
 from ..plan.model import Asset, MixPlan, Plan
 from ..settings import DASK_ENV, DASK_JOBS
+from ..store.backends import RemoteUnavailable
 from ..store.cache import Cache
 from ..store.remote import Remote, Wanted
 from . import shipments
@@ -79,6 +81,14 @@ class Executor:
         self._build = uuid.uuid4().hex[:12]
         #: the worker whose cache holds each object a job made: what reads it goes there if it can
         self._where: dict[str, str] = {}
+        self._users: Counter[str] | None = None  # renditions using each section pre-mix
+
+    def users(self, key: str) -> int:
+        """How many of the plan's renditions use the section pre-mix ``key``."""
+        with self._guard:
+            if self._users is None:
+                self._users = Counter(k for mix in self.plan.mixes for k in set(mix.section_keys) if k)
+            return self._users[key]
 
     def __repr__(self) -> str:
         return f"Executor({self.address!r})"
@@ -252,6 +262,8 @@ def cluster_section(context: Context, job: SectionJob, bed: bool = False) -> Any
 
 def _section(context: Context, job: SectionJob) -> None:
     mix, index = job.mix, job.index
+    if _with_its_mix(context, mix, index):
+        return  # the job of its rendition's mix pre-mixes it, and this machine fetches it then
 
     def made(wanted: Wanted) -> None:
         executor = _executor(context)
@@ -261,6 +273,28 @@ def _section(context: Context, job: SectionJob) -> None:
     premix_once(context, mix, index, made)
 
 
+def _with_its_mix(context: Context, mix: MixPlan, index: int) -> bool:
+    """Whether section ``index`` of ``mix`` is pre-mixed by the mix's own job rather than a job
+    of its own: a section only this rendition uses (a listener's own lines), whose mix is
+    still to be made. The mix's worker has the section's lines (its job fetches them) and
+    pre-mixes it as a local mix does a pre-mix it lacks, uploading it; a job for it alone
+    would cost a round trip through the scheduler, an upload and a download more."""
+    key = mix.section_keys[index]
+    if key is None or key in context.cache or mix.key in context.cache:
+        return False  # nothing to make, or no mix job to make it (the mix is here already)
+    return _executor(context).users(key) == 1
+
+
+def _own_sections(context: Context, plan: MixPlan) -> list[Wanted]:
+    """The pre-mixes ``plan``'s mix job makes (:func:`_with_its_mix`) that this machine lacks."""
+    executor, cache = _executor(context), context.cache
+    return [
+        section_wanted(key, plan.section_task(index))
+        for index, key in enumerate(plan.section_keys)
+        if key is not None and key not in cache and executor.users(key) == 1
+    ]
+
+
 def cluster_mix(context: Context, plan: MixPlan) -> Any:
     """doit action: mix one rendition on the cluster."""
     return reported(_mix, context, plan, f"mix:{plan.name}")
@@ -268,12 +302,24 @@ def cluster_mix(context: Context, plan: MixPlan) -> Any:
 
 def _mix(context: Context, plan: MixPlan) -> None:
     target = f"mix:{plan.name}"
-    inputs = (*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan)))
+    executor = _executor(context)
+    own = _own_sections(context, plan)  # pre-mixed by this job: fetched after it, with the mix
+    made = {w.key for w in own}
+    laid_out = _laid_out(context, plan)  # with the lines of the sections it pre-mixes
+    inputs = (*(w for w in _section_inputs(plan) if w.key not in made), *_asset_inputs(executor, laid_out))
     job = Job("mix", plan, target, inputs, "")
+    near = [k for k in plan.section_keys[::-1] if k and k not in made] + laid_out[::-1]
     once(
         context, plan.key, target, "mixing", lambda: plan.key in context.cache,
-        lambda: _made_there(context, mix_wanted(plan), job, [k for k in plan.section_keys[::-1] if k]),
+        lambda: _made_there(context, mix_wanted(plan), job, near),
     )  # fmt: skip
+    if own:  # this machine's cache holds every pre-mix, as after a local build
+        remote = executor.remote
+        _made_since(remote, own)
+        try:
+            remote.fetch(context.cache, own)
+        except RemoteUnavailable as err:  # one missing is made by a job of its own next time
+            remote.warn(err)
 
 
 def cluster_master(context: Context, plan: MixPlan) -> Any:
@@ -320,9 +366,15 @@ def _made_there(context: Context, wanted: Wanted, job: Job, near: Sequence[str] 
     executor = _executor(context)
     executor.run(job._replace(remote=executor.remote.url), near)
     remote = executor.remote
-    remote.absent.discard(wanted.key)  # missing when the build began; a worker has made it since
+    _made_since(remote, [wanted])
     if not remote.fetch_one(context.cache, wanted):
         raise MixdownError(_not_there(job, remote))
+
+
+def _made_since(remote: Remote, wanted: Sequence[Wanted]) -> None:
+    """Ask the remote again for ``wanted`` and their companions (a pre-mix's SFX bus): missing
+    when the build began, a worker has made them since."""
+    remote.absent.difference_update(key for w in wanted for key in (w.key, *w.companions))
 
 
 def _shipped_there(context: Context, plan: MixPlan, delivery: str | None, job: Job) -> None:

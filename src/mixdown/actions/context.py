@@ -11,7 +11,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,9 @@ class Context:
     fresh: frozenset[str] = frozenset()
     #: the Dask cluster the build's actions run on (:class:`mixdown.actions.cluster.Executor`), if any
     executor: Any = None
+    #: each voice take's voiced span, by key and sha256, as captions read it: a line shared by
+    #: every listener is read from the cache once a build, not once a listener
+    voiced: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
 
 def reported(action: Any, context: Context, item: Any, target: str) -> Any:

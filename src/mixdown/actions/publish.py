@@ -132,11 +132,12 @@ def programme_words(context: Context, programme: Any) -> list[Any]:
         meta = context.cache.meta(clip.key)
         alignment = meta.get("alignment")
         seconds = clip.frames / sr
-        if alignment:
-            voiced = (0.0, seconds)
-        else:
-            audio, rate = context.cache.get(clip.key)
-            voiced = voiced_span(audio, rate)
+        voiced: tuple[float, float] | None = (0.0, seconds) if alignment else None
+        if voiced is None:
+            take = (clip.key, str(meta.get("sha256", "")))  # a retake keeps the key, not the audio
+            voiced = context.voiced.get(take)
+            if voiced is None:
+                voiced = context.voiced[take] = voiced_span(*context.cache.get(clip.key))
         words = line_words(clip.text, str(meta.get("text", clip.text)), voiced, alignment)
         at = clip.start / sr
         placed = tuple(Word(w.text, at + min(w.start, seconds), at + min(w.end, seconds)) for w in words)
