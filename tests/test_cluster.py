@@ -336,6 +336,7 @@ def test_a_workers_cache_is_trimmed_and_what_it_lost_comes_back_from_the_remote(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "worker"))  # the worker's local directory
     (tmp_path / "worker").mkdir()
     monkeypatch.setattr(worker, "TRIM_EVERY", 1)
+    monkeypatch.setattr(worker, "_next_trim", None)  # whatever jobs this process ran before
     monkeypatch.setenv(worker.SIZE_ENV, "1")  # a byte: every job empties it
     voices = [a for a in show.plan.assets.values() if a.kind == "voice"][:3]
     for asset in [*voices, voices[0]]:
@@ -345,6 +346,18 @@ def test_a_workers_cache_is_trimmed_and_what_it_lost_comes_back_from_the_remote(
         assert objects == []  # trimmed after the job
     assert renders(root) == Counter(a.task for a in voices)  # the fourth job fetched its line
     assert len(list((tmp_path / "remote").rglob("*.json"))) == 3
+
+
+def test_a_workers_cache_is_listed_less_often_the_further_it_is_below_its_size() -> None:
+    """A trim lists the worker's whole cache: every TRIM_EVERY jobs near the size, seldom far below."""
+    from mixdown.actions.worker import TRIM_AT_LATEST, TRIM_EVERY, _jobs_to_fill
+
+    mb = 1 << 20
+    assert _jobs_to_fill(20_000 * mb, 5 * mb) == TRIM_AT_LATEST  # 4,000 jobs' room at twice 5 MB
+    assert _jobs_to_fill(2_000 * mb, 5 * mb) == 200
+    assert _jobs_to_fill(100 * mb, 5 * mb) == TRIM_EVERY  # 10 jobs' room: as often as ever
+    assert _jobs_to_fill(0, 0) == TRIM_EVERY and _jobs_to_fill(-mb, 5 * mb) == TRIM_EVERY  # full
+    assert _jobs_to_fill(20_000 * mb, 0) == TRIM_AT_LATEST  # nothing grew (every object fetched)
 
 
 def test_two_builds_on_one_cluster_at_once_pay_for_each_render_once(

@@ -138,6 +138,16 @@ def raw(name: str, data: bytes) -> Mutation:
     return mutate
 
 
+def cut(name: str) -> Mutation:
+    """Keep the first half of file ``name`` (a copy that stopped halfway)."""
+
+    def mutate(root: Path) -> None:
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[: len(data) // 2])
+
+    return mutate
+
+
 def rm(name: str) -> Mutation:
     """Remove file ``name``."""
     return lambda root: (root / name).unlink()
@@ -579,6 +589,7 @@ CASES = [
     Case(
         "media-not-audio", raw("media/door.wav", b"RIFF not really"), "project.toml:34", "not readable audio"
     ),
+    Case("media-truncated", cut("media/door.wav"), "project.toml:34", "cut short: its header says"),
     Case("media-directory", folder("media/door.wav"), "project.toml:34", "does not exist"),
     Case(
         "media-outside",

@@ -137,6 +137,36 @@ def test_file_key_is_content_not_name_and_render_trims(tmp_path: Path) -> None:
         File.check({})
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_wav_cut_short_is_refused_and_a_streamed_one_is_read(
+    tmp_path: Path, subtype: str, channels: int
+) -> None:
+    """libsndfile reads a WAV whose data ends before its header says as a shorter sound: a sound
+    that plays half its length in every master. A copy cut short is refused; a WAV written to a
+    pipe, whose writer could not go back to fill in the data's size, is whole and is read."""
+    y = np.clip(0.2 * np.random.default_rng(channels).standard_normal((9001, channels)), -0.9, 0.9)
+    y = y.astype(np.float32)
+    sf.write(tmp_path / "whole.wav", y, 22050, subtype=subtype)
+    data = (tmp_path / "whole.wav").read_bytes()
+    at = data.index(b"data") + 4  # the data chunk's size field
+    declared = int.from_bytes(data[at : at + 4], "little")
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) - 1001 * channels])
+    with pytest.raises(ValueError, match=rf"'cut.wav' is cut short: its header says {declared:,} bytes"):
+        File.key_params({"path": "cut.wav"}, tmp_path)
+    for unknown in (0xFFFFFFFF, 0x7FFFF000):
+        streamed = data[:at] + unknown.to_bytes(4, "little") + data[at + 4 :]
+        (tmp_path / "streamed.wav").write_bytes(streamed)
+        assert "sha256" in File.key_params({"path": "streamed.wav"}, tmp_path)
+        result = File().render(RenderRequest("sfx", {"path": "streamed.wav"}, root=tmp_path))
+        assert result.audio.shape == (9001, channels)
+        np.testing.assert_allclose(result.audio, y, atol=2**-14)
+    assert "sha256" in File.key_params({"path": "whole.wav"}, tmp_path)
+    (tmp_path / "text.wav").write_bytes(b"RIFF not really")
+    with pytest.raises(ValueError, match="not readable audio .*; use WAV, FLAC, OGG or MP3"):
+        File.key_params({"path": "text.wav"}, tmp_path)
+
+
 def test_piper_renders_the_offline_voice() -> None:
     pytest.importorskip("piper")
     from mixdown.renderers.local.piper import Piper

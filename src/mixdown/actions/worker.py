@@ -65,11 +65,16 @@ class Outcome(NamedTuple):
 #: the environment variable that bounds a worker's cache (a size, as ``[cache] max_size`` takes)
 SIZE_ENV = "MIXDOWN_WORKER_CACHE_SIZE"
 DEFAULT_SIZE = "20GB"
-#: a worker's cache is trimmed after every this many jobs (a trim lists the whole cache)
+#: a worker's cache is trimmed after this many jobs at most (a trim lists the whole cache)...
 TRIM_EVERY = 20
+#: ...or, while it is far below its size, when twice the growth seen so far could fill it
+#: (but after this many jobs at the latest: a worker may go on to a show of longer programmes)
+TRIM_AT_LATEST = 1000
 
 _places: dict[str, _Place] = {}
 _jobs = 0
+_listed = (0, 0)  # the jobs done, and the bytes left in the cache, at its last trim
+_next_trim: int | None = None  # the job after which it is trimmed next (None: TRIM_EVERY's)
 _guard = threading.Lock()
 _local = threading.local()
 
@@ -132,19 +137,33 @@ def _paid_once(job: Job) -> Any:
 
 
 def _trimmed(place: _Place) -> None:
-    """Every :data:`TRIM_EVERY` jobs, trim the worker's cache to ``MIXDOWN_WORKER_CACHE_SIZE``
-    (least recently used first): everything in it is on the remote, and a night's build
-    passes thousands of mixes through it."""
-    from ..plan.gc import References, trim
+    """Now and then, trim the worker's cache to ``MIXDOWN_WORKER_CACHE_SIZE`` (least recently
+    used first): everything in it is on the remote, and a night's build passes thousands of
+    mixes through it. A trim lists the whole cache, so it comes every :data:`TRIM_EVERY` jobs
+    only near the size: further below it, when the cache could reach it growing twice as
+    fast a job as it did since the last trim (and after :data:`TRIM_AT_LATEST` jobs at most).
+    Listing a cache of 10,000 files every 20 jobs cost a night's worker seconds."""
+    from ..plan.gc import References, trimmed
     from ..show.tables import parse_size
 
-    global _jobs
+    global _jobs, _listed, _next_trim
     with _guard:
         _jobs += 1
-        if _jobs % TRIM_EVERY:
+        if _jobs < (TRIM_EVERY if _next_trim is None else _next_trim):
             return
     limit = parse_size(os.environ.get(SIZE_ENV) or DEFAULT_SIZE, SIZE_ENV)
-    trim(place.cache, References(frozenset(), ("the cluster's jobs",)), limit)
+    grown, left, _ = trimmed(place.cache, References(frozenset(), ("the cluster's jobs",)), limit)
+    with _guard:
+        (jobs, before), _listed = _listed, (_jobs, left)
+        _next_trim = _jobs + _jobs_to_fill(limit - left, max(0, grown - before) / max(1, _jobs - jobs))
+
+
+def _jobs_to_fill(room: int, growth: float) -> int:
+    """Jobs until the next trim: until ``room`` bytes are filled at twice ``growth`` a job,
+    between :data:`TRIM_EVERY` and :data:`TRIM_AT_LATEST`."""
+    if growth <= 0:
+        return TRIM_EVERY if room <= 0 else TRIM_AT_LATEST
+    return int(min(max(room / (2 * growth), TRIM_EVERY), TRIM_AT_LATEST))
 
 
 def _uploaded(remote: Remote, name: str) -> None:

@@ -179,9 +179,14 @@ def _shipped(store: Remote, objects: dict[str, Stored], keys: frozenset[str]) ->
 def trim(cache: Cache, references: References, max_size: int) -> str | None:
     """Remove the least recently used garbage until the local cache holds at most ``max_size``
     bytes; the one line saying what was freed (None when it fits already)."""
+    return trimmed(cache, references, max_size)[2]
+
+
+def trimmed(cache: Cache, references: References, max_size: int) -> tuple[int, int, str | None]:
+    """:func:`trim`, after the bytes the cache held before it and holds after it."""
     found = garbage(inventory.local(cache), references.keys)
     if found.size <= max_size:
-        return None
+        return found.size, found.size, None
     size, freed, count = found.size, 0, 0
     for item in found.garbage:
         if size - freed <= max_size:
@@ -191,9 +196,13 @@ def trim(cache: Cache, references: References, max_size: int) -> str | None:
     now, limit = size - freed, size_text(max_size)
     in_use = f"in use ({', '.join(references.sources)}); raise max_size"
     if not count:
-        return f"cache: {size_text(now)}, over [cache] max_size ({limit}), and all of it {in_use}"
+        return size, now, f"cache: {size_text(now)}, over [cache] max_size ({limit}), and all of it {in_use}"
     line = f"cache: removed {count} unused objects ({size_text(freed)}), {size_text(now)} left"
-    return line + (f", over [cache] max_size ({limit}): the rest is {in_use}" if now > max_size else "")
+    return (
+        size,
+        now,
+        line + (f", over [cache] max_size ({limit}): the rest is {in_use}" if now > max_size else ""),
+    )
 
 
 def trimmer(

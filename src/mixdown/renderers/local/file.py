@@ -7,6 +7,7 @@ sound keeps its renders; editing it renders again. ``start``/``end`` trim it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,25 @@ def resolve_media(root: Path, relative: str) -> Path:
     if not path.is_file():
         raise ValueError(f"media file {relative!r} does not exist; check the path")
     return path
+
+
+#: what libsndfile says of a WAV or AIFF whose data chunk runs past the end of the file
+_DATA_SIZE = re.compile(r"^(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
+#: from here up, a data size is what a writer that could not seek back (to a pipe) left in
+#: place of the real one (sox 0x7FFFF000, others 0xFFFFFFFF), as is 0
+_UNKNOWN_SIZE = 0x7FFFF000
+
+
+def _cut_short(extra_info: str) -> tuple[int, int] | None:
+    """(bytes the header says, bytes there are) when libsndfile's ``extra_info`` of a file says
+    its audio data ends before its header says it does; None otherwise. libsndfile reads such
+    a file as a shorter sound without complaint; a size a streaming writer left unfilled is
+    not a cut."""
+    found = _DATA_SIZE.search(extra_info)
+    if found is None:
+        return None
+    said, there = int(found.group(1)), int(found.group(2))
+    return (said, there) if there < said and 0 < said < _UNKNOWN_SIZE else None
 
 
 class File(RendererBase):
@@ -53,9 +73,18 @@ class File(RendererBase):
         import soundfile as sf
 
         try:
-            sf.info(str(path))
+            info = sf.info(str(path))
         except (sf.LibsndfileError, RuntimeError) as err:
-            raise ValueError(f"{params['path']!r} is not readable audio ({err})") from None
+            raise ValueError(
+                f"{params['path']!r} is not readable audio ({err}); use WAV, FLAC, OGG or MP3 "
+                "(convert it, e.g. ffmpeg -i IN OUT.wav)"
+            ) from None
+        short = _cut_short(info.extra_info)
+        if short is not None:
+            raise ValueError(
+                f"{params['path']!r} is cut short: its header says {short[0]:,} bytes of audio, "
+                f"the file holds {short[1]:,} (a copy or download that stopped?); copy or export it again"
+            )
         rest = {k: v for k, v in params.items() if k != "path"}
         return {**rest, "sha256": file_digest(path)}
 
