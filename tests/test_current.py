@@ -80,6 +80,21 @@ def test_forget_and_clean_hand_every_rendition_back(built: Path, fakes: dict[str
     assert MASTERS <= handed(built, fakes)
 
 
+def test_clean_of_every_task_removes_the_manifest_and_report_too(built: Path, fakes: dict[str, Any]) -> None:
+    """They describe the deliverables a whole ``doit clean`` removes; ``-n`` removes nothing."""
+    summaries = [built / "build" / "manifest.json", built / "build" / "report.html"]
+    assert all(p.is_file() for p in summaries)
+    code, out, _ = doit(built, fakes, "clean", "-n")
+    assert code in (0, None) and all(p.is_file() for p in summaries)
+    assert (built / "build" / "news" / "extra.wav").is_file()
+    code, out, err = doit(built, fakes, "clean")
+    assert code in (0, None), out + err
+    assert not any(p.exists() for p in summaries) and not (built / "build" / "news" / "extra.wav").exists()
+    assert "mixdown - removing file 'build/manifest.json'" in out
+    code, out, _ = doit(built, fakes)  # from the cache: every master again, and both summaries
+    assert code == 0 and set(ran(out)) >= MASTERS and all(p.is_file() for p in summaries)
+
+
 def test_forget_with_no_task_forgets_every_task(built: Path, fakes: dict[str, Any]) -> None:
     """doit forgets its default tasks when given none; a show's default is every task."""
     code, out, err = doit(built, fakes, "forget")

@@ -239,6 +239,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             "shard": self.shard or opt_values.get("shard") or os.environ.get(SHARD_ENV, ""),
             "reporter": opt_values.get("reporter"),
             "quiet": opt_values.get("verbosity") == 0,
+            "dry_run": bool(opt_values.get("dryrun")),  # doit clean -n
         }
 
     def load_doit_config(self) -> dict[str, Any]:
@@ -302,6 +303,10 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         if cmd.name in ("forget", "clean"):
             current.forget(self.root)
             quiet.forget(self.root)
+        if cmd.name == "clean" and not pos_args and not self.options.get("dry_run"):
+            from .actions import publishing
+
+            publishing.clean(self.show.context.project, lambda line: print(line, file=out))
         dicts = task_dicts(
             self.show.plan,
             self.show.context,
