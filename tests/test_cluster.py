@@ -348,6 +348,24 @@ def test_a_workers_cache_is_trimmed_and_what_it_lost_comes_back_from_the_remote(
     assert len(list((tmp_path / "remote").rglob("*.json"))) == 3
 
 
+def test_a_section_is_pre_mixed_with_its_mix_only_when_no_other_rendition_or_shard_uses_it(
+    tmp_path: Path,
+) -> None:
+    from mixdown.actions.cluster import _single_use
+    from mixdown.store.remote import Remote
+
+    show = load_show(make_show(tmp_path / "show"))
+    context, plan = show.context, show.plan
+    context.executor = Executor(
+        "tcp://127.0.0.1:9", Remote("file:///nowhere"), context.project, plan, context.cache
+    )
+    own = {k for k, s in plan.sections.items() if "@" in s.task}  # hello@… and bye@… of each listener
+    assert len(own) == 6 and {k for k in plan.sections if _single_use(context, k)} == own
+    shared = next(iter(own))  # a section another shard uses too (a shard's fresh keys)
+    context.fresh = frozenset({shared})
+    assert {k for k in plan.sections if _single_use(context, k)} == own - {shared}
+
+
 def test_a_workers_cache_is_listed_less_often_the_further_it_is_below_its_size() -> None:
     """A trim lists the worker's whole cache: every TRIM_EVERY jobs near the size, seldom far below."""
     from mixdown.actions.worker import TRIM_AT_LATEST, TRIM_EVERY, _jobs_to_fill

@@ -282,16 +282,23 @@ def _with_its_mix(context: Context, mix: MixPlan, index: int) -> bool:
     key = mix.section_keys[index]
     if key is None or key in context.cache or mix.key in context.cache:
         return False  # nothing to make, or no mix job to make it (the mix is here already)
-    return _executor(context).users(key) == 1
+    return _single_use(context, key)
+
+
+def _single_use(context: Context, key: str) -> bool:
+    """Whether only one rendition uses the section pre-mix ``key``: one of the plan's, and of no
+    other shard's (a shard's plan is its part of the show's; ``context.fresh`` holds what
+    other shards use too)."""
+    return key not in context.fresh and _executor(context).users(key) == 1
 
 
 def _own_sections(context: Context, plan: MixPlan) -> list[Wanted]:
     """The pre-mixes ``plan``'s mix job makes (:func:`_with_its_mix`) that this machine lacks."""
-    executor, cache = _executor(context), context.cache
+    cache = context.cache
     return [
         section_wanted(key, plan.section_task(index))
         for index, key in enumerate(plan.section_keys)
-        if key is not None and key not in cache and executor.users(key) == 1
+        if key is not None and key not in cache and _single_use(context, key)
     ]
 
 
