@@ -37,7 +37,10 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
   time is the engine's overhead (target <= 1.25): the jobs, the remote
   cache's uploads and downloads, and doit's threads waiting on them. Its
   CPU (doit's, and each worker's read before and after through the
-  client) over FIRST's says the same on a loaded host.
+  client) over FIRST's says the same on a loaded host. With ``--rounds R``,
+  FIRST and this build are made R times in turns, each from an empty
+  cache, and the ratio is that of their sums: on a shared host one of each,
+  minutes apart, moves by a tenth.
 
 The default N (1,000) takes 10-15 minutes on the 2-core machine, most of
 it FIRST (about 0.7 CPU-s a variant); the issue's 10,000 would take about
@@ -47,7 +50,7 @@ them grows with the others) and estimate the no-op from its growth per
 variant measured between N/10 and N. Exits 0 whatever the figures;
 non-zero only if a build fails.
 
-Usage: ``python benchmarks/variants.py [--variants N] [--sample S] [--keep DIR]``.
+Usage: ``python benchmarks/variants.py [--variants N] [--sample S] [--rounds R] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -389,6 +393,16 @@ def on_cluster(variants: int) -> Run:
         shutil.rmtree(place, ignore_errors=True)
 
 
+def first_again(variants: int) -> Run:
+    """FIRST again, in a new copy of the show with an empty cache (a later round's)."""
+    place = Path(tempfile.mkdtemp(prefix="mixdown-variants-first-"))
+    try:
+        make_show(place, variants)
+        return doit(place, "-n", "2", "-P", "thread")
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
 def report(
     args: argparse.Namespace,
     first: Run,
@@ -398,6 +412,7 @@ def report(
     base: float,
     listed: int,
     cluster: Run | None,
+    rounds: Sequence[tuple[Run, Run]] = (),
 ) -> None:
     """Print the figures."""
     n = args.variants
@@ -436,12 +451,27 @@ def report(
         f"at {ISSUE_VARIANTS:,}: {at:.2f} s = {at / base:.1f}x import doit ({verdict(at / base <= NOOP_TARGET)})"
     )
     print(f"doit list --all                 {listed:8d} master targets listed")
-    if cluster is not None:
+    if cluster is not None and not rounds:
         ratio = cluster.seconds / first.seconds
         print(
             f"CLUSTER LocalCluster, 2 workers  {cluster.seconds:8.1f} s   {ratio:.2f}x FIRST's wall "
             f"(target <= {CLUSTER_TARGET}: {verdict(ratio <= CLUSTER_TARGET)}); CPU {cluster.cpu:.1f} s, "
             f"doit's and the workers', {cluster.cpu / first.cpu:.2f}x FIRST's"
+        )
+    elif rounds:
+        for i, (local, there) in enumerate(rounds, 1):
+            print(
+                f"CLUSTER round {i}: FIRST {local.seconds:6.1f} s (CPU {local.cpu:.1f} s), LocalCluster "
+                f"{there.seconds:6.1f} s (CPU {there.cpu:.1f} s): {there.seconds / local.seconds:.2f}x wall, "
+                f"{there.cpu / local.cpu:.2f}x CPU"
+            )
+        local_s, there_s = sum(r[0].seconds for r in rounds), sum(r[1].seconds for r in rounds)
+        ratio = there_s / local_s
+        cpu = sum(r[1].cpu for r in rounds) / sum(r[0].cpu for r in rounds)
+        print(
+            f"CLUSTER LocalCluster, 2 workers  {there_s / len(rounds):8.1f} s   {ratio:.2f}x FIRST's wall "
+            f"over {len(rounds)} rounds in turns (target <= {CLUSTER_TARGET}: {verdict(ratio <= CLUSTER_TARGET)}); "
+            f"{cpu:.2f}x FIRST's CPU (doit's and the workers')"
         )
     if n != ISSUE_VARIANTS:
         scale = ISSUE_VARIANTS / n
@@ -457,6 +487,13 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="variants the floor measures")
     parser.add_argument("--keep", type=Path, help="build the show here (emptied first) and keep it")
     parser.add_argument("--no-cluster", action="store_true", help="leave out the LocalCluster build")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="FIRST and the LocalCluster build in turns this many times (each from an empty cache): "
+        "their ratio over all rounds, steadier on a shared host than one of each",
+    )
     args = parser.parse_args()
     root = workdir(args.keep, "mixdown-variants-")
     os.environ.pop("MIXDOWN_REMOTE", None)  # a local build: the remote is another benchmark's
@@ -472,7 +509,12 @@ def main() -> None:
         listed = sum(line.startswith("master:") for line in listing.splitlines())
         many, few = noops(root, args.variants // 10)
         cluster = None if args.no_cluster else on_cluster(args.variants)
-        report(args, first, fl, stub, Noop(many, few, args.variants), base, listed, cluster)
+        rounds: list[tuple[Run, Run]] = []
+        if cluster is not None and args.rounds > 1:
+            rounds.append((first, cluster))
+            for _ in range(args.rounds - 1):
+                rounds.append((first_again(args.variants), on_cluster(args.variants)))
+        report(args, first, fl, stub, Noop(many, few, args.variants), base, listed, cluster, rounds)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
