@@ -369,7 +369,11 @@ def on_cluster(variants: int) -> Run:
     place = Path(tempfile.mkdtemp(prefix="mixdown-variants-cluster-"))
     show = place / "show"
     make_show(show, variants)
-    saved = {name: os.environ.get(name) for name in ("MIXDOWN_DASK", "MIXDOWN_REMOTE")}
+    # Dask's nanny leaves MALLOC_TRIM_THRESHOLD_ in this process's environment, where a later
+    # FIRST (--rounds) would inherit it: every block of its mixes and masters a fresh mmap
+    saved = {
+        name: os.environ.get(name) for name in ("MIXDOWN_DASK", "MIXDOWN_REMOTE", "MALLOC_TRIM_THRESHOLD_")
+    }
     try:
         with (
             dask.config.set(QUIET_WORKERS),
