@@ -306,7 +306,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
         if cmd.name == "clean" and not pos_args and not self.options.get("dry_run"):
             from .actions import publishing
 
-            publishing.clean(self.show.context.project, lambda line: print(line, file=out))
+            publishing.clean(self.show.context, lambda line: print(line, file=out))
         dicts = task_dicts(
             self.show.plan,
             self.show.context,

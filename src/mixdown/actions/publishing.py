@@ -70,16 +70,16 @@ def write(context: Context, plan: Plan, ran: list[str], say: Callable[[str], Non
         say(f"{_shown(context, path)}  written")
 
 
-def clean(project: Any, say: Callable[[str], None]) -> None:
+def clean(context: Context, say: Callable[[str], None]) -> None:
     """``doit clean`` of every task: remove ``build/manifest.json`` and ``build/report.html``
     too (they describe the deliverables it removed), saying so as doit does of a target."""
-    for path in (project.build_dir / MANIFEST_FILE, project.build_dir / REPORT_FILE):
+    build = context.project.build_dir
+    for path in (build / MANIFEST_FILE, build / REPORT_FILE):
         try:
             path.unlink()
         except FileNotFoundError:
             continue
-        shown = path.relative_to(project.root).as_posix() if path.is_relative_to(project.root) else path
-        say(f"mixdown - removing file '{shown}'")
+        say(f"mixdown - removing file '{_shown(context, path)}'")
 
 
 def _shown(context: Context, path: Path) -> str:
