@@ -133,6 +133,37 @@ def test_files_encoded_while_mastering_are_published_or_made_again(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["show.mp3", "show.wav"]  # no temporaries left
 
 
+@pytest.mark.parametrize("own", [True, False])
+def test_a_masters_own_files_hold_its_audio_where_it_landed_off_its_target(tmp_path: Path, own: bool) -> None:
+    # A master whose target was out of reach (it landed 0.3 LU under): its WAV was written as it
+    # was made, its FLAC is written afterwards. Mastered again, the FLAC would be louder than the
+    # WAV of the same master; as the master's own file it holds the same samples.
+    from mixdown.dsp.master import Loudness, master
+
+    y, _ = master(programme(), SR)
+    y = (np.round(y * np.float32(10 ** (-0.3 / 20)) * 2**23) / 2**23).astype(np.float32)  # on 24-bit steps
+    loud = Loudness(measure(y, SR).integrated, measure(y, SR).true_peak)
+    delivery = Delivery("master", -16.0, -1.0, 1.0, ("wav", "flac"))
+    wav = tmp_path / ".show.a.tmp.wav"
+    sf.write(wav, y, SR, subtype="PCM_24")
+    written = [("wav", wav, measure(sf.read(wav, dtype="float32", always_2d=True)[0], SR))]
+    deliver(
+        Source.of_array(y, SR),
+        tmp_path / "show",
+        delivery,
+        target="t",
+        loudness=loud,
+        written=written,
+        own=own,
+    )
+    as_wav = sf.read(tmp_path / "show.wav", dtype="float32")[0]
+    as_flac = sf.read(tmp_path / "show.flac", dtype="float32")[0]
+    if own:
+        np.testing.assert_array_equal(as_flac, as_wav)
+    else:  # a delivery at the same target is mastered to it: 0.3 LU louder
+        assert measure(as_flac, SR).integrated - measure(as_wav, SR).integrated == pytest.approx(0.3, abs=0.1)
+
+
 def _profiles_written(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The ceiling profile of each pass a delivery writes (None: the flat ceiling), as it writes them."""
     profiles: list[Any] = []

@@ -201,13 +201,87 @@ def test_the_predicted_gain_lands_on_target_in_one_limiting_pass() -> None:
     assert loud.integrated_lufs == pytest.approx(-14.0, abs=0.1)
 
 
+def _bed_under_a_pause(gap_lu: float, sr: int = 24000) -> np.ndarray:
+    """Speech-band syllables, 30 s of a steady bed ``gap_lu`` under them, the syllables again (mono)."""
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(1)
+    t = np.arange(8 * sr) / sr
+    speech = sosfilt(
+        butter(4, [150, 4000], btype="bandpass", fs=sr, output="sos"), rng.standard_normal(len(t))
+    )
+    speech *= np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2 * (np.sin(2 * np.pi * 0.3 * t) > -0.5)
+    speech = (0.1 * speech / np.abs(speech).max()).astype(np.float32)[:, None]
+    bed = np.sin(2 * np.pi * 220 * np.arange(30 * sr) / sr).astype(np.float32)[:, None]
+    bed *= np.float32(10 ** ((lufs(speech, sr) - gap_lu - lufs(bed, sr)) / 20))
+    return np.concatenate([speech, bed, speech])
+
+
+def test_a_quiet_bed_crossing_the_relative_gate_does_not_throw_the_master_off_its_target() -> None:
+    # As the limiter holds the syllables, more gain lifts the bed over BS.1770's relative gate
+    # and the programme's loudness falls 5 LU at once: its loudest short of that is -16.3 LUFS.
+    # Secant steps alone ran past that cliff to the most gain allowed, and landed at -17.5 LUFS.
+    sr = 24000
+    y = _bed_under_a_pause(16.1, sr)
+    passes: list[str] = []
+    settings = MasterSettings(target_lufs=-16.0, ceiling_dbtp=CEILING)
+    sinks: list[Recorder] = []
+
+    def open_sink() -> Recorder:
+        sinks.append(Recorder())
+        return sinks[-1]
+
+    loud = master_stream(Source.of_array(y, sr), settings, open_sink, progress=passes.append)
+    out = np.concatenate(sinks[-1].blocks)
+    assert lufs(out, sr) == pytest.approx(-16.0, abs=1.0) and loud.integrated_lufs == pytest.approx(
+        lufs(out, sr), abs=0.01
+    )
+    assert db(true_peak(out, sr)) <= CEILING - 0.3 + 1e-6
+    assert len([m for m in passes if m.startswith("pass")]) <= 2  # the prediction saw the cliff
+
+
+def test_the_limiting_passes_step_back_from_a_cliff_and_keep_the_nearest_pass() -> None:
+    from types import SimpleNamespace
+
+    from mixdown.dsp.master import normalise
+
+    # A programme under one gating block is not predicted: the passes find the cliff themselves.
+    # Loudness rises 0.3 LU a dB from 1.5 LU under the target, and falls 4 LU at +4.5 dB.
+    y = faded(sine(0.3, 1000, 0.1))
+    start = -16.0 - measure(y, SR).integrated_lufs
+    kept: list[tuple[float, float, bool]] = []
+
+    def curve(gain: float) -> float:
+        over = gain - start
+        return -17.5 + 0.3 * over - (4.0 if over >= 4.5 else 0.0)
+
+    def limiting(gain: float, aim: float, trim: float) -> tuple[object, float, Callable[[], None]]:
+        kept.append((gain, curve(gain), True))
+        at = len(kept) - 1
+
+        def discard() -> None:
+            kept[at] = (*kept[at][:2], False)
+
+        return SimpleNamespace(true_peak=-1.5, lra=0.0), curve(gain), discard
+
+    loud = normalise(Source.of_array(y, SR), MasterSettings(-16.0, CEILING), limiting)
+    assert [k for _, _, k in kept] == [False] * (len(kept) - 1) + [True]  # only the last pass is kept
+    assert loud.integrated_lufs == kept[-1][1]
+    assert kept[-1][0] < start + 4.5 and loud.integrated_lufs >= -16.3  # short of the cliff, at its top
+    assert max(g for g, _, _ in kept) < start + 12.0  # and never on to the most gain allowed
+
+
 def test_master_stream_keeps_only_its_last_sink_and_matches_master(monkeypatch: pytest.MonkeyPatch) -> None:
     import mixdown.dsp.master as mastering
 
     y = speech_like(8, 7) * np.float32(4.0)  # peaky: limiting moves the loudness, so a pass repeats
-    monkeypatch.setattr(
-        mastering._Predictor, "gain_for", lambda self, target, gain_db, limiter, meter: gain_db
-    )
+
+    def unpredicted(self: object, target: float, gain_db: float, limiter: object, meter: object) -> object:
+        climb = mastering._Climb(target, gain_db)
+        climb.add(gain_db, target)  # as if nothing were limited: the first pass at the plain gain
+        return climb
+
+    monkeypatch.setattr(mastering._Predictor, "climbed", unpredicted)
     sinks: list[Recorder] = []
 
     def open_sink() -> Recorder:

@@ -106,6 +106,7 @@ def _made(context: Context, plan: MixPlan, deliverable: Deliverable, target: str
         written=written,
         tags=plan.tags,
         chapters=chapters,
+        own=True,
     )
     return retag.Retagged(made, source.frames / source.sample_rate)
 

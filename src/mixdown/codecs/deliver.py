@@ -71,6 +71,7 @@ def deliver(
     written: Sequence[tuple[str, Path, Any]] = (),
     tags: Tags | None = None,
     chapters: Sequence[Chapter] = (),
+    own: bool = False,
 ) -> list[tuple[Path, Any]]:
     """Write ``stem.<format>`` for each format of ``delivery``; return (path, measurement) pairs.
 
@@ -85,7 +86,11 @@ def deliver(
     (format, temporary path, measurement): they are checked and published
     with the rest. ``tags`` (and ``chapters``) are written into each file
     once it passed the check, before it is published
-    (:func:`mixdown.codecs.tags.write_tags`).
+    (:func:`mixdown.codecs.tags.write_tags`). ``own``: the source is this
+    delivery's own master (the [master] files), measured at ``loudness``: a
+    format at its rate is encoded as it is wherever it is under the format's
+    ceiling, even where the master landed off its target (a programme whose
+    target is out of reach), so every file of a master holds the same audio.
 
     A file that decodes over the ceiling (an encoder's inter-sample peaks)
     is made again, the ceiling lowered where it overshot by its excess and
@@ -110,7 +115,7 @@ def deliver(
         for (rate, ceiling), formats in groups.items():
             seen = {fmt: overshot[fmt] for fmt in formats if fmt in overshot and rate == source.sample_rate}
             lowered = _lowered(seen, rate, delivery.ceiling_dbtp, None) if seen else None
-            group = _Group(source, stem, formats, rate, ceiling, delivery, loudness)
+            group = _Group(source, stem, formats, rate, ceiling, delivery, loudness, own)
             files.update(_under_ceiling(group, lowered))
         return _publish(files, stem, delivery, target, (tags, chapters))
     finally:
@@ -128,6 +133,7 @@ class _Group(NamedTuple):
     ceiling: float
     delivery: Delivery
     loudness: Loudness | None  # what is known of the source's, if anything
+    own: bool = False  # the source is the delivery's own master (see deliver)
 
 
 def _under_ceiling(group: _Group, lowered: np.ndarray | None) -> dict[str, tuple[Path, Any]]:
@@ -239,7 +245,7 @@ def _write_group(group: _Group, profile: np.ndarray | None = None) -> dict[str, 
     """
     from ..dsp.master import MASTER_MARGIN_DB, MasterSettings, master_stream
 
-    source, stem, formats, sr, ceiling, delivery, loudness = group
+    source, stem, formats, sr, ceiling, delivery, loudness, own = group
 
     channels = delivery.channels or source.channels
     converted = _converted(source, channels, sr)
@@ -247,7 +253,7 @@ def _write_group(group: _Group, profile: np.ndarray | None = None) -> dict[str, 
         profile is None
         and loudness is not None
         and converted is source
-        and abs(loudness.integrated_lufs - delivery.target_lufs) <= 0.1
+        and (own or abs(loudness.integrated_lufs - delivery.target_lufs) <= 0.1)
         and loudness.true_peak_dbtp <= ceiling - MASTER_MARGIN_DB + 0.01
     )
     sinks: list[Formats] = []

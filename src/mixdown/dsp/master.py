@@ -48,6 +48,10 @@ MASTER_MARGIN_DB = 0.3  # master() limits this far under the ceiling
 _NORMALISE_PASSES = 6
 _LOUDNESS_TOLERANCE = 0.1  # LU: master() stops correcting its gain within this (EBU QC: 0.2)
 _MAX_PUSH_DB = 12.0  # master() drives its limiter at most this much harder to reach a target
+_CLIFF_LU = 0.5  # a pass this much quieter than a pass at less gain is past a cliff (see _Climb)
+_NARROW_DB = 0.02  # a cliff located this closely: the target is out of reach under it
+_BACK_OFF_DB = 0.25  # a pass aims this far under a predicted cliff (about 0.1 LU quieter)
+_PREDICTED_STEPS = 12  # tries on the predicted loudness (each simulates the limiter: cheap)
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,15 @@ def master_stream(
     Two passes over the source: one measures its integrated loudness, the
     next applies the gain and the :class:`Limiter` and meters what it writes
     (loudness, true peak, LRA). Limiting takes loudness off peaky material:
+    the gain is predicted from the first pass (:class:`_Predictor`), and
     when the result is more than 0.1 LU off the target, or over the
-    ceiling, the second pass runs again with the gain corrected by the error
-    over the loudness gained per dB in the passes so far (at most 5 more
-    times, each into a new sink; the caller keeps only the last one). The
-    limiter is never driven more than 12 dB past the first estimate: a
-    target that needs more (very peaky speech at -14 LUFS under -3 dBTP)
-    stops at the loudest the limiter reaches, and the measurement says so.
+    ceiling, the limiting pass runs again at a gain the search so far points
+    to (:class:`_Climb`: it also steps back from a cliff where a quiet stretch
+    crosses the gate; at most 6 more times, each into a new sink; the caller
+    keeps only the last one). The limiter is never driven more than 12 dB
+    past the first estimate: a target that needs more (very peaky speech at
+    -14 LUFS under -3 dBTP) stops at the loudest the limiter reaches, and
+    the measurement says so.
     Memory stays at a few blocks whatever the length.
 
     The sink returned by ``open_sink`` receives the master; on a retry it is
@@ -247,34 +253,38 @@ def normalise(
     ceiling_dbtp = settings.ceiling_dbtp - MASTER_MARGIN_DB
     ceiling = db_to_gain(ceiling_dbtp)
     gain_db, aim, trim = settings.target_lufs - loudness, 1.0, 1.0
-    first_gain, tried = gain_db, list[tuple[float, float]]()
+    climb = _Climb(settings.target_lufs, gain_db)
+    expected = settings.target_lufs  # what the first pass should read
     if source.frames >= math.ceil(GATING_BLOCK * sr):
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
-        gain_db = predictor.gain_for(settings.target_lufs, gain_db, limiter, meter)
+        predicted = predictor.climbed(settings.target_lufs, gain_db, limiter, meter)
+        (gain_db, expected), climb.hi, climb.fallen = predicted.answer, predicted.hi, predicted.fallen
+        if settings.target_lufs - expected > _LOUDNESS_TOLERANCE:
+            climb.reach = expected  # out of reach, as predicted: a pass that lands there will do
     for attempt in range(_NORMALISE_PASSES + 1):
         found, result, discard = limiting(gain_db, aim, trim)
-        error, over = settings.target_lufs - result, db_to_gain(found.true_peak) / ceiling
+        over = db_to_gain(found.true_peak) / ceiling
         say(f"pass {attempt + 1}: {result:.2f} LUFS, {found.true_peak:.2f} dBTP")
-        stuck = (
-            bool(tried) and abs(result - tried[-1][1]) < _LOUDNESS_TOLERANCE / 2
-        )  # the limiter is saturated
-        if over <= 1.0 and (abs(error) <= _LOUDNESS_TOLERANCE or stuck or attempt >= _NORMALISE_PASSES - 1):
-            return Loudness(result, found.true_peak, found.lra)
-        discard()
-        if attempt >= _NORMALISE_PASSES - 1:
-            trim *= AIM / over  # the last resort: a plain gain scales the true peak exactly
-            continue
-        # Into a limiter, loudness rises less than the gain (0.2-1 LU per dB): step by the
-        # slope seen between the last two passes (a secant), within _MAX_PUSH_DB of the start.
-        slope = 1.0
-        if tried:
-            last_gain, last_result = tried[-1]
-            if gain_db != last_gain:
-                slope = min(max((result - last_result) / (gain_db - last_gain), 0.1), 1.0)
-        tried.append((gain_db, result))
-        gain_db = min(gain_db + error / slope, first_gain + _MAX_PUSH_DB)
         if over > 1.0:
-            aim *= AIM / over
+            discard()
+            if attempt >= _NORMALISE_PASSES - 1:
+                trim *= AIM / over  # the last resort: a plain gain scales the true peak exactly
+            else:  # a limiter aimed lower is another curve: the climb starts again from here
+                aim *= AIM / over
+                climb = _Climb(settings.target_lufs, gain_db)
+            continue
+        # far quieter than predicted near a cliff: past it (the prediction placed it a little later)
+        fell = attempt == 0 and climb.fallen < math.inf and result < expected - _CLIFF_LU
+        following = climb.add(gain_db, result, fell=fell)
+        if attempt == _NORMALISE_PASSES:
+            return Loudness(result, found.true_peak, found.lra)
+        if following is None or attempt == _NORMALISE_PASSES - 1:
+            best = climb.answer[0]
+            if best == gain_db:
+                return Loudness(result, found.true_peak, found.lra)
+            following = best  # an earlier pass was the nearest: made again, its output was not kept
+        discard()
+        gain_db = following
     raise AssertionError("unreachable: the trimmed pass is always under the ceiling")
 
 
@@ -404,14 +414,17 @@ class _Predictor:
         """Take rows saved by :meth:`rows` (the stream is then complete)."""
         self._peaks, self._energy = [peaks], [energy]
 
-    def gain_for(self, target: float, gain_db: float, limiter: Limiter, meter: Any) -> float:
-        """The gain (dB) predicted to bring the programme to ``target`` through ``limiter``."""
+    def climbed(self, target: float, gain_db: float, limiter: Limiter, meter: Any) -> _Climb:
+        """The climb (see :class:`_Climb`) to ``target`` through ``limiter`` on the predicted
+        loudness, from the plain gain ``gain_db``; its answer is the gain to try first."""
         from .loudness import ROW
 
+        climb = _Climb(target, gain_db)
         peaks, energy = self.rows()
         hops = len(meter.hop_energies())
         if not len(peaks) or not hops or peaks.max() * db_to_gain(gain_db) <= limiter.aim:
-            return gain_db  # nothing will be limited
+            climb.add(gain_db, target)  # nothing will be limited: the plain gain lands on it
+            return climb
         hop_of_row = np.minimum((np.arange(len(peaks)) * ROW + ROW // 2) * 10 // self.sr, hops)
         total = np.bincount(hop_of_row, energy, minlength=hops + 1)[:hops]
         total[total <= 0] = 1.0
@@ -428,20 +441,91 @@ class _Predictor:
             kept[total == 1.0] = 1.0
             return float(meter.integrated_with(g * g * kept))
 
-        tried = [(gain_db, loudness(gain_db))]
-        for _ in range(6):
-            db, result = tried[-1]
-            error = target - result
-            if abs(error) <= _LOUDNESS_TOLERANCE / 2:
+        step: float | None = gain_db
+        for _ in range(_PREDICTED_STEPS):
+            if step is None:
                 break
-            slope = 1.0
-            if len(tried) > 1 and db != tried[-2][0]:
-                slope = min(max((result - tried[-2][1]) / (db - tried[-2][0]), 0.1), 1.0)
-            step = min(db + error / slope, tried[0][0] + _MAX_PUSH_DB)
-            if step == db:
-                break
-            tried.append((step, loudness(step)))
-        return tried[-1][0]
+            step = climb.add(step, loudness(step), tolerance=_LOUDNESS_TOLERANCE / 2)
+        gain, landed = climb.answer
+        if climb.target - landed > _LOUDNESS_TOLERANCE / 2 and gain > climb.fallen - _BACK_OFF_DB:
+            # Out of reach under a cliff, as predicted: the real pass aims a little short of the
+            # cliff, which a prediction places to within about a tenth of a dB
+            gain = climb.fallen - _BACK_OFF_DB
+            climb.chosen = (gain, loudness(gain))
+        return climb
+
+
+class _Climb:
+    """The search for the gain that brings a programme to its target loudness through a limiter.
+
+    Into a limiter, loudness rises less than the gain, and not always at
+    all. As the limiter holds the loud passages down, more gain lifts the
+    quiet ones (a music bed under a long pause) over BS.1770's relative gate,
+    which then counts them: the integrated loudness falls by LUs at once (a
+    cliff), then rises slowly again. Secant steps alone run off such a cliff
+    and on to the most gain allowed, far under the target. The climb keeps a
+    bracket: :attr:`lo`, the most gain tried on the rising side short of the
+    target, and :attr:`hi`, the least gain tried over the target or past a
+    cliff (quieter than a smaller gain was). It steps by secants inside the
+    bracket, or to its middle; once the bracket is :data:`_NARROW_DB` wide,
+    the target is out of reach and the loudest gain short of the cliff is
+    the answer (a file a little under the target, within its tolerance,
+    rather than one 4 LU under it).
+    """
+
+    def __init__(self, target: float, start: float) -> None:
+        self.target, self.most = target, start + _MAX_PUSH_DB
+        self.tried: list[tuple[float, float]] = []  # (gain dB, loudness LUFS), in the order tried
+        self.lo, self.hi = -math.inf, math.inf
+        self.fallen = math.inf  # the least gain tried past a cliff
+        self.reach = math.inf  # the most loudness expected (a prediction's, under a cliff)
+        self.chosen: tuple[float, float] | None = None  # an answer settled on, else the nearest
+
+    @property
+    def answer(self) -> tuple[float, float]:
+        """The gain tried that landed nearest the target, and where it landed."""
+        return self.chosen or min(self.tried, key=lambda t: abs(self.target - t[1]))
+
+    def add(
+        self, gain: float, result: float, *, fell: bool = False, tolerance: float = _LOUDNESS_TOLERANCE
+    ) -> float | None:
+        """Record that ``gain`` landed at ``result`` (``fell``: known to be past a cliff); return
+        the gain to try next, or None when :attr:`answer` is as near as the climb gets."""
+        fell = fell or any(g < gain and r > result + _CLIFF_LU for g, r in self.tried)
+        for g, r in self.tried:  # a louder result at less gain: that earlier try was past a cliff
+            if g > gain and r < result - _CLIFF_LU:
+                self.hi, self.fallen = min(self.hi, g), min(self.fallen, g)
+        last = self.tried[-1] if self.tried else None
+        self.tried.append((gain, result))
+        error = self.target - result
+        if abs(error) <= tolerance or (not fell and self.reach - tolerance <= result < self.target):
+            return None
+        if fell:
+            self.fallen = min(self.fallen, gain)
+        if fell or error < 0:
+            self.hi = min(self.hi, gain)
+        else:
+            self.lo = max(self.lo, gain)
+        if (
+            self.hi == math.inf
+            and last is not None
+            and abs(result - last[1]) < tolerance / 2 < gain - last[0]
+        ):
+            return None  # the limiter is saturated: more gain gains nothing
+        if self.hi - self.lo <= _NARROW_DB:
+            return None
+        # Loudness rises 0.1-1 LU a dB into a limiter: a secant on the last two tries on the
+        # rising side, else the plain gain's slope
+        rising = [t for t in self.tried if t[0] <= self.lo] if error > 0 else []
+        slope = 1.0
+        if len(rising) > 1 and rising[-1][0] != rising[-2][0]:
+            (g0, r0), (g1, r1) = rising[-2], rising[-1]
+            slope = min(max((r1 - r0) / (g1 - g0), 0.1), 1.0)
+        step = min(gain + error / slope, self.most)
+        if not self.lo < step < self.hi:
+            step = (self.lo + self.hi) / 2 if math.isfinite(self.lo) else self.hi - 1.0
+            step = min(step, self.most)
+        return None if step == gain else step
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
