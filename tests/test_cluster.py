@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
@@ -179,8 +180,13 @@ def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
     plan = load_show(there).plan
     assert sorted(t for t in jobs if t.startswith("section:")) == ["section:brief/news"]
     assert sum(t.startswith("mix:") for t in jobs) == 3 and len(plan.sections) == 7
+    # Only the shared section's lines are render jobs; a listener's own lines are rendered by
+    # that listener's mix job, and fetched with its pre-mixes.
+    news = next(s for s in plan.sections.values() if s.task == "section:brief/news")
+    shared = sorted(plan.assets[k].task for k in news.assets if plan.assets[k].kind == "voice")
+    assert sorted(t for t in jobs if t.startswith("voice:")) == shared and len(shared) < len(voices)
     mirror = Cache(there / "cache")
-    assert all(key in mirror for key in plan.sections)
+    assert all(key in mirror for key in plan.sections) and all(key in mirror for key in plan.assets)
     with_sfx = [section_sfx_key(k) for k in plan.sections if mirror.meta(k)["sfx"]]
     assert len(with_sfx) == 4 and all(key in mirror for key in with_sfx)  # their SFX buses too
     assert lock_keys(there) == lock_keys(here)  # same keys for every asset, mix, master and delivery
@@ -216,11 +222,13 @@ def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
     }
 
 
+# a line every listener shares (a render job of its own: their sections wait for it), and a
+# listener's own line (rendered by the job of that listener's mix)
+@pytest.mark.parametrize("victim", ["voice:brief/news/1", "voice:brief/hello/1@li"])
 def test_a_worker_killed_in_a_paid_render_is_replaced_and_nothing_is_paid_twice(
-    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch, victim: str
 ) -> None:
     root = make_show(tmp_path / "show")
-    victim = "voice:brief/news/1"  # shared by every listener: their sections wait for it
     (root / "kill-on").write_text(victim)
     on_cluster(monkeypatch, cluster, s3.url)
     code, out, err = doit(root, {})
@@ -364,6 +372,35 @@ def test_a_section_is_pre_mixed_with_its_mix_only_when_no_other_rendition_or_sha
     shared = next(iter(own))  # a section another shard uses too (a shard's fresh keys)
     context.fresh = frozenset({shared})
     assert {k for k in plan.sections if _single_use(context, k)} == own - {shared}
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_listeners_own_line_is_rendered_by_its_mix_job_only_in_a_build_of_the_whole_show(
+    tmp_path: Path, whole: bool
+) -> None:
+    from mixdown.actions.cluster import _own_renders, _rendered_with_its_mix
+    from mixdown.store.remote import Remote
+
+    show = load_show(make_show(tmp_path / "show"))
+    context, plan = show.context, show.plan
+    context.executor = Executor(
+        "tcp://127.0.0.1:9", Remote("file:///nowhere"), context.project, plan, context.cache, whole=whole
+    )
+    users = Counter(k for s in plan.sections.values() for k in set(s.assets))
+    own = {k for k, n in users.items() if n == 1 and "@" in plan.assets[k].task}  # one listener's lines
+    shared = set(plan.assets) - own  # the news lines, an SFX cue of every listener, the bed
+    assert own and shared and all(plan.assets[k].kind == "voice" for k in own)
+    deferred = {k for k, a in plan.assets.items() if _rendered_with_its_mix(context, a)}
+    assert deferred == (own if whole else set())  # `doit voice:…` runs no mix: a job of its own
+    assert {a.key for m in plan.mixes for a in _own_renders(context, m)} == deferred
+    if whole:
+        line = next(iter(own))  # a line another shard uses too, or one already here
+        context.fresh = frozenset({line})
+        assert not _rendered_with_its_mix(context, plan.assets[line])
+        context.fresh = frozenset()
+        mix = next(m for m in plan.mixes if line in m.assets)
+        context.cache.put(mix.key, np.zeros((10, 2), np.float32), 48000, {"kind": "mix"})
+        assert not _rendered_with_its_mix(context, plan.assets[line])  # its mix is made: no mix job
 
 
 def test_a_workers_cache_is_listed_less_often_the_further_it_is_below_its_size() -> None:

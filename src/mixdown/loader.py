@@ -366,7 +366,7 @@ class MixdownLoader(TaskLoader2):  # type: ignore[misc]  # doit ships no type hi
             raise InvalidDodoFile(one_line(err)) from None
         address = _cluster_address(show)
         if address is not None:
-            _with_cluster(show, address)
+            _with_cluster(show, address, whole=not named)
         if show.context.remote is not None:
             _with_remote(show, show.context.remote, out, batch=not named)
         finish.at_finish(_publisher(show, out))
@@ -578,7 +578,7 @@ def _cluster_address(show: Show) -> str | None:
     return address or None
 
 
-def _with_cluster(show: Show, address: str) -> None:
+def _with_cluster(show: Show, address: str, *, whole: bool = False) -> None:
     """Hand the build's actions to the Dask cluster at ``address``: its workers share everything
     through the remote cache, which the build then needs (and shares every kind of object to)."""
     from .actions.cluster import ENV, Executor
@@ -591,7 +591,7 @@ def _with_cluster(show: Show, address: str) -> None:
             "worker can reach, such as s3://bucket/mixdown"
         )
     context.remote = remote.Remote(context.remote.url, share="all", required=True)
-    executor = Executor(address, context.remote, context.project, show.plan, context.cache)
+    executor = Executor(address, context.remote, context.project, show.plan, context.cache, whole=whole)
     context.executor = executor
     finish.at_finish(lambda ran: executor.close())
 

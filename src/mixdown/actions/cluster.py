@@ -67,9 +67,11 @@ POLL_SECONDS = 0.5
 class Executor:
     """The build's connection to a Dask cluster, made when the first job is handed over."""
 
-    def __init__(self, address: str, remote: Remote, project: Any, plan: Plan, cache: Cache) -> None:
+    def __init__(
+        self, address: str, remote: Remote, project: Any, plan: Plan, cache: Cache, *, whole: bool = False
+    ) -> None:
         """``remote`` is the build's remote cache (sharing every kind); ``plan``, what it builds;
-        ``cache``, this machine's."""
+        ``cache``, this machine's; ``whole``, whether the build makes the whole show."""
         self.address, self.remote, self.project, self.plan = address, remote, project, plan
         self.cache = cache
         self._guard = threading.Lock()
@@ -82,6 +84,9 @@ class Executor:
         #: the worker whose cache holds each object a job made: what reads it goes there if it can
         self._where: dict[str, str] = {}
         self._users: Counter[str] | None = None  # renditions using each section pre-mix
+        self._sections: dict[str, tuple[MixPlan, int] | None] | None = None  # see section_of
+        #: a build of the whole show (no target named): a mix job renders its listener's own lines
+        self.whole = whole
 
     def users(self, key: str) -> int:
         """How many of the plan's renditions use the section pre-mix ``key``."""
@@ -89,6 +94,20 @@ class Executor:
             if self._users is None:
                 self._users = Counter(k for mix in self.plan.mixes for k in set(mix.section_keys) if k)
             return self._users[key]
+
+    def section_of(self, key: str) -> tuple[MixPlan, int] | None:
+        """The rendition and index of the one section that uses the asset ``key``, or None when
+        it is used by more sections, or by a mix itself (a music bed)."""
+        with self._guard:
+            if self._sections is None:
+                mixes, assets = {mix.name: mix for mix in self.plan.mixes}, self.plan.assets
+                found: dict[str, tuple[MixPlan, int] | None] = {}
+                for section in self.plan.sections.values():
+                    for key in set(section.assets):
+                        alone = key not in found and key in assets and assets[key].kind != "music"
+                        found[key] = (mixes[section.mix], section.index) if alone else None
+                self._sections = found
+            return self._sections.get(key)
 
     def __repr__(self) -> str:
         return f"Executor({self.address!r})"
@@ -240,6 +259,9 @@ def _render(context: Context, asset: Asset) -> None:
     from .locking import check_pinned
     from .render import release, reserve
 
+    if _rendered_with_its_mix(context, asset):
+        return  # the job of its rendition's mix renders it, and this machine fetches it then
+
     def make() -> None:
         cost = reserve(context, asset)  # on this machine: the budget is the build's
         try:
@@ -292,6 +314,31 @@ def _single_use(context: Context, key: str) -> bool:
     return key not in context.fresh and _executor(context).users(key) == 1
 
 
+def _rendered_with_its_mix(context: Context, asset: Asset) -> bool:
+    """Whether ``asset`` is rendered by the job of its rendition's mix rather than a job of its
+    own: in a build of the whole show, an asset of one section only (a listener's own line),
+    which that mix's job pre-mixes (:func:`_with_its_mix`). A job of its own would cost a
+    round trip through the scheduler, a lock on it, an upload and a download more: three of a
+    listener's five jobs were such renders. A build of named targets renders each asset in
+    a job of its own (``doit voice:…`` runs no mix)."""
+    executor = _executor(context)
+    if not executor.whole or asset.key in context.cache or asset.key in context.fresh:
+        return False
+    found = executor.section_of(asset.key)
+    if found is None:
+        return False
+    mix, index = found
+    return _with_its_mix(context, mix, index)
+
+
+def _own_renders(context: Context, plan: MixPlan) -> list[Asset]:
+    """The assets ``plan``'s mix job renders (:func:`_rendered_with_its_mix`)."""
+    assets = _executor(context).plan.assets
+    return [
+        assets[key] for key in plan.assets if key in assets and _rendered_with_its_mix(context, assets[key])
+    ]
+
+
 def _own_sections(context: Context, plan: MixPlan) -> list[Wanted]:
     """The pre-mixes ``plan``'s mix job makes (:func:`_with_its_mix`) that this machine lacks."""
     cache = context.cache
@@ -308,25 +355,42 @@ def cluster_mix(context: Context, plan: MixPlan) -> Any:
 
 
 def _mix(context: Context, plan: MixPlan) -> None:
+    from .locking import check_pinned
+    from .render import release, reserve
+
     target = f"mix:{plan.name}"
     executor = _executor(context)
+    renders = _own_renders(context, plan)  # rendered by this job first: fetched after it
     own = _own_sections(context, plan)  # pre-mixed by this job: fetched after it, with the mix
-    made = {w.key for w in own}
-    laid_out = _laid_out(context, plan)  # with the lines of the sections it pre-mixes
+    made = {w.key for w in own} | {a.key for a in renders}
+    laid_out = [k for k in _laid_out(context, plan) if k not in made]  # the lines it pre-mixes
     inputs = (*(w for w in _section_inputs(plan) if w.key not in made), *_asset_inputs(executor, laid_out))
-    job = Job("mix", plan, target, inputs, "")
+    job = Job("mix", plan, target, inputs, "", tuple(renders))
     near = [k for k in plan.section_keys[::-1] if k and k not in made] + laid_out[::-1]
-    once(
-        context, plan.key, target, "mixing", lambda: plan.key in context.cache,
-        lambda: _made_there(context, mix_wanted(plan), job, near),
-    )  # fmt: skip
-    if own:  # this machine's cache holds every pre-mix, as after a local build
+    costs = [reserve(context, asset) for asset in renders]  # on this machine: the budget is the build's
+    try:
+        once(
+            context, plan.key, target, "mixing", lambda: plan.key in context.cache,
+            lambda: _made_there(context, mix_wanted(plan), job, near),
+        )  # fmt: skip
+    except BaseException:
+        for cost in costs:
+            release(context, cost)
+        raise
+    wanted = [*(asset_wanted(asset) for asset in renders), *own]
+    if wanted:  # this machine's cache holds every line and pre-mix, as after a local build
         remote = executor.remote
-        _made_since(remote, own)
+        _made_since(remote, wanted)
         try:
-            remote.fetch(context.cache, own)
+            remote.fetch(context.cache, wanted)
         except RemoteUnavailable as err:  # one missing is made by a job of its own next time
             remote.warn(err)
+    if context.pinned is not None:
+        for asset in renders:
+            if asset.key in context.cache:
+                check_pinned(
+                    context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"])
+                )
 
 
 def cluster_master(context: Context, plan: MixPlan) -> Any:

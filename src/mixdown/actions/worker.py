@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,6 +50,8 @@ class Job(NamedTuple):
     target: str  # the doit task, for messages
     inputs: tuple[Wanted, ...]  # the objects the action reads, fetched before it runs
     remote: str  # the remote cache's URL (a worker may not have MIXDOWN_REMOTE set)
+    #: a mix's: the assets it renders first, a listener's own lines (see cluster._rendered_with_its_mix)
+    renders: tuple[Any, ...] = ()
 
 
 class Outcome(NamedTuple):
@@ -122,18 +124,23 @@ def _run(project: Project, job: Job, name: str) -> None:
 
 
 def _paid_once(job: Job) -> Any:
-    """For a render on a Dask worker: the cluster's lock of its key, held until what it made is
+    """For a render on a Dask worker: the cluster's lock of its key (:func:`_render_lock`). A
+    mix takes the locks of the lines it renders as it renders them (:func:`_action`); other
+    jobs take none."""
+    return _render_lock(job.item.key) if job.kind == "render" else nullcontext()
+
+
+def _render_lock(key: str) -> Any:
+    """On a Dask worker, the cluster's lock of the asset ``key``, held until what the job made is
     uploaded, so that two builds sharing the cluster never pay for one line twice (the second
-    finds it on the remote). Other jobs, and a render outside a worker, take no lock."""
-    if job.kind != "render":
-        return nullcontext()
+    finds it on the remote; the lock's lease lapses if its worker dies); outside a worker, none."""
     try:
         from distributed import Lock, get_worker
 
         get_worker()
     except (ImportError, ValueError):
         return nullcontext()
-    return Lock(f"mixdown-render-{job.item.key}")  # type: ignore[no-untyped-call]
+    return Lock(f"mixdown-render-{key}")  # type: ignore[no-untyped-call]
 
 
 def _trimmed(place: _Place) -> None:
@@ -187,7 +194,12 @@ def _action(job: Job, place: _Place, remote: Remote, project: Project, name: str
     elif job.kind == "section":
         premix_once(context, *job.item)
     elif job.kind == "mix":
-        mix_once(context, job.item)
+        with ExitStack() as held:  # until the job's uploads are done (see _render_lock)
+            for asset in job.renders:  # a listener's own lines, which only this mix reads
+                held.enter_context(_render_lock(asset.key))
+                render_once(context, asset)
+            mix_once(context, job.item)
+            _uploaded(remote, name)
     else:
         with tempfile.TemporaryDirectory(dir=place.scratch, prefix="show-") as scratch:
             moved, plan = _moved(project, job, Path(scratch))
