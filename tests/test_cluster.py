@@ -403,6 +403,45 @@ def test_a_listeners_own_line_is_rendered_by_its_mix_job_only_in_a_build_of_the_
         assert not _rendered_with_its_mix(context, plan.assets[line])  # its mix is made: no mix job
 
 
+def test_a_job_dropped_because_every_worker_holding_the_project_died_is_sent_again(tmp_path: Path) -> None:
+    # The project is scattered to the workers once; a worker killed mid-job can take its last
+    # copy with it, and the scheduler then cancels every job needing it ("already forgotten").
+    from concurrent.futures import CancelledError
+    from types import SimpleNamespace
+
+    from mixdown.store.remote import Remote
+
+    show = load_show(make_show(tmp_path / "show"))
+    context = show.context
+    executor = Executor(
+        "tcp://127.0.0.1:9", Remote("file:///nowhere"), context.project, show.plan, context.cache
+    )
+    scattered: list[object] = []
+    executor._client = SimpleNamespace(
+        scatter=lambda data, **_: scattered.append(data) or SimpleNamespace(status="finished")
+    )
+    lost = SimpleNamespace(status="lost")
+    executor._project = lost
+    assert not executor._scattered_again(lost, RuntimeError("a job's own failure")) and not scattered
+    assert executor._scattered_again(lost, CancelledError("already forgotten"))
+    assert scattered == [context.project] and executor._project is not lost
+    assert executor._scattered_again(lost, CancelledError()) and len(scattered) == 1  # once, for every thread
+    held = executor._project
+    assert not executor._scattered_again(held, CancelledError())  # the project is there: a real cancel
+
+
+def test_a_job_the_cluster_lost_is_one_line_whatever_distributed_calls_it(tmp_path: Path) -> None:
+    from distributed.client import FutureCancelledError
+
+    from mixdown.actions.cluster import _lost
+    from mixdown.actions.worker import Job
+
+    job = Job("mix", None, "mix:brief@li", (), "")
+    dropped = _lost(job, "tcp://s:8786", FutureCancelledError("mixdown-mix-1", "already forgotten"))
+    assert dropped is not None and dropped.startswith("mix:brief@li: the Dask scheduler tcp://s:8786 dropped")
+    assert _lost(job, "tcp://s:8786", RuntimeError("a failure of the job's own")) is None
+
+
 def test_a_workers_cache_is_listed_less_often_the_further_it_is_below_its_size() -> None:
     """A trim lists the worker's whole cache: every TRIM_EVERY jobs near the size, seldom far below."""
     from mixdown.actions.worker import TRIM_AT_LATEST, TRIM_EVERY, _jobs_to_fill

@@ -29,6 +29,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from ..errors import MixdownError
@@ -41,6 +42,7 @@ from . import shipments
 from .context import Context, once, reported
 from .section import SectionJob, build_section, premix_once
 from .shared import asset_wanted, fetched, mix_wanted, section_wanted
+from .stopping import Interrupted
 from .worker import Job, Outcome, work
 
 __all__ = [
@@ -127,30 +129,26 @@ class Executor:
         It goes, if that worker is free, where the first object of ``near`` that a job made is
         in a worker's cache (saving the worker a download of its inputs).
         """
-        from .stopping import Interrupted, check
-
         client = self.client()
         there = next((self._where[key] for key in near if key in self._where), None)
         placed = {"workers": [there], "allow_other_workers": True} if there else {}
-        future = client.submit(
-            work, self._project, job, key=f"{_dask_key(job)}-{self._build}", pure=False, **placed
-        )
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
+        key = f"{_dask_key(job)}-{self._build}"
         try:
-            while not done.wait(POLL_SECONDS):
-                check()
-            outcome: Outcome = future.result()
-        except Interrupted:
-            future.cancel()
-            raise
+            project = self._project
+            try:
+                outcome = self._waited(client.submit(work, project, job, key=key, pure=False, **placed))
+            except Exception as err:
+                if not self._scattered_again(project, err):
+                    raise
+                again = f"{key}-again"  # the dropped job's key may not be forgotten yet
+                outcome = self._waited(
+                    client.submit(work, self._project, job, key=again, pure=False, **placed)
+                )
         except Exception as err:
             line = _lost(job, self.address, err)
             if line is None:
                 raise
             raise MixdownError(line) from None
-        finally:
-            future.release()
         if outcome.out:
             sys.stdout.write(outcome.out)
         if outcome.err:
@@ -160,6 +158,35 @@ class Executor:
         made = _made_key(job)
         if made is not None and outcome.address:
             self._where[made] = outcome.address
+
+    def _waited(self, future: Any) -> Outcome:
+        """The outcome of a job's ``future``, waited for (and cancelled if the build stops)."""
+        from .stopping import check
+
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        try:
+            while not done.wait(POLL_SECONDS):
+                check()
+            outcome: Outcome = future.result()
+            return outcome
+        except Interrupted:
+            future.cancel()
+            raise
+        finally:
+            future.release()
+
+    def _scattered_again(self, project: Any, err: BaseException) -> bool:
+        """Whether the scheduler dropped a job because the project it was scattered was lost
+        (every worker holding it died), and the project is now scattered again for its retry."""
+        from concurrent.futures import CancelledError
+
+        if not isinstance(err, CancelledError) or project.status == "finished":
+            return False
+        with self._guard:
+            if self._project is project:  # not scattered again by another thread meanwhile
+                self._project = self._client.scatter(self.project, broadcast=True, hash=False)
+        return True
 
     def close(self) -> None:
         """Disconnect (and stop the local cluster, if this build started one)."""
@@ -240,7 +267,9 @@ def _lost(job: Job, address: str, err: BaseException) -> str | None:
             f"{job.target}: the Dask workers that ran it died ({err}); whatever they had made "
             "is on the remote cache: look at the workers' logs (memory?), then run the build again"
         )
-    if name == "CancelledError":
+    from concurrent.futures import CancelledError
+
+    if isinstance(err, CancelledError):  # distributed's FutureCancelledError too
         return (
             f"{job.target}: the Dask scheduler {address} dropped the job: check it, then run the build again"
         )
@@ -367,30 +396,43 @@ def _mix(context: Context, plan: MixPlan) -> None:
     inputs = (*(w for w in _section_inputs(plan) if w.key not in made), *_asset_inputs(executor, laid_out))
     job = Job("mix", plan, target, inputs, "", tuple(renders))
     near = [k for k in plan.section_keys[::-1] if k and k not in made] + laid_out[::-1]
-    costs = [reserve(context, asset) for asset in renders]  # on this machine: the budget is the build's
+    made_too = [*(asset_wanted(asset) for asset in renders), *own]
+    costs: dict[str, float] = {}  # on this machine: the budget is the build's
     try:
+        for asset in renders:
+            costs[asset.key] = reserve(context, asset)
         once(
             context, plan.key, target, "mixing", lambda: plan.key in context.cache,
             lambda: _made_there(context, mix_wanted(plan), job, near),
         )  # fmt: skip
-    except BaseException:
-        for cost in costs:
-            release(context, cost)
+    except BaseException as err:
+        if not isinstance(err, Interrupted | KeyboardInterrupt):  # what the job made before it failed
+            with suppress(MixdownError, OSError):  # (the failure is what is reported)
+                _fetch_made(context, made_too)
+        for asset in renders:  # a line the job did not make was not paid for
+            if asset.key not in context.cache:
+                release(context, costs.get(asset.key, 0.0))
         raise
-    wanted = [*(asset_wanted(asset) for asset in renders), *own]
-    if wanted:  # this machine's cache holds every line and pre-mix, as after a local build
-        remote = executor.remote
-        _made_since(remote, wanted)
-        try:
-            remote.fetch(context.cache, wanted)
-        except RemoteUnavailable as err:  # one missing is made by a job of its own next time
-            remote.warn(err)
+    _fetch_made(context, made_too)  # this machine's cache holds every line and pre-mix
     if context.pinned is not None:
         for asset in renders:
             if asset.key in context.cache:
                 check_pinned(
                     context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"])
                 )
+
+
+def _fetch_made(context: Context, wanted: list[Wanted]) -> None:
+    """Fetch ``wanted``, made by a job since the build began, into this machine's cache (one
+    missing is made by a job of its own next time)."""
+    if not wanted:
+        return
+    remote = _executor(context).remote
+    _made_since(remote, wanted)
+    try:
+        remote.fetch(context.cache, wanted)
+    except RemoteUnavailable as err:
+        remote.warn(err)
 
 
 def cluster_master(context: Context, plan: MixPlan) -> Any:
