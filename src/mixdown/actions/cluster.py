@@ -285,7 +285,6 @@ def cluster_render(context: Context, asset: Asset) -> Any:
 
 
 def _render(context: Context, asset: Asset) -> None:
-    from .locking import check_pinned
     from .render import release, reserve
 
     if _rendered_with_its_mix(context, asset):
@@ -298,8 +297,7 @@ def _render(context: Context, asset: Asset) -> None:
         except BaseException:
             release(context, cost)
             raise
-        if context.pinned is not None:
-            check_pinned(context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"]))
+        _pinned(context, asset)
 
     once(context, asset.key, asset.task, "rendering", lambda: asset.key in context.cache, make)
 
@@ -384,7 +382,6 @@ def cluster_mix(context: Context, plan: MixPlan) -> Any:
 
 
 def _mix(context: Context, plan: MixPlan) -> None:
-    from .locking import check_pinned
     from .render import release, reserve
 
     target = f"mix:{plan.name}"
@@ -414,12 +411,17 @@ def _mix(context: Context, plan: MixPlan) -> None:
                 release(context, costs.get(asset.key, 0.0))
         raise
     _fetch_made(context, made_too)  # this machine's cache holds every line and pre-mix
+    for asset in renders:
+        if asset.key in context.cache:
+            _pinned(context, asset)
+
+
+def _pinned(context: Context, asset: Asset) -> None:
+    """Under ``--frozen``, hold the take of ``asset`` this machine now has to ``mixdown.lock``."""
+    from .locking import check_pinned
+
     if context.pinned is not None:
-        for asset in renders:
-            if asset.key in context.cache:
-                check_pinned(
-                    context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"])
-                )
+        check_pinned(context, asset.task, asset.key, sha256=str(context.cache.meta(asset.key)["sha256"]))
 
 
 def _fetch_made(context: Context, wanted: list[Wanted]) -> None:

@@ -123,11 +123,14 @@ def _run(project: Project, job: Job, name: str) -> None:
     _trimmed(place)
 
 
-def _paid_once(job: Job) -> Any:
-    """For a render on a Dask worker: the cluster's lock of its key (:func:`_render_lock`). A
-    mix takes the locks of the lines it renders as it renders them (:func:`_action`); other
-    jobs take none."""
-    return _render_lock(job.item.key) if job.kind == "render" else nullcontext()
+def _paid_once(job: Job) -> ExitStack:
+    """The cluster's locks (:func:`_render_lock`) of what ``job`` renders: a render's asset, or
+    the lines a mix renders first; held until the job's uploads are done. Other jobs take none."""
+    keys = [job.item.key] if job.kind == "render" else [asset.key for asset in job.renders]
+    held = ExitStack()
+    for key in keys:
+        held.enter_context(_render_lock(key))
+    return held
 
 
 def _render_lock(key: str) -> Any:
@@ -194,12 +197,9 @@ def _action(job: Job, place: _Place, remote: Remote, project: Project, name: str
     elif job.kind == "section":
         premix_once(context, *job.item)
     elif job.kind == "mix":
-        with ExitStack() as held:  # until the job's uploads are done (see _render_lock)
-            for asset in job.renders:  # a listener's own lines, which only this mix reads
-                held.enter_context(_render_lock(asset.key))
-                render_once(context, asset)
-            mix_once(context, job.item)
-            _uploaded(remote, name)
+        for asset in job.renders:  # a listener's own lines, which only this mix reads
+            render_once(context, asset)
+        mix_once(context, job.item)
     else:
         with tempfile.TemporaryDirectory(dir=place.scratch, prefix="show-") as scratch:
             moved, plan = _moved(project, job, Path(scratch))

@@ -258,9 +258,7 @@ def normalise(
     if source.frames >= math.ceil(GATING_BLOCK * sr):
         limiter = Limiter(sr, channels, ceiling_dbtp=ceiling_dbtp)
         predicted = predictor.climbed(settings.target_lufs, gain_db, limiter, meter)
-        (gain_db, expected), climb.hi, climb.fallen = predicted.answer, predicted.hi, predicted.fallen
-        if settings.target_lufs - expected > _LOUDNESS_TOLERANCE:
-            climb.reach = expected  # out of reach, as predicted: a pass that lands there will do
+        (gain_db, expected), climb = predicted.answer, predicted.for_passes()
     for attempt in range(_NORMALISE_PASSES + 1):
         found, result, discard = limiting(gain_db, aim, trim)
         over = db_to_gain(found.true_peak) / ceiling
@@ -480,6 +478,16 @@ class _Climb:
         self.fallen = math.inf  # the least gain tried past a cliff
         self.reach = math.inf  # the most loudness expected (a prediction's, under a cliff)
         self.chosen: tuple[float, float] | None = None  # an answer settled on, else the nearest
+
+    def for_passes(self) -> _Climb:
+        """A climb for the limiting passes from this one on the predicted loudness: the same
+        bracket above and cliff, and, if the prediction's answer falls short of the target,
+        its loudness as :attr:`reach` (a pass landing there will do)."""
+        climb = _Climb(self.target, self.most - _MAX_PUSH_DB)
+        climb.hi, climb.fallen = self.hi, self.fallen
+        if self.target - self.answer[1] > _LOUDNESS_TOLERANCE:
+            climb.reach = self.answer[1]
+        return climb
 
     @property
     def answer(self) -> tuple[float, float]:
