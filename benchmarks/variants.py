@@ -38,9 +38,10 @@ renderers/, ``formats = ["mp3"]``. Then, in the same run:
   cache's uploads and downloads, and doit's threads waiting on them. Its
   CPU (doit's, and each worker's read before and after through the
   client) over FIRST's says the same on a loaded host. With ``--rounds R``,
-  FIRST and this build are made R times in turns, each from an empty
-  cache, and the ratio is that of their sums: on a shared host one of each,
-  minutes apart, moves by a tenth.
+  FIRST, the FLOOR and this build are made R times in turns, each build from
+  an empty cache, and each ratio is that of their sums: on a shared host one
+  of each, minutes apart, moves by a tenth (the floor alone moved by a
+  quarter between two runs of the same code).
 
 The default N (1,000) takes 10-15 minutes on the 2-core machine, most of
 it FIRST (about 0.7 CPU-s a variant); the issue's 10,000 would take about
@@ -249,7 +250,8 @@ def _measure_mp3(path: Path) -> Any:
 
 class Floor:
     """The floor measured on a sample, and scaled to ``n`` variants; ``check_cpu`` and
-    ``check_wall`` are the share of the MP3's check in it (see :func:`floor`)."""
+    ``check_wall`` are the share of the MP3's check in it (see :func:`floor`). Floors of
+    several rounds add up (``+``): their sample is every round's."""
 
     def __init__(
         self, cpu: list[float], wall: float, n: int, check_cpu: list[float], check_wall: float
@@ -260,6 +262,14 @@ class Floor:
         self.cpu_each = sum(cpu) / len(cpu) - self.check_each
         self.wall_each = wall / len(cpu) - self.check_wall_each
         self.n = n
+        self._parts = (cpu, wall, check_cpu, check_wall)
+
+    def __add__(self, other: Floor) -> Floor:
+        cpu, wall, check_cpu, check_wall = self._parts
+        more, more_wall, more_check, more_check_wall = other._parts
+        return Floor(
+            cpu + more, wall + more_wall, self.n, check_cpu + more_check, check_wall + more_check_wall
+        )
 
     def cpu(self, n: int | None = None, *, checked: bool = False) -> float:
         """CPU seconds of ``n`` variants (default: the show's), with the MP3's check if ``checked``."""
@@ -288,6 +298,10 @@ def floor(root: Path, variants: int, sample: int) -> Floor:
     return Floor(
         [cpu + check for cpu, _, check, _ in done], wall, variants, [c for _, _, c, _ in done], wall * share
     )
+
+
+#: a round of --rounds: FIRST, the FLOOR measured after it, and the LocalCluster build (if any)
+Round = tuple[Run, Floor, Run | None]
 
 
 def stub_cpu(root: Path, renders: int = 50) -> float:
@@ -416,11 +430,34 @@ def report(
     base: float,
     listed: int,
     cluster: Run | None,
-    rounds: Sequence[tuple[Run, Run]] = (),
+    rounds: Sequence[Round] = (),
 ) -> None:
-    """Print the figures."""
+    """Print the figures: FIRST and FLOOR are those of every round, added up, when there are
+    several (each round's are printed first)."""
     n = args.variants
     print(f"show: {n} variants of a ~20 s programme (3 personalised lines, 5 shared, a bed), formats = mp3")
+    for i, (local, floor_of, there) in enumerate(rounds, 1):
+        line = (
+            f"round {i}: FIRST {local.seconds:6.1f} s (CPU {local.cpu:.1f} s), FLOOR {floor_of.wall():6.1f} s "
+            f"(CPU {floor_of.cpu():.1f} s): {local.seconds / floor_of.wall():.2f}x wall, "
+            f"{local.cpu / floor_of.cpu():.2f}x CPU"
+        )
+        if there is not None:
+            line += (
+                f"; LocalCluster {there.seconds:6.1f} s (CPU {there.cpu:.1f} s): "
+                f"{there.seconds / local.seconds:.2f}x FIRST's wall, {there.cpu / local.cpu:.2f}x its CPU"
+            )
+        print(line)
+    if rounds:
+        first = dataclasses.replace(
+            first,
+            seconds=sum(r[0].seconds for r in rounds) / len(rounds),
+            cpu=sum(r[0].cpu for r in rounds) / len(rounds),
+        )
+        fl = rounds[0][1]
+        for more in rounds[1:]:
+            fl = fl + more[1]
+        print(f"the rounds' means ({len(rounds)} in turns):")
     print(f"FIRST  doit -n 2 -P thread      {first.seconds:8.1f} s   {cpu_used(first)}")
     print(
         f"FLOOR  mix+master+mp3 direct    {fl.wall():8.1f} s   CPU {fl.cpu():.1f} s "
@@ -462,16 +499,11 @@ def report(
             f"(target <= {CLUSTER_TARGET}: {verdict(ratio <= CLUSTER_TARGET)}); CPU {cluster.cpu:.1f} s, "
             f"doit's and the workers', {cluster.cpu / first.cpu:.2f}x FIRST's"
         )
-    elif rounds:
-        for i, (local, there) in enumerate(rounds, 1):
-            print(
-                f"CLUSTER round {i}: FIRST {local.seconds:6.1f} s (CPU {local.cpu:.1f} s), LocalCluster "
-                f"{there.seconds:6.1f} s (CPU {there.cpu:.1f} s): {there.seconds / local.seconds:.2f}x wall, "
-                f"{there.cpu / local.cpu:.2f}x CPU"
-            )
-        local_s, there_s = sum(r[0].seconds for r in rounds), sum(r[1].seconds for r in rounds)
+    elif cluster is not None:
+        clustered = [(r[0], r[2]) for r in rounds if r[2] is not None]
+        local_s, there_s = sum(r[0].seconds for r in clustered), sum(r[1].seconds for r in clustered)
         ratio = there_s / local_s
-        cpu = sum(r[1].cpu for r in rounds) / sum(r[0].cpu for r in rounds)
+        cpu = sum(r[1].cpu for r in clustered) / sum(r[0].cpu for r in clustered)
         print(
             f"CLUSTER LocalCluster, 2 workers  {there_s / len(rounds):8.1f} s   {ratio:.2f}x FIRST's wall "
             f"over {len(rounds)} rounds in turns (target <= {CLUSTER_TARGET}: {verdict(ratio <= CLUSTER_TARGET)}); "
@@ -495,8 +527,8 @@ def main() -> None:
         "--rounds",
         type=int,
         default=1,
-        help="FIRST and the LocalCluster build in turns this many times (each from an empty cache): "
-        "their ratio over all rounds, steadier on a shared host than one of each",
+        help="FIRST, the FLOOR and the LocalCluster build in turns this many times (each build from an "
+        "empty cache): their ratios over all rounds, steadier on a shared host than one of each",
     )
     args = parser.parse_args()
     root = workdir(args.keep, "mixdown-variants-")
@@ -513,11 +545,13 @@ def main() -> None:
         listed = sum(line.startswith("master:") for line in listing.splitlines())
         many, few = noops(root, args.variants // 10)
         cluster = None if args.no_cluster else on_cluster(args.variants)
-        rounds: list[tuple[Run, Run]] = []
-        if cluster is not None and args.rounds > 1:
-            rounds.append((first, cluster))
+        rounds: list[Round] = []
+        if args.rounds > 1:
+            rounds.append((first, fl, cluster))
             for _ in range(args.rounds - 1):
-                rounds.append((first_again(args.variants), on_cluster(args.variants)))
+                again = first_again(args.variants)
+                floor_again = floor(root, args.variants, min(args.sample, args.variants))
+                rounds.append((again, floor_again, None if args.no_cluster else on_cluster(args.variants)))
         report(args, first, fl, stub, Noop(many, few, args.variants), base, listed, cluster, rounds)
     finally:
         if args.keep is None:
