@@ -248,28 +248,43 @@ def _measure_mp3(path: Path) -> Any:
     return measure(path)
 
 
+@dataclasses.dataclass(frozen=True)
 class Floor:
-    """The floor measured on a sample, and scaled to ``n`` variants; ``check_cpu`` and
-    ``check_wall`` are the share of the MP3's check in it (see :func:`floor`). Floors of
-    several rounds add up (``+``): their sample is every round's."""
+    """The floor measured on a sample, and scaled to ``n`` variants (see :func:`floor`): each
+    sampled variant's CPU seconds, check included, the sample's wall time, and the share of
+    the MP3's check in them. Floors of several rounds add up (``+``): their sample is every
+    round's."""
 
-    def __init__(
-        self, cpu: list[float], wall: float, n: int, check_cpu: list[float], check_wall: float
-    ) -> None:
-        self.sample = len(cpu)
-        self.check_each = sum(check_cpu) / len(cpu)
-        self.check_wall_each = check_wall / len(cpu)
-        self.cpu_each = sum(cpu) / len(cpu) - self.check_each
-        self.wall_each = wall / len(cpu) - self.check_wall_each
-        self.n = n
-        self._parts = (cpu, wall, check_cpu, check_wall)
+    cpus: list[float]
+    seconds: float
+    n: int
+    check_cpus: list[float]
+    check_seconds: float
 
     def __add__(self, other: Floor) -> Floor:
-        cpu, wall, check_cpu, check_wall = self._parts
-        more, more_wall, more_check, more_check_wall = other._parts
         return Floor(
-            cpu + more, wall + more_wall, self.n, check_cpu + more_check, check_wall + more_check_wall
+            self.cpus + other.cpus,
+            self.seconds + other.seconds,
+            self.n,
+            self.check_cpus + other.check_cpus,
+            self.check_seconds + other.check_seconds,
         )
+
+    @property
+    def sample(self) -> int:
+        return len(self.cpus)
+
+    @property
+    def check_each(self) -> float:
+        return sum(self.check_cpus) / self.sample
+
+    @property
+    def cpu_each(self) -> float:
+        return sum(self.cpus) / self.sample - self.check_each
+
+    @property
+    def wall_each(self) -> float:
+        return (self.seconds - self.check_seconds) / self.sample
 
     def cpu(self, n: int | None = None, *, checked: bool = False) -> float:
         """CPU seconds of ``n`` variants (default: the show's), with the MP3's check if ``checked``."""
@@ -277,7 +292,7 @@ class Floor:
 
     def wall(self, n: int | None = None, *, checked: bool = False) -> float:
         """Wall seconds of ``n`` variants on the benchmark's workers, with the check if ``checked``."""
-        return (self.wall_each + (self.check_wall_each if checked else 0.0)) * (n or self.n)
+        return (self.seconds - (0.0 if checked else self.check_seconds)) / self.sample * (n or self.n)
 
 
 def floor(root: Path, variants: int, sample: int) -> Floor:
@@ -449,10 +464,12 @@ def report(
             )
         print(line)
     if rounds:
+        steals = [r[0].stolen for r in rounds]
         first = dataclasses.replace(
             first,
-            seconds=sum(r[0].seconds for r in rounds) / len(rounds),
-            cpu=sum(r[0].cpu for r in rounds) / len(rounds),
+            seconds=statistics.fmean(r[0].seconds for r in rounds),
+            cpu=statistics.fmean(r[0].cpu for r in rounds),
+            stolen=None if None in steals else statistics.fmean(s for s in steals if s is not None),
         )
         fl = rounds[0][1]
         for more in rounds[1:]:
