@@ -374,6 +374,28 @@ def test_a_section_is_pre_mixed_with_its_mix_only_when_no_other_rendition_or_sha
     assert {k for k in plan.sections if _single_use(context, k)} == own - {shared}
 
 
+def test_the_section_an_asset_is_used_by_alone_is_found_whatever_is_asked_first(tmp_path: Path) -> None:
+    from mixdown.store.remote import Remote
+
+    show = load_show(make_show(tmp_path / "show"))
+    context, plan = show.context, show.plan
+    users: dict[str, list[tuple[str, int]]] = {}
+    for section in plan.sections.values():
+        for key in set(section.assets):
+            users.setdefault(key, []).append((section.mix, section.index))
+    expected = {
+        key: found[0] if len(found) == 1 and plan.assets[key].kind != "music" else None
+        for key, found in users.items()
+    }
+    assert None in expected.values() and any(expected.values())  # shared assets, and a listener's own
+    for key, want in expected.items():  # each asked first of an executor of its own
+        executor = Executor(
+            "tcp://127.0.0.1:9", Remote("file:///nowhere"), context.project, plan, context.cache
+        )
+        found = executor.section_of(key)
+        assert (None if found is None else (found[0].name, found[1])) == want, plan.assets[key].task
+
+
 @pytest.mark.parametrize("whole", [True, False])
 def test_a_listeners_own_line_is_rendered_by_its_mix_job_only_in_a_build_of_the_whole_show(
     tmp_path: Path, whole: bool

@@ -105,9 +105,9 @@ class Executor:
                 mixes, assets = {mix.name: mix for mix in self.plan.mixes}, self.plan.assets
                 found: dict[str, tuple[MixPlan, int] | None] = {}
                 for section in self.plan.sections.values():
-                    for key in set(section.assets):
-                        alone = key not in found and key in assets and assets[key].kind != "music"
-                        found[key] = (mixes[section.mix], section.index) if alone else None
+                    for used in set(section.assets):
+                        alone = used not in found and used in assets and assets[used].kind != "music"
+                        found[used] = (mixes[section.mix], section.index) if alone else None
                 self._sections = found
             return self._sections.get(key)
 
