@@ -222,6 +222,37 @@ def test_a_cluster_build_equals_the_local_one_and_pays_for_each_render_once(
     }
 
 
+def test_a_worker_that_does_not_hold_a_mix_kept_as_a_record_mixes_it_again(
+    tmp_path: Path, cluster: str, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import Client
+
+    here = make_show(tmp_path / "here")
+    code, out, err = doit(here, {})
+    assert code == 0, out + err
+    there = make_show(tmp_path / "there")
+    on_cluster(monkeypatch, cluster, s3.url)
+    code, out, err = doit(there, {}, "mix")  # every mix made by a worker, as a record
+    assert code == 0, out + err
+    plan = load_show(there).plan
+    mirror = Cache(there / "cache")
+    assert all(mirror.kept_as_record(m.key) and mirror.path(m.key).stat().st_size == 0 for m in plan.mixes)
+    with Client(cluster) as client:
+        client.restart()  # new worker processes: no mix held in memory anywhere
+    code, out, err = doit(there, {})  # masters, stems and deliveries, each mixed again first
+    assert code == 0, out + err
+    assert renders(there) == Counter(t for t in lock_keys(here) if t.startswith("voice:"))  # none twice
+    assert lock_keys(there) == lock_keys(here)
+    files, local = built(there), built(here)
+    assert files.keys() == local.keys()
+    for name in (n for n in files if n.endswith(".wav")):  # masters, stems and deliveries
+        a, sr = sf.read(files[name], dtype="float32", always_2d=True)
+        b, _ = sf.read(local[name], dtype="float32", always_2d=True)
+        meter = pyloudnorm.Meter(sr)
+        assert len(a) == len(b) and np.abs(a).max() > 0.01, name
+        assert abs(meter.integrated_loudness(a) - meter.integrated_loudness(b)) <= 0.05, name
+
+
 # a line every listener shares (a render job of its own: their sections wait for it), and a
 # listener's own line (rendered by the job of that listener's mix)
 @pytest.mark.parametrize("victim", ["voice:brief/news/1", "voice:brief/hello/1@li"])

@@ -24,12 +24,13 @@ from mixdown.actions.master import mastered
 from mixdown.actions.streamed import STREAMED
 from mixdown.codecs.flac24 import HEADROOM, steps24
 from mixdown.dsp.signal import BLOCK
+from mixdown.errors import AudioError
 from mixdown.loader import load_show
 from mixdown.renderers import Registry
-from mixdown.store.cache import Cache
+from mixdown.store.cache import RECORD, Cache
 from mixdown.store.files import sha256_of
 
-from .test_build import doit
+from .test_build import doit, ran
 
 
 def _programme(frames: int, channels: int, seed: int) -> np.ndarray:
@@ -92,6 +93,76 @@ def test_a_compact_object_reads_back_as_whole_steps_through_every_reader(
         np.testing.assert_array_equal(cache.get(other)[0], np.concatenate([expected[a:], expected[:a]]))
 
 
+@pytest.mark.parametrize(
+    ("sr", "channels", "frames"),
+    [(8000, 1, 1), (22050, 2, BLOCK - 1), (44100, 1, BLOCK), (48000, 2, BLOCK + 1), (96000, 8, 3 * 4096 + 5)],
+)
+def test_an_object_kept_as_a_record_reads_as_its_flac_would_where_its_samples_are_held(
+    tmp_path: Path, sr: int, channels: int, frames: int
+) -> None:
+    cache = Cache(tmp_path)
+    audio = _programme(frames, channels, seed=frames + 1)
+    key, flac = "ab" + "5" * 62, "cd" + "5" * 62
+    half = frames // 2
+    with cache.record_writer(key, sr, channels, frames=frames) as writer:
+        writer.write_at(half, audio[half:])  # parts in any order, as the mixer's threads write them
+        writer.write_at(0, audio[:half])
+        path = writer.commit({"kind": "mix", "params": {"api_key": "sk-1"}}, scale=HEADROOM)
+    with cache.writer(flac, sr, channels, frames=frames) as other:
+        other.write(audio)
+        other.commit({"kind": "mix"}, flac=True, scale=HEADROOM)
+    assert writer.peak == pytest.approx(3.5)
+    record = cache.meta(key)
+    assert (record["codec"], record["scale"], record["frames"]) == (RECORD, HEADROOM, frames)
+    assert (record["sha256"], record["size"]) == (sha256_of(path), 0) and path.stat().st_size == 0
+    assert "sk-1" not in cache.meta_path(key).read_text()
+    assert cache.info(key) == (frames, sr, channels) and cache.kept_as_record(key)
+    expected = Cache(tmp_path).get(flac)[0]  # decoded from the FLAC file
+    np.testing.assert_array_equal(expected, _whole_steps(audio, HEADROOM))
+    np.testing.assert_array_equal(cache.get(key)[0], expected)
+    np.testing.assert_array_equal(np.concatenate(list(cache.source(key).blocks(4096))), expected)
+    np.testing.assert_array_equal(cache.mapped(key), expected)
+    with cache.writer("ef" + "5" * 62, sr, channels, frames=frames) as copy:  # a copy of part of it
+        copy.copy_from(key, half, frames, at=0)
+        copy.copy_from(key, 0, half, at=frames - half)
+        copy.commit({"kind": "mix"})
+    np.testing.assert_array_equal(cache.get("ef" + "5" * 62)[0], np.roll(expected, -half, axis=0))
+    # another build's cache lists it and knows its shape, but only its build can make its samples
+    elsewhere = Cache(tmp_path)
+    assert key in elsewhere.keys() and elsewhere.info(key) == (frames, sr, channels)
+    for read in (elsewhere.get, elsewhere.source, elsewhere.mapped):
+        with pytest.raises(AudioError, match=f"cache object {key[:12]}: it is kept as a record") as err:
+            read(key)
+        assert "\n" not in str(err.value) and "doit" in str(err.value)
+
+
+def test_a_record_short_of_its_frames_is_not_kept(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    with cache.record_writer("ab" + "6" * 62, 16000, 2, frames=100) as writer:
+        writer.write(np.ones((99, 2), np.float32))
+        with pytest.raises(AudioError, match="99 frames written of 100; not stored"):
+            writer.commit({"kind": "mix"}, scale=HEADROOM)
+        with pytest.raises(AudioError, match="past its end"):
+            writer.write_at(99, np.ones((2, 2), np.float32))
+    assert "ab" + "6" * 62 not in Cache(tmp_path) and not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize(
+    "values", [[0.0, -0.0, 1e-9, -1e-9], [3.9999999, -4.0, 4.0, 9.0, -9.0], [0.5, -0.25]]
+)
+def test_quantizing_in_place_gives_what_quantized_gives(values: list[float]) -> None:
+    from mixdown.codecs.flac24 import quantize, quantized
+
+    rng = np.random.default_rng(len(values))
+    block = np.concatenate([np.array(values, np.float32), rng.standard_normal(4097).astype(np.float32)])
+    half_step = np.float32(HEADROOM / 2**24)  # values on a rounding tie
+    block = np.concatenate([block, np.arange(-5, 5, dtype=np.float32) * half_step]).reshape(-1, 1)
+    want = quantized(block, HEADROOM)
+    got = block.copy()
+    assert quantize(got, HEADROOM) == pytest.approx(float(np.abs(block).max()))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_beyond_the_headroom_is_clipped_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cache = Cache(tmp_path)
     audio = _programme(20_000, 2, seed=1)
@@ -130,8 +201,11 @@ def test_a_show_with_variants_is_cached_compactly_and_masters_as_a_float_cache_d
     cache = compact.context.cache
     objects = {key: cache.meta(key) for key in cache.keys()}
     kinds = {(m.get("kind"), m.get("codec"), m.get("scale")) for m in objects.values()}
-    assert ("mix", "flac24", HEADROOM) in kinds and ("section", "flac24", HEADROOM) in kinds
-    assert not {k for k in kinds if k[0] in ("mix", "section") and k[1:] != ("flac24", HEADROOM)}
+    # a short mix is kept as a record, its master having read it from memory; pre-mixes as FLAC
+    assert ("mix", RECORD, HEADROOM) in kinds and ("section", "flac24", HEADROOM) in kinds
+    assert not {k for k in kinds if k[0] == "mix" and k[1:] != (RECORD, HEADROOM)}
+    assert not {k for k in kinds if k[0] == "section" and k[1:] != ("flac24", HEADROOM)}
+    assert all(cache.path(m.key).stat().st_size == 0 for m in compact.plan.mixes)
     # a short master is kept as a record, not as samples: its files were written as it was made
     assert not [m for m in objects.values() if m.get("kind") == "master"]
     for plan in compact.plan.mixes:
@@ -156,6 +230,41 @@ def test_a_show_with_variants_is_cached_compactly_and_masters_as_a_float_cache_d
         z = sf.read(root / name, dtype="float64")[0]
         assert z.shape == y.shape and np.abs(z - y).max() < 1e-5, name  # 24-bit steps: 6e-8
         assert np.abs(y).max() > 0.1
+
+
+def test_a_short_mix_kept_as_a_record_is_mixed_again_to_the_samples_its_flac_held(
+    show: Any, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixdown.actions import mix
+
+    root = show()
+    with monkeypatch.context() as patch:  # the mixes stored as 24-bit FLAC, as before records
+        patch.setattr(mix, "kept_as_record", lambda context, program: False)
+        code, out, err = doit(root, fakes)
+    assert code == 0, out + err
+    stored = load_show(root, registry=Registry(root, extra=fakes))
+    cache = stored.context.cache
+    assert {cache.meta(m.key)["codec"] for m in stored.plan.mixes} == {"flac24"}
+    flacs = {m.name: cache.get(m.key)[0] for m in stored.plan.mixes}
+    for m in stored.plan.mixes:
+        cache.remove(m.key)
+    code, out, err = doit(root, fakes)  # mixed again, kept as records
+    assert code == 0, out + err
+    assert sorted(ran(out)) == sorted(f"mix:{m.name}" for m in stored.plan.mixes)
+
+    compact = load_show(root, registry=Registry(root, extra=fakes))
+    assert {compact.context.cache.meta(m.key)["codec"] for m in compact.plan.mixes} == {RECORD}
+    mixed: list[str] = []
+    parts = mix._mixed_in_parts
+    monkeypatch.setattr(mix, "_mixed_in_parts", lambda p, w, t, *a: mixed.append(t) or parts(p, w, t, *a))
+    for m in compact.plan.mixes:
+        again = np.concatenate(list(mix.mix_source(compact.context, m).blocks()))
+        np.testing.assert_array_equal(again, flacs[m.name])
+        assert np.abs(again).max() > 0.1
+    assert sorted(mixed) == sorted(f"mix:{m.name}" for m in compact.plan.mixes)  # each mixed again once
+    for m in compact.plan.mixes:
+        mix.mix_source(compact.context, m)
+    assert len(mixed) == len(compact.plan.mixes)  # then held
 
 
 def _mixes_and_sections(plan: Any) -> list[str]:

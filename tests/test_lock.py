@@ -183,7 +183,7 @@ def test_a_build_records_every_target(built: Path, fakes: dict[str, Any]) -> Non
         assert (entry.request_id or "").startswith("fake-") == (asset.kind == "voice")
     for mix in show.plan.mixes:
         assert found.get(f"mix:{mix.name}") == Entry(
-            f"mix:{mix.name}", mix.key, seconds=round(sf.info(str(cache.path(mix.key))).duration, 3)
+            f"mix:{mix.name}", mix.key, seconds=round(cache.info(mix.key)[0] / cache.info(mix.key)[1], 3)
         )
         master = found.get(f"master:{mix.name}")
         assert master is not None and (master.key, master.mix) == (mix.master_key, mix.key)

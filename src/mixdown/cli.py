@@ -170,6 +170,7 @@ def _playable(show: Show, target: str) -> Callable[[], Path]:
     """What gives the file ``mixdown play TARGET`` plays once ``target`` is built: a section's
     WAV preview, a master's first file in ``build/``, a mix's or an asset's cache object (as
     a float WAV if it is compact)."""
+    from .actions.mix import mix_source
     from .actions.preview import playable_object, preview_paths
 
     plan, context = show.plan, show.context
@@ -180,7 +181,7 @@ def _playable(show: Show, target: str) -> Callable[[], Path]:
     if mix is not None and kind == "master":
         return lambda: mix.outputs[0]
     if mix is not None and kind == "mix":
-        return lambda: playable_object(context, mix.key, target)
+        return lambda: playable_object(context, mix.key, target, lambda: mix_source(context, mix))
     asset = next((a for a in plan.assets.values() if a.task == target), None)
     if asset is not None:
         return lambda: playable_object(context, asset.key, target)

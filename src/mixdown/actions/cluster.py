@@ -444,11 +444,20 @@ def cluster_master(context: Context, plan: MixPlan) -> Any:
 
 def _master(context: Context, plan: MixPlan) -> dict[str, str]:
     target = f"master:{plan.name}"
-    inputs = [mix_wanted(plan)]
-    if any(path.parent.suffix == ".stems" for path in plan.outputs):  # summed again as the mix was
-        inputs += [*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan))]
-    _shipped_there(context, plan, None, Job("master", plan, target, tuple(inputs), ""))
+    stems = any(path.parent.suffix == ".stems" for path in plan.outputs)  # summed again as the mix was
+    inputs = _mix_inputs(context, plan, also=stems)
+    _shipped_there(context, plan, None, Job("master", plan, target, inputs, ""))
     return {"stamp": plan.stamp}
+
+
+def _mix_inputs(context: Context, plan: MixPlan, *, also: bool = False) -> tuple[Wanted, ...]:
+    """What a worker fetches to read ``plan``'s mix: the mix, and what makes it again (its
+    sections' pre-mixes, the assets the mixer lays out itself) ``also``, or when it is kept
+    as a record (:func:`mixdown.actions.mix.kept_as_record`)."""
+    inputs = [mix_wanted(plan)]
+    if also or context.cache.kept_as_record(plan.key):
+        inputs += [*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan))]
+    return tuple(inputs)
 
 
 def cluster_deliver(context: Context, item: tuple[MixPlan, str]) -> Any:
@@ -460,7 +469,7 @@ def cluster_deliver(context: Context, item: tuple[MixPlan, str]) -> Any:
 def _deliver(context: Context, item: tuple[MixPlan, str]) -> dict[str, str]:
     plan, name = item
     target = f"deliver:{plan.name}/{name}"
-    _shipped_there(context, plan, name, Job("deliver", item, target, (mix_wanted(plan),), ""))
+    _shipped_there(context, plan, name, Job("deliver", item, target, _mix_inputs(context, plan), ""))
     return {"stamp": plan.delivery_stamp(name)}
 
 

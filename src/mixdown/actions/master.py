@@ -23,7 +23,7 @@ from ..store import files
 from . import published, retag, shipments
 from .context import Context, locked, relative, reported
 from .locking import check_pinned
-from .mix import ANALYSIS, change_of
+from .mix import ANALYSIS, change_of, mix_source
 from .progress import Progress
 from .streamed import (
     Deliverable,
@@ -143,11 +143,19 @@ def _write_stems(context: Context, plan: MixPlan, paths: list[Any]) -> None:
     for path in paths:
         files.sweep_once(path.parent)
     program = program_of(context, plan)
-    mixed = context.cache.source(plan.key)
+    mixed = mix_source(context, plan)
     buses = zip(mixed.blocks(), *(program.bus_blocks(bus) for bus in SUMMED_STEMS), strict=True)
     write_stems_atomic({p.stem: p for p in paths}, buses, mixed.sample_rate, mixed.channels, mixed.frames)
     for path in paths:
         print(f"master:{plan.name}  stem {path.stem:<5}  {relative(context, path)}", file=sys.stdout)
+
+
+class _Shape(NamedTuple):
+    """A cached object's shape, as :meth:`mixdown.store.cache.Cache.info` gives it."""
+
+    frames: int
+    sample_rate: int
+    channels: int
 
 
 def mastered(
@@ -187,7 +195,7 @@ def _master_cached(
         return _RecipeMaster(context, plan, stored.recipe, stored.loudness), stored.loudness, []  # no files
     streamed = None if direct else stored_streamed(context, plan)
     if streamed is not None:  # kept as a record: mastered again if something reads it
-        return StreamedMaster(context, plan, cache.source(plan.key), streamed), streamed, []
+        return StreamedMaster(context, plan, _Shape(*cache.info(plan.key)), streamed), streamed, []
     return None
 
 
@@ -497,5 +505,5 @@ class _RecipeMaster(LazyMaster):
         cache.info(plan.key)  # the mix is whole (a damaged one is removed, and the build stops)
         progress = Progress(f"master:{plan.name}", "made from its recipe", self.frames, self.sample_rate)
         with cache.writer(plan.master_key, self.sample_rate, self.channels, frames=self.frames) as writer:
-            write_master(self._recipe, cache.source(plan.key), writer, progress=progress.show)
+            write_master(self._recipe, mix_source(self._context, plan), writer, progress=progress.show)
             writer.commit(master_meta(plan, self._loudness), flac=self._context.project.compact)

@@ -1,8 +1,15 @@
 """The mix action: one rendition's timeline mixed from cached assets into the cache.
 
 :func:`build_mix` reads the typed :class:`~mixdown.plan.model.Timeline`, mixes it
-block by block (a long programme in two halves at once), and stores the mix,
-its measurement for the master (:data:`ANALYSIS`) and, if asked for, its stems.
+block by block (a long programme in two halves at once), and stores the mix
+and its measurement for the master (:data:`ANALYSIS`).
+
+A short programme's mix in a compact cache (a show with variants) is kept as
+a record (:class:`~mixdown.store.cache.RecordWriter`): its master reads it
+from memory right after it is made, and the 24-bit FLAC that would keep it
+costs more CPU than mixing it again from its sections' pre-mixes, which is
+what a later reader gets (:func:`mix_source`): the same samples, as the mix
+is deterministic and both are whole 24-bit steps.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
+from ..errors import AudioError
 from ..plan.model import MixPlan, section_sfx_key
 from . import splice
 from .context import Context, committed, once, reported
@@ -21,7 +29,17 @@ from .shared import made_or_fetched, mix_wanted
 from .splice import ANALYSIS, LAYOUT
 from .timeline import mapped_object, mixer_bed, mixer_item, mixer_settings
 
-__all__ = ["ANALYSIS", "LAYOUT", "Change", "build_mix", "change_of", "mix_parts", "program_of"]
+__all__ = [
+    "ANALYSIS",
+    "LAYOUT",
+    "Change",
+    "build_mix",
+    "change_of",
+    "kept_as_record",
+    "mix_parts",
+    "mix_source",
+    "program_of",
+]
 
 
 class Change(NamedTuple):
@@ -94,9 +112,14 @@ def _mix(context: Context, plan: MixPlan) -> None:
     sr, channels, frames = program.sample_rate, program.channels, program.frames
     layout = splice.Layout.of(plan, program)
     parts = mix_parts(frames, sr, program.hop)
-    found = splice.plan(context, plan, program, layout, parts)
     cache = context.cache
-    writer = cache.writer(plan.key, sr, channels, frames=frames)
+    record = kept_as_record(context, program)
+    found = None if record else splice.plan(context, plan, program, layout, parts)  # one part: mixed whole
+    writer: Any
+    if record:
+        writer = cache.record_writer(plan.key, sr, channels, frames=frames)
+    else:
+        writer = cache.writer(plan.key, sr, channels, frames=frames)
     copying = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mixdown-copy")
     try:
         redo = [True] * len(parts) if found is None else found.redo
@@ -122,6 +145,51 @@ def _mix(context: Context, plan: MixPlan) -> None:
         raise
     finally:
         copying.shutdown()
+
+
+def kept_as_record(context: Context, program: Any) -> bool:
+    """Whether the mix of ``program`` (a :class:`~mixdown.dsp.mixer.Mix`) is kept as a record, not
+    as samples: a short programme (mastered in one stream) in a compact cache, whose samples
+    fit in what the cache holds in memory."""
+    from ..codecs import parts
+    from ..codecs.flac24 import MAX_CHANNELS
+    from ..store.cache import RECENT_BYTES
+
+    sr, channels, frames = program.sample_rate, program.channels, program.frames
+    if not context.project.compact or channels > MAX_CHANNELS:
+        return False
+    return 4 * frames * channels <= RECENT_BYTES // 4 and not parts.usable(frames, sr)
+
+
+def mix_source(context: Context, plan: MixPlan) -> Any:
+    """The cached mix of ``plan`` as a :class:`~mixdown.codecs.wav.Source`; one kept as a record
+    and no longer in memory is mixed again from its sections' pre-mixes (and held, for the
+    next reader)."""
+    from ..codecs.flac24 import HEADROOM
+    from ..codecs.wav import Source
+
+    cache = context.cache
+    if not cache.kept_as_record(plan.key):
+        return cache.source(plan.key)
+    frames, sr, channels = cache.info(plan.key)
+    samples = cache.remembered(plan.key)
+    if samples is None:
+        program = program_of(context, plan)
+        if (program.frames, program.sample_rate, program.channels) != (frames, sr, channels):
+            cache.remove(plan.key)
+            raise AudioError(
+                f"mix:{plan.name}: its record in the cache says {frames:,} frames at {sr} Hz, "
+                f"{channels} channels; mixed again it has {program.frames:,} at {program.sample_rate} "
+                f"Hz, {program.channels} (the cache was changed by hand?); it was removed: run the "
+                "build again to make it again"
+            )
+        writer = cache.record_writer(plan.key, sr, channels, frames=frames)
+        parts = mix_parts(frames, sr, program.hop)
+        _mixed_in_parts(program, writer, f"mix:{plan.name}", parts, [True] * len(parts), None)
+        writer.quantize(HEADROOM)
+        samples = writer.samples
+        cache.remember(plan.key, samples)  # read-only from now on
+    return Source.of_array(samples, sr)
 
 
 def _copy_parts(

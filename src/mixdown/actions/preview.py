@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,10 @@ def preview_paths(project: Project, task: str) -> list[Path]:
     return [stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS]
 
 
-def playable_object(context: Context, key: str, target: str) -> Path:
+def playable_object(context: Context, key: str, target: str, source: Callable[[], Any] | None = None) -> Path:
     """A file a player reads as the cache object ``key`` (``target``'s) sounds: the object
-    itself, or for a compact one (24-bit FLAC at its scale) a float WAV of it, written to
-    ``build/preview/`` (``mixdown play mix:…``)."""
+    itself, or for a compact one (24-bit FLAC at its scale, or a mix kept as a record, which
+    ``source`` reads) a float WAV of it, written to ``build/preview/`` (``mixdown play mix:…``)."""
     from ..codecs.wav import write_blocks_atomic
 
     cache = context.cache
@@ -48,7 +48,7 @@ def playable_object(context: Context, key: str, target: str) -> Path:
         return cache.path(key)
     path = context.project.build_dir / "preview" / f"{target.replace(':', '-')}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_blocks_atomic(path, cache.source(key), subtype="FLOAT")
+    write_blocks_atomic(path, source() if source is not None else cache.source(key), subtype="FLOAT")
     return path
 
 

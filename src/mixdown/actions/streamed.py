@@ -11,7 +11,8 @@ of its fixed cost, and most masters are never read again. Whatever reads
 the master later (a ``[deliveries.NAME]``, a file lost from ``build/``)
 masters the mix again, which gives the same samples: the pass is
 deterministic, and its files were fed the 24-bit steps a compact object
-holds (:func:`mixdown.codecs.flac24.quantized`).
+holds (:func:`mixdown.codecs.flac24.quantized`). Its mix, kept as a record
+too, is mixed again first (:func:`mixdown.actions.mix.mix_source`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, NamedTuple
 from ..plan.model import MixPlan
 from ..settings import Delivery
 from .context import Context, once
-from .mix import ANALYSIS
+from .mix import ANALYSIS, mix_source
 from .progress import Progress
 
 __all__ = [
@@ -70,7 +71,7 @@ class MasterJob(NamedTuple):
         its progress line calls it."""
         from ..dsp.master import MasterSettings
 
-        mixed = context.cache.source(plan.key)
+        mixed = mix_source(context, plan)
         progress = Progress(f"master:{plan.name}", doing, mixed.frames, mixed.sample_rate)
         settings = MasterSettings(plan.master["target_lufs"], plan.master["limit_dbtp"])
         return cls(context, plan, mixed, settings, progress, deliverable)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["FULL_SCALE", "HEADROOM", "MAX_CHANNELS", "quantized", "steps24", "write_flac24"]
+__all__ = ["FULL_SCALE", "HEADROOM", "MAX_CHANNELS", "quantize", "quantized", "steps24", "write_flac24"]
 
 FULL_SCALE = 1 << 23  # a 24-bit sample's steps per unit of float audio (at scale 1)
 HEADROOM = 4.0  # the scale of a compact mix or pre-mix: peaks up to +12 dBFS kept
@@ -45,6 +45,18 @@ def quantized(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``block`` as a compact object of ``scale`` reads it back: its :func:`steps24`, as float32."""
     out: np.ndarray = steps24(block, scale).astype(np.float32) * np.float32(scale / FULL_SCALE)
     return out
+
+
+def quantize(samples: np.ndarray, scale: float = 1.0) -> float:
+    """Make float32 ``samples`` what a compact object of ``scale`` reads back as, in place: the
+    same values as :func:`quantized` gives, without a copy; return their largest magnitude
+    before (beyond ``scale``, they were clipped)."""
+    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
+    np.multiply(samples, np.float32(FULL_SCALE / scale), out=samples)
+    np.rint(samples, out=samples)
+    np.clip(samples, -FULL_SCALE, FULL_SCALE - 1, out=samples)
+    np.multiply(samples, np.float32(scale / FULL_SCALE), out=samples)
+    return peak
 
 
 def write_flac24(

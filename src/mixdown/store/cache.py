@@ -11,6 +11,13 @@ Layout under the cache directory (``cache/`` in the project by default;
                               mix's analysis.npz, a long master's recipe.json, a short
                               one's streamed.json in a compact cache
 
+A short mix in a compact cache is kept as a record only (:class:`RecordWriter`:
+its record's ``"codec"`` is :data:`RECORD`, its ``.wav`` empty): the build that
+made it holds its samples in memory, and whatever reads it later mixes it
+again from its section pre-mixes (:func:`mixdown.actions.mix.mix_source`), the
+same samples. Every reader here refuses such an object whose samples it does
+not hold, in one line.
+
 An object exists only once it is complete: audio and record are written to
 temporary files in the same directory and renamed into place, the record
 first and the audio last. A crash leaves at most a stray ``.tmp`` file, never
@@ -54,13 +61,16 @@ from .locks import holding
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
     import numpy as np
 
-__all__ = ["Cache", "ObjectWriter", "safe_params"]
+__all__ = ["RECORD", "Cache", "ObjectWriter", "RecordWriter", "safe_params"]
 
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 #: bytes of decoded compact objects a cache keeps mapped (unnamed temporary files beside it)
 DECODED_BYTES = 1 << 30
 #: bytes of the compact objects a cache last wrote that it keeps in memory as they read back
 RECENT_BYTES = 1 << 27
+#: the ``"codec"`` of an object kept as a record, not as samples (:class:`RecordWriter`)
+RECORD = "record"
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
@@ -81,7 +91,7 @@ class Cache:
         self._known: set[str] | None = None
         self._lock = threading.Lock()
         self._decoded: OrderedDict[str, np.ndarray] = OrderedDict()  # see mapped()
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # see _remember()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # see remember()
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -170,6 +180,28 @@ class Cache:
         """
         return ObjectWriter(self, key, sample_rate, channels, frames=frames)
 
+    def record_writer(self, key: str, sample_rate: int, channels: int, *, frames: int) -> RecordWriter:
+        """Start writing the object ``key``, to be kept as a record (see :class:`RecordWriter`)."""
+        return RecordWriter(self, key, sample_rate, channels, frames=frames)
+
+    def kept_as_record(self, key: str) -> bool:
+        """Whether the object ``key`` is kept as a record, its samples not stored (:data:`RECORD`)."""
+        try:
+            return self.meta(key).get("codec") == RECORD
+        except (OSError, ValueError):
+            return False
+
+    def remembered(self, key: str) -> np.ndarray | None:
+        """The samples of ``key`` this cache holds in memory (:meth:`remember`), or None."""
+        with self._lock:
+            return self._recent.get(key)
+
+    def _unheld(self, key: str) -> AudioError:
+        return AudioError(
+            f"cache object {key[:12]}: it is kept as a record of how it was made, not as samples, and "
+            "only its build can make them again; run `doit` for the target that reads it"
+        )
+
     def info(self, key: str) -> tuple[int, int, int]:
         """The length in samples, the sample rate and the channels of the object ``key``, from its header.
 
@@ -187,22 +219,24 @@ class Cache:
         if found is not None and found.frames is not None:
             held, declared, rate = found.frames, found.declared, found.sample_rate
             if declared is not None and held < declared:
-                self._remove(key)
+                self.remove(key)
                 raise AudioError(
                     f"cache object {key[:12]}: the file holds {held:,} of the {declared:,} frames it was "
                     f"written with ({held / rate:.1f} of {declared / rate:.1f} s: damaged on disk); "
                     "it was removed: run the build again to make it again"
                 )
             return held, rate, found.channels
+        record = self.meta(key) if found is None else {}
+        if record.get("codec") == RECORD:
+            return int(record["frames"]), int(record["sample_rate"]), int(record["channels"])
         info = sf.info(str(path))
         frames, rate = int(info.frames), int(info.samplerate)
-        record = self.meta(key) if found is None else {}
         if record.get("codec"):
             # a compact object's header says how long it was made, whatever is left of it: its size
             # is what tells that it was cut short
             held, size = os.path.getsize(path), record.get("size")
             if isinstance(size, int) and held != size:
-                self._remove(key)
+                self.remove(key)
                 raise AudioError(
                     f"cache object {key[:12]}: the file holds {held:,} of the {size:,} bytes it was "
                     f"written with ({frames / rate:.1f} s of FLAC: damaged on disk); "
@@ -210,7 +244,7 @@ class Cache:
                 )
         return frames, rate, int(info.channels)
 
-    def _remove(self, key: str) -> None:
+    def remove(self, key: str) -> None:
         """Delete the object ``key`` and its record (it reads as missing from now on)."""
         self.path(key).unlink(missing_ok=True)
         self.meta_path(key).unlink(missing_ok=True)
@@ -229,10 +263,11 @@ class Cache:
             if self._known is not None:
                 self._known.add(key)
 
-    def _remember(self, key: str, samples: np.ndarray) -> None:
-        """Keep the samples of the compact object ``key`` just written, read-only, as it reads
-        back: the master of a short programme reads its mix right after it is made, and the
-        mix its sections' pre-mixes, and need not decode them (the last :data:`RECENT_BYTES`)."""
+    def remember(self, key: str, samples: np.ndarray) -> None:
+        """Keep the samples of the compact object ``key`` just written (or mixed again), read-only,
+        as it reads back: the master of a short programme reads its mix right after it is made,
+        and the mix its sections' pre-mixes, and need not decode them (the last
+        :data:`RECENT_BYTES`)."""
         samples.flags.writeable = False
         with self._lock:
             self._recent[key] = samples
@@ -244,7 +279,12 @@ class Cache:
         :meth:`info` checks it)."""
         from ..codecs.wav import read_audio
 
-        self.info(key)
+        _, rate, _ = self.info(key)
+        recent = self.remembered(key)
+        if recent is not None:
+            return recent.copy(), rate
+        if self.kept_as_record(key):
+            raise self._unheld(key)
         y, sr = read_audio(self.path(key))
         scale = self.scale(key)
         if scale != 1:
@@ -257,10 +297,11 @@ class Cache:
         from ..codecs.wav import Source
 
         _, rate, _ = self.info(key)
-        with self._lock:
-            recent = self._recent.get(key)
+        recent = self.remembered(key)
         if recent is not None:
             return Source.of_array(recent, rate)
+        if self.kept_as_record(key):
+            raise self._unheld(key)
         return Source.of_file(self.path(key), scale=self.scale(key))
 
     def scale(self, key: str) -> float:
@@ -307,6 +348,8 @@ class Cache:
         import soundfile as sf
 
         frames, _, channels = self.info(key)
+        if self.kept_as_record(key):
+            raise self._unheld(key)
         scale = np.float32(self.scale(key))
         with tempfile.TemporaryFile(prefix=".decoded-", dir=self.root) as scratch:
             out = np.memmap(scratch, dtype="<f4", mode="w+", shape=(max(frames, 1), channels))
@@ -462,25 +505,17 @@ class ObjectWriter:
         sums: dict[str, Any] = {"sha256": files.sha256_of(self._tmp)} if digest else {}
         if digest or flac:  # a compact object's size: what tells it whole (see Cache.info)
             sums["size"] = os.path.getsize(self._tmp)
-        record = {
-            **{k: v for k, v in safe_params(meta).items() if k != "params"},
+        stored = {
             **sums,
             **({"codec": "flac24"} if flac else {}),
             **({"scale": scale} if flac and scale != 1 else {}),
-            "params": safe_params(meta.get("params", {})),
-            "key": self.key,
-            "duration": round(self.frames / self.sample_rate, 6),
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        text = json.dumps(record, indent=1, sort_keys=True)
-        files.write_bytes_atomic(self.cache.meta_path(self.key), text.encode("utf-8"))
+        _write_record(self, meta, stored)
         path = self.cache.path(self.key)
         files.publish(self._tmp, path)
         self.cache._added(self.key)
         if self._samples is not None:
-            self.cache._remember(self.key, self._samples)
+            self.cache.remember(self.key, self._samples)
         return path
 
     def _compact(self, scale: float) -> None:
@@ -518,3 +553,100 @@ class ObjectWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.discard()
+
+
+class RecordWriter:
+    """An object written into memory and kept as a record, not as samples (:data:`RECORD`).
+
+    A short mix in a compact cache is read right after it is made, by its
+    master in the same build, and seldom again; its 24-bit FLAC costs more CPU
+    than the rest of its mix. Written in blocks like an :class:`ObjectWriter`
+    (:meth:`write_at`, from any thread), it is committed as 24-bit steps
+    (:func:`mixdown.codecs.flac24.quantize`), exactly what its FLAC would read
+    back as: the cache keeps its record and an empty ``.wav`` (the key is
+    present, its record and side files travel to a remote cache like any
+    object's) and holds the samples in memory (:meth:`Cache.remember`). What
+    reads it in another build mixes it again (:func:`mixdown.actions.mix.mix_source`).
+    """
+
+    def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int) -> None:
+        import numpy as np
+
+        self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
+        self.frames = 0  # written so far
+        self.peak = 0.0  # the largest magnitude, once committed
+        self._expected = frames
+        self.samples = np.zeros((frames, channels), np.float32)
+        self._lock = threading.Lock()
+
+    def write(self, block: np.ndarray) -> None:
+        """Append samples ``[shape=(n, channels)]`` after the last appended."""
+        self.write_at(self.frames, block)
+
+    def write_at(self, start: int, block: np.ndarray) -> None:
+        """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once)."""
+        if start + len(block) > self._expected:
+            raise AudioError(f"cache object {self.key[:12]}: frame {start + len(block)} is past its end")
+        self.samples[start : start + len(block)] = block
+        with self._lock:
+            self.frames += len(block)
+
+    def quantize(self, scale: float) -> None:
+        """Make the samples whole 24-bit steps of ``scale / 2**23``, as a compact object holds
+        them; :attr:`peak` is the largest magnitude before (beyond ``scale`` was clipped)."""
+        from ..codecs.flac24 import quantize
+
+        self.peak = quantize(self.samples, scale)
+
+    def commit(self, meta: Mapping[str, Any], *, flac: bool = True, scale: float = 1.0) -> Path:
+        """Keep the object as a record with ``meta``, its samples made 24-bit steps of ``scale``
+        as :meth:`ObjectWriter.commit` with ``flac`` stores them (whatever ``flac`` says: a
+        record is compact); return its path."""
+        if self.frames == 0 or self.frames != self._expected:
+            if self.frames == 0:
+                raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
+            raise AudioError(
+                f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
+            )
+        self.quantize(scale)
+        # the empty file's sha256 and size: what a remote copy is checked against
+        _write_record(
+            self,
+            meta,
+            {"codec": RECORD, "scale": scale, "frames": self.frames, "sha256": _EMPTY_SHA256, "size": 0},
+        )
+        path = self.cache.path(self.key)
+        files.write_bytes_atomic(path, b"")  # the key is present
+        self.cache._added(self.key)
+        self.cache.remember(self.key, self.samples)
+        return path
+
+    def discard(self) -> None:
+        """Throw away what was written."""
+        self.frames = 0
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is not None:
+            self.discard()
+
+
+def _write_record(
+    writer: ObjectWriter | RecordWriter, meta: Mapping[str, Any], stored: Mapping[str, Any]
+) -> None:
+    """Write the record of what ``writer`` wrote: ``meta`` (its credentials left out, at every
+    level that names parameters), how it is ``stored``, and its shape and time."""
+    record = {
+        **{k: v for k, v in safe_params(meta).items() if k != "params"},
+        **stored,
+        "params": safe_params(meta.get("params", {})),
+        "key": writer.key,
+        "duration": round(writer.frames / writer.sample_rate, 6),
+        "sample_rate": writer.sample_rate,
+        "channels": writer.channels,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    text = json.dumps(record, indent=1, sort_keys=True)
+    files.write_bytes_atomic(writer.cache.meta_path(writer.key), text.encode("utf-8"))
