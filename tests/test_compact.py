@@ -239,7 +239,7 @@ def test_a_short_mix_kept_as_a_record_is_mixed_again_to_the_samples_its_flac_hel
 
     root = show()
     with monkeypatch.context() as patch:  # the mixes stored as 24-bit FLAC, as before records
-        patch.setattr(mix, "kept_as_record", lambda context, program: False)
+        patch.setattr(mix, "mixed_as_record", lambda context, program: False)
         code, out, err = doit(root, fakes)
     assert code == 0, out + err
     stored = load_show(root, registry=Registry(root, extra=fakes))

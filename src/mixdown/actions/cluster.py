@@ -453,7 +453,7 @@ def _master(context: Context, plan: MixPlan) -> dict[str, str]:
 def _mix_inputs(context: Context, plan: MixPlan, *, also: bool = False) -> tuple[Wanted, ...]:
     """What a worker fetches to read ``plan``'s mix: the mix, and what makes it again (its
     sections' pre-mixes, the assets the mixer lays out itself) ``also``, or when it is kept
-    as a record (:func:`mixdown.actions.mix.kept_as_record`)."""
+    as a record (:func:`mixdown.actions.mix.mixed_as_record`)."""
     inputs = [mix_wanted(plan)]
     if also or context.cache.kept_as_record(plan.key):
         inputs += [*_section_inputs(plan), *_asset_inputs(_executor(context), _laid_out(context, plan))]

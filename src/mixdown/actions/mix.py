@@ -35,9 +35,9 @@ __all__ = [
     "Change",
     "build_mix",
     "change_of",
-    "kept_as_record",
     "mix_parts",
     "mix_source",
+    "mixed_as_record",
     "program_of",
 ]
 
@@ -113,7 +113,7 @@ def _mix(context: Context, plan: MixPlan) -> None:
     layout = splice.Layout.of(plan, program)
     parts = mix_parts(frames, sr, program.hop)
     cache = context.cache
-    record = kept_as_record(context, program)
+    record = mixed_as_record(context, program)
     found = None if record else splice.plan(context, plan, program, layout, parts)  # one part: mixed whole
     writer: Any
     if record:
@@ -147,7 +147,7 @@ def _mix(context: Context, plan: MixPlan) -> None:
         copying.shutdown()
 
 
-def kept_as_record(context: Context, program: Any) -> bool:
+def mixed_as_record(context: Context, program: Any) -> bool:
     """Whether the mix of ``program`` (a :class:`~mixdown.dsp.mixer.Mix`) is kept as a record, not
     as samples: a short programme (mastered in one stream) in a compact cache, whose samples
     fit in what the cache holds in memory."""
