@@ -297,7 +297,7 @@ class Floor:
 
     def wall(self, n: int | None = None, *, checked: bool = False) -> float:
         """Wall seconds of ``n`` variants on the benchmark's workers, with the check if ``checked``."""
-        return (self.seconds - (0.0 if checked else self.check_seconds)) / self.sample * (n or self.n)
+        return (self.wall_each + (self.check_seconds / self.sample if checked else 0.0)) * (n or self.n)
 
 
 def floor(root: Path, variants: int, sample: int) -> Floor:
@@ -476,9 +476,7 @@ def report(
             cpu=statistics.fmean(r[0].cpu for r in rounds),
             stolen=None if None in steals else statistics.fmean(s for s in steals if s is not None),
         )
-        fl = rounds[0][1]
-        for more in rounds[1:]:
-            fl = fl + more[1]
+        fl = sum((r[1] for r in rounds[1:]), rounds[0][1])
         print(f"the rounds' means ({len(rounds)} in turns):")
     print(f"FIRST  doit -n 2 -P thread      {first.seconds:8.1f} s   {cpu_used(first)}")
     print(

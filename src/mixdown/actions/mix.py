@@ -115,11 +115,7 @@ def _mix(context: Context, plan: MixPlan) -> None:
     cache = context.cache
     record = mixed_as_record(context, program)
     found = None if record else splice.plan(context, plan, program, layout, parts)  # one part: mixed whole
-    writer: Any
-    if record:
-        writer = cache.record_writer(plan.key, sr, channels, frames=frames)
-    else:
-        writer = cache.writer(plan.key, sr, channels, frames=frames)
+    writer: Any = (cache.record_writer if record else cache.writer)(plan.key, sr, channels, frames=frames)
     copying = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mixdown-copy")
     try:
         redo = [True] * len(parts) if found is None else found.redo
@@ -162,34 +158,41 @@ def mixed_as_record(context: Context, program: Any) -> bool:
 
 
 def mix_source(context: Context, plan: MixPlan) -> Any:
-    """The cached mix of ``plan`` as a :class:`~mixdown.codecs.wav.Source`; one kept as a record
-    and no longer in memory is mixed again from its sections' pre-mixes (and held, for the
-    next reader)."""
-    from ..codecs.flac24 import HEADROOM
+    """The cached mix of ``plan`` as a :class:`~mixdown.codecs.wav.Source`: from memory if this
+    build holds it (a short mix, read by its master right after it is made); one kept as a
+    record and not held is mixed again from its sections' pre-mixes (and held, for the next
+    reader)."""
     from ..codecs.wav import Source
 
     cache = context.cache
-    if not cache.kept_as_record(plan.key):
-        return cache.source(plan.key)
-    frames, sr, channels = cache.info(plan.key)
     samples = cache.remembered(plan.key)
     if samples is None:
-        program = program_of(context, plan)
-        if (program.frames, program.sample_rate, program.channels) != (frames, sr, channels):
-            cache.remove(plan.key)
-            raise AudioError(
-                f"mix:{plan.name}: its record in the cache says {frames:,} frames at {sr} Hz, "
-                f"{channels} channels; mixed again it has {program.frames:,} at {program.sample_rate} "
-                f"Hz, {program.channels} (the cache was changed by hand?); it was removed: run the "
-                "build again to make it again"
-            )
-        writer = cache.record_writer(plan.key, sr, channels, frames=frames)
-        parts = mix_parts(frames, sr, program.hop)
-        _mixed_in_parts(program, writer, f"mix:{plan.name}", parts, [True] * len(parts), None)
-        writer.quantize(HEADROOM)
-        samples = writer.samples
+        if not cache.kept_as_record(plan.key):
+            return cache.source(plan.key)
+        samples = _mixed_again(context, plan)
         cache.remember(plan.key, samples)  # read-only from now on
-    return Source.of_array(samples, sr)
+    return Source.of_array(samples, plan.timeline.sample_rate)
+
+
+def _mixed_again(context: Context, plan: MixPlan) -> Any:
+    """The samples of ``plan``'s mix kept as a record, mixed again as :func:`_mix` mixed them."""
+    from ..codecs.flac24 import HEADROOM
+
+    frames, sr, channels = context.cache.info(plan.key)
+    program = program_of(context, plan)
+    if (program.frames, program.sample_rate, program.channels) != (frames, sr, channels):
+        context.cache.remove(plan.key)
+        raise AudioError(
+            f"mix:{plan.name}: its record in the cache says {frames:,} frames at {sr} Hz, "
+            f"{channels} channels; mixed again it has {program.frames:,} at {program.sample_rate} "
+            f"Hz, {program.channels} (the cache was changed by hand?); it was removed: run the "
+            "build again to make it again"
+        )
+    writer = context.cache.record_writer(plan.key, sr, channels, frames=frames)
+    parts = mix_parts(frames, sr, program.hop)
+    _mixed_in_parts(program, writer, f"mix:{plan.name}", parts, [True] * len(parts), None)
+    writer.quantize(HEADROOM)
+    return writer.samples
 
 
 def _copy_parts(

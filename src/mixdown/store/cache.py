@@ -196,11 +196,15 @@ class Cache:
         with self._lock:
             return self._recent.get(key)
 
-    def _unheld(self, key: str) -> AudioError:
-        return AudioError(
-            f"cache object {key[:12]}: it is kept as a record of how it was made, not as samples, and "
-            "only its build can make them again; run `doit` for the target that reads it"
-        )
+    def _stored_at(self, key: str, record: Mapping[str, Any]) -> Path:
+        """Where the samples of ``key`` (whose record is ``record``) are read from; an object kept
+        as a record has none to read, and says so in one line."""
+        if record.get("codec") == RECORD:
+            raise AudioError(
+                f"cache object {key[:12]}: it is kept as a record of how it was made, not as samples, and "
+                "only its build can make them again; run `doit` for the target that reads it"
+            )
+        return self.path(key)
 
     def info(self, key: str) -> tuple[int, int, int]:
         """The length in samples, the sample rate and the channels of the object ``key``, from its header.
@@ -210,6 +214,12 @@ class Cache:
         disk since. It is removed, so that the next build makes it again, and
         :class:`AudioError` says so.
         """
+        frames, rate, channels, _ = self._described(key)
+        return frames, rate, channels
+
+    def _described(self, key: str) -> tuple[int, int, int, dict[str, Any]]:
+        """:meth:`info`, and the record it read: none (``{}``) for a float object, whose header
+        says all a reader needs (its samples are stored at scale 1)."""
         import soundfile as sf
 
         from ..codecs.wav import float_wav_header
@@ -225,10 +235,10 @@ class Cache:
                     f"written with ({held / rate:.1f} of {declared / rate:.1f} s: damaged on disk); "
                     "it was removed: run the build again to make it again"
                 )
-            return held, rate, found.channels
-        record = self.meta(key) if found is None else {}
+            return held, rate, found.channels, {}
+        record = self.meta(key)
         if record.get("codec") == RECORD:
-            return int(record["frames"]), int(record["sample_rate"]), int(record["channels"])
+            return int(record["frames"]), int(record["sample_rate"]), int(record["channels"]), record
         info = sf.info(str(path))
         frames, rate = int(info.frames), int(info.samplerate)
         if record.get("codec"):
@@ -242,7 +252,7 @@ class Cache:
                     f"written with ({frames / rate:.1f} s of FLAC: damaged on disk); "
                     "it was removed: run the build again to make it again"
                 )
-        return frames, rate, int(info.channels)
+        return frames, rate, int(info.channels), record
 
     def remove(self, key: str) -> None:
         """Delete the object ``key`` and its record (it reads as missing from now on)."""
@@ -279,14 +289,12 @@ class Cache:
         :meth:`info` checks it)."""
         from ..codecs.wav import read_audio
 
-        _, rate, _ = self.info(key)
+        _, rate, _, record = self._described(key)
         recent = self.remembered(key)
         if recent is not None:
             return recent.copy(), rate
-        if self.kept_as_record(key):
-            raise self._unheld(key)
-        y, sr = read_audio(self.path(key))
-        scale = self.scale(key)
+        y, sr = read_audio(self._stored_at(key, record))
+        scale = float(record.get("scale", 1.0))
         if scale != 1:
             y *= y.dtype.type(scale)  # a power of two: exact
         return y, sr
@@ -296,21 +304,11 @@ class Cache:
         :meth:`info` checks it)."""
         from ..codecs.wav import Source
 
-        _, rate, _ = self.info(key)
+        _, rate, _, record = self._described(key)
         recent = self.remembered(key)
         if recent is not None:
             return Source.of_array(recent, rate)
-        if self.kept_as_record(key):
-            raise self._unheld(key)
-        return Source.of_file(self.path(key), scale=self.scale(key))
-
-    def scale(self, key: str) -> float:
-        """What the samples stored for ``key`` are multiplied by when read: a compact object's
-        ``"scale"`` (:mod:`mixdown.codecs.flac24`), 1 for any other."""
-        try:
-            return float(self.meta(key).get("scale", 1.0))
-        except (OSError, ValueError):
-            return 1.0
+        return Source.of_file(self._stored_at(key, record), scale=float(record.get("scale", 1.0)))
 
     def mapped(self, key: str) -> np.ndarray:
         """The samples of ``key`` as a read-only float32 array ``[shape=(frames, channels)]`` read
@@ -347,13 +345,12 @@ class Cache:
         import numpy as np
         import soundfile as sf
 
-        frames, _, channels = self.info(key)
-        if self.kept_as_record(key):
-            raise self._unheld(key)
-        scale = np.float32(self.scale(key))
+        frames, _, channels, record = self._described(key)
+        path = self._stored_at(key, record)
+        scale = np.float32(record.get("scale", 1.0))
         with tempfile.TemporaryFile(prefix=".decoded-", dir=self.root) as scratch:
             out = np.memmap(scratch, dtype="<f4", mode="w+", shape=(max(frames, 1), channels))
-            with sf.SoundFile(str(self.path(key))) as fh:
+            with sf.SoundFile(str(path)) as fh:
                 for at in range(0, frames, 1 << 18):
                     block = out[at : min(at + (1 << 18), frames)]
                     if fh.read(out=block).shape[0] != len(block):
