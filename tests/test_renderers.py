@@ -45,6 +45,25 @@ def test_builtins_import_lazily() -> None:
     }
 
 
+def test_a_show_naming_the_synth_loads_without_scipy(tmp_path: Path) -> None:
+    # Loading a show checks each source's settings against its renderer's module; the synth's
+    # scipy (about half a second) waits until a sound is rendered, or the mixer needs it.
+    import subprocess
+
+    from mixdown.scaffold import init
+
+    init(tmp_path / "show")
+    assert 'renderer = "synth"' in (tmp_path / "show" / "project.toml").read_text()
+    code = (
+        "import sys\nfrom mixdown.loader import load_show\n"
+        f"show = load_show({str(tmp_path / 'show')!r})\n"
+        "print(bool(show.plan.mixes), 'mixdown.renderers.local.synth' in sys.modules)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["True True", "[]"]  # planned, its settings checked: no scipy
+
+
 def test_project_local_renderer_is_found_by_file_name(tmp_path: Path) -> None:
     (tmp_path / "renderers").mkdir()
     (tmp_path / "renderers" / "beep.py").write_text(

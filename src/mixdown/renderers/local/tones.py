@@ -2,6 +2,10 @@
 filters, a convolution reverb, and the plucked, bell and pad voices its
 SFX and music presets are made of. Arrays are float32 at :data:`SR`,
 channels first while they are built.
+
+scipy is imported where it is used, not with the module: a show names the
+synth renderer, so loading any such show imported scipy.signal (about half
+a second, before the first task could start) only to check its settings.
 """
 
 from __future__ import annotations
@@ -12,9 +16,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
-import scipy.fft as sfft
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import butter, sosfilt
 
 __all__ = ["SR", "Rng"]
 
@@ -124,6 +126,8 @@ def shaped_noise(rng: Rng, n: int, gain: Callable[[np.ndarray, np.ndarray], np.n
     win = np.sqrt(np.hanning(nper + 1)[:-1]).astype(_F32)
     frames = sliding_window_view(noise(rng, n + 2 * nper), nper)[::hop] * win
     times = ((np.arange(len(frames)) * hop + nper / 2 - hop) / SR).astype(_F32)
+    import scipy.fft as sfft
+
     spec = sfft.rfft(frames, axis=1)
     spec *= gain(np.fft.rfftfreq(nper, 1 / SR).astype(_F32), times)
     out = sfft.irfft(spec, nper, axis=1) * win
@@ -136,6 +140,8 @@ def shaped_noise(rng: Rng, n: int, gain: Callable[[np.ndarray, np.ndarray], np.n
 @lru_cache(maxsize=8)
 def sos(kind: str, cutoff: float | tuple[float, float], order: int = 2) -> np.ndarray:
     """Second-order sections of a Butterworth ``kind`` filter at :data:`SR`, as float32."""
+    from scipy.signal import butter
+
     sections: np.ndarray = butter(order, cutoff, kind, fs=SR, output="sos")
     return sections.astype(_F32)
 
@@ -143,6 +149,9 @@ def sos(kind: str, cutoff: float | tuple[float, float], order: int = 2) -> np.nd
 @lru_cache(maxsize=4)
 def ir_spectrum(t60: float, nfft: int) -> np.ndarray:
     """Spectrum of a stereo reverb impulse: decorrelated decaying noise, unit energy."""
+    import scipy.fft as sfft
+    from scipy.signal import sosfilt
+
     t = np.arange(int(t60 * SR)) / SR
     ir = np.random.default_rng(1234).standard_normal((len(t), 2)) * np.exp(-6.9 * t / t60)[:, None]
     ir = sosfilt(sos("lowpass", 4500.0, 1), ir, axis=0) * np.clip((t - 0.012) / 0.004, 0, 1)[:, None]
@@ -153,6 +162,8 @@ def ir_spectrum(t60: float, nfft: int) -> np.ndarray:
 
 def reverb(dry: np.ndarray, t60: float, mix: float) -> np.ndarray:
     """Dry plus ``mix`` times a stereo reverb of the mono sum; longer by the tail."""
+    import scipy.fft as sfft
+
     total = len(dry) + int(t60 * SR) - 1
     nfft = sfft.next_fast_len(total, real=True)
     send = sfft.rfft(dry[:, 0] + dry[:, 1], nfft)[:, None] * _F32(mix / 2)
