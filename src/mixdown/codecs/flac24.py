@@ -35,10 +35,15 @@ def steps24(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``block`` as whole 24-bit steps of ``scale / 2**23``, int32 ``[shape=(n, channels)]``:
     ``round(x / scale * 2**23)``, clipped."""
     q = np.multiply(block, np.float32(FULL_SCALE / scale), dtype=np.float32)
+    steps: np.ndarray = _rounded(q).astype(np.int32)
+    return steps
+
+
+def _rounded(q: np.ndarray) -> np.ndarray:
+    """``q`` (float32, in steps) rounded to whole steps and clipped to 24 bits, in place."""
     np.rint(q, out=q)
     np.clip(q, -FULL_SCALE, FULL_SCALE - 1, out=q)
-    steps: np.ndarray = q.astype(np.int32)
-    return steps
+    return q
 
 
 def quantized(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -53,9 +58,7 @@ def quantize(samples: np.ndarray, scale: float = 1.0) -> float:
     before (beyond ``scale``, they were clipped)."""
     peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
     np.multiply(samples, np.float32(FULL_SCALE / scale), out=samples)
-    np.rint(samples, out=samples)
-    np.clip(samples, -FULL_SCALE, FULL_SCALE - 1, out=samples)
-    np.multiply(samples, np.float32(scale / FULL_SCALE), out=samples)
+    np.multiply(_rounded(samples), np.float32(scale / FULL_SCALE), out=samples)
     return peak
 
 

@@ -41,6 +41,7 @@ two builds of one show at once make each key once, the second waiting for the fi
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -70,7 +71,7 @@ DECODED_BYTES = 1 << 30
 RECENT_BYTES = 1 << 27
 #: the ``"codec"`` of an object kept as a record, not as samples (:class:`RecordWriter`)
 RECORD = "record"
-_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a record's object: an empty file
 _SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 
 
@@ -185,9 +186,12 @@ class Cache:
         return RecordWriter(self, key, sample_rate, channels, frames=frames)
 
     def kept_as_record(self, key: str) -> bool:
-        """Whether the object ``key`` is kept as a record, its samples not stored (:data:`RECORD`)."""
+        """Whether the object ``key`` is kept as a record, its samples not stored (:data:`RECORD`).
+
+        Only an empty object can be: any other is told by its size, without reading its record.
+        """
         try:
-            return self.meta(key).get("codec") == RECORD
+            return os.path.getsize(self.path(key)) == 0 and self.meta(key).get("codec") == RECORD
         except (OSError, ValueError):
             return False
 
@@ -486,13 +490,10 @@ class ObjectWriter:
         """
         from ..codecs.flac24 import MAX_CHANNELS
 
-        if self.frames == 0 or self.frames != self._expected:
+        incomplete = _incomplete(self.key, self.frames, self._expected)
+        if incomplete is not None:
             self.discard()
-            if self.frames == 0:
-                raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
-            raise AudioError(
-                f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
-            )
+            raise incomplete
         flac = flac and self.channels <= MAX_CHANNELS
         if flac:
             self._compact(scale)
@@ -599,12 +600,9 @@ class RecordWriter:
         """Keep the object as a record with ``meta``, its samples made 24-bit steps of ``scale``
         as :meth:`ObjectWriter.commit` with ``flac`` stores them (whatever ``flac`` says: a
         record is compact); return its path."""
-        if self.frames == 0 or self.frames != self._expected:
-            if self.frames == 0:
-                raise AudioError(f"cache object {self.key[:12]}: refusing to store empty audio")
-            raise AudioError(
-                f"cache object {self.key[:12]}: {self.frames} frames written of {self._expected}; not stored"
-            )
+        incomplete = _incomplete(self.key, self.frames, self._expected)
+        if incomplete is not None:
+            raise incomplete
         self.quantize(scale)
         # the empty file's sha256 and size: what a remote copy is checked against
         _write_record(
@@ -628,6 +626,15 @@ class RecordWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.discard()
+
+
+def _incomplete(key: str, frames: int, expected: int) -> AudioError | None:
+    """Why an object of which ``frames`` of ``expected`` were written is not stored, if it is not."""
+    if frames == 0:
+        return AudioError(f"cache object {key[:12]}: refusing to store empty audio")
+    if frames != expected:
+        return AudioError(f"cache object {key[:12]}: {frames} frames written of {expected}; not stored")
+    return None
 
 
 def _write_record(

@@ -119,9 +119,7 @@ def _door(rng: Rng, n: int, semis: float) -> np.ndarray:
 def _rain(rng: Rng, n: int, semis: float) -> np.ndarray:
     x = tones.noise(rng, (2, n))  # channels first while filtering: contiguous rows are faster
     x[1] = 0.6 * x[0] + 0.8 * x[1]  # partly correlated: wide but solid
-    from scipy.signal import sosfilt  # imported here: see tones
-
-    bed: np.ndarray = sosfilt(tones.sos("bandpass", (400.0, 11000.0)), x, axis=1)
+    bed = tones.filtered(x, "bandpass", (400.0, 11000.0), axis=1)
     knots = rng.uniform(0.6, 1.0, int(n / SR / 0.7) + 2)  # slow gusts, 1 ms control rate
     gust = np.interp(np.arange(0, n, 48) / (0.7 * SR), np.arange(len(knots)), knots)
     bed *= np.repeat(gust.astype(_F32), 48)[:n]
@@ -219,9 +217,7 @@ def render_sfx(
     n = max(64, round(secs * SR))
     y = _SFX[preset](np.random.default_rng(seed), n, float(pitch))
     if preset in ("chime", "click", "door", "sting"):  # decaying tones may leave a little DC
-        from scipy.signal import sosfilt
-
-        y = sosfilt(tones.sos("highpass", 20.0, 1), y, axis=0)
+        y = tones.filtered(y, "highpass", 20.0, 1, axis=0)
     y = np.pad(y, ((0, n - len(y)), (0, 0))) if len(y) < n else y
     return _normalise(tones.fade(y, 0.001, min(0.01, secs / 10)))
 

@@ -146,15 +146,24 @@ def sos(kind: str, cutoff: float | tuple[float, float], order: int = 2) -> np.nd
     return sections.astype(_F32)
 
 
+def filtered(
+    x: np.ndarray, kind: str, cutoff: float | tuple[float, float], order: int = 2, *, axis: int
+) -> np.ndarray:
+    """``x`` through the Butterworth filter :func:`sos` designs, along ``axis``."""
+    from scipy.signal import sosfilt
+
+    y: np.ndarray = sosfilt(sos(kind, cutoff, order), x, axis=axis)
+    return y
+
+
 @lru_cache(maxsize=4)
 def ir_spectrum(t60: float, nfft: int) -> np.ndarray:
     """Spectrum of a stereo reverb impulse: decorrelated decaying noise, unit energy."""
     import scipy.fft as sfft
-    from scipy.signal import sosfilt
 
     t = np.arange(int(t60 * SR)) / SR
     ir = np.random.default_rng(1234).standard_normal((len(t), 2)) * np.exp(-6.9 * t / t60)[:, None]
-    ir = sosfilt(sos("lowpass", 4500.0, 1), ir, axis=0) * np.clip((t - 0.012) / 0.004, 0, 1)[:, None]
+    ir = filtered(ir, "lowpass", 4500.0, 1, axis=0) * np.clip((t - 0.012) / 0.004, 0, 1)[:, None]
     spec: np.ndarray = sfft.rfft((ir / np.sqrt((ir**2).sum(0))).astype(_F32), nfft, axis=0)
     spec.setflags(write=False)
     return spec
