@@ -4,7 +4,8 @@ The show's voice is a "paid" renderer in its own renderers/ that counts
 each render it completes in ``renders.log`` beside the show (the workers
 and this process append to the same file), and kills the process it runs
 in, before completing, when the show holds a ``kill-on`` file naming the
-line: a worker lost in the middle of a paid request.
+line: a worker lost in the middle of a paid request. With a ``slow-uploads``
+file, the worker uploads each line it rendered half a second late.
 """
 
 from __future__ import annotations
@@ -31,13 +32,31 @@ from .s3server import S3
 from .test_build import doit, ran
 
 RENDERER = '''
-import os, signal, zlib
+import os, signal, time, zlib
 from pathlib import Path
 
 import numpy as np
 from mixdown.renderers import RendererBase, RenderResult
 
 SR = 24000
+
+
+def _voice_uploads_late(late):
+    """In this worker, upload each rendered line half a second late while ``late`` (the show
+    holds a ``slow-uploads`` file): a worker killed in a render while the upload of an earlier
+    one is under way, the race a job must not lose."""
+    from mixdown.store.remote import Remote
+
+    if not hasattr(Remote._upload, "late"):
+        upload = Remote._upload
+
+        def slowed(self, fs, cache, wanted):
+            if slowed.late and wanted.target.startswith("voice:"):
+                time.sleep(0.5)
+            return upload(self, fs, cache, wanted)
+
+        Remote._upload = slowed
+    Remote._upload.late = late
 
 
 class Renderer(RendererBase):
@@ -47,6 +66,7 @@ class Renderer(RendererBase):
 
     def render(self, request):
         root = Path(request.root)
+        _voice_uploads_late((root / "slow-uploads").is_file())
         marker = root / "kill-on"
         if marker.is_file() and marker.read_text().strip() == request.target:
             marker.unlink()
@@ -268,6 +288,7 @@ def test_a_worker_killed_in_a_paid_render_is_replaced_and_nothing_is_paid_twice(
 ) -> None:
     root = make_show(tmp_path / "show")
     (root / "kill-on").write_text(victim)
+    (root / "slow-uploads").touch()  # a listener's second line killed as its first goes up
     on_cluster(monkeypatch, cluster, s3.url)
     code, out, err = doit(root, {})
     assert code == 0, out + err

@@ -199,6 +199,10 @@ def _action(job: Job, place: _Place, remote: Remote, project: Project, name: str
     elif job.kind == "mix":
         for asset in job.renders:  # a listener's own lines, which only this mix reads
             render_once(context, asset)
+            # on the remote before the next is paid for: a worker lost in one render loses
+            # none of the job's renders before it, which the job run again elsewhere would pay
+            # for again
+            _uploaded(remote, name)
         mix_once(context, job.item)
     else:
         with tempfile.TemporaryDirectory(dir=place.scratch, prefix="show-") as scratch:
