@@ -27,6 +27,7 @@ from mixdown.dsp.signal import BLOCK
 from mixdown.errors import AudioError
 from mixdown.loader import load_show
 from mixdown.renderers import Registry
+from mixdown.store import cache as cache_module
 from mixdown.store.cache import RECORD, Cache
 from mixdown.store.files import sha256_of
 
@@ -40,6 +41,15 @@ def _programme(frames: int, channels: int, seed: int) -> np.ndarray:
     audio[frames // 3 : frames // 2] = 0.0
     audio[:: max(1, frames // 7)] = np.float32(3.5)  # +11 dBFS: inside the headroom
     return audio
+
+
+@pytest.fixture(params=["in memory", "in a file"])
+def held(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where a cache object being written is held: in memory (a short one, every object these
+    tests write) or in a temporary float WAV (a long one, as when none may be held in memory)."""
+    if request.param == "in a file":
+        monkeypatch.setattr(cache_module, "IN_MEMORY_BYTES", 0)
+    return str(request.param)
 
 
 def _whole_steps(audio: np.ndarray, scale: float) -> np.ndarray:
@@ -58,7 +68,7 @@ def _whole_steps(audio: np.ndarray, scale: float) -> np.ndarray:
     ],
 )
 def test_a_compact_object_reads_back_as_whole_steps_through_every_reader(
-    tmp_path: Path, sr: int, channels: int, frames: int
+    tmp_path: Path, sr: int, channels: int, frames: int, held: str
 ) -> None:
     cache = Cache(tmp_path)
     audio = _programme(frames, channels, seed=frames)
@@ -98,7 +108,7 @@ def test_a_compact_object_reads_back_as_whole_steps_through_every_reader(
     [(8000, 1, 1), (22050, 2, BLOCK - 1), (44100, 1, BLOCK), (48000, 2, BLOCK + 1), (96000, 8, 3 * 4096 + 5)],
 )
 def test_an_object_kept_as_a_record_reads_as_its_flac_would_where_its_samples_are_held(
-    tmp_path: Path, sr: int, channels: int, frames: int
+    tmp_path: Path, sr: int, channels: int, frames: int, held: str
 ) -> None:
     cache = Cache(tmp_path)
     audio = _programme(frames, channels, seed=frames + 1)
@@ -136,6 +146,36 @@ def test_an_object_kept_as_a_record_reads_as_its_flac_would_where_its_samples_ar
         assert "\n" not in str(err.value) and "doit" in str(err.value)
 
 
+def test_an_object_short_of_its_frames_or_failing_to_commit_leaves_nothing(
+    tmp_path: Path, held: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Cache(tmp_path)
+    key = "ab" + "7" * 62
+    with cache.writer(key, 16000, 2, frames=100) as writer:
+        writer.write(np.ones((99, 2), np.float32))
+        with pytest.raises(ValueError, match="outside"):
+            writer.write_at(99, np.ones((2, 2), np.float32))
+        with pytest.raises(AudioError, match="99 frames written of 100; not stored"):
+            writer.commit({"kind": "mix"}, flac=True, scale=HEADROOM)
+    assert key not in Cache(tmp_path) and not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+    def failing(*args: Any, **kwargs: Any) -> float:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mixdown.codecs.flac24.write_flac24", failing)
+    for flac in (True, False):  # the FLAC fails to be written; the float WAV does not
+        with cache.writer(key, 16000, 2, frames=100) as writer:
+            writer.write(np.ones((100, 2), np.float32))
+            if flac:
+                with pytest.raises(OSError, match="No space"):
+                    writer.commit({"kind": "mix"}, flac=True, scale=HEADROOM)
+            else:
+                writer.commit({"kind": "mix"})
+        left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+        assert left == ([] if flac else [f"{key}.json", f"{key}.wav"])
+    np.testing.assert_array_equal(Cache(tmp_path).get(key)[0], np.ones((100, 2), np.float32))
+
+
 def test_a_record_short_of_its_frames_is_not_kept(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     with cache.record_writer("ab" + "6" * 62, 16000, 2, frames=100) as writer:
@@ -163,7 +203,9 @@ def test_quantizing_in_place_gives_what_quantized_gives(values: list[float]) -> 
     np.testing.assert_array_equal(got, want)
 
 
-def test_beyond_the_headroom_is_clipped_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_beyond_the_headroom_is_clipped_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], held: str
+) -> None:
     cache = Cache(tmp_path)
     audio = _programme(20_000, 2, seed=1)
     audio[5_000] = [-9.0, 6.0]  # +19.1 dBFS
@@ -181,7 +223,7 @@ def test_beyond_the_headroom_is_clipped_and_said(tmp_path: Path, capsys: pytest.
     assert "mix:show/loud" in err and "+19.1 dBFS" in err and "compact = false" in err
 
 
-def test_more_channels_than_flac_takes_stay_a_float_object(tmp_path: Path) -> None:
+def test_more_channels_than_flac_takes_stay_a_float_object(tmp_path: Path, held: str) -> None:
     cache = Cache(tmp_path)
     audio = _programme(5_000, 10, seed=2)
     with cache.writer("ab" + "4" * 62, 48000, 10, frames=len(audio)) as writer:
@@ -275,7 +317,7 @@ def _bytes(cache: Cache, plan: Any) -> int:
     return sum(cache.path(key).stat().st_size for key in set(_mixes_and_sections(plan)))
 
 
-def test_a_flac_object_is_copied_from_at_any_frame(tmp_path: Path) -> None:
+def test_a_flac_object_is_copied_from_at_any_frame(tmp_path: Path, held: str) -> None:
     cache = Cache(tmp_path)
     rng = np.random.default_rng(3)
     audio = np.clip(0.3 * rng.standard_normal((50_000, 2)), -0.99, 0.99).astype(np.float32)
@@ -299,7 +341,7 @@ def test_a_flac_object_is_copied_from_at_any_frame(tmp_path: Path) -> None:
     np.testing.assert_array_equal(copied[20_000:], stored[5_000:25_000])
 
 
-def test_silence_in_a_float_object_takes_no_disk(tmp_path: Path) -> None:
+def test_silence_in_a_float_object_takes_no_disk(tmp_path: Path, held: str) -> None:
     from mixdown.codecs.wav import sounding_runs
 
     cache = Cache(tmp_path)

@@ -69,6 +69,9 @@ _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 DECODED_BYTES = 1 << 30
 #: bytes of the compact objects a cache last wrote that it keeps in memory as they read back
 RECENT_BYTES = 1 << 27
+#: an object being written whose samples take no more bytes than this is held in memory
+#: (:class:`ObjectWriter`): the largest a cache keeps of its recent objects
+IN_MEMORY_BYTES = RECENT_BYTES // 2
 #: the ``"codec"`` of an object kept as a record, not as samples (:class:`RecordWriter`)
 RECORD = "record"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a record's object: an empty file
@@ -401,16 +404,23 @@ class Cache:
 class ObjectWriter:
     """A cache object written in blocks: it exists only once :meth:`commit` succeeds.
 
-    The audio goes to a temporary float32 WAV of ``frames`` frames beside the
-    object, in order (:meth:`write`) or at any position from any thread
-    (:meth:`write_at`: parts of a programme made in parallel); :meth:`commit`
-    checks that every frame was written, flushes the file to disk, writes the
-    record and renames the audio into place (the same order as
-    :meth:`Cache.put`); :meth:`discard` removes it. Used as a context
-    manager, an exception discards.
+    The audio is written in order (:meth:`write`) or at any position from any
+    thread (:meth:`write_at`: parts of a programme made in parallel). An
+    object of up to :data:`IN_MEMORY_BYTES` of float32 samples (a section's
+    pre-mix, a short programme's mix) is held in memory and its file is made
+    whole at :meth:`commit`: a night of short variants makes three of them a
+    listener, and a temporary float WAV for each, written, read back for its
+    FLAC and deleted, cost about as much again as the FLAC itself. A longer
+    object goes to a temporary float32 WAV of ``frames`` frames beside it.
+    :meth:`commit` checks that every frame was written, makes the file durable,
+    writes the record and renames the audio into place (the same order as
+    :meth:`Cache.put`); :meth:`discard` lets it go. Used as a context manager,
+    an exception discards.
     """
 
     def __init__(self, cache: Cache, key: str, sample_rate: int, channels: int, *, frames: int) -> None:
+        import numpy as np
+
         from ..codecs.wav import WavWriter
 
         self.cache, self.key, self.sample_rate, self.channels = cache, key, sample_rate, channels
@@ -419,6 +429,12 @@ class ObjectWriter:
         self._expected = frames
         self._samples: np.ndarray | None = None  # a short compact object's, as it reads back
         self._lock = threading.Lock()
+        self._memory: np.ndarray | None = None
+        self._file: WavWriter | None = None
+        self._tmp: Path | None = None
+        if 4 * frames * channels <= IN_MEMORY_BYTES:
+            self._memory = np.zeros((frames, channels), np.float32)  # pages are taken as written
+            return
         fd, name = temporary_beside(cache.path(key))
         os.close(fd)
         self._tmp = Path(name)
@@ -435,30 +451,42 @@ class ObjectWriter:
     def write_at(self, start: int, block: np.ndarray) -> None:
         """Write samples ``[shape=(n, channels)]`` at frame ``start`` (each frame once).
 
-        Long runs of silence are not written: the new file is a hole of its
+        Long runs of silence are not written to a file: it is a hole of its
         whole length, which reads as zeros, so they cost no disk (a section's
         SFX bus is mostly silence, its voice bus has gaps between lines).
         """
         from ..codecs.wav import sounding_runs
 
-        for a, b in sounding_runs(block):
-            self._file.write_at(start + a, block[a:b])
+        if self._memory is not None:
+            if start < 0 or start + len(block) > self._expected:
+                raise ValueError(
+                    f"frames {start}..{start + len(block)} are outside the object's {self._expected}"
+                )
+            self._memory[start : start + len(block)] = block
+        else:
+            assert self._file is not None
+            for a, b in sounding_runs(block):
+                self._file.write_at(start + a, block[a:b])
         with self._lock:
             self.frames += len(block)
 
     def copy_from(self, key: str, start: int, stop: int, at: int | None = None) -> None:
         """Copy frames ``[start, stop)`` of the cached object ``key`` (same rate and channels)
         to this one's frames from ``at`` (by default the same frames): what an earlier version
-        of it already holds. A float WAV is copied in the kernel, a 24-bit FLAC decoded."""
+        of it already holds. A float WAV is copied in the kernel into a file, otherwise decoded."""
         from ..codecs.wav import float_samples_at
 
         path = self.cache.path(key)
-        if float_samples_at(path) is not None:
+        position = start if at is None else at
+        if self._file is not None and float_samples_at(path) is not None:
             self._file.copy_from(path, start, stop, at)
         else:
-            position = start if at is None else at
             for block in self.cache.source(key).between(start, stop):
-                self._file.write_at(position, block)
+                if self._memory is not None:
+                    self._memory[position : position + len(block)] = block
+                else:
+                    assert self._file is not None
+                    self._file.write_at(position, block)
                 position += len(block)
             if position - (start if at is None else at) != stop - start:
                 raise AudioError(f"cache object {key[:12]}: it ends before frame {stop}")
@@ -467,7 +495,11 @@ class ObjectWriter:
 
     def blocks(self, start: int, stop: int, size: int = 1 << 16) -> Iterator[np.ndarray]:
         """Read back frames ``[start, stop)`` as written so far, in float32 blocks."""
-        return self._file.blocks(start, stop, size)
+        if self._memory is None:
+            assert self._file is not None
+            return self._file.blocks(start, stop, size)
+        memory = self._memory
+        return (memory[first : min(first + size, stop)] for first in range(start, stop, size))
 
     def reset(self) -> None:
         """Start the count of written frames again: everything is about to be written anew."""
@@ -495,11 +527,19 @@ class ObjectWriter:
             self.discard()
             raise incomplete
         flac = flac and self.channels <= MAX_CHANNELS
-        if flac:
-            self._compact(scale)
-        else:
-            self._file.flush()
-            self._file.close()
+        try:
+            if flac:
+                self._compact(scale)
+            elif self._memory is not None:
+                self._unpack()
+            else:
+                assert self._file is not None
+                self._file.flush()
+                self._file.close()
+        except BaseException:
+            self.discard()
+            raise
+        assert self._tmp is not None
         sums: dict[str, Any] = {"sha256": files.sha256_of(self._tmp)} if digest else {}
         if digest or flac:  # a compact object's size: what tells it whole (see Cache.info)
             sums["size"] = os.path.getsize(self._tmp)
@@ -517,16 +557,22 @@ class ObjectWriter:
         return path
 
     def _compact(self, scale: float) -> None:
-        """Make the object's file a 24-bit FLAC of what was written (the float WAV is let go)."""
+        """Make the object's file a 24-bit FLAC of what was written (a float WAV is let go).
+
+        A short object's samples are kept as they read back (:meth:`Cache.remember`):
+        one held in memory becomes them in place, as each block is written.
+        """
+        import numpy as np
+
         from ..codecs.flac24 import write_flac24
 
         fd, name = temporary_beside(self.cache.path(self.key))
-        import numpy as np
-
-        if 4 * self._expected * self.channels <= RECENT_BYTES // 2:
+        if self._memory is not None:
+            self._samples = self._memory
+        elif 4 * self._expected * self.channels <= RECENT_BYTES // 2:
             self._samples = np.empty((self._expected, self.channels), np.float32)
         try:
-            blocks = self._file.blocks(0, self._expected)
+            blocks = self.blocks(0, self._expected)
             self.peak = write_flac24(
                 name, blocks, self.sample_rate, self.channels, scale=scale, into=self._samples
             )
@@ -536,14 +582,43 @@ class ObjectWriter:
             raise
         finally:
             os.close(fd)
-        self._file.close()
-        files.discard(self._tmp)
+        self._let_go()
         self._tmp = Path(name)
+
+    def _unpack(self) -> None:
+        """Write the samples held in memory to a new float WAV (silences left as holes)."""
+        from ..codecs.wav import WavWriter, sounding_runs
+
+        assert self._memory is not None
+        fd, name = temporary_beside(self.cache.path(self.key))
+        os.close(fd)
+        self._tmp = Path(name)
+        wav = WavWriter(name, self.sample_rate, self.channels, "FLOAT", self._expected)
+        try:
+            for first, block in zip(
+                range(0, self._expected, 1 << 16), self.blocks(0, self._expected), strict=True
+            ):
+                for a, b in sounding_runs(block):
+                    wav.write_at(first + a, block[a:b])
+            wav.flush()
+        finally:
+            wav.close()
+        self._memory = None
+
+    def _let_go(self) -> None:
+        """Close and remove the temporary float WAV, or drop the samples held in memory."""
+        self._memory = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp is not None:
+            files.discard(self._tmp)
+            self._tmp = None
 
     def discard(self) -> None:
         """Throw away what was written."""
-        self._file.close()
-        files.discard(self._tmp)
+        self._samples = None
+        self._let_go()
 
     def __enter__(self) -> ObjectWriter:
         return self
