@@ -197,12 +197,13 @@ def _action(job: Job, place: _Place, remote: Remote, project: Project, name: str
     elif job.kind == "section":
         premix_once(context, *job.item)
     elif job.kind == "mix":
-        for asset in job.renders:  # a listener's own lines, which only this mix reads
+        for i, asset in enumerate(job.renders):  # a listener's own lines, which only this mix reads
+            if i:
+                # the line before on the remote before the next is paid for: a worker lost in
+                # one render loses none of the job's renders before it, which the job run
+                # again elsewhere would pay for again (the last goes up as the mix is made)
+                _uploaded(remote, name)
             render_once(context, asset)
-            # on the remote before the next is paid for: a worker lost in one render loses
-            # none of the job's renders before it, which the job run again elsewhere would pay
-            # for again
-            _uploaded(remote, name)
         mix_once(context, job.item)
     else:
         with tempfile.TemporaryDirectory(dir=place.scratch, prefix="show-") as scratch:
