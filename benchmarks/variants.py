@@ -484,7 +484,7 @@ def report(
     print(
         f"FLOOR  DSP, encode, check       {fl.wall():8.1f} s   CPU {fl.cpu():.1f} s "
         f"({fl.sample} variants on {WORKERS} processes, x {n / fl.sample:.1f}: "
-        f"{(fl.cpu_each + fl.check_each) * 1000:.0f} ms CPU, "
+        f"{fl.cpu(1) * 1000:.0f} ms CPU, "
         f"{fl.wall(1) * 1000:.0f} ms wall each)"
     )
     ratio = first.seconds / fl.wall()

@@ -62,6 +62,8 @@ from .locks import holding
 if TYPE_CHECKING:  # loading a show must not pay for numpy; rendering does
     import numpy as np
 
+    from ..codecs.wav import WavWriter
+
 __all__ = ["RECORD", "Cache", "ObjectWriter", "RecordWriter", "safe_params"]
 
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -455,8 +457,6 @@ class ObjectWriter:
         whole length, which reads as zeros, so they cost no disk (a section's
         SFX bus is mostly silence, its voice bus has gaps between lines).
         """
-        from ..codecs.wav import sounding_runs
-
         if self._memory is not None:
             if start < 0 or start + len(block) > self._expected:
                 raise ValueError(
@@ -465,8 +465,7 @@ class ObjectWriter:
             self._memory[start : start + len(block)] = block
         else:
             assert self._file is not None
-            for a, b in sounding_runs(block):
-                self._file.write_at(start + a, block[a:b])
+            _write_sounding(self._file, start, block)
         with self._lock:
             self.frames += len(block)
 
@@ -559,18 +558,13 @@ class ObjectWriter:
     def _compact(self, scale: float) -> None:
         """Make the object's file a 24-bit FLAC of what was written (a float WAV is let go).
 
-        A short object's samples are kept as they read back (:meth:`Cache.remember`):
-        one held in memory becomes them in place, as each block is written.
+        The samples of one held in memory become what the FLAC reads back as, in place,
+        block by block: the cache keeps them (:meth:`Cache.remember`).
         """
-        import numpy as np
-
         from ..codecs.flac24 import write_flac24
 
         fd, name = temporary_beside(self.cache.path(self.key))
-        if self._memory is not None:
-            self._samples = self._memory
-        elif 4 * self._expected * self.channels <= RECENT_BYTES // 2:
-            self._samples = np.empty((self._expected, self.channels), np.float32)
+        self._samples = self._memory  # a longer object is not kept: it passes IN_MEMORY_BYTES
         try:
             blocks = self.blocks(0, self._expected)
             self.peak = write_flac24(
@@ -587,19 +581,17 @@ class ObjectWriter:
 
     def _unpack(self) -> None:
         """Write the samples held in memory to a new float WAV (silences left as holes)."""
-        from ..codecs.wav import WavWriter, sounding_runs
+        from ..codecs.wav import WavWriter
 
-        assert self._memory is not None
+        memory = self._memory
+        assert memory is not None
         fd, name = temporary_beside(self.cache.path(self.key))
         os.close(fd)
         self._tmp = Path(name)
         wav = WavWriter(name, self.sample_rate, self.channels, "FLOAT", self._expected)
         try:
-            for first, block in zip(
-                range(0, self._expected, 1 << 16), self.blocks(0, self._expected), strict=True
-            ):
-                for a, b in sounding_runs(block):
-                    wav.write_at(first + a, block[a:b])
+            for first in range(0, self._expected, 1 << 16):
+                _write_sounding(wav, first, memory[first : first + (1 << 16)])
             wav.flush()
         finally:
             wav.close()
@@ -701,6 +693,14 @@ class RecordWriter:
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if kind is not None:
             self.discard()
+
+
+def _write_sounding(wav: WavWriter, start: int, block: np.ndarray) -> None:
+    """Write ``block`` at frame ``start`` of ``wav`` but its long runs of silence (holes)."""
+    from ..codecs.wav import sounding_runs
+
+    for a, b in sounding_runs(block):
+        wav.write_at(start + a, block[a:b])
 
 
 def _incomplete(key: str, frames: int, expected: int) -> AudioError | None:
